@@ -1,0 +1,1 @@
+"""The trusted component: protocol math, sealing and attestation. Never imports the host."""

@@ -1,0 +1,1 @@
+"""Prime-order groups, passed in as values (never a module-global curve)."""

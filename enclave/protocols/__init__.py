@@ -1,0 +1,1 @@
+"""Threshold protocols, each driven by the round state machine in rounds.py."""

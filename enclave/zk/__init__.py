@@ -1,0 +1,1 @@
+"""Zero-knowledge proofs, one module per relation."""

@@ -1,0 +1,1 @@
+"""The host (untrusted): gRPC server, auth, sessions, sealed-blob storage."""
