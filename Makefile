@@ -23,7 +23,7 @@ test: venv lint
 	$(VENV)/bin/pytest -q
 
 bench: venv
-	$(PY) -m tests.bench
+	$(PY) -m bench --out bench-results/bench.json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""Run every benchmark module and write one JSON document.
+
+Usage: python -m bench [--only NAME ...] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+MODULES = ["frost", "gg20", "service"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", action="append", choices=MODULES, help="run only these benchmarks")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    results: dict[str, object] = {
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    for name in args.only or MODULES:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"bench.{name}":
+                results[name] = {"skipped": "benchmark module not present"}
+                continue
+            raise
+        print(f"running {name} ...", file=sys.stderr)
+        results[name] = module.run()
+    text = json.dumps(results, indent=2, sort_keys=True)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
