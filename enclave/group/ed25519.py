@@ -1,0 +1,129 @@
+"""Ed25519's prime-order subgroup on libsodium (PyNaCl bindings), implementing `Group`.
+
+Elements are the 32-byte canonical encodings themselves (`bytes`), because libsodium's point
+API works on encodings: an element can only come from libsodium's arithmetic or from
+`decode`, so every element is canonical and `encode` is free. Scalars are ints mod `order`
+(L = 2^252 + 27742317777372353535851937790883648493), encoded 32 bytes little-endian.
+
+Validation contract:
+- `decode` is strict: exact length, canonical (y < p, and the encoding round-trips), on the
+  curve, in the prime-order subgroup, and not the identity (libsodium's
+  `crypto_core_ed25519_is_valid_point` rejects small-order points, which include the identity).
+  Use `decode_allow_identity` only where a spec permits the identity.
+- libsodium's `crypto_core_ed25519_add` accepts any on-curve point, mixed order included, so
+  the arithmetic here is only sound on elements that passed `decode` (or came from this class).
+- libsodium's `crypto_scalarmult_ed25519*_noclamp` refuse a zero scalar, the identity and an
+  identity result; `mul`/`base_mul` handle those cases explicitly so they return the identity
+  instead of failing. No clamping: scalars are reduced mod L and used as they are.
+
+Timing: libsodium's scalar multiplication is constant time; the Python-int scalar arithmetic
+(reductions, additions) is not, which is the accepted limit of a Python implementation.
+"""
+
+from __future__ import annotations
+
+from nacl.bindings import (
+    crypto_core_ed25519_add,
+    crypto_core_ed25519_is_valid_point,
+    crypto_core_ed25519_sub,
+    crypto_scalarmult_ed25519_base_noclamp,
+    crypto_scalarmult_ed25519_noclamp,
+)
+
+from enclave.errors import InvalidEncoding
+from enclave.rng import Rng, random_below
+
+ORDER = (1 << 252) + 27742317777372353535851937790883648493
+IDENTITY = b"\x01" + bytes(31)
+GENERATOR = bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666")
+
+
+class Ed25519Group:
+    """The Ed25519 prime-order group. Stateless; one instance may be shared freely."""
+
+    name = "ed25519"
+    order = ORDER
+    scalar_len = 32
+    element_len = 32
+
+    def identity(self) -> bytes:
+        return IDENTITY
+
+    def generator(self) -> bytes:
+        return GENERATOR
+
+    def add(self, a: bytes, b: bytes) -> bytes:
+        return crypto_core_ed25519_add(a, b)
+
+    def sub(self, a: bytes, b: bytes) -> bytes:
+        return crypto_core_ed25519_sub(a, b)
+
+    def neg(self, a: bytes) -> bytes:
+        return crypto_core_ed25519_sub(IDENTITY, a)
+
+    def mul(self, p: bytes, k: int) -> bytes:
+        k %= ORDER
+        if k == 0 or p == IDENTITY:
+            return IDENTITY
+        # Non-zero k times a prime-order, non-identity point is never the identity, so
+        # libsodium's identity-result refusal cannot trigger here.
+        return crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), p)
+
+    def base_mul(self, k: int) -> bytes:
+        k %= ORDER
+        if k == 0:
+            return IDENTITY
+        return crypto_scalarmult_ed25519_base_noclamp(k.to_bytes(32, "little"))
+
+    def sum(self, points: list[bytes]) -> bytes:
+        """Sum of elements (identity for an empty list)."""
+        acc = IDENTITY
+        for p in points:
+            acc = crypto_core_ed25519_add(acc, p)
+        return acc
+
+    def eq(self, a: bytes, b: bytes) -> bool:
+        # Encodings are canonical, so equality of encodings is equality of points.
+        return a == b
+
+    def is_identity(self, a: bytes) -> bool:
+        return a == IDENTITY
+
+    def encode(self, p: bytes) -> bytes:
+        return p
+
+    def decode(self, data: bytes) -> bytes:
+        """Strict decode of a peer-supplied point; raises `InvalidEncoding` (identity included)."""
+        if not isinstance(data, bytes | bytearray | memoryview) or len(data) != 32:
+            raise InvalidEncoding("ed25519 element must be 32 bytes")
+        data = bytes(data)
+        if not crypto_core_ed25519_is_valid_point(data):
+            raise InvalidEncoding("not a canonical ed25519 point of prime order")
+        # Belt and braces on canonicity: libsodium's own check covers y >= p; the round trip
+        # through its encoder also catches any other non-canonical form.
+        if crypto_core_ed25519_add(data, IDENTITY) != data:
+            raise InvalidEncoding("non-canonical ed25519 point encoding")
+        return data
+
+    def decode_allow_identity(self, data: bytes) -> bytes:
+        """As `decode`, but the canonical identity encoding is accepted."""
+        if bytes(data) == IDENTITY:
+            return IDENTITY
+        return self.decode(data)
+
+    def encode_scalar(self, k: int) -> bytes:
+        return (k % ORDER).to_bytes(32, "little")
+
+    def decode_scalar(self, data: bytes) -> int:
+        if not isinstance(data, bytes | bytearray | memoryview) or len(data) != 32:
+            raise InvalidEncoding("ed25519 scalar must be 32 bytes")
+        k = int.from_bytes(data, "little")
+        if k >= ORDER:
+            raise InvalidEncoding("ed25519 scalar not reduced")
+        return k
+
+    def random_scalar(self, rng: Rng) -> int:
+        return random_below(rng, ORDER - 1) + 1
+
+
+ED25519 = Ed25519Group()
