@@ -20,6 +20,7 @@ Two checks are registered:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -132,10 +133,8 @@ class ConsulRegistrar:
         """Stop the loop, then deregister (best effort, bounded by the request timeout)."""
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         try:
             await asyncio.to_thread(self._client.agent.service.deregister, self._s.service_id)
