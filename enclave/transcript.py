@@ -9,6 +9,7 @@ tss-lib's CVE-2022-47930); proofs append their statement before drawing challeng
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 _VERSION = b"mpc-signer/transcript/v1"
 
@@ -60,7 +61,7 @@ class Transcript:
         else:
             self._absorb(b"bytes:" + label.encode(), bytes(value))
 
-    def append_many(self, label: str, values: list[bytes] | list[int] | tuple[int, ...]) -> None:
+    def append_many(self, label: str, values: Sequence[bytes | int]) -> None:
         self.append(label + "#count", len(values))
         for i, v in enumerate(values):
             self.append(f"{label}[{i}]", v)
