@@ -13,3 +13,26 @@ class InvalidEncoding(EnclaveError, ValueError):
 
 class InvalidParameters(EnclaveError, ValueError):
     """Locally supplied parameters that make no sense (threshold, party set, sizes)."""
+
+
+class ProtocolFault(EnclaveError):
+    """A peer broke the protocol; the session aborts naming `culprits` (party ids).
+
+    `reason` is a fixed, non-secret description. Raised by a round's `verify`/`finalize` and
+    turned into `enclave.protocols.rounds.Abort` by the driver.
+    """
+
+    def __init__(self, culprits: frozenset[int] | set[int] | int, reason: str) -> None:
+        if isinstance(culprits, int):
+            culprits = frozenset({culprits})
+        self.culprits: frozenset[int] = frozenset(culprits)
+        self.reason = reason
+        super().__init__(f"protocol fault by {sorted(self.culprits)}: {reason}")
+
+
+class BadInput(EnclaveError, ValueError):
+    """The caller (not a session peer) asked for something invalid; rejected, state unchanged."""
+
+
+class LocalError(EnclaveError):
+    """An internal failure of this party (not a peer's fault); the request may be retried."""
