@@ -1,0 +1,1 @@
+"""Client SDK: what a caller of mpc-signer runs in its own process."""
