@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv proto run test lint bench clean
+.PHONY: venv proto run certs test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Generated code is committed; tests/signer/test_generated_code.py regenerates into a temporary
+# directory (PROTO_OUT) and fails if the committed files differ.
+PROTO_OUT ?= .
+proto: | $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
+		--grpc_python_out=$(PROTO_OUT) proto/mpc/v1/signer.proto
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) proto/mpc/v1/enclave.proto
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,134 @@
+"""The enclave's request dispatcher: one Request in, one Response out, never an exception out.
+
+Session requests (start / deliver / abort) go to a `SessionEngine`: the single place where the
+protocol work plugs in (`EnclaveService(..., sessions=engine)`). Without an engine they are
+answered with ERROR_CODE_UNIMPLEMENTED. An engine signals a typed refusal by raising
+`RequestRejected(code, message)`; a protocol fault is not an error but a SessionUpdate in state
+FAILED naming the culprits. Any other exception becomes a generic INTERNAL error, with the
+details in the enclave's own log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Protocol
+
+from enclave.errors import EnclaveError, InvalidEncoding, InvalidParameters
+from enclave.transport.server import error_response
+from mpc.v1 import enclave_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+MAX_ATTESTATION_NONCE_BYTES = 512
+
+
+def enclave_version() -> str:
+    try:
+        return metadata.version("mpc-signer")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+class RequestRejected(EnclaveError):
+    """A typed refusal of a request; `code` is an `mpc.v1.enclave.ErrorCode` value and the message
+    is shown to the host (so it must never contain secret material)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class SessionEngine(Protocol):
+    """What the protocol layer provides to run sessions inside the enclave."""
+
+    def protocols(self) -> Sequence[pb.Protocol]:
+        """The `mpc.v1.enclave.Protocol` values this engine runs."""
+        ...
+
+    async def start(self, request: pb.SessionStart) -> pb.SessionUpdate: ...
+
+    async def deliver(self, request: pb.SessionDeliver) -> pb.SessionUpdate: ...
+
+    async def abort(self, request: pb.SessionAbort) -> pb.SessionUpdate: ...
+
+
+class Attestor(Protocol):
+    """Source of attestation documents. Off Nitro: `NoAttestation`."""
+
+    @property
+    def mode(self) -> str: ...
+
+    def document(self, nonce: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class NoAttestation:
+    """No hardware attestation is available, and the mode says so ("none")."""
+
+    mode: str = "none"
+
+    def document(self, nonce: bytes) -> bytes:
+        return b""
+
+
+_UNIMPLEMENTED = "protocol sessions are not available in this enclave build"
+
+
+class EnclaveService:
+    def __init__(
+        self,
+        *,
+        attestor: Attestor | None = None,
+        sessions: SessionEngine | None = None,
+        version: str | None = None,
+    ) -> None:
+        self._attestor: Attestor = attestor if attestor is not None else NoAttestation()
+        self._sessions = sessions
+        self._version = version if version is not None else enclave_version()
+
+    async def handle(self, request: pb.Request) -> pb.Response:
+        rid = request.request_id
+        kind = request.WhichOneof("body")
+        try:
+            if kind == "ping":
+                return pb.Response(request_id=rid, ping=pb.PingResponse())
+            if kind == "info":
+                return pb.Response(request_id=rid, info=self._info(request.info))
+            if kind in ("session_start", "session_deliver", "session_abort"):
+                return pb.Response(request_id=rid, session_update=await self._session(request))
+            return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
+        except RequestRejected as exc:
+            return error_response(rid, exc.code, exc.message)
+        except (InvalidParameters, InvalidEncoding) as exc:
+            # These carry messages written for callers (no secret values, see enclave.errors).
+            return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
+        except Exception:
+            log.exception("request %d (%s) failed", rid, kind)
+            return error_response(rid, pb.ERROR_CODE_INTERNAL, "internal error in the enclave")
+
+    def _info(self, request: pb.InfoRequest) -> pb.InfoResponse:
+        nonce = request.attestation_nonce
+        if len(nonce) > MAX_ATTESTATION_NONCE_BYTES:
+            raise RequestRejected(
+                pb.ERROR_CODE_INVALID_ARGUMENT, f"attestation nonce longer than {MAX_ATTESTATION_NONCE_BYTES} bytes"
+            )
+        return pb.InfoResponse(
+            version=self._version,
+            attestation_mode=self._attestor.mode,
+            state=pb.ENCLAVE_STATE_READY,
+            attestation_document=self._attestor.document(nonce) if nonce else b"",
+            protocols=list(self._sessions.protocols()) if self._sessions is not None else [],
+        )
+
+    async def _session(self, request: pb.Request) -> pb.SessionUpdate:
+        if self._sessions is None:
+            raise RequestRejected(pb.ERROR_CODE_UNIMPLEMENTED, _UNIMPLEMENTED)
+        if request.HasField("session_start"):
+            return await self._sessions.start(request.session_start)
+        if request.HasField("session_deliver"):
+            return await self._sessions.deliver(request.session_deliver)
+        return await self._sessions.abort(request.session_abort)

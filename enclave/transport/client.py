@@ -1,0 +1,237 @@
+"""Host side of the channel: the only enclave module the signer host imports.
+
+`EnclaveClient` keeps one connection, multiplexes concurrent requests over it by request id, and
+reconnects on the next call after the enclave restarts. While the enclave is down, calls fail
+fast with `EnclaveUnavailable` (a connection attempt at most every `retry_interval` seconds, each
+bounded by `connect_timeout`); a request that gets no answer within its timeout raises
+`EnclaveTimeout`, and its effect inside the enclave is then unknown (the caller should abort the
+session). Typed enclave errors arrive as `EnclaveRequestError(code, message)`.
+
+    client = EnclaveClient(parse_address("unix://var/enclave.sock"))
+    update = await client.session_start(pb.SessionStart(...))     # -> pb.SessionUpdate
+    update = await client.session_deliver(pb.SessionDeliver(...)) # -> pb.SessionUpdate
+    await client.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+
+from google.protobuf.message import DecodeError
+
+from enclave.transport import handshake
+from enclave.transport.address import Address, open_connection, parse_address
+from enclave.transport.errors import (
+    EnclaveRequestError,
+    EnclaveTimeout,
+    EnclaveUnavailable,
+    FrameError,
+    HandshakeError,
+    TransportError,
+)
+from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES, encode_frame, read_frame
+from enclave.transport.handshake import load_psk
+from mpc.v1 import enclave_pb2 as pb
+
+__all__ = [
+    "Address",
+    "EnclaveClient",
+    "EnclaveRequestError",
+    "EnclaveTimeout",
+    "EnclaveUnavailable",
+    "TransportError",
+    "load_psk",
+    "parse_address",
+]
+
+log = logging.getLogger(__name__)
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame_bytes: int) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.max_frame_bytes = max_frame_bytes
+        self.pending: dict[int, asyncio.Future[pb.Response]] = {}
+        self.write_lock = asyncio.Lock()
+        self.closed = False
+        self.reader_task = asyncio.create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        reason = "the enclave closed the connection"
+        try:
+            while True:
+                body = await read_frame(self.reader, self.max_frame_bytes)
+                if body is None:
+                    break
+                try:
+                    response = pb.Response.FromString(body)
+                except DecodeError:
+                    raise FrameError(f"{len(body)}-byte frame from the enclave is not a valid Response") from None
+                future = self.pending.pop(response.request_id, None)
+                if future is None:
+                    # The caller timed out and left; the late answer has nobody to go to.
+                    log.info("dropping enclave response to request %d (no longer awaited)", response.request_id)
+                elif not future.done():
+                    future.set_result(response)
+        except FrameError as exc:
+            reason = f"bad frame from the enclave: {exc}"
+            log.warning("closing enclave connection: %s", reason)
+        except (ConnectionError, OSError) as exc:
+            reason = f"connection to the enclave lost ({type(exc).__name__})"
+        except asyncio.CancelledError:
+            reason = "client closed"
+        finally:
+            self._fail_all(reason)
+
+    def _fail_all(self, reason: str) -> None:
+        self.closed = True
+        self.writer.close()
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(EnclaveUnavailable(f"enclave unavailable: {reason}"))
+        self.pending.clear()
+
+    async def send(self, frame: bytes) -> None:
+        async with self.write_lock:
+            self.writer.write(frame)
+            await self.writer.drain()
+
+    async def close(self) -> None:
+        self.reader_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.reader_task
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+class EnclaveClient:
+    def __init__(
+        self,
+        address: Address,
+        *,
+        psk: bytes | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        call_timeout: float = 10.0,
+        connect_timeout: float = 2.0,
+        retry_interval: float = 0.25,
+    ) -> None:
+        if address.scheme == "tcp" and psk is None:
+            raise ValueError("a TCP enclave address needs a pre-shared key")
+        self.address = address
+        self._psk = psk
+        self._max_frame_bytes = max_frame_bytes
+        self._call_timeout = call_timeout
+        self._connect_timeout = connect_timeout
+        self._retry_interval = retry_interval
+        self._conn: _Connection | None = None
+        self._connect_lock = asyncio.Lock()
+        self._last_failure: tuple[float, str] | None = None
+        self._ids = itertools.count(1)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    async def _connection(self) -> _Connection:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        async with self._connect_lock:
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                return conn
+            if self._last_failure is not None:
+                failed_at, why = self._last_failure
+                if time.monotonic() - failed_at < self._retry_interval:
+                    raise EnclaveUnavailable(f"enclave at {self.address} is unavailable: {why}")
+            try:
+                self._conn = await asyncio.wait_for(self._connect(), self._connect_timeout)
+            except (OSError, TimeoutError, HandshakeError) as exc:
+                why = str(exc) if isinstance(exc, HandshakeError) else _describe(exc)
+                self._last_failure = (time.monotonic(), why)
+                raise EnclaveUnavailable(f"enclave at {self.address} is unavailable: {why}") from None
+            self._last_failure = None
+            log.info("connected to the enclave at %s", self.address)
+            return self._conn
+
+    async def _connect(self) -> _Connection:
+        reader, writer = await open_connection(self.address)
+        try:
+            if self._psk is not None:
+                await handshake.client_handshake(reader, writer, self._psk, self._connect_timeout)
+        except BaseException:
+            writer.close()
+            raise
+        return _Connection(reader, writer, self._max_frame_bytes)
+
+    async def call(self, request: pb.Request, *, timeout: float | None = None) -> pb.Response:
+        """Send one request and wait for its response. The request_id is assigned here."""
+        conn = await self._connection()
+        request_id = next(self._ids)
+        outgoing = pb.Request()
+        outgoing.CopyFrom(request)
+        outgoing.request_id = request_id
+        frame = encode_frame(outgoing.SerializeToString(), self._max_frame_bytes)
+        future: asyncio.Future[pb.Response] = asyncio.get_running_loop().create_future()
+        conn.pending[request_id] = future
+        try:
+            try:
+                await conn.send(frame)
+            except (ConnectionError, OSError) as exc:
+                raise EnclaveUnavailable(f"enclave unavailable: send failed ({type(exc).__name__})") from None
+            try:
+                response = await asyncio.wait_for(future, timeout if timeout is not None else self._call_timeout)
+            except TimeoutError:
+                raise EnclaveTimeout(f"the enclave did not answer request {request_id} in time") from None
+        finally:
+            conn.pending.pop(request_id, None)
+        if response.HasField("error"):
+            raise EnclaveRequestError(response.error.code, response.error.message)
+        return response
+
+    async def ping(self, *, timeout: float | None = None) -> None:
+        await self.call(pb.Request(ping=pb.PingRequest()), timeout=timeout)
+
+    async def info(self, attestation_nonce: bytes = b"", *, timeout: float | None = None) -> pb.InfoResponse:
+        request = pb.Request(info=pb.InfoRequest(attestation_nonce=attestation_nonce))
+        response = await self.call(request, timeout=timeout)
+        _expect(response, "info")
+        return response.info
+
+    async def session_start(self, start: pb.SessionStart, *, timeout: float | None = None) -> pb.SessionUpdate:
+        return _update(await self.call(pb.Request(session_start=start), timeout=timeout))
+
+    async def session_deliver(self, deliver: pb.SessionDeliver, *, timeout: float | None = None) -> pb.SessionUpdate:
+        return _update(await self.call(pb.Request(session_deliver=deliver), timeout=timeout))
+
+    async def session_abort(self, session_id: str, reason: str, *, timeout: float | None = None) -> pb.SessionUpdate:
+        request = pb.Request(session_abort=pb.SessionAbort(session_id=session_id, reason=reason))
+        return _update(await self.call(request, timeout=timeout))
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+def _expect(response: pb.Response, field: str) -> None:
+    if response.WhichOneof("body") != field:
+        raise EnclaveUnavailable(f"enclave answered {response.WhichOneof('body')!r} where {field!r} was expected")
+
+
+def _update(response: pb.Response) -> pb.SessionUpdate:
+    _expect(response, "session_update")
+    return response.session_update
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "connection attempt timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return type(exc).__name__

@@ -1,0 +1,248 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROTOCOL_UNSPECIFIED: _ClassVar[Protocol]
+    PROTOCOL_GG20_SECP256K1: _ClassVar[Protocol]
+    PROTOCOL_FROST_ED25519: _ClassVar[Protocol]
+
+class SessionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_KIND_UNSPECIFIED: _ClassVar[SessionKind]
+    SESSION_KIND_DKG: _ClassVar[SessionKind]
+    SESSION_KIND_SIGN: _ClassVar[SessionKind]
+    SESSION_KIND_PRESIGN: _ClassVar[SessionKind]
+
+class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATE_UNSPECIFIED: _ClassVar[SessionState]
+    SESSION_STATE_RUNNING: _ClassVar[SessionState]
+    SESSION_STATE_DONE: _ClassVar[SessionState]
+    SESSION_STATE_FAILED: _ClassVar[SessionState]
+
+class EnclaveState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENCLAVE_STATE_UNSPECIFIED: _ClassVar[EnclaveState]
+    ENCLAVE_STATE_READY: _ClassVar[EnclaveState]
+
+class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_CODE_UNSPECIFIED: _ClassVar[ErrorCode]
+    ERROR_CODE_INVALID_ARGUMENT: _ClassVar[ErrorCode]
+    ERROR_CODE_UNIMPLEMENTED: _ClassVar[ErrorCode]
+    ERROR_CODE_NOT_FOUND: _ClassVar[ErrorCode]
+    ERROR_CODE_ALREADY_EXISTS: _ClassVar[ErrorCode]
+    ERROR_CODE_FAILED_PRECONDITION: _ClassVar[ErrorCode]
+    ERROR_CODE_RESOURCE_EXHAUSTED: _ClassVar[ErrorCode]
+    ERROR_CODE_PERMISSION_DENIED: _ClassVar[ErrorCode]
+    ERROR_CODE_SEALED_BLOB_INVALID: _ClassVar[ErrorCode]
+    ERROR_CODE_INTERNAL: _ClassVar[ErrorCode]
+
+class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEALED_BLOB_KIND_UNSPECIFIED: _ClassVar[SealedBlobKind]
+    SEALED_BLOB_KIND_KEY_SHARE: _ClassVar[SealedBlobKind]
+    SEALED_BLOB_KIND_PRESIGNATURE: _ClassVar[SealedBlobKind]
+PROTOCOL_UNSPECIFIED: Protocol
+PROTOCOL_GG20_SECP256K1: Protocol
+PROTOCOL_FROST_ED25519: Protocol
+SESSION_KIND_UNSPECIFIED: SessionKind
+SESSION_KIND_DKG: SessionKind
+SESSION_KIND_SIGN: SessionKind
+SESSION_KIND_PRESIGN: SessionKind
+SESSION_STATE_UNSPECIFIED: SessionState
+SESSION_STATE_RUNNING: SessionState
+SESSION_STATE_DONE: SessionState
+SESSION_STATE_FAILED: SessionState
+ENCLAVE_STATE_UNSPECIFIED: EnclaveState
+ENCLAVE_STATE_READY: EnclaveState
+ERROR_CODE_UNSPECIFIED: ErrorCode
+ERROR_CODE_INVALID_ARGUMENT: ErrorCode
+ERROR_CODE_UNIMPLEMENTED: ErrorCode
+ERROR_CODE_NOT_FOUND: ErrorCode
+ERROR_CODE_ALREADY_EXISTS: ErrorCode
+ERROR_CODE_FAILED_PRECONDITION: ErrorCode
+ERROR_CODE_RESOURCE_EXHAUSTED: ErrorCode
+ERROR_CODE_PERMISSION_DENIED: ErrorCode
+ERROR_CODE_SEALED_BLOB_INVALID: ErrorCode
+ERROR_CODE_INTERNAL: ErrorCode
+SEALED_BLOB_KIND_UNSPECIFIED: SealedBlobKind
+SEALED_BLOB_KIND_KEY_SHARE: SealedBlobKind
+SEALED_BLOB_KIND_PRESIGNATURE: SealedBlobKind
+
+class Error(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: ErrorCode
+    message: str
+    def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Request(_message.Message):
+    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    SESSION_START_FIELD_NUMBER: _ClassVar[int]
+    SESSION_DELIVER_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ABORT_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    ping: PingRequest
+    info: InfoRequest
+    session_start: SessionStart
+    session_deliver: SessionDeliver
+    session_abort: SessionAbort
+    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ...) -> None: ...
+
+class Response(_message.Message):
+    __slots__ = ("request_id", "error", "ping", "info", "session_update")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    PING_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    SESSION_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    error: Error
+    ping: PingResponse
+    info: InfoResponse
+    session_update: SessionUpdate
+    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ...) -> None: ...
+
+class PingRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PingResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InfoRequest(_message.Message):
+    __slots__ = ("attestation_nonce",)
+    ATTESTATION_NONCE_FIELD_NUMBER: _ClassVar[int]
+    attestation_nonce: bytes
+    def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
+
+class InfoResponse(_message.Message):
+    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    attestation_mode: str
+    state: EnclaveState
+    attestation_document: bytes
+    protocols: _containers.RepeatedScalarFieldContainer[Protocol]
+    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ...) -> None: ...
+
+class SealedBlob(_message.Message):
+    __slots__ = ("kind", "id", "data")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    kind: SealedBlobKind
+    id: str
+    data: bytes
+    def __init__(self, kind: _Optional[_Union[SealedBlobKind, str]] = ..., id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class EnclaveMessage(_message.Message):
+    __slots__ = ("sender", "recipient", "round", "payload")
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    sender: str
+    recipient: str
+    round: int
+    payload: bytes
+    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class SessionStart(_message.Message):
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "presignature_id", "key_id", "timeout_ms", "policy_approval")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SEALED_BLOBS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    protocol: Protocol
+    kind: SessionKind
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    self_party_id: str
+    threshold: int
+    sealed_blobs: _containers.RepeatedCompositeFieldContainer[SealedBlob]
+    message: bytes
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    presignature_id: str
+    key_id: str
+    timeout_ms: int
+    policy_approval: bytes
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ...) -> None: ...
+
+class SessionDeliver(_message.Message):
+    __slots__ = ("session_id", "messages")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
+    def __init__(self, session_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ...) -> None: ...
+
+class SessionAbort(_message.Message):
+    __slots__ = ("session_id", "reason")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    reason: str
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SessionResult(_message.Message):
+    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SEALED_PRESIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    public_key: bytes
+    chain_code: bytes
+    signature: bytes
+    recovery_id: int
+    sealed_share: SealedBlob
+    sealed_presignatures: _containers.RepeatedCompositeFieldContainer[SealedBlob]
+    presignature_id: str
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+
+class SessionUpdate(_message.Message):
+    __slots__ = ("session_id", "state", "outgoing", "result", "culprits", "reason")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CULPRITS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    outgoing: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
+    result: SessionResult
+    culprits: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result: _Optional[_Union[SessionResult, _Mapping]] = ..., culprits: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...

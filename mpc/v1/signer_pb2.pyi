@@ -1,0 +1,298 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROTOCOL_UNSPECIFIED: _ClassVar[Protocol]
+    PROTOCOL_GG20_SECP256K1: _ClassVar[Protocol]
+    PROTOCOL_FROST_ED25519: _ClassVar[Protocol]
+
+class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATE_UNSPECIFIED: _ClassVar[SessionState]
+    SESSION_STATE_RUNNING: _ClassVar[SessionState]
+    SESSION_STATE_DONE: _ClassVar[SessionState]
+    SESSION_STATE_FAILED: _ClassVar[SessionState]
+
+class EnclaveState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENCLAVE_STATE_UNSPECIFIED: _ClassVar[EnclaveState]
+    ENCLAVE_STATE_READY: _ClassVar[EnclaveState]
+    ENCLAVE_STATE_UNAVAILABLE: _ClassVar[EnclaveState]
+
+class SignatureEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIGNATURE_ENCODING_UNSPECIFIED: _ClassVar[SignatureEncoding]
+    SIGNATURE_ENCODING_RAW: _ClassVar[SignatureEncoding]
+    SIGNATURE_ENCODING_DER: _ClassVar[SignatureEncoding]
+PROTOCOL_UNSPECIFIED: Protocol
+PROTOCOL_GG20_SECP256K1: Protocol
+PROTOCOL_FROST_ED25519: Protocol
+SESSION_STATE_UNSPECIFIED: SessionState
+SESSION_STATE_RUNNING: SessionState
+SESSION_STATE_DONE: SessionState
+SESSION_STATE_FAILED: SessionState
+ENCLAVE_STATE_UNSPECIFIED: EnclaveState
+ENCLAVE_STATE_READY: EnclaveState
+ENCLAVE_STATE_UNAVAILABLE: EnclaveState
+SIGNATURE_ENCODING_UNSPECIFIED: SignatureEncoding
+SIGNATURE_ENCODING_RAW: SignatureEncoding
+SIGNATURE_ENCODING_DER: SignatureEncoding
+
+class ProtocolMessage(_message.Message):
+    __slots__ = ("session_id", "sender", "recipient", "round", "seq", "payload", "hmac_key_id", "hmac")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    HMAC_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    HMAC_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    sender: str
+    recipient: str
+    round: int
+    seq: int
+    payload: bytes
+    hmac_key_id: str
+    hmac: bytes
+    def __init__(self, session_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., seq: _Optional[int] = ..., payload: _Optional[bytes] = ..., hmac_key_id: _Optional[str] = ..., hmac: _Optional[bytes] = ...) -> None: ...
+
+class SessionFailure(_message.Message):
+    __slots__ = ("culprits", "reason")
+    CULPRITS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    culprits: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    def __init__(self, culprits: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DKGResult(_message.Message):
+    __slots__ = ("key_id", "public_key", "chain_code", "protocol", "threshold", "party_ids")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    public_key: bytes
+    chain_code: bytes
+    protocol: Protocol
+    threshold: int
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SignResult(_message.Message):
+    __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    signature: bytes
+    recovery_id: int
+    public_key: bytes
+    presignature_id: str
+    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+
+class PresignResult(_message.Message):
+    __slots__ = ("key_id", "presignature_id")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    presignature_id: str
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+
+class SessionResult(_message.Message):
+    __slots__ = ("dkg", "sign", "presign")
+    DKG_FIELD_NUMBER: _ClassVar[int]
+    SIGN_FIELD_NUMBER: _ClassVar[int]
+    PRESIGN_FIELD_NUMBER: _ClassVar[int]
+    dkg: DKGResult
+    sign: SignResult
+    presign: PresignResult
+    def __init__(self, dkg: _Optional[_Union[DKGResult, _Mapping]] = ..., sign: _Optional[_Union[SignResult, _Mapping]] = ..., presign: _Optional[_Union[PresignResult, _Mapping]] = ...) -> None: ...
+
+class PingRequest(_message.Message):
+    __slots__ = ("attestation_nonce",)
+    ATTESTATION_NONCE_FIELD_NUMBER: _ClassVar[int]
+    attestation_nonce: bytes
+    def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
+
+class PingResponse(_message.Message):
+    __slots__ = ("version", "node_id", "enclave_state", "attestation_mode", "enclave_version", "attestation_document")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENCLAVE_STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
+    ENCLAVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    node_id: str
+    enclave_state: EnclaveState
+    attestation_mode: str
+    enclave_version: str
+    attestation_document: bytes
+    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., enclave_state: _Optional[_Union[EnclaveState, str]] = ..., attestation_mode: _Optional[str] = ..., enclave_version: _Optional[str] = ..., attestation_document: _Optional[bytes] = ...) -> None: ...
+
+class StartDKGRequest(_message.Message):
+    __slots__ = ("session_id", "protocol", "threshold", "party_ids", "self_party_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    protocol: Protocol
+    threshold: int
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    self_party_id: str
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ...) -> None: ...
+
+class StartDKGResponse(_message.Message):
+    __slots__ = ("session_id", "state", "outgoing")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+
+class GetDKGStatusRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetDKGStatusResponse(_message.Message):
+    __slots__ = ("session_id", "state", "result", "failure")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    result: DKGResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
+
+class StartSignRequest(_message.Message):
+    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "party_ids", "self_party_id", "presignature_id", "signature_encoding")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    protocol: Protocol
+    key_id: str
+    message: bytes
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    self_party_id: str
+    presignature_id: str
+    signature_encoding: SignatureEncoding
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ...) -> None: ...
+
+class StartSignResponse(_message.Message):
+    __slots__ = ("session_id", "state", "outgoing")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+
+class GetSignStatusRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetSignStatusResponse(_message.Message):
+    __slots__ = ("session_id", "state", "result", "failure")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    result: SignResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
+
+class StartPresignRequest(_message.Message):
+    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    protocol: Protocol
+    key_id: str
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    self_party_id: str
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ...) -> None: ...
+
+class StartPresignResponse(_message.Message):
+    __slots__ = ("session_id", "state", "outgoing")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+
+class GetPresignStatusRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetPresignStatusResponse(_message.Message):
+    __slots__ = ("session_id", "state", "result", "failure")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    result: PresignResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[PresignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
+
+class SubmitProtocolMessageRequest(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+
+class SubmitProtocolMessageResponse(_message.Message):
+    __slots__ = ("session_id", "state", "outgoing", "result", "failure")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    result: SessionResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[SessionResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
