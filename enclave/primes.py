@@ -1,0 +1,220 @@
+"""Safe primes for Paillier–Blum moduli, and a pool of pre-parameters filled in the background.
+
+A safe prime is p = 2p' + 1 with p' prime; p ≡ 3 (mod 4) follows from p' odd, so a product of
+two safe primes is a Paillier–Blum modulus (what Πmod proves) and its group of quadratic
+residues has no small-order subgroup (what the ring-Pedersen parameters need).
+
+Generation: a random odd p' of `bits - 1` bits is the start of a window of candidates
+p' + 2k; a sieve strikes every k for which p' or 2p' + 1 has a prime factor below
+`_SIEVE_LIMIT`. Survivors get a base-2 Fermat test on p', then on p, and a finalist gets BPSW
+plus Miller–Rabin rounds on both (gmpy2 does the arithmetic).
+
+The pool (`PreParamPool`) keeps `size` pairs of safe primes ready so that key generation
+never waits on a search inside a request. Where the primes come from is injected
+(`PrimeSource`): production uses `generate_safe_prime`; tests load fixture primes
+(tests/vectors/safe_primes.json, regenerated with `make test-primes`). Every pair, whatever
+its source, still goes through the full proofs in key generation: a fixture only saves the
+search. Pooled primes live in process memory; sealing them at rest is the sealing layer's job
+once it exists (not done here).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import gmpy2
+
+from enclave.errors import InvalidParameters, LocalError
+from enclave.rng import Rng
+
+_SIEVE_LIMIT = 1 << 16
+_WINDOW = 1 << 14
+_MR_ROUNDS = 40
+
+
+def _small_primes(limit: int) -> list[int]:
+    flags = bytearray([1]) * limit
+    flags[0:2] = b"\x00\x00"
+    for i in range(2, int(limit**0.5) + 1):
+        if flags[i]:
+            flags[i * i :: i] = bytes(len(range(i * i, limit, i)))
+    return [i for i in range(3, limit) if flags[i]]
+
+
+_SMALL_PRIMES = _small_primes(_SIEVE_LIMIT)
+
+
+def is_probable_prime(n: int) -> bool:
+    """BPSW plus `_MR_ROUNDS` Miller–Rabin rounds (gmpy2)."""
+    if n < 2:
+        return False
+    return bool(gmpy2.is_bpsw_prp(n)) and bool(gmpy2.is_prime(n, _MR_ROUNDS))
+
+
+def is_safe_prime(p: int) -> bool:
+    return p > 5 and p % 4 == 3 and is_probable_prime(p) and is_probable_prime((p - 1) // 2)
+
+
+def generate_safe_prime(bits: int, rng: Rng) -> int:
+    """A uniform-ish safe prime of exactly `bits` bits (top two bits set so p*q has 2*bits)."""
+    if bits < 16:
+        raise InvalidParameters("safe prime too small")
+    qbits = bits - 1
+    two = gmpy2.mpz(2)
+    while True:
+        start = int.from_bytes(rng.random_bytes((qbits + 7) // 8), "big")
+        start &= (1 << qbits) - 1
+        start |= (3 << (qbits - 2)) | 1  # top two bits: the product of two has full length
+        survivors = bytearray([1]) * _WINDOW
+        for r in _SMALL_PRIMES:
+            if r >= start:
+                break
+            inv2 = (r + 1) // 2  # 2^-1 mod r
+            # q = start + 2k is divisible by r when k ≡ -start/2 (mod r)
+            k0 = (-start * inv2) % r
+            survivors[k0::r] = bytes(len(range(k0, _WINDOW, r)))
+            # 2q+1 ≡ 0 (mod r) when q ≡ -1/2, i.e. k ≡ (-1/2 - start)/2 (mod r)
+            k1 = ((-inv2 - start) * inv2) % r
+            survivors[k1::r] = bytes(len(range(k1, _WINDOW, r)))
+        for k in range(_WINDOW):
+            if not survivors[k]:
+                continue
+            q = gmpy2.mpz(start + 2 * k)
+            if q.bit_length() != qbits:
+                break
+            if gmpy2.powmod(two, q - 1, q) != 1:
+                continue
+            p = 2 * q + 1
+            if gmpy2.powmod(two, p - 1, p) != 1:
+                continue
+            if is_probable_prime(int(q)) and is_probable_prime(int(p)):
+                return int(p)
+
+
+@dataclass(frozen=True)
+class SafePrimePair:
+    """Two distinct safe primes of equal size: the secret behind one Paillier–Blum modulus."""
+
+    p: int = field(repr=False)
+    q: int = field(repr=False)
+
+    @property
+    def bits(self) -> int:
+        return (self.p * self.q).bit_length()
+
+
+PrimeSource = Callable[[int], SafePrimePair]
+"""Given a modulus size in bits, returns a fresh pair of safe primes of half that size each."""
+
+
+def system_source(rng: Rng) -> PrimeSource:
+    def source(modulus_bits: int) -> SafePrimePair:
+        half = modulus_bits // 2
+        p = generate_safe_prime(half, rng)
+        while True:
+            q = generate_safe_prime(half, rng)
+            if q != p:
+                return SafePrimePair(p, q)
+
+    return source
+
+
+class FixtureSource:
+    """Pairs from a fixed list of safe primes (tests, benchmarks). Cycles when exhausted.
+
+    Each prime is checked to be a safe prime when loaded, so a corrupt fixture fails loudly.
+    """
+
+    def __init__(self, primes: Iterable[int]) -> None:
+        self._by_bits: dict[int, list[int]] = {}
+        for p in primes:
+            if not is_safe_prime(p):
+                raise InvalidParameters("fixture value is not a safe prime")
+            self._by_bits.setdefault(p.bit_length(), []).append(p)
+        self._next: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, half_bits: int) -> int:
+        return len(self._by_bits.get(half_bits, []))
+
+    def __call__(self, modulus_bits: int) -> SafePrimePair:
+        half = modulus_bits // 2
+        primes = self._by_bits.get(half, [])
+        if len(primes) < 2:
+            raise LocalError("no fixture safe primes of that size")
+        with self._lock:
+            i = self._next.get(half, 0)
+            self._next[half] = (i + 2) % (len(primes) - len(primes) % 2)
+        return SafePrimePair(primes[i], primes[i + 1])
+
+
+class PreParamPool:
+    """Keeps up to `size` safe-prime pairs of `modulus_bits` ready, refilled by a daemon thread.
+
+    `take()` returns a pooled pair at once when one is ready, else waits for the filler
+    (raising `LocalError` after `timeout`). `start()` launches the filler; `stop()` ends it
+    after the search in progress.
+    """
+
+    def __init__(self, source: PrimeSource, modulus_bits: int, size: int) -> None:
+        if size < 1:
+            raise InvalidParameters("pool size must be at least 1")
+        self._source = source
+        self.modulus_bits = modulus_bits
+        self.size = size
+        self._ready: deque[SafePrimePair] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._fill, name="preparam-pool", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def ready(self) -> int:
+        with self._cond:
+            return len(self._ready)
+
+    def fill_now(self) -> None:
+        """Fill the pool in the calling thread (startup warm-up, benchmarks)."""
+        while self.ready() < self.size:
+            pair = self._source(self.modulus_bits)
+            with self._cond:
+                self._ready.append(pair)
+                self._cond.notify_all()
+
+    def take(self, timeout: float | None = None) -> SafePrimePair:
+        with self._cond:
+            if not self._ready and self._thread is None:
+                raise LocalError("pre-parameter pool is empty and not running")
+            if not self._cond.wait_for(lambda: bool(self._ready), timeout):
+                raise LocalError("pre-parameter pool is empty")
+            pair = self._ready.popleft()
+            self._cond.notify_all()
+            return pair
+
+    def _fill(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or len(self._ready) < self.size)
+                if self._stopping:
+                    return
+            pair = self._source(self.modulus_bits)
+            with self._cond:
+                self._ready.append(pair)
+                self._cond.notify_all()
