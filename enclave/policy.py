@@ -1,0 +1,157 @@
+"""Signing policy enforced where the key lives: no signature share without a fresh approval.
+
+When a policy key is configured, the enclave releases a signature share only for a request that
+carries an approval: a P-256 ECDSA (SHA-256) signature by the policy key over
+`approval_message(key_id, digest, derivation_path, session_id, expires_at)`. The host fetches
+approvals from the operator's policy service but cannot make one: it lacks the policy key, and
+the enclave checks every field against the request it is about to sign, the expiry against its
+own clock, and that the approval was not used before by this process.
+
+The encoding is length-prefixed and starts with a domain tag, so an approval cannot be confused
+with any other signature made by the same key or re-read with shifted field boundaries. A policy
+service implements exactly this encoding (see docs/nitro.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from enclave.errors import EnclaveError, InvalidParameters
+
+APPROVAL_DOMAIN: Final = b"mpc-signer/policy-approval/v1"
+MAX_APPROVAL_LIFETIME: Final = 600  # seconds; bounds how long the replay set must remember
+_MAX_FIELD: Final = 1024
+_MAX_PATH_DEPTH: Final = 255
+
+
+class ApprovalRejected(EnclaveError):
+    """No valid approval: the enclave will not sign. `reason` is a fixed, public word."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"signing approval rejected: {reason}")
+
+
+@dataclass(frozen=True)
+class Approval:
+    """An approval as carried from the host. The signed fields are repeated so a mismatch can be
+    reported as such; they are compared with the request, never trusted on their own."""
+
+    key_id: str
+    digest: bytes
+    derivation_path: tuple[int, ...]
+    session_id: str
+    expires_at: int
+    signature: bytes = field(repr=False)
+
+
+def approval_message(
+    key_id: str, digest: bytes, derivation_path: Sequence[int], session_id: str, expires_at: int
+) -> bytes:
+    """The exact bytes the policy key signs."""
+    if not 0 <= expires_at < 2**63:
+        raise InvalidParameters("expiry out of range")
+    if len(derivation_path) > _MAX_PATH_DEPTH or any(not 0 <= i < 2**32 for i in derivation_path):
+        raise InvalidParameters("derivation path indices must be 32-bit unsigned, at most 255 levels")
+    key_b, session_b = key_id.encode("utf-8"), session_id.encode("utf-8")
+    if max(len(key_b), len(session_b), len(digest)) > _MAX_FIELD:
+        raise InvalidParameters("approval field too long")
+    out = bytearray(_lp(APPROVAL_DOMAIN))
+    out += _lp(key_b)
+    out += _lp(digest)
+    out += _lp(b"".join(struct.pack(">I", i) for i in derivation_path))
+    out += _lp(session_b)
+    out += struct.pack(">Q", expires_at)
+    return bytes(out)
+
+
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def load_policy_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:
+    """A P-256 public key from SubjectPublicKeyInfo PEM/DER or a SEC1 point."""
+    try:
+        if pem_or_der.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(pem_or_der)
+        elif pem_or_der[:1] in (b"\x02", b"\x03", b"\x04"):
+            key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pem_or_der)
+        else:
+            key = serialization.load_der_public_key(pem_or_der)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise InvalidParameters("policy key is not a valid public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise InvalidParameters("policy key must be an ECDSA P-256 public key")
+    return key
+
+
+class PolicyVerifier:
+    """Verifies approvals for one process. Remembers every approval it accepted until it expires,
+    so each approval releases at most one signature share in this process' lifetime."""
+
+    def __init__(
+        self,
+        policy_key: ec.EllipticCurvePublicKey,
+        clock: Callable[[], float] = time.time,
+        max_lifetime: int = MAX_APPROVAL_LIFETIME,
+    ) -> None:
+        if not isinstance(policy_key.curve, ec.SECP256R1):
+            raise InvalidParameters("policy key must be P-256")
+        self._key = policy_key
+        self._clock = clock
+        self._max_lifetime = max_lifetime
+        self._used: dict[bytes, int] = {}  # hash of the signed message -> its expiry
+
+    def verify_approval(
+        self,
+        approval: Approval,
+        *,
+        key_id: str,
+        digest: bytes,
+        derivation_path: Sequence[int],
+        session_id: str,
+    ) -> None:
+        """Return only if `approval` authorises signing exactly this request, now, once."""
+        if approval.key_id != key_id:
+            raise ApprovalRejected("approval is for another key")
+        if not hmac.compare_digest(approval.digest, digest):
+            raise ApprovalRejected("approval is for another digest")
+        if tuple(approval.derivation_path) != tuple(derivation_path):
+            raise ApprovalRejected("approval is for another derivation path")
+        if approval.session_id != session_id:
+            raise ApprovalRejected("approval is for another session")
+        try:
+            message = approval_message(key_id, digest, derivation_path, session_id, approval.expires_at)
+        except InvalidParameters:
+            raise ApprovalRejected("approval fields out of range") from None
+        try:
+            self._key.verify(approval.signature, message, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            raise ApprovalRejected("approval signature does not verify with the policy key") from None
+        now = int(self._clock())
+        if approval.expires_at <= now:
+            raise ApprovalRejected("approval expired")
+        if approval.expires_at > now + self._max_lifetime:
+            raise ApprovalRejected("approval lifetime exceeds the allowed maximum")
+        # Keyed on the signed message, not the signature: ECDSA signatures are malleable
+        # ((r, s) and (r, n - s) both verify), the message is not.
+        fingerprint = hashlib.sha256(message).digest()
+        self._forget_expired(now)
+        if fingerprint in self._used:
+            raise ApprovalRejected("approval already used")
+        self._used[fingerprint] = approval.expires_at
+
+    def _forget_expired(self, now: int) -> None:
+        # An expired approval is refused by the expiry check anyway, so it need not be remembered.
+        for fingerprint in [f for f, exp in self._used.items() if exp <= now]:
+            del self._used[fingerprint]
