@@ -6,7 +6,7 @@ API works on encodings: an element can only come from libsodium's arithmetic or 
 (L = 2^252 + 27742317777372353535851937790883648493), encoded 32 bytes little-endian.
 
 Validation contract:
-- `decode` is strict: exact length, canonical (y < p, and the encoding round-trips), on the
+- `decode` is strict: exact length, canonical (y < p; see the comment in `decode`), on the
   curve, in the prime-order subgroup, and not the identity (libsodium's
   `crypto_core_ed25519_is_valid_point` rejects small-order points, which include the identity).
   Use `decode_allow_identity` only where a spec permits the identity.
@@ -97,12 +97,12 @@ class Ed25519Group:
         if not isinstance(data, bytes | bytearray | memoryview) or len(data) != 32:
             raise InvalidEncoding("ed25519 element must be 32 bytes")
         data = bytes(data)
+        # libsodium checks y < p, rejects the small-order blacklist with the sign bit masked (so
+        # the identity, x = 0 with sign bit set, and every torsion point), decodes on the curve
+        # and checks L*P == identity. The only non-canonical encodings besides y >= p are of
+        # small order, so this is exactly "canonical, prime order, not the identity".
         if not crypto_core_ed25519_is_valid_point(data):
             raise InvalidEncoding("not a canonical ed25519 point of prime order")
-        # Belt and braces on canonicity: libsodium's own check covers y >= p; the round trip
-        # through its encoder also catches any other non-canonical form.
-        if crypto_core_ed25519_add(data, IDENTITY) != data:
-            raise InvalidEncoding("non-canonical ed25519 point encoding")
         return data
 
     def decode_allow_identity(self, data: bytes) -> bytes:

@@ -1,0 +1,268 @@
+"""FROST signing and DKG as `Round`s for the session `Driver` (enclave.protocols.rounds).
+
+Party ids (the driver's, given by the transport) map to FROST identifiers through
+`identifiers: {party: identifier}` (small integers or `derive_identifier(name)`). Every payload
+body is a ZF frost object, so a ZF-frost client can produce and read them directly:
+
+Signing (2 rounds, every signer also aggregates):
+    1. broadcast SigningCommitments                      (postcard, 69 bytes)
+    2. broadcast SignatureShare (32 bytes); the driver's echo in these messages proves every
+       signer saw the same commitments. Output: the 64-byte Ed25519 signature, checked by
+       libsodium. A bad share aborts naming exactly the signers whose shares fail.
+    Checks on commitments: strict point decoding (identity, small-order, mixed-order,
+    non-canonical rejected), a commitment equal to this signer's own or to one in
+    `used_commitments` (a caller-owned set kept across sessions of the same key) aborts
+    naming the sender as a nonce-commitment replay.
+
+DKG (2 rounds):
+    1. broadcast: ZF dkg round1::Package || 32-byte ephemeral encryption key
+    2. direct to each participant: ChaCha20-Poly1305(ZF dkg round2::Package), see `dkg`.
+       The round-1 echo travels in these messages.
+    Output: (KeyPackage, PublicKeyPackage).
+
+    driver = signing_driver(SignSetup(...)); dkg_driver(DkgSetup(...))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableSet
+from dataclasses import dataclass, field
+from typing import Any
+
+from enclave import polynomial
+from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
+from enclave.protocols.frost import dkg, signing, wire
+from enclave.protocols.frost.ciphersuite import GROUP
+from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, check_public_key_package
+from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, PartyId, Round, Send
+from enclave.rng import Rng
+
+# -- signing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignSetup:
+    session_id: bytes
+    party: PartyId
+    identifiers: Mapping[PartyId, int]  # the signers of this session
+    key: KeyPackage = field(repr=False)
+    public: PublicKeyPackage
+    message: bytes
+    rng: Rng = field(repr=False)
+    used_commitments: MutableSet[bytes] | None = field(default=None, repr=False)
+
+
+def _check_sign_setup(s: SignSetup) -> None:
+    ids = list(s.identifiers.values())
+    if len(set(ids)) != len(ids) or s.identifiers.get(s.party) != s.key.identifier:
+        raise InvalidParameters("identifiers must be distinct and include this signer's")
+    if len(ids) < s.key.min_signers:
+        raise InvalidParameters("fewer signers than the threshold")
+    if any(i not in s.public.verifying_shares for i in ids):
+        raise InvalidParameters("a signer has no verifying share")
+    check_public_key_package(s.public, s.key)
+
+
+class SignCommitRound(Round):
+    number = 1
+
+    def __init__(self, setup: SignSetup, nonces: signing.SigningNonces) -> None:
+        self.s = setup
+        self.nonces = nonces
+        self.got: dict[PartyId, signing.SigningCommitments] = {}
+
+    def expects(self) -> Expect:
+        return Expect(broadcast=frozenset(self.s.identifiers))
+
+    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+        try:
+            c = wire.decode_signing_commitments(body)
+        except EnclaveError:
+            raise ProtocolFault(sender, "malformed or invalid nonce commitments") from None
+        mine = self.nonces.commitments
+        points = {c.hiding, c.binding}
+        if len(points) != 2 or points & {mine.hiding, mine.binding}:
+            raise ProtocolFault(sender, "reused nonce commitment")
+        used = self.s.used_commitments
+        if used is not None and (c.hiding in used or c.binding in used):
+            raise ProtocolFault(sender, "reused nonce commitment")
+        for other, oc in self.got.items():
+            if points & {oc.hiding, oc.binding}:
+                raise ProtocolFault(frozenset({sender, other}), "reused nonce commitment")
+        return c
+
+    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+        self.got[sender] = value
+
+    def finalize(self) -> Next | Output | Abort:
+        s = self.s
+        commitments = {s.identifiers[p]: c for p, c in self.got.items()}
+        commitments[s.key.identifier] = self.nonces.commitments
+        package = signing.SigningPackage(dict(sorted(commitments.items())), s.message)
+        if s.used_commitments is not None:
+            for c in commitments.values():
+                s.used_commitments.add(c.hiding)
+                s.used_commitments.add(c.binding)
+        ctx = signing.signing_context(package, s.key.verifying_key, own=(s.key.identifier, self.nonces))
+        z = signing.sign(s.key, self.nonces, package, ctx)
+        return Next(SignShareRound(s, ctx, z), (Send(None, wire.encode_signature_share(z)),))
+
+
+class SignShareRound(Round):
+    number = 2
+
+    def __init__(self, setup: SignSetup, ctx: signing.SigningContext, own_share: int) -> None:
+        self.s = setup
+        self.ctx = ctx
+        self.shares = {setup.key.identifier: own_share}
+
+    def expects(self) -> Expect:
+        return Expect(broadcast=frozenset(self.s.identifiers))
+
+    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+        try:
+            return wire.decode_signature_share(body)
+        except EnclaveError:
+            raise ProtocolFault(sender, "malformed signature share") from None
+
+    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+        self.shares[self.s.identifiers[sender]] = value
+
+    def finalize(self) -> Next | Output | Abort:
+        try:
+            sig = signing.aggregate(self.ctx.package, self.shares, self.s.public, self.ctx)
+        except signing.InvalidSignatureShares as exc:
+            by_ident = {i: p for p, i in self.s.identifiers.items()}
+            return Abort(frozenset(by_ident[i] for i in exc.culprits), "invalid signature share")
+        return Output(sig)
+
+
+def signing_driver(setup: SignSetup, nonces: signing.SigningNonces | None = None) -> Driver:
+    """A driver for one signer. `nonces` may be precomputed (tests); by default fresh ones."""
+    _check_sign_setup(setup)
+    if nonces is None:
+        nonces = signing.commit(setup.key.signing_share, setup.rng)
+    first = Next(
+        SignCommitRound(setup, nonces), (Send(None, wire.encode_signing_commitments(nonces.commitments)),)
+    )
+    return Driver(setup.session_id, setup.party, setup.identifiers, first, total_rounds=2)
+
+
+# -- DKG ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DkgSetup:
+    session_id: bytes
+    party: PartyId
+    identifiers: Mapping[PartyId, int]
+    min_signers: int
+    rng: Rng = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _DkgCarry:
+    setup: DkgSetup
+    secret: dkg.Round1Secret = field(repr=False)
+    enc_secret: int = field(repr=False)
+    enc_public: bytes
+
+
+class DkgRound1(Round):
+    number = 1
+
+    def __init__(self, carry: _DkgCarry) -> None:
+        self.c = carry
+        self.got: dict[PartyId, tuple[dkg.Round1Package, bytes]] = {}
+
+    def expects(self) -> Expect:
+        return Expect(broadcast=frozenset(self.c.setup.identifiers))
+
+    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+        ident = self.c.setup.identifiers[sender]
+        try:
+            package = wire.decode_round1_package(body[:-32])
+            enc_public = GROUP.decode(body[-32:])
+        except EnclaveError:
+            raise ProtocolFault(sender, "malformed round-1 package") from None
+        try:
+            dkg.check_round1_package(self.c.secret, ident, package)
+        except dkg.DkgFault as fault:
+            raise ProtocolFault(sender, fault.reason) from None
+        return package, enc_public
+
+    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+        self.got[sender] = value
+
+    def finalize(self) -> Next | Output | Abort:
+        s, c = self.c.setup, self.c
+        me = s.identifiers[s.party]
+        sends = []
+        shared: dict[PartyId, bytes] = {}
+        for p in sorted(self.got):
+            j = s.identifiers[p]
+            their_pub = self.got[p][1]
+            shared[p] = dkg.shared_secret(c.enc_secret, their_pub)
+            plaintext = wire.encode_round2_package(dkg_share(c.secret, j))
+            sends.append(Send(p, dkg.encrypt_share(s.session_id, shared[p], c.enc_public, their_pub, me, j, plaintext)))
+        return Next(DkgRound2(c, dict(self.got), shared), tuple(sends))
+
+
+def dkg_share(secret: dkg.Round1Secret, recipient: int) -> int:
+    return polynomial.evaluate(secret.coefficients, recipient, GROUP.order)
+
+
+class DkgRound2(Round):
+    number = 2
+
+    def __init__(
+        self,
+        carry: _DkgCarry,
+        round1: dict[PartyId, tuple[dkg.Round1Package, bytes]],
+        shared: dict[PartyId, bytes],
+    ) -> None:
+        self.c = carry
+        self.round1 = round1
+        self.shared = shared  # per-peer DH secrets for the share encryption keys
+        self.shares: dict[int, int] = {}
+
+    def expects(self) -> Expect:
+        return Expect(direct=frozenset(self.round1))
+
+    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+        s, c = self.c.setup, self.c
+        me, them = s.identifiers[s.party], s.identifiers[sender]
+        their_pub = self.round1[sender][1]
+        try:
+            plaintext = dkg.decrypt_share(s.session_id, self.shared[sender], c.enc_public, their_pub, me, them, body)
+            share = wire.decode_round2_package(plaintext)
+        except dkg.DkgFault as fault:
+            raise ProtocolFault(sender, fault.reason) from None
+        except EnclaveError:
+            raise ProtocolFault(sender, "malformed round-2 package") from None
+        return share
+
+    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+        self.shares[self.c.setup.identifiers[sender]] = value
+
+    def finalize(self) -> Next | Output | Abort:
+        ids = self.c.setup.identifiers
+        round1 = {ids[p]: pkg for p, (pkg, _) in self.round1.items()}
+        by_ident = {i: p for p, i in ids.items()}
+        try:
+            return Output(dkg.part3(self.c.secret, round1, self.shares))
+        except dkg.DkgFault as fault:
+            return Abort(frozenset({by_ident[fault.culprit]}), fault.reason)
+
+
+def dkg_driver(setup: DkgSetup) -> Driver:
+    ids = list(setup.identifiers.values())
+    if len(set(ids)) != len(ids) or setup.party not in setup.identifiers:
+        raise InvalidParameters("identifiers must be distinct and include this party's")
+    me = setup.identifiers[setup.party]
+    secret, package = dkg.part1(me, len(ids), setup.min_signers, setup.rng)
+    enc_secret = GROUP.random_scalar(setup.rng)
+    enc_public = GROUP.base_mul(enc_secret)
+    carry = _DkgCarry(setup, secret, enc_secret, enc_public)
+    body = wire.encode_round1_package(package) + enc_public
+    return Driver(setup.session_id, setup.party, setup.identifiers, Next(DkgRound1(carry), (Send(None, body),)), 2)

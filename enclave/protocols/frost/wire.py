@@ -1,0 +1,290 @@
+"""ZF frost's postcard encodings for FROST(Ed25519, SHA-512), byte for byte.
+
+ZF frost serializes with serde + postcard: structs are their fields in order, u8 is one byte,
+u16 and lengths are LEB128 varints, fixed arrays (scalars, elements) are raw 32 bytes, byte
+vectors and maps are a varint count followed by the items, `Option` is 0x00 | 0x01 value.
+Every top-level object starts with the header `0x00 (format version) || CRC-32 of
+"FROST-ED25519-SHA512-v1"` big endian (b1 69 f0 da).
+
+    SigningCommitments  header || hiding(32) || binding(32)
+    SigningNonces       header || hiding scalar || binding scalar || SigningCommitments
+    SigningPackage      header || n || n * (identifier || SigningCommitments) || len || message
+    SignatureShare      scalar(32)                         (ZF `SignatureShare::serialize`)
+    Signature           R(32) || z(32)                     (RFC 8032 form)
+    SecretShare         header || identifier || signing share || t || t * element
+    KeyPackage          header || identifier || signing share || verifying share || verifying key || t
+    PublicKeyPackage    header || n || n * (identifier || verifying share) || verifying key
+                        [|| 0x01 || t]                     (min_signers, newer ZF versions)
+    dkg round1 Package  header || t || t * element || 0x40 || Signature (proof of knowledge)
+    dkg round2 Package  header || signing share
+
+Decoding is strict and raises `InvalidEncoding`: wrong header, non-minimal varints, elements
+that are not canonical prime-order non-identity points, scalars >= L, zero identifiers,
+map keys not strictly increasing (ZF's BTreeMap order), lengths out of range, trailing bytes.
+"""
+
+from __future__ import annotations
+
+from enclave.errors import InvalidEncoding
+from enclave.protocols.frost.ciphersuite import GROUP, HEADER, encode_identifier
+from enclave.protocols.frost.dkg import Round1Package
+from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, SecretShare
+from enclave.protocols.frost.signing import SigningCommitments, SigningNonces, SigningPackage
+
+MAX_SIGNERS = 255
+MAX_MESSAGE = 1 << 20
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+class Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if n < 0 or end > len(self.data):
+            raise InvalidEncoding("truncated")
+        out = self.data[self.pos : end]
+        self.pos = end
+        return out
+
+    def varint(self, max_value: int) -> int:
+        value, shift = 0, 0
+        while True:
+            b = self.take(1)[0]
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                if b == 0 and shift > 7:
+                    raise InvalidEncoding("non-minimal varint")
+                break
+            if shift > 63:
+                raise InvalidEncoding("varint too long")
+        if value > max_value:
+            raise InvalidEncoding("length out of range")
+        return value
+
+    def header(self) -> None:
+        if self.take(5) != HEADER:
+            raise InvalidEncoding("not a FROST(Ed25519, SHA-512) v0 object")
+
+    def element(self) -> bytes:
+        return GROUP.decode(self.take(32))
+
+    def scalar(self) -> int:
+        return GROUP.decode_scalar(self.take(32))
+
+    def identifier(self) -> int:
+        ident = self.scalar()
+        if ident == 0:
+            raise InvalidEncoding("zero identifier")
+        return ident
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise InvalidEncoding("trailing bytes")
+
+
+def _scalar(k: int) -> bytes:
+    return GROUP.encode_scalar(k)
+
+
+# -- signing ------------------------------------------------------------------------------------
+
+
+def encode_signing_commitments(c: SigningCommitments) -> bytes:
+    return HEADER + c.hiding + c.binding
+
+
+def _read_commitments(r: Reader) -> SigningCommitments:
+    r.header()
+    return SigningCommitments(r.element(), r.element())
+
+
+def decode_signing_commitments(data: bytes) -> SigningCommitments:
+    r = Reader(data)
+    c = _read_commitments(r)
+    r.done()
+    return c
+
+
+def encode_signing_nonces(n: SigningNonces) -> bytes:
+    return HEADER + _scalar(n.hiding) + _scalar(n.binding) + encode_signing_commitments(n.commitments)
+
+
+def decode_signing_nonces(data: bytes) -> SigningNonces:
+    r = Reader(data)
+    r.header()
+    d, e = r.scalar(), r.scalar()
+    c = _read_commitments(r)
+    r.done()
+    if GROUP.base_mul(d) != c.hiding or GROUP.base_mul(e) != c.binding:
+        raise InvalidEncoding("nonces do not match their commitments")
+    return SigningNonces(d, e, c)
+
+
+def encode_signing_package(p: SigningPackage) -> bytes:
+    parts = [HEADER, varint(len(p.commitments))]
+    for i in sorted(p.commitments):
+        parts += [encode_identifier(i), encode_signing_commitments(p.commitments[i])]
+    parts += [varint(len(p.message)), p.message]
+    return b"".join(parts)
+
+
+def _read_map_keys_increasing(prev: int, ident: int) -> None:
+    if ident <= prev:
+        raise InvalidEncoding("map keys not strictly increasing")
+
+
+def decode_signing_package(data: bytes) -> SigningPackage:
+    r = Reader(data)
+    r.header()
+    n = r.varint(MAX_SIGNERS)
+    commitments: dict[int, SigningCommitments] = {}
+    prev = 0
+    for _ in range(n):
+        ident = r.identifier()
+        _read_map_keys_increasing(prev, ident)
+        prev = ident
+        commitments[ident] = _read_commitments(r)
+    message = r.take(r.varint(MAX_MESSAGE))
+    r.done()
+    return SigningPackage(commitments, message)
+
+
+def encode_signature_share(z: int) -> bytes:
+    return _scalar(z)
+
+
+def decode_signature_share(data: bytes) -> int:
+    return GROUP.decode_scalar(data)
+
+
+def decode_signature(data: bytes) -> tuple[bytes, int]:
+    if len(data) != 64:
+        raise InvalidEncoding("signature must be 64 bytes")
+    return GROUP.decode(data[:32]), GROUP.decode_scalar(data[32:])
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+def _commitment_vector(commitment: tuple[bytes, ...]) -> bytes:
+    return varint(len(commitment)) + b"".join(commitment)
+
+
+def _read_commitment_vector(r: Reader) -> tuple[bytes, ...]:
+    t = r.varint(MAX_SIGNERS)
+    if t < 1:
+        raise InvalidEncoding("empty commitment")
+    return tuple(r.element() for _ in range(t))
+
+
+def encode_secret_share(s: SecretShare) -> bytes:
+    return HEADER + encode_identifier(s.identifier) + _scalar(s.signing_share) + _commitment_vector(s.commitment)
+
+
+def decode_secret_share(data: bytes) -> SecretShare:
+    r = Reader(data)
+    r.header()
+    s = SecretShare(r.identifier(), r.scalar(), _read_commitment_vector(r))
+    r.done()
+    return s
+
+
+def encode_key_package(k: KeyPackage) -> bytes:
+    return (
+        HEADER
+        + encode_identifier(k.identifier)
+        + _scalar(k.signing_share)
+        + k.verifying_share
+        + k.verifying_key
+        + varint(k.min_signers)
+    )
+
+
+def decode_key_package(data: bytes) -> KeyPackage:
+    r = Reader(data)
+    r.header()
+    k = KeyPackage(r.identifier(), r.scalar(), r.element(), r.element(), r.varint(0xFFFF))
+    r.done()
+    if GROUP.base_mul(k.signing_share) != k.verifying_share:
+        raise InvalidEncoding("signing share does not match the verifying share")
+    return k
+
+
+def encode_public_key_package(p: PublicKeyPackage) -> bytes:
+    parts = [HEADER, varint(len(p.verifying_shares))]
+    for i in sorted(p.verifying_shares):
+        parts += [encode_identifier(i), p.verifying_shares[i]]
+    parts.append(p.verifying_key)
+    if p.min_signers is not None:
+        parts += [b"\x01", varint(p.min_signers)]
+    return b"".join(parts)
+
+
+def decode_public_key_package(data: bytes) -> PublicKeyPackage:
+    r = Reader(data)
+    r.header()
+    n = r.varint(MAX_SIGNERS)
+    shares: dict[int, bytes] = {}
+    prev = 0
+    for _ in range(n):
+        ident = r.identifier()
+        _read_map_keys_increasing(prev, ident)
+        prev = ident
+        shares[ident] = r.element()
+    vk = r.element()
+    min_signers: int | None = None
+    if r.pos < len(r.data):
+        tag = r.take(1)[0]
+        if tag == 1:
+            min_signers = r.varint(0xFFFF)
+        elif tag != 0:
+            raise InvalidEncoding("bad option tag")
+    r.done()
+    return PublicKeyPackage(shares, vk, min_signers)
+
+
+# -- dkg ----------------------------------------------------------------------------------------
+
+
+def encode_round1_package(p: Round1Package) -> bytes:
+    return HEADER + _commitment_vector(p.commitment) + b"\x40" + p.proof_r + _scalar(p.proof_z)
+
+
+def decode_round1_package(data: bytes) -> Round1Package:
+    r = Reader(data)
+    r.header()
+    commitment = _read_commitment_vector(r)
+    if r.varint(64) != 64:
+        raise InvalidEncoding("proof of knowledge must be a 64-byte signature")
+    proof_r, proof_z = r.element(), r.scalar()
+    r.done()
+    return Round1Package(commitment, proof_r, proof_z)
+
+
+def encode_round2_package(share: int) -> bytes:
+    return HEADER + _scalar(share)
+
+
+def decode_round2_package(data: bytes) -> int:
+    r = Reader(data)
+    r.header()
+    s = r.scalar()
+    r.done()
+    return s
