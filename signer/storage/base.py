@@ -1,0 +1,75 @@
+"""The one storage interface the host uses; SQLite and PostgreSQL implement it identically."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, PresignatureRecord, Snapshot
+
+
+class Store(Protocol):
+    """Async store of key metadata, sealed blobs and audit records.
+
+    Every write is committed durably before its coroutine returns. If the awaiting task is
+    cancelled mid-call, the database operation may still complete: writes are idempotent
+    (`put_key`, `put_presignature`) or fail safe (a consumed presignature is lost, never reused).
+    """
+
+    @property
+    def backend(self) -> str:
+        """"sqlite" or "postgresql"."""
+        ...
+
+    async def schema_version(self) -> int: ...
+
+    async def migrate(self) -> list[int]:
+        """Apply the migrations this store lacks (idempotent); return the versions applied."""
+        ...
+
+    async def check(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        ...
+
+    async def put_key(self, key: KeyRecord) -> KeyRecord:
+        """Store a new key; identical repeat = no-op returning the stored record; different
+        content under the same key id = KeyExists."""
+        ...
+
+    async def get_key(self, key_id: str) -> KeyRecord: ...
+
+    async def list_keys(self) -> list[KeyRecord]: ...
+
+    async def put_presignature(self, presig: PresignatureRecord) -> PresignatureRecord:
+        """Store a new available presignature (KeyNotFound if its key is unknown; identical
+        repeat = no-op; other content under the id = PresignatureExists)."""
+        ...
+
+    async def consume_presignature(
+        self, key_id: str, signer_set: tuple[int, ...], session_id: str, presig_id: str | None = None
+    ) -> PresignatureRecord:
+        """Atomically mark one available presignature consumed by `session_id` and return it with
+        its sealed blob: the named one, or the oldest for (key_id, signer_set). Exactly one
+        concurrent caller gets a given presignature; PresignatureUnavailable otherwise. The blob
+        is erased from the row as it is consumed."""
+        ...
+
+    async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int: ...
+
+    async def append_audit(self, record: AuditRecord) -> AuditRecord: ...
+
+    async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Matching records, newest first."""
+        ...
+
+    async def export_snapshot(self) -> Snapshot:
+        """All keys and all available presignatures, read in one consistent transaction."""
+        ...
+
+    async def import_snapshot(self, snapshot: Snapshot, *, restore_presignatures: bool = False) -> ImportReport:
+        """All-or-nothing import: any key (or presignature) id present with different content
+        raises KeyExists (PresignatureExists) and nothing is written. Identical ones are skipped.
+        Presignatures are written only if `restore_presignatures`; one whose id is already
+        present in any state is skipped, so a consumed presignature is never revived."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,136 @@
+"""Numbered schema migrations, applied in order at open and recorded in `schema_migrations`.
+
+A step is written once with type placeholders ({blob}, {ts}, {serial}) where the dialects only
+differ in type names, or per dialect where they differ in substance (triggers). Steps are never
+edited once released: a change is a new step.
+
+Timestamps: PostgreSQL uses TIMESTAMPTZ; SQLite stores UTC text in one fixed-width format
+(`YYYY-MM-DDTHH:MM:SS.ffffffZ`) so text order is time order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgresql"]
+
+_TYPES: dict[str, dict[str, str]] = {
+    "sqlite": {"blob": "BLOB", "ts": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {"blob": "BYTEA", "ts": "TIMESTAMPTZ", "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sqlite: tuple[str, ...]
+    postgresql: tuple[str, ...]
+
+    def statements(self, dialect: Dialect) -> tuple[str, ...]:
+        return self.sqlite if dialect == "sqlite" else self.postgresql
+
+
+def _neutral(version: int, description: str, *statements: str) -> Migration:
+    return Migration(
+        version,
+        description,
+        tuple(s.format(**_TYPES["sqlite"]) for s in statements),
+        tuple(s.format(**_TYPES["postgresql"]) for s in statements),
+    )
+
+
+_BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at {ts} NOT NULL)"""
+
+BOOTSTRAP: dict[Dialect, str] = {
+    "sqlite": _BOOTSTRAP.format(**_TYPES["sqlite"]),
+    "postgresql": _BOOTSTRAP.format(**_TYPES["postgresql"]),
+}
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _neutral(
+        1,
+        "keys, presignatures, audit",
+        """CREATE TABLE keys (
+            key_id TEXT PRIMARY KEY CHECK (length(key_id) = 64),
+            protocol TEXT NOT NULL,
+            party_id INTEGER NOT NULL,
+            threshold INTEGER NOT NULL,
+            party_ids TEXT NOT NULL,
+            public_key {blob} NOT NULL,
+            chain_code {blob} NOT NULL,
+            sealer_kind TEXT NOT NULL,
+            sealed_share {blob} NOT NULL,
+            created_at {ts} NOT NULL)""",
+        """CREATE TABLE presignatures (
+            presig_id TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL REFERENCES keys (key_id),
+            signer_set TEXT NOT NULL,
+            sealer_kind TEXT NOT NULL,
+            sealed {blob} NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('available', 'consumed')),
+            created_at {ts} NOT NULL,
+            consumed_at {ts},
+            consumed_by TEXT,
+            CHECK ((state = 'available' AND consumed_at IS NULL AND consumed_by IS NULL)
+                OR (state = 'consumed' AND consumed_at IS NOT NULL AND consumed_by IS NOT NULL)))""",
+        """CREATE INDEX presignatures_available ON presignatures (key_id, signer_set, created_at, presig_id)
+            WHERE state = 'available'""",
+        """CREATE TABLE audit (
+            id {serial},
+            at {ts} NOT NULL,
+            operation TEXT NOT NULL,
+            caller TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            key_id TEXT,
+            digest TEXT,
+            result TEXT NOT NULL CHECK (result IN ('ok', 'failed')),
+            culprits TEXT NOT NULL,
+            reason TEXT NOT NULL)""",
+        "CREATE INDEX audit_key ON audit (key_id, id)",
+        "CREATE INDEX audit_at ON audit (at)",
+    ),
+    # Guards in the database itself, so no code path (or hand-written SQL) can rewrite history:
+    # audit rows are append-only, a consumed presignature cannot become available again, and a
+    # stored key's identity and share cannot be changed or deleted.
+    Migration(
+        2,
+        "append-only audit, single-use presignatures, immutable keys",
+        sqlite=(
+            """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+               BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END""",
+            """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+               BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END""",
+            """CREATE TRIGGER presignatures_single_use BEFORE UPDATE ON presignatures
+               WHEN OLD.state = 'consumed' OR NEW.presig_id <> OLD.presig_id OR NEW.key_id <> OLD.key_id
+                 OR NEW.signer_set <> OLD.signer_set
+               BEGIN SELECT RAISE(ABORT, 'a consumed presignature cannot change'); END""",
+            """CREATE TRIGGER keys_immutable BEFORE UPDATE ON keys
+               BEGIN SELECT RAISE(ABORT, 'stored keys are immutable'); END""",
+            """CREATE TRIGGER keys_no_delete BEFORE DELETE ON keys
+               BEGIN SELECT RAISE(ABORT, 'stored keys are immutable'); END""",
+        ),
+        postgresql=(
+            """CREATE FUNCTION mpc_reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$""",
+            """CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+               FOR EACH ROW EXECUTE FUNCTION mpc_reject_change('audit records are append-only')""",
+            """CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+               FOR EACH STATEMENT EXECUTE FUNCTION mpc_reject_change('audit records are append-only')""",
+            """CREATE TRIGGER presignatures_single_use BEFORE UPDATE ON presignatures
+               FOR EACH ROW WHEN (OLD.state = 'consumed' OR NEW.presig_id <> OLD.presig_id
+                 OR NEW.key_id <> OLD.key_id OR NEW.signer_set <> OLD.signer_set)
+               EXECUTE FUNCTION mpc_reject_change('a consumed presignature cannot change')""",
+            """CREATE TRIGGER keys_immutable BEFORE UPDATE OR DELETE ON keys
+               FOR EACH ROW EXECUTE FUNCTION mpc_reject_change('stored keys are immutable')""",
+        ),
+    ),
+)
+
+LATEST_VERSION: int = MIGRATIONS[-1].version
+
+assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1..n"

@@ -1,0 +1,459 @@
+"""SQLite store: the embedded default.
+
+One connection, owned by one dedicated worker thread: every call is a job on that thread, so the
+event loop never blocks on disk and the connection is never shared between threads. WAL with
+synchronous=FULL makes each COMMIT durable (fsynced) before the coroutine returns. Writes use
+BEGIN IMMEDIATE, which takes the database's write lock up front, so read-check-write sequences
+(no-overwrite puts, single-use consumption) stay atomic even when another process opens the
+same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from signer.storage.errors import (
+    InvalidRecord,
+    KeyExists,
+    KeyNotFound,
+    PresignatureExists,
+    PresignatureUnavailable,
+    SchemaTooNew,
+    StorageError,
+    StoreUnavailable,
+)
+from signer.storage.migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
+from signer.storage.records import (
+    AuditQuery,
+    AuditRecord,
+    ImportReport,
+    KeyRecord,
+    PresignatureRecord,
+    Snapshot,
+    check_key_id,
+    decode_party_set,
+    encode_party_set,
+    now_utc,
+    utc,
+)
+
+T = TypeVar("T")
+
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_KEY_COLS = (
+    "key_id, protocol, party_id, threshold, party_ids, public_key, chain_code, sealer_kind, sealed_share, created_at"
+)
+_PRESIG_COLS = "presig_id, key_id, signer_set, sealer_kind, sealed, state, created_at, consumed_at, consumed_by"
+_AUDIT_COLS = "id, at, operation, caller, session_id, key_id, digest, result, culprits, reason"
+
+
+def _ts(t: datetime) -> str:
+    return utc(t).strftime(_TS_FORMAT)
+
+
+def _from_ts(s: str | None) -> datetime | None:
+    return None if s is None else datetime.strptime(s, _TS_FORMAT).replace(tzinfo=UTC)
+
+
+def _key(row: sqlite3.Row) -> KeyRecord:
+    return KeyRecord(
+        key_id=row["key_id"],
+        protocol=row["protocol"],
+        party_id=row["party_id"],
+        threshold=row["threshold"],
+        party_ids=decode_party_set(row["party_ids"]),
+        public_key=bytes(row["public_key"]),
+        chain_code=bytes(row["chain_code"]),
+        sealer_kind=row["sealer_kind"],
+        sealed_share=bytes(row["sealed_share"]),
+        created_at=_from_ts(row["created_at"]),
+    )
+
+
+def _presig(row: sqlite3.Row, sealed: bytes | None = None) -> PresignatureRecord:
+    return PresignatureRecord(
+        presig_id=row["presig_id"],
+        key_id=row["key_id"],
+        signer_set=decode_party_set(row["signer_set"]),
+        sealer_kind=row["sealer_kind"],
+        sealed=bytes(row["sealed"]) if sealed is None else sealed,
+        state=row["state"],
+        created_at=_from_ts(row["created_at"]),
+        consumed_at=_from_ts(row["consumed_at"]),
+        consumed_by=row["consumed_by"],
+    )
+
+
+def _audit(row: sqlite3.Row) -> AuditRecord:
+    return AuditRecord(
+        id=row["id"],
+        time=_from_ts(row["at"]),
+        operation=row["operation"],
+        caller=row["caller"],
+        session_id=row["session_id"],
+        key_id=row["key_id"],
+        digest=row["digest"],
+        result=row["result"],
+        culprits=decode_party_set(row["culprits"]),
+        reason=row["reason"],
+    )
+
+
+def _same_slot(a: PresignatureRecord, b: PresignatureRecord) -> bool:
+    return (a.key_id, a.signer_set, a.sealer_kind) == (b.key_id, b.signer_set, b.sealer_kind)
+
+
+class SqliteStore:
+    """Build with `await SqliteStore.open(path)`."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], datetime] = now_utc, busy_timeout_ms: int = 10_000) -> None:
+        self._path = Path(path)
+        self._clock = clock
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self._path)!r})"
+
+    @property
+    def backend(self) -> str:
+        return "sqlite"
+
+    @classmethod
+    async def open(cls, path: Path | str, **kw: Any) -> SqliteStore:
+        store = cls(Path(path), **kw)
+        try:
+            await store._run(store._connect)
+            await store.migrate()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        except StorageError:
+            raise
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
+            # locked, disk I/O, full disk, unreadable file: none of these says anything about
+            # the request itself, so the caller may retry
+            raise StoreUnavailable(f"sqlite store {self._path}: {e.__class__.__name__}: {e}") from e
+
+    def _connect(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
+        conn.row_factory = sqlite3.Row
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            conn.close()
+            raise StoreUnavailable(f"sqlite store {self._path}: cannot enable WAL (journal mode {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        self._conn = conn
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable("store is not open")
+        return self._conn
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        conn = self._db
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # --- schema -----------------------------------------------------------------------------
+
+    async def schema_version(self) -> int:
+        return await self._run(self._schema_version_sync)
+
+    def _schema_version_sync(self) -> int:
+        with self._tx(write=False) as db:
+            db.execute(BOOTSTRAP["sqlite"])
+            return int(db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+    async def migrate(self) -> list[int]:
+        return await self._run(self._migrate_sync)
+
+    def _migrate_sync(self) -> list[int]:
+        applied: list[int] = []
+        with self._tx() as db:
+            db.execute(BOOTSTRAP["sqlite"])
+            current = int(db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+            if current > LATEST_VERSION:
+                raise SchemaTooNew(current, LATEST_VERSION)
+            for m in MIGRATIONS:
+                if m.version <= current:
+                    continue
+                for stmt in m.statements("sqlite"):
+                    db.execute(stmt)
+                db.execute(
+                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                    (m.version, m.description, _ts(self._clock())),
+                )
+                applied.append(m.version)
+        return applied
+
+    async def check(self) -> None:
+        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+
+    # --- keys -------------------------------------------------------------------------------
+
+    async def put_key(self, key: KeyRecord) -> KeyRecord:
+        return await self._run(self._put_key_sync, key)
+
+    def _put_key_sync(self, key: KeyRecord) -> KeyRecord:
+        with self._tx() as db:
+            return self._insert_key(db, key, self._clock())[0]
+
+    def _insert_key(self, db: sqlite3.Connection, key: KeyRecord, at: datetime) -> tuple[KeyRecord, bool]:
+        """Insert unless present; (stored record, inserted?). KeyExists if present and different."""
+        row = db.execute(f"SELECT {_KEY_COLS} FROM keys WHERE key_id = ?", (key.key_id,)).fetchone()
+        if row is not None:
+            existing = _key(row)
+            if not existing.same_content(key):
+                raise KeyExists(key.key_id)
+            return existing, False
+        created = key.created_at or at
+        db.execute(
+            f"INSERT INTO keys ({_KEY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.key_id, key.protocol, key.party_id, key.threshold, encode_party_set(key.party_ids),
+                key.public_key, key.chain_code, key.sealer_kind, key.sealed_share, _ts(created),
+            ),
+        )
+        return KeyRecord(**{**key.__dict__, "created_at": created}), True
+
+    async def get_key(self, key_id: str) -> KeyRecord:
+        check_key_id(key_id)
+
+        def q() -> KeyRecord:
+            row = self._db.execute(f"SELECT {_KEY_COLS} FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+            if row is None:
+                raise KeyNotFound(key_id)
+            return _key(row)
+
+        return await self._run(q)
+
+    async def list_keys(self) -> list[KeyRecord]:
+        def q() -> list[KeyRecord]:
+            return [_key(r) for r in self._db.execute(f"SELECT {_KEY_COLS} FROM keys ORDER BY created_at, key_id")]
+
+        return await self._run(q)
+
+    # --- presignatures ----------------------------------------------------------------------
+
+    async def put_presignature(self, presig: PresignatureRecord) -> PresignatureRecord:
+        if presig.state != "available":
+            raise InvalidRecord("only available presignatures can be put")
+        return await self._run(self._put_presig_sync, presig)
+
+    def _put_presig_sync(self, presig: PresignatureRecord) -> PresignatureRecord:
+        with self._tx() as db:
+            return self._insert_presig(db, presig, self._clock())[0]
+
+    def _insert_presig(
+        self, db: sqlite3.Connection, p: PresignatureRecord, at: datetime
+    ) -> tuple[PresignatureRecord, bool]:
+        row = db.execute(f"SELECT {_PRESIG_COLS} FROM presignatures WHERE presig_id = ?", (p.presig_id,)).fetchone()
+        if row is not None:
+            existing = _presig(row)
+            if existing.state == "available" and existing.same_content(p):
+                return existing, False
+            if existing.state == "consumed" and _same_slot(existing, p):
+                return existing, False  # a consumed id is never made available again
+            raise PresignatureExists(p.presig_id)
+        if db.execute("SELECT 1 FROM keys WHERE key_id = ?", (p.key_id,)).fetchone() is None:
+            raise KeyNotFound(p.key_id)
+        created = p.created_at or at
+        db.execute(
+            f"INSERT INTO presignatures ({_PRESIG_COLS}) VALUES (?, ?, ?, ?, ?, 'available', ?, NULL, NULL)",
+            (p.presig_id, p.key_id, encode_party_set(p.signer_set), p.sealer_kind, p.sealed, _ts(created)),
+        )
+        return PresignatureRecord(**{**p.__dict__, "created_at": created}), True
+
+    async def consume_presignature(
+        self, key_id: str, signer_set: tuple[int, ...], session_id: str, presig_id: str | None = None
+    ) -> PresignatureRecord:
+        check_key_id(key_id)
+        sset = encode_party_set(tuple(sorted(signer_set)))
+        if not session_id:
+            raise ValueError("session_id is required")
+        return await self._run(self._consume_sync, key_id, sset, session_id, presig_id)
+
+    def _consume_sync(self, key_id: str, sset: str, session_id: str, presig_id: str | None) -> PresignatureRecord:
+        with self._tx() as db:
+            if presig_id is None:
+                row = db.execute(
+                    f"SELECT {_PRESIG_COLS} FROM presignatures WHERE key_id = ? AND signer_set = ?"
+                    " AND state = 'available' ORDER BY created_at, presig_id LIMIT 1",
+                    (key_id, sset),
+                ).fetchone()
+            else:
+                row = db.execute(
+                    f"SELECT {_PRESIG_COLS} FROM presignatures WHERE presig_id = ? AND key_id = ?"
+                    " AND signer_set = ? AND state = 'available'",
+                    (presig_id, key_id, sset),
+                ).fetchone()
+            if row is None:
+                which = f"presignature {presig_id}" if presig_id else "presignature"
+                raise PresignatureUnavailable(f"no available {which} for key {key_id} and signers {sset}")
+            at = self._clock()
+            cur = db.execute(
+                "UPDATE presignatures SET state = 'consumed', consumed_at = ?, consumed_by = ?, sealed = X''"
+                " WHERE presig_id = ? AND state = 'available'",
+                (_ts(at), session_id, row["presig_id"]),
+            )
+            if cur.rowcount != 1:  # cannot happen under the write lock; refuse rather than guess
+                raise PresignatureUnavailable(f"presignature {row['presig_id']} was consumed concurrently")
+            consumed = _presig(row)
+        return PresignatureRecord(
+            **{**consumed.__dict__, "state": "consumed", "consumed_at": utc(at), "consumed_by": session_id}
+        )
+
+    async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int:
+        check_key_id(key_id)
+
+        def q() -> int:
+            args: tuple[str, ...]
+            if signer_set is None:
+                sql, args = "SELECT count(*) FROM presignatures WHERE key_id = ? AND state = 'available'", (key_id,)
+            else:
+                sql = "SELECT count(*) FROM presignatures WHERE key_id = ? AND signer_set = ? AND state = 'available'"
+                args = (key_id, encode_party_set(tuple(sorted(signer_set))))
+            return int(self._db.execute(sql, args).fetchone()[0])
+
+        return await self._run(q)
+
+    # --- audit ------------------------------------------------------------------------------
+
+    async def append_audit(self, record: AuditRecord) -> AuditRecord:
+        def w() -> AuditRecord:
+            at = record.time or self._clock()
+            with self._tx() as db:
+                cur = db.execute(
+                    "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        _ts(at), record.operation, record.caller, record.session_id, record.key_id, record.digest,
+                        record.result, encode_party_set(record.culprits), record.reason,
+                    ),
+                )
+            return AuditRecord(**{**record.__dict__, "id": cur.lastrowid, "time": utc(at)})
+
+        return await self._run(w)
+
+    async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
+        where, args = [], []
+        if query.key_id is not None:
+            where.append("key_id = ?")
+            args.append(query.key_id)
+        if query.operation is not None:
+            where.append("operation = ?")
+            args.append(query.operation)
+        if query.since is not None:
+            where.append("at >= ?")
+            args.append(_ts(query.since))
+        sql = f"SELECT {_AUDIT_COLS} FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(str(query.limit))
+
+        def q() -> list[AuditRecord]:
+            return [_audit(r) for r in self._db.execute(sql, args)]
+
+        return await self._run(q)
+
+    # --- backup -----------------------------------------------------------------------------
+
+    async def export_snapshot(self) -> Snapshot:
+        def q() -> Snapshot:
+            with self._tx(write=False) as db:
+                keys = tuple(_key(r) for r in db.execute(f"SELECT {_KEY_COLS} FROM keys ORDER BY key_id"))
+                presigs = tuple(
+                    _presig(r)
+                    for r in db.execute(
+                        f"SELECT {_PRESIG_COLS} FROM presignatures WHERE state = 'available' ORDER BY presig_id"
+                    )
+                )
+            return Snapshot(keys, presigs)
+
+        return await self._run(q)
+
+    async def import_snapshot(self, snapshot: Snapshot, *, restore_presignatures: bool = False) -> ImportReport:
+        def w() -> ImportReport:
+            at = self._clock()
+            imported: list[str] = []
+            skipped: list[str] = []
+            conflicts: list[str] = []
+            p_imported = p_skipped = 0
+            with self._tx() as db:
+                for k in snapshot.keys:
+                    try:
+                        _, inserted = self._insert_key(db, k, at)
+                    except KeyExists:
+                        conflicts.append(k.key_id)
+                        continue
+                    (imported if inserted else skipped).append(k.key_id)
+                if conflicts:
+                    raise KeyExists(conflicts)
+                if restore_presignatures:
+                    for p in snapshot.presignatures:
+                        _, inserted = self._insert_presig(db, p, at)
+                        p_imported += inserted
+                        p_skipped += not inserted
+            return ImportReport(
+                keys_imported=tuple(imported),
+                keys_skipped=tuple(skipped),
+                presignatures_imported=p_imported,
+                presignatures_skipped=p_skipped,
+                presignatures_not_restored=0 if restore_presignatures else len(snapshot.presignatures),
+            )
+
+        return await self._run(w)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
