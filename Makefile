@@ -35,3 +35,7 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Fixture safe primes for the GG20/Paillier tests (data only; takes a few minutes of CPU).
+test-primes: venv
+	$(PY) -m tests.make_safe_primes

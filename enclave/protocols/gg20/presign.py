@@ -1,0 +1,434 @@
+"""GG20 presigning (the offline phases) with CGGMP21's proofs, four rounds.
+
+Notation (signer set S, this party i, additive key share w_i = λ_i·x_i, W_j = λ_j·X_j):
+
+Round 1: k_i, γ_i random. (broadcast) K_i = Enc_i(k_i), G_i = Enc_i(γ_i).
+    (direct, to j) Πenc for K_i under j's ring-Pedersen parameters.
+Round 2: for every j, the two MtA responses to K_j: D_{j,i} = K_j^{γ_i}·Enc_j(y) with
+    F_{j,i} = Enc_i(y) and Πaff-g (X = Γ_i) (MtA), and D̂_{j,i}, F̂_{j,i} with Πaff-g
+    (X = W_i) (MtAwc); Πlog* tying Γ_i to G_i. β_{i,j} = -y. (broadcast) Γ_i and the F_{j,i}
+    (ciphertexts only; they let everyone check a reveal after a failed δ check).
+Round 3: α_{i,j} = Dec_i(D_{i,j}), δ_i = k_i·γ_i + Σ(α + β), χ_i = k_i·w_i + Σ(α̂ + β̂),
+    Γ = ΣΓ_j, Δ_i = k_i·Γ. (broadcast) δ_i, Δ_i, Ŝ_i = χ_i·Γ. (direct) Πlog* tying Δ_i to K_i
+    with base Γ (the R check).
+Round 4: (broadcast) "ok", or after a failed check δ·G != ΣΔ_j, the reveal of k_i, γ_i,
+    their encryption randomness and the MtA masks y of the k·γ MtA (with F's randomness). A
+    reveal discloses nothing about the key (the k·w MtA is never revealed) and that
+    presignature is dead anyway. Everyone recomputes every δ_j; a party whose reveal does not
+    open its ciphertexts, or whose δ_j differs from what its reveal implies, is named.
+
+Output: R = δ^{-1}·Γ (so R = k^{-1}·G), and for every signer R_j = δ^{-1}·Δ_j = k_j·R and
+S_j = δ^{-1}·Ŝ_j = χ_j·R, which let the online round check each signature share on its own.
+The check ΣS_j = Y (δ·Y for the Ŝ_j) runs here; when it fails the fault cannot be attributed
+by this protocol (GG20's own remedy would reveal MtAwc values, i.e. key material), so the
+session aborts with no culprit named: a known limit, see the module report.
+
+Start: `start(session_id, share, signers, rng)`; `Output.value` is a `Presignature`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import gmpy2
+
+from enclave.errors import InvalidParameters, ProtocolFault
+from enclave.group.secp256k1 import Point, Secp256k1Group
+from enclave.paillier import random_unit
+from enclave.polynomial import lagrange_coefficient
+from enclave.protocols.gg20.codec import Reader, dumps
+from enclave.protocols.gg20.common import check_party_ids, proof_transcript
+from enclave.protocols.gg20.keyshare import KeyShare
+from enclave.protocols.gg20.presignature import Presignature
+from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
+from enclave.rng import Rng
+from enclave.transcript import Transcript
+from enclave.zk import affg, enc, logstar, wire
+from enclave.zk.params import L_PRIME, sample_pm
+
+PROTOCOL = "gg20/presign"
+
+
+@dataclass(frozen=True)
+class Config:
+    session_id: bytes
+    share: KeyShare = field(repr=False)
+    signers: tuple[int, ...]
+    group: Secp256k1Group
+    rng: Rng = field(repr=False)
+
+    @property
+    def me(self) -> int:
+        return self.share.index
+
+    @property
+    def others(self) -> tuple[int, ...]:
+        return tuple(j for j in self.signers if j != self.share.index)
+
+
+def _t(cfg: Config, round_no: int, prover: int, verifier: int, proof: str) -> Transcript:
+    return proof_transcript(cfg.session_id, PROTOCOL, round_no, prover, verifier, proof)
+
+
+@dataclass(frozen=True)
+class _Nonces:
+    k: int = field(repr=False)
+    rho: int = field(repr=False)
+    gamma: int = field(repr=False)
+    nu: int = field(repr=False)
+    w: int = field(repr=False)
+
+
+class Round1(Round):
+    number = 1
+
+    def __init__(self, cfg: Config, nonces: _Nonces, own_k: int, own_g: int):
+        self.cfg, self.nonces = cfg, nonces
+        self.k_enc: dict[int, int] = {cfg.me: own_k}
+        self.g_enc: dict[int, int] = {cfg.me: own_g}
+        self.enc_proofs: dict[int, enc.Proof] = {}
+
+    def expects(self) -> Expect:
+        return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
+
+    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[int, int] | enc.Proof:
+        if kind is Kind.BROADCAST:
+            r = Reader(body, 2)
+            k_c, g_c = r.integer(), r.integer()
+            pk = self.cfg.share.aux[sender].paillier
+            if not pk.validate(k_c) or not pk.validate(g_c):
+                raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
+            return k_c, g_c
+        return wire.decode(enc.Proof, body)
+
+    def store(self, sender: int, kind: Kind, value: tuple[int, int] | enc.Proof) -> None:
+        if isinstance(value, enc.Proof):
+            self.enc_proofs[sender] = value
+        else:
+            self.k_enc[sender], self.g_enc[sender] = value
+
+    def finalize(self) -> Next:
+        cfg, g, share = self.cfg, self.cfg.group, self.cfg.share
+        me, own_key = cfg.me, share.paillier
+        my_params = share.aux[me].pedersen
+        for j in cfg.others:
+            st_enc = enc.Statement(share.aux[j].paillier, self.k_enc[j], my_params)
+            if not enc.verify(_t(cfg, 1, j, me, "enc"), st_enc, self.enc_proofs[j]):
+                raise ProtocolFault(j, "invalid Πenc for Enc(k)")
+        n = self.nonces
+        big_gamma = g.base_mul(n.gamma)
+        big_w = g.base_mul(n.w)
+        masks: dict[int, tuple[int, int]] = {}  # j -> (y, randomness of F_{j,i})
+        beta = beta_hat = 0
+        f_broadcast: dict[int, int] = {}
+        sends: list[Send] = []
+        for j in cfg.others:
+            pk_j, params_j = share.aux[j].paillier, share.aux[j].pedersen
+            parts: list[object] = []
+            for x, big_x, label in ((n.gamma, big_gamma, "affg-gamma"), (n.w, big_w, "affg-w")):
+                y = sample_pm(cfg.rng, 1 << L_PRIME)
+                s = random_unit(cfg.rng, pk_j.n)
+                d = int(gmpy2.powmod(self.k_enc[j], x, pk_j.n2) * pk_j.encrypt_with(y, s) % pk_j.n2)
+                f, r = own_key.encrypt(y, cfg.rng)
+                st = affg.Statement(g, pk_j, own_key.public, self.k_enc[j], d, f, big_x, params_j)
+                proof = affg.prove(_t(cfg, 2, me, j, label), st, affg.Witness(x, y, s, r, own_key), cfg.rng)
+                parts += [d, f, wire.encode(proof)]
+                if label == "affg-gamma":
+                    masks[j] = (y, r)
+                    f_broadcast[j] = f
+                    beta -= y
+                else:
+                    beta_hat -= y
+            st_log = logstar.Statement(g, g.generator(), big_gamma, own_key.public, self.g_enc[me], params_j)
+            proof_log = logstar.prove(_t(cfg, 2, me, j, "logstar-gamma"), st_log,
+                                      logstar.Witness(n.gamma, n.nu, own_key), cfg.rng)
+            # F for the k·γ MtA travels in the broadcast; the direct copy is dropped
+            sends.append(Send(j, dumps([parts[0], parts[2], parts[3], parts[4], parts[5], wire.encode(proof_log)])))
+        sends.insert(0, Send(None, dumps([g.encode(big_gamma), f_broadcast])))
+        nxt = Round2(cfg, n, self.k_enc, self.g_enc, big_gamma, masks, beta, beta_hat)
+        return Next(nxt, tuple(sends))
+
+
+@dataclass(frozen=True)
+class _R2Direct:
+    d: int
+    affg_gamma: affg.Proof
+    d_hat: int
+    f_hat: int
+    affg_w: affg.Proof
+    log_gamma: logstar.Proof
+
+
+class Round2(Round):
+    number = 2
+
+    def __init__(self, cfg: Config, nonces: _Nonces, k_enc: dict[int, int], g_enc: dict[int, int],
+                 big_gamma: Point, masks: dict[int, tuple[int, int]], beta: int, beta_hat: int):
+        self.cfg, self.nonces, self.k_enc, self.g_enc = cfg, nonces, k_enc, g_enc
+        self.masks, self.beta, self.beta_hat = masks, beta, beta_hat
+        self.gammas: dict[int, Point] = {cfg.me: big_gamma}
+        self.f: dict[int, dict[int, int]] = {}
+        self.direct: dict[int, _R2Direct] = {}
+
+    def expects(self) -> Expect:
+        return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
+
+    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[Point, dict[int, int]] | _R2Direct:
+        cfg, g = self.cfg, self.cfg.group
+        if kind is Kind.BROADCAST:
+            r = Reader(body, 2)
+            big_gamma = r.point(g)
+            f = r.int_map()
+            if set(f) != set(cfg.signers) - {sender} or not all(type(v) is int for v in f.values()):
+                raise ProtocolFault(sender, "malformed MtA ciphertext map")
+            pk = cfg.share.aux[sender].paillier
+            if not all(pk.validate(v) for v in f.values()):
+                raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
+            return big_gamma, f
+        r = Reader(body, 6)
+        d, pa, d_hat, f_hat, pw, pl = (r.integer(), r.proof(affg.Proof), r.integer(), r.integer(), r.proof(affg.Proof),
+                                       r.proof(logstar.Proof))
+        own = cfg.share.paillier.public
+        if not own.validate(d) or not own.validate(d_hat) or not cfg.share.aux[sender].paillier.validate(f_hat):
+            raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
+        return _R2Direct(d, pa, d_hat, f_hat, pw, pl)
+
+    def store(self, sender: int, kind: Kind, value: tuple[Point, dict[int, int]] | _R2Direct) -> None:
+        if isinstance(value, _R2Direct):
+            self.direct[sender] = value
+        else:
+            self.gammas[sender], self.f[sender] = value
+
+    def finalize(self) -> Next:
+        cfg, g, share = self.cfg, self.cfg.group, self.cfg.share
+        me, own_key = cfg.me, share.paillier
+        my_params = share.aux[me].pedersen
+        q = g.order
+        n = self.nonces
+        alpha = alpha_hat = 0
+        for j in cfg.others:
+            m = self.direct[j]
+            pk_j = share.aux[j].paillier
+            st_log = logstar.Statement(g, g.generator(), self.gammas[j], pk_j, self.g_enc[j], my_params)
+            if not logstar.verify(_t(cfg, 2, j, me, "logstar-gamma"), st_log, m.log_gamma):
+                raise ProtocolFault(j, "invalid Πlog* for Γ")
+            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d, self.f[j][me], self.gammas[j], my_params)
+            if not affg.verify(_t(cfg, 2, j, me, "affg-gamma"), st, m.affg_gamma):
+                raise ProtocolFault(j, "invalid Πaff-g (MtA)")
+            w_j = g.mul(g.decode(share.public_shares[j]), _lagrange(cfg, j))
+            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d_hat, m.f_hat, w_j, my_params)
+            if not affg.verify(_t(cfg, 2, j, me, "affg-w"), st, m.affg_w):
+                raise ProtocolFault(j, "invalid Πaff-g (MtAwc)")
+            alpha += own_key.decrypt_signed(m.d)
+            alpha_hat += own_key.decrypt_signed(m.d_hat)
+        big_gamma = g.add_many(list(self.gammas.values()))
+        if g.is_identity(big_gamma):
+            raise ProtocolFault(frozenset(), "degenerate Γ")
+        delta = (n.k * n.gamma + alpha + self.beta) % q
+        chi = (n.k * n.w + alpha_hat + self.beta_hat) % q
+        big_delta = g.mul(big_gamma, n.k)
+        s_hat = g.mul(big_gamma, chi)
+        sends = [Send(None, dumps([g.encode_scalar(delta), g.encode(big_delta), g.encode(s_hat)]))]
+        for j in cfg.others:
+            st_log = logstar.Statement(g, big_gamma, big_delta, own_key.public, self.k_enc[me], share.aux[j].pedersen)
+            proof = logstar.prove(_t(cfg, 3, me, j, "logstar-delta"), st_log,
+                                  logstar.Witness(n.k, n.rho, own_key), cfg.rng)
+            sends.append(Send(j, wire.encode(proof)))
+        carry = _R3Carry(self.nonces, self.k_enc, self.g_enc, self.gammas, big_gamma, self.f, self.masks, chi)
+        nxt = Round3(cfg, carry)
+        nxt.set_own((delta, big_delta, s_hat))
+        return Next(nxt, tuple(sends))
+
+
+def _lagrange(cfg: Config, j: int) -> int:
+    return lagrange_coefficient(cfg.group.order, j, cfg.signers)
+
+
+@dataclass(frozen=True)
+class _R3Carry:
+    nonces: _Nonces = field(repr=False)
+    k_enc: dict[int, int]
+    g_enc: dict[int, int]
+    gammas: dict[int, Point]
+    big_gamma: Point
+    f: dict[int, dict[int, int]]  # F_{j,i} broadcast by i, keyed f[i][j]
+    masks: dict[int, tuple[int, int]] = field(repr=False)
+    chi: int = field(repr=False)
+
+
+class Round3(Round):
+    number = 3
+
+    def __init__(self, cfg: Config, carry: _R3Carry):
+        self.cfg, self.c = cfg, carry
+        self.pub: dict[int, tuple[int, Point, Point]] = {}
+        self.proofs: dict[int, logstar.Proof] = {}
+
+    def expects(self) -> Expect:
+        return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
+
+    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[int, Point, Point] | logstar.Proof:
+        g = self.cfg.group
+        if kind is Kind.BROADCAST:
+            r = Reader(body, 3)
+            return g.decode_scalar(r.blob(32)), r.point(g), r.point(g)
+        return wire.decode(logstar.Proof, body)
+
+    def store(self, sender: int, kind: Kind, value: tuple[int, Point, Point] | logstar.Proof) -> None:
+        if isinstance(value, logstar.Proof):
+            self.proofs[sender] = value
+        else:
+            self.pub[sender] = value
+
+    def finalize(self) -> Next:
+        cfg, g, share, c = self.cfg, self.cfg.group, self.cfg.share, self.c
+        me = cfg.me
+        my_params = share.aux[me].pedersen
+        for j in cfg.others:
+            st = logstar.Statement(g, c.big_gamma, self.pub[j][1], share.aux[j].paillier, c.k_enc[j], my_params)
+            if not logstar.verify(_t(cfg, 3, j, me, "logstar-delta"), st, self.proofs[j]):
+                raise ProtocolFault(j, "invalid Πlog* for Δ")
+        return self._decide()
+
+    def _decide(self) -> Next:
+        cfg, g, c = self.cfg, self.cfg.group, self.c
+        q = g.order
+        delta = sum(v[0] for v in self.pub.values()) % q
+        delta_ok = delta != 0 and g.eq(g.base_mul(delta), g.add_many([v[1] for v in self.pub.values()]))
+        if delta_ok:
+            body = dumps([0])
+        else:
+            n = c.nonces
+            masks = {j: [y, r] for j, (y, r) in sorted(c.masks.items())}
+            body = dumps([1, n.k, n.rho, n.gamma, n.nu, masks])
+        return Next(Round4(cfg, c, self.pub, delta if delta_ok else None), (Send(None, body),))
+
+    def set_own(self, value: tuple[int, Point, Point]) -> None:
+        self.pub[self.cfg.me] = value
+
+
+@dataclass(frozen=True)
+class _Reveal:
+    k: int
+    rho: int
+    gamma: int
+    nu: int
+    masks: dict[int, tuple[int, int]]
+
+
+class Round4(Round):
+    number = 4
+
+    def __init__(self, cfg: Config, carry: _R3Carry, pub: dict[int, tuple[int, Point, Point]], delta: int | None):
+        self.cfg, self.c, self.pub, self.delta = cfg, carry, pub, delta
+        self.reveals: dict[int, _Reveal | None] = {}
+
+    def expects(self) -> Expect:
+        return Expect(broadcast=frozenset(self.cfg.signers))
+
+    def verify(self, sender: int, kind: Kind, body: bytes) -> _Reveal | None:
+        if self.delta is not None:
+            Reader(body, 1)
+            if body != dumps([0]):
+                raise ProtocolFault(sender, "unexpected reveal")
+            return None
+        r = Reader(body, 6)
+        if r.integer() != 1:
+            raise ProtocolFault(sender, "missing reveal after a failed δ check")
+        k, rho, gamma, nu = r.integer(), r.integer(), r.integer(), r.integer()
+        raw = r.int_map()
+        masks: dict[int, tuple[int, int]] = {}
+        for j, v in raw.items():
+            if type(v) is not list or len(v) != 2 or not all(type(x) is int for x in v):
+                raise ProtocolFault(sender, "malformed reveal")
+            masks[j] = (v[0], v[1])
+        return _Reveal(k, rho, gamma, nu, masks)
+
+    def store(self, sender: int, kind: Kind, value: _Reveal | None) -> None:
+        self.reveals[sender] = value
+
+    def finalize(self) -> Output | Abort:
+        if self.delta is None:
+            return self._blame()
+        cfg, g, share, c = self.cfg, self.cfg.group, self.cfg.share, self.c
+        q = g.order
+        d_inv = pow(self.delta, -1, q)
+        big_r = g.mul(c.big_gamma, d_inv)
+        big_s = {j: g.mul(v[2], d_inv) for j, v in self.pub.items()}
+        if not g.eq(g.add_many(list(big_s.values())), g.decode(share.public_key)):
+            return Abort(frozenset(), "χ consistency check failed (not attributable)")
+        if g.x_coordinate(big_r) >= q:
+            return Abort(frozenset(), "degenerate R")
+        presig = Presignature(
+            presign_id=cfg.session_id,
+            key_id=share.key_id,
+            index=cfg.me,
+            signers=cfg.signers,
+            r_point=g.encode(big_r),
+            k=c.nonces.k,
+            chi=c.chi,
+            r_shares={j: g.encode(g.mul(v[1], d_inv)) for j, v in sorted(self.pub.items())},
+            s_shares={j: g.encode(p) for j, p in sorted(big_s.items())},
+        )
+        return Output(presig)
+
+    def _blame(self) -> Abort:
+        cfg, g, share, c = self.cfg, self.cfg.group, self.cfg.share, self.c
+        q = g.order
+        reveals: dict[int, _Reveal] = {}
+        culprits: set[int] = set()
+        own = c.nonces
+        reveals[cfg.me] = _Reveal(own.k, own.rho, own.gamma, own.nu, dict(c.masks))
+        for j, rv in self.reveals.items():
+            if rv is not None:
+                reveals[j] = rv
+        for j in cfg.signers:
+            rv = reveals.get(j)
+            pk = share.aux[j].paillier
+            if (
+                rv is None
+                or set(rv.masks) != set(cfg.signers) - {j}
+                or not 0 <= rv.k < q
+                or not 0 <= rv.gamma < q
+                or not (0 < rv.rho < pk.n and 0 < rv.nu < pk.n)
+                or pk.encrypt_with(rv.k, rv.rho) != c.k_enc[j]
+                or pk.encrypt_with(rv.gamma, rv.nu) != c.g_enc[j]
+                or not g.eq(g.base_mul(rv.gamma), c.gammas[j])
+                or any(not 0 < r < pk.n or pk.encrypt_with(y, r) != c.f[j][o] for o, (y, r) in rv.masks.items())
+            ):
+                culprits.add(j)
+        if culprits:
+            return Abort(frozenset(culprits), "reveal does not open the committed values")
+        gamma = sum(rv.gamma for rv in reveals.values()) % q
+        for j in cfg.signers:
+            expected = reveals[j].k * gamma
+            for o in cfg.signers:
+                if o != j:
+                    expected += reveals[o].masks[j][0] - reveals[j].masks[o][0]
+            if expected % q != self.pub[j][0]:
+                culprits.add(j)
+        return Abort(frozenset(culprits), "inconsistent δ share")
+
+
+def start(session_id: bytes, share: KeyShare, signers: Sequence[int], rng: Rng,
+          *, group: Secp256k1Group | None = None) -> Driver:
+    """A presign session for this party over `signers` (at least `threshold` parties)."""
+    ids = check_party_ids(signers)
+    if not set(ids) <= set(share.parties) or share.index not in ids:
+        raise InvalidParameters("signers must be parties of the key and include this party")
+    if len(ids) < share.threshold:
+        raise InvalidParameters("fewer signers than the threshold")
+    g = group or Secp256k1Group()
+    cfg = Config(bytes(session_id), share, ids, g, rng)
+    own = share.paillier
+    k, gamma = g.random_scalar(rng), g.random_scalar(rng)
+    k_enc, rho = own.encrypt(k, rng)
+    g_enc, nu = own.encrypt(gamma, rng)
+    nonces = _Nonces(k, rho, gamma, nu, share.additive_share(ids, g.order))
+    sends = [Send(None, dumps([k_enc, g_enc]))]
+    for j in cfg.others:
+        st = enc.Statement(own.public, k_enc, share.aux[j].pedersen)
+        proof = enc.prove(_t(cfg, 1, cfg.me, j, "enc"), st, enc.Witness(k, rho, own), rng)
+        sends.append(Send(j, wire.encode(proof)))
+    return Driver(cfg.session_id, cfg.me, ids, Next(Round1(cfg, nonces, k_enc, g_enc), tuple(sends)), total_rounds=4)

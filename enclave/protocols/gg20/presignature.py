@@ -1,0 +1,52 @@
+"""A presignature: one party's output of GG20 presigning, bound to one key and signer set.
+
+Single use. It holds k_i and χ_i; signing twice with the same (k, χ) under two messages
+reveals the key. The type cannot enforce "once" across process restarts, so signing takes
+a `consume` hook (enclave.protocols.gg20.sign) that must durably mark `presign_id` used
+(e.g. delete the sealed blob in a transaction) and return before any signature share is
+computed into a message. `to_bytes()` is the plaintext the sealing layer encrypts; its header
+`HEADER` doubles as associated data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from enclave.errors import InvalidEncoding
+from enclave.protocols.gg20.codec import Reader, dumps
+
+HEADER = b"mpc-signer/gg20/presignature/v1/secp256k1"
+
+
+@dataclass(frozen=True)
+class Presignature:
+    presign_id: bytes  # the presign session id: the key of the consume hook
+    key_id: bytes  # KeyShare.key_id of the key it was made for
+    index: int
+    signers: tuple[int, ...]
+    r_point: bytes  # R = k^-1·G
+    k: int = field(repr=False)
+    chi: int = field(repr=False)
+    r_shares: dict[int, bytes] = field(default_factory=dict)  # R_j = k_j·R
+    s_shares: dict[int, bytes] = field(default_factory=dict)  # S_j = χ_j·R
+
+    def to_bytes(self) -> bytes:
+        return HEADER + dumps(
+            [self.presign_id, self.key_id, self.index, list(self.signers), self.r_point, self.k, self.chi,
+             self.r_shares, self.s_shares]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Presignature:
+        if not data.startswith(HEADER):
+            raise InvalidEncoding("not a GG20 presignature")
+        r = Reader(data[len(HEADER) :], 9)
+        pid, kid, index = r.blob(), r.blob(32), r.integer()
+        signers = r._next()
+        if type(signers) is not list or not all(type(p) is int for p in signers):
+            raise InvalidEncoding("bad signer list")
+        r_point, k, chi = r.blob(33), r.integer(), r.integer()
+        rs, ss = r.int_map(), r.int_map()
+        if not all(type(v) is bytes for v in list(rs.values()) + list(ss.values())):
+            raise InvalidEncoding("bad presignature shares")
+        return cls(pid, kid, index, tuple(signers), r_point, k, chi, rs, ss)
