@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv proto run certs test lint bench clean
+.PHONY: venv proto run certs test lint bench clean test-primes
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
