@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Protocol
 
-from enclave.errors import EnclaveError, InvalidEncoding, InvalidParameters
+from enclave.attestation import Attestor, NoneAttestor
+from enclave.errors import BadInput, EnclaveError, InvalidEncoding, InvalidParameters
 from enclave.transport.server import error_response
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
-
-MAX_ATTESTATION_NONCE_BYTES = 512
 
 
 def enclave_version() -> str:
@@ -56,25 +54,6 @@ class SessionEngine(Protocol):
     async def abort(self, request: pb.SessionAbort) -> pb.SessionUpdate: ...
 
 
-class Attestor(Protocol):
-    """Source of attestation documents. Off Nitro: `NoAttestation`."""
-
-    @property
-    def mode(self) -> str: ...
-
-    def document(self, nonce: bytes) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class NoAttestation:
-    """No hardware attestation is available, and the mode says so ("none")."""
-
-    mode: str = "none"
-
-    def document(self, nonce: bytes) -> bytes:
-        return b""
-
-
 _UNIMPLEMENTED = "protocol sessions are not available in this enclave build"
 
 
@@ -86,7 +65,7 @@ class EnclaveService:
         sessions: SessionEngine | None = None,
         version: str | None = None,
     ) -> None:
-        self._attestor: Attestor = attestor if attestor is not None else NoAttestation()
+        self._attestor: Attestor = attestor if attestor is not None else NoneAttestor()
         self._sessions = sessions
         self._version = version if version is not None else enclave_version()
 
@@ -103,7 +82,7 @@ class EnclaveService:
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
         except RequestRejected as exc:
             return error_response(rid, exc.code, exc.message)
-        except (InvalidParameters, InvalidEncoding) as exc:
+        except (BadInput, InvalidParameters, InvalidEncoding) as exc:
             # These carry messages written for callers (no secret values, see enclave.errors).
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
         except Exception:
@@ -112,15 +91,14 @@ class EnclaveService:
 
     def _info(self, request: pb.InfoRequest) -> pb.InfoResponse:
         nonce = request.attestation_nonce
-        if len(nonce) > MAX_ATTESTATION_NONCE_BYTES:
-            raise RequestRejected(
-                pb.ERROR_CODE_INVALID_ARGUMENT, f"attestation nonce longer than {MAX_ATTESTATION_NONCE_BYTES} bytes"
-            )
+        document = b""
+        if nonce:
+            document = self._attestor.attest(public_key=b"", user_data=b"", nonce=nonce).document
         return pb.InfoResponse(
             version=self._version,
             attestation_mode=self._attestor.mode,
             state=pb.ENCLAVE_STATE_READY,
-            attestation_document=self._attestor.document(nonce) if nonce else b"",
+            attestation_document=document,
             protocols=list(self._sessions.protocols()) if self._sessions is not None else [],
         )
 

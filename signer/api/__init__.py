@@ -1,0 +1,1 @@
+"""The gRPC face of the signer: servicer (thin) and convert (validation, message mapping)."""

@@ -1,0 +1,174 @@
+"""Public API messages <-> enclave wire messages, with all input validation of the public API.
+
+Everything a caller sends is checked here before anything reaches the enclave or the session
+registry; failures raise InvalidArgument with a message that names the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from mpc.v1 import enclave_pb2 as epb
+from mpc.v1 import signer_pb2 as pb
+from signer.errors import InvalidArgument
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+PARTY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+KEY_ID = re.compile(r"^[0-9a-f]{64}$")
+MAX_PARTIES = 32
+MAX_DERIVATION_DEPTH = 16
+MAX_FROST_MESSAGE_BYTES = 64 * 1024
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_MESSAGES_PER_SUBMIT = 64
+ECDSA_DIGEST_BYTES = 32
+
+PROTOCOLS = {
+    pb.PROTOCOL_GG20_SECP256K1: epb.PROTOCOL_GG20_SECP256K1,
+    pb.PROTOCOL_FROST_ED25519: epb.PROTOCOL_FROST_ED25519,
+}
+STATES = {
+    epb.SESSION_STATE_RUNNING: pb.SESSION_STATE_RUNNING,
+    epb.SESSION_STATE_DONE: pb.SESSION_STATE_DONE,
+    epb.SESSION_STATE_FAILED: pb.SESSION_STATE_FAILED,
+}
+
+
+def _session_id(value: str) -> str:
+    if not SESSION_ID.match(value):
+        raise InvalidArgument("session_id must be 1-128 characters of [A-Za-z0-9._:-]")
+    return value
+
+
+def _protocol(value: int) -> epb.Protocol:
+    protocol = PROTOCOLS.get(value)  # type: ignore[call-overload]
+    if protocol is None:
+        raise InvalidArgument("protocol must be PROTOCOL_GG20_SECP256K1 or PROTOCOL_FROST_ED25519")
+    return protocol
+
+
+def _parties(party_ids: Sequence[str], self_party_id: str) -> list[str]:
+    parties = list(party_ids)
+    if not 2 <= len(parties) <= MAX_PARTIES:
+        raise InvalidArgument(f"party_ids must list 2..{MAX_PARTIES} parties")
+    bad = [p for p in parties if not PARTY_ID.match(p)]
+    if bad:
+        raise InvalidArgument("party_ids must be 1-64 characters of [A-Za-z0-9._:-]")
+    if len(set(parties)) != len(parties):
+        raise InvalidArgument("party_ids must be distinct")
+    if self_party_id not in parties:
+        raise InvalidArgument("self_party_id must be one of party_ids")
+    return parties
+
+
+def _key_id(value: str) -> str:
+    if not KEY_ID.match(value):
+        raise InvalidArgument("key_id must be 64 lowercase hex characters")
+    return value
+
+
+def dkg_start(request: pb.StartDKGRequest) -> epb.SessionStart:
+    parties = _parties(request.party_ids, request.self_party_id)
+    if not 2 <= request.threshold <= len(parties):
+        raise InvalidArgument("threshold must be at least 2 and at most the number of parties")
+    return epb.SessionStart(
+        session_id=_session_id(request.session_id),
+        protocol=_protocol(request.protocol),
+        kind=epb.SESSION_KIND_DKG,
+        party_ids=parties,
+        self_party_id=request.self_party_id,
+        threshold=request.threshold,
+    )
+
+
+def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
+    protocol = _protocol(request.protocol)
+    if protocol == epb.PROTOCOL_GG20_SECP256K1 and len(request.message) != ECDSA_DIGEST_BYTES:
+        raise InvalidArgument("message must be the 32-byte digest for GG20")
+    if protocol == epb.PROTOCOL_FROST_ED25519 and len(request.message) > MAX_FROST_MESSAGE_BYTES:
+        raise InvalidArgument(f"message must be at most {MAX_FROST_MESSAGE_BYTES} bytes")
+    if len(request.derivation_path) > MAX_DERIVATION_DEPTH or any(i >= 2**31 for i in request.derivation_path):
+        raise InvalidArgument(f"derivation_path: at most {MAX_DERIVATION_DEPTH} non-hardened indices (< 2^31)")
+    if request.signature_encoding == pb.SIGNATURE_ENCODING_DER and protocol != epb.PROTOCOL_GG20_SECP256K1:
+        raise InvalidArgument("signature_encoding DER is for ECDSA (GG20) only")
+    if request.signature_encoding not in (
+        pb.SIGNATURE_ENCODING_UNSPECIFIED, pb.SIGNATURE_ENCODING_RAW, pb.SIGNATURE_ENCODING_DER
+    ):
+        raise InvalidArgument("unknown signature_encoding")
+    if request.presignature_id:
+        if protocol != epb.PROTOCOL_GG20_SECP256K1:
+            raise InvalidArgument("presignature_id is for GG20 only")
+        _session_id(request.presignature_id)
+    return epb.SessionStart(
+        session_id=_session_id(request.session_id),
+        protocol=protocol,
+        kind=epb.SESSION_KIND_SIGN,
+        key_id=_key_id(request.key_id),
+        party_ids=_parties(request.party_ids, request.self_party_id),
+        self_party_id=request.self_party_id,
+        message=request.message,
+        derivation_path=list(request.derivation_path),
+        presignature_id=request.presignature_id,
+    )
+
+
+def presign_start(request: pb.StartPresignRequest) -> epb.SessionStart:
+    if _protocol(request.protocol) != epb.PROTOCOL_GG20_SECP256K1:
+        raise InvalidArgument("presigning is for PROTOCOL_GG20_SECP256K1 only")
+    return epb.SessionStart(
+        session_id=_session_id(request.session_id),
+        protocol=epb.PROTOCOL_GG20_SECP256K1,
+        kind=epb.SESSION_KIND_PRESIGN,
+        key_id=_key_id(request.key_id),
+        party_ids=_parties(request.party_ids, request.self_party_id),
+        self_party_id=request.self_party_id,
+    )
+
+
+def fingerprint(request: pb.StartDKGRequest | pb.StartSignRequest | pb.StartPresignRequest) -> bytes:
+    """Identity of a start request, for idempotent starts (deterministic serialization)."""
+    return hashlib.sha256(type(request).__name__.encode() + request.SerializeToString(deterministic=True)).digest()
+
+
+def submitted_session(messages: Sequence[pb.ProtocolMessage]) -> str:
+    """Shape checks on a SubmitProtocolMessage batch; returns its session id."""
+    if not messages:
+        raise InvalidArgument("messages must not be empty")
+    if len(messages) > MAX_MESSAGES_PER_SUBMIT:
+        raise InvalidArgument(f"at most {MAX_MESSAGES_PER_SUBMIT} messages per request")
+    session_id = _session_id(messages[0].session_id)
+    for index, message in enumerate(messages):
+        if message.session_id != session_id:
+            raise InvalidArgument(f"messages[{index}]: all messages must belong to one session")
+        if not PARTY_ID.match(message.sender):
+            raise InvalidArgument(f"messages[{index}]: sender must be a party id")
+        if message.recipient and not PARTY_ID.match(message.recipient):
+            raise InvalidArgument(f"messages[{index}]: recipient must be a party id or empty")
+        if len(message.payload) > MAX_PAYLOAD_BYTES:
+            raise InvalidArgument(f"messages[{index}]: payload larger than {MAX_PAYLOAD_BYTES} bytes")
+    return session_id
+
+
+def to_enclave_messages(messages: Sequence[pb.ProtocolMessage]) -> list[epb.EnclaveMessage]:
+    return [
+        epb.EnclaveMessage(sender=m.sender, recipient=m.recipient, round=m.round, payload=m.payload) for m in messages
+    ]
+
+
+def sign_result(result: epb.SessionResult, encoding: int) -> pb.SignResult:
+    signature = result.signature
+    if encoding == pb.SIGNATURE_ENCODING_DER:
+        if len(signature) != 65:
+            raise ValueError("enclave returned an ECDSA signature of unexpected length")
+        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+        signature = encode_dss_signature(r, s)
+    return pb.SignResult(
+        key_id=result.key_id,
+        signature=signature,
+        recovery_id=result.recovery_id,
+        public_key=result.public_key,
+        presignature_id=result.presignature_id,
+    )

@@ -1,0 +1,135 @@
+"""mpc.v1.SignerService: thin methods that validate (convert), delegate (sessions, enclave) and
+shape the response. Errors propagate as typed exceptions to the error-mapping interceptor."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+
+import grpc
+
+from enclave.transport.client import EnclaveClient, TransportError
+from mpc.v1 import enclave_pb2 as epb
+from mpc.v1 import signer_pb2 as pb
+from mpc.v1 import signer_pb2_grpc
+from signer.api import convert
+from signer.errors import InvalidArgument
+from signer.sessions import Session, Sessions
+
+log = logging.getLogger(__name__)
+
+MAX_ATTESTATION_NONCE_BYTES = 512
+PING_ENCLAVE_TIMEOUT = 2.0
+
+
+def signer_version() -> str:
+    try:
+        return metadata.version("mpc-signer")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+@dataclass
+class EnclaveStatus:
+    """Last enclave info seen by the health watcher (for Ping when the enclave is down)."""
+
+    up: bool = False
+    attestation_mode: str = ""
+    version: str = ""
+
+
+class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
+    def __init__(self, *, node_id: str, enclave: EnclaveClient, sessions: Sessions, status: EnclaveStatus) -> None:
+        self._node_id = node_id
+        self._enclave = enclave
+        self._sessions = sessions
+        self._status = status
+        self._version = signer_version()
+
+    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
+        if len(request.attestation_nonce) > MAX_ATTESTATION_NONCE_BYTES:
+            raise InvalidArgument(f"attestation_nonce must be at most {MAX_ATTESTATION_NONCE_BYTES} bytes")
+        response = pb.PingResponse(version=self._version, node_id=self._node_id)
+        try:
+            info = await self._enclave.info(request.attestation_nonce, timeout=PING_ENCLAVE_TIMEOUT)
+        except TransportError as exc:
+            log.debug("ping: enclave unavailable: %s", exc)
+            response.enclave_state = pb.ENCLAVE_STATE_UNAVAILABLE
+            response.attestation_mode = self._status.attestation_mode
+            return response
+        response.enclave_state = pb.ENCLAVE_STATE_READY
+        response.attestation_mode = info.attestation_mode
+        response.enclave_version = info.version
+        response.attestation_document = info.attestation_document
+        return response
+
+    async def StartDKG(self, request: pb.StartDKGRequest, context: grpc.aio.ServicerContext) -> pb.StartDKGResponse:
+        session, outgoing = await self._sessions.start(convert.dkg_start(request), convert.fingerprint(request))
+        return pb.StartDKGResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
+
+    async def GetDKGStatus(
+        self, request: pb.GetDKGStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDKGStatusResponse:
+        session = self._sessions.get(request.session_id, epb.SESSION_KIND_DKG)
+        result = self._sessions.public_result(session)
+        return pb.GetDKGStatusResponse(
+            session_id=session.session_id,
+            state=session.state,  # type: ignore[arg-type]
+            result=result.dkg if result is not None else None,
+            failure=session.failure(),
+        )
+
+    async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
+        session, outgoing = await self._sessions.start(
+            convert.sign_start(request), convert.fingerprint(request), request.signature_encoding
+        )
+        return pb.StartSignResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
+
+    async def GetSignStatus(
+        self, request: pb.GetSignStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSignStatusResponse:
+        session = self._sessions.get(request.session_id, epb.SESSION_KIND_SIGN)
+        result = self._sessions.public_result(session)
+        return pb.GetSignStatusResponse(
+            session_id=session.session_id,
+            state=session.state,  # type: ignore[arg-type]
+            result=result.sign if result is not None else None,
+            failure=session.failure(),
+        )
+
+    async def StartPresign(
+        self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StartPresignResponse:
+        session, outgoing = await self._sessions.start(convert.presign_start(request), convert.fingerprint(request))
+        return pb.StartPresignResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
+
+    async def GetPresignStatus(
+        self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetPresignStatusResponse:
+        session = self._sessions.get(request.session_id, epb.SESSION_KIND_PRESIGN)
+        result = self._sessions.public_result(session)
+        return pb.GetPresignStatusResponse(
+            session_id=session.session_id,
+            state=session.state,  # type: ignore[arg-type]
+            result=result.presign if result is not None else None,
+            failure=session.failure(),
+        )
+
+    async def SubmitProtocolMessage(
+        self, request: pb.SubmitProtocolMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitProtocolMessageResponse:
+        session, outgoing = await self._sessions.submit(request.messages)
+        return _submit_response(session, outgoing, self._sessions.public_result(session))
+
+
+def _submit_response(
+    session: Session, outgoing: list[pb.ProtocolMessage], result: pb.SessionResult | None
+) -> pb.SubmitProtocolMessageResponse:
+    return pb.SubmitProtocolMessageResponse(
+        session_id=session.session_id,
+        state=session.state,  # type: ignore[arg-type]
+        outgoing=outgoing,
+        result=result,
+        failure=session.failure(),
+    )

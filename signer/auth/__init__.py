@@ -1,0 +1,1 @@
+"""Who may ask: mTLS client identity, service JWTs, and HMACs over protocol messages."""

@@ -1,0 +1,146 @@
+"""The authentication interceptor: client identity on every RPC, the service JWT on every RPC
+except the explicitly exempt ones (Ping, health, reflection).
+
+grpc.aio interceptors see only the method name and metadata, not the TLS peer, so the check runs
+inside a wrapper around the method's behavior, where the servicer context (and its auth context)
+is available. The wrapper keeps the handler's shape (unary or streaming, coroutine or
+generator), so it also guards the health and reflection services.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from signer.auth.jwt import Claims, JwtVerifier
+from signer.auth.mtls import ClientAllowlist, peer_identities
+from signer.errors import SignerError, Unauthenticated, status_for
+
+log = logging.getLogger(__name__)
+
+# Methods that need mTLS but no JWT: probes and tooling must stay simple (see README).
+JWT_EXEMPT_METHODS = frozenset(
+    {
+        "/mpc.v1.SignerService/Ping",
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the allowed certificate identity and, when required, the token's claims."""
+
+    identity: str
+    claims: Claims | None
+
+
+_current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("mpc_signer_caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    """The authenticated caller of the RPC being handled (for audit records)."""
+    return _current_caller.get()
+
+
+def _bearer_token(metadata: Any) -> str:
+    values = [v for k, v in (metadata or ()) if k == "authorization"]
+    if not values:
+        raise Unauthenticated("missing authorization metadata (Bearer token)")
+    if len(values) > 1:
+        raise Unauthenticated("more than one authorization header")
+    scheme, _, token = str(values[0]).partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, allowlist: ClientAllowlist, verifier: JwtVerifier) -> None:
+        self._allowlist = allowlist
+        self._verifier = verifier
+
+    def authenticate(self, method: str, context: grpc.aio.ServicerContext) -> Caller:
+        auth_context = context.auth_context()
+        try:
+            identity = self._allowlist.check(auth_context)
+        except SignerError:
+            log.warning("rejected %s from %s: identities %s not allowed", method, context.peer(),
+                        peer_identities(auth_context))
+            raise
+        claims = None
+        if method not in JWT_EXEMPT_METHODS:
+            claims = self._verifier.verify(_bearer_token(context.invocation_metadata()))
+        return Caller(identity, claims)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        return _guarded(handler, lambda context: self.authenticate(method, context))
+
+
+async def _reject(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    code, message = status_for(exc)
+    await context.abort(code, message)
+
+
+_HANDLER_KINDS: tuple[tuple[str, Any], ...] = (
+    ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", grpc.stream_stream_rpc_method_handler),
+)
+
+
+def _guarded(handler: Any, check: Callable[[grpc.aio.ServicerContext], Caller]) -> Any:
+    """The same handler with `check` run (and the caller recorded) before its behavior."""
+    found = [(getattr(handler, attr), factory) for attr, factory in _HANDLER_KINDS if getattr(handler, attr)]
+    if not found:
+        return handler
+    behavior, factory = found[0]
+
+    async def admit(context: grpc.aio.ServicerContext) -> bool:
+        try:
+            _current_caller.set(check(context))
+        except SignerError as exc:
+            await _reject(context, exc)
+            return False
+        return True
+
+    if inspect.isasyncgenfunction(behavior):
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if await admit(context):
+                async for item in behavior(request, context):
+                    yield item
+
+        wrapped: Any = streaming
+    else:
+
+        async def plain(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if not await admit(context):
+                return None
+            result = behavior(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+        wrapped = plain
+    return factory(
+        wrapped,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

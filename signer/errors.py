@@ -1,0 +1,143 @@
+"""Host error types and the one table that maps errors to gRPC status codes.
+
+A `SignerError`'s message is written for the caller and must never carry secret material.
+Enclave channel errors map by type (unavailable, timeout) and typed enclave refusals by their
+`ErrorCode`. Anything else reaches the caller as INTERNAL with a generic message and a reference
+that points to the full traceback in the server log; `str(exc)` of an unknown exception is never
+sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from enclave.transport.client import EnclaveRequestError, EnclaveTimeout, EnclaveUnavailable
+from mpc.v1 import enclave_pb2
+
+log = logging.getLogger(__name__)
+
+
+class SignerError(Exception):
+    """Base of errors whose message may be shown to the caller."""
+
+
+class InvalidArgument(SignerError):
+    pass
+
+
+class Unauthenticated(SignerError):
+    """Missing or invalid service token or message HMAC."""
+
+
+class PermissionDenied(SignerError):
+    """Authenticated, but not allowed (client identity not on the allowlist, policy refusal)."""
+
+
+class NotFound(SignerError):
+    pass
+
+
+class AlreadyExists(SignerError):
+    """Session id reused with a different request; replayed message sequence number."""
+
+
+class FailedPrecondition(SignerError):
+    pass
+
+
+class ResourceExhausted(SignerError):
+    pass
+
+
+class Unimplemented(SignerError):
+    pass
+
+
+class DeadlineExceeded(SignerError):
+    pass
+
+
+class Unavailable(SignerError):
+    pass
+
+
+# The table. Looked up along the exception's MRO, so subclasses inherit their parent's code.
+STATUS_BY_ERROR: dict[type[BaseException], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    EnclaveUnavailable: grpc.StatusCode.UNAVAILABLE,
+    EnclaveTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+# Typed refusals from the enclave (EnclaveRequestError.code).
+STATUS_BY_ENCLAVE_CODE: dict[int, grpc.StatusCode] = {
+    enclave_pb2.ERROR_CODE_INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    enclave_pb2.ERROR_CODE_UNIMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+    enclave_pb2.ERROR_CODE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    enclave_pb2.ERROR_CODE_ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    enclave_pb2.ERROR_CODE_FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    enclave_pb2.ERROR_CODE_RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    enclave_pb2.ERROR_CODE_PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    enclave_pb2.ERROR_CODE_SEALED_BLOB_INVALID: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and caller-safe message for an exception."""
+    if isinstance(exc, EnclaveRequestError):
+        code = STATUS_BY_ENCLAVE_CODE.get(exc.code)
+        if code is not None:
+            return code, exc.message  # enclave messages are written for callers (no secrets)
+    else:
+        for cls in type(exc).__mro__:
+            code = STATUS_BY_ERROR.get(cls)
+            if code is not None:
+                return code, str(exc)
+    ref = secrets.token_hex(6)
+    log.error("internal error (ref %s)", ref, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error (ref {ref})"
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Outermost interceptor: turns exceptions from unary handlers into statuses via the table."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner: Behavior = handler.unary_unary
+
+        async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                code, message = status_for(exc)
+                await context.abort(code, message)
+
+        return grpc.unary_unary_rpc_method_handler(
+            mapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

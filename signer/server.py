@@ -1,0 +1,281 @@
+"""The signer host process: grpc.aio over mutual TLS, health and reflection, the enclave client,
+the health watcher and (enclave mode "embedded") the enclave child process.
+
+TLS is grpc core's (BoringSSL): `ssl_server_credentials(require_client_auth=True)` requires and
+verifies a client certificate against `tls.ca_file`, including its validity period. grpc core
+negotiates TLS 1.2 or 1.3 and prefers 1.3; its Python API offers no knob for the version range or
+for certificate pinning, so neither is configurable here (cipher suites can only be narrowed
+process-wide with the GRPC_SSL_CIPHER_SUITES environment variable). Client identity is then
+checked in Python against `tls.allowed_clients` (signer.auth.mtls).
+
+Shutdown order: health NOT_SERVING -> stop accepting and give in-flight RPCs `grace_seconds` ->
+close the enclave channel -> stop the embedded enclave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
+from mpc.v1 import signer_pb2, signer_pb2_grpc
+from signer.api.servicer import EnclaveStatus, SignerServicer
+from signer.auth.envelope import HmacKeyRing
+from signer.auth.interceptor import AuthInterceptor
+from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
+from signer.auth.mtls import ClientAllowlist
+from signer.auth.replay import SequenceGuard
+from signer.config import Config, ConfigError
+from signer.errors import ErrorMappingInterceptor
+from signer.sessions import Sessions
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = signer_pb2.DESCRIPTOR.services_by_name["SignerService"].full_name
+HEALTH_SERVICES = ("", SERVICE_NAME)
+
+
+def _read(key: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+
+
+def _load(key: str, loader: Callable[[Path], Any], path: Path) -> Any:
+    try:
+        return loader(path)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Everything the server reads from files at start-up, loaded once (errors name the key)."""
+
+    tls_ca: bytes
+    tls_cert: bytes
+    tls_key: bytes = field(repr=False)
+    jwt_keys: dict[str, VerificationKey] = field(repr=False)
+    hmac: HmacKeyRing = field(repr=False)
+    enclave_psk: bytes | None = field(repr=False)
+
+    @classmethod
+    def load(cls, config: Config) -> Credentials:
+        jwt_keys = {kid: _load(f"jwt.keys.{kid}", load_verification_key, p) for kid, p in config.jwt.keys.items()}
+        hmac_keys = {kid: _load(f"hmac.keys.{kid}", read_hex_secret, p) for kid, p in config.hmac.keys.items()}
+        psk = _load("enclave.psk_file", load_psk, config.enclave.psk_file) if config.enclave.psk_file else None
+        return cls(
+            tls_ca=_read("tls.ca_file", config.tls.ca_file),
+            tls_cert=_read("tls.cert_file", config.tls.cert_file),
+            tls_key=_read("tls.key_file", config.tls.key_file),
+            jwt_keys=jwt_keys,
+            hmac=HmacKeyRing(hmac_keys, config.hmac.active_key_id, frozenset(config.hmac.retired_key_ids)),
+            enclave_psk=psk,
+        )
+
+
+class EmbeddedEnclave:
+    """The enclave as a supervised child process (`python -m enclave`), restarted if it exits."""
+
+    def __init__(self, address: str, psk_file: Path | None, max_frame_bytes: int, restart_delay: float = 1.0) -> None:
+        self._args = [sys.executable, "-m", "enclave", "--listen", address, "--max-frame-bytes", str(max_frame_bytes)]
+        if psk_file is not None:
+            self._args += ["--psk-file", str(psk_file)]
+        self._restart_delay = restart_delay
+        self._process: asyncio.subprocess.Process | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(*self._args)
+        self._task = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            assert self._process is not None
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            log.error("embedded enclave exited with status %s; restarting in %.1fs", code, self._restart_delay)
+            await asyncio.sleep(self._restart_delay)
+            self._process = await asyncio.create_subprocess_exec(*self._args)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class HealthWatcher:
+    """SERVING only while the enclave answers: pings it every `interval` seconds."""
+
+    def __init__(self, enclave: EnclaveClient, health: HealthServicer, status: EnclaveStatus, interval: float) -> None:
+        self._enclave = enclave
+        self._health = health
+        self._status = status
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def _set(self, up: bool) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in HEALTH_SERVICES:
+            await self._health.set(name, serving)
+
+    async def check_once(self) -> bool:
+        try:
+            if self._status.up:
+                await self._enclave.ping(timeout=self._interval)
+            else:
+                info = await self._enclave.info(timeout=self._interval)
+                self._status.attestation_mode = info.attestation_mode
+                self._status.version = info.version
+            up = True
+        except TransportError as exc:
+            up = False
+            if self._status.up:
+                log.warning("enclave stopped answering: %s", exc)
+        if up and not self._status.up:
+            log.info("enclave answers (mode %s, version %s)", self._status.attestation_mode, self._status.version)
+        self._status.up = up
+        await self._set(up)
+        return up
+
+    async def _run(self) -> None:
+        while True:
+            await self.check_once()
+            await asyncio.sleep(self._interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class SignerServer:
+    """Composition of the host. `start()`, then `wait()`/`stop()`."""
+
+    def __init__(self, config: Config, credentials: Credentials) -> None:
+        self.config = config
+        c = config
+        self.enclave = EnclaveClient(
+            parse_address(c.enclave.address),
+            psk=credentials.enclave_psk,
+            max_frame_bytes=c.enclave.max_frame_bytes,
+            call_timeout=c.enclave.call_timeout_seconds,
+            connect_timeout=c.enclave.connect_timeout_seconds,
+        )
+        self.embedded = (
+            EmbeddedEnclave(c.enclave.address, c.enclave.psk_file, c.enclave.max_frame_bytes)
+            if c.enclave.mode == "embedded"
+            else None
+        )
+        self.status = EnclaveStatus()
+        self.health = HealthServicer()
+        self.watcher = HealthWatcher(self.enclave, self.health, self.status, c.enclave.health_interval_seconds)
+        guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
+        self.sessions = Sessions(
+            self.enclave,
+            credentials.hmac,
+            guard,
+            deadline_seconds=c.sessions.deadline_seconds,
+            max_concurrent=c.sessions.max_concurrent,
+        )
+        verifier = JwtVerifier(
+            credentials.jwt_keys,
+            issuer=c.jwt.issuer,
+            audience=c.jwt.audience,
+            leeway_seconds=c.jwt.leeway_seconds,
+            max_lifetime_seconds=c.jwt.max_lifetime_seconds,
+        )
+        self.server = grpc.aio.server(
+            interceptors=[ErrorMappingInterceptor(), AuthInterceptor(ClientAllowlist(c.tls.allowed_clients), verifier)],
+            options=[
+                ("grpc.max_receive_message_length", c.server.max_message_bytes),
+                ("grpc.max_send_message_length", c.server.max_message_bytes),
+            ],
+        )
+        signer_pb2_grpc.add_SignerServiceServicer_to_server(
+            SignerServicer(node_id=c.server.node_id, enclave=self.enclave, sessions=self.sessions, status=self.status),
+            self.server,
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        creds = grpc.ssl_server_credentials(
+            [(credentials.tls_key, credentials.tls_cert)],
+            root_certificates=credentials.tls_ca,
+            require_client_auth=True,
+        )
+        self.port = self.server.add_secure_port(c.server.listen, creds)
+        if self.port == 0:
+            raise ConfigError(f"server.listen: cannot listen on {c.server.listen}")
+
+    async def start(self) -> None:
+        for name in HEALTH_SERVICES:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.embedded is not None:
+            await self.embedded.start()
+        await self.server.start()
+        self.watcher.start()
+        log.info(
+            "mpc-signer %s serving on %s (enclave %s, %s)",
+            self.config.server.node_id, self.config.server.listen, self.config.enclave.mode, self.enclave.address,
+        )
+
+    async def wait(self) -> None:
+        await self.server.wait_for_termination()
+
+    async def stop(self) -> None:
+        log.info("shutting down")
+        await self.health.enter_graceful_shutdown()
+        await self.watcher.stop()
+        await self.server.stop(self.config.server.grace_seconds)
+        await self.enclave.close()
+        if self.embedded is not None:
+            await self.embedded.stop()
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT when it is not given)."""
+    server = SignerServer(config, Credentials.load(config))
+    await server.start()
+    if stop is None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
