@@ -14,6 +14,7 @@ API:
     commitments = commit(group, coeffs)
     verify_share(group, commitments, x, shares[x])                  # -> bool
     commitment_at(group, commitments, x)                            # -> y*G (verifying share)
+    commitments_at(group, commitments, xs)                          # -> {x: y*G} for many x
     lagrange_coefficient(group.order, x, xs)                        # lambda_x at 0
     interpolate(group.order, {x: y, ...})                           # secret
 
@@ -23,6 +24,7 @@ caller; this module does arithmetic only and trusts its element arguments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from enclave.errors import InvalidParameters
@@ -78,6 +80,43 @@ def commitment_at(group: Group, commitments: Sequence[Element], x: int) -> Eleme
     for c in reversed(commitments[:-1]):
         acc = group.add(group.mul(acc, x), c)
     return acc
+
+
+def _surjections(k: int, m: int) -> int:
+    """m! * S(k, m): the integer weight of C_k in the m-th forward difference at 0."""
+    return sum((-1) ** (m - j) * math.comb(m, j) * j**k for j in range(m + 1))
+
+
+def commitments_at(group: Group, commitments: Sequence[Element], xs: Iterable[int]) -> dict[int, Element]:
+    """`commitment_at` for many points (e.g. every verifying share of a public key package).
+
+    For small positive integer points it walks the committed polynomial by forward differences
+    (Delta^m f(0) = sum_k m! S(k, m) C_k, then f(x+1) = f(x) + Delta f(x), ...), which costs
+    about d(d-1)/2 scalar multiplications plus max(xs)*d additions instead of len(xs)*d
+    multiplications; otherwise it evaluates each point by Horner's rule.
+    """
+    pts = sorted(set(xs))
+    d = len(commitments) - 1
+    if not pts or d < 1 or pts[0] < 1 or pts[-1] > 8 * len(pts) + 8:
+        return {x: commitment_at(group, commitments, x) for x in pts}
+    diffs: list[Element] = []
+    for m in range(d + 1):
+        acc = group.identity()
+        for k in range(m, d + 1):
+            w = _surjections(k, m) if m else int(k == 0)
+            if w == 1:
+                acc = group.add(acc, commitments[k])
+            elif w:
+                acc = group.add(acc, group.mul(commitments[k], w))
+        diffs.append(acc)
+    wanted = set(pts)
+    out: dict[int, Element] = {}
+    for x in range(1, pts[-1] + 1):
+        for m in range(d):
+            diffs[m] = group.add(diffs[m], diffs[m + 1])
+        if x in wanted:
+            out[x] = diffs[0]
+    return out
 
 
 def verify_share(group: Group, commitments: Sequence[Element], x: int, share: int) -> bool:

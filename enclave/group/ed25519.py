@@ -9,7 +9,8 @@ Validation contract:
 - `decode` is strict: exact length, canonical (y < p; see the comment in `decode`), on the
   curve, in the prime-order subgroup, and not the identity (libsodium's
   `crypto_core_ed25519_is_valid_point` rejects small-order points, which include the identity).
-  Use `decode_allow_identity` only where a spec permits the identity.
+  Use `decode_allow_identity` only where a spec permits the identity. `decode_mul(data, k)`
+  validates and multiplies in one libsodium call, for a peer point whose only use is k*P.
 - libsodium's `crypto_core_ed25519_add` accepts any on-curve point, mixed order included, so
   the arithmetic here is only sound on elements that passed `decode` (or came from this class).
 - libsodium's `crypto_scalarmult_ed25519*_noclamp` refuse a zero scalar, the identity and an
@@ -68,6 +69,24 @@ class Ed25519Group:
         # Non-zero k times a prime-order, non-identity point is never the identity, so
         # libsodium's identity-result refusal cannot trigger here.
         return crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), p)
+
+    def decode_mul(self, data: bytes, k: int) -> bytes:
+        """k * decode(data) in one step, for peer points used once, in a multiplication.
+
+        libsodium's scalarmult refuses exactly what `decode` refuses (y >= p, small order
+        including the identity, off-curve, outside the prime-order subgroup), so the separate
+        validity check (a second multiplication by L) is skipped. Raises `InvalidEncoding`.
+        """
+        k %= ORDER
+        if k == 0:
+            self.decode(data)
+            return IDENTITY
+        if not isinstance(data, bytes) or len(data) != 32:
+            raise InvalidEncoding("ed25519 element must be 32 bytes")
+        try:
+            return crypto_scalarmult_ed25519_noclamp(k.to_bytes(32, "little"), data)
+        except (RuntimeError, ValueError, TypeError):
+            raise InvalidEncoding("not a canonical ed25519 point of prime order") from None
 
     def base_mul(self, k: int) -> bytes:
         k %= ORDER

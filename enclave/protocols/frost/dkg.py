@@ -122,23 +122,23 @@ def part3(
 ) -> tuple[KeyPackage, PublicKeyPackage]:
     """Verify the received shares and assemble this participant's key packages.
 
-    The Feldman checks are batched: sum_j f_j(i)*G against the summed commitment, which is
-    needed anyway for the public key package (only the sum of the shares is ever used, so the
-    batch check protects exactly what matters). If it fails, every share is checked alone and
-    the first bad sender is named.
+    The Feldman checks are batched: sum_j f_j(i)*G against this participant's verifying share
+    evaluated from the summed commitment, which the public key package needs anyway (only the
+    sum of the shares is ever used, so the batch check protects exactly what matters). If it
+    fails, every share is checked alone and the first bad sender is named.
     """
     _check_peers(secret, round1)
     if set(round2) != set(round1):
         raise InvalidParameters("round-2 shares must come from the round-1 senders")
     commitments = {secret.identifier: secret.commitment} | {j: p.commitment for j, p in round1.items()}
     group_commitment = sum_commitments([commitments[j] for j in sorted(commitments)])
+    public = public_key_package_from_commitment(sorted(commitments), group_commitment, secret.min_signers)
     total = (polynomial.evaluate(secret.coefficients, secret.identifier, L) + sum(round2.values())) % L
     verifying_share = GROUP.base_mul(total)
-    if polynomial.commitment_at(GROUP, group_commitment, secret.identifier) != verifying_share:
+    if public.verifying_shares[secret.identifier] != verifying_share:
         for sender in sorted(round2):
             check_round2_share(secret, sender, round1[sender].commitment, round2[sender])
         raise InvalidParameters("share sum inconsistent although each share verifies")  # unreachable
-    public = public_key_package_from_commitment(sorted(commitments), group_commitment, secret.min_signers)
     key = KeyPackage(secret.identifier, total, verifying_share, public.verifying_key, secret.min_signers)
     return key, public
 

@@ -65,8 +65,8 @@ def public_key_package_from_commitment(
     identifiers: Sequence[int], commitment: Sequence[bytes], min_signers: int | None = None
 ) -> PublicKeyPackage:
     """Verifying shares of every identifier evaluated from one (summed) VSS commitment."""
-    shares = {i: polynomial.commitment_at(GROUP, commitment, i) for i in sorted(identifiers)}
-    return PublicKeyPackage(shares, commitment[0], min_signers)
+    at = polynomial.commitments_at(GROUP, commitment, identifiers)
+    return PublicKeyPackage({i: at[i] for i in sorted(identifiers)}, commitment[0], min_signers)
 
 
 def sum_commitments(commitments: Sequence[Sequence[bytes]]) -> tuple[bytes, ...]:

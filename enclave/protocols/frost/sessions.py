@@ -103,7 +103,11 @@ class SignCommitRound(Round):
             for c in commitments.values():
                 s.used_commitments.add(c.hiding)
                 s.used_commitments.add(c.binding)
-        ctx = signing.signing_context(package, s.key.verifying_key, own=(s.key.identifier, self.nonces))
+        try:
+            ctx = signing.signing_context(package, s.key.verifying_key, own=(s.key.identifier, self.nonces))
+        except signing.InvalidCommitment as bad:
+            by_ident = {i: p for p, i in s.identifiers.items()}
+            return Abort(frozenset({by_ident[bad.identifier]}), "malformed or invalid nonce commitments")
         z = signing.sign(s.key, self.nonces, package, ctx)
         return Next(SignShareRound(s, ctx, z), (Send(None, wire.encode_signature_share(z)),))
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
-from enclave.errors import EnclaveError, InvalidParameters, LocalError
+from enclave.errors import EnclaveError, InvalidEncoding, InvalidParameters, LocalError
 from enclave.protocols.frost.ciphersuite import GROUP, H1, H2, H3, H4, H5, encode_identifier
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.rng import Rng
@@ -43,8 +43,21 @@ class InvalidSignatureShares(EnclaveError):
         super().__init__(f"invalid signature shares from {len(self.culprits)} signer(s)")
 
 
+class InvalidCommitment(EnclaveError):
+    """A signer's binding nonce commitment is not a valid point; `identifier` names it."""
+
+    def __init__(self, identifier: int) -> None:
+        self.identifier = identifier
+        super().__init__("invalid binding nonce commitment")
+
+
 @dataclass(frozen=True)
 class SigningCommitments:
+    """(D, E). From `wire`, D is strictly decoded at once; E is validated by the one checked
+    multiplication rho*E in `signing_context` (libsodium applies `decode`'s exact checks), which
+    is the only place E is used as a point. Every path to a share or a signature goes through
+    `signing_context`, so no unvalidated E reaches the math."""
+
     hiding: bytes
     binding: bytes
 
@@ -149,7 +162,8 @@ def signing_context(
     """Binding factors, commitment shares, group commitment R and challenge c.
 
     With `own = (identifier, nonces)`, that signer's commitment share is computed from its
-    nonces with one fixed-base multiplication instead of a variable-base one.
+    nonces with one fixed-base multiplication instead of a variable-base one. Raises
+    `InvalidCommitment(identifier)` if a binding commitment is not a valid point.
     """
     if not package.commitments:
         raise InvalidParameters("empty signing package")
@@ -160,7 +174,10 @@ def signing_context(
             n = own[1]
             shares[i] = GROUP.base_mul(n.hiding + rho[i] * n.binding)
         else:
-            shares[i] = GROUP.add(c.hiding, GROUP.mul(c.binding, rho[i]))
+            try:
+                shares[i] = GROUP.add(c.hiding, GROUP.decode_mul(c.binding, rho[i]))
+            except InvalidEncoding:
+                raise InvalidCommitment(i) from None
     r = GROUP.sum(list(shares.values()))
     return SigningContext(
         package, verifying_key, rho, shares, r, compute_challenge(r, verifying_key, package.message)

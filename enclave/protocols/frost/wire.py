@@ -21,6 +21,9 @@ Every top-level object starts with the header `0x00 (format version) || CRC-32 o
 Decoding is strict and raises `InvalidEncoding`: wrong header, non-minimal varints, elements
 that are not canonical prime-order non-identity points, scalars >= L, zero identifiers,
 map keys not strictly increasing (ZF's BTreeMap order), lengths out of range, trailing bytes.
+One deliberate exception: a binding nonce commitment E is validated where it is used, by the
+checked multiplication in `signing.signing_context` (see `signing.SigningCommitments`), which
+saves a redundant subgroup check per signer; it never reaches any other arithmetic.
 """
 
 from __future__ import annotations
@@ -112,7 +115,9 @@ def encode_signing_commitments(c: SigningCommitments) -> bytes:
 
 def _read_commitments(r: Reader) -> SigningCommitments:
     r.header()
-    return SigningCommitments(r.element(), r.element())
+    # The binding commitment is validated by the checked multiplication in
+    # `signing.signing_context`, its only use as a point (see `SigningCommitments`).
+    return SigningCommitments(r.element(), r.take(32))
 
 
 def decode_signing_commitments(data: bytes) -> SigningCommitments:
