@@ -149,9 +149,9 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
-        except StorageError:
-            raise
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
+        except (StorageError, sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # ours, or a constraint/guard violation: a bug to surface, not a reason to retry
+        except sqlite3.DatabaseError as e:
             # locked, disk I/O, full disk, unreadable file: none of these says anything about
             # the request itself, so the caller may retry
             raise StoreUnavailable(f"sqlite store {self._path}: {e.__class__.__name__}: {e}") from e

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ from signer.storage import (
     StoreUnavailable,
     open_store,
 )
+from signer.storage.sqlite import SqliteStore
 from tests.storage.conftest import Clock, Locations, StoreLocation, make_key, make_presig
 
 # --- schema and migrations ---------------------------------------------------------------------
@@ -280,7 +282,7 @@ async def test_audit_append_and_query(store: Store, clock: Clock) -> None:
 # --- opening -----------------------------------------------------------------------------------
 
 
-async def test_open_store_urls(tmp_path: object) -> None:
+async def test_open_store_urls() -> None:
     with pytest.raises(ValueError):
         await open_store("mysql://localhost/x")
     with pytest.raises(ValueError):
@@ -299,3 +301,22 @@ async def test_closed_store_is_unavailable(loc: StoreLocation) -> None:
     await s.close()  # idempotent
     with pytest.raises(StoreUnavailable):
         await s.get_key(make_key(1).key_id)
+
+
+async def test_sqlite_unopenable_path_is_store_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable):
+        await open_store(f"sqlite://{tmp_path}")  # a directory, not a database file
+    (tmp_path / "junk.db").write_bytes(b"this is not an sqlite database, just some bytes" * 100)
+    with pytest.raises(StoreUnavailable):
+        await open_store(f"sqlite://{tmp_path / 'junk.db'}")
+
+
+async def test_sqlite_runs_wal_with_full_sync(tmp_path: Path) -> None:
+    s = await open_store(f"sqlite://{tmp_path / 'db' / 'signer.db'}")
+    try:
+        assert isinstance(s, SqliteStore)
+        names = ("journal_mode", "synchronous", "foreign_keys")
+        pragmas = await s._run(lambda: [s._db.execute(f"PRAGMA {n}").fetchone()[0] for n in names])
+        assert pragmas == ["wal", 2, 1]  # synchronous 2 = FULL
+    finally:
+        await s.close()
