@@ -166,8 +166,8 @@ class Envelope:
 
 def encode_header(kind: str, params: bytes, suite: int = SUITE_AES256GCM_HKDF_SHA256) -> bytes:
     kind_b = kind.encode("ascii")
-    if not 0 < len(kind_b) < 256:
-        raise ValueError("sealer kind must be 1..255 ASCII characters")
+    if not 0 < len(kind_b) < 256 or not all(0x21 <= c < 0x7F for c in kind_b):
+        raise ValueError("sealer kind must be 1..255 printable ASCII characters")
     if len(params) > 0xFFFF:
         raise ValueError("sealer params too long")
     return MAGIC + bytes([FORMAT_VERSION, suite, len(kind_b)]) + kind_b + struct.pack(">H", len(params)) + params
