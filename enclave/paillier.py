@@ -127,9 +127,11 @@ class SecretKey:
         return m - n if m > n // 2 else m
 
     def pow_mod_n2(self, base: int, exp: int) -> int:
-        """base^exp mod N^2 by CRT over p^2 and q^2 (exp >= 0)."""
+        """base^exp mod N^2 by CRT over p^2 and q^2 (any sign of exp; a unit base for exp < 0)."""
         p, q = self.p, self.q
         _, _, _, p2, q2, q2_inv_p2 = self._crt
+        if exp < 0:
+            base, exp = int(gmpy2.invert(base, p2 * q2)), -exp
         ep = exp % (p * (p - 1))
         eq = exp % (q * (q - 1))
         xp = gmpy2.powmod(base, ep, p2)

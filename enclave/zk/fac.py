@@ -113,7 +113,7 @@ def verify(transcript: Transcript, statement: Statement, proof: Proof) -> bool:
         return False
     if not prm.check(proof.z2, proof.w2, e, proof.b, proof.q_commit):
         return False
-    big_r = gmpy2.powmod(prm.s, n0, nh) * gmpy2.powmod(prm.t, proof.sigma, nh) % nh
-    lhs = gmpy2.powmod(proof.q_commit, proof.z1, nh) * gmpy2.powmod(prm.t, proof.v, nh) % nh
-    rhs = proof.t * gmpy2.powmod(big_r, e, nh) % nh
+    big_r = prm.pow(prm.s, n0) * prm.pow(prm.t, proof.sigma) % nh
+    lhs = prm.pow(proof.q_commit, proof.z1) * prm.pow(prm.t, proof.v) % nh
+    rhs = proof.t * prm.pow(big_r, e) % nh
     return bool(lhs == rhs)

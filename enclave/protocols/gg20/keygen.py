@@ -21,6 +21,7 @@ its `Output.value` is a `KeyShare`.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.rounds import Driver, Expect, Kind, Next, Output, Round, Send
 from enclave.rng import Rng
 from enclave.zk import fac, mod, prm, ringpedersen, schnorr, wire
+from enclave.zk.ringpedersen import Params
 
 PROTOCOL = "gg20/keygen"
 _COMMIT_TAG = b"mpc-signer/gg20/keygen/commit/v1"
@@ -154,14 +156,13 @@ class Round2(Round):
             if len(raw) != cfg.threshold:
                 raise ProtocolFault(sender, "wrong number of VSS commitments")
             chain, salt, sch_raw = r.blob(32), r.blob(32), r.blob()
-            if not framed_hash(_COMMIT_TAG, cfg.session_id, sender.to_bytes(4, "big"), *raw, chain, salt) == self.v[
-                sender
-            ]:
-                raise ProtocolFault(sender, "decommitment does not open the commitment")
             try:
                 commitments = tuple(g.decode(c) for c in raw)
             except InvalidEncoding as exc:
                 raise ProtocolFault(sender, "invalid VSS commitment point") from exc
+            opened = framed_hash(_COMMIT_TAG, cfg.session_id, sender.to_bytes(4, "big"), *raw, chain, salt)
+            if not hmac.compare_digest(opened, self.v[sender]):
+                raise ProtocolFault(sender, "decommitment does not open the commitment")
             proof = schnorr.decode(g, sch_raw)
             tr = proof_transcript(cfg.session_id, PROTOCOL, 2, sender, BROADCAST_VERIFIER, "schnorr-u")
             if not schnorr.verify(tr, schnorr.Statement(g, commitments[0]), proof):
@@ -173,7 +174,9 @@ class Round2(Round):
         if not own.public.validate(enc_share):
             raise ProtocolFault(sender, "share ciphertext outside Z*_{N^2}")
         tr = proof_transcript(cfg.session_id, PROTOCOL, 2, sender, cfg.self_id, "fac")
-        if not fac.verify(tr, fac.Statement(self.aux[sender].n, self.aux[cfg.self_id].pedersen), fac_proof):
+        mine = self.aux[cfg.self_id]
+        own_params = Params(mine.n, mine.s, mine.t, owner_key=own)
+        if not fac.verify(tr, fac.Statement(self.aux[sender].n, own_params), fac_proof):
             raise ProtocolFault(sender, "invalid Πfac")
         share = own.decrypt(enc_share)
         if share >= g.order:

@@ -16,6 +16,7 @@ from enclave.paillier import SecretKey
 from enclave.polynomial import lagrange_coefficient
 from enclave.protocols.gg20.codec import Reader, dumps
 from enclave.protocols.gg20.common import AuxInfo, framed_hash
+from enclave.zk.ringpedersen import Params
 
 HEADER = b"mpc-signer/gg20/keyshare/v1/secp256k1"
 
@@ -36,6 +37,12 @@ class KeyShare:
     @cached_property
     def paillier(self) -> SecretKey:
         return SecretKey(self.paillier_p, self.paillier_q)
+
+    @cached_property
+    def own_pedersen(self) -> Params:
+        """This party's ring-Pedersen parameters with its factorization attached (CRT checks)."""
+        a = self.aux[self.index]
+        return Params(a.n, a.s, a.t, owner_key=self.paillier)
 
     @property
     def key_id(self) -> bytes:

@@ -111,7 +111,7 @@ class Round1(Round):
     def finalize(self) -> Next:
         cfg, g, share = self.cfg, self.cfg.group, self.cfg.share
         me, own_key = cfg.me, share.paillier
-        my_params = share.aux[me].pedersen
+        my_params = share.own_pedersen
         for j in cfg.others:
             st_enc = enc.Statement(share.aux[j].paillier, self.k_enc[j], my_params)
             if not enc.verify(_t(cfg, 1, j, me, "enc"), st_enc, self.enc_proofs[j]):
@@ -203,7 +203,7 @@ class Round2(Round):
     def finalize(self) -> Next:
         cfg, g, share = self.cfg, self.cfg.group, self.cfg.share
         me, own_key = cfg.me, share.paillier
-        my_params = share.aux[me].pedersen
+        my_params = share.own_pedersen
         q = g.order
         n = self.nonces
         alpha = alpha_hat = 0
@@ -213,11 +213,12 @@ class Round2(Round):
             st_log = logstar.Statement(g, g.generator(), self.gammas[j], pk_j, self.g_enc[j], my_params)
             if not logstar.verify(_t(cfg, 2, j, me, "logstar-gamma"), st_log, m.log_gamma):
                 raise ProtocolFault(j, "invalid Πlog* for Γ")
-            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d, self.f[j][me], self.gammas[j], my_params)
+            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d, self.f[j][me], self.gammas[j], my_params,
+                                own_key)
             if not affg.verify(_t(cfg, 2, j, me, "affg-gamma"), st, m.affg_gamma):
                 raise ProtocolFault(j, "invalid Πaff-g (MtA)")
             w_j = g.mul(g.decode(share.public_shares[j]), _lagrange(cfg, j))
-            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d_hat, m.f_hat, w_j, my_params)
+            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d_hat, m.f_hat, w_j, my_params, own_key)
             if not affg.verify(_t(cfg, 2, j, me, "affg-w"), st, m.affg_w):
                 raise ProtocolFault(j, "invalid Πaff-g (MtAwc)")
             alpha += own_key.decrypt_signed(m.d)
@@ -284,7 +285,7 @@ class Round3(Round):
     def finalize(self) -> Next:
         cfg, g, share, c = self.cfg, self.cfg.group, self.cfg.share, self.c
         me = cfg.me
-        my_params = share.aux[me].pedersen
+        my_params = share.own_pedersen
         for j in cfg.others:
             st = logstar.Statement(g, c.big_gamma, self.pub[j][1], share.aux[j].paillier, c.k_enc[j], my_params)
             if not logstar.verify(_t(cfg, 3, j, me, "logstar-delta"), st, self.proofs[j]):
