@@ -61,7 +61,7 @@ def test_round_trip_every_purpose(sealer: LocalSealer) -> None:
         b = Binding(key_id=KEY_ID, protocol="frost-ed25519", party_id=1, purpose=purpose, item_id="p1")  # type: ignore[arg-type]
         for pt in (b"", b"x", os.urandom(1000)):
             blob = sealer.seal(pt, b)
-            assert pt not in blob or pt == b""
+            assert len(pt) < 16 or pt[:16] not in blob  # a short plaintext may occur by chance
             assert sealer.unseal(blob, b) == pt
             assert blob_kind(blob) == "local"
 
