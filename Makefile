@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv proto run certs test lint bench clean test-primes
+.PHONY: venv proto run certs test lint bench clean test-primes eif run-enclave
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,26 @@ clean:
 # Fixture safe primes for the GG20/Paillier tests (data only; takes a few minutes of CPU).
 test-primes: venv
 	$(PY) -m tests.make_safe_primes
+
+# --- AWS Nitro Enclaves (docs/nitro.md); run on the Nitro-enabled parent instance ------------
+ENCLAVE_IMAGE ?= mpc-signer-enclave:latest
+ENCLAVE_EIF ?= var/mpc-enclave.eif
+ENCLAVE_PCRS ?= var/pcrs.json
+ENCLAVE_CPUS ?= 2
+ENCLAVE_MEMORY_MIB ?= 4096
+ENCLAVE_CID ?= 16
+# --debug-mode gives a console (nitro-cli console) but the enclave then attests with zero PCRs,
+# so KMS refuses it; never set it in production.
+ENCLAVE_DEBUG ?=
+
+# Builds the image, converts it to an EIF and records the measurements nitro-cli prints.
+eif:
+	mkdir -p var
+	docker build --file enclave/Dockerfile --tag $(ENCLAVE_IMAGE) .
+	nitro-cli build-enclave --docker-uri $(ENCLAVE_IMAGE) --output-file $(ENCLAVE_EIF) > var/build-enclave.json
+	$(PYTHON) -c 'import json, sys; m = json.load(open("var/build-enclave.json"))["Measurements"]; json.dump({k: v for k, v in m.items() if k == "HashAlgorithm" or k.startswith("PCR")}, sys.stdout, indent=2, sort_keys=True)' > $(ENCLAVE_PCRS)
+	@cat $(ENCLAVE_PCRS)
+
+run-enclave:
+	nitro-cli run-enclave --eif-path $(ENCLAVE_EIF) --cpu-count $(ENCLAVE_CPUS) \
+		--memory $(ENCLAVE_MEMORY_MIB) --enclave-cid $(ENCLAVE_CID) $(ENCLAVE_DEBUG)
