@@ -51,12 +51,13 @@ ENCLAVE_CID ?= 16
 # so KMS refuses it; never set it in production.
 ENCLAVE_DEBUG ?=
 
-# Builds the image, converts it to an EIF and records the measurements nitro-cli prints.
+# Builds the image, converts it to an EIF and records the measurements nitro-cli prints (its JSON
+# follows any progress lines).
 eif:
 	mkdir -p var
 	docker build --file enclave/Dockerfile --tag $(ENCLAVE_IMAGE) .
 	nitro-cli build-enclave --docker-uri $(ENCLAVE_IMAGE) --output-file $(ENCLAVE_EIF) > var/build-enclave.json
-	$(PYTHON) -c 'import json, sys; m = json.load(open("var/build-enclave.json"))["Measurements"]; json.dump({k: v for k, v in m.items() if k == "HashAlgorithm" or k.startswith("PCR")}, sys.stdout, indent=2, sort_keys=True)' > $(ENCLAVE_PCRS)
+	$(PYTHON) -c 'import json, sys; t = open("var/build-enclave.json").read(); m = json.loads(t[t.index("{"):])["Measurements"]; json.dump({k: v for k, v in m.items() if k == "HashAlgorithm" or k.startswith("PCR")}, sys.stdout, indent=2, sort_keys=True)' > $(ENCLAVE_PCRS)
 	@cat $(ENCLAVE_PCRS)
 
 run-enclave:

@@ -191,7 +191,7 @@ def test_make_eif_builds_the_image_and_records_pcrs(tmp_path: Path) -> None:
     # Run the recording step on output shaped like nitro-cli's.
     record = next(line for line in lines if "var/pcrs.json" in line and "Measurements" in line)
     (tmp_path / "var").mkdir()
-    (tmp_path / "var" / "build-enclave.json").write_text(json.dumps({
+    (tmp_path / "var" / "build-enclave.json").write_text("Start building the Enclave Image...\n" + json.dumps({
         "Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "aa" * 48, "PCR1": "bb" * 48, "PCR2": "cc" * 48},
         "EnclaveImage": "ignored",
     }))
