@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from enclave import polynomial
-from enclave.errors import EnclaveError, InvalidParameters
+from enclave.errors import EnclaveError, InvalidEncoding, InvalidParameters
 from enclave.protocols.frost.ciphersuite import GROUP, HDKG, encode_identifier
 from enclave.protocols.frost.keys import (
     KeyPackage,
@@ -87,15 +87,21 @@ def part1(identifier: int, max_signers: int, min_signers: int, rng: Rng) -> tupl
 
 
 def verify_proof_of_knowledge(identifier: int, package: Round1Package) -> bool:
+    """R == z*G - c*phi_0. Also validates phi_0 (checked multiplication; raises InvalidEncoding)
+    and R (equal to a canonical prime-order point, or the proof fails), see wire.parse_round1_package."""
     c = pok_challenge(identifier, package.commitment[0], package.proof_r)
-    expected = GROUP.sub(GROUP.base_mul(package.proof_z), GROUP.mul(package.commitment[0], c))
-    return expected == package.proof_r
+    expected = GROUP.sub(GROUP.base_mul(package.proof_z), GROUP.decode_mul(package.commitment[0], c))
+    return expected == package.proof_r and not GROUP.is_identity(expected)
 
 
 def check_round1_package(secret: Round1Secret, sender: int, package: Round1Package) -> None:
     if len(package.commitment) != secret.min_signers:
         raise DkgFault(sender, "commitment length does not match the threshold")
-    if not verify_proof_of_knowledge(sender, package):
+    try:
+        ok = verify_proof_of_knowledge(sender, package)
+    except InvalidEncoding:
+        raise DkgFault(sender, "malformed round-1 package") from None
+    if not ok:
         raise DkgFault(sender, "invalid proof of knowledge")
 
 
@@ -171,8 +177,11 @@ def _share_ad(session_id: bytes, sender: int, recipient: int) -> bytes:
 
 
 def shared_secret(my_secret: int, their_pub: bytes) -> bytes:
-    """x_me * X_them; the same value in both directions, so compute it once per pair."""
-    return GROUP.mul(their_pub, my_secret)
+    """x_me * X_them; the same value in both directions, so compute it once per pair.
+
+    `their_pub` may be raw peer bytes: the checked multiplication validates it (raises
+    InvalidEncoding for anything `decode` would refuse)."""
+    return GROUP.decode_mul(their_pub, my_secret)
 
 
 def encrypt_share(

@@ -177,7 +177,7 @@ class DkgRound1(Round):
 
     def __init__(self, carry: _DkgCarry) -> None:
         self.c = carry
-        self.got: dict[PartyId, tuple[dkg.Round1Package, bytes]] = {}
+        self.got: dict[PartyId, tuple[dkg.Round1Package, bytes, bytes]] = {}
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.c.setup.identifiers))
@@ -185,15 +185,17 @@ class DkgRound1(Round):
     def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
         ident = self.c.setup.identifiers[sender]
         try:
-            package = wire.decode_round1_package(body[:-32])
-            enc_public = GROUP.decode(body[-32:])
-        except EnclaveError:
-            raise ProtocolFault(sender, "malformed round-1 package") from None
-        try:
+            # Strict except phi_0, R (validated by the proof check) and the encryption key
+            # (validated by the checked DH multiplication) -- see wire.parse_round1_package.
+            package = wire.parse_round1_package(body[:-32])
+            their_pub = body[-32:]
             dkg.check_round1_package(self.c.secret, ident, package)
+            shared = dkg.shared_secret(self.c.enc_secret, their_pub)
         except dkg.DkgFault as fault:
             raise ProtocolFault(sender, fault.reason) from None
-        return package, enc_public
+        except EnclaveError:
+            raise ProtocolFault(sender, "malformed round-1 package") from None
+        return package, their_pub, shared
 
     def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
         self.got[sender] = value
@@ -202,14 +204,14 @@ class DkgRound1(Round):
         s, c = self.c.setup, self.c
         me = s.identifiers[s.party]
         sends = []
-        shared: dict[PartyId, bytes] = {}
         for p in sorted(self.got):
             j = s.identifiers[p]
-            their_pub = self.got[p][1]
-            shared[p] = dkg.shared_secret(c.enc_secret, their_pub)
+            _, their_pub, shared = self.got[p]
             plaintext = wire.encode_round2_package(dkg_share(c.secret, j))
-            sends.append(Send(p, dkg.encrypt_share(s.session_id, shared[p], c.enc_public, their_pub, me, j, plaintext)))
-        return Next(DkgRound2(c, dict(self.got), shared), tuple(sends))
+            sends.append(Send(p, dkg.encrypt_share(s.session_id, shared, c.enc_public, their_pub, me, j, plaintext)))
+        round1 = {p: (pkg, pub) for p, (pkg, pub, _) in self.got.items()}
+        shared_by_peer = {p: v[2] for p, v in self.got.items()}
+        return Next(DkgRound2(c, round1, shared_by_peer), tuple(sends))
 
 
 def dkg_share(secret: dkg.Round1Secret, recipient: int) -> int:

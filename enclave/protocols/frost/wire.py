@@ -272,15 +272,33 @@ def encode_round1_package(p: Round1Package) -> bytes:
     return HEADER + _commitment_vector(p.commitment) + b"\x40" + p.proof_r + _scalar(p.proof_z)
 
 
-def decode_round1_package(data: bytes) -> Round1Package:
+def parse_round1_package(data: bytes) -> Round1Package:
+    """Everything of `decode_round1_package` except validating phi_0 and R as points.
+
+    Only for `dkg.check_round1_package`, which validates both as part of the proof check:
+    phi_0 through the checked multiplication c*phi_0 (libsodium applies `decode`'s checks) and R
+    by byte equality with the canonical point z*G - c*phi_0. That saves two subgroup checks per
+    package; the other coefficients are decoded strictly here.
+    """
     r = Reader(data)
     r.header()
-    commitment = _read_commitment_vector(r)
+    t = r.varint(MAX_SIGNERS)
+    if t < 1:
+        raise InvalidEncoding("empty commitment")
+    phi0 = r.take(32)
+    commitment = (phi0, *(r.element() for _ in range(t - 1)))
     if r.varint(64) != 64:
         raise InvalidEncoding("proof of knowledge must be a 64-byte signature")
-    proof_r, proof_z = r.element(), r.scalar()
+    proof_r, proof_z = r.take(32), r.scalar()
     r.done()
     return Round1Package(commitment, proof_r, proof_z)
+
+
+def decode_round1_package(data: bytes) -> Round1Package:
+    package = parse_round1_package(data)
+    GROUP.decode(package.commitment[0])
+    GROUP.decode(package.proof_r)
+    return package
 
 
 def encode_round2_package(share: int) -> bytes:

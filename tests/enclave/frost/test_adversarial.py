@@ -206,3 +206,10 @@ def test_dkg_duplicate_garbage_and_replayed_ciphertext() -> None:
 
     res = _dkg([forward])
     _honest_aborts(res, [2], {3}, "encrypted share does not authenticate")
+
+
+@pytest.mark.parametrize("point", [IDENTITY, SMALL_ORDER, NON_CANONICAL])
+def test_dkg_bad_proof_commitment_point(point: bytes) -> None:
+    # R of the proof of knowledge sits before z and the 32-byte encryption key
+    res = _dkg([harness.modify(3, 1, lambda b: b[:-96] + point + b[-64:])])
+    _honest_aborts(res, [1, 2], {3}, "invalid proof of knowledge")

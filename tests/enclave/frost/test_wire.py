@@ -149,3 +149,16 @@ def test_binding_commitment_is_checked_where_it_is_used() -> None:
         with pytest.raises(signing.InvalidCommitment) as info:
             signing.signing_context(pkg, GROUP.base_mul(7))
         assert info.value.identifier == 2
+
+
+@pytest.mark.parametrize("point", [IDENTITY, SMALL_ORDER, NON_CANONICAL])
+def test_round1_package_points_rejected_strictly_or_by_the_proof_check(point: bytes) -> None:
+    secret, pkg = dkg.part1(1, 2, 2, SYSTEM_RNG)
+    enc = wire.encode_round1_package(pkg)
+    phi0_bad = enc[:6] + point + enc[38:]
+    r_bad = enc[:-64] + point + enc[-32:]
+    for bad in (phi0_bad, r_bad):
+        with pytest.raises(InvalidEncoding):
+            wire.decode_round1_package(bad)
+        with pytest.raises(dkg.DkgFault):
+            dkg.check_round1_package(secret, 2, wire.parse_round1_package(bad))
