@@ -57,7 +57,7 @@ Example (a one-round protocol where everybody broadcasts a byte string and outpu
                start=Next(Hello(frozenset({1, 2})), (Send(None, b"hello"),)))
     for out in d.take_outgoing(): ...             # Outgoing(to=None, round=1, payload=...)
     d.receive(2, payload_from_party_2)
-    d.result                                      # Output({2: b"hello"}) (own msg not stored)
+    d.result.value                                # {2: b"hello"}: a round never sees its own sends
 """
 
 from __future__ import annotations

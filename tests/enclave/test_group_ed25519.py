@@ -116,3 +116,26 @@ def test_random_scalar_nonzero_in_range() -> None:
     for _ in range(50):
         k = G.random_scalar(SYSTEM_RNG)
         assert 0 < k < ORDER
+
+
+def test_every_non_canonical_encoding_rejected() -> None:
+    # y in [p, 2^255) are the only non-canonical y encodings; with either sign bit.
+    for y in range(P, 2**255):
+        for sign in (0, 1 << 255):
+            enc = (y | sign).to_bytes(32, "little")
+            with pytest.raises(InvalidEncoding):
+                G.decode(enc)
+            with pytest.raises(InvalidEncoding):
+                G.decode_mul(enc, 5)
+
+
+def test_decode_mul_matches_and_is_as_strict_as_decode() -> None:
+    p = G.base_mul(987654321)
+    assert G.decode_mul(p, 77) == G.mul(p, 77)
+    assert G.decode_mul(p, 0) == IDENTITY
+    assert G.decode_mul(p, ORDER) == IDENTITY
+    mixed = sodium.crypto_core_ed25519_add(p, SMALL_ORDER[4])
+    for bad in [*SMALL_ORDER, mixed, bytes(31), b"\x02" + bytes(31)]:
+        for k in (0, 1, 5):
+            with pytest.raises(InvalidEncoding):
+                G.decode_mul(bad, k)
