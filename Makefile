@@ -22,6 +22,18 @@ proto: | $(STAMP)
 		--grpc_python_out=$(PROTO_OUT) proto/mpc/v1/signer.proto
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) proto/mpc/v1/enclave.proto
 
+# Development credentials for `make run` (never overwritten; `mpc-signer certs --force` replaces them).
+CERTS := var/certs
+$(CERTS)/ca.pem: | $(STAMP)
+	$(VENV)/bin/mpc-signer certs --out $(CERTS)
+
+certs: $(CERTS)/ca.pem
+
+# Serves on 127.0.0.1:9091 with the embedded defaults: the enclave as a supervised child process
+# on unix://var/enclave.sock, SQLite under var/. Ctrl-C stops both.
+run: venv proto certs
+	$(VENV)/bin/mpc-signer serve
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy enclave signer

@@ -157,9 +157,14 @@ class SessionsConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    backend: str = key("sqlite", "sqlite or postgres", choices=("sqlite", "postgres"))
-    sqlite_path: Path = key(Path("var/signer.db"), "SQLite database file (backend sqlite)")
-    postgres_dsn: str = key("", "PostgreSQL connection string (backend postgres)", secret=True)
+    url: str = key(
+        "sqlite:var/signer.db",
+        "store URL (signer.storage.open_store): sqlite:PATH (sqlite:///abs/path for an absolute path) or "
+        "postgresql://user@host:5432/db; may hold a password, so it is never logged",
+        _check(lambda v: v.startswith(("sqlite:", "postgresql://", "postgres://")),
+               "must start with sqlite: or postgresql://"),
+        secret=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -352,5 +357,3 @@ def _cross_check(config: Config) -> None:
         raise ConfigError("enclave.psk_file: required when enclave.address is tcp://")
     if e.mode == "embedded" and address.scheme == "vsock":
         raise ConfigError("enclave.mode: 'embedded' runs the enclave as a local process; use unix:// or tcp://")
-    if config.storage.backend == "postgres" and not config.storage.postgres_dsn:
-        raise ConfigError("storage.postgres_dsn: required when storage.backend is postgres")

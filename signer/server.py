@@ -8,8 +8,9 @@ for certificate pinning, so neither is configurable here (cipher suites can only
 process-wide with the GRPC_SSL_CIPHER_SUITES environment variable). Client identity is then
 checked in Python against `tls.allowed_clients` (signer.auth.mtls).
 
-Shutdown order: health NOT_SERVING -> stop accepting and give in-flight RPCs `grace_seconds` ->
-close the enclave channel -> stop the embedded enclave.
+Start-up opens (and migrates) the store before serving. Shutdown order: health NOT_SERVING ->
+stop accepting and give in-flight RPCs `grace_seconds` -> close the enclave channel -> stop the
+embedded enclave -> close the store.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from signer.auth.replay import SequenceGuard
 from signer.config import Config, ConfigError
 from signer.errors import ErrorMappingInterceptor
 from signer.sessions import Sessions
+from signer.storage import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,7 @@ class SignerServer:
             if c.enclave.mode == "embedded"
             else None
         )
+        self.store: Store | None = None
         self.status = EnclaveStatus()
         self.health = HealthServicer()
         self.watcher = HealthWatcher(self.enclave, self.health, self.status, c.enclave.health_interval_seconds)
@@ -240,6 +243,11 @@ class SignerServer:
             raise ConfigError(f"server.listen: cannot listen on {c.server.listen}")
 
     async def start(self) -> None:
+        if self.config.storage.url.startswith("sqlite:"):
+            Path(self.config.storage.url.removeprefix("sqlite:").removeprefix("//")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        self.store = await open_store(self.config.storage.url)
         for name in HEALTH_SERVICES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.embedded is not None:
@@ -262,6 +270,8 @@ class SignerServer:
         await self.enclave.close()
         if self.embedded is not None:
             await self.embedded.stop()
+        if self.store is not None:
+            await self.store.close()
 
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:

@@ -288,7 +288,7 @@ def start_signer(
             "hmac": {"keys": {"dev": c.hmac_key}, "active_key_id": "dev"},
             "enclave": {"mode": "external", "address": enclave.address, "health_interval_seconds": HEALTH_INTERVAL,
                         "connect_timeout_seconds": 1.0},
-            "storage": {"sqlite_path": workdir / "signer.db"},
+            "storage": {"url": f"sqlite:{workdir}/signer.db"},
         }
         if enclave.psk_file is not None:
             sections["enclave"]["psk_file"] = enclave.psk_file

@@ -72,7 +72,8 @@ def test_jwt_methods_need_the_token(signer) -> None:
 
 def test_without_a_client_certificate_nothing_answers(signer) -> None:
     result = subprocess.run(
-        [str(GRPCURL), "-connect-timeout", "3", "-max-time", "5", "-cacert", str(signer.certs.ca), signer.target, "list"],
+        [str(GRPCURL), "-connect-timeout", "3", "-max-time", "5", "-cacert", str(signer.certs.ca),
+         signer.target, "list"],
         capture_output=True, text=True, timeout=30,
     )
     assert result.returncode != 0

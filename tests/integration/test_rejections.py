@@ -55,14 +55,11 @@ class Keys:
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ed = ed25519.Ed25519PrivateKey.generate()
         self.hs_secret = secrets.token_bytes(32)
+        spki = (serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.rsa_pub = root / "rsa.pub"
-        self.rsa_pub.write_bytes(
-            self.rsa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
+        self.rsa_pub.write_bytes(self.rsa.public_key().public_bytes(*spki))
         self.ed_pub = root / "ed.pub"
-        self.ed_pub.write_bytes(
-            self.ed.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
+        self.ed_pub.write_bytes(self.ed.public_key().public_bytes(*spki))
         self.hs_file = root / "hs.hex"
         self.hs_file.write_text(self.hs_secret.hex())
         self.hmac = {name: secrets.token_bytes(32) for name in ("k-active", "k-old", "k-retired")}
@@ -192,7 +189,8 @@ def test_valid_tokens_of_every_key_type_are_accepted(server: SignerProcess, keys
 
 
 def _none_token() -> str:
-    return f"{_b64(json.dumps({'alg': 'none', 'typ': 'JWT', 'kid': 'dev'}).encode())}.{_b64(json.dumps(_claims()).encode())}."
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "dev"}).encode())
+    return f"{header}.{_b64(json.dumps(_claims()).encode())}."
 
 
 JWT_CASES = {

@@ -21,9 +21,11 @@ def _context(signer, minimum: ssl.TLSVersion, maximum: ssl.TLSVersion) -> ssl.SS
 
 
 def _handshake(signer, ctx: ssl.SSLContext, server_name: str = "127.0.0.1") -> str:
-    with socket.create_connection(("127.0.0.1", signer.port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=server_name) as tls:
-            return str(tls.version())
+    with (
+        socket.create_connection(("127.0.0.1", signer.port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        return str(tls.version())
 
 
 def test_prefers_tls13(signer) -> None:
