@@ -97,7 +97,7 @@ def open_cms_for_recipient(envelope: bytes, private_key: rsa.RSAPrivateKey) -> b
     if not isinstance(envelope, bytes) or not 0 < len(envelope) <= _MAX_CMS:
         raise KmsResponseInvalid("CiphertextForRecipient missing or too large")
     try:
-        info = cms.ContentInfo.load(envelope, strict=True)
+        info = cms.ContentInfo.load(ber_to_der(envelope), strict=True)
         if info["content_type"].native != "enveloped_data":
             raise KmsResponseInvalid("CiphertextForRecipient is not CMS EnvelopedData")
         enveloped = info["content"]
@@ -154,6 +154,113 @@ def open_cms_for_recipient(envelope: bytes, private_key: rsa.RSAPrivateKey) -> b
     if len(data_key) != DATA_KEY_LEN:
         raise KmsResponseInvalid(unusable)
     return data_key
+
+
+_MAX_BER_DEPTH: Final = 24
+_TAG_OCTET_STRING: Final = 0x04
+_TAG_OID: Final = 0x06
+_TAG_CONTEXT_0_CONSTRUCTED: Final = 0xA0
+_TAG_CONTEXT_0_PRIMITIVE: Final = 0x80
+
+
+def ber_to_der(data: bytes) -> bytes:
+    """Re-encode KMS's BER CMS with definite lengths and merged string chunks.
+
+    KMS streams CiphertextForRecipient: the outer structures use indefinite lengths and the
+    encrypted content may come as a constructed [0] of OCTET STRING chunks. asn1crypto reads
+    neither, so this turns exactly those two forms into their DER shape; anything else that is
+    not plain TLV (high tag numbers, lengths over 4 bytes, truncation, nesting deeper than
+    `_MAX_BER_DEPTH`) raises ValueError.
+    """
+    out, end = _ber_items(data, 0, len(data), 0)
+    if end != len(data):
+        raise ValueError("trailing bytes after BER content")
+    return out
+
+
+def _ber_items(data: bytes, pos: int, end: int | None, depth: int) -> tuple[bytes, int]:
+    """Items from `pos` to `end`, or up to an end-of-contents marker when `end` is None."""
+    if depth > _MAX_BER_DEPTH:
+        raise ValueError("BER nesting too deep")
+    items: list[tuple[int, bytes]] = []
+    while True:
+        if end is None:
+            if data[pos : pos + 2] == b"\x00\x00":
+                pos += 2
+                break
+            if pos >= len(data):
+                raise ValueError("missing end-of-contents")
+        elif pos >= end:
+            break
+        tag, content, pos = _ber_item(data, pos, depth, after_oid=bool(items) and items[0][0] == _TAG_OID)
+        items.append((tag, content))
+    if end is not None and pos != end:
+        raise ValueError("BER element overruns its parent")
+    return b"".join(bytes([tag]) + _der_length(len(content)) + content for tag, content in items), pos
+
+
+def _ber_item(data: bytes, pos: int, depth: int, *, after_oid: bool) -> tuple[int, bytes, int]:
+    if pos + 2 > len(data):
+        raise ValueError("truncated BER header")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if tag & 0x1F == 0x1F:
+        raise ValueError("high tag numbers do not occur in this structure")
+    constructed = bool(tag & 0x20)
+    if first == 0x80:
+        if not constructed:
+            raise ValueError("indefinite length on a primitive element")
+        content_end = None
+    else:
+        if first & 0x80:
+            count = first & 0x7F
+            if not 1 <= count <= 4 or pos + count > len(data):
+                raise ValueError("bad BER length")
+            length = int.from_bytes(data[pos : pos + count], "big")
+            pos += count
+        else:
+            length = first
+        if pos + length > len(data):
+            raise ValueError("BER element runs past the data")
+        content_end = pos + length
+    if not constructed:
+        assert content_end is not None
+        return tag, data[pos:content_end], content_end
+    content, pos = _ber_items(data, pos, content_end, depth + 1)
+    # A constructed OCTET STRING, or the [0] IMPLICIT OCTET STRING of an EncryptedContentInfo
+    # (a SEQUENCE that starts with an OID) sent in chunks: merge into the primitive form.
+    if tag == _TAG_OCTET_STRING | 0x20 or (tag == _TAG_CONTEXT_0_CONSTRUCTED and after_oid):
+        chunks = _octet_chunks(content)
+        if chunks is not None:
+            return (_TAG_OCTET_STRING if tag != _TAG_CONTEXT_0_CONSTRUCTED else _TAG_CONTEXT_0_PRIMITIVE), chunks, pos
+    return tag, content, pos
+
+
+def _octet_chunks(der: bytes) -> bytes | None:
+    """The concatenated contents if `der` is one or more primitive OCTET STRINGs, else None."""
+    merged = bytearray()
+    pos = 0
+    while pos < len(der):
+        if der[pos] != _TAG_OCTET_STRING:
+            return None
+        first = der[pos + 1]
+        pos += 2
+        if first & 0x80:  # our own output: definite, at most 4 length bytes
+            count = first & 0x7F
+            length = int.from_bytes(der[pos : pos + count], "big")
+            pos += count
+        else:
+            length = first
+        merged += der[pos : pos + length]
+        pos += length
+    return bytes(merged) if pos else None
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
 
 
 class KmsSealer:

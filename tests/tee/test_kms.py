@@ -28,6 +28,7 @@ from enclave.kms import (
     RECIPIENT_USER_DATA,
     KmsResponseInvalid,
     KmsSealer,
+    ber_to_der,
     open_cms_for_recipient,
 )
 from enclave.sealing import Binding, LocalSealer, MultiSealer, SealedBlobCorrupt, SealerConfigError, blob_kind
@@ -92,6 +93,42 @@ def build_cms(data_key: bytes, recipient: rsa.RSAPublicKey, shape: CmsShape | No
     return cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
 
 
+def _der_len(n: int) -> bytes:
+    if n < 128:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def to_streamed_ber(der: bytes, chunk: int = 16, content: bytes | None = None) -> bytes:
+    """The DER envelope re-encoded the way a streaming CMS encoder (as KMS uses) writes it: every
+    constructed element with indefinite length, the [0] encrypted content as a constructed
+    string of OCTET STRING chunks."""
+    if content is None:
+        content = cms.ContentInfo.load(der)["content"]["encrypted_content_info"]["encrypted_content"].native
+    out = bytearray()
+    pos = 0
+    while pos < len(der):
+        tag, first = der[pos], der[pos + 1]
+        pos += 2
+        if first & 0x80:
+            count = first & 0x7F
+            length = int.from_bytes(der[pos : pos + count], "big")
+            pos += count
+        else:
+            length = first
+        value = der[pos : pos + length]
+        pos += length
+        if tag & 0x20:
+            out += bytes([tag, 0x80]) + to_streamed_ber(value, chunk, content) + b"\x00\x00"
+        elif tag == 0x80 and value == content:  # [0] IMPLICIT OCTET STRING: the encrypted content
+            pieces = [value[i : i + chunk] for i in range(0, len(value), chunk)]
+            out += b"\xa0\x80" + b"".join(b"\x04" + _der_len(len(p)) + p for p in pieces) + b"\x00\x00"
+        else:
+            out += bytes([tag]) + _der_len(len(value)) + value
+    return bytes(out)
+
+
 # --- KMS stand-in -------------------------------------------------------------------------
 
 
@@ -102,6 +139,7 @@ class FakeKms:
     calls: list[str] = field(default_factory=list)
     shape: CmsShape = field(default_factory=CmsShape)
     tamper: Callable[[dict[str, object]], None] | None = None
+    streamed: bool = True  # answer in BER with indefinite lengths, as KMS does
 
     def _recipient_key(self, document: bytes) -> rsa.RSAPublicKey:
         payload = cbor2.loads(cbor2.loads(document).value[2])
@@ -117,13 +155,16 @@ class FakeKms:
     def _answer(self, data_key: bytes, document: bytes, extra: Mapping[str, object]) -> dict[str, object]:
         answer: dict[str, object] = {
             "KeyId": KEY_ARN,
-            "CiphertextForRecipient": build_cms(data_key, self._recipient_key(document), self.shape),
+            "CiphertextForRecipient": self._encode(build_cms(data_key, self._recipient_key(document), self.shape)),
             "Plaintext": None,
             **extra,
         }
         if self.tamper:
             self.tamper(answer)
         return answer
+
+    def _encode(self, der: bytes) -> bytes:
+        return to_streamed_ber(der) if self.streamed else der
 
     def generate_data_key(self, key_id: str, recipient_document: bytes) -> Mapping[str, object]:
         assert key_id == KEY_ARN
@@ -182,6 +223,28 @@ def test_round_trip_and_restart(kms: FakeKms) -> None:
     restarted = sealer_for(kms)  # new process: new RSA key, empty cache
     assert [restarted.unseal(b, BINDING) for b in blobs] == [b"share 0", b"share 1", b"share 2"]
     assert kms.calls == ["GenerateDataKey", "Decrypt"]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_ber_and_der_envelopes(kms: FakeKms, streamed: bool) -> None:
+    kms.streamed = streamed
+    sealer = sealer_for(kms)
+    assert sealer.unseal(sealer.seal(b"share", BINDING), BINDING) == b"share"
+
+
+def test_streamed_ber_normalises_to_the_der_encoding() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    der = build_cms(os.urandom(32), key.public_key())
+    for chunk in (1, 7, 16, 1000):
+        ber = to_streamed_ber(der, chunk)
+        assert ber != der and ber_to_der(ber) == der
+    ber = to_streamed_ber(der)
+    for bad in (ber[:-2], ber[:-1], ber + b"\x00", b"\x30\x80\x02\x01\x00", b"\x1f\x01\x00", b"\x30\x85" + b"\x00" * 5,
+                b"\x04\x80\x00\x00", b"\x30\x03\x04\x05abcde"):
+        with pytest.raises(ValueError):
+            ber_to_der(bad)
+    with pytest.raises(ValueError, match="too deep"):
+        ber_to_der(b"\x30\x80" * 40 + b"\x00\x00" * 40)
 
 
 def test_blob_header_holds_the_ciphertext_blob_not_the_key(kms: FakeKms) -> None:
