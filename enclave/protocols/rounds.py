@@ -22,9 +22,11 @@ sender of a message is the authenticated channel's (`receive(sender, payload)`),
 inside the payload. It rejects unknown senders (`BadInput`, the session continues: someone
 outside the session cannot abort it), and turns into `Abort` on: a second message of the same
 (round, kind) from a party, a round outside 1..total_rounds, a message kind the round does not
-expect from that party, an unparsable frame, a broadcast-consistency failure, or any fault a
-round reports. Messages for later rounds are queued (one per sender, round and kind) and
-processed when their round comes.
+expect from that party, an unparsable or oversized (`max_payload`) frame, a
+broadcast-consistency failure, or any fault a round reports. A failure of this party's own code
+raises `LocalError` (the session is then over, with `Abort(frozenset(), "local error")`).
+Messages for later rounds are queued (one per sender, round and kind) and processed when
+their round comes. A message that arrives after the session ended is ignored.
 
 Wire frame (what `Outgoing.payload` carries and `receive` takes):
     0x01 || round (u16 BE) || kind (u8: 0 broadcast, 1 direct) || n_echo (u16 BE)
@@ -201,6 +203,7 @@ class Driver:
         parties: Iterable[PartyId],
         start: Next,
         total_rounds: int,
+        max_payload: int = 1 << 20,
     ) -> None:
         self.session_id = bytes(session_id)
         self.self_id = self_id
@@ -212,6 +215,7 @@ class Driver:
         if total_rounds < 1 or total_rounds > 0xFFFF:
             raise BadInput("bad number of rounds")
         self.total_rounds = total_rounds
+        self.max_payload = max_payload
         self._outbox: list[Outgoing] = []
         self._queue: dict[tuple[int, PartyId, Kind], Frame] = {}
         self._seen: set[tuple[int, PartyId, Kind]] = set()
@@ -253,6 +257,9 @@ class Driver:
             raise BadInput("message from a party outside this session")
         if self.done:
             return  # late traffic after the end changes nothing
+        if len(payload) > self.max_payload:
+            self._abort(Abort(frozenset({sender}), "message too large"))
+            return
         try:
             frame = Frame.decode(payload)
         except InvalidEncoding:
@@ -367,7 +374,11 @@ class Driver:
                 self._abort(Abort(frozenset(), "local error"))
                 raise LocalError(f"round {rnd.number} failed locally ({type(exc).__name__})") from exc
             if isinstance(res, Next):
-                self._enter(res)
+                try:
+                    self._enter(res)
+                except BadInput as exc:  # a round produced an invalid next step: our bug
+                    self._abort(Abort(frozenset(), "local error"))
+                    raise LocalError(f"round {rnd.number} produced an invalid next round") from exc
             else:
                 if isinstance(res, Abort):
                     self._abort(res)

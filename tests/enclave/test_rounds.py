@@ -232,3 +232,24 @@ def test_late_traffic_after_end_is_ignored() -> None:
     assert res.outputs() == {1: 3, 2: 3}
     drivers[0].receive(2, b"whatever")
     assert drivers[0].result == Output(3)
+
+
+def test_oversized_message_is_fault() -> None:
+    drivers = make([1, 2])
+    big = Frame(1, Kind.BROADCAST, (), bytes(2 << 20)).encode()
+    res = harness.run(drivers, inject=[(2, 1, big)])
+    assert res.outcomes[1] == Abort(frozenset({2}), "message too large")
+
+
+def test_invalid_next_round_is_local_error() -> None:
+    class Broken(Round1):
+        def finalize(self) -> Next | Output | Abort:
+            return Next(Round2(self.c, 0), (Send(7, b"x"),))  # recipient outside the session
+
+    ps = frozenset({1, 2})
+    d1 = Driver(SID, 1, [1, 2], Next(Broken(Carry(1, ps)), (Send(None, bytes(4)), Send(2, b"d1"))), 2)
+    d2 = make([1, 2])[1]
+    with pytest.raises(LocalError):
+        for out in d2.take_outgoing():
+            d1.receive(2, out.payload)
+    assert d1.result == Abort(frozenset(), "local error")

@@ -13,6 +13,10 @@ a broken RNG alone does not repeat nonces across different shares, and tests inj
 verify each share, and it raises `InvalidSignatureShares(culprits)` naming every identifier whose
 share is wrong (RFC 9591 section 5.4). `verify_signature_share` is the per-share check.
 
+What is and is not protected: nonces, shares and signing shares are Python ints that cannot
+be wiped; they live in enclave memory until garbage collected. The protection is the enclave
+boundary and single use (`spent`), not zeroization.
+
 All elements in a `SigningPackage` must come from `wire` decoding (strict) or from this
 module; the math trusts them. Everything derived from (package, verifying key) -- binding
 factors, per-signer commitment shares, group commitment, challenge -- is computed once in a
