@@ -88,12 +88,12 @@ class Round1(Round):
         reason = check_modulus(n, cfg.min_modulus_bits)
         if reason is not None:
             raise ProtocolFault(sender, reason)
-        aux = AuxInfo(n, s, t)
-        if not aux.pedersen.validate():
-            raise ProtocolFault(sender, "invalid ring-Pedersen parameters")
         tr = proof_transcript(cfg.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "mod")
         if not mod.verify(tr, mod.Statement(n), mod_proof):
             raise ProtocolFault(sender, "invalid Πmod")
+        aux = AuxInfo(n, s, t)
+        if not aux.pedersen.validate():
+            raise ProtocolFault(sender, "invalid ring-Pedersen parameters")
         tr = proof_transcript(cfg.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "prm")
         if not prm.verify(tr, prm.Statement(aux.pedersen), prm_proof):
             raise ProtocolFault(sender, "invalid Πprm")
