@@ -1,0 +1,100 @@
+"""Public API validation: each malformed request is refused with INVALID_ARGUMENT naming the field."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from mpc.v1 import enclave_pb2 as epb
+from mpc.v1 import signer_pb2 as pb
+from signer.api import convert
+from signer.errors import InvalidArgument
+
+
+def dkg(**kw: object) -> pb.StartDKGRequest:
+    base = dict(session_id="s", protocol=pb.PROTOCOL_GG20_SECP256K1, threshold=2, party_ids=["a", "b", "c"],
+                self_party_id="b")
+    base.update(kw)
+    return pb.StartDKGRequest(**base)  # type: ignore[arg-type]
+
+
+def sign(**kw: object) -> pb.StartSignRequest:
+    base = dict(session_id="s", protocol=pb.PROTOCOL_GG20_SECP256K1, key_id="0" * 64, message=b"\x01" * 32,
+                party_ids=["a", "b"], self_party_id="a")
+    base.update(kw)
+    return pb.StartSignRequest(**base)  # type: ignore[arg-type]
+
+
+def test_valid_requests_convert() -> None:
+    start = convert.dkg_start(dkg())
+    assert start.kind == epb.SESSION_KIND_DKG and list(start.party_ids) == ["a", "b", "c"] and start.threshold == 2
+    start = convert.sign_start(sign(derivation_path=[0, 7]))
+    assert start.kind == epb.SESSION_KIND_SIGN and list(start.derivation_path) == [0, 7]
+    assert convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_GG20_SECP256K1,
+                                                        key_id="f" * 64, party_ids=["a", "b"],
+                                                        self_party_id="a")).kind == epb.SESSION_KIND_PRESIGN
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (dkg(protocol=pb.PROTOCOL_UNSPECIFIED), "protocol"),
+        (dkg(protocol=99), "protocol"),
+        (dkg(threshold=1), "threshold"),
+        (dkg(threshold=4), "threshold"),
+        (dkg(party_ids=["a", "a", "b"]), "distinct"),
+        (dkg(self_party_id="z"), "self_party_id"),
+        (dkg(party_ids=["a"], self_party_id="a"), "party_ids"),
+        (dkg(party_ids=["a", "b c"]), "party_ids"),
+        (dkg(session_id=""), "session_id"),
+        (dkg(session_id="x" * 129), "session_id"),
+    ],
+)
+def test_bad_dkg(request_: pb.StartDKGRequest, field: str) -> None:
+    with pytest.raises(InvalidArgument, match=field):
+        convert.dkg_start(request_)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (sign(message=b"\x01" * 31), "32-byte digest"),
+        (sign(key_id="XYZ"), "key_id"),
+        (sign(derivation_path=[2**31]), "derivation_path"),
+        (sign(protocol=pb.PROTOCOL_FROST_ED25519, signature_encoding=pb.SIGNATURE_ENCODING_DER), "DER"),
+        (sign(protocol=pb.PROTOCOL_FROST_ED25519, message=b"x" * (64 * 1024 + 1)), "message"),
+        (sign(protocol=pb.PROTOCOL_FROST_ED25519, presignature_id="p1"), "presignature_id"),
+        (sign(signature_encoding=7), "signature_encoding"),
+    ],
+)
+def test_bad_sign(request_: pb.StartSignRequest, field: str) -> None:
+    with pytest.raises(InvalidArgument, match=field):
+        convert.sign_start(request_)
+
+
+def test_presign_is_gg20_only() -> None:
+    with pytest.raises(InvalidArgument, match="GG20"):
+        convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_FROST_ED25519,
+                                                     key_id="f" * 64, party_ids=["a", "b"], self_party_id="a"))
+
+
+def test_submission_shape() -> None:
+    m = pb.ProtocolMessage(session_id="s", sender="a", seq=1)
+    assert convert.submitted_session([m]) == "s"
+    for bad, field in (
+        ([], "empty"),
+        ([m, pb.ProtocolMessage(session_id="t", sender="a", seq=2)], "one session"),
+        ([pb.ProtocolMessage(session_id="s", sender="", seq=1)], "sender"),
+        ([pb.ProtocolMessage(session_id="s", sender="a", recipient="b c", seq=1)], "recipient"),
+        ([pb.ProtocolMessage(session_id="s", sender="a", seq=1, payload=b"x" * (1024 * 1024 + 1))], "payload"),
+    ):
+        with pytest.raises(InvalidArgument, match=field):
+            convert.submitted_session(bad)
+
+
+def test_der_encoding_of_an_ecdsa_result() -> None:
+    r, s = 0x1234, (1 << 255) + 5
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x01"
+    result = convert.sign_result(epb.SessionResult(signature=raw, recovery_id=1), pb.SIGNATURE_ENCODING_DER)
+    assert decode_dss_signature(result.signature) == (r, s) and result.recovery_id == 1
+    assert convert.sign_result(epb.SessionResult(signature=raw), pb.SIGNATURE_ENCODING_RAW).signature == raw
