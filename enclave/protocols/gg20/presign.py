@@ -147,6 +147,7 @@ class Round1(Round):
             sends.append(Send(j, dumps([parts[0], parts[2], parts[3], parts[4], parts[5], wire.encode(proof_log)])))
         sends.insert(0, Send(None, dumps([g.encode(big_gamma), f_broadcast])))
         nxt = Round2(cfg, n, self.k_enc, self.g_enc, big_gamma, masks, beta, beta_hat)
+        nxt.f[me] = f_broadcast
         return Next(nxt, tuple(sends))
 
 
