@@ -253,3 +253,20 @@ def test_invalid_next_round_is_local_error() -> None:
         for out in d2.take_outgoing():
             d1.receive(2, out.payload)
     assert d1.result == Abort(frozenset(), "local error")
+
+
+def test_lying_echo_about_a_third_party_is_recorded_with_its_accuser() -> None:
+    """The documented limit of echo-by-hash: without transferable signatures, party 1 cannot tell
+    "3 lies about 2's broadcast" from "2 equivocated towards 3". It names the disputed
+    broadcaster and records the reporter in `accusers`; party 2 itself knows what it sent and
+    names 3, so the operator sees both sides."""
+
+    def lie_about_2(s: int, r: int, frame: Frame) -> list[Frame | bytes] | None:
+        if s == 3 and frame.round == 2:
+            echo = (frame.echo[0], bytes(32), frame.echo[2])
+            return [Frame(frame.round, frame.kind, echo, frame.body)]
+        return None
+
+    res = harness.run(make([1, 2, 3]), [lie_about_2])
+    assert res.outcomes[1] == Abort(frozenset({2}), "broadcast inconsistency", frozenset({3}))
+    assert res.outcomes[2] == Abort(frozenset({3}), "broadcast inconsistency")

@@ -9,7 +9,10 @@ c = HDKG(identifier || a_i0*G || R), z = k + a_i0*c; verified as R == z*G - c*ph
 Faults raise `DkgFault(culprit, reason)` with the culprit's identifier: wrong commitment
 length, bad proof of knowledge, share that fails the Feldman check against its sender's
 commitment. As in ZF frost, a recipient's claim that a share is bad is not publicly provable
-(no complaint round): the abort names the sender the recipient accuses.
+(no complaint round): the abort names the sender the recipient accuses. The challenge carries
+no session id because it must equal ZF frost's for interoperability; it binds the identifier
+and the commitment, every session uses fresh polynomials, and the transport authenticates who
+sent a package, so a proof cannot be replayed under another identifier.
 
 Round-2 shares are secret and addressed to one participant, so they travel encrypted:
 `share_cipher(...)` derives a ChaCha20-Poly1305 key per (session, sender, recipient) as
