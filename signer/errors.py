@@ -95,6 +95,11 @@ STATUS_BY_ENCLAVE_CODE: dict[int, grpc.StatusCode] = {
 }
 
 
+_SECURITY_CODES = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.ALREADY_EXISTS}
+)
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and caller-safe message for an exception."""
     if isinstance(exc, EnclaveRequestError):
@@ -126,6 +131,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         inner: Behavior = handler.unary_unary
+        method = handler_call_details.method
 
         async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
@@ -134,6 +140,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                 raise
             except Exception as exc:
                 code, message = status_for(exc)
+                if code in _SECURITY_CODES:
+                    log.warning("%s from %s refused: %s: %s", method, context.peer(), code.name, message)
                 await context.abort(code, message)
 
         return grpc.unary_unary_rpc_method_handler(

@@ -79,7 +79,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             raise
         claims = None
         if method not in JWT_EXEMPT_METHODS:
-            claims = self._verifier.verify(_bearer_token(context.invocation_metadata()))
+            try:
+                claims = self._verifier.verify(_bearer_token(context.invocation_metadata()))
+            except SignerError as exc:
+                log.warning("rejected %s from %s (%s): %s", method, context.peer(), identity, exc)
+                raise
         return Caller(identity, claims)
 
     async def intercept_service(
