@@ -1,8 +1,11 @@
 """Pedersen DKG with proof of knowledge, as ZF frost's `keys::dkg` (FROST paper, figure 1).
 
-    secret, package = part1(identifier, max_signers, min_signers, rng)        # broadcast package
-    shares_out = part2(secret, {other_id: package, ...})                      # send shares_out[j] to j
-    key, public = part3(secret, {other_id: package, ...}, {other_id: share_for_me, ...})
+    secret1, package = part1(identifier, max_signers, min_signers, rng)       # broadcast package
+    secret2, shares_out = part2(secret1, {other_id: package, ...})            # send shares_out[j] to j
+    key, public = part3(secret2, {other_id: package, ...}, {other_id: share_for_me, ...})
+
+As in ZF frost, the round-2 secret keeps only f_i(i) and the commitment: the polynomial's
+coefficients are not carried past round one.
 
 Proof of knowledge of a_i0 (ZF frost, byte for byte): k random, R = k*G,
 c = HDKG(identifier || a_i0*G || R), z = k + a_i0*c; verified as R == z*G - c*phi_0.
@@ -74,6 +77,20 @@ class Round1Secret:
     max_signers: int
 
 
+@dataclass(frozen=True)
+class Round2Secret:
+    identifier: int
+    commitment: tuple[bytes, ...]
+    secret_share: int = field(repr=False)  # f_i(i)
+    min_signers: int
+    max_signers: int
+
+
+def round2_secret(secret: Round1Secret) -> Round2Secret:
+    own = polynomial.evaluate(secret.coefficients, secret.identifier, L)
+    return Round2Secret(secret.identifier, secret.commitment, own, secret.min_signers, secret.max_signers)
+
+
 def pok_challenge(identifier: int, verifying_key: bytes, r: bytes) -> int:
     return HDKG(encode_identifier(identifier) + verifying_key + r)
 
@@ -108,26 +125,30 @@ def check_round1_package(secret: Round1Secret, sender: int, package: Round1Packa
         raise DkgFault(sender, "invalid proof of knowledge")
 
 
-def _check_peers(secret: Round1Secret, peers: Mapping[int, object]) -> None:
+def _check_peers(secret: Round1Secret | Round2Secret, peers: Mapping[int, object]) -> None:
     if len(peers) != secret.max_signers - 1 or secret.identifier in peers:
         raise InvalidParameters("need one package from every other participant")
 
 
-def part2(secret: Round1Secret, round1: Mapping[int, Round1Package]) -> dict[int, int]:
+def part2(secret: Round1Secret, round1: Mapping[int, Round1Package]) -> tuple[Round2Secret, dict[int, int]]:
     """Verify every round-1 package and compute the share f_i(j) for each other participant."""
     _check_peers(secret, round1)
     for sender in sorted(round1):
         check_round1_package(secret, sender, round1[sender])
-    return {j: polynomial.evaluate(secret.coefficients, j, L) for j in sorted(round1)}
+    return round2_secret(secret), {j: share_for(secret, j) for j in sorted(round1)}
 
 
-def check_round2_share(secret: Round1Secret, sender: int, commitment: tuple[bytes, ...], share: int) -> None:
-    if not polynomial.verify_share(GROUP, commitment, secret.identifier, share):
+def share_for(secret: Round1Secret, recipient: int) -> int:
+    return polynomial.evaluate(secret.coefficients, recipient, L)
+
+
+def check_round2_share(recipient: int, sender: int, commitment: tuple[bytes, ...], share: int) -> None:
+    if not polynomial.verify_share(GROUP, commitment, recipient, share):
         raise DkgFault(sender, "secret share does not match the sender's commitment")
 
 
 def part3(
-    secret: Round1Secret, round1: Mapping[int, Round1Package], round2: Mapping[int, int]
+    secret: Round2Secret, round1: Mapping[int, Round1Package], round2: Mapping[int, int]
 ) -> tuple[KeyPackage, PublicKeyPackage]:
     """Verify the received shares and assemble this participant's key packages.
 
@@ -142,11 +163,11 @@ def part3(
     commitments = {secret.identifier: secret.commitment} | {j: p.commitment for j, p in round1.items()}
     group_commitment = sum_commitments([commitments[j] for j in sorted(commitments)])
     public = public_key_package_from_commitment(sorted(commitments), group_commitment, secret.min_signers)
-    total = (polynomial.evaluate(secret.coefficients, secret.identifier, L) + sum(round2.values())) % L
+    total = (secret.secret_share + sum(round2.values())) % L
     verifying_share = GROUP.base_mul(total)
     if public.verifying_shares[secret.identifier] != verifying_share:
         for sender in sorted(round2):
-            check_round2_share(secret, sender, round1[sender].commitment, round2[sender])
+            check_round2_share(secret.identifier, sender, round1[sender].commitment, round2[sender])
         raise InvalidParameters("share sum inconsistent although each share verifies")  # unreachable
     key = KeyPackage(secret.identifier, total, verifying_share, public.verifying_key, secret.min_signers)
     return key, public

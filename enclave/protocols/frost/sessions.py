@@ -29,7 +29,6 @@ from collections.abc import Mapping, MutableSet
 from dataclasses import dataclass, field
 from typing import Any
 
-from enclave import polynomial
 from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
 from enclave.protocols.frost import dkg, signing, wire
 from enclave.protocols.frost.ciphersuite import GROUP
@@ -109,16 +108,27 @@ class SignCommitRound(Round):
             by_ident = {i: p for p, i in s.identifiers.items()}
             return Abort(frozenset({by_ident[bad.identifier]}), "malformed or invalid nonce commitments")
         z = signing.sign(s.key, self.nonces, package, ctx)
-        return Next(SignShareRound(s, ctx, z), (Send(None, wire.encode_signature_share(z)),))
+        # Round two needs only public data: the signing share and nonces stay behind.
+        carry = _ShareCarry(s.identifiers, s.public, ctx, s.key.identifier, z)
+        return Next(SignShareRound(carry), (Send(None, wire.encode_signature_share(z)),))
+
+
+@dataclass(frozen=True)
+class _ShareCarry:
+    identifiers: Mapping[PartyId, int]
+    public: PublicKeyPackage
+    ctx: signing.SigningContext
+    own_identifier: int
+    own_share: int
 
 
 class SignShareRound(Round):
     number = 2
 
-    def __init__(self, setup: SignSetup, ctx: signing.SigningContext, own_share: int) -> None:
-        self.s = setup
-        self.ctx = ctx
-        self.shares = {setup.key.identifier: own_share}
+    def __init__(self, carry: _ShareCarry) -> None:
+        self.s = carry
+        self.ctx = carry.ctx
+        self.shares = {carry.own_identifier: carry.own_share}
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.s.identifiers))
@@ -209,38 +219,53 @@ class DkgRound1(Round):
             _, their_pub, shared = self.got[p]
             plaintext = wire.encode_round2_package(dkg_share(c.secret, j))
             sends.append(Send(p, dkg.encrypt_share(s.session_id, shared, c.enc_public, their_pub, me, j, plaintext)))
-        round1 = {p: (pkg, pub) for p, (pkg, pub, _) in self.got.items()}
-        shared_by_peer = {p: v[2] for p, v in self.got.items()}
-        return Next(DkgRound2(c, round1, shared_by_peer), tuple(sends))
+        # Round two gets f_i(i), the commitments and the per-peer keys; not the polynomial.
+        carry = _DkgRound2Carry(
+            s.session_id,
+            s.party,
+            s.identifiers,
+            dkg.round2_secret(c.secret),
+            c.enc_public,
+            {p: v[0] for p, v in self.got.items()},
+            {p: v[1] for p, v in self.got.items()},
+            {p: v[2] for p, v in self.got.items()},
+        )
+        return Next(DkgRound2(carry), tuple(sends))
 
 
 def dkg_share(secret: dkg.Round1Secret, recipient: int) -> int:
-    return polynomial.evaluate(secret.coefficients, recipient, GROUP.order)
+    return dkg.share_for(secret, recipient)
+
+
+@dataclass(frozen=True)
+class _DkgRound2Carry:
+    session_id: bytes
+    party: PartyId
+    identifiers: Mapping[PartyId, int]
+    secret: dkg.Round2Secret = field(repr=False)
+    enc_public: bytes
+    packages: Mapping[PartyId, dkg.Round1Package]
+    peer_keys: Mapping[PartyId, bytes]
+    shared: Mapping[PartyId, bytes] = field(repr=False)  # per-peer DH secrets for the share keys
 
 
 class DkgRound2(Round):
     number = 2
 
-    def __init__(
-        self,
-        carry: _DkgCarry,
-        round1: dict[PartyId, tuple[dkg.Round1Package, bytes]],
-        shared: dict[PartyId, bytes],
-    ) -> None:
+    def __init__(self, carry: _DkgRound2Carry) -> None:
         self.c = carry
-        self.round1 = round1
-        self.shared = shared  # per-peer DH secrets for the share encryption keys
         self.shares: dict[int, int] = {}
 
     def expects(self) -> Expect:
-        return Expect(direct=frozenset(self.round1))
+        return Expect(direct=frozenset(self.c.packages))
 
     def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
-        s, c = self.c.setup, self.c
-        me, them = s.identifiers[s.party], s.identifiers[sender]
-        their_pub = self.round1[sender][1]
+        c = self.c
+        me, them = c.identifiers[c.party], c.identifiers[sender]
         try:
-            plaintext = dkg.decrypt_share(s.session_id, self.shared[sender], c.enc_public, their_pub, me, them, body)
+            plaintext = dkg.decrypt_share(
+                c.session_id, c.shared[sender], c.enc_public, c.peer_keys[sender], me, them, body
+            )
             share = wire.decode_round2_package(plaintext)
         except dkg.DkgFault as fault:
             raise ProtocolFault(sender, fault.reason) from None
@@ -249,11 +274,11 @@ class DkgRound2(Round):
         return share
 
     def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
-        self.shares[self.c.setup.identifiers[sender]] = value
+        self.shares[self.c.identifiers[sender]] = value
 
     def finalize(self) -> Next | Output | Abort:
-        ids = self.c.setup.identifiers
-        round1 = {ids[p]: pkg for p, (pkg, _) in self.round1.items()}
+        ids = self.c.identifiers
+        round1 = {ids[p]: pkg for p, pkg in self.c.packages.items()}
         by_ident = {i: p for p, i in ids.items()}
         try:
             return Output(dkg.part3(self.c.secret, round1, self.shares))
