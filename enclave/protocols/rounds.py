@@ -298,6 +298,8 @@ class Driver:
         self._stored = set()
         self._cur_echo = {}
         exp = rnd.expects()
+        if not (exp.broadcast | exp.direct) <= self.parties or self.self_id in exp.direct:
+            raise BadInput("round expects messages from parties outside the session")
         sent_broadcast = False
         for s in nxt.sends:
             kind = Kind.BROADCAST if s.to is None else Kind.DIRECT

@@ -270,3 +270,8 @@ def test_lying_echo_about_a_third_party_is_recorded_with_its_accuser() -> None:
     res = harness.run(make([1, 2, 3]), [lie_about_2])
     assert res.outcomes[1] == Abort(frozenset({2}), "broadcast inconsistency", frozenset({3}))
     assert res.outcomes[2] == Abort(frozenset({3}), "broadcast inconsistency")
+
+
+def test_round_expecting_outsiders_is_rejected() -> None:
+    with pytest.raises(BadInput):
+        Driver(SID, 1, [1, 2], Next(Round1(Carry(1, frozenset({1, 2, 3}))), (Send(None, bytes(4)),)), 2)
