@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
@@ -114,6 +114,8 @@ class EmbeddedEnclave:
                 return
             log.error("embedded enclave exited with status %s; restarting in %.1fs", code, self._restart_delay)
             await asyncio.sleep(self._restart_delay)
+            if self._stopping:  # e.g. Ctrl-C reached the child first
+                return
             self._process = await asyncio.create_subprocess_exec(*self._args)
 
     async def stop(self) -> None:
@@ -134,7 +136,9 @@ class EmbeddedEnclave:
 class HealthWatcher:
     """SERVING only while the enclave answers: pings it every `interval` seconds."""
 
-    def __init__(self, enclave: EnclaveClient, health: HealthServicer, status: EnclaveStatus, interval: float) -> None:
+    def __init__(
+        self, enclave: EnclaveClient, health: health_aio.HealthServicer, status: EnclaveStatus, interval: float
+    ) -> None:
         self._enclave = enclave
         self._health = health
         self._status = status
@@ -200,7 +204,7 @@ class SignerServer:
         )
         self.store: Store | None = None
         self.status = EnclaveStatus()
-        self.health = HealthServicer()
+        self.health = health_aio.HealthServicer()
         self.watcher = HealthWatcher(self.enclave, self.health, self.status, c.enclave.health_interval_seconds)
         guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
         self.sessions = Sessions(
