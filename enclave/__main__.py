@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve(args: argparse.Namespace) -> None:
     address = parse_address(args.listen)
     psk = load_psk(args.psk_file) if args.psk_file else None
+    # Protocol sessions plug in here: EnclaveService(sessions=<a SessionEngine>, attestor=...).
+    # Until then session requests are answered with ERROR_CODE_UNIMPLEMENTED.
     service = EnclaveService()
     server = FrameServer(service.handle, psk=psk, max_frame_bytes=args.max_frame_bytes)
     await server.start(address)
