@@ -205,7 +205,7 @@ class Sessions:
                     key_id=r.key_id,
                     public_key=r.public_key,
                     chain_code=r.chain_code,
-                    protocol=session.start.protocol,  # type: ignore[arg-type]  # same numbering
+                    protocol=convert.PUBLIC_PROTOCOLS[session.start.protocol],
                     threshold=session.start.threshold,
                     party_ids=session.start.party_ids,
                 )

@@ -137,6 +137,14 @@ def test_valid_client_pings_without_a_token(server: SignerProcess) -> None:
     assert response.node_id == "signer-test"
     assert response.enclave_state == pb.ENCLAVE_STATE_READY
     assert response.attestation_mode == "none"
+    with server.channel() as ch:
+        stub = server.stub(ch)
+        # Off Nitro a nonce gets no document: mode "none" says plainly that nothing attests.
+        attested = stub.Ping(pb.PingRequest(attestation_nonce=b"n" * 32), timeout=5)
+        assert attested.attestation_mode == "none" and attested.attestation_document == b""
+        assert _code(lambda: stub.Ping(pb.PingRequest(attestation_nonce=b"n" * 513), timeout=5)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
 
 
 def test_no_client_certificate_fails_the_handshake(server: SignerProcess) -> None:
