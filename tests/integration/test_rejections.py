@@ -88,6 +88,8 @@ class Certs:
                 not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1),
             ),
             "intruder": issue(ca, "intruder", dns_names=("intruder",)),
+            # the CN is not consulted when SANs are present
+            "intruder_with_allowed_cn": issue(ca, "mpc-service", dns_names=("intruder",)),
             "cn_only_allowed": issue(ca, "mpc-service"),
         }
         self.paths = {}
@@ -159,8 +161,11 @@ def test_untrusted_client_certificate_fails_the_handshake(server: SignerProcess,
         assert _code(lambda: server.stub(ch).Ping(pb.PingRequest(), timeout=5)) == grpc.StatusCode.UNAVAILABLE
 
 
-def test_disallowed_identity_is_denied_even_with_a_valid_token(server: SignerProcess, bad_certs: Certs) -> None:
-    cert, key = bad_certs.paths["intruder"]
+@pytest.mark.parametrize("case", ["intruder", "intruder_with_allowed_cn"])
+def test_disallowed_identity_is_denied_even_with_a_valid_token(
+    server: SignerProcess, bad_certs: Certs, case: str
+) -> None:
+    cert, key = bad_certs.paths[case]
     with server.channel(cert, key) as ch:
         stub = server.stub(ch)
         assert _code(lambda: stub.Ping(pb.PingRequest(), timeout=5)) == grpc.StatusCode.PERMISSION_DENIED
