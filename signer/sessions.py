@@ -24,7 +24,14 @@ from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.replay import SequenceGuard
-from signer.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from signer.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +96,10 @@ class Sessions:
         if existing is not None:
             if existing.fingerprint != fingerprint:
                 raise AlreadyExists("session_id is already in use by a different request")
-            return existing, existing.first_outgoing
+            async with existing.lock:  # a concurrent identical start may still be talking to the enclave
+                if self._sessions.get(start.session_id) is not existing:
+                    raise Unavailable("a concurrent start of this session failed; retry")
+                return existing, existing.first_outgoing
         if self._running() >= self._max:
             raise ResourceExhausted("too many sessions are running; retry later")
         start.timeout_ms = int(self._deadline * 1000)

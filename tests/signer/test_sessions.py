@@ -153,6 +153,13 @@ async def test_idempotent_start_and_conflicting_reuse(channel) -> None:
         await start(sessions, different)
 
 
+async def test_concurrent_identical_starts_get_the_same_answer(channel) -> None:
+    _engine, client = channel
+    sessions = sessions_for(client, [])
+    (a, out_a), (b, out_b) = await asyncio.gather(start(sessions, dkg()), start(sessions, dkg()))
+    assert a is b and out_a == out_b and len(out_a) == 1
+
+
 async def test_protocol_fault_names_the_culprit(channel) -> None:
     _engine, client = channel
     sessions = sessions_for(client, [])
