@@ -101,13 +101,14 @@ def commitments_at(group: Group, commitments: Sequence[Element], xs: Iterable[in
         return {x: commitment_at(group, commitments, x) for x in pts}
     diffs: list[Element] = []
     for m in range(d + 1):
-        acc = group.identity()
+        terms = []
         for k in range(m, d + 1):
             w = _surjections(k, m) if m else int(k == 0)
-            if w == 1:
-                acc = group.add(acc, commitments[k])
-            elif w:
-                acc = group.add(acc, group.mul(commitments[k], w))
+            if w:
+                terms.append(commitments[k] if w == 1 else group.mul(commitments[k], w))
+        acc = terms[0]
+        for term in terms[1:]:
+            acc = group.add(acc, term)
         diffs.append(acc)
     wanted = set(pts)
     out: dict[int, Element] = {}

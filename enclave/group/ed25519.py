@@ -96,8 +96,10 @@ class Ed25519Group:
 
     def sum(self, points: list[bytes]) -> bytes:
         """Sum of elements (identity for an empty list)."""
-        acc = IDENTITY
-        for p in points:
+        if not points:
+            return IDENTITY
+        acc = points[0]
+        for p in points[1:]:
             acc = crypto_core_ed25519_add(acc, p)
         return acc
 

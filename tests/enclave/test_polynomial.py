@@ -55,3 +55,14 @@ def test_parameter_errors() -> None:
         poly.lagrange_coefficient(Q, 5, [1, 2])
     with pytest.raises(InvalidParameters):
         poly.commitment_at(G, [], 1)
+
+
+@pytest.mark.parametrize("t", range(1, 9))
+def test_commitments_at_many_points(t: int) -> None:
+    coeffs = poly.random_polynomial(G, 5, t, SYSTEM_RNG)
+    comm = poly.commit(G, coeffs)
+    for xs in ([1, 2, 3], list(range(1, 11)), [5, 9, 255], [3], [2**200 + 7, 11]):
+        at = poly.commitments_at(G, comm, xs)
+        assert set(at) == set(xs)
+        for x in xs:
+            assert G.eq(at[x], G.base_mul(poly.evaluate(coeffs, x, Q)))
