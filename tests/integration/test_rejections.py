@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,13 +21,13 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import compute_mac
 from signer.auth.jwt import mint_token
 from signer.devcerts import DevCertPaths, issue, make_ca
-from tests.conftest import SignerProcess
+from tests.conftest import GRPCURL, SignerProcess
 
 SESSION = "rejection-matrix-session"
 
@@ -173,6 +174,23 @@ def test_disallowed_identity_is_denied_even_with_a_valid_token(
             lambda: stub.GetDKGStatus(pb.GetDKGStatusRequest(session_id="x"), metadata=server.auth(), timeout=5)
         ) == grpc.StatusCode.PERMISSION_DENIED
     assert "not allowed" in server.log()
+
+
+def test_disallowed_identity_gets_no_health_or_reflection(server: SignerProcess, bad_certs: Certs) -> None:
+    cert, key = bad_certs.paths["intruder"]
+    with server.channel(cert, key) as ch:
+        health = health_pb2_grpc.HealthStub(ch)
+        assert _code(lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=5)) == (
+            grpc.StatusCode.PERMISSION_DENIED
+        )
+        watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=5)
+        assert _code(lambda: next(iter(watch))) == grpc.StatusCode.PERMISSION_DENIED
+    listing = subprocess.run(
+        [str(GRPCURL), "-connect-timeout", "5", "-max-time", "10", "-cacert", str(server.certs.ca), "-cert", str(cert),
+         "-key", str(key), server.target, "list"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert listing.returncode != 0 and "PermissionDenied" in listing.stderr
 
 
 def test_identity_falls_back_to_the_common_name_without_sans(server: SignerProcess, bad_certs: Certs) -> None:
