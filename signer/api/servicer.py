@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 import grpc
 
@@ -71,14 +72,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetDKGStatus(
         self, request: pb.GetDKGStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDKGStatusResponse:
-        session = self._sessions.get(request.session_id, epb.SESSION_KIND_DKG)
-        result = self._sessions.public_result(session)
-        return pb.GetDKGStatusResponse(
-            session_id=session.session_id,
-            state=session.state,  # type: ignore[arg-type]
-            result=result.dkg if result is not None else None,
-            failure=session.failure(),
-        )
+        return self._session_status(request.session_id, epb.SESSION_KIND_DKG, pb.GetDKGStatusResponse, "dkg")
 
     async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
         session, outgoing = await self._sessions.start(
@@ -89,14 +83,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetSignStatus(
         self, request: pb.GetSignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSignStatusResponse:
-        session = self._sessions.get(request.session_id, epb.SESSION_KIND_SIGN)
-        result = self._sessions.public_result(session)
-        return pb.GetSignStatusResponse(
-            session_id=session.session_id,
-            state=session.state,  # type: ignore[arg-type]
-            result=result.sign if result is not None else None,
-            failure=session.failure(),
-        )
+        return self._session_status(request.session_id, epb.SESSION_KIND_SIGN, pb.GetSignStatusResponse, "sign")
 
     async def StartPresign(
         self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext
@@ -107,12 +94,15 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetPresignStatus(
         self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPresignStatusResponse:
-        session = self._sessions.get(request.session_id, epb.SESSION_KIND_PRESIGN)
+        return self._session_status(request.session_id, epb.SESSION_KIND_PRESIGN, pb.GetPresignStatusResponse, "presign")
+
+    def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
+        session = self._sessions.get(session_id, kind)
         result = self._sessions.public_result(session)
-        return pb.GetPresignStatusResponse(
+        return response_type(
             session_id=session.session_id,
-            state=session.state,  # type: ignore[arg-type]
-            result=result.presign if result is not None else None,
+            state=session.state,
+            result=getattr(result, field) if result is not None else None,
             failure=session.failure(),
         )
 
