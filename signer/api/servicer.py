@@ -94,7 +94,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetPresignStatus(
         self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPresignStatusResponse:
-        return self._session_status(request.session_id, epb.SESSION_KIND_PRESIGN, pb.GetPresignStatusResponse, "presign")
+        kind = epb.SESSION_KIND_PRESIGN
+        return self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
 
     def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
         session = self._sessions.get(session_id, kind)
