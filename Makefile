@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv proto run certs test lint bench clean test-primes eif run-enclave
+.PHONY: venv proto run certs test lint bench clean test-primes eif run-enclave tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,13 @@ lint: venv
 	$(VENV)/bin/mypy enclave signer
 	$(VENV)/bin/lint-imports
 
-test: venv lint
+# Test tools outside the virtualenv, under .tools/: the Consul 1.8.7 agent (Debian 11's package,
+# fetched without touching the system's apt state) and the Compose specification's JSON schema.
+tools: venv
+	tools/install-consul .tools
+	PYTHON=$(PY) tools/fetch-compose-schema .tools/compose-spec.json
+
+test: venv lint tools
 	$(VENV)/bin/pytest -q
 
 bench: venv

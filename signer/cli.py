@@ -6,6 +6,7 @@ it is also the one host module allowed to start the enclave in-process (`mpc-sig
     mpc-signer certs --out DIR [--force]    development CA, certificates, JWT and HMAC keys
     mpc-signer token                        a development service JWT, signed with var/certs/jwt.key
     mpc-signer ping                         calls Ping over mTLS and prints the answer as JSON
+    mpc-signer audit | backup | enclave-ping  operator commands (signer.ops_cli)
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from signer.logs import configure
     from signer.server import serve
 
     config = _config(args)
-    logging.basicConfig(
-        level=config.server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure(config.server.log_level, config.server.log_format)
     asyncio.run(serve(config))
     return 0
 
@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attestation-nonce", default="", help="hex nonce: ask for an attestation document")
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=cmd_ping)
+
+    from signer.ops_cli import add_subcommands as add_ops_subcommands
+
+    add_ops_subcommands(sub, with_config)
     return parser
 
 

@@ -87,6 +87,10 @@ class ServerConfig:
         _check(lambda v: 1024 <= v <= 64 * 1024 * 1024, "must be in 1024..67108864"),
     )
     log_level: str = key("INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_format: str = key(
+        "text", "json: one JSON object per line (time, level, logger, message, request_id, session_id); "
+        "text: human-readable lines", choices=("json", "text"),
+    )
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,63 @@ class StorageConfig:
     )
 
 
+def _optional_listen(value: str) -> str | None:
+    return _listen(value) if value else None
+
+
+def _consul_address(value: str) -> str | None:
+    if not re.fullmatch(r"(https?://)?[A-Za-z0-9.\-\[\]:]+:\d{1,5}", value):
+        return "expected http(s)://HOST:PORT of the local Consul agent (e.g. http://127.0.0.1:8500)"
+    return None
+
+
+def _go_duration(value: str) -> str | None:
+    if not re.fullmatch(r"(\d+(ms|s|m|h))+", value):
+        return "expected a Go duration such as 90s, 10m or 1h"
+    return None
+
+
+@dataclass(frozen=True)
+class ConsulConfig:
+    enabled: bool = key(False, "register this instance with the local Consul agent")
+    address: str = key("http://127.0.0.1:8500", "HTTP(S) address of the local Consul agent", _consul_address)
+    token_file: Path | None = key(None, "file holding the Consul ACL token (none: anonymous)")
+    service_name: str = key(
+        "mpc-signer", "Consul service name mpc-service queries",
+        _check(lambda v: bool(ID_PATTERN.match(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
+    )
+    service_id: str = key(
+        "", "this instance's service id, unique per agent (empty: server.node_id)",
+        _check(lambda v: not v or bool(ID_PATTERN.match(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
+    )
+    advertise_host: str = key(
+        "", "address other hosts (and the agent's gRPC check) reach this instance at (empty: the host of "
+        "server.listen, which must then not be a wildcard)",
+    )
+    advertise_port: int = key(
+        0, "port to advertise (0: the port of server.listen)",
+        _check(lambda v: 0 <= v < 65536, "must be in 0..65535"),
+    )
+    tags: tuple[str, ...] = key([], "service tags")
+    ttl_seconds: float = key(15.0, "TTL of the enclave check; the host passes it every third of that", _positive)
+    check_interval_seconds: float = key(10.0, "how often Consul calls the gRPC health check (over mTLS)", _positive)
+    tls_server_name: str = key(
+        "", "TLS name the agent expects on the signer's certificate (empty: the advertised host)"
+    )
+    deregister_critical_after: str = key(
+        "10m", "Consul removes an instance whose check stayed critical this long (Go duration)", _go_duration
+    )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = key(
+        "", "Prometheus scrape endpoint HOST:PORT, plain HTTP on its own port (empty: no metrics endpoint)",
+        _optional_listen,
+    )
+    pool_refresh_seconds: float = key(15.0, "how often the presignature pool sizes are read from the store", _positive)
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -176,6 +237,8 @@ class Config:
     enclave: EnclaveConfig = field(default_factory=EnclaveConfig)
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    consul: ConsulConfig = field(default_factory=ConsulConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def __repr__(self) -> str:
         s, e = self.server, self.enclave
@@ -357,3 +420,19 @@ def _cross_check(config: Config) -> None:
         raise ConfigError("enclave.psk_file: required when enclave.address is tcp://")
     if e.mode == "embedded" and address.scheme == "vsock":
         raise ConfigError("enclave.mode: 'embedded' runs the enclave as a local process; use unix:// or tcp://")
+    c = config.consul
+    if c.enabled and not c.advertise_host:
+        host = config.server.listen.rpartition(":")[0].strip("[]")
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 (detecting a wildcard, not binding one)
+            raise ConfigError(
+                f"consul.advertise_host: required when consul.enabled and server.listen binds a wildcard ({host})"
+            )
+    if config.metrics.listen and config.metrics.listen == config.server.listen:
+        raise ConfigError("metrics.listen: must differ from server.listen")
+
+
+def consul_advertise(config: Config) -> tuple[str, int]:
+    """The (host, port) this instance registers in Consul."""
+    host, _, port = config.server.listen.rpartition(":")
+    c = config.consul
+    return (c.advertise_host or host.strip("[]"), c.advertise_port or int(port))

@@ -8,9 +8,10 @@ for certificate pinning, so neither is configurable here (cipher suites can only
 process-wide with the GRPC_SSL_CIPHER_SUITES environment variable). Client identity is then
 checked in Python against `tls.allowed_clients` (signer.auth.mtls).
 
-Start-up opens (and migrates) the store before serving. Shutdown order: health NOT_SERVING ->
+Start-up opens (and migrates) the store before serving, then starts the metrics endpoint and the
+Consul registrar (both optional). Shutdown order: health NOT_SERVING -> deregister from Consul ->
 stop accepting and give in-flight RPCs `grace_seconds` -> close the enclave channel -> stop the
-embedded enclave -> close the store.
+embedded enclave -> stop the metrics endpoint -> close the store.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ from signer.auth.interceptor import AuthInterceptor
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
 from signer.auth.mtls import ClientAllowlist
 from signer.auth.replay import SequenceGuard
-from signer.config import Config, ConfigError
+from signer.config import Config, ConfigError, consul_advertise
+from signer.discovery import ConsulRegistrar, ConsulSettings
 from signer.errors import ErrorMappingInterceptor
+from signer.logs import LogContextInterceptor
+from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.sessions import Sessions
 from signer.storage import Store, open_store
 
@@ -74,6 +78,7 @@ class Credentials:
     jwt_keys: dict[str, VerificationKey] = field(repr=False)
     hmac: HmacKeyRing = field(repr=False)
     enclave_psk: bytes | None = field(repr=False)
+    consul_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, config: Config) -> Credentials:
@@ -87,6 +92,10 @@ class Credentials:
             jwt_keys=jwt_keys,
             hmac=HmacKeyRing(hmac_keys, config.hmac.active_key_id, frozenset(config.hmac.retired_key_ids)),
             enclave_psk=psk,
+            consul_token=(
+                _read("consul.token_file", config.consul.token_file).decode().strip() or None
+                if config.consul.token_file else None
+            ),
         )
 
 
@@ -190,8 +199,10 @@ class SignerServer:
     def __init__(self, config: Config, credentials: Credentials) -> None:
         self.config = config
         c = config
-        self.enclave = EnclaveClient(
+        self.metrics = Metrics()
+        self.enclave: EnclaveClient = MeteredEnclaveClient(
             parse_address(c.enclave.address),
+            metrics=self.metrics,
             psk=credentials.enclave_psk,
             max_frame_bytes=c.enclave.max_frame_bytes,
             call_timeout=c.enclave.call_timeout_seconds,
@@ -206,6 +217,10 @@ class SignerServer:
         self.status = EnclaveStatus()
         self.health = health_aio.HealthServicer()
         self.watcher = HealthWatcher(self.enclave, self.health, self.status, c.enclave.health_interval_seconds)
+        self.metrics.enclave_up.set_function(lambda: 1.0 if self.status.up else 0.0)
+        self.registrar = self._registrar(credentials) if c.consul.enabled else None
+        self._metrics_http: Any = None
+        self._pool_task: asyncio.Task[None] | None = None
         guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
         self.sessions = Sessions(
             self.enclave,
@@ -222,7 +237,14 @@ class SignerServer:
             max_lifetime_seconds=c.jwt.max_lifetime_seconds,
         )
         self.server = grpc.aio.server(
-            interceptors=[ErrorMappingInterceptor(), AuthInterceptor(ClientAllowlist(c.tls.allowed_clients), verifier)],
+            # Metrics first so that refused calls are counted too; then the log context, so every
+            # line logged for a call (refusals included) carries its request id.
+            interceptors=[
+                self.metrics.interceptor(),
+                LogContextInterceptor(),
+                ErrorMappingInterceptor(),
+                AuthInterceptor(ClientAllowlist(c.tls.allowed_clients), verifier),
+            ],
             options=[
                 ("grpc.max_receive_message_length", c.server.max_message_bytes),
                 ("grpc.max_send_message_length", c.server.max_message_bytes),
@@ -246,6 +268,30 @@ class SignerServer:
         if self.port == 0:
             raise ConfigError(f"server.listen: cannot listen on {c.server.listen}")
 
+    def _registrar(self, credentials: Credentials) -> ConsulRegistrar:
+        c = self.config.consul
+        host, port = consul_advertise(self.config)
+        settings = ConsulSettings(
+            address=c.address,
+            service_id=c.service_id or self.config.server.node_id,
+            advertise_host=host,
+            advertise_port=port,
+            service_name=c.service_name,
+            tags=c.tags,
+            meta={"node_id": self.config.server.node_id},
+            token=credentials.consul_token,
+            ttl_seconds=c.ttl_seconds,
+            grpc_interval_seconds=c.check_interval_seconds,
+            grpc_tls_server_name=c.tls_server_name,
+            deregister_critical_after=c.deregister_critical_after,
+        )
+
+        async def enclave_alive() -> bool:
+            # The health watcher's latest verdict: one source of truth for gRPC health and Consul.
+            return self.status.up
+
+        return ConsulRegistrar(settings, enclave_alive)
+
     async def start(self) -> None:
         if self.config.storage.url.startswith("sqlite:"):
             Path(self.config.storage.url.removeprefix("sqlite:").removeprefix("//")).parent.mkdir(
@@ -258,6 +304,18 @@ class SignerServer:
             await self.embedded.start()
         await self.server.start()
         self.watcher.start()
+        if self.config.metrics.listen:
+            host, _, port = self.config.metrics.listen.rpartition(":")
+            try:
+                self._metrics_http = self.metrics.serve(host.strip("[]"), int(port))
+            except OSError as exc:
+                where = self.config.metrics.listen
+                raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc.strerror}") from None
+            self._pool_task = asyncio.create_task(
+                self.metrics.refresh_pools_forever(self.store, self.config.metrics.pool_refresh_seconds)
+            )
+        if self.registrar is not None:
+            await self.registrar.start()
         log.info(
             "mpc-signer %s serving on %s (enclave %s, %s)",
             self.config.server.node_id, self.config.server.listen, self.config.enclave.mode, self.enclave.address,
@@ -270,10 +328,18 @@ class SignerServer:
         log.info("shutting down")
         await self.health.enter_graceful_shutdown()
         await self.watcher.stop()
+        if self.registrar is not None:
+            await self.registrar.stop()
         await self.server.stop(self.config.server.grace_seconds)
         await self.enclave.close()
         if self.embedded is not None:
             await self.embedded.stop()
+        if self._pool_task is not None:
+            self._pool_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pool_task
+        if self._metrics_http is not None:
+            self._metrics_http.shutdown()
         if self.store is not None:
             await self.store.close()
 

@@ -1,0 +1,133 @@
+"""Log records as JSON lines (or text), tagged with the request and session they belong to.
+
+`request_id` and `session_id` live in context variables: `LogContextInterceptor` sets them for the
+duration of each RPC (asyncio copies the context into every task the handler starts), and the
+formatters read them, so a log call anywhere below the servicer carries them without passing ids
+around. Nothing here formats secrets: messages are what the callers log, and callers never log
+key material (common rule), only ids and status.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id", default=None)
+
+# A caller-chosen request id is accepted only if it is short and plain, so it cannot forge log
+# structure or grow without bound.
+_REQUEST_ID_HEADER = "x-request-id"
+_MAX_ID_LEN = 128
+
+
+def _plain(value: str) -> bool:
+    return 0 < len(value) <= _MAX_ID_LEN and all(c.isalnum() or c in "._:-" for c in value)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, RFC 3339), level, logger, message, and request_id /
+    session_id when known; `exc` holds the formatted traceback if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid, sid = request_id.get(), session_id.get()
+        if rid is not None:
+            entry["request_id"] = rid
+        if sid is not None:
+            entry["session_id"] = sid
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = [f"{name}={value}" for name, value in (("request", request_id.get()), ("session", session_id.get()))
+               if value is not None]
+        return f"{line} [{' '.join(ids)}]" if ids else line
+
+
+def configure(level: str, fmt: str) -> None:
+    """Route the root logger to stderr with the chosen format (replaces earlier handlers)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+@contextmanager
+def bind(*, request: str | None = None, session: str | None = None) -> Iterator[None]:
+    """Set the ids for the enclosed code (e.g. background work on behalf of a session)."""
+    tokens = []
+    if request is not None:
+        tokens.append((request_id, request_id.set(request)))
+    if session is not None:
+        tokens.append((session_id, session_id.set(session)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def _request_session_id(request: Any) -> str | None:
+    """The session a request is about: `session_id` of Start/Get requests, or that of the first
+    submitted message (all messages of one Submit share a session; the servicer checks that)."""
+    value = getattr(request, "session_id", None)
+    if isinstance(value, str) and value:
+        return value if _plain(value) else None
+    messages = getattr(request, "messages", None)
+    if messages:
+        first = getattr(messages[0], "session_id", None)
+        if isinstance(first, str) and _plain(first):
+            return first
+    return None
+
+
+class LogContextInterceptor(grpc.aio.ServerInterceptor):
+    """Gives every RPC a request id (the caller's `x-request-id` if plain, else a fresh random
+    one) and, when the request names a session, its session id."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        given = dict(handler_call_details.invocation_metadata or ()).get(_REQUEST_ID_HEADER)
+        rid = given if isinstance(given, str) and _plain(given) else secrets.token_hex(8)
+        inner = handler.unary_unary
+
+        async def wrapped(request: Any, context: Any) -> Any:
+            with bind(request=rid, session=_request_session_id(request)):
+                return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
