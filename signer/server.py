@@ -32,6 +32,7 @@ from grpc_reflection.v1alpha import reflection
 
 from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
 from mpc.v1 import signer_pb2, signer_pb2_grpc
+from signer.api.operations import Operations
 from signer.api.servicer import EnclaveStatus, SignerServicer
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import AuthInterceptor
@@ -43,7 +44,7 @@ from signer.discovery import ConsulRegistrar, ConsulSettings
 from signer.errors import ErrorMappingInterceptor
 from signer.logs import LogContextInterceptor
 from signer.metrics import MeteredEnclaveClient, Metrics
-from signer.sessions import Sessions
+from signer.sessions import Sessions, cancel_quietly
 from signer.storage import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -222,13 +223,18 @@ class SignerServer:
         self._metrics_http: Any = None
         self._pool_task: asyncio.Task[None] | None = None
         guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
+        self.operations = Operations(lambda: self.store)
         self.sessions = Sessions(
             self.enclave,
             credentials.hmac,
             guard,
             deadline_seconds=c.sessions.deadline_seconds,
             max_concurrent=c.sessions.max_concurrent,
+            retention_seconds=c.sessions.retention_seconds,
+            persist=self.operations.persist,
+            finished=self.operations.audit,
         )
+        self.sweeper: asyncio.Task[None] | None = None
         verifier = JwtVerifier(
             credentials.jwt_keys,
             issuer=c.jwt.issuer,
@@ -251,7 +257,10 @@ class SignerServer:
             ],
         )
         signer_pb2_grpc.add_SignerServiceServicer_to_server(
-            SignerServicer(node_id=c.server.node_id, enclave=self.enclave, sessions=self.sessions, status=self.status),
+            SignerServicer(
+                node_id=c.server.node_id, enclave=self.enclave, sessions=self.sessions, status=self.status,
+                operations=self.operations,
+            ),
             self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -304,6 +313,7 @@ class SignerServer:
             await self.embedded.start()
         await self.server.start()
         self.watcher.start()
+        self.sweeper = asyncio.create_task(self.sessions.run_sweeper(self.config.sessions.sweep_interval_seconds))
         if self.config.metrics.listen:
             host, _, port = self.config.metrics.listen.rpartition(":")
             try:
@@ -331,6 +341,8 @@ class SignerServer:
         if self.registrar is not None:
             await self.registrar.stop()
         await self.server.stop(self.config.server.grace_seconds)
+        await cancel_quietly(self.sweeper)
+        await self.sessions.close()
         await self.enclave.close()
         if self.embedded is not None:
             await self.embedded.stop()

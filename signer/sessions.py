@@ -3,22 +3,38 @@
 The host holds no secret session state: the enclave does. Here a session is its id, kind, the
 fingerprint of its start request (for idempotent starts), its state, its result, and the
 sequence counter of this node's outgoing messages. Requests for one session are serialized
-(one enclave call at a time per session); different sessions run concurrently.
+(one enclave call at a time per session); different sessions run concurrently, including
+several signing sessions on the same key (each has its own nonces or presignature in the enclave).
 
-Results that carry sealed blobs (a DKG's key share, a presignature) are handed to `persist`
-before the session reports DONE; without a `persist` such a session fails rather than report a
-key that is stored nowhere.
+Hooks, all optional, let the API layer add what needs the store without this module knowing it:
+
+- `prepare(session)` runs once per new session, before the enclave sees it (key lookup, signer
+  set checks, durable presignature consumption, sealed blobs into the start request). If it
+  raises, the session is forgotten as if never started.
+- `persist(session, result)` runs before a session that produced sealed blobs (a DKG's key
+  share, presignatures) reports DONE; without it such a session fails rather than report a key
+  that is stored nowhere.
+- `finished(session)` runs once when a session reaches DONE or FAILED (audit records). It runs
+  in the background: its latency is not the caller's.
+
+Deadlines: every session must finish within `deadline_seconds` of its start. A background sweep
+(`run_sweeper`) fails overdue sessions with reason "session deadline exceeded" and tells the
+enclave to drop their secrets; status calls then show FAILED with that reason, and a submit gets
+FAILED_PRECONDITION. Lookups also check the deadline, so a late caller never sees a stale
+RUNNING between sweeps. Finished sessions stay queryable for `retention_seconds`, then are
+evicted (their id may then be started anew).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from enclave.transport.client import EnclaveClient, EnclaveTimeout, EnclaveUnavailable
+from enclave.transport.client import EnclaveClient, EnclaveTimeout, EnclaveUnavailable, TransportError
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
@@ -35,6 +51,8 @@ from signer.errors import (
 
 log = logging.getLogger(__name__)
 
+DEADLINE_REASON = "session deadline exceeded"
+
 
 @dataclass
 class Session:
@@ -44,12 +62,14 @@ class Session:
     fingerprint: bytes = field(repr=False)
     deadline: float
     signature_encoding: int = pb.SIGNATURE_ENCODING_UNSPECIFIED
+    caller: str = ""
     state: int = pb.SESSION_STATE_RUNNING
     first_outgoing: list[pb.ProtocolMessage] = field(default_factory=list, repr=False)
     result: epb.SessionResult | None = field(default=None, repr=False)
     culprits: list[str] = field(default_factory=list)
     reason: str = ""
     next_seq: int = 1
+    finished_at: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
@@ -63,6 +83,7 @@ class Session:
 
 
 Persist = Callable[[Session, epb.SessionResult], Awaitable[None]]
+Hook = Callable[[Session], Awaitable[None]]
 
 
 class Sessions:
@@ -74,7 +95,9 @@ class Sessions:
         *,
         deadline_seconds: float,
         max_concurrent: int,
+        retention_seconds: float = 600.0,
         persist: Persist | None = None,
+        finished: Hook | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._enclave = enclave
@@ -82,15 +105,29 @@ class Sessions:
         self._guard = guard
         self._deadline = deadline_seconds
         self._max = max_concurrent
+        self._retention = retention_seconds
         self._persist = persist
+        self._finished_hook = finished
         self._clock = clock
         self._sessions: dict[str, Session] = {}
+        self._running = 0
+        self._background: set[asyncio.Task[None]] = set()
 
-    def _running(self) -> int:
-        return sum(1 for s in self._sessions.values() if not s.finished)
+    @property
+    def running(self) -> int:
+        return self._running
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
     async def start(
-        self, start: epb.SessionStart, fingerprint: bytes, signature_encoding: int = 0
+        self,
+        start: epb.SessionStart,
+        fingerprint: bytes,
+        signature_encoding: int = 0,
+        *,
+        prepare: Hook | None = None,
+        caller: str = "",
     ) -> tuple[Session, list[pb.ProtocolMessage]]:
         existing = self._sessions.get(start.session_id)
         if existing is not None:
@@ -99,8 +136,9 @@ class Sessions:
             async with existing.lock:  # a concurrent identical start may still be talking to the enclave
                 if self._sessions.get(start.session_id) is not existing:
                     raise Unavailable("a concurrent start of this session failed; retry")
+                self._check_deadline(existing)
                 return existing, existing.first_outgoing
-        if self._running() >= self._max:
+        if self._running >= self._max:
             raise ResourceExhausted("too many sessions are running; retry later")
         start.timeout_ms = int(self._deadline * 1000)
         session = Session(
@@ -110,17 +148,27 @@ class Sessions:
             fingerprint=fingerprint,
             deadline=self._clock() + self._deadline,
             signature_encoding=signature_encoding,
+            caller=caller,
         )
         self._sessions[session.session_id] = session
+        self._running += 1
         try:
             async with session.lock:
-                update = await self._enclave.session_start(start)
+                if prepare is not None:
+                    await prepare(session)
+                try:
+                    update = await self._enclave.session_start(start)
+                finally:
+                    # Sealed blobs are only needed for the start; do not keep them around.
+                    del start.sealed_blobs[:]
                 outgoing = await self._apply(session, update)
                 session.first_outgoing = outgoing
         except BaseException:
             # Nothing started: the id stays free for a retry.
             if self._sessions.get(session.session_id) is session:
                 del self._sessions[session.session_id]
+                if not session.finished:
+                    self._running -= 1
             raise
         return session, outgoing
 
@@ -143,7 +191,10 @@ class Sessions:
         async with session.lock:
             self._check_deadline(session)
             if session.finished:
-                raise FailedPrecondition("the session has already finished")
+                raise FailedPrecondition(
+                    "the session has already finished"
+                    + (f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else "")
+                )
             parties = set(session.start.party_ids)
             me = session.start.self_party_id
             for index, message in enumerate(messages):
@@ -161,22 +212,89 @@ class Sessions:
                 raise
             return session, await self._apply(session, update)
 
+    # -- deadlines and eviction ------------------------------------------------------------
+
     def _check_deadline(self, session: Session) -> None:
         if not session.finished and self._clock() > session.deadline:
-            self._fail(session, "session deadline exceeded")
-            task = asyncio.ensure_future(self._enclave.session_abort(session.session_id, "deadline exceeded"))
-            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            self._expire(session)
+
+    def _expire(self, session: Session) -> None:
+        self._fail(session, DEADLINE_REASON)
+        self._spawn(self._abort_in_enclave(session.session_id))
+
+    async def _abort_in_enclave(self, session_id: str) -> None:
+        try:
+            await self._enclave.session_abort(session_id, "deadline exceeded")
+        except TransportError as exc:
+            # The enclave drops the session's secrets at its own timeout (SessionStart.timeout_ms).
+            log.info("abort of session %s not delivered to the enclave: %s", session_id, exc)
+
+    def sweep(self) -> int:
+        """Fail overdue sessions and evict finished ones past retention; returns how many failed."""
+        now = self._clock()
+        expired = 0
+        for session_id, session in list(self._sessions.items()):
+            if not session.finished:
+                # A session busy with the enclave is checked again when its call returns.
+                if now > session.deadline and not session.lock.locked():
+                    self._expire(session)
+                    expired += 1
+            elif session.finished_at is not None and now - session.finished_at > self._retention:
+                del self._sessions[session_id]
+        return expired
+
+    async def run_sweeper(self, interval: float) -> None:
+        """Sweep every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("session sweep failed")
+
+    async def close(self) -> None:
+        """Wait for background work (audit records, enclave aborts) to finish."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # -- state transitions -----------------------------------------------------------------
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _terminal(self, session: Session, state: int) -> None:
+        if session.finished:
+            return
+        session.state = state
+        session.finished_at = self._clock()
+        self._running -= 1
+        self._guard.forget_session(session.session_id)
+        if self._finished_hook is not None:
+            self._spawn(self._run_finished_hook(session))
+
+    async def _run_finished_hook(self, session: Session) -> None:
+        assert self._finished_hook is not None
+        try:
+            await self._finished_hook(session)
+        except Exception:
+            log.exception("finished-session hook failed for session %s", session.session_id)
 
     def _fail(self, session: Session, reason: str, culprits: Sequence[str] = ()) -> None:
-        session.state = pb.SESSION_STATE_FAILED
+        if session.finished:
+            return
         session.reason = reason
         session.culprits = list(culprits)
-        self._guard.forget_session(session.session_id)
+        self._terminal(session, pb.SESSION_STATE_FAILED)
 
     async def _apply(self, session: Session, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
         state = convert.STATES.get(update.state)
         if update.session_id != session.session_id or state is None:
             self._fail(session, "the enclave answered for another session or with no state")
+            return []
+        if session.finished:
+            # The deadline passed while the enclave was working: its answer is not delivered.
             return []
         if state == pb.SESSION_STATE_FAILED:
             self._fail(session, update.reason or "the session failed", update.culprits)
@@ -186,10 +304,19 @@ class Sessions:
                 if self._persist is None:
                     self._fail(session, "no key store is configured to keep the sealed result")
                     return []
-                await self._persist(session, result)
+                try:
+                    await self._persist(session, result)
+                except Exception as exc:
+                    log.exception("storing the result of session %s failed", session.session_id)
+                    self._fail(session, f"the result could not be stored ({type(exc).__name__})")
+                    return []
+                # Sealed bytes are in the store now; the registry keeps only public fields.
+                if not result.presignature_id and len(result.sealed_presignatures) > 0:
+                    result.presignature_id = result.sealed_presignatures[0].id
+                result.ClearField("sealed_share")
+                del result.sealed_presignatures[:]
             session.result = result
-            session.state = pb.SESSION_STATE_DONE
-            self._guard.forget_session(session.session_id)
+            self._terminal(session, pb.SESSION_STATE_DONE)
         outgoing = []
         for message in update.outgoing:
             envelope = pb.ProtocolMessage(
@@ -222,5 +349,11 @@ class Sessions:
             )
         if session.kind == epb.SESSION_KIND_SIGN:
             return pb.SessionResult(sign=convert.sign_result(r, session.signature_encoding))
-        presignature_id = r.sealed_presignatures[0].id if r.sealed_presignatures else ""
-        return pb.SessionResult(presign=pb.PresignResult(key_id=r.key_id, presignature_id=presignature_id))
+        return pb.SessionResult(presign=pb.PresignResult(key_id=r.key_id, presignature_id=r.presignature_id))
+
+
+async def cancel_quietly(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -10,13 +10,14 @@ from typing import Any
 
 import grpc
 
-from enclave.transport.client import EnclaveClient, TransportError
+from enclave.transport.client import EnclaveClient, EnclaveRequestError, TransportError
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.api import convert
+from signer.api.operations import Operations, caller_name, check_distinct_numbers, sealed_blob_refusal
 from signer.errors import InvalidArgument
-from signer.sessions import Session, Sessions
+from signer.sessions import Hook, Session, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,40 @@ class EnclaveStatus:
 
 
 class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
-    def __init__(self, *, node_id: str, enclave: EnclaveClient, sessions: Sessions, status: EnclaveStatus) -> None:
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        enclave: EnclaveClient,
+        sessions: Sessions,
+        status: EnclaveStatus,
+        operations: Operations | None = None,
+    ) -> None:
         self._node_id = node_id
         self._enclave = enclave
         self._sessions = sessions
         self._status = status
+        self._operations = operations
         self._version = signer_version()
+
+    async def _start(
+        self, start: epb.SessionStart, fingerprint: bytes, encoding: int = 0, prepare: Hook | None = None
+    ) -> tuple[Session, list[pb.ProtocolMessage]]:
+        caller = caller_name()
+        try:
+            return await self._sessions.start(start, fingerprint, encoding, prepare=prepare, caller=caller)
+        except EnclaveRequestError as exc:
+            refusal = sealed_blob_refusal(exc, start)
+            if refusal is None:
+                raise
+            if self._operations is not None:
+                await self._operations.audit_refused_start(start, caller, str(refusal))
+            raise refusal from None
+
+    def _prepare(self, kind: str) -> Hook:
+        if self._operations is None:
+            raise InvalidArgument("this node has no key store")
+        return self._operations.prepare_sign if kind == "sign" else self._operations.prepare_presign
 
     async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
         if len(request.attestation_nonce) > MAX_ATTESTATION_NONCE_BYTES:
@@ -66,7 +95,9 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         return response
 
     async def StartDKG(self, request: pb.StartDKGRequest, context: grpc.aio.ServicerContext) -> pb.StartDKGResponse:
-        session, outgoing = await self._sessions.start(convert.dkg_start(request), convert.fingerprint(request))
+        start = convert.dkg_start(request)
+        check_distinct_numbers(start.party_ids)
+        session, outgoing = await self._start(start, convert.fingerprint(request))
         return pb.StartDKGResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
 
     async def GetDKGStatus(
@@ -75,8 +106,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         return self._session_status(request.session_id, epb.SESSION_KIND_DKG, pb.GetDKGStatusResponse, "dkg")
 
     async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
-        session, outgoing = await self._sessions.start(
-            convert.sign_start(request), convert.fingerprint(request), request.signature_encoding
+        session, outgoing = await self._start(
+            convert.sign_start(request), convert.fingerprint(request), request.signature_encoding, self._prepare("sign")
         )
         return pb.StartSignResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
 
@@ -88,7 +119,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def StartPresign(
         self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext
     ) -> pb.StartPresignResponse:
-        session, outgoing = await self._sessions.start(convert.presign_start(request), convert.fingerprint(request))
+        start = convert.presign_start(request)
+        session, outgoing = await self._start(start, convert.fingerprint(request), prepare=self._prepare("presign"))
         return pb.StartPresignResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
 
     async def GetPresignStatus(

@@ -1,0 +1,235 @@
+"""What the API adds around sessions that needs the store: key lookup and signer-set checks before
+a signing or presigning session starts, durable presignature consumption, durable storage of a
+key generation's sealed share and of presignatures before a session reports DONE, and one audit
+record per finished operation.
+
+Party numbers. The store keeps party sets as integers; the public API names parties with
+strings. A party's number is the first 31 bits of SHA-256("mpc-signer/party-id/v1" || id): a
+pure function of the id, so a stored key's party set can be checked against the names in a later
+request without keeping the names themselves. Key generation refuses a party list whose numbers
+collide, so within one key the mapping is one-to-one. The enclave remains the authority on the
+exact party list of a share (its sealed share binds it); the host check only rejects bad requests
+early with a precise status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+
+from enclave.transport.client import EnclaveRequestError
+from mpc.v1 import enclave_pb2 as epb
+from mpc.v1 import signer_pb2 as pb
+from signer.auth.interceptor import current_caller
+from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from signer.sessions import Session
+from signer.storage import (
+    AuditRecord,
+    KeyNotFound,
+    KeyRecord,
+    PresignatureRecord,
+    PresignatureUnavailable,
+    Store,
+    StoreUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_TOKENS: dict[int, str] = {
+    epb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
+    epb.PROTOCOL_FROST_ED25519: "frost-ed25519",
+}
+_PARTY_DOMAIN = b"mpc-signer/party-id/v1"
+_SEALED_MAGIC = b"MPCS"
+AUDIT_OPERATIONS: dict[int, str] = {
+    epb.SESSION_KIND_DKG: "dkg",
+    epb.SESSION_KIND_SIGN: "sign",
+    epb.SESSION_KIND_PRESIGN: "presign",
+}
+
+
+def party_number(party_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(_PARTY_DOMAIN + party_id.encode("utf-8")).digest()[:4], "big") >> 1
+
+
+def party_numbers(party_ids: Sequence[str]) -> tuple[int, ...]:
+    return tuple(party_number(p) for p in party_ids)
+
+
+def check_distinct_numbers(party_ids: Sequence[str]) -> None:
+    if len(set(party_numbers(party_ids))) != len(party_ids):
+        raise InvalidArgument("party_ids: two ids map to the same party number; rename one of them")
+
+
+def sealer_kind(blob: bytes) -> str:
+    """The sealer kind recorded in a sealed blob's public header, for the store's bookkeeping.
+
+    The engine's blob is u8 blob version || u16 party index || sealer envelope, and the envelope
+    starts with "MPCS", u8 version, u8 suite, u8 kind length, kind (enclave/engine/blobs.py,
+    enclave/sealing.py). Everything after the kind is opaque to the host."""
+    for offset in (3, 0):
+        envelope = blob[offset:]
+        if len(envelope) >= 7 and envelope[:4] == _SEALED_MAGIC:
+            length = envelope[6]
+            kind = envelope[7 : 7 + length].decode("ascii", errors="replace").lower()
+            if len(kind) == length and kind:
+                return kind
+    raise ValueError("the enclave returned a sealed blob without a sealed-envelope header")
+
+
+def caller_name() -> str:
+    caller = current_caller()
+    if caller is None:
+        return ""
+    if caller.claims is not None:
+        return f"{caller.identity} (sub={caller.claims.subject})"
+    return caller.identity
+
+
+class Operations:
+    """Store-backed hooks for `signer.sessions.Sessions` and the servicer.
+
+    `store` is a callable because the store is opened when the server starts, after the
+    servicer and the session registry have been built."""
+
+    def __init__(self, store: Callable[[], Store | None]) -> None:
+        self._store = store
+
+    def store(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise Unavailable("the key store is not open")
+        return store
+
+    async def _key(self, start: epb.SessionStart) -> KeyRecord:
+        try:
+            key = await self.store().get_key(start.key_id)
+        except KeyNotFound:
+            raise NotFound(f"key {start.key_id} is not known on this node") from None
+        except StoreUnavailable:
+            raise Unavailable("the key store is unavailable; retry") from None
+        if key.protocol != PROTOCOL_TOKENS[start.protocol]:
+            raise InvalidArgument(f"protocol does not match key {start.key_id} ({key.protocol})")
+        signers = party_numbers(start.party_ids)
+        if not set(signers) <= set(key.party_ids):
+            raise InvalidArgument("party_ids must be parties of the key")
+        if party_number(start.self_party_id) != key.party_id:
+            raise InvalidArgument("self_party_id is not this node's party in the key")
+        if len(signers) < key.threshold:
+            raise InvalidArgument(f"party_ids must list at least the key's threshold ({key.threshold}) of parties")
+        return key
+
+    async def prepare_sign(self, session: Session) -> None:
+        start = session.start
+        key = await self._key(start)
+        start.sealed_blobs.append(
+            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+        )
+        if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
+            return
+        # Consumed durably before the enclave sees it: a presignature is never used twice, even
+        # if this process dies right after (it is then lost, which is safe).
+        try:
+            presig = await self.store().consume_presignature(
+                key.key_id, party_numbers(start.party_ids), start.session_id, start.presignature_id or None
+            )
+        except PresignatureUnavailable:
+            if start.presignature_id:
+                raise FailedPrecondition(
+                    f"presignature {start.presignature_id} is not available for this key and signer set "
+                    "(unknown, already used, or for another key or signer set)"
+                ) from None
+            return  # presigning and signing run in this one session
+        except StoreUnavailable:
+            raise Unavailable("the key store is unavailable; retry") from None
+        start.presignature_id = presig.presig_id
+        start.sealed_blobs.append(
+            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=presig.presig_id, data=presig.sealed)
+        )
+
+    async def prepare_presign(self, session: Session) -> None:
+        key = await self._key(session.start)
+        session.start.sealed_blobs.append(
+            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+        )
+
+    async def persist(self, session: Session, result: epb.SessionResult) -> None:
+        start = session.start
+        store = self.store()
+        if session.kind == epb.SESSION_KIND_DKG:
+            share = result.sealed_share
+            await store.put_key(
+                KeyRecord(
+                    key_id=result.key_id,
+                    protocol=PROTOCOL_TOKENS[start.protocol],
+                    party_id=party_number(start.self_party_id),
+                    threshold=start.threshold,
+                    party_ids=party_numbers(start.party_ids),
+                    public_key=result.public_key,
+                    chain_code=result.chain_code,
+                    sealer_kind=sealer_kind(share.data),
+                    sealed_share=share.data,
+                )
+            )
+            return
+        for blob in result.sealed_presignatures:
+            await store.put_presignature(
+                PresignatureRecord(
+                    presig_id=blob.id,
+                    key_id=start.key_id,
+                    signer_set=party_numbers(start.party_ids),
+                    sealer_kind=sealer_kind(blob.data),
+                    sealed=blob.data,
+                )
+            )
+
+    async def audit(self, session: Session) -> None:
+        start = session.start
+        ok = session.state == pb.SESSION_STATE_DONE
+        key_id = start.key_id or (session.result.key_id if session.result is not None else "") or None
+        reason = session.reason
+        if session.culprits:
+            reason = f"{reason} (culprits: {', '.join(session.culprits)})"
+        await self.store().append_audit(
+            AuditRecord(
+                operation=AUDIT_OPERATIONS[session.kind],  # type: ignore[arg-type]
+                caller=session.caller[:512],
+                session_id=session.session_id,
+                result="ok" if ok else "failed",
+                key_id=key_id,
+                digest=start.message.hex() if session.kind == epb.SESSION_KIND_SIGN and start.message else None,
+                culprits=party_numbers([c for c in session.culprits if c]),
+                reason=reason[:2048],
+            )
+        )
+
+    async def audit_refused_start(self, start: epb.SessionStart, caller: str, reason: str) -> None:
+        """An operation refused before it became a session, for reasons worth an audit trail
+        (a sealed blob that failed authentication)."""
+        try:
+            await self.store().append_audit(
+                AuditRecord(
+                    operation=AUDIT_OPERATIONS[start.kind],  # type: ignore[arg-type]
+                    caller=caller[:512],
+                    session_id=start.session_id,
+                    result="failed",
+                    key_id=start.key_id or None,
+                    digest=start.message.hex() if start.message else None,
+                    reason=reason[:2048],
+                )
+            )
+        except Exception:
+            log.exception("audit record for refused session %s not written", start.session_id)
+
+
+def sealed_blob_refusal(exc: EnclaveRequestError, start: epb.SessionStart) -> FailedPrecondition | None:
+    if exc.code != epb.ERROR_CODE_SEALED_BLOB_INVALID:
+        return None
+    what = "sealed key share"
+    if start.presignature_id:
+        what = f"sealed key share or presignature {start.presignature_id}"
+    return FailedPrecondition(
+        f"{what} for key {start.key_id} failed authentication in the enclave (altered, or sealed under "
+        "another key or binding); this key cannot sign on this node until its share is restored"
+    )
