@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from enclave.engine import setup as engine_setup
 from enclave.service import EnclaveService
 from enclave.transport.address import parse_address
 from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES
@@ -32,14 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--psk-file", help="hex pre-shared key (>= 32 bytes); required for tcp://")
     parser.add_argument("--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    engine_setup.add_arguments(parser)
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> None:
     address = parse_address(args.listen)
     psk = load_psk(args.psk_file) if args.psk_file else None
-    # Protocol sessions plug in here: EnclaveService(sessions=<a SessionEngine>, attestor=...).
-    # Until then session requests are answered with ERROR_CODE_UNIMPLEMENTED.
-    service = EnclaveService()
+    # The session engine (sealer, policy and limits checked by run() before listening).
+    engine = engine_setup.build_engine(parts)
+    service = EnclaveService(sessions=engine)
     server = FrameServer(service.handle, psk=psk, max_frame_bytes=args.max_frame_bytes)
     await server.start(address)
     stop = asyncio.Event()
@@ -51,6 +53,7 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         log.info("enclave shutting down")
         await server.close()
+        engine.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot start: --max-frame-bytes must be at least 1024")
         return 2
     try:
-        asyncio.run(serve(args))
+        parts = engine_setup.open_parts(args)
+    except engine_setup.SetupError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    try:
+        asyncio.run(serve(args, parts))
     except OSError as exc:
         log.error("cannot listen on %s: %s", args.listen, exc)
         return 1

@@ -1,0 +1,14 @@
+"""Protocol sessions inside the enclave: the `SessionEngine` the enclave service plugs in.
+
+    engine = Engine(sealer, config=EngineConfig(...), prime_source=..., policy=...)
+    EnclaveService(sessions=engine)
+
+Modules: `engine` (registry, deadlines, caps, threads), `session` (phases of drivers, party
+mapping, message routing), `frost` and `gg20` (protocol adapters), `common` (request checks,
+key-share and signer-set mapping, used presignatures), `blobs` (sealed records), `keyids`,
+`approval` (policy approval bytes), `setup` (command-line options and construction).
+"""
+
+from enclave.engine.engine import Engine, EngineConfig
+
+__all__ = ["Engine", "EngineConfig"]

@@ -1,0 +1,148 @@
+"""Checks every adapter applies to a SessionStart, and the key-share / signer-set mapping.
+
+DKG: the party index of a party id is its 1-based position in SessionStart.party_ids (the order
+is part of the request and the same at every party). SIGN/PRESIGN: party_ids is the signer set;
+each signer's index is its position in the key's DKG party list, read from the sealed key share.
+A signer set must be distinct party ids of the key, include this party and have at least
+`threshold` members.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from enclave.engine import blobs
+from enclave.engine.blobs import BlobInvalid, ShareRecord
+from enclave.engine.keyids import is_key_id
+from enclave.engine.session import Parties, Plan
+from enclave.errors import InvalidEncoding
+from enclave.sealing import Sealer
+from enclave.service import RequestRejected
+from mpc.v1 import enclave_pb2 as pb
+
+SESSION_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+PARTY_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+MAX_PARTIES: Final = 64
+MAX_FROST_MESSAGE: Final = 64 * 1024
+MAX_PATH_DEPTH: Final = 255
+HARDENED: Final = 1 << 31
+
+PROTOCOL_NAMES: Final = {
+    pb.PROTOCOL_FROST_ED25519: "frost-ed25519",
+    pb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
+}
+
+
+def invalid(message: str) -> RequestRejected:
+    return RequestRejected(pb.ERROR_CODE_INVALID_ARGUMENT, message)
+
+
+def blob_invalid(message: str) -> RequestRejected:
+    return RequestRejected(pb.ERROR_CODE_SEALED_BLOB_INVALID, message)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated start: the party mapping, what a policy approval must cover, and the (heavy)
+    construction of the first phase, run in a worker thread with the session's deadline."""
+
+    parties: Parties
+    build: Callable[[float], Plan]
+    key_id: str = ""
+    approval_digest: bytes | None = None  # set for SIGN: the "digest" an approval covers
+
+
+def check_party_list(party_ids: list[str], self_party_id: str) -> None:
+    if not 2 <= len(party_ids) <= MAX_PARTIES:
+        raise invalid(f"party_ids must list 2..{MAX_PARTIES} parties")
+    for p in party_ids:
+        if not PARTY_ID.fullmatch(p):
+            raise invalid("party ids must be 1-64 characters of [A-Za-z0-9._:-]")
+    if len(set(party_ids)) != len(party_ids):
+        raise invalid("party_ids must be distinct")
+    if self_party_id not in party_ids:
+        raise invalid("self_party_id must be one of party_ids")
+
+
+def dkg_parties(request: pb.SessionStart) -> Parties:
+    parties = list(request.party_ids)
+    check_party_list(parties, request.self_party_id)
+    if not 2 <= request.threshold <= len(parties):
+        raise invalid("threshold must be at least 2 and at most the number of parties")
+    return Parties(request.self_party_id, {p: i + 1 for i, p in enumerate(parties)})
+
+
+def only_kinds(request: pb.SessionStart, allowed: set[int]) -> None:
+    if any(b.kind not in allowed for b in request.sealed_blobs):
+        raise invalid("unexpected kind of sealed blob for this session")
+
+
+def open_share(sealer: Sealer, request: pb.SessionStart, protocol: str) -> ShareRecord:
+    """Unseal the request's key share (exactly one KEY_SHARE blob, id = key_id) and check it is
+    this party's share of that key."""
+    key_id = request.key_id
+    if not is_key_id(key_id):
+        raise invalid("key_id must be 64 lowercase hex characters")
+    shares = [b for b in request.sealed_blobs if b.kind == pb.SEALED_BLOB_KIND_KEY_SHARE]
+    if len(shares) != 1:
+        raise invalid("exactly one sealed key share is required")
+    if shares[0].id != key_id:
+        raise invalid("the sealed key share's id is not key_id")
+    try:
+        index, plaintext = blobs.unseal(sealer, shares[0].data, key_id=key_id, protocol=protocol, purpose="share")
+        record = ShareRecord.decode(plaintext)
+    except BlobInvalid as exc:
+        raise blob_invalid(f"key share: {exc}") from None
+    except InvalidEncoding as exc:
+        raise blob_invalid(f"key share: {exc}") from None
+    if record.index != index or record.key_id != key_id or record.protocol != protocol:
+        raise blob_invalid("key share: record does not match its binding")
+    if record.self_party != request.self_party_id:
+        raise invalid("self_party_id is not the party this key share belongs to")
+    return record
+
+
+def signer_parties(request: pb.SessionStart, record: ShareRecord) -> Parties:
+    signers = list(request.party_ids)
+    check_party_list(signers, request.self_party_id)
+    outsiders = [p for p in signers if p not in record.parties]
+    if outsiders:
+        raise invalid(f"party {outsiders[0]!r} is not a party of this key")
+    if len(signers) < record.threshold:
+        raise invalid(f"the signer set needs at least {record.threshold} parties")
+    return Parties(request.self_party_id, {p: record.parties.index(p) + 1 for p in signers})
+
+
+class UsedPresignatures:
+    """Presignature ids this enclave process has used (thread-safe; consumption runs in workers).
+
+    Only a second line of defence: the set lives in memory, so it is empty after an enclave
+    restart and a host replaying an older sealed presignature to a restarted enclave is stopped
+    only by the host store's durable single-use consumption (done before the SIGN request is
+    sent). A stronger in-enclave guarantee on Nitro needs state that survives the enclave:
+    a monotonic counter bound into the presignature's sealing (the NSM has none that survives
+    termination), or KMS-held single-use state (e.g. a per-presignature data key scheduled for
+    deletion on use). Grows by one 64-character id per presignature used.
+    """
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __contains__(self, presignature_id: object) -> bool:
+        with self._lock:
+            return presignature_id in self._ids
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._ids)
+
+    def consume(self, presignature_id: str) -> None:
+        with self._lock:
+            if presignature_id in self._ids:
+                raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, "presignature already used")
+            self._ids.add(presignature_id)

@@ -1,0 +1,261 @@
+"""The enclave's `SessionEngine`: a registry of live protocol sessions, their deadlines and caps.
+
+Live secret state exists only here, in memory, for as long as its session runs. The engine
+
+- refuses a start whose session id is running or recently finished (ALREADY_EXISTS), or beyond
+  `max_sessions` running sessions (RESOURCE_EXHAUSTED);
+- gives each session a deadline from `timeout_ms` (0: the configured default, clamped to the
+  maximum); at the deadline its drivers (and secrets) are dropped and it is FAILED with
+  "deadline exceeded";
+- answers deliver to an unknown id with NOT_FOUND, to a finished one with FAILED_PRECONDITION;
+  a message from a party outside the session (or addressed to another party) is rejected with
+  INVALID_ARGUMENT naming it, before any message of the request is applied, and the session
+  goes on; a garbage payload makes the session's driver abort naming the sender;
+- serializes requests of one session with its lock and runs the protocol math in a small
+  thread pool, so different sessions proceed concurrently and pings stay answered; any
+  failure inside one session fails that session only;
+- with a policy verifier configured, requires a valid approval on every SIGN before the
+  session is built (no signature share can exist without it): PERMISSION_DENIED otherwise.
+
+Finished sessions keep their public outcome (state, result with sealed blobs, culprits,
+reason) in a bounded list, so late requests get a precise answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from enclave.engine.approval import decode_approval
+from enclave.engine.common import SESSION_ID, Prepared, UsedPresignatures, invalid
+from enclave.engine.frost import FrostAdapter
+from enclave.engine.gg20 import Gg20Adapter
+from enclave.engine.session import Plan, Session
+from enclave.paillier import DEFAULT_MODULUS_BITS
+from enclave.policy import ApprovalRejected, PolicyVerifier
+from enclave.primes import PreParamPool, PrimeSource, system_source
+from enclave.rng import SYSTEM_RNG, Rng
+from enclave.sealing import Sealer
+from enclave.service import RequestRejected
+from mpc.v1 import enclave_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_sessions: int = 1000
+    default_timeout_ms: int = 120_000
+    max_timeout_ms: int = 3_600_000
+    # Finished sessions remembered (oldest forgotten first) to answer late requests precisely.
+    finished_retention: int = 10_000
+    workers: int = 4
+    preparams_pool_size: int = 4
+    # How long a GG20 key generation waits for pre-parameters before RESOURCE_EXHAUSTED.
+    preparams_wait_seconds: float = 20.0
+    max_messages_per_deliver: int = 256
+    modulus_bits: int = DEFAULT_MODULUS_BITS
+
+    def __post_init__(self) -> None:
+        if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1:
+            raise ValueError("max_sessions, workers and preparams_pool_size must be at least 1")
+        if not 0 < self.default_timeout_ms <= self.max_timeout_ms:
+            raise ValueError("need 0 < default_timeout_ms <= max_timeout_ms")
+
+
+class Engine:
+    """Implements `enclave.service.SessionEngine`. Construct inside or outside a running loop;
+    call `close()` when done (stops the pre-parameter pool and the worker threads)."""
+
+    def __init__(
+        self,
+        sealer: Sealer,
+        *,
+        config: EngineConfig | None = None,
+        rng: Rng = SYSTEM_RNG,
+        prime_source: PrimeSource | None = None,
+        policy: PolicyVerifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self._policy = policy
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="mpc-session")
+        self.pool = PreParamPool(
+            prime_source or system_source(rng), self.config.modulus_bits, self.config.preparams_pool_size
+        )
+        self.pool.start()
+        self.used_presignatures = UsedPresignatures()
+        self._adapters: dict[int, FrostAdapter | Gg20Adapter] = {
+            pb.PROTOCOL_FROST_ED25519: FrostAdapter(sealer, rng),
+            pb.PROTOCOL_GG20_SECP256K1: Gg20Adapter(
+                sealer, rng, self.pool, self.used_presignatures, self.config.preparams_wait_seconds, clock
+            ),
+        }
+        self._running: dict[str, Session] = {}
+        self._finished: OrderedDict[str, Session] = OrderedDict()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def protocols(self) -> Sequence[pb.Protocol]:
+        return [pb.PROTOCOL_GG20_SECP256K1, pb.PROTOCOL_FROST_ED25519]
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for session in self._running.values():
+            session.fail("enclave shutting down")
+        self.pool.stop(timeout=0)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_worker(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    # -- start ----------------------------------------------------------------------------------
+
+    async def start(self, request: pb.SessionStart) -> pb.SessionUpdate:
+        sid = request.session_id
+        if not SESSION_ID.fullmatch(sid):
+            raise invalid("session_id must be 1-128 characters of [A-Za-z0-9._:-]")
+        if request.kind not in (pb.SESSION_KIND_DKG, pb.SESSION_KIND_SIGN, pb.SESSION_KIND_PRESIGN):
+            raise invalid("unknown session kind")
+        adapter = self._adapters.get(request.protocol)
+        if adapter is None:
+            raise invalid("unknown protocol")
+        if sid in self._running or sid in self._finished:
+            raise RequestRejected(pb.ERROR_CODE_ALREADY_EXISTS, f"session {sid} already exists")
+        if len(self._running) >= self.config.max_sessions:
+            raise RequestRejected(pb.ERROR_CODE_RESOURCE_EXHAUSTED, "too many sessions running in the enclave")
+        prepared = adapter.prepare(request)
+        timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
+        session = Session(request, prepared.parties, self._clock() + timeout_ms / 1000)
+        self._running[sid] = session  # reserved: no await since the checks above
+        try:
+            async with session.lock:
+                if request.kind == pb.SESSION_KIND_SIGN:
+                    self._check_policy(request, prepared)
+                plan: Plan = await self._in_worker(lambda: prepared.build(session.deadline))
+                outgoing = await self._in_worker(lambda: session.begin(plan))
+                self._arm_deadline(session, timeout_ms / 1000)
+                self._settle(session)
+                return session.update(outgoing)
+        except BaseException:
+            # Nothing of the session survives a failed start (a deliver queued on its lock
+            # then finds it failed); the id may be used again.
+            if self._running.get(sid) is session:
+                del self._running[sid]
+            session.fail("the session could not start")
+            raise
+
+    def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
+        if self._policy is None:
+            return
+        assert prepared.approval_digest is not None
+        fields = {
+            "key_id": request.key_id,
+            "digest": prepared.approval_digest,
+            "derivation_path": tuple(request.derivation_path),
+            "session_id": request.session_id,
+        }
+        try:
+            approval = decode_approval(request.policy_approval, **fields)  # type: ignore[arg-type]
+            self._policy.verify_approval(approval, **fields)  # type: ignore[arg-type]
+        except ApprovalRejected as exc:
+            raise RequestRejected(pb.ERROR_CODE_PERMISSION_DENIED, exc.reason) from None
+
+    # -- deliver / abort ------------------------------------------------------------------------
+
+    def _lookup(self, sid: str) -> Session:
+        session = self._running.get(sid) or self._finished.get(sid)
+        if session is None:
+            raise RequestRejected(pb.ERROR_CODE_NOT_FOUND, f"unknown session {sid}")
+        return session
+
+    @staticmethod
+    def _finished_error(session: Session) -> RequestRejected:
+        what = "done" if session.state == pb.SESSION_STATE_DONE else f"failed: {session.reason}"
+        return RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, f"session {session.id} is {what}")
+
+    async def deliver(self, request: pb.SessionDeliver) -> pb.SessionUpdate:
+        session = self._lookup(request.session_id)
+        if len(request.messages) > self.config.max_messages_per_deliver:
+            raise invalid(f"at most {self.config.max_messages_per_deliver} messages per delivery")
+        async with session.lock:
+            if not session.running:
+                raise self._finished_error(session)
+            if self._clock() >= session.deadline:
+                return self._expire_now(session)
+            me, index = session.parties.self_name, session.parties.index
+            batch: list[tuple[int, int, bytes]] = []
+            for m in request.messages:
+                if m.sender not in index or m.sender == me:
+                    raise invalid(f"message from {m.sender!r}, which is not another party of this session")
+                if m.recipient not in ("", me):
+                    raise invalid(f"message from {m.sender!r} is addressed to {m.recipient!r}, not to this party")
+                batch.append((m.round, index[m.sender], bytes(m.payload)))
+            outgoing = await self._in_worker(lambda: session.feed(batch))
+            if session.running and self._clock() >= session.deadline:
+                return self._expire_now(session)
+            self._settle(session)
+            return session.update(outgoing)
+
+    async def abort(self, request: pb.SessionAbort) -> pb.SessionUpdate:
+        session = self._lookup(request.session_id)
+        async with session.lock:
+            if session.state == pb.SESSION_STATE_DONE:
+                raise self._finished_error(session)
+            if session.running:
+                reason = "".join(c for c in request.reason[:200] if c.isprintable())
+                session.fail(f"aborted by the host: {reason}" if reason else "aborted by the host")
+                log.info("session %s aborted by the host", session.id)
+                self._settle(session)
+            return session.update()
+
+    # -- deadlines and bookkeeping ---------------------------------------------------------------
+
+    def _arm_deadline(self, session: Session, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers[session.id] = loop.call_later(seconds, self._on_deadline, session)
+
+    def _on_deadline(self, session: Session) -> None:
+        self._timers.pop(session.id, None)
+        task = asyncio.get_running_loop().create_task(self._expire(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _expire(self, session: Session) -> None:
+        async with session.lock:
+            if session.running:
+                self._expire_now(session)
+
+    def _expire_now(self, session: Session) -> pb.SessionUpdate:
+        session.fail("deadline exceeded")
+        log.info("session %s: deadline exceeded, secrets dropped", session.id)
+        self._settle(session)
+        return session.update()
+
+    def _settle(self, session: Session) -> None:
+        """Move a finished session out of the running set (its secrets are already dropped)."""
+        if session.running or self._running.get(session.id) is not session:
+            return
+        del self._running[session.id]
+        timer = self._timers.pop(session.id, None)
+        if timer is not None:
+            timer.cancel()
+        self._finished[session.id] = session
+        while len(self._finished) > self.config.finished_retention:
+            self._finished.popitem(last=False)
+        if session.state == pb.SESSION_STATE_FAILED:
+            log.info("session %s failed: %s (culprits %s)", session.id, session.reason, session.culprits)

@@ -1,0 +1,243 @@
+"""GG20 (secp256k1) sessions for the engine: key generation, presigning, signing.
+
+Party ids in the drivers are the DKG party indices (the Shamir evaluation points).
+
+DKG -> `keygen` (3 rounds, with aux info), the Paillier primes taken from the pre-parameter
+    pool; result: key id, compressed public key, chain code, sealed share
+    (`KeyShare.to_bytes()` inside the engine's key-share record).
+PRESIGN -> `presign` (4 rounds) over the signer set; result: one sealed presignature
+    (SealedBlob kind PRESIGNATURE, id = presignature id, equal at every signer; binding purpose
+    "presignature", item id = that id) recording the signer set.
+SIGN with a sealed presignature -> the one-round online `sign` (EnclaveMessage.round 1). The
+    signer set must be the presignature's. The presignature id is consumed in this process's
+    used set before the signature share exists; a second use is FAILED_PRECONDITION.
+SIGN without one -> presign (rounds 1-4) then the online round (EnclaveMessage.round 5, driver
+    session id = session id + "/online") in one session; the presignature never leaves memory.
+The digest is exactly 32 bytes; derivation_path is a non-hardened BIP32 path under the key's
+chain code; the signature is r || s || v (65 bytes, low s) under the derived key, which the
+result carries as public_key (compressed), with recovery_id = v.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from enclave.engine import blobs
+from enclave.engine.blobs import BlobInvalid, PresignatureRecord, ShareRecord
+from enclave.engine.common import (
+    HARDENED,
+    MAX_PATH_DEPTH,
+    PROTOCOL_NAMES,
+    Prepared,
+    UsedPresignatures,
+    blob_invalid,
+    dkg_parties,
+    invalid,
+    only_kinds,
+    open_share,
+    signer_parties,
+)
+from enclave.engine.keyids import key_id, presignature_id
+from enclave.engine.session import Parties, Phase, Plan
+from enclave.errors import InvalidEncoding, LocalError
+from enclave.primes import PreParamPool
+from enclave.protocols.gg20 import keygen, presign, sign
+from enclave.protocols.gg20.keyshare import KeyShare
+from enclave.protocols.gg20.presignature import Presignature
+from enclave.protocols.gg20.sign import Signature
+from enclave.rng import Rng
+from enclave.sealing import Binding, Sealer
+from enclave.service import RequestRejected
+from mpc.v1 import enclave_pb2 as pb
+
+PROTOCOL = PROTOCOL_NAMES[pb.PROTOCOL_GG20_SECP256K1]
+PRESIGN_ROUNDS = 4
+DIGEST_LEN = 32
+ONLINE_SUFFIX = b"/online"
+
+
+class Gg20Adapter:
+    protocol = pb.PROTOCOL_GG20_SECP256K1
+
+    def __init__(
+        self,
+        sealer: Sealer,
+        rng: Rng,
+        pool: PreParamPool,
+        used: UsedPresignatures,
+        preparams_wait: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sealer = sealer
+        self._rng = rng
+        self._pool = pool
+        self._used = used
+        self._wait = preparams_wait
+        self._clock = clock
+
+    def prepare(self, request: pb.SessionStart) -> Prepared:
+        if request.kind == pb.SESSION_KIND_DKG:
+            return self._dkg(request)
+        if request.kind == pb.SESSION_KIND_PRESIGN:
+            return self._presign(request)
+        return self._sign(request)
+
+    # -- key generation -------------------------------------------------------------------------
+
+    def _dkg(self, request: pb.SessionStart) -> Prepared:
+        parties = dkg_parties(request)
+        if request.sealed_blobs:
+            raise invalid("a DKG takes no sealed blobs")
+        order = tuple(request.party_ids)
+        threshold, sid = request.threshold, request.session_id
+
+        def finish(value: Any) -> pb.SessionResult:
+            share = value
+            assert isinstance(share, KeyShare)
+            kid = key_id(PROTOCOL, sid, threshold, order, share.public_key)
+            record = ShareRecord(
+                PROTOCOL,
+                kid,
+                threshold,
+                order,
+                parties.self_index,
+                share.public_key,
+                share.chain_code,
+                share.to_bytes(),
+            )
+            binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=parties.self_index, purpose="share")
+            return pb.SessionResult(
+                key_id=kid,
+                public_key=share.public_key,
+                chain_code=share.chain_code,
+                sealed_share=pb.SealedBlob(
+                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=blobs.seal(self._sealer, record.encode(), binding)
+                ),
+            )
+
+        def build(deadline: float) -> Plan:
+            wait = max(0.0, min(self._wait, deadline - self._clock()))
+            try:
+                primes = self._pool.take(timeout=wait)
+            except LocalError:
+                raise RequestRejected(
+                    pb.ERROR_CODE_RESOURCE_EXHAUSTED, "no Paillier pre-parameters ready yet; retry shortly"
+                ) from None
+            ids = tuple(parties.index.values())
+            driver = keygen.start(sid.encode("utf-8"), parties.self_index, ids, threshold, primes, self._rng)
+            return Plan(Phase(driver, 0, finish), 3)
+
+        return Prepared(parties, build)
+
+    # -- presigning -----------------------------------------------------------------------------
+
+    def _key(self, request: pb.SessionStart, allowed: set[int]) -> tuple[ShareRecord, KeyShare, Parties]:
+        only_kinds(request, allowed)
+        record = open_share(self._sealer, request, PROTOCOL)
+        parties = signer_parties(request, record)
+        try:
+            share = KeyShare.from_bytes(record.share)
+        except InvalidEncoding:
+            raise blob_invalid("key share: unreadable GG20 key share") from None
+        if share.index != record.index or share.public_key != record.public_key:
+            raise blob_invalid("key share: GG20 key share does not match its record")
+        return record, share, parties
+
+    def _presign(self, request: pb.SessionStart) -> Prepared:
+        record, share, parties = self._key(request, {pb.SEALED_BLOB_KIND_KEY_SHARE})
+        if request.presignature_id or request.message or request.derivation_path:
+            raise invalid("presigning takes no presignature_id, message or derivation_path")
+        sid, kid, signers = request.session_id, record.key_id, tuple(request.party_ids)
+
+        def finish(value: Any) -> pb.SessionResult:
+            presig = value
+            assert isinstance(presig, Presignature)
+            pid = presignature_id(kid, sid, presig.r_point)
+            rec = PresignatureRecord(PROTOCOL, kid, pid, signers, presig.to_bytes())
+            binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=record.index, purpose="presignature", item_id=pid)
+            blob = pb.SealedBlob(
+                kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blobs.seal(self._sealer, rec.encode(), binding)
+            )
+            return pb.SessionResult(key_id=kid, public_key=record.public_key, sealed_presignatures=[blob])
+
+        def build(deadline: float) -> Plan:
+            ids = tuple(parties.index.values())
+            return Plan(Phase(presign.start(sid.encode("utf-8"), share, ids, self._rng), 0, finish), PRESIGN_ROUNDS)
+
+        return Prepared(parties, build, key_id=kid)
+
+    # -- signing --------------------------------------------------------------------------------
+
+    def _sign(self, request: pb.SessionStart) -> Prepared:
+        digest = bytes(request.message)
+        if len(digest) != DIGEST_LEN:
+            raise invalid("message must be the 32-byte digest for GG20")
+        path = tuple(request.derivation_path)
+        if len(path) > MAX_PATH_DEPTH or any(i >= HARDENED for i in path):
+            raise invalid("derivation_path must be non-hardened indices (< 2^31), at most 255 levels")
+        record, share, parties = self._key(request, {pb.SEALED_BLOB_KIND_KEY_SHARE, pb.SEALED_BLOB_KIND_PRESIGNATURE})
+        sid, kid = request.session_id, record.key_id
+        sid_b = sid.encode("utf-8")
+        presig_blobs = [b for b in request.sealed_blobs if b.kind == pb.SEALED_BLOB_KIND_PRESIGNATURE]
+        pid = request.presignature_id
+        if len(presig_blobs) > 1 or bool(presig_blobs) != bool(pid):
+            raise invalid("presignature_id must name the one sealed presignature given, or neither is given")
+
+        def finish_signature(value: Any) -> pb.SessionResult:
+            sig = value
+            assert isinstance(sig, Signature)
+            return pb.SessionResult(
+                key_id=kid, public_key=sig.public_key, signature=sig.to_bytes(), recovery_id=sig.v, presignature_id=pid
+            )
+
+        if pid:
+            presig = self._open_presignature(presig_blobs[0], record, request)
+            if pid in self._used:
+                raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, "presignature already used")
+
+            def consume(_inner_id: bytes) -> None:
+                self._used.consume(pid)
+
+            def build_online(deadline: float) -> Plan:
+                driver = sign.start(sid_b, share, presig, digest, consume, path=path)
+                return Plan(Phase(driver, 0, finish_signature), 1)
+
+            return Prepared(parties, build_online, key_id=kid, approval_digest=digest)
+
+        def online(value: Any) -> Phase:
+            fresh = value
+            assert isinstance(fresh, Presignature)
+            # Made in this session and dropped with it: nothing to consume beyond memory.
+            driver = sign.start(sid_b + ONLINE_SUFFIX, share, fresh, digest, lambda _id: None, path=path)
+            return Phase(driver, PRESIGN_ROUNDS, finish_signature)
+
+        def build_full(deadline: float) -> Plan:
+            ids = tuple(parties.index.values())
+            return Plan(Phase(presign.start(sid_b, share, ids, self._rng), 0, online), PRESIGN_ROUNDS + 1)
+
+        return Prepared(parties, build_full, key_id=kid, approval_digest=digest)
+
+    def _open_presignature(self, blob: pb.SealedBlob, record: ShareRecord, request: pb.SessionStart) -> Presignature:
+        pid = request.presignature_id
+        if blob.id != pid:
+            raise invalid("presignature_id must name the one sealed presignature given, or neither is given")
+        try:
+            index, plaintext = blobs.unseal(
+                self._sealer, blob.data, key_id=record.key_id, protocol=PROTOCOL, purpose="presignature", item_id=pid
+            )
+            rec = PresignatureRecord.decode(plaintext)
+            presig = Presignature.from_bytes(rec.presignature)
+        except (BlobInvalid, InvalidEncoding) as exc:
+            raise blob_invalid(f"presignature: {exc}") from None
+        if (
+            index != record.index
+            or presig.index != record.index
+            or rec.key_id != record.key_id
+            or rec.presignature_id != pid
+        ):
+            raise blob_invalid("presignature: record does not match its binding")
+        if set(rec.signers) != set(request.party_ids):
+            raise invalid("the presignature was made for another signer set")
+        return presig

@@ -1,0 +1,50 @@
+"""Key ids and presignature ids: deterministic, equal at every party, 64 lowercase hex characters.
+
+key id = SHA-256 over length-prefixed fields (u32 big-endian length || bytes):
+    "mpc-signer/engine/key-id/v1", protocol name, session id, u32 threshold,
+    u32 number of parties, each party id in session order, group public key.
+Every party of a DKG session knows all of these once the group key exists, so every party
+computes the same id without another round; two DKG sessions never share an id because the
+session id and the freshly generated public key are in it.
+
+presignature id = SHA-256 over "mpc-signer/engine/presignature-id/v1", key id, presign session
+id, R (the presignature's nonce point, common to all signers and unpredictable before the
+session ends). Equal at every signer, so the relay can name one presignature to all of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from typing import Final
+
+KEY_ID_TAG: Final = b"mpc-signer/engine/key-id/v1"
+PRESIGNATURE_ID_TAG: Final = b"mpc-signer/engine/presignature-id/v1"
+KEY_ID_LEN: Final = 64
+
+
+def _lp(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+def key_id(protocol: str, session_id: str, threshold: int, parties: Sequence[str], public_key: bytes) -> str:
+    h = hashlib.sha256(_lp(KEY_ID_TAG))
+    h.update(_lp(protocol.encode("utf-8")))
+    h.update(_lp(session_id.encode("utf-8")))
+    h.update(struct.pack(">II", threshold, len(parties)))
+    for p in parties:
+        h.update(_lp(p.encode("utf-8")))
+    h.update(_lp(public_key))
+    return h.hexdigest()
+
+
+def presignature_id(key: str, session_id: str, r_point: bytes) -> str:
+    h = hashlib.sha256(_lp(PRESIGNATURE_ID_TAG))
+    for part in (key.encode("ascii"), session_id.encode("utf-8"), r_point):
+        h.update(_lp(part))
+    return h.hexdigest()
+
+
+def is_key_id(value: str) -> bool:
+    return len(value) == KEY_ID_LEN and all(c in "0123456789abcdef" for c in value)

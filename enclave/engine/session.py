@@ -1,0 +1,206 @@
+"""One session inside the enclave: its parties, its phases of `Driver`s, its state.
+
+Party mapping. Party ids are strings at the API; drivers use ints. A session's `Parties` maps
+each party id string to the int its protocol driver uses (DKG: 1-based position in the ordered
+party_ids; SIGN/PRESIGN: the signer's index in the key's DKG party list).
+
+Phases. Most sessions are one driver. A GG20 signature without a presignature is two: presign
+(rounds 1-4) then the online round. A `Phase` is a driver plus a round offset: its messages
+travel as EnclaveMessage.round = offset + driver round, and a message whose round lies beyond
+the current phase is held (one per sender and round) until its phase starts; a second one from
+the same sender for the same round aborts naming the sender, a round outside the session's
+range too. When a driver outputs, the phase's `finish` turns the output into the next phase or
+into the SessionResult.
+
+Everything here runs under the session's lock, the heavy parts in a worker thread: a session is
+touched by one thread at a time. Failing or finishing drops the drivers (and with them every
+secret the session held; Python cannot wipe memory, the references go).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from enclave.errors import LocalError
+from enclave.protocols.rounds import Abort, Driver, Output
+from mpc.v1 import enclave_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Parties:
+    """The session's party ids and the int each one has in the protocol drivers."""
+
+    self_name: str
+    index: Mapping[str, int]
+
+    def __post_init__(self) -> None:
+        if self.self_name not in self.index or len(set(self.index.values())) != len(self.index):
+            raise ValueError("party indices must be distinct and include this party")
+
+    @property
+    def self_index(self) -> int:
+        return self.index[self.self_name]
+
+    def name(self, i: int) -> str:
+        for name, j in self.index.items():
+            if j == i:
+                return name
+        raise KeyError(i)
+
+    def names(self, indices: Iterable[int]) -> list[str]:
+        return [self.name(i) for i in sorted(indices)]
+
+
+@dataclass
+class Phase:
+    driver: Driver = field(repr=False)
+    offset: int
+    # Runs in the worker thread with the driver's Output value.
+    finish: Callable[[Any], pb.SessionResult | Phase] = field(repr=False)
+
+    @property
+    def last_round(self) -> int:
+        return self.offset + self.driver.total_rounds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an adapter hands the engine: the first phase and the rounds of the whole session."""
+
+    first: Phase
+    total_rounds: int
+
+
+class Session:
+    def __init__(self, request: pb.SessionStart, parties: Parties, deadline: float) -> None:
+        self.id = request.session_id
+        self.kind = request.kind
+        self.protocol = request.protocol
+        self.parties = parties
+        self.deadline = deadline
+        self.state: int = pb.SESSION_STATE_RUNNING
+        self.result: pb.SessionResult | None = None
+        self.culprits: list[str] = []
+        self.reason = ""
+        self.total_rounds = 0
+        self._phase: Phase | None = None
+        self._later: dict[tuple[int, int], bytes] = {}
+        self.lock = asyncio.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self.state == pb.SESSION_STATE_RUNNING
+
+    @property
+    def holds_secrets(self) -> bool:
+        return self._phase is not None
+
+    # -- worker-thread side -------------------------------------------------------------------
+
+    def begin(self, plan: Plan) -> list[pb.EnclaveMessage]:
+        self._phase = plan.first
+        self.total_rounds = plan.total_rounds
+        return self._guarded(self._advance)
+
+    def feed(self, messages: Iterable[tuple[int, int, bytes]]) -> list[pb.EnclaveMessage]:
+        """Apply (round, sender index, payload) messages in order; returns what to send."""
+
+        def run() -> list[pb.EnclaveMessage]:
+            out: list[pb.EnclaveMessage] = []
+            for rnd, sender, payload in messages:
+                if not self.running:
+                    break
+                self._receive(rnd, sender, payload)
+                out += self._advance()
+            return out
+
+        return self._guarded(run)
+
+    def _guarded(self, fn: Callable[[], list[pb.EnclaveMessage]]) -> list[pb.EnclaveMessage]:
+        try:
+            return fn()
+        except LocalError as exc:
+            log.error("session %s failed locally: %s", self.id, exc)
+            self.fail("local error in the enclave")
+        except Exception:
+            log.exception("session %s failed", self.id)
+            self.fail("internal error in the enclave")
+        return []
+
+    def _receive(self, rnd: int, sender: int, payload: bytes) -> None:
+        phase = self._phase
+        assert phase is not None
+        if not 1 <= rnd <= self.total_rounds:
+            self.fail("round out of range", [sender])
+        elif rnd > phase.last_round:
+            if (rnd, sender) in self._later:
+                self.fail("duplicate message", [sender])
+            else:
+                self._later[(rnd, sender)] = payload
+        elif rnd > phase.offset:
+            phase.driver.receive(sender, payload)
+        # else: traffic for an earlier, finished phase changes nothing (as a Driver does)
+
+    def _advance(self) -> list[pb.EnclaveMessage]:
+        out: list[pb.EnclaveMessage] = []
+        while self.running and self._phase is not None:
+            phase = self._phase
+            out += [self._message(phase, o.to, o.round, o.payload) for o in phase.driver.take_outgoing()]
+            res = phase.driver.result
+            if res is None:
+                break
+            if isinstance(res, Abort):
+                self.fail(res.reason, res.culprits)
+                break
+            assert isinstance(res, Output)
+            nxt = phase.finish(res.value)
+            if isinstance(nxt, pb.SessionResult):
+                self.done(nxt)
+                break
+            self._phase = nxt
+            held = sorted(k for k in self._later if nxt.offset < k[0] <= nxt.last_round)
+            for rnd, sender in held:
+                nxt.driver.receive(sender, self._later.pop((rnd, sender)))
+        return out
+
+    def _message(self, phase: Phase, to: int | None, rnd: int, payload: bytes) -> pb.EnclaveMessage:
+        return pb.EnclaveMessage(
+            sender=self.parties.self_name,
+            recipient="" if to is None else self.parties.name(to),
+            round=phase.offset + rnd,
+            payload=payload,
+        )
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _drop(self) -> None:
+        self._phase = None
+        self._later.clear()
+
+    def fail(self, reason: str, culprits: Iterable[int] = ()) -> None:
+        if not self.running:
+            return
+        self._drop()
+        self.state = pb.SESSION_STATE_FAILED
+        self.reason = reason
+        self.culprits = self.parties.names(culprits)
+
+    def done(self, result: pb.SessionResult) -> None:
+        self._drop()
+        self.state = pb.SESSION_STATE_DONE
+        self.result = result
+
+    def update(self, outgoing: Iterable[pb.EnclaveMessage] = ()) -> pb.SessionUpdate:
+        u = pb.SessionUpdate(session_id=self.id, state=self.state, outgoing=list(outgoing))  # type: ignore[arg-type]
+        if self.state == pb.SESSION_STATE_DONE and self.result is not None:
+            u.result.CopyFrom(self.result)
+        if self.state == pb.SESSION_STATE_FAILED:
+            u.culprits.extend(self.culprits)
+            u.reason = self.reason
+        return u

@@ -1,0 +1,134 @@
+"""Command-line options of the enclave process for its session engine, and their checking.
+
+    --sealing-key-file PATH         32-byte key-encryption key (mode 0600); metadata (key check)
+                                    at PATH.meta.json unless --sealing-meta says otherwise
+    --sealing-passphrase-file PATH  passphrase (first line) for scrypt; needs --sealing-meta
+    --sealing-meta PATH             sealer metadata file (salt, scrypt cost, key check)
+    --generate-sealing-key          create the key file (or passphrase metadata) if missing (dev)
+    --max-sessions N                running sessions allowed at once
+    --preparams-pool-size N         Paillier pre-parameter sets kept ready for GG20 key generation
+    --policy-key PATH               P-256 public key (PEM) of the signing policy; when given,
+                                    every SIGN needs an approval signed by it
+
+With no sealing option the process uses the development key file var/sealing.key (created on
+first start), except on vsock (a Nitro enclave), where it refuses to start: a key generated
+inside an enclave's memory-backed file system would be lost with every restart, and with it
+every share sealed under it. A wrong key or passphrase (the metadata's key check fails) stops
+the process at start with a clear message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from enclave.engine.engine import Engine, EngineConfig
+from enclave.policy import PolicyVerifier, load_policy_key
+from enclave.sealing import (
+    LocalSealer,
+    Sealer,
+    SealerConfigError,
+    default_metadata_path,
+    generate_key_file,
+    init_passphrase,
+)
+
+log = logging.getLogger(__name__)
+
+DEV_KEY_FILE = Path("var/sealing.key")
+
+
+class SetupError(Exception):
+    """The engine cannot be configured as asked; the message says why (no secrets)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = EngineConfig()
+    g = parser.add_argument_group("sessions and sealing")
+    source = g.add_mutually_exclusive_group()
+    source.add_argument("--sealing-key-file", type=Path, help="32-byte key-encryption key file (mode 0600)")
+    source.add_argument("--sealing-passphrase-file", type=Path, help="file whose first line is the sealing passphrase")
+    g.add_argument("--sealing-meta", type=Path, help="sealer metadata file (default for a key file: KEY.meta.json)")
+    g.add_argument(
+        "--generate-sealing-key", action="store_true", help="create the sealing key (or passphrase metadata) if missing"
+    )
+    g.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
+    g.add_argument("--preparams-pool-size", type=int, default=defaults.preparams_pool_size)
+    g.add_argument("--policy-key", type=Path, help="P-256 public key (PEM) whose approval every SIGN needs")
+
+
+@dataclass(frozen=True)
+class EngineParts:
+    """What `open_parts` checked before the process listens."""
+
+    sealer: Sealer
+    policy: PolicyVerifier | None
+    config: EngineConfig
+
+
+def open_parts(args: argparse.Namespace) -> EngineParts:
+    try:
+        config = EngineConfig(max_sessions=args.max_sessions, preparams_pool_size=args.preparams_pool_size)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    return EngineParts(_sealer(args), _policy(args.policy_key), config)
+
+
+def build_engine(parts: EngineParts) -> Engine:
+    return Engine(parts.sealer, config=parts.config, policy=parts.policy)
+
+
+def _sealer(args: argparse.Namespace) -> Sealer:
+    try:
+        if args.sealing_passphrase_file is not None:
+            return _passphrase_sealer(args.sealing_passphrase_file, args.sealing_meta, args.generate_sealing_key)
+        key_file = args.sealing_key_file
+        generate = args.generate_sealing_key
+        if key_file is None:
+            if args.listen.startswith("vsock://"):
+                raise SetupError("no sealing key configured (--sealing-key-file or --sealing-passphrase-file)")
+            key_file, generate = DEV_KEY_FILE, True
+            log.warning("no sealing key configured: using the development key file %s", key_file)
+        meta = args.sealing_meta or default_metadata_path(key_file)
+        if generate and not key_file.exists() and not meta.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                sealer = generate_key_file(key_file, meta)
+                log.warning("generated a new sealing key in %s", key_file)
+                return sealer
+            except SealerConfigError:
+                # Another process started at the same moment made it: use theirs once complete.
+                time.sleep(0.5)
+        return LocalSealer.from_key_file(key_file, meta)
+    except SealerConfigError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def _passphrase_sealer(path: Path, meta: Path | None, generate: bool) -> Sealer:
+    if meta is None:
+        raise SetupError("--sealing-passphrase-file needs --sealing-meta")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SetupError(f"cannot read the sealing passphrase file {path}: {type(exc).__name__}") from None
+    passphrase = lines[0] if lines else ""
+    if not passphrase:
+        raise SetupError(f"the sealing passphrase file {path} is empty")
+    if generate and not meta.exists():
+        log.warning("created new passphrase sealer metadata in %s", meta)
+        return init_passphrase(meta, passphrase)
+    return LocalSealer.from_passphrase(meta, passphrase)
+
+
+def _policy(path: Path | None) -> PolicyVerifier | None:
+    if path is None:
+        return None
+    try:
+        return PolicyVerifier(load_policy_key(path.read_bytes()))
+    except OSError as exc:
+        raise SetupError(f"cannot read the policy key {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SetupError(f"policy key {path}: {exc}") from None

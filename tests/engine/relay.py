@@ -1,0 +1,130 @@
+"""N session engines in process, with messages routed between them the way a relay would:
+by EnclaveMessage.recipient (empty = every other party of the session)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from enclave.engine import Engine, EngineConfig
+from enclave.policy import PolicyVerifier
+from enclave.primes import PrimeSource
+from enclave.sealing import generate_key_file
+from mpc.v1 import enclave_pb2 as pb
+
+Tamper = Callable[[str, pb.EnclaveMessage], "pb.EnclaveMessage | None"]
+Endpoint = Callable[..., object]
+
+RUNNING, DONE, FAILED = pb.SESSION_STATE_RUNNING, pb.SESSION_STATE_DONE, pb.SESSION_STATE_FAILED
+
+
+def make_engines(
+    names: Sequence[str],
+    tmp: Path,
+    source: PrimeSource,
+    policy: PolicyVerifier | None = None,
+    **config: int,
+) -> dict[str, Engine]:
+    engines = {}
+    for name in names:
+        sealer = generate_key_file(tmp / f"{name}.key")
+        cfg = EngineConfig(preparams_pool_size=1, workers=2, **config)
+        engines[name] = Engine(sealer, config=cfg, prime_source=source, policy=policy)
+    return engines
+
+
+def dkg(sid: str, protocol: int, parties: Sequence[str], threshold: int, me: str) -> pb.SessionStart:
+    return pb.SessionStart(
+        session_id=sid,
+        protocol=protocol,  # type: ignore[arg-type]
+        kind=pb.SESSION_KIND_DKG,
+        party_ids=list(parties),
+        self_party_id=me,
+        threshold=threshold,
+    )
+
+
+def sign(
+    sid: str,
+    protocol: int,
+    signers: Sequence[str],
+    me: str,
+    share: pb.SealedBlob,
+    message: bytes,
+    *,
+    path: Sequence[int] = (),
+    presignature: pb.SealedBlob | None = None,
+    approval: bytes = b"",
+) -> pb.SessionStart:
+    blobs = [share] + ([presignature] if presignature is not None else [])
+    return pb.SessionStart(
+        session_id=sid,
+        protocol=protocol,  # type: ignore[arg-type]
+        kind=pb.SESSION_KIND_SIGN,
+        party_ids=list(signers),
+        self_party_id=me,
+        key_id=share.id,
+        sealed_blobs=blobs,
+        message=message,
+        derivation_path=list(path),
+        presignature_id=presignature.id if presignature is not None else "",
+        policy_approval=approval,
+    )
+
+
+def presign(sid: str, signers: Sequence[str], me: str, share: pb.SealedBlob) -> pb.SessionStart:
+    return pb.SessionStart(
+        session_id=sid,
+        protocol=pb.PROTOCOL_GG20_SECP256K1,
+        kind=pb.SESSION_KIND_PRESIGN,
+        party_ids=list(signers),
+        self_party_id=me,
+        key_id=share.id,
+        sealed_blobs=[share],
+    )
+
+
+async def run(
+    engines: Mapping[str, Engine],
+    starts: Mapping[str, pb.SessionStart],
+    tamper: Tamper | None = None,
+) -> dict[str, pb.SessionUpdate]:
+    """Start every party's session, then relay until no message is left. Returns the last
+    SessionUpdate of each party."""
+    inbox: dict[str, list[pb.EnclaveMessage]] = {n: [] for n in starts}
+    updates: dict[str, pb.SessionUpdate] = {}
+
+    def post(sender: str, outgoing: Sequence[pb.EnclaveMessage]) -> None:
+        for m in outgoing:
+            assert m.sender == sender
+            targets = [m.recipient] if m.recipient else [p for p in starts if p != sender]
+            for t in targets:
+                msg = tamper(t, m) if tamper is not None else m
+                if msg is not None and t in inbox:
+                    inbox[t].append(msg)
+
+    first = await asyncio.gather(*(engines[n].start(s) for n, s in starts.items()))
+    for n, u in zip(starts, first, strict=True):
+        updates[n] = u
+        post(n, u.outgoing)
+    while any(inbox[n] and updates[n].state == RUNNING for n in starts):
+        batch = {n: inbox[n] for n in starts if inbox[n] and updates[n].state == RUNNING}
+        for n in batch:
+            inbox[n] = []
+        results = await asyncio.gather(
+            *(
+                engines[n].deliver(pb.SessionDeliver(session_id=starts[n].session_id, messages=msgs))
+                for n, msgs in batch.items()
+            )
+        )
+        for n, u in zip(batch, results, strict=True):
+            updates[n] = u
+            post(n, u.outgoing)
+    return updates
+
+
+def results(updates: Mapping[str, pb.SessionUpdate]) -> dict[str, pb.SessionResult]:
+    for n, u in updates.items():
+        assert u.state == DONE, f"{n}: state {u.state}, reason {u.reason!r}, culprits {list(u.culprits)}"
+    return {n: u.result for n, u in updates.items()}
