@@ -1,0 +1,155 @@
+"""docker-compose.yml and the host Dockerfile, validated without a Docker engine: the file parses,
+conforms to the Compose specification schema (the one docker-compose 1.29.2 ships, fetched by
+tools/fetch-compose-schema), every file it references exists, every MPC_SIGNER_* variable is one
+the configuration accepts and the values load, and every command it runs is one our CLI accepts."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from signer.cli import build_parser
+from signer.config import ENV_PREFIX, env_var_names, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+SCHEMA = ROOT / ".tools" / "compose-spec.json"
+HOST_IMAGE_SERVICES = ("certs", "enclave", "signer")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    if not SCHEMA.exists():
+        subprocess.run([str(ROOT / "tools" / "fetch-compose-schema"), str(SCHEMA)], check=True, timeout=300)
+    loaded: dict[str, Any] = json.loads(SCHEMA.read_text())
+    return loaded
+
+
+def test_conforms_to_the_compose_specification(compose: dict[str, Any], schema: dict[str, Any]) -> None:
+    # The file declares draft 2019-09 (as "...2019-09/schema#", which jsonschema does not look up).
+    assert "2019-09" in schema["$schema"]
+    validator_class = jsonschema.Draft201909Validator
+    validator_class.check_schema(schema)
+    errors = sorted(validator_class(schema).iter_errors(compose), key=lambda e: list(e.path))
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+    # The validator is live: a wrong type under a service is caught.
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["signer"]["ports"] = 9091
+    assert list(validator_class(schema).iter_errors(broken))
+
+
+def test_the_four_services_with_healthchecks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"postgres", "consul", "enclave", "signer"} <= services.keys()
+    for name in ("postgres", "consul", "enclave", "signer"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD", name
+    depends = services["signer"]["depends_on"]
+    assert depends["enclave"]["condition"] == "service_healthy"
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert services["enclave"]["network_mode"] == "none"  # reachable through its socket only
+
+
+def test_referenced_files_exist_and_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in compose["services"].items():
+        build = service.get("build")
+        if build is not None:
+            context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+            assert context.is_dir(), (name, context)
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            assert (context / dockerfile).is_file(), (name, dockerfile)
+        for volume in service.get("volumes", []):
+            if isinstance(volume, str):
+                source = volume.split(":", 1)[0]
+                kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+            else:
+                source, kind = volume.get("source", ""), volume["type"]
+            if kind == "bind":
+                assert (ROOT / source).exists(), (name, source)
+            elif kind == "volume":
+                assert source in declared, (name, source)
+        for key in ("env_file",):
+            for f in [service[key]] if isinstance(service.get(key), str) else service.get(key, []):
+                assert (ROOT / f).is_file(), (name, f)
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def test_signer_environment_is_the_configuration_reference(compose: dict[str, Any]) -> None:
+    known = set(env_var_names())
+    for name, service in compose["services"].items():
+        for var in environment(service):
+            if var.startswith(ENV_PREFIX):
+                assert var in known, (name, var)
+    env = environment(compose["services"]["signer"])
+    config = load_config(environ=env)  # every value parses and passes the cross-checks
+    assert config.enclave.mode == "external" and config.enclave.address.startswith("unix://")
+    assert config.storage.url.startswith("postgresql://")
+    assert config.consul.enabled and config.metrics.listen
+    # The signer and the enclave meet at the same socket, on a volume both mount.
+    socket_dir = str(Path(config.enclave.address.removeprefix("unix://")).parent)
+    mounts = {
+        svc: {v.split(":")[0] for v in compose["services"][svc]["volumes"] if v.split(":")[1] == socket_dir}
+        for svc in ("enclave", "signer")
+    }
+    assert mounts["enclave"] and mounts["enclave"] == mounts["signer"]
+    enclave_command = compose["services"]["enclave"]["command"]
+    assert enclave_command[enclave_command.index("--listen") + 1] == config.enclave.address
+    # Files the configuration names live on volumes mounted into the signer.
+    mounted = {v.split(":")[1] for v in compose["services"]["signer"]["volumes"]}
+    for path in (config.tls.ca_file, config.tls.cert_file, config.tls.key_file, *config.jwt.keys.values(),
+                 *config.hmac.keys.values()):
+        assert any(str(path).startswith(m + "/") for m in mounted), path
+
+
+def test_commands_are_ones_the_cli_accepts(compose: dict[str, Any]) -> None:
+    parser = build_parser()
+    services = compose["services"]
+    for name in ("enclave", "signer"):
+        parser.parse_args(services[name]["command"])
+        test = services[name]["healthcheck"]["test"]
+        assert test[1] == "mpc-signer"
+        parser.parse_args(test[2:])
+    shell = services["certs"]["command"][0]
+    certs_args = shlex.split(shell.split("||", 1)[1])
+    assert certs_args[0] == "mpc-signer"
+    parser.parse_args(certs_args[1:])
+
+
+def test_dockerfile_pins_every_runtime_dependency_as_tested() -> None:
+    text = DOCKERFILE.read_text()
+    pins = dict(re.findall(r"^\s+([A-Za-z0-9_.-]+)==([0-9][^\s\\]*)", text, re.M))
+    normalized = {k.lower().replace("_", "-"): v for k, v in pins.items()}
+    declared = [r for r in metadata.requires("mpc-signer") or [] if "extra ==" not in r]
+    for requirement in declared:
+        name, version = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s;]+)", requirement).groups()  # type: ignore[union-attr]
+        assert normalized.get(name.lower().replace("_", "-")) == version, requirement
+    for name, version in normalized.items():
+        if name in ("setuptools", "wheel"):
+            continue  # build-only, removed from the final image
+        assert metadata.version(name) == version, (name, "differs from the tested virtualenv")
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
+        for path in source.split():
+            assert (ROOT / path).exists(), path
