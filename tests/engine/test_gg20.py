@@ -1,0 +1,184 @@
+"""GG20 through the engine: DKG, presign + sign, direct sign, BIP32 children, sealed-blob and
+single-use rules. Every signature is checked by coincurve (with recovery) and by cryptography."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+
+import pytest
+from coincurve import PublicKey
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
+
+from enclave.engine.keyids import key_id
+from enclave.service import RequestRejected
+from mpc.v1 import enclave_pb2 as pb
+from tests.engine import relay
+from tests.engine.conftest import GG20, Key
+
+ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def ckd_pub(public_key: bytes, chain_code: bytes, path: tuple[int, ...]) -> bytes:
+    """BIP32 CKDpub written from the spec with coincurve (independent of enclave.bip32)."""
+    key, code = PublicKey(public_key), chain_code
+    for i in path:
+        digest = hmac.new(code, key.format(compressed=True) + i.to_bytes(4, "big"), hashlib.sha512).digest()
+        key = key.add(digest[:32])
+        code = digest[32:]
+    return key.format(compressed=True)
+
+
+def check_ecdsa(result: pb.SessionResult, digest: bytes, expected_key: bytes) -> None:
+    sig = result.signature
+    assert len(sig) == 65 and result.public_key == expected_key
+    r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
+    assert 0 < s <= ORDER // 2, "low s"
+    assert v == result.recovery_id and v in (0, 1)
+    der = encode_dss_signature(r, s)
+    assert PublicKey(expected_key).verify(der, digest, hasher=None)
+    recovered = PublicKey.from_signature_and_message(sig, digest, hasher=None)
+    assert recovered.format(compressed=True) == expected_key
+    pub = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), expected_key)
+    pub.verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+
+
+async def presign_for(key: Key, signers: tuple[str, ...], sid: str) -> dict[str, pb.SealedBlob]:
+    starts = {p: relay.presign(sid, signers, p, key.shares[p]) for p in signers}
+    res = relay.results(await relay.run(key.engines, starts))
+    blobs = {p: r.sealed_presignatures[0] for p, r in res.items()}
+    assert all(len(r.sealed_presignatures) == 1 for r in res.values())
+    ids = {b.id for b in blobs.values()}
+    assert len(ids) == 1, "presignature id is equal at every signer"
+    assert all(b.kind == pb.SEALED_BLOB_KIND_PRESIGNATURE for b in blobs.values())
+    return blobs
+
+
+async def sign_with(
+    key: Key, signers: tuple[str, ...], sid: str, digest: bytes, presigs: dict[str, pb.SealedBlob] | None = None,
+    path: tuple[int, ...] = (),
+) -> dict[str, pb.SessionUpdate]:
+    starts = {
+        p: relay.sign(sid, GG20, signers, p, key.shares[p], digest, path=path,
+                      presignature=presigs[p] if presigs else None)
+        for p in signers
+    }
+    return await relay.run(key.engines, starts)
+
+
+def test_dkg_results(gg20_2of2: Key, gg20_2of3: Key) -> None:
+    for key in (gg20_2of2, gg20_2of3):
+        assert len(key.public_key) == 33 and key.public_key[0] in (2, 3)
+        assert len(key.chain_code) == 32
+        sid = "gg20-dkg-2of2" if key is gg20_2of2 else "gg20-dkg-2of3"
+        assert key.key_id == key_id("gg20-secp256k1", sid, key.threshold, key.parties, key.public_key)
+        assert all(s.id == key.key_id and s.kind == pb.SEALED_BLOB_KIND_KEY_SHARE for s in key.shares.values())
+        PublicKey(key.public_key)  # a valid point
+
+
+async def test_2of3_every_pair_presign_then_sign(gg20_2of3: Key) -> None:
+    for k, pair in enumerate(itertools.combinations(gg20_2of3.parties, 2)):
+        presigs = await presign_for(gg20_2of3, pair, f"pre-3-{k}")
+        digest = hashlib.sha256(f"pair {pair}".encode()).digest()
+        res = relay.results(await sign_with(gg20_2of3, pair, f"sig-3-{k}", digest, presigs))
+        for r in res.values():
+            check_ecdsa(r, digest, gg20_2of3.public_key)
+            assert r.presignature_id == presigs[pair[0]].id and r.key_id == gg20_2of3.key_id
+
+
+async def test_2of3_direct_sign_with_derived_path(gg20_2of3: Key) -> None:
+    pair, path = ("carol", "alice"), (0, 7, 2**31 - 1)
+    digest = hashlib.sha256(b"direct, derived").digest()
+    res = relay.results(await sign_with(gg20_2of3, pair, "direct-3", digest, path=path))
+    child = ckd_pub(gg20_2of3.public_key, gg20_2of3.chain_code, path)
+    assert child != gg20_2of3.public_key
+    for r in res.values():
+        check_ecdsa(r, digest, child)
+        assert r.presignature_id == ""
+
+
+async def test_2of2_presign_sign_derived_and_direct(gg20_2of2: Key) -> None:
+    pair = gg20_2of2.parties
+    presigs = await presign_for(gg20_2of2, pair, "pre-2")
+    digest = hashlib.sha256(b"two of two").digest()
+    path = (44, 60, 0, 0, 5)
+    res = relay.results(await sign_with(gg20_2of2, pair, "sig-2", digest, presigs, path=path))
+    for r in res.values():
+        check_ecdsa(r, digest, ckd_pub(gg20_2of2.public_key, gg20_2of2.chain_code, path))
+    res = relay.results(await sign_with(gg20_2of2, pair, "direct-2", digest))
+    for r in res.values():
+        check_ecdsa(r, digest, gg20_2of2.public_key)
+
+
+async def test_presignature_single_use(gg20_2of2: Key) -> None:
+    pair = gg20_2of2.parties
+    presigs = await presign_for(gg20_2of2, pair, "pre-once")
+    digest = hashlib.sha256(b"first").digest()
+    relay.results(await sign_with(gg20_2of2, pair, "once-1", digest, presigs))
+    for p in pair:
+        with pytest.raises(RequestRejected) as exc:
+            await gg20_2of2.engines[p].start(
+                relay.sign("once-2", GG20, pair, p, gg20_2of2.shares[p], hashlib.sha256(b"second").digest(),
+                           presignature=presigs[p])
+            )
+        assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
+        assert exc.value.message == "presignature already used"
+
+
+async def test_sealed_blob_altered_or_rebound(gg20_2of2: Key, gg20_2of3: Key) -> None:
+    engine, share = gg20_2of2.engines["alice"], gg20_2of2.shares["alice"]
+    digest = bytes(32)
+
+    async def rejected(start: pb.SessionStart) -> str:
+        with pytest.raises(RequestRejected) as exc:
+            await engine.start(start)
+        assert exc.value.code == pb.ERROR_CODE_SEALED_BLOB_INVALID, exc.value.message
+        return exc.value.message
+
+    for pos in (0, 1, 20, len(share.data) // 2, len(share.data) - 1):
+        data = bytearray(share.data)
+        data[pos] ^= 0x01
+        bad = pb.SealedBlob(kind=share.kind, id=share.id, data=bytes(data))
+        await rejected(relay.sign(f"alt-{pos}", GG20, gg20_2of2.parties, "alice", bad, digest))
+    # alice's share of one key presented under another key's id: the binding does not match
+    other = gg20_2of3.key_id
+    moved = pb.SealedBlob(kind=share.kind, id=other, data=share.data)
+    message = await rejected(relay.sign("moved", GG20, ("alice", "bob"), "alice", moved, digest))
+    assert "authentication" in message
+    # a FROST session given a GG20 share
+    await rejected(relay.sign("proto", pb.PROTOCOL_FROST_ED25519, ("alice", "bob"), "alice", share, b"m"))
+    # a presignature altered
+    presigs = await presign_for(gg20_2of2, gg20_2of2.parties, "pre-alt")
+    data = bytearray(presigs["alice"].data)
+    data[-5] ^= 0x80
+    bad_presig = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=presigs["alice"].id, data=bytes(data))
+    await rejected(relay.sign("alt-pre", GG20, gg20_2of2.parties, "alice", share, digest, presignature=bad_presig))
+    # a presignature under another id
+    renamed = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id="f" * 64, data=presigs["alice"].data)
+    await rejected(relay.sign("ren-pre", GG20, gg20_2of2.parties, "alice", share, digest, presignature=renamed))
+    # the presignature still works for its own signers afterwards
+    assert engine.running() == 0
+
+
+async def test_bad_sign_requests(gg20_2of3: Key) -> None:
+    engine, share = gg20_2of3.engines["alice"], gg20_2of3.shares["alice"]
+    pair = ("alice", "bob")
+    cases = [
+        relay.sign("d31", GG20, pair, "alice", share, bytes(31)),
+        relay.sign("d33", GG20, pair, "alice", share, bytes(33)),
+        relay.sign("hard", GG20, pair, "alice", share, bytes(32), path=(1, 2**31)),
+        relay.sign("outsider", GG20, ("alice", "mallory"), "alice", share, bytes(32)),
+    ]
+    for start in cases:
+        with pytest.raises(RequestRejected) as exc:
+            await engine.start(start)
+        assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT, start.session_id
+    presigs = await presign_for(gg20_2of3, ("alice", "bob"), "pre-set")
+    with pytest.raises(RequestRejected) as exc:
+        await engine.start(relay.sign("set", GG20, ("alice", "carol"), "alice", share, bytes(32),
+                                      presignature=presigs["alice"]))
+    assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT and "signer set" in exc.value.message
+    assert engine.running() == 0
