@@ -1,0 +1,238 @@
+"""Async client of mpc.v1.SignerService: mutual TLS, the service JWT, and protocol-message HMACs.
+
+One `SignerClient` owns one gRPC channel (reused by every call; creating channels per call is
+what makes clients slow). Every ProtocolMessage the signer returns is checked against the
+client's HMAC key ring before it is handed on, and the signer's sequence numbers must strictly
+increase per (session, sender), so a relay built on this client never forwards a forged or
+replayed message. `RemoteParty` adapts a client to the relay's party interface.
+
+    async with SignerClient.connect("127.0.0.1:9091", ca=..., cert=..., key=..., hmac=ring,
+                                    token_key=Path("var/certs/jwt.key")) as client:
+        response = await client.start_dkg(...)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from mpc.v1 import signer_pb2 as pb
+from mpc.v1 import signer_pb2_grpc
+from signer.auth.envelope import HmacKeyRing
+from signer.auth.jwt import load_signing_key, mint_token
+from signer.auth.replay import SequenceGuard
+from signer.client.spec import Outcome, SessionSpec
+
+TOKEN_REFRESH_MARGIN = 30
+
+
+@dataclass
+class TokenSource:
+    """A fixed bearer token, or a signing key that mints fresh tokens before they expire."""
+
+    token: str | None = field(default=None, repr=False)
+    signing_key: Any = field(default=None, repr=False)
+    algorithm: str = ""
+    kid: str = "dev"
+    issuer: str = "mpc-service"
+    audience: str = "mpc-signer"
+    subject: str = "mpc-service"
+    lifetime_seconds: int = 300
+    _expires: float = 0.0
+
+    @classmethod
+    def from_key_file(cls, path: Path, **kw: Any) -> TokenSource:
+        algorithm, key = load_signing_key(path)
+        return cls(signing_key=key, algorithm=algorithm, **kw)
+
+    def current(self) -> str:
+        if self.signing_key is None:
+            if self.token is None:
+                raise ValueError("a token or a signing key is needed")
+            return self.token
+        now = time.time()
+        if self.token is None or now > self._expires - TOKEN_REFRESH_MARGIN:
+            self.token = mint_token(
+                self.signing_key, self.algorithm, kid=self.kid, issuer=self.issuer, audience=self.audience,
+                subject=self.subject, lifetime_seconds=self.lifetime_seconds, now=int(now),
+            )
+            self._expires = now + self.lifetime_seconds
+        return self.token
+
+
+class SignerClient:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        tokens: TokenSource,
+        hmac: HmacKeyRing,
+        *,
+        timeout: float = 30.0,
+        replay_window_seconds: float = 3600.0,
+    ) -> None:
+        self._channel = channel
+        self._stub = signer_pb2_grpc.SignerServiceStub(channel)
+        self._tokens = tokens
+        self.hmac = hmac
+        self._timeout = timeout
+        self._guard = SequenceGuard(replay_window_seconds, max_entries=1_000_000)
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        ca: Path,
+        cert: Path,
+        key: Path,
+        hmac: HmacKeyRing,
+        token: str | None = None,
+        token_key: Path | None = None,
+        server_name: str | None = None,
+        timeout: float = 30.0,
+        **token_claims: Any,
+    ) -> SignerClient:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca.read_bytes(), private_key=key.read_bytes(), certificate_chain=cert.read_bytes()
+        )
+        options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        channel = grpc.aio.secure_channel(target, credentials, options=options)
+        if token_key is not None:
+            tokens = TokenSource.from_key_file(token_key, **token_claims)
+        elif token is not None:
+            tokens = TokenSource(token=token)
+        else:
+            raise ValueError("give a token or a token_key to mint tokens with")
+        return cls(channel, tokens, hmac, timeout=timeout)
+
+    async def __aenter__(self) -> SignerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self._tokens.current()}")]
+
+    def check_incoming(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
+        """HMAC and freshness of messages a signer sent; raises MessageAuthError / AlreadyExists."""
+        self.hmac.verify_all(messages)
+        self._guard.accept(messages)
+        return list(messages)
+
+    def sign_outgoing(self, message: pb.ProtocolMessage) -> pb.ProtocolMessage:
+        self.hmac.sign(message)
+        return message
+
+    def party(self, party_id: str) -> RemoteParty:
+        """This signer as party `party_id` of one relayed session."""
+        return RemoteParty(self, party_id)
+
+    async def ping(self, attestation_nonce: bytes = b"") -> pb.PingResponse:
+        request = pb.PingRequest(attestation_nonce=attestation_nonce)
+        return await self._stub.Ping(request, timeout=self._timeout)  # type: ignore[no-any-return]
+
+    async def start_dkg(self, request: pb.StartDKGRequest) -> pb.StartDKGResponse:
+        response = await self._stub.StartDKG(request, metadata=self._metadata(), timeout=self._timeout)
+        self.check_incoming(response.outgoing)
+        return response  # type: ignore[no-any-return]
+
+    async def start_sign(self, request: pb.StartSignRequest) -> pb.StartSignResponse:
+        response = await self._stub.StartSign(request, metadata=self._metadata(), timeout=self._timeout)
+        self.check_incoming(response.outgoing)
+        return response  # type: ignore[no-any-return]
+
+    async def start_presign(self, request: pb.StartPresignRequest) -> pb.StartPresignResponse:
+        response = await self._stub.StartPresign(request, metadata=self._metadata(), timeout=self._timeout)
+        self.check_incoming(response.outgoing)
+        return response  # type: ignore[no-any-return]
+
+    async def submit(self, messages: Sequence[pb.ProtocolMessage]) -> pb.SubmitProtocolMessageResponse:
+        request = pb.SubmitProtocolMessageRequest(messages=messages)
+        response = await self._stub.SubmitProtocolMessage(request, metadata=self._metadata(), timeout=self._timeout)
+        self.check_incoming(response.outgoing)
+        return response  # type: ignore[no-any-return]
+
+    async def dkg_status(self, session_id: str) -> pb.GetDKGStatusResponse:
+        request = pb.GetDKGStatusRequest(session_id=session_id)
+        return await self._stub.GetDKGStatus(request, metadata=self._metadata(), timeout=self._timeout)  # type: ignore[no-any-return]
+
+    async def sign_status(self, session_id: str) -> pb.GetSignStatusResponse:
+        request = pb.GetSignStatusRequest(session_id=session_id)
+        return await self._stub.GetSignStatus(request, metadata=self._metadata(), timeout=self._timeout)  # type: ignore[no-any-return]
+
+    async def presign_status(self, session_id: str) -> pb.GetPresignStatusResponse:
+        request = pb.GetPresignStatusRequest(session_id=session_id)
+        response = await self._stub.GetPresignStatus(request, metadata=self._metadata(), timeout=self._timeout)
+        return response  # type: ignore[no-any-return]
+
+
+class RemoteParty:
+    """A signer node as a party of one relayed session."""
+
+    def __init__(self, client: SignerClient, party_id: str) -> None:
+        self.client = client
+        self.party_id = party_id
+        self._spec: SessionSpec | None = None
+        self.outcome = Outcome(party_id)
+
+    async def start(self, spec: SessionSpec) -> list[pb.ProtocolMessage]:
+        self._spec = spec
+        me = self.party_id
+        if spec.kind == "dkg":
+            response: Any = await self.client.start_dkg(pb.StartDKGRequest(
+                session_id=spec.session_id, protocol=spec.protocol, threshold=spec.threshold,
+                party_ids=spec.party_ids, self_party_id=me,
+            ))
+        elif spec.kind == "sign":
+            response = await self.client.start_sign(pb.StartSignRequest(
+                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, message=spec.message,
+                derivation_path=spec.derivation_path, party_ids=spec.party_ids, self_party_id=me,
+                presignature_id=spec.presignature_id,
+            ))
+        else:
+            response = await self.client.start_presign(pb.StartPresignRequest(
+                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, party_ids=spec.party_ids,
+                self_party_id=me,
+            ))
+        self.outcome.state = response.state
+        if response.state != pb.SESSION_STATE_RUNNING:
+            await self.refresh()
+        return list(response.outgoing)
+
+    async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
+        response = await self.client.submit(messages)
+        self.outcome.state = response.state
+        if response.HasField("result"):
+            self.outcome.result = response.result
+        if response.HasField("failure"):
+            self.outcome.failure = response.failure
+        return list(response.outgoing)
+
+    async def refresh(self) -> Outcome:
+        """Read state and result with the status call of the session's kind."""
+        assert self._spec is not None
+        sid = self._spec.session_id
+        if self._spec.kind == "dkg":
+            d = await self.client.dkg_status(sid)
+            result = pb.SessionResult(dkg=d.result) if d.HasField("result") else None
+        elif self._spec.kind == "sign":
+            s = await self.client.sign_status(sid)
+            d, result = s, (pb.SessionResult(sign=s.result) if s.HasField("result") else None)  # type: ignore[assignment]
+        else:
+            p = await self.client.presign_status(sid)
+            d, result = p, (pb.SessionResult(presign=p.result) if p.HasField("result") else None)  # type: ignore[assignment]
+        self.outcome.state = d.state
+        self.outcome.result = result
+        self.outcome.failure = d.failure if d.HasField("failure") else None
+        return self.outcome

@@ -1,0 +1,105 @@
+"""A relay: runs one session among local parties and signer nodes by carrying their messages.
+
+What mpc-service does in production, in a few lines: start the session on every party, then
+repeatedly deliver each party's outgoing messages to their recipients (a message with an empty
+recipient is a broadcast to every other party) until no message is left in flight, and read
+each party's outcome. Messages for one recipient are delivered in one call per wave, in the
+order they were sent, so per-sender sequence numbers stay increasing. The relay sees only
+HMAC'd envelopes and opaque payloads; it needs no secret of any party.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import grpc
+
+from mpc.v1 import signer_pb2 as pb
+from signer.client.spec import Outcome, SessionSpec
+
+MAX_BATCH = 64  # signer.api.convert.MAX_MESSAGES_PER_SUBMIT
+
+
+class Party(Protocol):
+    party_id: str
+    outcome: Outcome
+
+    async def start(self, spec: SessionSpec) -> list[pb.ProtocolMessage]: ...
+
+    async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]: ...
+
+    async def refresh(self) -> Outcome: ...
+
+
+class Node(Protocol):
+    """Something that can take part in sessions: a `LocalNode` or a `SignerClient`."""
+
+    def party(self, party_id: str) -> Party: ...
+
+
+class RelayError(Exception):
+    """The session could not be relayed to completion (timeout, unroutable message)."""
+
+
+class Relay:
+    """Routes sessions among nodes: `Relay({"client": local_node, "signer-1": client, ...})`, the
+    keys being the party ids the nodes have in the sessions this relay runs."""
+
+    def __init__(self, nodes: Mapping[str, Node]) -> None:
+        self.nodes = dict(nodes)
+
+    async def run(self, spec: SessionSpec, timeout: float = 60.0) -> dict[str, Outcome]:
+        """Relay `spec` among its parties until every one has finished; per-party outcomes."""
+        missing = set(spec.party_ids) - set(self.nodes)
+        if missing:
+            raise ValueError(f"no node for parties {sorted(missing)}")
+        parties = [self.nodes[p].party(p) for p in spec.party_ids]
+        by_id = {p.party_id: p for p in parties}
+        try:
+            async with asyncio.timeout(timeout):
+                first = await asyncio.gather(*(p.start(spec) for p in parties))
+                pending = [m for out in first for m in out]
+                while pending:
+                    inbox = self._route(pending, by_id)
+                    waves = await asyncio.gather(
+                        *(self._deliver(by_id[pid], msgs) for pid, msgs in inbox.items())
+                    )
+                    pending = [m for out in waves for m in out]
+                await asyncio.gather(*(p.refresh() for p in parties if not p.outcome.finished or
+                                       (p.outcome.ok and p.outcome.result is None)))
+        except TimeoutError:
+            raise RelayError(f"session {spec.session_id} did not finish within {timeout}s") from None
+        return {p.party_id: p.outcome for p in parties}
+
+    @staticmethod
+    def _route(
+        messages: Sequence[pb.ProtocolMessage], parties: Mapping[str, Party]
+    ) -> dict[str, list[pb.ProtocolMessage]]:
+        inbox: dict[str, list[pb.ProtocolMessage]] = {}
+        for m in messages:
+            if m.recipient:
+                if m.recipient not in parties:
+                    raise RelayError(f"message from {m.sender} to unknown party {m.recipient}")
+                targets = [m.recipient]
+            else:
+                targets = [p for p in parties if p != m.sender]
+            for t in targets:
+                if not parties[t].outcome.finished:
+                    inbox.setdefault(t, []).append(m)
+        return inbox
+
+    @staticmethod
+    async def _deliver(party: Party, messages: list[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
+        out: list[pb.ProtocolMessage] = []
+        for i in range(0, len(messages), MAX_BATCH):
+            if party.outcome.finished:
+                break
+            try:
+                out += await party.deliver(messages[i : i + MAX_BATCH])
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+                await party.refresh()  # the session had finished (failed) there: read why
+        return out

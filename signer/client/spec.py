@@ -1,0 +1,43 @@
+"""What a relayed session is (`SessionSpec`) and what each party ended with (`Outcome`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mpc.v1 import signer_pb2 as pb
+
+Kind = Literal["dkg", "sign", "presign"]
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """One session as every party starts it (each party adds its own id)."""
+
+    kind: Kind
+    session_id: str
+    protocol: pb.Protocol
+    party_ids: tuple[str, ...]
+    threshold: int = 0  # dkg
+    key_id: str = ""  # sign, presign
+    message: bytes = b""  # sign: GG20 32-byte digest, FROST the message
+    derivation_path: tuple[int, ...] = ()
+    presignature_id: str = ""
+
+
+@dataclass
+class Outcome:
+    """A party's end of a session: state, and the result or the failure."""
+
+    party_id: str
+    state: int = pb.SESSION_STATE_UNSPECIFIED
+    result: pb.SessionResult | None = field(default=None, repr=False)
+    failure: pb.SessionFailure | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (pb.SESSION_STATE_DONE, pb.SESSION_STATE_FAILED)
+
+    @property
+    def ok(self) -> bool:
+        return self.state == pb.SESSION_STATE_DONE
