@@ -182,3 +182,41 @@ async def test_bad_sign_requests(gg20_2of3: Key) -> None:
                                       presignature=presigs["alice"]))
     assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT and "signer set" in exc.value.message
     assert engine.running() == 0
+
+
+async def test_direct_sign_holds_an_early_online_message(gg20_2of2: Key) -> None:
+    """Bob gets Alice's round-5 (online) share before her round-4 presign message: it is held
+    until his presign phase ends, then applied."""
+    pair, digest = gg20_2of2.parties, hashlib.sha256(b"out of order").digest()
+    held: list[pb.EnclaveMessage] = []
+
+    def hold_alice_round4(recipient: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage | None:
+        if m.sender == "alice" and m.round == 4:
+            held.append(m)
+            return None
+        return m
+
+    starts = {p: relay.sign("early", GG20, pair, p, gg20_2of2.shares[p], digest) for p in pair}
+    updates = await relay.run(gg20_2of2.engines, starts, hold_alice_round4)
+    assert held and all(u.state == relay.RUNNING for u in updates.values())
+    bob = await gg20_2of2.engines["bob"].deliver(pb.SessionDeliver(session_id="early", messages=held))
+    assert bob.state == relay.DONE, bob.reason
+    assert [m.round for m in bob.outgoing] == [5]
+    alice = await gg20_2of2.engines["alice"].deliver(pb.SessionDeliver(session_id="early", messages=bob.outgoing))
+    assert alice.state == relay.DONE
+    check_ecdsa(alice.result, digest, gg20_2of2.public_key)
+    assert alice.result.signature == bob.result.signature
+
+
+async def test_round_out_of_range_and_duplicate_held_message_abort(gg20_2of2: Key) -> None:
+    pair = gg20_2of2.parties
+    for sid, rounds in (("range", [9]), ("dup", [5, 5])):
+        starts = {p: relay.sign(sid, GG20, pair, p, gg20_2of2.shares[p], bytes(32)) for p in pair}
+        engine = gg20_2of2.engines["alice"]
+        await engine.start(starts["alice"])
+        msgs = [pb.EnclaveMessage(sender="bob", round=r, payload=b"\x01\x00\x01\x00\x00\x00") for r in rounds]
+        u = await engine.deliver(pb.SessionDeliver(session_id=sid, messages=msgs))
+        assert u.state == relay.FAILED and list(u.culprits) == ["bob"], u.reason
+        with pytest.raises(RequestRejected) as exc:
+            await engine.deliver(pb.SessionDeliver(session_id=sid, messages=msgs))
+        assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
