@@ -6,6 +6,7 @@ it is also the one host module allowed to start the enclave in-process (`mpc-sig
     mpc-signer certs --out DIR [--force]    development CA, certificates, JWT and HMAC keys
     mpc-signer token                        a development service JWT, signed with var/certs/jwt.key
     mpc-signer ping                         calls Ping over mTLS and prints the answer as JSON
+    mpc-signer demo [--target HOST:PORT]    2-of-2 key generation and signatures, both protocols, verified
     mpc-signer audit | backup | enclave-ping  operator commands (signer.ops_cli)
 """
 
@@ -102,6 +103,19 @@ def cmd_ping(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from signer.demo import Target, main
+
+    target = None
+    if args.target:
+        target = Target(
+            address=args.target, ca=Path(args.ca), cert=Path(args.cert), key=Path(args.key),
+            token_key=Path(args.token_key), hmac_key=Path(args.hmac_key), hmac_key_id=args.hmac_key_id,
+            server_name=args.server_name or None,
+        )
+    return main(target)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from enclave.__main__ import add_arguments as add_enclave_arguments
 
@@ -139,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attestation-nonce", default="", help="hex nonce: ask for an attestation document")
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=cmd_ping)
+
+    p = sub.add_parser("demo", help="key generation and a verified signature for each protocol, end to end")
+    p.add_argument("--target", help="HOST:PORT of a running signer (default: start an embedded one in a temp dir)")
+    p.add_argument("--ca", default="var/certs/ca.pem")
+    p.add_argument("--cert", default="var/certs/client.pem")
+    p.add_argument("--key", default="var/certs/client.key")
+    p.add_argument("--token-key", default="var/certs/jwt.key", help="key that mints the service JWT (kid dev)")
+    p.add_argument("--hmac-key", default="var/certs/hmac.key", help="hex HMAC key shared with the signer")
+    p.add_argument("--hmac-key-id", default="dev")
+    p.add_argument("--server-name", default="", help="TLS name to expect if it differs from the target host")
+    p.set_defaults(func=cmd_demo)
 
     from signer.ops_cli import add_subcommands as add_ops_subcommands
 

@@ -1,0 +1,196 @@
+"""A local party: the caller's own share of a key, run in the caller's process.
+
+`LocalNode` instantiates the enclave's session engine in this process with its own sealer (a
+fresh random key-encryption key, or one the caller loads) and keeps its sealed key shares and
+presignatures in a small in-memory store; `LocalNode.party(party_id)` gives the party object
+of one relayed session (see `signer.client.relay`). It is the same protocol library the signer
+nodes run inside their enclaves, so a Python caller can be P1 of a 2-of-2 or 2-of-3 key.
+
+Messages are wrapped in the same HMAC'd envelopes the signer uses (the caller's HMAC key ring,
+per-session sequence numbers), and messages from the signers are checked (HMAC, strictly
+increasing sequence numbers) before the engine sees them.
+
+What is and is not protected: this is not an enclave. The caller's share lives sealed in this
+process's memory (`export_keys` hands out the sealed blobs to persist) and in plaintext while a
+session runs; protect the process accordingly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from enclave.engine import Engine, EngineConfig
+from enclave.primes import PrimeSource
+from enclave.rng import SYSTEM_RNG
+from enclave.sealing import KEK_LEN, LocalSealer, Sealer
+from enclave.service import RequestRejected
+from mpc.v1 import enclave_pb2 as epb
+from mpc.v1 import signer_pb2 as pb
+from signer.api import convert
+from signer.auth.envelope import HmacKeyRing
+from signer.auth.replay import SequenceGuard
+from signer.client.spec import Outcome, SessionSpec
+from signer.errors import FailedPrecondition, InvalidArgument, NotFound
+
+
+@dataclass
+class LocalKey:
+    key_id: str
+    protocol: int  # mpc.v1.Protocol
+    party_ids: tuple[str, ...]
+    threshold: int
+    public_key: bytes
+    chain_code: bytes
+    sealed_share: bytes = field(repr=False)
+
+
+class LocalNode:
+    """The caller's engine, sealer and sealed blobs; shared by every session it takes part in."""
+
+    def __init__(
+        self,
+        hmac: HmacKeyRing,
+        *,
+        sealer: Sealer | None = None,
+        prime_source: PrimeSource | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        """`sealer`: default, a fresh random key-encryption key held only by this object (the
+        sealed blobs are then useless once it is gone). `prime_source`: where GG20 Paillier
+        pre-parameters come from (default: generated here, which takes CPU time)."""
+        self.hmac = hmac
+        self.sealer = sealer if sealer is not None else LocalSealer(SYSTEM_RNG.random_bytes(KEK_LEN))
+        self.engine = Engine(
+            self.sealer, config=config or EngineConfig(preparams_pool_size=1), prime_source=prime_source
+        )
+        self.keys: dict[str, LocalKey] = {}
+        # key id -> presignature id -> sealed blob; popped (consumed) before use
+        self.presignatures: dict[str, dict[str, bytes]] = {}
+        self._guard = SequenceGuard(3600.0, max_entries=1_000_000)
+
+    def party(self, party_id: str) -> LocalParty:
+        return LocalParty(self, party_id)
+
+    def available_presignatures(self, key_id: str) -> list[str]:
+        return list(self.presignatures.get(key_id, {}))
+
+    async def close(self) -> None:
+        self.engine.close()
+
+
+class LocalParty:
+    """This process's party in one session (the relay's party interface)."""
+
+    def __init__(self, node: LocalNode, party_id: str) -> None:
+        self.node = node
+        self.party_id = party_id
+        self.outcome = Outcome(party_id)
+        self._start: epb.SessionStart | None = None
+        self._seq = 1
+
+    async def start(self, spec: SessionSpec) -> list[pb.ProtocolMessage]:
+        start = self._session_start(spec)
+        self._start = start
+        try:
+            update = await self.node.engine.start(start)
+        except RequestRejected as exc:
+            raise FailedPrecondition(f"local party: {exc.message}") from None
+        finally:
+            del start.sealed_blobs[:]
+        return self._apply(update)
+
+    async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
+        assert self._start is not None
+        if self.outcome.finished:
+            raise FailedPrecondition("the session has already finished")
+        self.node.hmac.verify_all(messages)
+        parties = set(self._start.party_ids)
+        for index, m in enumerate(messages):
+            if m.session_id != self._start.session_id:
+                raise InvalidArgument(f"messages[{index}]: another session")
+            if m.sender not in parties or m.sender == self.party_id or m.recipient not in ("", self.party_id):
+                raise InvalidArgument(f"messages[{index}]: not from another party to this one")
+        self.node._guard.accept(messages)
+        deliver = epb.SessionDeliver(session_id=self._start.session_id, messages=convert.to_enclave_messages(messages))
+        return self._apply(await self.node.engine.deliver(deliver))
+
+    async def refresh(self) -> Outcome:
+        return self.outcome
+
+    def _session_start(self, spec: SessionSpec) -> epb.SessionStart:
+        me = self.party_id
+        if spec.kind == "dkg":
+            return convert.dkg_start(pb.StartDKGRequest(
+                session_id=spec.session_id, protocol=spec.protocol, threshold=spec.threshold,  # type: ignore[arg-type]
+                party_ids=spec.party_ids, self_party_id=me,
+            ))
+        key = self.node.keys.get(spec.key_id)
+        if key is None:
+            raise NotFound(f"key {spec.key_id} is not held by this local party")
+        if spec.kind == "presign":
+            start = convert.presign_start(pb.StartPresignRequest(
+                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
+                party_ids=spec.party_ids, self_party_id=me,
+            ))
+        else:
+            start = convert.sign_start(pb.StartSignRequest(
+                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
+                message=spec.message, derivation_path=spec.derivation_path, party_ids=spec.party_ids,
+                self_party_id=me, presignature_id=spec.presignature_id,
+            ))
+        start.sealed_blobs.append(
+            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+        )
+        if spec.kind == "sign" and spec.presignature_id:
+            blob = self.node.presignatures.get(spec.key_id, {}).pop(spec.presignature_id, None)  # consumed here
+            if blob is None:
+                raise FailedPrecondition(f"presignature {spec.presignature_id} is not available locally")
+            start.sealed_blobs.append(
+                epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=spec.presignature_id, data=blob)
+            )
+        return start
+
+    def _apply(self, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
+        start = self._start
+        assert start is not None
+        if update.state == epb.SESSION_STATE_FAILED:
+            self.outcome.state = pb.SESSION_STATE_FAILED
+            self.outcome.failure = pb.SessionFailure(culprits=update.culprits, reason=update.reason)
+        elif update.state == epb.SESSION_STATE_DONE:
+            self.outcome.result = self._keep(update.result)
+            self.outcome.state = pb.SESSION_STATE_DONE
+        else:
+            self.outcome.state = pb.SESSION_STATE_RUNNING
+        out = []
+        for m in update.outgoing:
+            envelope = pb.ProtocolMessage(
+                session_id=start.session_id, sender=self.party_id, recipient=m.recipient, round=m.round,
+                seq=self._seq, payload=m.payload,
+            )
+            self._seq += 1
+            self.node.hmac.sign(envelope)
+            out.append(envelope)
+        return out
+
+    def _keep(self, r: epb.SessionResult) -> pb.SessionResult:
+        """Store sealed results locally and return the public result, as a signer node would."""
+        start = self._start
+        assert start is not None
+        protocol = convert.PUBLIC_PROTOCOLS[start.protocol]
+        if start.kind == epb.SESSION_KIND_DKG:
+            self.node.keys[r.key_id] = LocalKey(
+                key_id=r.key_id, protocol=protocol, party_ids=tuple(start.party_ids), threshold=start.threshold,
+                public_key=r.public_key, chain_code=r.chain_code, sealed_share=r.sealed_share.data,
+            )
+            return pb.SessionResult(dkg=pb.DKGResult(
+                key_id=r.key_id, public_key=r.public_key, chain_code=r.chain_code, protocol=protocol,
+                threshold=start.threshold, party_ids=start.party_ids,
+            ))
+        if start.kind == epb.SESSION_KIND_PRESIGN:
+            pool = self.node.presignatures.setdefault(start.key_id, {})
+            for blob in r.sealed_presignatures:
+                pool[blob.id] = blob.data
+            first = r.sealed_presignatures[0].id if r.sealed_presignatures else ""
+            return pb.SessionResult(presign=pb.PresignResult(key_id=start.key_id, presignature_id=first))
+        return pb.SessionResult(sign=convert.sign_result(r, pb.SIGNATURE_ENCODING_RAW))
