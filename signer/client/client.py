@@ -2,9 +2,11 @@
 
 One `SignerClient` owns one gRPC channel (reused by every call; creating channels per call is
 what makes clients slow). Every ProtocolMessage the signer returns is checked against the
-client's HMAC key ring before it is handed on, and the signer's sequence numbers must strictly
-increase per (session, sender), so a relay built on this client never forwards a forged or
-replayed message. `RemoteParty` adapts a client to the relay's party interface.
+client's HMAC key ring before it is handed on, so a relay built on this client never forwards a
+forged message. Freshness (strictly increasing sequence numbers per session and sender) is
+enforced where messages are consumed: by the recipient signer and by `LocalParty`; here a
+retried, idempotent start legitimately returns the same messages again. `RemoteParty` adapts a
+client to the relay's party interface.
 
     async with SignerClient.connect("127.0.0.1:9091", ca=..., cert=..., key=..., hmac=ring,
                                     token_key=Path("var/certs/jwt.key")) as client:
@@ -25,7 +27,6 @@ from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.jwt import load_signing_key, mint_token
-from signer.auth.replay import SequenceGuard
 from signer.client.spec import Outcome, SessionSpec
 
 TOKEN_REFRESH_MARGIN = 30
@@ -73,14 +74,12 @@ class SignerClient:
         hmac: HmacKeyRing,
         *,
         timeout: float = 30.0,
-        replay_window_seconds: float = 3600.0,
     ) -> None:
         self._channel = channel
         self._stub = signer_pb2_grpc.SignerServiceStub(channel)
         self._tokens = tokens
         self.hmac = hmac
         self._timeout = timeout
-        self._guard = SequenceGuard(replay_window_seconds, max_entries=1_000_000)
 
     @classmethod
     def connect(
@@ -125,9 +124,8 @@ class SignerClient:
         return [("authorization", f"Bearer {self._tokens.current()}")]
 
     def check_incoming(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
-        """HMAC and freshness of messages a signer sent; raises MessageAuthError / AlreadyExists."""
+        """HMAC of messages a signer sent; raises MessageAuthError."""
         self.hmac.verify_all(messages)
-        self._guard.accept(messages)
         return list(messages)
 
     def sign_outgoing(self, message: pb.ProtocolMessage) -> pb.ProtocolMessage:
