@@ -24,7 +24,10 @@ reason) in a bounded list, so late requests get a precise answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -39,7 +42,7 @@ from enclave.engine.gg20 import Gg20Adapter
 from enclave.engine.session import Plan, Session
 from enclave.paillier import DEFAULT_MODULUS_BITS
 from enclave.policy import ApprovalRejected, PolicyVerifier
-from enclave.primes import PreParamPool, PrimeSource, system_source
+from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, system_source
 from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import Sealer
 from enclave.service import RequestRejected
@@ -58,7 +61,7 @@ class EngineConfig:
     # Finished sessions remembered (oldest forgotten first) to answer late requests precisely.
     finished_retention: int = 10_000
     workers: int = 4
-    preparams_pool_size: int = 4
+    preparams_pool_size: int = 2
     # How long a GG20 key generation waits for pre-parameters before RESOURCE_EXHAUSTED.
     preparams_wait_seconds: float = 20.0
     max_messages_per_deliver: int = 256
@@ -69,6 +72,21 @@ class EngineConfig:
             raise ValueError("max_sessions, workers and preparams_pool_size must be at least 1")
         if not 0 < self.default_timeout_ms <= self.max_timeout_ms:
             raise ValueError("need 0 < default_timeout_ms <= max_timeout_ms")
+
+
+def _background(source: PrimeSource) -> PrimeSource:
+    """The pool's filler thread searches at a lower CPU priority (Linux: per thread), so the
+    search never competes with sessions and pings for the cores."""
+    lowered = threading.local()
+
+    def search(modulus_bits: int) -> SafePrimePair:
+        if not getattr(lowered, "done", False):
+            lowered.done = True
+            with contextlib.suppress(AttributeError, OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        return source(modulus_bits)
+
+    return search
 
 
 class Engine:
@@ -86,11 +104,11 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config or EngineConfig()
-        self._policy = policy
+        self.policy = policy
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="mpc-session")
         self.pool = PreParamPool(
-            prime_source or system_source(rng), self.config.modulus_bits, self.config.preparams_pool_size
+            _background(prime_source or system_source(rng)), self.config.modulus_bits, self.config.preparams_pool_size
         )
         self.pool.start()
         self.used_presignatures = UsedPresignatures()
@@ -110,6 +128,10 @@ class Engine:
 
     def running(self) -> int:
         return len(self._running)
+
+    def preparams_ready(self) -> int:
+        """Pre-parameter sets ready in the pool (reported in InfoResponse for the host's metrics)."""
+        return self.pool.ready()
 
     def close(self) -> None:
         for timer in self._timers.values():
@@ -160,7 +182,7 @@ class Engine:
             raise
 
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
-        if self._policy is None:
+        if self.policy is None:
             return
         assert prepared.approval_digest is not None
         fields = {
@@ -171,7 +193,7 @@ class Engine:
         }
         try:
             approval = decode_approval(request.policy_approval, **fields)  # type: ignore[arg-type]
-            self._policy.verify_approval(approval, **fields)  # type: ignore[arg-type]
+            self.policy.verify_approval(approval, **fields)  # type: ignore[arg-type]
         except ApprovalRejected as exc:
             raise RequestRejected(pb.ERROR_CODE_PERMISSION_DENIED, exc.reason) from None
 

@@ -40,15 +40,18 @@ def make_key(engines: dict[str, Engine], protocol: int, parties: tuple[str, ...]
     res = relay.results(asyncio.run(relay.run(engines, starts)))
     first = res[parties[0]]
     return Key(
-        engines, parties, threshold, {p: r.sealed_share for p, r in res.items()}, first.key_id, first.public_key,
+        engines,
+        parties,
+        threshold,
+        {p: r.sealed_share for p, r in res.items()},
+        first.key_id,
+        first.public_key,
         first.chain_code,
     )
 
 
 @pytest.fixture(scope="session")
-def gg20_engines(
-    tmp_path_factory: pytest.TempPathFactory, prime_source: FixtureSource
-) -> Iterator[dict[str, Engine]]:
+def gg20_engines(tmp_path_factory: pytest.TempPathFactory, prime_source: FixtureSource) -> Iterator[dict[str, Engine]]:
     engines = relay.make_engines(["alice", "bob", "carol"], tmp_path_factory.mktemp("gg20-engines"), prime_source)
     yield engines
     for e in engines.values():

@@ -33,7 +33,7 @@ async def test_dkg_then_every_signer_set_signs(tmp_path: Path, prime_source: Fix
         first = res[parties[0]]
         assert len(first.public_key) == 32 and first.chain_code == b""
         assert first.key_id == key_id("frost-ed25519", "frost-dkg", t, parties, first.public_key)
-        for p, r in res.items():
+        for r in res.values():
             assert (r.key_id, r.public_key) == (first.key_id, first.public_key)
             assert r.sealed_share.kind == pb.SEALED_BLOB_KIND_KEY_SHARE and r.sealed_share.id == first.key_id
         for k, signers in enumerate(itertools.combinations(parties, t)):

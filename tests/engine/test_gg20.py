@@ -58,12 +58,17 @@ async def presign_for(key: Key, signers: tuple[str, ...], sid: str) -> dict[str,
 
 
 async def sign_with(
-    key: Key, signers: tuple[str, ...], sid: str, digest: bytes, presigs: dict[str, pb.SealedBlob] | None = None,
+    key: Key,
+    signers: tuple[str, ...],
+    sid: str,
+    digest: bytes,
+    presigs: dict[str, pb.SealedBlob] | None = None,
     path: tuple[int, ...] = (),
 ) -> dict[str, pb.SessionUpdate]:
     starts = {
-        p: relay.sign(sid, GG20, signers, p, key.shares[p], digest, path=path,
-                      presignature=presigs[p] if presigs else None)
+        p: relay.sign(
+            sid, GG20, signers, p, key.shares[p], digest, path=path, presignature=presigs[p] if presigs else None
+        )
         for p in signers
     }
     return await relay.run(key.engines, starts)
@@ -121,8 +126,15 @@ async def test_presignature_single_use(gg20_2of2: Key) -> None:
     for p in pair:
         with pytest.raises(RequestRejected) as exc:
             await gg20_2of2.engines[p].start(
-                relay.sign("once-2", GG20, pair, p, gg20_2of2.shares[p], hashlib.sha256(b"second").digest(),
-                           presignature=presigs[p])
+                relay.sign(
+                    "once-2",
+                    GG20,
+                    pair,
+                    p,
+                    gg20_2of2.shares[p],
+                    hashlib.sha256(b"second").digest(),
+                    presignature=presigs[p],
+                )
             )
         assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
         assert exc.value.message == "presignature already used"
@@ -178,8 +190,9 @@ async def test_bad_sign_requests(gg20_2of3: Key) -> None:
         assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT, start.session_id
     presigs = await presign_for(gg20_2of3, ("alice", "bob"), "pre-set")
     with pytest.raises(RequestRejected) as exc:
-        await engine.start(relay.sign("set", GG20, ("alice", "carol"), "alice", share, bytes(32),
-                                      presignature=presigs["alice"]))
+        await engine.start(
+            relay.sign("set", GG20, ("alice", "carol"), "alice", share, bytes(32), presignature=presigs["alice"])
+        )
     assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT and "signer set" in exc.value.message
     assert engine.running() == 0
 

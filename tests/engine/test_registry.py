@@ -69,8 +69,9 @@ async def test_bad_starts_change_nothing(engines) -> None:  # type: ignore[no-un
         relay.dkg("s", FROST, ("alice", "alice"), 2, "alice"),
         relay.dkg("s", FROST, PAIR, 2, "carol"),
         relay.dkg("s", GG20, ("alice",), 1, "alice"),
-        pb.SessionStart(session_id="s", protocol=FROST, kind=pb.SESSION_KIND_PRESIGN, party_ids=PAIR,
-                        self_party_id="alice"),
+        pb.SessionStart(
+            session_id="s", protocol=FROST, kind=pb.SESSION_KIND_PRESIGN, party_ids=PAIR, self_party_id="alice"
+        ),
     ]
     for start in bad:
         await rejected(alice.start(start), pb.ERROR_CODE_INVALID_ARGUMENT)
@@ -103,8 +104,9 @@ async def test_unknown_sender_is_rejected_and_the_session_continues(engines) -> 
     )
     assert "'mallory'" in msg
     own = pb.EnclaveMessage(sender="alice", round=1, payload=from_bob.payload)
-    await rejected(engines["alice"].deliver(pb.SessionDeliver(session_id="route", messages=[own])),
-                   pb.ERROR_CODE_INVALID_ARGUMENT)
+    await rejected(
+        engines["alice"].deliver(pb.SessionDeliver(session_id="route", messages=[own])), pb.ERROR_CODE_INVALID_ARGUMENT
+    )
     misrouted = pb.EnclaveMessage(sender="bob", recipient="carol", round=1, payload=from_bob.payload)
     assert "'carol'" in await rejected(
         engines["alice"].deliver(pb.SessionDeliver(session_id="route", messages=[misrouted])),
@@ -139,8 +141,8 @@ async def test_policy_approval(tmp_path: Path, prime_source: FixtureSource) -> N
     engines = relay.make_engines(PAIR, tmp_path, prime_source)
     try:
         key = relay.results(await relay.run(engines, {p: relay.dkg("pk", FROST, PAIR, 2, p) for p in PAIR}))
-        for p, e in engines.items():  # configured after the DKG: key generation needs no approval
-            e._policy = PolicyVerifier(policy_key.public_key())  # noqa: SLF001
+        for e in engines.values():  # configured after the DKG: key generation needs no approval
+            e.policy = PolicyVerifier(policy_key.public_key())
         kid = key["alice"].key_id
         message = b"pay 1 coin to bob"
 
@@ -152,11 +154,13 @@ async def test_policy_approval(tmp_path: Path, prime_source: FixtureSource) -> N
         def start(sid: str, p: str, approval: bytes) -> pb.SessionStart:
             return relay.sign(sid, FROST, PAIR, p, key[p].sealed_share, message, approval=approval)
 
-        assert "required" in await rejected(engines["alice"].start(start("s0", "alice", b"")),
-                                            pb.ERROR_CODE_PERMISSION_DENIED)
+        assert "required" in await rejected(
+            engines["alice"].start(start("s0", "alice", b"")), pb.ERROR_CODE_PERMISSION_DENIED
+        )
         forged = approve("s1", signer=ec.generate_private_key(ec.SECP256R1()))
-        assert "does not verify" in await rejected(engines["alice"].start(start("s1", "alice", forged)),
-                                                   pb.ERROR_CODE_PERMISSION_DENIED)
+        assert "does not verify" in await rejected(
+            engines["alice"].start(start("s1", "alice", forged)), pb.ERROR_CODE_PERMISSION_DENIED
+        )
         other_message = approve("s2", msg=b"pay 100 coins to mallory")
         await rejected(engines["alice"].start(start("s2", "alice", other_message)), pb.ERROR_CODE_PERMISSION_DENIED)
         other_session = approve("s3-other")
@@ -180,13 +184,14 @@ async def test_gg20_policy_digest(gg20_2of2: Key) -> None:
     expires = int(time.time()) + 60
     signed = approval_message(gg20_2of2.key_id, digest, path, "gg20-pol", expires)
     approval = encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
-    saved = {p: e._policy for p, e in gg20_2of2.engines.items()}  # noqa: SLF001
+    saved = {p: e.policy for p, e in gg20_2of2.engines.items()}
     try:
         for e in gg20_2of2.engines.values():
-            e._policy = PolicyVerifier(policy_key.public_key())  # noqa: SLF001
+            e.policy = PolicyVerifier(policy_key.public_key())
         starts = {
-            p: relay.sign("gg20-pol", GG20, gg20_2of2.parties, p, gg20_2of2.shares[p], digest, path=path,
-                          approval=approval)
+            p: relay.sign(
+                "gg20-pol", GG20, gg20_2of2.parties, p, gg20_2of2.shares[p], digest, path=path, approval=approval
+            )
             for p in gg20_2of2.parties
         }
         out = relay.results(await relay.run(gg20_2of2.engines, starts))
@@ -194,13 +199,21 @@ async def test_gg20_policy_digest(gg20_2of2: Key) -> None:
         # same approval, another path: refused before anything is computed
         with pytest.raises(RequestRejected) as exc:
             await gg20_2of2.engines["alice"].start(
-                relay.sign("gg20-pol2", GG20, gg20_2of2.parties, "alice", gg20_2of2.shares["alice"], digest,
-                           path=(1, 3), approval=approval)
+                relay.sign(
+                    "gg20-pol2",
+                    GG20,
+                    gg20_2of2.parties,
+                    "alice",
+                    gg20_2of2.shares["alice"],
+                    digest,
+                    path=(1, 3),
+                    approval=approval,
+                )
             )
         assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
     finally:
         for p, e in gg20_2of2.engines.items():
-            e._policy = saved[p]  # noqa: SLF001
+            e.policy = saved[p]
 
 
 async def test_pings_answered_while_a_session_computes(gg20_2of3: Key) -> None:

@@ -1,0 +1,216 @@
+"""The engine inside the real enclave process, over its unix socket: one party is `python -m
+enclave` (with the sealing options), the other an in-process engine. Key generation, signing,
+a restart that signs from the sealed shares, a tampered blob, and a wrong sealing key."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from coincurve import PublicKey
+from nacl.signing import VerifyKey
+
+from enclave.engine import Engine
+from enclave.primes import FixtureSource
+from enclave.sealing import generate_key_file
+from enclave.transport.client import EnclaveClient, EnclaveRequestError, parse_address
+from mpc.v1 import enclave_pb2 as pb
+from signer.cli import build_parser
+from tests.conftest import REPO, EnclaveProcess
+from tests.engine import relay
+from tests.engine.conftest import FROST, GG20
+
+PAIR = ("remote", "local")
+
+
+class Remote:
+    """The enclave process seen through the host-side transport client (duck-types Engine)."""
+
+    def __init__(self, address: str) -> None:
+        self.client = EnclaveClient(parse_address(address), call_timeout=60.0)
+
+    async def start(self, request: pb.SessionStart) -> pb.SessionUpdate:
+        return await self.client.session_start(request)
+
+    async def deliver(self, request: pb.SessionDeliver) -> pb.SessionUpdate:
+        return await self.client.session_deliver(request)
+
+
+@pytest.fixture
+def local(tmp_path: Path, prime_source: FixtureSource) -> Iterator[Engine]:
+    engine = relay.make_engines(["local"], tmp_path, prime_source)["local"]
+    yield engine
+    engine.close()
+
+
+def enclave_args(key: Path) -> list[str]:
+    return [
+        "--sealing-key-file",
+        str(key),
+        "--generate-sealing-key",
+        "--preparams-pool-size",
+        "1",
+        "--max-sessions",
+        "16",
+    ]
+
+
+async def test_sessions_through_the_enclave_process(
+    tmp_path: Path, start_enclave: Callable[..., EnclaveProcess], local: Engine
+) -> None:
+    key_file = tmp_path / "remote.key"
+    proc = start_enclave(extra_args=enclave_args(key_file))
+    assert key_file.exists(), "--generate-sealing-key created the key file"
+    remote = Remote(proc.address)
+    parties = {"remote": remote, "local": local}
+    try:
+        info = await remote.client.info()
+        assert set(info.protocols) == {GG20, FROST}
+
+        frost = relay.results(await relay.run(parties, {p: relay.dkg("p-frost", FROST, PAIR, 2, p) for p in PAIR}))
+        gg20 = relay.results(await relay.run(parties, {p: relay.dkg("p-gg20", GG20, PAIR, 2, p) for p in PAIR}))
+        assert frost["remote"].key_id == frost["local"].key_id and gg20["remote"].key_id == gg20["local"].key_id
+
+        async def sign_both(tag: str) -> None:
+            message = f"signed through the socket ({tag})".encode()
+            out = relay.results(
+                await relay.run(
+                    parties, {p: relay.sign(f"f-{tag}", FROST, PAIR, p, frost[p].sealed_share, message) for p in PAIR}
+                )
+            )
+            VerifyKey(frost["local"].public_key).verify(message, out["remote"].signature)
+            digest = hashlib.sha256(message).digest()
+            out = relay.results(
+                await relay.run(
+                    parties,
+                    {p: relay.sign(f"g-{tag}", GG20, PAIR, p, gg20[p].sealed_share, digest, path=(3,)) for p in PAIR},
+                )
+            )
+            sig = out["remote"].signature
+            recovered = PublicKey.from_signature_and_message(sig, digest, hasher=None)
+            assert recovered.format(compressed=True) == out["remote"].public_key
+
+        await sign_both("before")
+        # presign with the remote, then a restart: the sealed presignature and shares still work
+        pre = relay.results(
+            await relay.run(parties, {p: relay.presign("p-pre", PAIR, p, gg20[p].sealed_share) for p in PAIR})
+        )
+        await remote.client.close()
+        proc.stop()
+        proc.start()
+        remote = Remote(proc.address)
+        parties["remote"] = remote
+        await sign_both("after-restart")
+        digest = hashlib.sha256(b"with the presignature").digest()
+        out = relay.results(
+            await relay.run(
+                parties,
+                {
+                    p: relay.sign(
+                        "g-pre",
+                        GG20,
+                        PAIR,
+                        p,
+                        gg20[p].sealed_share,
+                        digest,
+                        presignature=pre[p].sealed_presignatures[0],
+                    )
+                    for p in PAIR
+                },
+            )
+        )
+        sig = out["remote"].signature
+        assert out["remote"].presignature_id == pre["remote"].sealed_presignatures[0].id
+        assert PublicKey(gg20["local"].public_key).verify(_der(sig), digest, hasher=None)
+        assert PublicKey.from_signature_and_message(sig, digest, hasher=None).format() == gg20["local"].public_key
+
+        # a tampered share: typed error over the wire, and the enclave keeps serving
+        share = frost["remote"].sealed_share
+        bad = pb.SealedBlob(kind=share.kind, id=share.id, data=share.data[:-1] + bytes([share.data[-1] ^ 1]))
+        with pytest.raises(EnclaveRequestError) as exc:
+            await remote.start(relay.sign("tampered", FROST, PAIR, "remote", bad, b"m"))
+        assert exc.value.code == pb.ERROR_CODE_SEALED_BLOB_INVALID
+        with pytest.raises(EnclaveRequestError) as exc:
+            await remote.deliver(pb.SessionDeliver(session_id="never-started"))
+        assert exc.value.code == pb.ERROR_CODE_NOT_FOUND
+        await remote.client.ping()
+    finally:
+        await remote.client.close()
+
+
+def _der(sig65: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    return encode_dss_signature(int.from_bytes(sig65[:32], "big"), int.from_bytes(sig65[32:64], "big"))
+
+
+def test_wrong_sealing_key_refuses_to_start(tmp_path: Path) -> None:
+    generate_key_file(tmp_path / "a.key")
+    generate_key_file(tmp_path / "b.key")
+    sock = f"unix://{tmp_path}/e.sock"
+    cases = [
+        # b's key against a's key check
+        ["--sealing-key-file", str(tmp_path / "b.key"), "--sealing-meta", str(tmp_path / "a.key.meta.json")],
+        ["--sealing-key-file", str(tmp_path / "missing.key")],
+        ["--sealing-passphrase-file", str(tmp_path / "pass")],  # no --sealing-meta
+    ]
+    (tmp_path / "pass").write_text("correct horse\n")
+    for extra in cases:
+        run = subprocess.run(
+            [sys.executable, "-m", "enclave", "--listen", sock, *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 2, run.stderr
+        assert "cannot start" in run.stderr
+    assert (
+        "does not match"
+        in subprocess.run(
+            [sys.executable, "-m", "enclave", "--listen", sock, *cases[0]],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stderr
+    )
+
+
+def test_passphrase_sealer_and_cli_pass_through(tmp_path: Path) -> None:
+    from enclave.engine.setup import SetupError, open_parts
+
+    meta = tmp_path / "sealer.json"
+    (tmp_path / "pass").write_text("correct horse battery staple\n")
+    (tmp_path / "wrong").write_text("incorrect horse\n")
+    parser = build_parser()
+    base = ["enclave", "--listen", f"unix://{tmp_path}/e.sock", "--max-sessions", "7", "--preparams-pool-size", "3"]
+    args = parser.parse_args(
+        [
+            *base,
+            "--sealing-passphrase-file",
+            str(tmp_path / "pass"),
+            "--sealing-meta",
+            str(meta),
+            "--generate-sealing-key",
+        ]
+    )
+    parts = open_parts(args)
+    assert parts.config.max_sessions == 7 and parts.config.preparams_pool_size == 3 and parts.policy is None
+    again = open_parts(
+        parser.parse_args([*base, "--sealing-passphrase-file", str(tmp_path / "pass"), "--sealing-meta", str(meta)])
+    )
+    assert again.sealer.kind == "local"
+    with pytest.raises(SetupError, match="does not match"):
+        open_parts(
+            parser.parse_args(
+                [*base, "--sealing-passphrase-file", str(tmp_path / "wrong"), "--sealing-meta", str(meta)]
+            )
+        )
+    vsock = parser.parse_args(["enclave", "--listen", "vsock://any:5000"])
+    with pytest.raises(SetupError, match="no sealing key"):
+        open_parts(vsock)
