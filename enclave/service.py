@@ -94,13 +94,18 @@ class EnclaveService:
         document = b""
         if nonce:
             document = self._attestor.attest(public_key=b"", user_data=b"", nonce=nonce).document
-        return pb.InfoResponse(
+        response = pb.InfoResponse(
             version=self._version,
             attestation_mode=self._attestor.mode,
             state=pb.ENCLAVE_STATE_READY,
             attestation_document=document,
             protocols=list(self._sessions.protocols()) if self._sessions is not None else [],
         )
+        # Optional on engines: one without a pre-parameter pool simply does not report it.
+        preparams_ready = getattr(self._sessions, "preparams_ready", None)
+        if callable(preparams_ready):
+            response.preparams_ready = int(preparams_ready())
+        return response
 
     async def _session(self, request: pb.Request) -> pb.SessionUpdate:
         if self._sessions is None:

@@ -56,9 +56,8 @@ class Metrics:
         self.presignatures_available = Gauge(
             "mpc_signer_presignatures_available", "Unused presignatures in the store (all keys)", registry=r
         )
-        self.preparams_pool = Gauge(
-            "mpc_signer_preparams_pool_size", "Paillier pre-parameter sets ready in the enclave pool", registry=r
-        )
+        # Registered when the enclave first reports it, so a scrape never shows a pool that is not there.
+        self.preparams_pool: Gauge | None = None
 
     def serve(self, host: str, port: int) -> Any:
         """Start the scrape endpoint on a background thread; returns the server (has shutdown())."""
@@ -68,21 +67,31 @@ class Metrics:
     def interceptor(self) -> grpc.aio.ServerInterceptor:
         return _MetricsInterceptor(self)
 
-    async def refresh_pools(self, store: Any) -> None:
-        """Set the presignature pool gauge from the store (sum over every key)."""
+    async def refresh_pools(self, store: Any, enclave: EnclaveClient | None = None) -> None:
+        """Set the presignature pool gauge from the store (sum over every key) and the
+        pre-parameter gauge from the enclave's Info, when it reports one."""
         total = 0
         for key in await store.list_keys():
             total += await store.count_available(key.key_id)
         self.presignatures_available.set(total)
+        if enclave is not None:
+            info = await enclave.info()
+            if info.HasField("preparams_ready"):
+                if self.preparams_pool is None:
+                    self.preparams_pool = Gauge(
+                        "mpc_signer_preparams_pool_size", "Paillier pre-parameter sets ready in the enclave pool",
+                        registry=self.registry,
+                    )
+                self.preparams_pool.set(info.preparams_ready)
 
-    async def refresh_pools_forever(self, store: Any, interval: float) -> None:
+    async def refresh_pools_forever(self, store: Any, enclave: EnclaveClient | None, interval: float) -> None:
         while True:
             try:
-                await self.refresh_pools(store)
+                await self.refresh_pools(store, enclave)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the store may be briefly unavailable; the gauge keeps its last value
-                log.warning("metrics: cannot read presignature pool sizes: %s", type(exc).__name__)
+            except Exception as exc:  # store or enclave briefly unavailable: the gauges keep their last values
+                log.warning("metrics: cannot read pool sizes: %s", type(exc).__name__)
             await asyncio.sleep(interval)
 
 

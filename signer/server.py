@@ -322,7 +322,7 @@ class SignerServer:
                 where = self.config.metrics.listen
                 raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc.strerror}") from None
             self._pool_task = asyncio.create_task(
-                self.metrics.refresh_pools_forever(self.store, self.config.metrics.pool_refresh_seconds)
+                self.metrics.refresh_pools_forever(self.store, self.enclave, self.config.metrics.pool_refresh_seconds)
             )
         if self.registrar is not None:
             await self.registrar.start()

@@ -24,25 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mpc/v1/enclave.proto\x12\x0empc.v1.enclave\"A\n\x05\x45rror\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.mpc.v1.enclave.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa8\x02\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x04ping\x18\n \x01(\x0b\x32\x1b.mpc.v1.enclave.PingRequestH\x00\x12+\n\x04info\x18\x0b \x01(\x0b\x32\x1b.mpc.v1.enclave.InfoRequestH\x00\x12\x35\n\rsession_start\x18\x14 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionStartH\x00\x12\x39\n\x0fsession_deliver\x18\x15 \x01(\x0b\x32\x1e.mpc.v1.enclave.SessionDeliverH\x00\x12\x35\n\rsession_abort\x18\x16 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionAbortH\x00\x42\x06\n\x04\x62ody\"\xe3\x01\n\x08Response\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.mpc.v1.enclave.ErrorH\x00\x12,\n\x04ping\x18\n \x01(\x0b\x32\x1c.mpc.v1.enclave.PingResponseH\x00\x12,\n\x04info\x18\x0b \x01(\x0b\x32\x1c.mpc.v1.enclave.InfoResponseH\x00\x12\x37\n\x0esession_update\x18\x14 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionUpdateH\x00\x42\x06\n\x04\x62ody\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse\"(\n\x0bInfoRequest\x12\x19\n\x11\x61ttestation_nonce\x18\x01 \x01(\x0c\"\xb1\x01\n\x0cInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10\x61ttestation_mode\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpc.v1.enclave.EnclaveState\x12\x1c\n\x14\x61ttestation_document\x18\x04 \x01(\x0c\x12+\n\tprotocols\x18\x05 \x03(\x0e\x32\x18.mpc.v1.enclave.Protocol\"T\n\nSealedBlob\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.mpc.v1.enclave.SealedBlobKind\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"S\n\x0e\x45nclaveMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\xe8\x02\n\x0cSessionStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\x08protocol\x18\x02 \x01(\x0e\x32\x18.mpc.v1.enclave.Protocol\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.mpc.v1.enclave.SessionKind\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12\x11\n\tthreshold\x18\x06 \x01(\r\x12\x30\n\x0csealed_blobs\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x0f\n\x07message\x18\x08 \x01(\x0c\x12\x17\n\x0f\x64\x65rivation_path\x18\t \x03(\r\x12\x17\n\x0fpresignature_id\x18\n \x01(\t\x12\x0e\n\x06key_id\x18\x0b \x01(\t\x12\x12\n\ntimeout_ms\x18\x0c \x01(\r\x12\x17\n\x0fpolicy_approval\x18\r \x01(\x0c\"V\n\x0eSessionDeliver\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x30\n\x08messages\x18\x02 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\"2\n\x0cSessionAbort\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xf4\x01\n\rSessionResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nchain_code\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x05 \x01(\r\x12\x30\n\x0csealed_share\x18\x06 \x01(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x38\n\x14sealed_presignatures\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x17\n\x0fpresignature_id\x18\x08 \x01(\t\"\xd3\x01\n\rSessionUpdate\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.mpc.v1.enclave.SessionState\x12\x30\n\x08outgoing\x18\x03 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\x12-\n\x06result\x18\x04 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionResult\x12\x10\n\x08\x63ulprits\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t*]\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROTOCOL_GG20_SECP256K1\x10\x01\x12\x1a\n\x16PROTOCOL_FROST_ED25519\x10\x02*r\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SESSION_KIND_DKG\x10\x01\x12\x15\n\x11SESSION_KIND_SIGN\x10\x02\x12\x18\n\x14SESSION_KIND_PRESIGN\x10\x03*z\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03*F\n\x0c\x45nclaveState\x12\x1d\n\x19\x45NCLAVE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NCLAVE_STATE_READY\x10\x01*\xc5\x02\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45RROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x1c\n\x18\x45RROR_CODE_UNIMPLEMENTED\x10\x02\x12\x18\n\x14\x45RROR_CODE_NOT_FOUND\x10\x03\x12\x1d\n\x19\x45RROR_CODE_ALREADY_EXISTS\x10\x04\x12\"\n\x1e\x45RROR_CODE_FAILED_PRECONDITION\x10\x05\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x06\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x07\x12\"\n\x1e\x45RROR_CODE_SEALED_BLOB_INVALID\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t*u\n\x0eSealedBlobKind\x12 \n\x1cSEALED_BLOB_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSEALED_BLOB_KIND_KEY_SHARE\x10\x01\x12!\n\x1dSEALED_BLOB_KIND_PRESIGNATURE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mpc/v1/enclave.proto\x12\x0empc.v1.enclave\"A\n\x05\x45rror\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.mpc.v1.enclave.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xa8\x02\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x04ping\x18\n \x01(\x0b\x32\x1b.mpc.v1.enclave.PingRequestH\x00\x12+\n\x04info\x18\x0b \x01(\x0b\x32\x1b.mpc.v1.enclave.InfoRequestH\x00\x12\x35\n\rsession_start\x18\x14 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionStartH\x00\x12\x39\n\x0fsession_deliver\x18\x15 \x01(\x0b\x32\x1e.mpc.v1.enclave.SessionDeliverH\x00\x12\x35\n\rsession_abort\x18\x16 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionAbortH\x00\x42\x06\n\x04\x62ody\"\xe3\x01\n\x08Response\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.mpc.v1.enclave.ErrorH\x00\x12,\n\x04ping\x18\n \x01(\x0b\x32\x1c.mpc.v1.enclave.PingResponseH\x00\x12,\n\x04info\x18\x0b \x01(\x0b\x32\x1c.mpc.v1.enclave.InfoResponseH\x00\x12\x37\n\x0esession_update\x18\x14 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionUpdateH\x00\x42\x06\n\x04\x62ody\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse\"(\n\x0bInfoRequest\x12\x19\n\x11\x61ttestation_nonce\x18\x01 \x01(\x0c\"\xe3\x01\n\x0cInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10\x61ttestation_mode\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpc.v1.enclave.EnclaveState\x12\x1c\n\x14\x61ttestation_document\x18\x04 \x01(\x0c\x12+\n\tprotocols\x18\x05 \x03(\x0e\x32\x18.mpc.v1.enclave.Protocol\x12\x1c\n\x0fpreparams_ready\x18\x06 \x01(\rH\x00\x88\x01\x01\x42\x12\n\x10_preparams_ready\"T\n\nSealedBlob\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.mpc.v1.enclave.SealedBlobKind\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"S\n\x0e\x45nclaveMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\xe8\x02\n\x0cSessionStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\x08protocol\x18\x02 \x01(\x0e\x32\x18.mpc.v1.enclave.Protocol\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.mpc.v1.enclave.SessionKind\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12\x11\n\tthreshold\x18\x06 \x01(\r\x12\x30\n\x0csealed_blobs\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x0f\n\x07message\x18\x08 \x01(\x0c\x12\x17\n\x0f\x64\x65rivation_path\x18\t \x03(\r\x12\x17\n\x0fpresignature_id\x18\n \x01(\t\x12\x0e\n\x06key_id\x18\x0b \x01(\t\x12\x12\n\ntimeout_ms\x18\x0c \x01(\r\x12\x17\n\x0fpolicy_approval\x18\r \x01(\x0c\"V\n\x0eSessionDeliver\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x30\n\x08messages\x18\x02 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\"2\n\x0cSessionAbort\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xf4\x01\n\rSessionResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nchain_code\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x05 \x01(\r\x12\x30\n\x0csealed_share\x18\x06 \x01(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x38\n\x14sealed_presignatures\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x17\n\x0fpresignature_id\x18\x08 \x01(\t\"\xd3\x01\n\rSessionUpdate\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.mpc.v1.enclave.SessionState\x12\x30\n\x08outgoing\x18\x03 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\x12-\n\x06result\x18\x04 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionResult\x12\x10\n\x08\x63ulprits\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t*]\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROTOCOL_GG20_SECP256K1\x10\x01\x12\x1a\n\x16PROTOCOL_FROST_ED25519\x10\x02*r\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SESSION_KIND_DKG\x10\x01\x12\x15\n\x11SESSION_KIND_SIGN\x10\x02\x12\x18\n\x14SESSION_KIND_PRESIGN\x10\x03*z\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03*F\n\x0c\x45nclaveState\x12\x1d\n\x19\x45NCLAVE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NCLAVE_STATE_READY\x10\x01*\xc5\x02\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45RROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x1c\n\x18\x45RROR_CODE_UNIMPLEMENTED\x10\x02\x12\x18\n\x14\x45RROR_CODE_NOT_FOUND\x10\x03\x12\x1d\n\x19\x45RROR_CODE_ALREADY_EXISTS\x10\x04\x12\"\n\x1e\x45RROR_CODE_FAILED_PRECONDITION\x10\x05\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x06\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x07\x12\"\n\x1e\x45RROR_CODE_SEALED_BLOB_INVALID\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t*u\n\x0eSealedBlobKind\x12 \n\x1cSEALED_BLOB_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSEALED_BLOB_KIND_KEY_SHARE\x10\x01\x12!\n\x1dSEALED_BLOB_KIND_PRESIGNATURE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc.v1.enclave_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROTOCOL']._serialized_start=2024
-  _globals['_PROTOCOL']._serialized_end=2117
-  _globals['_SESSIONKIND']._serialized_start=2119
-  _globals['_SESSIONKIND']._serialized_end=2233
-  _globals['_SESSIONSTATE']._serialized_start=2235
-  _globals['_SESSIONSTATE']._serialized_end=2357
-  _globals['_ENCLAVESTATE']._serialized_start=2359
-  _globals['_ENCLAVESTATE']._serialized_end=2429
-  _globals['_ERRORCODE']._serialized_start=2432
-  _globals['_ERRORCODE']._serialized_end=2757
-  _globals['_SEALEDBLOBKIND']._serialized_start=2759
-  _globals['_SEALEDBLOBKIND']._serialized_end=2876
+  _globals['_PROTOCOL']._serialized_start=2074
+  _globals['_PROTOCOL']._serialized_end=2167
+  _globals['_SESSIONKIND']._serialized_start=2169
+  _globals['_SESSIONKIND']._serialized_end=2283
+  _globals['_SESSIONSTATE']._serialized_start=2285
+  _globals['_SESSIONSTATE']._serialized_end=2407
+  _globals['_ENCLAVESTATE']._serialized_start=2409
+  _globals['_ENCLAVESTATE']._serialized_end=2479
+  _globals['_ERRORCODE']._serialized_start=2482
+  _globals['_ERRORCODE']._serialized_end=2807
+  _globals['_SEALEDBLOBKIND']._serialized_start=2809
+  _globals['_SEALEDBLOBKIND']._serialized_end=2926
   _globals['_ERROR']._serialized_start=40
   _globals['_ERROR']._serialized_end=105
   _globals['_REQUEST']._serialized_start=108
@@ -56,19 +56,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFOREQUEST']._serialized_start=667
   _globals['_INFOREQUEST']._serialized_end=707
   _globals['_INFORESPONSE']._serialized_start=710
-  _globals['_INFORESPONSE']._serialized_end=887
-  _globals['_SEALEDBLOB']._serialized_start=889
-  _globals['_SEALEDBLOB']._serialized_end=973
-  _globals['_ENCLAVEMESSAGE']._serialized_start=975
-  _globals['_ENCLAVEMESSAGE']._serialized_end=1058
-  _globals['_SESSIONSTART']._serialized_start=1061
-  _globals['_SESSIONSTART']._serialized_end=1421
-  _globals['_SESSIONDELIVER']._serialized_start=1423
-  _globals['_SESSIONDELIVER']._serialized_end=1509
-  _globals['_SESSIONABORT']._serialized_start=1511
-  _globals['_SESSIONABORT']._serialized_end=1561
-  _globals['_SESSIONRESULT']._serialized_start=1564
-  _globals['_SESSIONRESULT']._serialized_end=1808
-  _globals['_SESSIONUPDATE']._serialized_start=1811
-  _globals['_SESSIONUPDATE']._serialized_end=2022
+  _globals['_INFORESPONSE']._serialized_end=937
+  _globals['_SEALEDBLOB']._serialized_start=939
+  _globals['_SEALEDBLOB']._serialized_end=1023
+  _globals['_ENCLAVEMESSAGE']._serialized_start=1025
+  _globals['_ENCLAVEMESSAGE']._serialized_end=1108
+  _globals['_SESSIONSTART']._serialized_start=1111
+  _globals['_SESSIONSTART']._serialized_end=1471
+  _globals['_SESSIONDELIVER']._serialized_start=1473
+  _globals['_SESSIONDELIVER']._serialized_end=1559
+  _globals['_SESSIONABORT']._serialized_start=1561
+  _globals['_SESSIONABORT']._serialized_end=1611
+  _globals['_SESSIONRESULT']._serialized_start=1614
+  _globals['_SESSIONRESULT']._serialized_end=1858
+  _globals['_SESSIONUPDATE']._serialized_start=1861
+  _globals['_SESSIONUPDATE']._serialized_end=2072
 # @@protoc_insertion_point(module_scope)

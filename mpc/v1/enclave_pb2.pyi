@@ -130,18 +130,20 @@ class InfoRequest(_message.Message):
     def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols")
+    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
+    PREPARAMS_READY_FIELD_NUMBER: _ClassVar[int]
     version: str
     attestation_mode: str
     state: EnclaveState
     attestation_document: bytes
     protocols: _containers.RepeatedScalarFieldContainer[Protocol]
-    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ...) -> None: ...
+    preparams_ready: int
+    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ...) -> None: ...
 
 class SealedBlob(_message.Message):
     __slots__ = ("kind", "id", "data")

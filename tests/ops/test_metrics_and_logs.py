@@ -74,9 +74,12 @@ def test_scrape_counts_served_and_refused_calls(metered: tuple[SignerProcess, in
         with pytest.raises(grpc.RpcError) as refused:  # no service JWT: refused by the auth interceptor
             stub.GetDKGStatus(signer_pb2.GetDKGStatusRequest(session_id="s-metrics"), timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    after = scrape(port)
     ok = ("mpc_signer_rpc_total", dict(method="SignerService/Ping", code="OK"))
     denied = ("mpc_signer_rpc_total", dict(method="SignerService/GetDKGStatus", code="UNAUTHENTICATED"))
+    # The server counts a call once its handler returns, which may be just after the client has its status.
+    wait_for(lambda: value(scrape(port), denied[0], **denied[1]) > value(before, denied[0], **denied[1]), 5,
+             "the refused call counted")
+    after = scrape(port)
     assert value(after, ok[0], **ok[1]) == value(before, ok[0], **ok[1]) + 1
     assert value(after, denied[0], **denied[1]) == value(before, denied[0], **denied[1]) + 1
     assert value(after, "mpc_signer_rpc_latency_seconds_count", method="SignerService/Ping") >= 1
@@ -86,6 +89,8 @@ def test_scrape_counts_served_and_refused_calls(metered: tuple[SignerProcess, in
              5, "a timed enclave ping")
     assert value(after, "mpc_signer_enclave_up") == 1.0
     assert ("mpc_signer_presignatures_available", ()) in after
+    # The enclave's engine reports its pre-parameter pool through Info (filled in the background).
+    wait_for(lambda: ("mpc_signer_preparams_pool_size", ()) in scrape(port), 15, "the pre-parameter gauge")
     check_labels(after)
 
 
