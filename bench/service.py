@@ -1,0 +1,248 @@
+"""End to end through the service: 2-of-2, the caller's local party and one signer node on
+loopback, every message over gRPC with mTLS, JWT and HMACs, every signer-side step through the
+enclave process (unix socket), keys and presignatures in the signer's SQLite store.
+
+Three processes share the machine: this one (relay + local party), the signer host, its enclave.
+Measured, milliseconds (p50, p95 over repetitions):
+- frost_dkg, frost_sign: one whole session, from the first start to every party done.
+- gg20_dkg: key generation with pre-parameters ready (fixture safe primes: the prime search is
+  not what is measured; every proof about the moduli runs).
+- gg20_presign: producing one presignature (stored sealed by the signer, kept by the local party).
+- gg20_online_sign: signing with a presignature ready (one round), including its durable
+  consumption in the store.
+- frost_sign_throughput: signatures per second with `CONCURRENCY` sessions in flight.
+Every signature is verified with libsecp256k1 / libsodium (outside the timed region).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mpc.v1 import signer_pb2 as pb
+from signer.auth.envelope import HmacKeyRing
+from signer.auth.jwt import read_hex_secret
+from signer.client.client import SignerClient
+from signer.client.local import LocalNode
+from signer.client.relay import Relay
+from signer.client.spec import SessionSpec
+from signer.client.verify import verify
+from signer.devcerts import write_dev_certs
+
+REPO = Path(__file__).resolve().parent.parent
+PARTIES = ("client", "signer")
+FROST = pb.PROTOCOL_FROST_ED25519
+GG20 = pb.PROTOCOL_GG20_SECP256K1
+SIGN_REPS = 60
+DKG_REPS = {FROST: 10, GG20: 4}
+ONLINE_REPS = 30
+CONCURRENCY = 16
+THROUGHPUT_SECONDS = 8.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _summary(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"p50_ms": round(statistics.median(ordered), 2), "p95_ms": round(p95, 2), "n": len(ordered)}
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _connectable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class Service:
+    """An enclave process and a signer process in a temporary directory."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.certs = write_dev_certs(work / "certs")
+        self.port = _free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        sock = self.work / "enclave.sock"
+        log = open(self.work / "processes.log", "ab")  # noqa: SIM115 - owned by the children
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
+        # The test harness's enclave entry point: `python -m enclave` with fixture primes.
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.service.fixture_enclave", "--listen", f"unix://{sock}",
+             "--sealing-key-file", str(self.work / "sealing.key"), "--generate-sealing-key"],
+            cwd=REPO, stdout=log, stderr=log, env={**env, "MPC_TEST_PRIME_SLICE": "1"},
+        ))
+        _wait(sock.exists, 30, "the enclave")
+        c = self.certs
+        config = self.work / "signer.toml"
+        config.write_text("\n".join([
+            "[server]", f'listen = "127.0.0.1:{self.port}"', 'log_level = "WARNING"',
+            "[tls]", f'ca_file = "{c.ca}"', f'cert_file = "{c.server_cert}"', f'key_file = "{c.server_key}"',
+            "[jwt]", f'keys = {{ dev = "{c.jwt_pub}" }}',
+            "[hmac]", f'keys = {{ dev = "{c.hmac_key}" }}', 'active_key_id = "dev"',
+            "[enclave]", 'mode = "external"', f'address = "unix://{sock}"',
+            "[storage]", f'url = "sqlite:{self.work}/signer.db"', "",
+        ]))
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "signer.cli", "serve", "--config", str(config)],
+            cwd=REPO, stdout=log, stderr=log, env=env,
+        ))
+        _wait(lambda: _connectable(self.port), 30, "the signer")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def _session(relay: Relay, spec: SessionSpec) -> dict[str, Any]:
+    outcomes = await relay.run(spec, timeout=120)
+    bad = {p: o.failure for p, o in outcomes.items() if not o.ok or o.result is None}
+    if bad:
+        raise RuntimeError(f"{spec.kind} failed: {bad}")
+    return {p: o.result for p, o in outcomes.items()}
+
+
+async def _timed(relay: Relay, spec: SessionSpec) -> tuple[float, dict[str, Any]]:
+    t0 = time.perf_counter()
+    results = await _session(relay, spec)
+    return (time.perf_counter() - t0) * 1000, results
+
+
+def _sid(kind: str) -> str:
+    return f"bench-{kind}-{secrets.token_hex(6)}"
+
+
+async def _dkg(relay: Relay, protocol: pb.Protocol, reps: int) -> tuple[dict[str, float], pb.DKGResult]:
+    samples, key = [], None
+    for _ in range(reps):
+        ms, results = await _timed(relay, SessionSpec("dkg", _sid("dkg"), protocol, PARTIES, threshold=2))
+        samples.append(ms)
+        key = results["signer"].dkg
+    assert key is not None
+    return _summary(samples), key
+
+
+async def _frost_sign(relay: Relay, key: pb.DKGResult, i: int) -> tuple[float, bytes, bytes]:
+    message = f"benchmark {i}".encode()
+    ms, results = await _timed(relay, SessionSpec("sign", _sid("sign"), FROST, PARTIES, key_id=key.key_id,
+                                                  message=message))
+    return ms, message, results["signer"].sign.signature
+
+
+async def _bench(relay: Relay, local: LocalNode) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    failures = 0
+    # Warm-up: connections, code paths.
+    out["frost_dkg"], frost_key = await _dkg(relay, FROST, DKG_REPS[FROST])
+    samples = []
+    for i in range(SIGN_REPS):
+        ms, message, signature = await _frost_sign(relay, frost_key, i)
+        samples.append(ms)
+        failures += not verify(FROST, frost_key.public_key, message, signature)
+    out["frost_sign"] = _summary(samples[5:])
+
+    out["gg20_dkg"], gg20_key = await _dkg(relay, GG20, DKG_REPS[GG20])
+    presign_samples, online_samples = [], []
+    for i in range(ONLINE_REPS):
+        ms, results = await _timed(relay, SessionSpec("presign", _sid("pre"), GG20, PARTIES, key_id=gg20_key.key_id))
+        presign_samples.append(ms)
+        presignature_id = results["signer"].presign.presignature_id
+        digest = secrets.token_bytes(32)
+        ms, results = await _timed(relay, SessionSpec(
+            "sign", _sid("sign"), GG20, PARTIES, key_id=gg20_key.key_id, message=digest,
+            presignature_id=presignature_id,
+        ))
+        online_samples.append(ms)
+        failures += not verify(GG20, gg20_key.public_key, digest, results["signer"].sign.signature)
+        failures += results["signer"].sign.presignature_id != presignature_id
+    out["gg20_presign"] = _summary(presign_samples)
+    out["gg20_online_sign"] = _summary(online_samples[2:])
+
+    done = 0
+    stop_at = time.perf_counter() + THROUGHPUT_SECONDS
+    verified: list[tuple[bytes, bytes]] = []
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop_at:
+            _ms, message, signature = await _frost_sign(relay, frost_key, w * 1_000_000 + i)
+            verified.append((message, signature))
+            done += 1
+            i += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
+    elapsed = time.perf_counter() - t0
+    failures += sum(not verify(FROST, frost_key.public_key, m, s) for m, s in verified)
+    out["frost_sign_throughput"] = {
+        "signatures_per_second": round(done / elapsed, 1), "concurrency": CONCURRENCY, "signatures": done,
+        "seconds": round(elapsed, 2),
+    }
+    out["verification_failures"] = failures
+    return out
+
+
+async def _main(work: Path) -> dict[str, Any]:
+    service = Service(work)
+    service.start()
+    try:
+        c = service.certs
+        ring = HmacKeyRing({"dev": read_hex_secret(c.hmac_key)}, "dev")
+        client = SignerClient.connect(f"127.0.0.1:{service.port}", ca=c.ca, cert=c.client_cert, key=c.client_key,
+                                      hmac=ring, token_key=c.jwt_key)
+        from tests.service.fixture_enclave import prime_slice
+
+        local = LocalNode(ring, prime_source=prime_slice(0))
+        try:
+            results = await _bench(Relay({"client": local, "signer": client}), local)
+        finally:
+            await client.close()
+            await local.close()
+    finally:
+        service.stop()
+    results["setup"] = (
+        "2-of-2 on loopback: relay + local party (this process), signer host and enclave as separate "
+        f"processes on {os.cpu_count()} cores; SQLite store; fixture safe primes for GG20 pre-parameters"
+    )
+    results["targets"] = {"frost_sign_p50_ms": 5, "gg20_online_sign_p50_ms": 5, "frost_sign_per_second": 300}
+    return results
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="mpc-bench-service-") as tmp:
+        return asyncio.run(_main(Path(tmp)))
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))
