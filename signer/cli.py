@@ -2,7 +2,8 @@
 it is also the one host module allowed to start the enclave in-process (`mpc-signer enclave`).
 
     mpc-signer serve [--config FILE]        the host (and, enclave mode "embedded", its enclave)
-    mpc-signer enclave --listen URI         the enclave process alone
+    mpc-signer enclave --listen URI         the enclave process alone (with python -m enclave's
+                                            sealing, session and policy options)
     mpc-signer certs --out DIR [--force]    development CA, certificates, JWT and HMAC keys
     mpc-signer token                        a development service JWT, signed with var/certs/jwt.key
     mpc-signer ping                         calls Ping over mTLS and prints the answer as JSON

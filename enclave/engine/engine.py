@@ -17,8 +17,8 @@ Live secret state exists only here, in memory, for as long as its session runs. 
 - with a policy verifier configured, requires a valid approval on every SIGN before the
   session is built (no signature share can exist without it): PERMISSION_DENIED otherwise.
 
-Finished sessions keep their public outcome (state, result with sealed blobs, culprits,
-reason) in a bounded list, so late requests get a precise answer.
+Finished sessions keep their public outcome (state, culprits, reason; the result is handed out
+once, in the update that reports DONE) in a bounded list, so late requests get a precise answer.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class Engine:
                 outgoing = await self._in_worker(lambda: session.begin(plan))
                 self._arm_deadline(session, timeout_ms / 1000)
                 self._settle(session)
-                return session.update(outgoing)
+                return self._answer(session, outgoing)
         except BaseException:
             # Nothing of the session survives a failed start (a deliver queued on its lock
             # then finds it failed); the id may be used again.
@@ -231,7 +231,7 @@ class Engine:
             if session.running and self._clock() >= session.deadline:
                 return self._expire_now(session)
             self._settle(session)
-            return session.update(outgoing)
+            return self._answer(session, outgoing)
 
     async def abort(self, request: pb.SessionAbort) -> pb.SessionUpdate:
         session = self._lookup(request.session_id)
@@ -267,6 +267,14 @@ class Engine:
         log.info("session %s: deadline exceeded, secrets dropped", session.id)
         self._settle(session)
         return session.update()
+
+    @staticmethod
+    def _answer(session: Session, outgoing: Sequence[pb.EnclaveMessage]) -> pb.SessionUpdate:
+        update = session.update(outgoing)
+        # The DONE update is the one place the result is handed out (the host stores its sealed
+        # blobs before reporting done); the finished record keeps only state and reason.
+        session.result = None
+        return update
 
     def _settle(self, session: Session) -> None:
         """Move a finished session out of the running set (its secrets are already dropped)."""
