@@ -113,6 +113,15 @@ class Service:
         ))
         _wait(lambda: _connectable(self.port), 30, "the signer")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each process of the set-up."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {"relay_and_local_party": sum(os.times()[:2])}
+        for name, proc in zip(("enclave", "signer"), self.procs, strict=True):
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        return out
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.terminate()
@@ -157,7 +166,7 @@ async def _frost_sign(relay: Relay, key: pb.DKGResult, i: int) -> tuple[float, b
     return ms, message, results["signer"].sign.signature
 
 
-async def _bench(relay: Relay, local: LocalNode) -> dict[str, Any]:
+async def _bench(relay: Relay, local: LocalNode, cpu_seconds: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     failures = 0
     # Warm-up: connections, code paths.
@@ -171,7 +180,7 @@ async def _bench(relay: Relay, local: LocalNode) -> dict[str, Any]:
 
     out["gg20_dkg"], gg20_key = await _dkg(relay, GG20, DKG_REPS[GG20])
     presign_samples, online_samples = [], []
-    for i in range(ONLINE_REPS):
+    for _ in range(ONLINE_REPS):
         ms, results = await _timed(relay, SessionSpec("presign", _sid("pre"), GG20, PARTIES, key_id=gg20_key.key_id))
         presign_samples.append(ms)
         presignature_id = results["signer"].presign.presignature_id
@@ -199,13 +208,15 @@ async def _bench(relay: Relay, local: LocalNode) -> dict[str, Any]:
             done += 1
             i += 1
 
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
     elapsed = time.perf_counter() - t0
+    cpu = {name: round((after - cpu0[name]) * 1000 / max(done, 1), 2) for name, after in cpu_seconds().items()}
     failures += sum(not verify(FROST, frost_key.public_key, m, s) for m, s in verified)
     out["frost_sign_throughput"] = {
         "signatures_per_second": round(done / elapsed, 1), "concurrency": CONCURRENCY, "signatures": done,
-        "seconds": round(elapsed, 2),
+        "seconds": round(elapsed, 2), "cpu_ms_per_signature": cpu,
     }
     out["verification_failures"] = failures
     return out
@@ -223,7 +234,7 @@ async def _main(work: Path) -> dict[str, Any]:
 
         local = LocalNode(ring, prime_source=prime_slice(0))
         try:
-            results = await _bench(Relay({"client": local, "signer": client}), local)
+            results = await _bench(Relay({"client": local, "signer": client}), local, service.cpu_seconds)
         finally:
             await client.close()
             await local.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, PresignatureRecord, Snapshot
@@ -56,6 +57,11 @@ class Store(Protocol):
     async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int: ...
 
     async def append_audit(self, record: AuditRecord) -> AuditRecord: ...
+
+    async def append_audits(self, records: Sequence[AuditRecord]) -> None:
+        """Append several records in one transaction (one commit, one fsync): group commit for a
+        busy node. All or nothing."""
+        ...
 
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
         """Matching records, newest first."""

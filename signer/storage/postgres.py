@@ -14,7 +14,7 @@ e.g. `?options=-csearch_path%3Dsigner`); tests use a throwaway schema per run.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -346,6 +346,22 @@ class PostgresStore:
             row = await cur.fetchone()
         assert row is not None
         return AuditRecord(**{**record.__dict__, "id": int(row["id"]), "time": utc(at)})
+
+    async def append_audits(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        async with self._tx() as conn, conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        r.time or self._clock(), r.operation, r.caller, r.session_id, r.key_id, r.digest, r.result,
+                        encode_party_set(r.culprits), r.reason,
+                    )
+                    for r in records
+                ],
+            )
 
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
         where: list[str] = []

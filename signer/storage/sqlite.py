@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -371,6 +371,24 @@ class SqliteStore:
             return AuditRecord(**{**record.__dict__, "id": cur.lastrowid, "time": utc(at)})
 
         return await self._run(w)
+
+    async def append_audits(self, records: Sequence[AuditRecord]) -> None:
+        def w() -> None:
+            with self._tx() as db:
+                db.executemany(
+                    "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            _ts(r.time or self._clock()), r.operation, r.caller, r.session_id, r.key_id, r.digest,
+                            r.result, encode_party_set(r.culprits), r.reason,
+                        )
+                        for r in records
+                    ],
+                )
+
+        if records:
+            await self._run(w)
 
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
         where, args = [], []
