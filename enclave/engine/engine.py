@@ -130,10 +130,6 @@ class Engine:
         return len(self._running)
 
     def preparams_ready(self) -> int:
-        """GG20 pre-parameter sets ready in the pool (reported in InfoResponse)."""
-        return self.pool.ready()
-
-    def preparams_ready(self) -> int:
         """Pre-parameter sets ready in the pool (reported in InfoResponse for the host's metrics)."""
         return self.pool.ready()
 
