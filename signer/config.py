@@ -217,9 +217,6 @@ class ConsulConfig:
     tags: tuple[str, ...] = key([], "service tags")
     ttl_seconds: float = key(15.0, "TTL of the enclave check; the host passes it every third of that", _positive)
     check_interval_seconds: float = key(10.0, "how often Consul calls the gRPC health check (over mTLS)", _positive)
-    tls_server_name: str = key(
-        "", "TLS name the agent expects on the signer's certificate (empty: the advertised host)"
-    )
     deregister_critical_after: str = key(
         "10m", "Consul removes an instance whose check stayed critical this long (Go duration)", _go_duration
     )

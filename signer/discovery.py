@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import consul
+from consul.exceptions import ACLPermissionDenied, BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def build_checks(s: ConsulSettings) -> list[dict[str, Any]]:
         "Timeout": _duration(min(s.grpc_interval_seconds, 5.0)),
         "DeregisterCriticalServiceAfter": s.deregister_critical_after,
     }
-    if s.grpc_tls_server_name:
+    if s.grpc_tls_server_name:  # Consul >= 1.10 only: 1.8 refuses a definition that has it
         grpc_check["TLSServerName"] = s.grpc_tls_server_name
     ttl_check: dict[str, Any] = {
         "CheckID": s.ttl_check_id,
@@ -197,9 +198,18 @@ class ConsulRegistrar:
                 # An agent restart forgets the service: the TTL update then fails and we register again.
                 self._registered = False
                 delay = backoff * (0.5 + self._jitter())
-                log.warning(
-                    "consul: agent at %s unavailable (%s); retrying in %.1fs",
-                    self._s.address, type(exc).__name__, delay,
-                )
+                if isinstance(exc, (BadRequest, ACLPermissionDenied)):
+                    # The agent answered and said no (a definition this Consul version rejects, an
+                    # ACL token without the right policy): an operator has to act. Its reason is
+                    # Consul's own text, which carries no token.
+                    log.error(
+                        "consul: agent at %s refused the registration (%s: %s); retrying in %.1fs",
+                        self._s.address, type(exc).__name__, str(exc)[:300], delay,
+                    )
+                else:
+                    log.warning(
+                        "consul: agent at %s unavailable (%s); retrying in %.1fs",
+                        self._s.address, type(exc).__name__, delay,
+                    )
                 await asyncio.sleep(delay)
                 backoff = min(backoff * 2, self._s.retry_max_seconds)

@@ -291,7 +291,6 @@ class SignerServer:
             token=credentials.consul_token,
             ttl_seconds=c.ttl_seconds,
             grpc_interval_seconds=c.check_interval_seconds,
-            grpc_tls_server_name=c.tls_server_name,
             deregister_critical_after=c.deregister_critical_after,
         )
 

@@ -97,3 +97,22 @@ async def test_outage_is_retried_and_registration_returns(tmp_path: Path) -> Non
             agent.stop()
     finally:
         await asyncio.wait_for(reg.stop(), 20)
+
+
+async def test_refused_definition_is_logged_as_refused(agent: ConsulAgent, caplog: pytest.LogCaptureFixture) -> None:
+    """Consul 1.8 rejects a gRPC check with TLSServerName (added in 1.10): the registrar says the
+    agent refused it, with Consul's reason, instead of calling the agent unavailable."""
+
+    async def enclave_alive() -> bool:
+        return True
+
+    reg = ConsulRegistrar(settings(agent.address, grpc_tls_server_name="signer.internal"), enclave_alive)
+    with caplog.at_level("ERROR", logger="signer.discovery"):
+        await reg.start()
+        try:
+            await wait_for(lambda: reg.attempts >= 2)
+        finally:
+            await reg.stop()
+    assert "signer-a" not in agent.services()
+    refused = [r.getMessage() for r in caplog.records if "refused the registration" in r.getMessage()]
+    assert refused and "BadRequest" in refused[0] and "400" in refused[0]
