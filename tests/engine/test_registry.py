@@ -119,6 +119,12 @@ async def test_unknown_sender_is_rejected_and_the_session_continues(engines) -> 
     b = await engines["bob"].deliver(pb.SessionDeliver(session_id="route", messages=list(a1.outgoing)))
     assert a.state == relay.DONE and b.state == relay.DONE
     assert a.result.key_id == b.result.key_id
+    msg = await rejected(
+        engines["alice"].deliver(pb.SessionDeliver(session_id="route", messages=[from_bob])),
+        pb.ERROR_CODE_FAILED_PRECONDITION,
+    )
+    assert "is done" in msg
+    await rejected(engines["alice"].abort(pb.SessionAbort(session_id="route")), pb.ERROR_CODE_FAILED_PRECONDITION)
 
 
 async def test_garbage_aborts_naming_the_sender_and_other_sessions_go_on(engines) -> None:  # type: ignore[no-untyped-def]
