@@ -1,0 +1,167 @@
+"""GG20 benchmark: keygen (warm pre-parameter pool), presign and online sign, at 2048- and
+3072-bit Paillier moduli, plus safe-prime pre-parameter generation time.
+
+All parties run in this process, one at a time, so each party's CPU time is measured alone
+(time.thread_time). Messages are delivered in waves (every message of round r, then every
+message of round r+1, ...); a party's work in a wave is the time spent in its `receive` calls
+(verification, and the next round's computation when its round completes), and in `start`
+for the first wave. The critical path is the sum over waves of the slowest party's work: the
+latency of a deployment where parties compute in parallel and the network is free.
+
+The warm pool is a `PreParamPool` filled before timing from the committed fixture safe primes
+(tests/vectors/safe_primes.json): key generation timing excludes the prime search, which is
+measured separately (`preparams`, fresh primes from the system RNG; the 3072-bit figure is a
+single sample because one search takes tens of seconds to minutes on these machines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from enclave.primes import FixtureSource, PreParamPool, system_source
+from enclave.protocols.gg20 import keygen, presign, sign
+from enclave.protocols.gg20.keyshare import KeyShare
+from enclave.protocols.rounds import Driver, Output
+from enclave.rng import SYSTEM_RNG
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "safe_primes.json"
+TARGETS = {
+    "presign_2of2_critical_path_ms_at_2048": 300,
+    "sign_cpu_ms_per_party_at_2048": 1,
+    "keygen_warm_critical_path_ms_at_2048": 1500,
+}
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.thread_time()
+    out = fn()
+    return out, (time.thread_time() - t0) * 1000
+
+
+def _run(starts: dict[int, Callable[[], Driver]]) -> dict[str, Any]:
+    per_party = {p: 0.0 for p in starts}
+    waves: list[dict[int, float]] = []
+    drivers: dict[int, Driver] = {}
+    first: dict[int, float] = {}
+    for p, start in starts.items():
+        drivers[p], first[p] = _timed(start)
+    waves.append(first)
+    while True:
+        outgoing = [(d.self_id, out) for d in drivers.values() for out in d.take_outgoing()]
+        if not outgoing:
+            break
+        wave = {p: 0.0 for p in drivers}
+        for sender, out in outgoing:
+            targets = [out.to] if out.to is not None else [p for p in drivers if p != sender]
+            for t in targets:
+                _, ms = _timed(partial(drivers[t].receive, sender, out.payload))
+                wave[t] += ms
+        waves.append(wave)
+    for wave in waves:
+        for p, ms in wave.items():
+            per_party[p] += ms
+    outcomes = {p: d.result for p, d in drivers.items()}
+    if not all(isinstance(o, Output) for o in outcomes.values()):
+        raise RuntimeError(f"benchmark run did not complete: {outcomes}")
+    return {
+        "outputs": {p: o.value for p, o in outcomes.items()},  # type: ignore[union-attr]
+        "per_party_cpu_ms": per_party,
+        "critical_path_ms": sum(max(w.values()) for w in waves),
+        "waves": len(waves),
+    }
+
+
+class _ConsumeOnce:
+    """The consume hook contract (a real service records the use durably, e.g. in storage)."""
+
+    def __init__(self) -> None:
+        self.used: set[bytes] = set()
+
+    def __call__(self, presign_id: bytes) -> None:
+        if presign_id in self.used:
+            raise RuntimeError("presignature already used")
+        self.used.add(presign_id)
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    parties = sorted(runs[0]["per_party_cpu_ms"])
+    return {
+        "runs": len(runs),
+        "critical_path_ms_median": round(statistics.median(r["critical_path_ms"] for r in runs), 2),
+        "critical_path_ms_min": round(min(r["critical_path_ms"] for r in runs), 2),
+        "per_party_cpu_ms_median": {
+            str(p): round(statistics.median(r["per_party_cpu_ms"][p] for r in runs), 3) for p in parties
+        },
+        "message_waves": runs[0]["waves"],
+    }
+
+
+def _protocols(source: FixtureSource, bits: int, parties: list[int], threshold: int, reps: dict[str, int],
+               tag: str) -> dict[str, Any]:
+    pool = PreParamPool(source, bits, size=len(parties) * reps["keygen"])
+    pool.fill_now()
+    keygens = []
+    keys: dict[int, KeyShare] = {}
+    for rep in range(reps["keygen"]):
+        sid = f"bench-keygen-{tag}-{rep}".encode()
+        starts = {
+            p: partial(keygen.start, sid, p, parties, threshold, pool.take(timeout=0), SYSTEM_RNG,
+                       min_modulus_bits=bits)
+            for p in parties
+        }
+        res = _run(starts)
+        keygens.append(res)
+        keys = res["outputs"]
+    signers = parties[:threshold]
+    presigns, signs = [], []
+    for rep in range(reps["presign"]):
+        sid = f"bench-presign-{tag}-{rep}".encode()
+        res = _run({p: partial(presign.start, sid, keys[p], signers, SYSTEM_RNG) for p in signers})
+        presigns.append(res)
+        presigs = res["outputs"]
+        digest = hashlib.sha256(sid).digest()
+        res = _run({
+            p: partial(sign.start, b"sign-" + sid, keys[p], presigs[p], digest, _ConsumeOnce()) for p in signers
+        })
+        signs.append(res)
+    return {"keygen": _summary(keygens), "presign": _summary(presigns), "sign": _summary(signs),
+            "signers": signers}
+
+
+def _preparams(bits: int, samples: int) -> dict[str, Any]:
+    source = system_source(SYSTEM_RNG)
+    times = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        source(bits)
+        times.append(round(time.perf_counter() - t0, 2))
+    return {"samples_s": times, "note": "wall time for one pair of safe primes (one Paillier-Blum modulus)"}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    doc = json.loads(FIXTURES.read_text())
+    source = FixtureSource(int(h, 16) for h in doc["primes"]["1024"] + doc["primes"]["1536"])
+    results: dict[str, Any] = {"targets": TARGETS, "method": __doc__.split("\n\n")[1].replace("\n", " ")}
+    reps_2048 = {"keygen": 1 if quick else 2, "presign": 2 if quick else 5}
+    reps_3072 = {"keygen": 1, "presign": 1 if quick else 2}
+    for bits, reps in ((2048, reps_2048), (3072, reps_3072)):
+        results[f"modulus_{bits}"] = {
+            "2of2": _protocols(source, bits, [1, 2], 2, reps, f"{bits}-2of2"),
+            "2of3": _protocols(source, bits, [1, 2, 3], 2, reps, f"{bits}-2of3"),
+        }
+    results["preparams"] = {
+        "2048": _preparams(2048, 1 if quick else 3),
+        "3072": {**_preparams(3072, 1), "single_sample": True},
+    }
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick=True), indent=2, default=str))
