@@ -34,7 +34,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from enclave.transport.client import EnclaveClient, EnclaveTimeout, EnclaveUnavailable, TransportError
+from enclave.transport.client import (
+    EnclaveClient,
+    EnclaveRequestError,
+    EnclaveTimeout,
+    EnclaveUnavailable,
+    TransportError,
+)
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
@@ -128,7 +134,10 @@ class Sessions:
         *,
         prepare: Hook | None = None,
         caller: str = "",
+        messages: Sequence[pb.ProtocolMessage] = (),
     ) -> tuple[Session, list[pb.ProtocolMessage]]:
+        """Start a session; `messages` from other parties are applied right after the start (all
+        checked before anything starts), and the returned messages answer both."""
         existing = self._sessions.get(start.session_id)
         if existing is not None:
             if existing.fingerprint != fingerprint:
@@ -140,6 +149,11 @@ class Sessions:
                 return existing, existing.first_outgoing
         if self._running >= self._max:
             raise ResourceExhausted("too many sessions are running; retry later")
+        if messages:
+            if convert.submitted_session(messages) != start.session_id:
+                raise InvalidArgument("messages must belong to the session being started")
+            self._keyring.verify_all(messages)
+            self._check_routing(messages, start.party_ids, start.self_party_id)
         start.timeout_ms = int(self._deadline * 1000)
         session = Session(
             session_id=start.session_id,
@@ -152,6 +166,7 @@ class Sessions:
         )
         self._sessions[session.session_id] = session
         self._running += 1
+        in_enclave = False
         try:
             async with session.lock:
                 if prepare is not None:
@@ -161,7 +176,11 @@ class Sessions:
                 finally:
                     # Sealed blobs are only needed for the start; do not keep them around.
                     del start.sealed_blobs[:]
+                in_enclave = True
                 outgoing = await self._apply(session, update)
+                if messages and not session.finished:
+                    self._guard.accept(messages)
+                    outgoing += await self._deliver(session, messages)
                 session.first_outgoing = outgoing
         except BaseException:
             # Nothing started: the id stays free for a retry.
@@ -169,6 +188,9 @@ class Sessions:
                 del self._sessions[session.session_id]
                 if not session.finished:
                     self._running -= 1
+                self._guard.forget_session(session.session_id)
+            if in_enclave:
+                self._spawn(self._abort_in_enclave(session.session_id, "the start was refused"))
             raise
         return session, outgoing
 
@@ -195,22 +217,28 @@ class Sessions:
                     "the session has already finished"
                     + (f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else "")
                 )
-            parties = set(session.start.party_ids)
-            me = session.start.self_party_id
-            for index, message in enumerate(messages):
-                if message.sender not in parties or message.sender == me:
-                    raise InvalidArgument(f"messages[{index}]: sender is not another party of the session")
-                if message.recipient not in ("", me):
-                    raise InvalidArgument(f"messages[{index}]: recipient is not this node")
+            self._check_routing(messages, session.start.party_ids, session.start.self_party_id)
             self._guard.accept(messages)
-            deliver = epb.SessionDeliver(session_id=session_id, messages=convert.to_enclave_messages(messages))
-            try:
-                update = await self._enclave.session_deliver(deliver)
-            except (EnclaveUnavailable, EnclaveTimeout):
-                # The enclave lost or may have lost the session's secrets: it cannot continue.
-                self._fail(session, "the enclave became unavailable during the session")
-                raise
-            return session, await self._apply(session, update)
+            return session, await self._deliver(session, messages)
+
+    @staticmethod
+    def _check_routing(messages: Sequence[pb.ProtocolMessage], party_ids: Sequence[str], me: str) -> None:
+        parties = set(party_ids)
+        for index, message in enumerate(messages):
+            if message.sender not in parties or message.sender == me:
+                raise InvalidArgument(f"messages[{index}]: sender is not another party of the session")
+            if message.recipient not in ("", me):
+                raise InvalidArgument(f"messages[{index}]: recipient is not this node")
+
+    async def _deliver(self, session: Session, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
+        deliver = epb.SessionDeliver(session_id=session.session_id, messages=convert.to_enclave_messages(messages))
+        try:
+            update = await self._enclave.session_deliver(deliver)
+        except (EnclaveUnavailable, EnclaveTimeout):
+            # The enclave lost or may have lost the session's secrets: it cannot continue.
+            self._fail(session, "the enclave became unavailable during the session")
+            raise
+        return await self._apply(session, update)
 
     # -- deadlines and eviction ------------------------------------------------------------
 
@@ -220,11 +248,13 @@ class Sessions:
 
     def _expire(self, session: Session) -> None:
         self._fail(session, DEADLINE_REASON)
-        self._spawn(self._abort_in_enclave(session.session_id))
+        self._spawn(self._abort_in_enclave(session.session_id, "deadline exceeded"))
 
-    async def _abort_in_enclave(self, session_id: str) -> None:
+    async def _abort_in_enclave(self, session_id: str, reason: str) -> None:
         try:
-            await self._enclave.session_abort(session_id, "deadline exceeded")
+            await self._enclave.session_abort(session_id, reason)
+        except EnclaveRequestError:
+            pass  # already finished there
         except TransportError as exc:
             # The enclave drops the session's secrets at its own timeout (SessionStart.timeout_ms).
             log.info("abort of session %s not delivered to the enclave: %s", session_id, exc)

@@ -144,28 +144,34 @@ class PingResponse(_message.Message):
     def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., enclave_state: _Optional[_Union[EnclaveState, str]] = ..., attestation_mode: _Optional[str] = ..., enclave_version: _Optional[str] = ..., attestation_document: _Optional[bytes] = ...) -> None: ...
 
 class StartDKGRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "threshold", "party_ids", "self_party_id")
+    __slots__ = ("session_id", "protocol", "threshold", "party_ids", "self_party_id", "messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     threshold: int
     party_ids: _containers.RepeatedScalarFieldContainer[str]
     self_party_id: str
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
 
 class StartDKGResponse(_message.Message):
-    __slots__ = ("session_id", "state", "outgoing")
+    __slots__ = ("session_id", "state", "outgoing", "result", "failure")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     state: SessionState
     outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    result: DKGResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class GetDKGStatusRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -186,7 +192,7 @@ class GetDKGStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartSignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "party_ids", "self_party_id", "presignature_id", "signature_encoding")
+    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +202,7 @@ class StartSignRequest(_message.Message):
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
@@ -205,17 +212,22 @@ class StartSignRequest(_message.Message):
     self_party_id: str
     presignature_id: str
     signature_encoding: SignatureEncoding
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
 
 class StartSignResponse(_message.Message):
-    __slots__ = ("session_id", "state", "outgoing")
+    __slots__ = ("session_id", "state", "outgoing", "result", "failure")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     state: SessionState
     outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    result: SignResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class GetSignStatusRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -236,28 +248,34 @@ class GetSignStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartPresignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id")
+    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
     party_ids: _containers.RepeatedScalarFieldContainer[str]
     self_party_id: str
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
 
 class StartPresignResponse(_message.Message):
-    __slots__ = ("session_id", "state", "outgoing")
+    __slots__ = ("session_id", "state", "outgoing", "result", "failure")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     state: SessionState
     outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    result: PresignResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[PresignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class GetPresignStatusRequest(_message.Message):
     __slots__ = ("session_id",)

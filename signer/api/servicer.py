@@ -4,6 +4,7 @@ shape the response. Errors propagate as typed exceptions to the error-mapping in
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -59,11 +60,18 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self._version = signer_version()
 
     async def _start(
-        self, start: epb.SessionStart, fingerprint: bytes, encoding: int = 0, prepare: Hook | None = None
+        self,
+        start: epb.SessionStart,
+        fingerprint: bytes,
+        messages: Sequence[pb.ProtocolMessage],
+        encoding: int = 0,
+        prepare: Hook | None = None,
     ) -> tuple[Session, list[pb.ProtocolMessage]]:
         caller = caller_name()
         try:
-            return await self._sessions.start(start, fingerprint, encoding, prepare=prepare, caller=caller)
+            return await self._sessions.start(
+                start, fingerprint, encoding, prepare=prepare, caller=caller, messages=messages
+            )
         except EnclaveRequestError as exc:
             refusal = sealed_blob_refusal(exc, start)
             if refusal is None:
@@ -97,8 +105,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def StartDKG(self, request: pb.StartDKGRequest, context: grpc.aio.ServicerContext) -> pb.StartDKGResponse:
         start = convert.dkg_start(request)
         check_distinct_numbers(start.party_ids)
-        session, outgoing = await self._start(start, convert.fingerprint(request))
-        return pb.StartDKGResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
+        session, outgoing = await self._start(start, convert.fingerprint(request), request.messages)
+        return self._start_response(pb.StartDKGResponse, session, outgoing, "dkg")
 
     async def GetDKGStatus(
         self, request: pb.GetDKGStatusRequest, context: grpc.aio.ServicerContext
@@ -107,9 +115,10 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
 
     async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
         session, outgoing = await self._start(
-            convert.sign_start(request), convert.fingerprint(request), request.signature_encoding, self._prepare("sign")
+            convert.sign_start(request), convert.fingerprint(request), request.messages, request.signature_encoding,
+            self._prepare("sign"),
         )
-        return pb.StartSignResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
+        return self._start_response(pb.StartSignResponse, session, outgoing, "sign")
 
     async def GetSignStatus(
         self, request: pb.GetSignStatusRequest, context: grpc.aio.ServicerContext
@@ -120,14 +129,28 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext
     ) -> pb.StartPresignResponse:
         start = convert.presign_start(request)
-        session, outgoing = await self._start(start, convert.fingerprint(request), prepare=self._prepare("presign"))
-        return pb.StartPresignResponse(session_id=session.session_id, state=session.state, outgoing=outgoing)  # type: ignore[arg-type]
+        session, outgoing = await self._start(
+            start, convert.fingerprint(request), request.messages, prepare=self._prepare("presign")
+        )
+        return self._start_response(pb.StartPresignResponse, session, outgoing, "presign")
 
     async def GetPresignStatus(
         self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPresignStatusResponse:
         kind = epb.SESSION_KIND_PRESIGN
         return self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
+
+    def _start_response(
+        self, response_type: Any, session: Session, outgoing: list[pb.ProtocolMessage], field: str
+    ) -> Any:
+        result = self._sessions.public_result(session)
+        return response_type(
+            session_id=session.session_id,
+            state=session.state,
+            outgoing=outgoing,
+            result=getattr(result, field) if result is not None else None,
+            failure=session.failure(),
+        )
 
     def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
         session = self._sessions.get(session_id, kind)

@@ -184,28 +184,34 @@ class RemoteParty:
         self._spec: SessionSpec | None = None
         self.outcome = Outcome(party_id)
 
-    async def start(self, spec: SessionSpec) -> list[pb.ProtocolMessage]:
+    remote = True  # the relay starts local parties first and hands their messages to this start
+
+    async def start(
+        self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()
+    ) -> list[pb.ProtocolMessage]:
         self._spec = spec
         me = self.party_id
         if spec.kind == "dkg":
             response: Any = await self.client.start_dkg(pb.StartDKGRequest(
                 session_id=spec.session_id, protocol=spec.protocol, threshold=spec.threshold,
-                party_ids=spec.party_ids, self_party_id=me,
+                party_ids=spec.party_ids, self_party_id=me, messages=initial,
             ))
         elif spec.kind == "sign":
             response = await self.client.start_sign(pb.StartSignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, message=spec.message,
                 derivation_path=spec.derivation_path, party_ids=spec.party_ids, self_party_id=me,
-                presignature_id=spec.presignature_id,
+                presignature_id=spec.presignature_id, messages=initial,
             ))
         else:
             response = await self.client.start_presign(pb.StartPresignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, party_ids=spec.party_ids,
-                self_party_id=me,
+                self_party_id=me, messages=initial,
             ))
         self.outcome.state = response.state
-        if response.state != pb.SESSION_STATE_RUNNING:
-            await self.refresh()
+        if response.HasField("result"):
+            self.outcome.result = pb.SessionResult(**{spec.kind: response.result})
+        if response.HasField("failure"):
+            self.outcome.failure = response.failure
         return list(response.outgoing)
 
     async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:

@@ -89,7 +89,11 @@ class LocalParty:
         self._start: epb.SessionStart | None = None
         self._seq = 1
 
-    async def start(self, spec: SessionSpec) -> list[pb.ProtocolMessage]:
+    remote = False
+
+    async def start(
+        self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()
+    ) -> list[pb.ProtocolMessage]:
         start = self._session_start(spec)
         self._start = start
         try:
@@ -98,7 +102,10 @@ class LocalParty:
             raise FailedPrecondition(f"local party: {exc.message}") from None
         finally:
             del start.sealed_blobs[:]
-        return self._apply(update)
+        out = self._apply(update)
+        if initial and not self.outcome.finished:
+            out += await self.deliver(initial)
+        return out
 
     async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         assert self._start is not None

@@ -25,8 +25,12 @@ MAX_BATCH = 64  # signer.api.convert.MAX_MESSAGES_PER_SUBMIT
 class Party(Protocol):
     party_id: str
     outcome: Outcome
+    # A signer node (True) or a party in this process (False).
+    remote: bool
 
-    async def start(self, spec: SessionSpec) -> list[pb.ProtocolMessage]: ...
+    async def start(
+        self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()
+    ) -> list[pb.ProtocolMessage]: ...
 
     async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]: ...
 
@@ -57,16 +61,26 @@ class Relay:
             raise ValueError(f"no node for parties {sorted(missing)}")
         parties = [self.nodes[p].party(p) for p in spec.party_ids]
         by_id = {p.party_id: p for p in parties}
+        local = {p.party_id: p for p in parties if not p.remote}
         try:
             async with asyncio.timeout(timeout):
-                first = await asyncio.gather(*(p.start(spec) for p in parties))
-                pending = [m for out in first for m in out]
-                while pending:
-                    inbox = self._route(pending, by_id)
+                # Parties in this process start first; a signer's start then carries the messages
+                # they address to it, which saves one round trip per session.
+                local_out = [m for out in await asyncio.gather(*(p.start(spec) for p in local.values())) for m in out]
+                routed = self._route(local_out, by_id)
+                # (A start takes at most MAX_BATCH messages; more go the usual way.)
+                initial = {pid: msgs for pid, msgs in routed.items() if pid not in local and len(msgs) <= MAX_BATCH}
+                remote_out = await asyncio.gather(*(
+                    p.start(spec, initial.get(p.party_id, [])) for p in parties if p.remote
+                ))
+                inbox = {pid: msgs for pid, msgs in routed.items() if pid not in initial}
+                for pid, msgs in self._route([m for out in remote_out for m in out], by_id).items():
+                    inbox.setdefault(pid, []).extend(msgs)
+                while inbox:
                     waves = await asyncio.gather(
                         *(self._deliver(by_id[pid], msgs) for pid, msgs in inbox.items())
                     )
-                    pending = [m for out in waves for m in out]
+                    inbox = self._route([m for out in waves for m in out], by_id)
                 await asyncio.gather(*(p.refresh() for p in parties if not p.outcome.finished or
                                        (p.outcome.ok and p.outcome.result is None)))
         except TimeoutError:

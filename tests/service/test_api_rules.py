@@ -12,7 +12,7 @@ import pytest
 from mpc.v1 import signer_pb2 as pb
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
-from tests.service.conftest import FROST, GG20, dkg, message_for, presign, sign
+from tests.service.conftest import FROST, GG20, check_signature, dkg, message_for, presign, sign
 
 PARTIES = ("client", "signer-a")
 Code = grpc.StatusCode
@@ -180,3 +180,36 @@ async def test_deadline_and_session_cap(start_node, connect) -> None:  # type: i
     # Expired sessions no longer count against the cap.
     response = await client.start_dkg(dkg_request("slow-3"))
     assert response.state == pb.SESSION_STATE_RUNNING
+
+
+async def test_start_with_initial_messages(node, local, connect) -> None:  # type: ignore[no-untyped-def]
+    """A start may carry the other parties' first messages: checked like a submit, all or nothing."""
+    client = connect(node)
+    relay = Relay({"client": local, "signer-a": client})
+    key = await dkg(relay, GG20, PARTIES, 2)
+    presignature_id = await presign(relay, PARTIES, key.key_id)
+    # The local party starts first; its online-round message goes with the signer's start.
+    digest = message_for(GG20, b"one call")
+    spec = SessionSpec("sign", "one-call", GG20, PARTIES, key_id=key.key_id, message=digest,
+                       presignature_id=presignature_id)
+    mine = local.party("client")
+    first = await mine.start(spec)
+    request = sign_request("one-call", key.key_id, message=digest, presignature_id=presignature_id, messages=first)
+
+    forged = pb.StartSignRequest()
+    forged.CopyFrom(request)
+    forged.messages[0].payload = forged.messages[0].payload + b"x"
+    await expect(Code.UNAUTHENTICATED, client.start_sign(forged), "HMAC")
+    elsewhere = pb.StartSignRequest()
+    elsewhere.CopyFrom(request)
+    elsewhere.session_id = "one-call-other"
+    await expect(Code.INVALID_ARGUMENT, client.start_sign(elsewhere), "session being started")
+    await expect(Code.NOT_FOUND, client.sign_status("one-call"))  # neither started anything
+    assert node.raw_sql("SELECT state FROM presignatures WHERE presig_id = ?", (presignature_id,)) == [("available",)]
+
+    response = await client.start_sign(request)
+    assert response.state == pb.SESSION_STATE_DONE  # one call: the online round completed in the start
+    check_signature(GG20, key.public_key, digest, response.result)
+    assert response.result.presignature_id == presignature_id
+    again = await client.start_sign(request)  # idempotent, result included
+    assert again == response
