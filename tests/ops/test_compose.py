@@ -6,9 +6,11 @@ the configuration accepts and the values load, and every command it runs is one 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,10 @@ def compose() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
     if not SCHEMA.exists():
-        subprocess.run([str(ROOT / "tools" / "fetch-compose-schema"), str(SCHEMA)], check=True, timeout=300)
+        subprocess.run(
+            [str(ROOT / "tools" / "fetch-compose-schema"), str(SCHEMA)],
+            check=True, timeout=300, env={**os.environ, "PYTHON": sys.executable},
+        )
     loaded: dict[str, Any] = json.loads(SCHEMA.read_text())
     return loaded
 
