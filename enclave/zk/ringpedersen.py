@@ -9,12 +9,57 @@ distinct units other than 1 and -1 (s = t, s = 1 make every commitment trivially
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import gmpy2
 
 from enclave.paillier import SecretKey, random_unit
 from enclave.rng import Rng, random_below
-from enclave.zk.params import is_unit
+from enclave.zk.params import EPSILON, L, is_unit
+
+_WINDOW = 5
+
+
+class _FixedBase:
+    """Fixed-base exponentiation for one base: b^(2^(5i)) precomputed, exponents split into
+    5-bit digits and combined with the bucket method (about 4x faster than gmpy2's powmod for
+    2.8 kbit exponents). Exponents beyond the table fall back to powmod. Like GMP's powmod and
+    Python integers in general this is not constant time; it does not branch on digit values."""
+
+    __slots__ = ("_base", "_n", "_powers")
+
+    def __init__(self, base: int, n: int, bits: int) -> None:
+        self._base, self._n = base, n
+        powers = [gmpy2.mpz(base)]
+        for _ in range(1, (bits + _WINDOW - 1) // _WINDOW):
+            x = powers[-1]
+            for _ in range(_WINDOW):
+                x = x * x % n
+            powers.append(x)
+        self._powers = powers
+
+    def pow(self, e: int) -> int:
+        n = self._n
+        if e < 0:
+            return int(gmpy2.invert(self.pow(-e), n))
+        if e.bit_length() > len(self._powers) * _WINDOW:
+            return int(gmpy2.powmod(self._base, e, n))
+        one = gmpy2.mpz(1)
+        buckets = [one] * (1 << _WINDOW)
+        mask = (1 << _WINDOW) - 1
+        powers = self._powers
+        i = 0
+        while e:
+            # no branch on the digit: a zero digit multiplies into the unused bucket 0
+            d = e & mask
+            buckets[d] = buckets[d] * powers[i] % n
+            e >>= _WINDOW
+            i += 1
+        acc, result = one, one
+        for d in range(mask, 0, -1):
+            acc = acc * buckets[d] % n
+            result = result * acc % n
+        return int(result)
 
 
 @dataclass(frozen=True)
@@ -46,8 +91,15 @@ class Params:
             return key.pow_mod_n(base, exp)
         return int(gmpy2.powmod(base, exp, self.n))
 
+    @cached_property
+    def _tables(self) -> tuple[_FixedBase, _FixedBase]:
+        bits = self.n.bit_length() + L + EPSILON + 64
+        return _FixedBase(self.s, self.n, bits), _FixedBase(self.t, self.n, bits)
+
     def commit(self, x: int, y: int) -> int:
-        return int(gmpy2.powmod(self.s, x, self.n) * gmpy2.powmod(self.t, y, self.n) % self.n)
+        """s^x t^y mod N̂ (fixed-base tables: a prover commits many times to one verifier's bases)."""
+        ts, tt = self._tables
+        return ts.pow(x) * tt.pow(y) % self.n
 
     def check(self, z1: int, z2: int, e: int, commitment: int, opened: int) -> bool:
         """s^z1 t^z2 == commitment * opened^e (mod N̂): the verifier's equation."""
