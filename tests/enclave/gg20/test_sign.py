@@ -8,11 +8,14 @@ import pytest
 
 from enclave.errors import BadInput
 from enclave.group.secp256k1 import ORDER
-from enclave.protocols.gg20 import sign
+from enclave.primes import FixtureSource
+from enclave.protocols.gg20 import keygen, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.rounds import Abort
+from enclave.rng import SYSTEM_RNG
 from tests.enclave.gg20.conftest import UsedSet, check_signature, digest_of, run_presign, run_sign
+from tests.harness import run
 
 
 def _presign_and_sign(keys: dict[int, KeyShare], signers: tuple[int, ...], tag: bytes) -> None:
@@ -111,3 +114,13 @@ def test_bad_signature_share_names_the_signer(keys_2of3: dict[int, KeyShare]) ->
         outcome = res.outcomes[p]
         assert isinstance(outcome, Abort) and outcome.culprits == {2}, outcome
         assert outcome.reason == "bad signature share"
+
+
+def test_3072_bit_moduli_2_of_2(prime_source: FixtureSource) -> None:
+    parties = [1, 2]
+    drivers = [
+        keygen.start(b"kg-3072", i, parties, 2, prime_source(3072), SYSTEM_RNG, min_modulus_bits=3072) for i in parties
+    ]
+    keys = run(drivers).outputs()
+    assert all(k.aux[j].n.bit_length() == 3072 for k in keys.values() for j in parties)  # type: ignore[attr-defined]
+    _presign_and_sign(keys, (1, 2), b"3072")  # type: ignore[arg-type]
