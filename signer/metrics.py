@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from enclave.transport.client import EnclaveClient
+from enclave.transport.client import EnclaveClient, EnclaveRequestError
 from mpc.v1 import enclave_pb2 as epb
 
 log = logging.getLogger(__name__)
@@ -138,12 +138,15 @@ class MeteredEnclaveClient(EnclaveClient):
         start = self._clock()
         try:
             response = await super().call(request, timeout=timeout)
-        except BaseException:
+        except BaseException as exc:
             self._m.enclave_rtt.labels(kind).observe(self._clock() - start)
+            # "refused": the enclave answered with an error (bad request, a sealed blob that fails
+            # authentication); "error": it did not answer (gone, timed out).
+            state = "refused" if isinstance(exc, EnclaveRequestError) else "error"
             if kind == "session_start":
-                self._finish(request.session_start.session_id, "error", new=self._track(request.session_start))
+                self._finish(request.session_start.session_id, state, new=self._track(request.session_start))
             elif kind == "session_deliver":
-                self._finish(request.session_deliver.session_id, "error")
+                self._finish(request.session_deliver.session_id, state)
             raise
         now = self._clock()
         self._m.enclave_rtt.labels(kind).observe(now - start)

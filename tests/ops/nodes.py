@@ -88,9 +88,13 @@ class HookedParty:
     def outcome(self) -> Outcome:
         return self._inner.outcome
 
-    async def start(self, spec: SessionSpec) -> list[pb.ProtocolMessage]:
+    @property
+    def remote(self) -> bool:
+        return self._inner.remote
+
+    async def start(self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()) -> list[pb.ProtocolMessage]:
         self._kind = spec.kind
-        return await self._inner.start(spec)
+        return await self._inner.start(spec, initial)
 
     async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         self._deliveries += 1

@@ -20,9 +20,10 @@ from grpc_health.v1 import health_pb2
 from mpc.v1 import signer_pb2 as pb
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
-from tests.conftest import SignerProcess
+from tests.conftest import SignerProcess, free_port
 from tests.ops.consul_agent import start_agent
 from tests.ops.nodes import HookedNode, PrivatePostgres, postgres_bin, start_node, wait_until
+from tests.ops.test_metrics_and_logs import scrape, value
 from tests.service.conftest import FROST, GG20, check_signature, dkg, message_for, sid, sign
 
 PARTIES = ("client", "signer")
@@ -98,8 +99,9 @@ async def test_postgres_restarted_or_down_during_key_generation(
 async def test_enclave_killed_mid_signature(
     protocol: int, tmp_path: Path, start_signer: Callable[..., SignerProcess], local, connect  # type: ignore[no-untyped-def]
 ) -> None:
+    metrics_port = free_port()
     node = start_node(start_signer, tmp_path / "node", "signer", f"sqlite:{tmp_path}/signer.db",
-                      tmp_path / "sealing.key")
+                      tmp_path / "sealing.key", config={"metrics": {"listen": f"127.0.0.1:{metrics_port}"}})
     signer_client = connect(node)
     key = await dkg(Relay({"client": local, "signer": signer_client}), protocol, PARTIES, 2)
 
@@ -122,6 +124,11 @@ async def test_enclave_killed_mid_signature(
     message = message_for(protocol, b"after the enclave restarted")
     relay = Relay({"client": local, "signer": signer_client})
     check_signature(protocol, key.public_key, message, await sign(relay, protocol, PARTIES, key.key_id, message))
+    name = "frost_ed25519" if protocol == FROST else "gg20_secp256k1"
+    samples = scrape(metrics_port)
+    assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="error") == 1
+    assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="done") == 1
+    assert value(samples, "mpc_signer_sessions_active", protocol=name, kind="sign") == 0
     node.stop()
 
 
