@@ -158,3 +158,81 @@ def test_dockerfile_pins_every_runtime_dependency_as_tested() -> None:
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M):
         for path in source.split():
             assert (ROOT / path).exists(), path
+
+
+def _mapped(args: list[str], mapping: dict[str, str]) -> list[str]:
+    out = []
+    for arg in args:
+        for container_path, local_path in mapping.items():
+            arg = arg.replace(container_path, local_path)
+        out.append(arg)
+    return out
+
+
+def test_consul_command_runs_on_the_real_agent(compose: dict[str, Any], tmp_path: Path) -> None:
+    """The agent's flags and inline HCL, as compose passes them, start a real Consul 1.8.7 (paths
+    mapped to a temporary copy of the dev credentials, loopback and free ports instead of the
+    container's network)."""
+    from signer.devcerts import write_dev_certs
+    from tests.ops.consul_agent import consul_binary, free_port
+
+    certs = write_dev_certs(tmp_path / "certs")
+    service = compose["services"]["consul"]
+    assert service["entrypoint"] == ["consul", "agent"]
+    args = _mapped(service["command"], {"/etc/mpc-signer/certs": str(certs.dir), "/tmp/consul": str(tmp_path / "d")})
+    args = [a for a in args if not a.startswith("-client=")]
+    port = free_port()
+    proc = subprocess.Popen(
+        [consul_binary(), "agent", *args, "-client=127.0.0.1", "-bind=127.0.0.1", f"-http-port={port}",
+         "-dns-port=-1", "-grpc-port=-1", f"-serf-lan-port={free_port()}", f"-serf-wan-port={free_port()}",
+         f"-server-port={free_port()}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + 30
+        config: dict[str, Any] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/agent/self", timeout=2) as r:
+                    config = json.loads(r.read())["DebugConfig"]
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert config["CAFile"] == str(certs.ca) and config["CertFile"] == str(certs.client_cert)
+        assert config["EnableAgentTLSForChecks"] is True and config["ServerName"] == "localhost"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_enclave_service_and_its_healthcheck_run(compose: dict[str, Any], tmp_path: Path) -> None:
+    """The enclave service's command, then its health check, run as compose would run them (paths
+    mapped to a temporary directory): the enclave starts, seals with a generated key on the
+    sealing volume, and the health check passes."""
+    from tests.conftest import REPO, wait_for
+
+    mapping = {"/run/mpc-enclave": str(tmp_path / "run"), "/etc/mpc-signer/sealing": str(tmp_path / "sealing")}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "sealing").mkdir()
+    service = compose["services"]["enclave"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
+    cli = [sys.executable, "-m", "signer.cli"]
+    log = (tmp_path / "enclave.log").open("wb")
+    proc = subprocess.Popen([*cli, *_mapped(service["command"], mapping)], cwd=REPO, env=env, stdout=log, stderr=log)
+    try:
+        socket_path = tmp_path / "run" / "enclave.sock"
+        wait_for(lambda: socket_path.exists() or proc.poll() is not None, 30, "the enclave socket")
+        assert proc.poll() is None, (tmp_path / "enclave.log").read_text()
+        assert (tmp_path / "sealing" / "sealing.key").exists()
+        check = _mapped(service["healthcheck"]["test"][1:], mapping)
+        out = subprocess.run([*cli, *check[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["attestation_mode"] == "none"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        log.close()
