@@ -1,11 +1,22 @@
 """GG20 threshold ECDSA on secp256k1 with CGGMP21's zero-knowledge proofs.
 
-Each protocol runs as one `enclave.protocols.rounds.Driver` per party and session:
+Each protocol runs as one `enclave.protocols.rounds.Driver` per party and session; the host
+relays `driver.take_outgoing()` and feeds `driver.receive(sender, payload)` (sender = the
+authenticated channel's party id); `driver.result` ends as `Output(value)` or
+`Abort(culprits, reason)`.
 
-    keygen.start(session_id, self_id, parties, threshold, primes, rng)      -> KeyShare
-    presign.start(session_id, share, signers, rng)                          -> Presignature
-    sign.start(session_id, share, presig, digest, consume, path=())         -> Signature
+    keygen.start(session_id, self_id, parties, threshold, primes, rng, *, min_modulus_bits=2048)
+        3 rounds -> KeyShare. `primes` is a `SafePrimePair` taken from `PreParamPool`.
+    presign.start(session_id, share, signers, rng)
+        4 rounds -> Presignature (bound to share.key_id and the signer set; single use).
+    sign.start(session_id, share, presig, digest, consume, *, path=())
+        1 round -> Signature (r, s low-s, v in {0, 1}; to_bytes() = r || s || v, to_der()).
+        `consume(presig.presign_id)` runs before the share is computed into a message and must
+        durably mark the presignature used (raising if it already was); every signer of the
+        presignature signs. `path` is a non-hardened BIP32 path (enclave.bip32).
 
-Party ids are the Shamir evaluation points (distinct ints in [1, q)). `KeyShare.to_bytes()`
-and `Presignature.to_bytes()` are the plaintexts to seal. See each module for the rounds.
+Party ids are the Shamir evaluation points: distinct ints in [1, q); `threshold` parties sign.
+`KeyShare.to_bytes()` / `Presignature.to_bytes()` are the plaintexts to seal; each starts with
+a version and suite header (`keyshare.HEADER`, `presignature.HEADER`) to use as AEAD
+associated data. See each module for its rounds and the checks that name a culprit.
 """
