@@ -209,30 +209,75 @@ def test_consul_command_runs_on_the_real_agent(compose: dict[str, Any], tmp_path
         proc.wait(10)
 
 
-def test_enclave_service_and_its_healthcheck_run(compose: dict[str, Any], tmp_path: Path) -> None:
-    """The enclave service's command, then its health check, run as compose would run them (paths
-    mapped to a temporary directory): the enclave starts, seals with a generated key on the
-    sealing volume, and the health check passes."""
-    from tests.conftest import REPO, wait_for
+CLI = [sys.executable, "-m", "signer.cli"]
 
-    mapping = {"/run/mpc-enclave": str(tmp_path / "run"), "/etc/mpc-signer/sealing": str(tmp_path / "sealing")}
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
+
+
+def test_enclave_and_signer_services_run_with_their_healthchecks(
+    compose: dict[str, Any], tmp_path: Path, dev_certs: Any
+) -> None:
+    """The enclave and signer services run as compose runs them, without Docker: the same commands
+    and MPC_SIGNER_* environment, with container paths mapped to temporary directories, host names
+    to loopback, PostgreSQL to SQLite. The enclave seals with a key generated on the sealing
+    volume; both health checks pass; the signer registers in Consul (a real agent configured
+    with the compose flags) and its gRPC check passes over mTLS; metrics answer."""
+    import urllib.request
+
+    from tests.conftest import REPO, free_port, wait_for
+    from tests.ops.consul_agent import start_agent
+    from tests.ops.test_signer_consul import tls_agent_config
+
+    grpc_port, metrics_port = free_port(), free_port()
+    mapping = {
+        "/run/mpc-enclave": str(tmp_path / "run"), "/etc/mpc-signer/sealing": str(tmp_path / "sealing"),
+        "/etc/mpc-signer/certs": str(dev_certs.dir), "0.0.0.0:9091": f"127.0.0.1:{grpc_port}",
+        "127.0.0.1:9091": f"127.0.0.1:{grpc_port}", "0.0.0.0:9464": f"127.0.0.1:{metrics_port}",
+    }
     (tmp_path / "run").mkdir()
     (tmp_path / "sealing").mkdir()
-    service = compose["services"]["enclave"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
-    cli = [sys.executable, "-m", "signer.cli"]
-    log = (tmp_path / "enclave.log").open("wb")
-    proc = subprocess.Popen([*cli, *_mapped(service["command"], mapping)], cwd=REPO, env=env, stdout=log, stderr=log)
+    services = compose["services"]
+    procs: list[subprocess.Popen[bytes]] = []
+    agent = start_agent(tmp_path / "consul", tls=tls_agent_config(dev_certs))
     try:
+        log = (tmp_path / "enclave.log").open("wb")
+        procs.append(subprocess.Popen([*CLI, *_mapped(services["enclave"]["command"], mapping)], cwd=REPO,
+                                      env=_clean_env(), stdout=log, stderr=log))
         socket_path = tmp_path / "run" / "enclave.sock"
-        wait_for(lambda: socket_path.exists() or proc.poll() is not None, 30, "the enclave socket")
-        assert proc.poll() is None, (tmp_path / "enclave.log").read_text()
+        wait_for(lambda: socket_path.exists() or procs[0].poll() is not None, 30, "the enclave socket")
+        assert procs[0].poll() is None, (tmp_path / "enclave.log").read_text()
         assert (tmp_path / "sealing" / "sealing.key").exists()
-        check = _mapped(service["healthcheck"]["test"][1:], mapping)
-        out = subprocess.run([*cli, *check[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+        check = _mapped(services["enclave"]["healthcheck"]["test"][2:], mapping)
+        out = subprocess.run([*CLI, *check], cwd=REPO, env=_clean_env(), capture_output=True, text=True, timeout=30)
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout)["attestation_mode"] == "none"
+
+        env = {k: _mapped([v], mapping)[0] for k, v in environment(services["signer"]).items()}
+        env["MPC_SIGNER_STORAGE_URL"] = f"sqlite:{tmp_path}/signer.db"
+        env["MPC_SIGNER_CONSUL_ADDRESS"] = agent.address
+        env["MPC_SIGNER_CONSUL_ADVERTISE_HOST"] = "127.0.0.1"
+        env["MPC_SIGNER_CONSUL_CHECK_INTERVAL_SECONDS"] = "1"
+        signer_env = {**_clean_env(), **env}
+        log = (tmp_path / "signer.log").open("wb")
+        procs.append(subprocess.Popen([*CLI, *services["signer"]["command"]], cwd=REPO, env=signer_env,
+                                      stdout=log, stderr=log))
+        check = _mapped(services["signer"]["healthcheck"]["test"][2:], mapping)
+
+        def healthy() -> bool:
+            assert procs[1].poll() is None, (tmp_path / "signer.log").read_text()
+            ping = subprocess.run([*CLI, *check], cwd=REPO, env=signer_env, capture_output=True, timeout=30)
+            return ping.returncode == 0
+
+        wait_for(healthy, 30, "the signer health check", interval=0.5)
+        wait_for(lambda: agent.checks().get("signer-1:grpc", {}).get("Status") == "passing", 20,
+                 "the Consul gRPC check over mTLS")
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            assert b"mpc_signer_enclave_up 1.0" in r.read()
+        first = (tmp_path / "signer.log").read_text().splitlines()[0]
+        assert json.loads(first)["logger"]  # MPC_SIGNER_SERVER_LOG_FORMAT=json
     finally:
-        proc.terminate()
-        proc.wait(15)
-        log.close()
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(20)
+        agent.stop()
