@@ -158,7 +158,7 @@ class SessionsConfig:
     deadline_seconds: float = key(120.0, "a session not finished by then fails", _positive)
     max_concurrent: int = key(1000, "running sessions allowed at once", _positive)
     retention_seconds: float = key(
-        600.0, "how long a finished session's state and result stay queryable before it is forgotten", _positive
+        300.0, "how long a finished session's state and result stay queryable before it is forgotten", _positive
     )
     sweep_interval_seconds: float = key(
         1.0, "how often overdue sessions are failed (and aborted in the enclave) and old ones forgotten", _positive

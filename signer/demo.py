@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.jwt import read_hex_secret
 from signer.client.client import SignerClient
 from signer.client.local import LocalNode
-from signer.client.relay import Relay
+from signer.client.relay import Relay, RelayError
 from signer.client.spec import Outcome, SessionSpec
 from signer.client.verify import verify
 
@@ -195,6 +197,13 @@ async def demo(target: Target | None) -> list[dict[str, Any]]:
 
 
 def main(target: Target | None) -> int:
-    summary = asyncio.run(demo(target))
+    try:
+        summary = asyncio.run(demo(target))
+    except grpc.aio.AioRpcError as exc:
+        print(f"mpc-signer demo: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    except (RuntimeError, RelayError, OSError, ValueError) as exc:
+        print(f"mpc-signer demo: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     return 0 if summary and all(item["verified"] for item in summary) else 1

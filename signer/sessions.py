@@ -22,7 +22,9 @@ Deadlines: every session must finish within `deadline_seconds` of its start. A b
 enclave to drop their secrets; status calls then show FAILED with that reason, and a submit gets
 FAILED_PRECONDITION. Lookups also check the deadline, so a late caller never sees a stale
 RUNNING between sweeps. Finished sessions stay queryable for `retention_seconds`, then are
-evicted (their id may then be started anew).
+evicted (their id may then be started anew in the host; the enclave remembers recent ids and
+refuses a reuse). A finished session keeps its public result and first answer only, never
+sealed blobs; memory grows with the signing rate times the retention.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class Sessions:
         *,
         deadline_seconds: float,
         max_concurrent: int,
-        retention_seconds: float = 600.0,
+        retention_seconds: float = 300.0,
         persist: Persist | None = None,
         finished: Hook | None = None,
         clock: Callable[[], float] = time.monotonic,

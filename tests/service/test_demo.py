@@ -1,0 +1,41 @@
+"""`mpc-signer demo --target`: the command a new user runs against `make run`, here against a test
+node; its JSON summary is checked, and each signature is checked again here independently."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import coincurve
+import nacl.signing
+
+from tests.conftest import REPO
+
+
+def test_demo_against_a_running_signer(start_node, dev_certs) -> None:  # type: ignore[no-untyped-def]
+    node = start_node("demo-signer")
+    c = dev_certs
+    run = subprocess.run(
+        [sys.executable, "-m", "signer.cli", "demo", "--target", node.target, "--ca", str(c.ca),
+         "--cert", str(c.client_cert), "--key", str(c.client_key), "--token-key", str(c.jwt_key),
+         "--hmac-key", str(c.hmac_key)],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert [item["protocol"] for item in summary] == ["frost-ed25519", "gg20-secp256k1"]
+    for item in summary:
+        assert item["verified"] is True and len(item["key_id"]) == 64
+        public_key, signature = bytes.fromhex(item["public_key"]), bytes.fromhex(item["signature"])
+        message = item["message"].encode()
+        if item["protocol"] == "frost-ed25519":
+            assert len(public_key) == 32 and len(signature) == 64
+            nacl.signing.VerifyKey(public_key).verify(message, signature)
+        else:
+            digest = hashlib.sha256(message).digest()
+            assert len(public_key) == 33 and len(signature) == 65 and item["digest"] == digest.hex()
+            recovered = coincurve.PublicKey.from_signature_and_message(signature, digest, hasher=None)
+            assert recovered.format() == public_key
+        assert set(item["timings"]) >= {"dkg_ms", "sign_ms"}
