@@ -86,34 +86,38 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort")
+    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort", "set_aws_credentials")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     SESSION_START_FIELD_NUMBER: _ClassVar[int]
     SESSION_DELIVER_FIELD_NUMBER: _ClassVar[int]
     SESSION_ABORT_FIELD_NUMBER: _ClassVar[int]
+    SET_AWS_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     ping: PingRequest
     info: InfoRequest
     session_start: SessionStart
     session_deliver: SessionDeliver
     session_abort: SessionAbort
-    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ...) -> None: ...
+    set_aws_credentials: SetAwsCredentials
+    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ..., set_aws_credentials: _Optional[_Union[SetAwsCredentials, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("request_id", "error", "ping", "info", "session_update")
+    __slots__ = ("request_id", "error", "ping", "info", "session_update", "aws_credentials_set")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     SESSION_UPDATE_FIELD_NUMBER: _ClassVar[int]
+    AWS_CREDENTIALS_SET_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     error: Error
     ping: PingResponse
     info: InfoResponse
     session_update: SessionUpdate
-    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ...) -> None: ...
+    aws_credentials_set: AwsCredentialsSet
+    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ..., aws_credentials_set: _Optional[_Union[AwsCredentialsSet, _Mapping]] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()
@@ -130,20 +134,42 @@ class InfoRequest(_message.Message):
     def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready")
+    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready", "enclave_public_key")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_READY_FIELD_NUMBER: _ClassVar[int]
+    ENCLAVE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     version: str
     attestation_mode: str
     state: EnclaveState
     attestation_document: bytes
     protocols: _containers.RepeatedScalarFieldContainer[Protocol]
     preparams_ready: int
-    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ...) -> None: ...
+    enclave_public_key: bytes
+    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ..., enclave_public_key: _Optional[bytes] = ...) -> None: ...
+
+class SetAwsCredentials(_message.Message):
+    __slots__ = ("access_key_id", "secret_access_key", "session_token", "expiration_unix")
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_UNIX_FIELD_NUMBER: _ClassVar[int]
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration_unix: int
+    def __init__(self, access_key_id: _Optional[str] = ..., secret_access_key: _Optional[str] = ..., session_token: _Optional[str] = ..., expiration_unix: _Optional[int] = ...) -> None: ...
+
+class AwsCredentialsSet(_message.Message):
+    __slots__ = ("access_key_id", "expiration_unix")
+    ACCESS_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_UNIX_FIELD_NUMBER: _ClassVar[int]
+    access_key_id: str
+    expiration_unix: int
+    def __init__(self, access_key_id: _Optional[str] = ..., expiration_unix: _Optional[int] = ...) -> None: ...
 
 class SealedBlob(_message.Message):
     __slots__ = ("kind", "id", "data")

@@ -24,21 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13mpc/v1/signer.proto\x12\x06mpc.v1\"\x98\x01\n\x0fProtocolMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05round\x18\x04 \x01(\r\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x13\n\x0bhmac_key_id\x18\x07 \x01(\t\x12\x0c\n\x04hmac\x18\x08 \x01(\x0c\"2\n\x0eSessionFailure\x12\x10\n\x08\x63ulprits\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x8d\x01\n\tDKGResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nchain_code\x18\x03 \x01(\x0c\x12\"\n\x08protocol\x18\x04 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x11\n\tthreshold\x18\x05 \x01(\r\x12\x11\n\tparty_ids\x18\x06 \x03(\t\"q\n\nSignResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x03 \x01(\r\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x17\n\x0fpresignature_id\x18\x05 \x01(\t\"8\n\rPresignResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x17\n\x0fpresignature_id\x18\x02 \x01(\t\"\x89\x01\n\rSessionResult\x12 \n\x03\x64kg\x18\x01 \x01(\x0b\x32\x11.mpc.v1.DKGResultH\x00\x12\"\n\x04sign\x18\x02 \x01(\x0b\x32\x12.mpc.v1.SignResultH\x00\x12(\n\x07presign\x18\x03 \x01(\x0b\x32\x15.mpc.v1.PresignResultH\x00\x42\x08\n\x06result\"(\n\x0bPingRequest\x12\x19\n\x11\x61ttestation_nonce\x18\x01 \x01(\x0c\"\xae\x01\n\x0cPingResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12+\n\renclave_state\x18\x03 \x01(\x0e\x32\x14.mpc.v1.EnclaveState\x12\x18\n\x10\x61ttestation_mode\x18\x04 \x01(\t\x12\x17\n\x0f\x65nclave_version\x18\x05 \x01(\t\x12\x1c\n\x14\x61ttestation_document\x18\x06 \x01(\x0c\"\xb1\x01\n\x0fStartDKGRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x08protocol\x18\x02 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x11\n\tthreshold\x18\x03 \x01(\r\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12)\n\x08messages\x18\x06 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xc2\x01\n\x10StartDKGResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12!\n\x06result\x18\x04 \x01(\x0b\x32\x11.mpc.v1.DKGResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\")\n\x13GetDKGStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x9b\x01\n\x14GetDKGStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12!\n\x06result\x18\x03 \x01(\x0b\x32\x11.mpc.v1.DKGResult\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"\xa9\x02\n\x10StartSignRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x08protocol\x18\x02 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\x0c\x12\x17\n\x0f\x64\x65rivation_path\x18\x05 \x03(\r\x12\x11\n\tparty_ids\x18\x06 \x03(\t\x12\x15\n\rself_party_id\x18\x07 \x01(\t\x12\x17\n\x0fpresignature_id\x18\x08 \x01(\t\x12\x35\n\x12signature_encoding\x18\t \x01(\x0e\x32\x19.mpc.v1.SignatureEncoding\x12)\n\x08messages\x18\n \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xc4\x01\n\x11StartSignResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12\"\n\x06result\x18\x04 \x01(\x0b\x32\x12.mpc.v1.SignResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"*\n\x14GetSignStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x9d\x01\n\x15GetSignStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12\"\n\x06result\x18\x03 \x01(\x0b\x32\x12.mpc.v1.SignResult\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"\xb2\x01\n\x13StartPresignRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x08protocol\x18\x02 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12)\n\x08messages\x18\x06 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xca\x01\n\x14StartPresignResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.mpc.v1.PresignResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"-\n\x17GetPresignStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xa3\x01\n\x18GetPresignStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12%\n\x06result\x18\x03 \x01(\x0b\x32\x15.mpc.v1.PresignResult\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"I\n\x1cSubmitProtocolMessageRequest\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xd3\x01\n\x1dSubmitProtocolMessageResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.mpc.v1.SessionResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure*]\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROTOCOL_GG20_SECP256K1\x10\x01\x12\x1a\n\x16PROTOCOL_FROST_ED25519\x10\x02*z\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03*e\n\x0c\x45nclaveState\x12\x1d\n\x19\x45NCLAVE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NCLAVE_STATE_READY\x10\x01\x12\x1d\n\x19\x45NCLAVE_STATE_UNAVAILABLE\x10\x02*o\n\x11SignatureEncoding\x12\"\n\x1eSIGNATURE_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNATURE_ENCODING_RAW\x10\x01\x12\x1a\n\x16SIGNATURE_ENCODING_DER\x10\x02\x32\xe4\x04\n\rSignerService\x12\x31\n\x04Ping\x12\x13.mpc.v1.PingRequest\x1a\x14.mpc.v1.PingResponse\x12=\n\x08StartDKG\x12\x17.mpc.v1.StartDKGRequest\x1a\x18.mpc.v1.StartDKGResponse\x12I\n\x0cGetDKGStatus\x12\x1b.mpc.v1.GetDKGStatusRequest\x1a\x1c.mpc.v1.GetDKGStatusResponse\x12@\n\tStartSign\x12\x18.mpc.v1.StartSignRequest\x1a\x19.mpc.v1.StartSignResponse\x12L\n\rGetSignStatus\x12\x1c.mpc.v1.GetSignStatusRequest\x1a\x1d.mpc.v1.GetSignStatusResponse\x12I\n\x0cStartPresign\x12\x1b.mpc.v1.StartPresignRequest\x1a\x1c.mpc.v1.StartPresignResponse\x12U\n\x10GetPresignStatus\x12\x1f.mpc.v1.GetPresignStatusRequest\x1a .mpc.v1.GetPresignStatusResponse\x12\x64\n\x15SubmitProtocolMessage\x12$.mpc.v1.SubmitProtocolMessageRequest\x1a%.mpc.v1.SubmitProtocolMessageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13mpc/v1/signer.proto\x12\x06mpc.v1\"\x98\x01\n\x0fProtocolMessage\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\r\n\x05round\x18\x04 \x01(\r\x12\x0b\n\x03seq\x18\x05 \x01(\x04\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x13\n\x0bhmac_key_id\x18\x07 \x01(\t\x12\x0c\n\x04hmac\x18\x08 \x01(\x0c\"2\n\x0eSessionFailure\x12\x10\n\x08\x63ulprits\x18\x01 \x03(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x8d\x01\n\tDKGResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nchain_code\x18\x03 \x01(\x0c\x12\"\n\x08protocol\x18\x04 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x11\n\tthreshold\x18\x05 \x01(\r\x12\x11\n\tparty_ids\x18\x06 \x03(\t\"q\n\nSignResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x03 \x01(\r\x12\x12\n\npublic_key\x18\x04 \x01(\x0c\x12\x17\n\x0fpresignature_id\x18\x05 \x01(\t\"8\n\rPresignResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x17\n\x0fpresignature_id\x18\x02 \x01(\t\"\x89\x01\n\rSessionResult\x12 \n\x03\x64kg\x18\x01 \x01(\x0b\x32\x11.mpc.v1.DKGResultH\x00\x12\"\n\x04sign\x18\x02 \x01(\x0b\x32\x12.mpc.v1.SignResultH\x00\x12(\n\x07presign\x18\x03 \x01(\x0b\x32\x15.mpc.v1.PresignResultH\x00\x42\x08\n\x06result\"(\n\x0bPingRequest\x12\x19\n\x11\x61ttestation_nonce\x18\x01 \x01(\x0c\"\xca\x01\n\x0cPingResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12+\n\renclave_state\x18\x03 \x01(\x0e\x32\x14.mpc.v1.EnclaveState\x12\x18\n\x10\x61ttestation_mode\x18\x04 \x01(\t\x12\x17\n\x0f\x65nclave_version\x18\x05 \x01(\t\x12\x1c\n\x14\x61ttestation_document\x18\x06 \x01(\x0c\x12\x1a\n\x12\x65nclave_public_key\x18\x07 \x01(\x0c\"\xb1\x01\n\x0fStartDKGRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x08protocol\x18\x02 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x11\n\tthreshold\x18\x03 \x01(\r\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12)\n\x08messages\x18\x06 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xc2\x01\n\x10StartDKGResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12!\n\x06result\x18\x04 \x01(\x0b\x32\x11.mpc.v1.DKGResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\")\n\x13GetDKGStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x9b\x01\n\x14GetDKGStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12!\n\x06result\x18\x03 \x01(\x0b\x32\x11.mpc.v1.DKGResult\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"\xa9\x02\n\x10StartSignRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x08protocol\x18\x02 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\x0c\x12\x17\n\x0f\x64\x65rivation_path\x18\x05 \x03(\r\x12\x11\n\tparty_ids\x18\x06 \x03(\t\x12\x15\n\rself_party_id\x18\x07 \x01(\t\x12\x17\n\x0fpresignature_id\x18\x08 \x01(\t\x12\x35\n\x12signature_encoding\x18\t \x01(\x0e\x32\x19.mpc.v1.SignatureEncoding\x12)\n\x08messages\x18\n \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xc4\x01\n\x11StartSignResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12\"\n\x06result\x18\x04 \x01(\x0b\x32\x12.mpc.v1.SignResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"*\n\x14GetSignStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x9d\x01\n\x15GetSignStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12\"\n\x06result\x18\x03 \x01(\x0b\x32\x12.mpc.v1.SignResult\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"\xb2\x01\n\x13StartPresignRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\"\n\x08protocol\x18\x02 \x01(\x0e\x32\x10.mpc.v1.Protocol\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12)\n\x08messages\x18\x06 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xca\x01\n\x14StartPresignResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.mpc.v1.PresignResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"-\n\x17GetPresignStatusRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\xa3\x01\n\x18GetPresignStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12%\n\x06result\x18\x03 \x01(\x0b\x32\x15.mpc.v1.PresignResult\x12\'\n\x07\x66\x61ilure\x18\x04 \x01(\x0b\x32\x16.mpc.v1.SessionFailure\"I\n\x1cSubmitProtocolMessageRequest\x12)\n\x08messages\x18\x01 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\"\xd3\x01\n\x1dSubmitProtocolMessageResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12#\n\x05state\x18\x02 \x01(\x0e\x32\x14.mpc.v1.SessionState\x12)\n\x08outgoing\x18\x03 \x03(\x0b\x32\x17.mpc.v1.ProtocolMessage\x12%\n\x06result\x18\x04 \x01(\x0b\x32\x15.mpc.v1.SessionResult\x12\'\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x16.mpc.v1.SessionFailure*]\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROTOCOL_GG20_SECP256K1\x10\x01\x12\x1a\n\x16PROTOCOL_FROST_ED25519\x10\x02*z\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03*e\n\x0c\x45nclaveState\x12\x1d\n\x19\x45NCLAVE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NCLAVE_STATE_READY\x10\x01\x12\x1d\n\x19\x45NCLAVE_STATE_UNAVAILABLE\x10\x02*o\n\x11SignatureEncoding\x12\"\n\x1eSIGNATURE_ENCODING_UNSPECIFIED\x10\x00\x12\x1a\n\x16SIGNATURE_ENCODING_RAW\x10\x01\x12\x1a\n\x16SIGNATURE_ENCODING_DER\x10\x02\x32\xe4\x04\n\rSignerService\x12\x31\n\x04Ping\x12\x13.mpc.v1.PingRequest\x1a\x14.mpc.v1.PingResponse\x12=\n\x08StartDKG\x12\x17.mpc.v1.StartDKGRequest\x1a\x18.mpc.v1.StartDKGResponse\x12I\n\x0cGetDKGStatus\x12\x1b.mpc.v1.GetDKGStatusRequest\x1a\x1c.mpc.v1.GetDKGStatusResponse\x12@\n\tStartSign\x12\x18.mpc.v1.StartSignRequest\x1a\x19.mpc.v1.StartSignResponse\x12L\n\rGetSignStatus\x12\x1c.mpc.v1.GetSignStatusRequest\x1a\x1d.mpc.v1.GetSignStatusResponse\x12I\n\x0cStartPresign\x12\x1b.mpc.v1.StartPresignRequest\x1a\x1c.mpc.v1.StartPresignResponse\x12U\n\x10GetPresignStatus\x12\x1f.mpc.v1.GetPresignStatusRequest\x1a .mpc.v1.GetPresignStatusResponse\x12\x64\n\x15SubmitProtocolMessage\x12$.mpc.v1.SubmitProtocolMessageRequest\x1a%.mpc.v1.SubmitProtocolMessageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc.v1.signer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROTOCOL']._serialized_start=3083
-  _globals['_PROTOCOL']._serialized_end=3176
-  _globals['_SESSIONSTATE']._serialized_start=3178
-  _globals['_SESSIONSTATE']._serialized_end=3300
-  _globals['_ENCLAVESTATE']._serialized_start=3302
-  _globals['_ENCLAVESTATE']._serialized_end=3403
-  _globals['_SIGNATUREENCODING']._serialized_start=3405
-  _globals['_SIGNATUREENCODING']._serialized_end=3516
+  _globals['_PROTOCOL']._serialized_start=3111
+  _globals['_PROTOCOL']._serialized_end=3204
+  _globals['_SESSIONSTATE']._serialized_start=3206
+  _globals['_SESSIONSTATE']._serialized_end=3328
+  _globals['_ENCLAVESTATE']._serialized_start=3330
+  _globals['_ENCLAVESTATE']._serialized_end=3431
+  _globals['_SIGNATUREENCODING']._serialized_start=3433
+  _globals['_SIGNATUREENCODING']._serialized_end=3544
   _globals['_PROTOCOLMESSAGE']._serialized_start=32
   _globals['_PROTOCOLMESSAGE']._serialized_end=184
   _globals['_SESSIONFAILURE']._serialized_start=186
@@ -54,35 +54,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PINGREQUEST']._serialized_start=695
   _globals['_PINGREQUEST']._serialized_end=735
   _globals['_PINGRESPONSE']._serialized_start=738
-  _globals['_PINGRESPONSE']._serialized_end=912
-  _globals['_STARTDKGREQUEST']._serialized_start=915
-  _globals['_STARTDKGREQUEST']._serialized_end=1092
-  _globals['_STARTDKGRESPONSE']._serialized_start=1095
-  _globals['_STARTDKGRESPONSE']._serialized_end=1289
-  _globals['_GETDKGSTATUSREQUEST']._serialized_start=1291
-  _globals['_GETDKGSTATUSREQUEST']._serialized_end=1332
-  _globals['_GETDKGSTATUSRESPONSE']._serialized_start=1335
-  _globals['_GETDKGSTATUSRESPONSE']._serialized_end=1490
-  _globals['_STARTSIGNREQUEST']._serialized_start=1493
-  _globals['_STARTSIGNREQUEST']._serialized_end=1790
-  _globals['_STARTSIGNRESPONSE']._serialized_start=1793
-  _globals['_STARTSIGNRESPONSE']._serialized_end=1989
-  _globals['_GETSIGNSTATUSREQUEST']._serialized_start=1991
-  _globals['_GETSIGNSTATUSREQUEST']._serialized_end=2033
-  _globals['_GETSIGNSTATUSRESPONSE']._serialized_start=2036
-  _globals['_GETSIGNSTATUSRESPONSE']._serialized_end=2193
-  _globals['_STARTPRESIGNREQUEST']._serialized_start=2196
-  _globals['_STARTPRESIGNREQUEST']._serialized_end=2374
-  _globals['_STARTPRESIGNRESPONSE']._serialized_start=2377
-  _globals['_STARTPRESIGNRESPONSE']._serialized_end=2579
-  _globals['_GETPRESIGNSTATUSREQUEST']._serialized_start=2581
-  _globals['_GETPRESIGNSTATUSREQUEST']._serialized_end=2626
-  _globals['_GETPRESIGNSTATUSRESPONSE']._serialized_start=2629
-  _globals['_GETPRESIGNSTATUSRESPONSE']._serialized_end=2792
-  _globals['_SUBMITPROTOCOLMESSAGEREQUEST']._serialized_start=2794
-  _globals['_SUBMITPROTOCOLMESSAGEREQUEST']._serialized_end=2867
-  _globals['_SUBMITPROTOCOLMESSAGERESPONSE']._serialized_start=2870
-  _globals['_SUBMITPROTOCOLMESSAGERESPONSE']._serialized_end=3081
-  _globals['_SIGNERSERVICE']._serialized_start=3519
-  _globals['_SIGNERSERVICE']._serialized_end=4131
+  _globals['_PINGRESPONSE']._serialized_end=940
+  _globals['_STARTDKGREQUEST']._serialized_start=943
+  _globals['_STARTDKGREQUEST']._serialized_end=1120
+  _globals['_STARTDKGRESPONSE']._serialized_start=1123
+  _globals['_STARTDKGRESPONSE']._serialized_end=1317
+  _globals['_GETDKGSTATUSREQUEST']._serialized_start=1319
+  _globals['_GETDKGSTATUSREQUEST']._serialized_end=1360
+  _globals['_GETDKGSTATUSRESPONSE']._serialized_start=1363
+  _globals['_GETDKGSTATUSRESPONSE']._serialized_end=1518
+  _globals['_STARTSIGNREQUEST']._serialized_start=1521
+  _globals['_STARTSIGNREQUEST']._serialized_end=1818
+  _globals['_STARTSIGNRESPONSE']._serialized_start=1821
+  _globals['_STARTSIGNRESPONSE']._serialized_end=2017
+  _globals['_GETSIGNSTATUSREQUEST']._serialized_start=2019
+  _globals['_GETSIGNSTATUSREQUEST']._serialized_end=2061
+  _globals['_GETSIGNSTATUSRESPONSE']._serialized_start=2064
+  _globals['_GETSIGNSTATUSRESPONSE']._serialized_end=2221
+  _globals['_STARTPRESIGNREQUEST']._serialized_start=2224
+  _globals['_STARTPRESIGNREQUEST']._serialized_end=2402
+  _globals['_STARTPRESIGNRESPONSE']._serialized_start=2405
+  _globals['_STARTPRESIGNRESPONSE']._serialized_end=2607
+  _globals['_GETPRESIGNSTATUSREQUEST']._serialized_start=2609
+  _globals['_GETPRESIGNSTATUSREQUEST']._serialized_end=2654
+  _globals['_GETPRESIGNSTATUSRESPONSE']._serialized_start=2657
+  _globals['_GETPRESIGNSTATUSRESPONSE']._serialized_end=2820
+  _globals['_SUBMITPROTOCOLMESSAGEREQUEST']._serialized_start=2822
+  _globals['_SUBMITPROTOCOLMESSAGEREQUEST']._serialized_end=2895
+  _globals['_SUBMITPROTOCOLMESSAGERESPONSE']._serialized_start=2898
+  _globals['_SUBMITPROTOCOLMESSAGERESPONSE']._serialized_end=3109
+  _globals['_SIGNERSERVICE']._serialized_start=3547
+  _globals['_SIGNERSERVICE']._serialized_end=4159
 # @@protoc_insertion_point(module_scope)

@@ -128,20 +128,22 @@ class PingRequest(_message.Message):
     def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
 
 class PingResponse(_message.Message):
-    __slots__ = ("version", "node_id", "enclave_state", "attestation_mode", "enclave_version", "attestation_document")
+    __slots__ = ("version", "node_id", "enclave_state", "attestation_mode", "enclave_version", "attestation_document", "enclave_public_key")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_STATE_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_VERSION_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    ENCLAVE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     version: str
     node_id: str
     enclave_state: EnclaveState
     attestation_mode: str
     enclave_version: str
     attestation_document: bytes
-    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., enclave_state: _Optional[_Union[EnclaveState, str]] = ..., attestation_mode: _Optional[str] = ..., enclave_version: _Optional[str] = ..., attestation_document: _Optional[bytes] = ...) -> None: ...
+    enclave_public_key: bytes
+    def __init__(self, version: _Optional[str] = ..., node_id: _Optional[str] = ..., enclave_state: _Optional[_Union[EnclaveState, str]] = ..., attestation_mode: _Optional[str] = ..., enclave_version: _Optional[str] = ..., attestation_document: _Optional[bytes] = ..., enclave_public_key: _Optional[bytes] = ...) -> None: ...
 
 class StartDKGRequest(_message.Message):
     __slots__ = ("session_id", "protocol", "threshold", "party_ids", "self_party_id", "messages")
