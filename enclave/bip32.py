@@ -35,7 +35,7 @@ def parse_path(path: str) -> tuple[int, ...]:
         raise BadInput("derivation path must start with m")
     out = []
     for part in parts[1:]:
-        if not part.isdigit():
+        if not (part.isascii() and part.isdigit()):
             raise BadInput("only non-hardened numeric path components are allowed")
         out.append(int(part))
     return tuple(out)

@@ -104,8 +104,11 @@ class Round1(Round):
 
     def finalize(self) -> Next:
         cfg, g = self.cfg, self.cfg.group
-        if len({m.aux.n for m in self.got.values()} | {self.aux.n}) != len(cfg.parties):
-            dup = {j for j, m in self.got.items() if m.aux.n == self.aux.n} or set(self.got)
+        moduli = [m.aux.n for m in self.got.values()] + [self.aux.n]
+        if len(set(moduli)) != len(moduli):
+            # only a party that knows the factors can prove Πmod for a modulus, so every peer
+            # sharing one with another party is in on it
+            dup = {j for j, m in self.got.items() if moduli.count(m.aux.n) > 1}
             raise ProtocolFault(dup, "reused Paillier modulus")
         aux = {j: m.aux for j, m in self.got.items()} | {cfg.self_id: self.aux}
         commitments, chain, salt = self.decommit

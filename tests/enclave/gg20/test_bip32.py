@@ -56,7 +56,7 @@ def test_signature_under_child_key(keys_2of3: dict[int, KeyShare], path: str) ->
     check_signature(sig, digest, child)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("path", ["m/0'", "m/1h", "0/1", "m/2147483648", "m/-1"])
+@pytest.mark.parametrize("path", ["m/0'", "m/1h", "0/1", "m/2147483648", "m/-1", "m/²", "m//1", "m/ 1"])
 def test_hardened_and_malformed_paths_refused(keys_2of3: dict[int, KeyShare], path: str) -> None:
     g = Secp256k1Group()
     share = keys_2of3[1]

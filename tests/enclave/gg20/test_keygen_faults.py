@@ -18,7 +18,7 @@ from enclave.errors import InvalidParameters
 from enclave.group.secp256k1 import ORDER
 from enclave.primes import FixtureSource, SafePrimePair
 from enclave.protocols.gg20 import keygen
-from enclave.protocols.rounds import Driver, Frame, Kind
+from enclave.protocols.rounds import Abort, Driver, Frame, Kind
 from enclave.rng import SYSTEM_RNG
 from enclave.zk import ringpedersen
 from enclave.zk.params import REPETITIONS
@@ -297,3 +297,12 @@ def test_sender_outside_the_party_set_is_rejected(prime_source: FixtureSource) -
     assert sorted(res.rejected) == [(1, 9), (2, 9)]
     outputs = res.outputs()
     assert outputs[1].public_key == outputs[2].public_key  # type: ignore[attr-defined]
+
+
+def test_colluding_parties_reusing_one_modulus(prime_source: FixtureSource) -> None:
+    shared = prime_source(2048)
+    overrides = {2: {"primes": shared}, 3: {"primes": shared}}
+    ds = drivers(prime_source, [1, 2, 3], b"kg-shared-modulus", overrides=overrides)
+    res = run(ds)
+    outcome = res.outcomes[1]
+    assert isinstance(outcome, Abort) and outcome.culprits == {2, 3} and outcome.reason == "reused Paillier modulus"
