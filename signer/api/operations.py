@@ -79,6 +79,14 @@ def sealer_kind(blob: bytes) -> str:
     raise ValueError("the enclave returned a sealed blob without a sealed-envelope header")
 
 
+def audit_digest(start: epb.SessionStart) -> str:
+    """What an audit record names as the signed digest: the 32-byte digest for GG20, SHA-256 of the
+    message for FROST (as policy approvals do; a FROST message may be up to 64 KiB)."""
+    if start.protocol == epb.PROTOCOL_FROST_ED25519:
+        return hashlib.sha256(start.message).hexdigest()
+    return start.message.hex()
+
+
 def caller_name() -> str:
     caller = current_caller()
     if caller is None:
@@ -234,7 +242,7 @@ class Operations:
                 session_id=session.session_id,
                 result="ok" if ok else "failed",
                 key_id=key_id,
-                digest=start.message.hex() if session.kind == epb.SESSION_KIND_SIGN and start.message else None,
+                digest=audit_digest(start) if session.kind == epb.SESSION_KIND_SIGN else None,
                 culprits=party_numbers([c for c in session.culprits if c]),
                 reason=reason[:2048],
             )
@@ -251,7 +259,7 @@ class Operations:
                     session_id=start.session_id,
                     result="failed",
                     key_id=start.key_id or None,
-                    digest=start.message.hex() if start.message else None,
+                    digest=audit_digest(start) if start.kind == epb.SESSION_KIND_SIGN else None,
                     reason=reason[:2048],
                 )
             )
