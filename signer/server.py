@@ -69,6 +69,15 @@ def _load(key: str, loader: Callable[[Path], Any], path: Path) -> Any:
         raise ConfigError(f"{key}: {path}: {exc}") from None
 
 
+def _consul_token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return _read("consul.token_file", path).decode("ascii").strip() or None
+    except UnicodeDecodeError:
+        raise ConfigError(f"consul.token_file: {path} does not hold an ASCII token") from None
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Everything the server reads from files at start-up, loaded once (errors name the key)."""
@@ -93,10 +102,7 @@ class Credentials:
             jwt_keys=jwt_keys,
             hmac=HmacKeyRing(hmac_keys, config.hmac.active_key_id, frozenset(config.hmac.retired_key_ids)),
             enclave_psk=psk,
-            consul_token=(
-                _read("consul.token_file", config.consul.token_file).decode().strip() or None
-                if config.consul.token_file else None
-            ),
+            consul_token=_consul_token(config.consul.token_file),
         )
 
 
@@ -308,18 +314,21 @@ class SignerServer:
         self.store = await open_store(self.config.storage.url)
         for name in HEALTH_SERVICES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.config.metrics.listen:
+            # Bound before anything is started, so a taken port fails the start cleanly.
+            host, _, port = self.config.metrics.listen.rpartition(":")
+            try:
+                self._metrics_http = self.metrics.serve(host.strip("[]"), int(port))
+            except OSError as exc:
+                await self.store.close()
+                where = self.config.metrics.listen
+                raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc.strerror}") from None
         if self.embedded is not None:
             await self.embedded.start()
         await self.server.start()
         self.watcher.start()
         self.sweeper = asyncio.create_task(self.sessions.run_sweeper(self.config.sessions.sweep_interval_seconds))
-        if self.config.metrics.listen:
-            host, _, port = self.config.metrics.listen.rpartition(":")
-            try:
-                self._metrics_http = self.metrics.serve(host.strip("[]"), int(port))
-            except OSError as exc:
-                where = self.config.metrics.listen
-                raise ConfigError(f"metrics.listen: cannot listen on {where}: {exc.strerror}") from None
+        if self._metrics_http is not None:
             self._pool_task = asyncio.create_task(
                 self.metrics.refresh_pools_forever(self.store, self.enclave, self.config.metrics.pool_refresh_seconds)
             )

@@ -112,3 +112,26 @@ def test_logs_are_json_lines_with_request_ids(metered: tuple[SignerProcess, int]
     assert refusal["level"] == "WARNING" and "GetSignStatus" in str(refusal["message"])
     assert refusal["session_id"] == "s-logs"
     assert "not-a-jwt" not in signer.log()
+
+
+def test_a_taken_metrics_port_fails_the_start_with_the_key(
+    start_enclave: Callable[..., EnclaveProcess], start_signer: Callable[..., SignerProcess]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        enclave = start_enclave()
+        try:
+            # The gRPC port is bound (not served) before the start fails, so the fixture may
+            # return before the process exits, or raise if it has exited already.
+            signer = start_signer(enclave, {"metrics": {"listen": f"127.0.0.1:{port}"}})
+            assert signer.proc is not None and signer.proc.wait(20) == 2
+            log = signer.log()
+        except RuntimeError as exc:
+            assert "exited with 2" in str(exc)
+            log = str(exc)
+        assert f"metrics.listen: cannot listen on 127.0.0.1:{port}" in log
+        enclave.stop()
