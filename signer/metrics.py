@@ -34,7 +34,7 @@ class Metrics:
             "mpc_signer_rpc", "RPCs handled, by method and final status", ["method", "code"], registry=r
         )
         self.rpc_latency = Histogram(
-            "mpc_signer_rpc_latency_seconds", "RPC latency by method", ["method"],
+            "mpc_signer_rpc_latency_seconds", "RPC latency by method and final status", ["method", "code"],
             buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.sessions = Counter(
@@ -242,7 +242,7 @@ class _MetricsInterceptor(grpc.aio.ServerInterceptor):
                 raise
             finally:
                 m.rpc_total.labels(label, code).inc()
-                m.rpc_latency.labels(label).observe(time.perf_counter() - start)
+                m.rpc_latency.labels(label, code).observe(time.perf_counter() - start)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,

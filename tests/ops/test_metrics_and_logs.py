@@ -82,7 +82,9 @@ def test_scrape_counts_served_and_refused_calls(metered: tuple[SignerProcess, in
     after = scrape(port)
     assert value(after, ok[0], **ok[1]) == value(before, ok[0], **ok[1]) + 1
     assert value(after, denied[0], **denied[1]) == value(before, denied[0], **denied[1]) + 1
-    assert value(after, "mpc_signer_rpc_latency_seconds_count", method="SignerService/Ping") >= 1
+    assert value(after, "mpc_signer_rpc_latency_seconds_count", method="SignerService/Ping", code="OK") >= 1
+    assert value(after, "mpc_signer_rpc_latency_seconds_count", method="SignerService/GetDKGStatus",
+                 code="UNAUTHENTICATED") >= 1
     # The health watcher asks the enclave for its info, then pings it every 0.2 s: timed per kind.
     assert value(after, "mpc_signer_enclave_roundtrip_seconds_count", request="info") >= 1
     wait_for(lambda: value(scrape(port), "mpc_signer_enclave_roundtrip_seconds_count", request="ping") > 0,
