@@ -65,24 +65,20 @@ def prove(transcript: Transcript, statement: Statement, witness: Witness, rng: R
     q_inv_p = int(gmpy2.invert(q, p))
     xs, as_, bs, zs = [], [], [], []
     for y in ys:
-        found = False
-        for a in (0, 1):
-            for b in (0, 1):
-                v = y * (n - 1 if a else 1) * (w if b else 1) % n
-                rp = _fourth_root_mod_prime(v % p, p)
-                rq = _fourth_root_mod_prime(v % q, q)
-                if rp is None or rq is None:
-                    continue
-                xs.append(rq + (rp - rq) * q_inv_p % p * q)
-                as_.append(a)
-                bs.append(b)
-                found = True
+        for a, b in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            v = y * (n - 1 if a else 1) * (w if b else 1) % n
+            # Legendre symbols first: only the one quadratic-residue combination pays for roots
+            if gmpy2.legendre(v % p, p) == 1 and gmpy2.legendre(v % q, q) == 1:
                 break
-            if found:
-                break
-        if not found:
+        else:
             # only when y shares a factor with N, i.e. never for an honest hash output
             raise ValueError("challenge is not a unit")
+        rp = _fourth_root_mod_prime(v % p, p)
+        rq = _fourth_root_mod_prime(v % q, q)
+        assert rp is not None and rq is not None
+        xs.append(rq + (rp - rq) * q_inv_p % p * q)
+        as_.append(a)
+        bs.append(b)
         zs.append(key.pow_mod_n(y, n_inv))
     return Proof(w, tuple(xs), tuple(as_), tuple(bs), tuple(zs))
 

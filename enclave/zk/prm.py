@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import gmpy2
-
 from enclave.rng import Rng, random_below
 from enclave.transcript import Transcript
 from enclave.zk.params import REPETITIONS, is_unit
@@ -68,6 +66,6 @@ def verify(transcript: Transcript, statement: Statement, proof: Proof) -> bool:
     es = _challenge_bits(transcript, params, proof.a)
     for a, z, e in zip(proof.a, proof.z, es, strict=True):
         rhs = a * params.s % n if e else a
-        if gmpy2.powmod(params.t, z, n) != rhs:
+        if params.pow_t(z) != rhs:
             return False
     return True

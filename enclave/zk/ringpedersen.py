@@ -96,6 +96,10 @@ class Params:
         bits = self.n.bit_length() + L + EPSILON + 64
         return _FixedBase(self.s, self.n, bits), _FixedBase(self.t, self.n, bits)
 
+    def pow_t(self, e: int) -> int:
+        """t^e mod N̂ by the fixed-base table (Πprm's verifier raises t to 80 exponents)."""
+        return self._tables[1].pow(e)
+
     def commit(self, x: int, y: int) -> int:
         """s^x t^y mod N̂ (fixed-base tables: a prover commits many times to one verifier's bases)."""
         ts, tt = self._tables
