@@ -68,12 +68,15 @@ ENCLAVE_CID ?= 16
 # --debug-mode gives a console (nitro-cli console) but the enclave then attests with zero PCRs,
 # so KMS refuses it; never set it in production.
 ENCLAVE_DEBUG ?=
+# The KMS key (full ARN) the enclave seals with; built into the image (see enclave/Dockerfile).
+KMS_KEY_ARN ?=
 
 # Builds the image, converts it to an EIF and records the measurements nitro-cli prints (its JSON
 # follows any progress lines).
 eif:
+	@test -n "$(KMS_KEY_ARN)" || { echo "make eif needs KMS_KEY_ARN=arn:aws:kms:REGION:ACCOUNT:key/ID" >&2; exit 2; }
 	mkdir -p var
-	docker build --file enclave/Dockerfile --tag $(ENCLAVE_IMAGE) .
+	docker build --file enclave/Dockerfile --build-arg KMS_KEY_ID=$(KMS_KEY_ARN) --tag $(ENCLAVE_IMAGE) .
 	nitro-cli build-enclave --docker-uri $(ENCLAVE_IMAGE) --output-file $(ENCLAVE_EIF) > var/build-enclave.json
 	$(PYTHON) -c 'import json, sys; t = open("var/build-enclave.json").read(); m = json.loads(t[t.index("{"):])["Measurements"]; json.dump({k: v for k, v in m.items() if k == "HashAlgorithm" or k.startswith("PCR")}, sys.stdout, indent=2, sort_keys=True)' > $(ENCLAVE_PCRS)
 	@cat $(ENCLAVE_PCRS)

@@ -41,7 +41,7 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
     psk = load_psk(args.psk_file) if args.psk_file else None
     # The session engine (sealer, policy and limits checked by run() before listening).
     engine = engine_setup.build_engine(parts)
-    service = EnclaveService(sessions=engine)
+    service = EnclaveService(sessions=engine, attestor=parts.attestor, credentials=parts.credentials)
     server = FrameServer(service.handle, psk=psk, max_frame_bytes=args.max_frame_bytes)
     await server.start(address)
     stop = asyncio.Event()

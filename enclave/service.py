@@ -16,7 +16,9 @@ from importlib import metadata
 from typing import Protocol
 
 from enclave.attestation import Attestor, NoneAttestor
+from enclave.credentials import CredentialsHolder
 from enclave.errors import BadInput, EnclaveError, InvalidEncoding, InvalidParameters
+from enclave.identity import EnclaveIdentity
 from enclave.transport.server import error_response
 from mpc.v1 import enclave_pb2 as pb
 
@@ -55,6 +57,8 @@ class SessionEngine(Protocol):
 
 
 _UNIMPLEMENTED = "protocol sessions are not available in this enclave build"
+# Bound into identity attestation documents, so one is never mistaken for a KMS recipient document.
+IDENTITY_USER_DATA = b"mpc-signer/enclave-identity/v1"
 
 
 class EnclaveService:
@@ -64,8 +68,12 @@ class EnclaveService:
         attestor: Attestor | None = None,
         sessions: SessionEngine | None = None,
         version: str | None = None,
+        identity: EnclaveIdentity | None = None,
+        credentials: CredentialsHolder | None = None,
     ) -> None:
         self._attestor: Attestor = attestor if attestor is not None else NoneAttestor()
+        self._identity = identity if identity is not None else EnclaveIdentity.generate()
+        self._credentials = credentials
         self._sessions = sessions
         self._version = version if version is not None else enclave_version()
 
@@ -79,6 +87,9 @@ class EnclaveService:
                 return pb.Response(request_id=rid, info=self._info(request.info))
             if kind in ("session_start", "session_deliver", "session_abort"):
                 return pb.Response(request_id=rid, session_update=await self._session(request))
+            if kind == "set_aws_credentials":
+                answer = self._set_credentials(request.set_aws_credentials)
+                return pb.Response(request_id=rid, aws_credentials_set=answer)
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
         except RequestRejected as exc:
             return error_response(rid, exc.code, exc.message)
@@ -93,19 +104,31 @@ class EnclaveService:
         nonce = request.attestation_nonce
         document = b""
         if nonce:
-            document = self._attestor.attest(public_key=b"", user_data=b"", nonce=nonce).document
+            document = self._attestor.attest(
+                public_key=self._identity.public_key, user_data=IDENTITY_USER_DATA, nonce=nonce
+            ).document
         response = pb.InfoResponse(
             version=self._version,
             attestation_mode=self._attestor.mode,
             state=pb.ENCLAVE_STATE_READY,
             attestation_document=document,
             protocols=list(self._sessions.protocols()) if self._sessions is not None else [],
+            enclave_public_key=self._identity.public_key,
         )
         # Optional on engines: one without a pre-parameter pool simply does not report it.
         preparams_ready = getattr(self._sessions, "preparams_ready", None)
         if callable(preparams_ready):
             response.preparams_ready = int(preparams_ready())
         return response
+
+    def _set_credentials(self, request: pb.SetAwsCredentials) -> pb.AwsCredentialsSet:
+        if self._credentials is None:
+            raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, "this enclave does not seal with KMS")
+        self._credentials.set(
+            request.access_key_id, request.secret_access_key, request.session_token, request.expiration_unix
+        )
+        log.info("AWS credentials %s set, expiring at %d", request.access_key_id, request.expiration_unix)
+        return pb.AwsCredentialsSet(access_key_id=request.access_key_id, expiration_unix=request.expiration_unix)
 
     async def _session(self, request: pb.Request) -> pb.SessionUpdate:
         if self._sessions is None:

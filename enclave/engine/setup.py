@@ -9,26 +9,51 @@
     --preparams-pool-size N         Paillier pre-parameter sets kept ready for GG20 key generation
     --policy-key PATH               P-256 public key (PEM) of the signing policy; when given,
                                     every SIGN needs an approval signed by it
+    --attestation none|nitro        none (default): no TEE, said plainly; nitro: documents from
+                                    the Nitro Secure Module (/dev/nsm), NSM entropy mixed in at start
+    --kms-key-id ARN                seal with AWS KMS (needs --attestation nitro); a local key, if
+                                    also configured, still unseals older blobs (migration)
+    --kms-region REGION             region of the KMS key (default: taken from the key ARN)
+    --kms-proxy-port PORT           vsock port of the parent's vsock-proxy to KMS (default 8000)
 
-With no sealing option the process uses the development key file var/sealing.key (created on
-first start), except on vsock (a Nitro enclave), where it refuses to start: a key generated
-inside an enclave's memory-backed file system would be lost with every restart, and with it
-every share sealed under it. A wrong key or passphrase (the metadata's key check fails) stops
-the process at start with a clear message.
+In the enclave image (enclave/Dockerfile) --kms-key-id and --kms-region default to the
+environment variables MPC_ENCLAVE_KMS_KEY_ID and MPC_ENCLAVE_KMS_REGION, fixed at image build
+time, since a Nitro enclave takes no arguments at run time.
+
+With no sealing option (no key file, passphrase or KMS key) the process uses the development key
+file var/sealing.key (created on first start), except on vsock (a Nitro enclave), where it
+refuses to start: a key generated inside an enclave's memory-backed file system would be lost
+with every restart, and with it every share sealed under it. A wrong key or passphrase (the
+metadata's key check fails) stops the process at start with a clear message.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from enclave.attestation import (
+    NITRO_MODE,
+    NO_ATTESTATION_STATEMENT,
+    NONE_MODE,
+    AttestationUnavailable,
+    Attestor,
+    NitroAttestor,
+    NoneAttestor,
+    mix_nsm_entropy,
+)
+from enclave.credentials import CredentialsHolder
 from enclave.engine.engine import Engine, EngineConfig
+from enclave.kms import KmsSealer
+from enclave.kms_http import DEFAULT_PROXY_PORT, Connector, KmsHttpClient, vsock_connector
 from enclave.policy import PolicyVerifier, load_policy_key
 from enclave.sealing import (
     LocalSealer,
+    MultiSealer,
     Sealer,
     SealerConfigError,
     default_metadata_path,
@@ -58,6 +83,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
     g.add_argument("--preparams-pool-size", type=int, default=defaults.preparams_pool_size)
     g.add_argument("--policy-key", type=Path, help="P-256 public key (PEM) whose approval every SIGN needs")
+    t = parser.add_argument_group("TEE")
+    t.add_argument("--attestation", choices=(NONE_MODE, NITRO_MODE), default=NONE_MODE,
+                   help="none: no TEE (said plainly); nitro: AWS Nitro Secure Module")
+    t.add_argument("--kms-key-id", default=os.environ.get("MPC_ENCLAVE_KMS_KEY_ID") or None,
+                   help="KMS key ARN to seal with (needs --attestation nitro)")
+    t.add_argument("--kms-region", default=os.environ.get("MPC_ENCLAVE_KMS_REGION") or None,
+                   help="region of the KMS key (default: from the ARN)")
+    t.add_argument("--kms-proxy-port", type=int, default=DEFAULT_PROXY_PORT,
+                   help="vsock port of the parent's vsock-proxy to KMS (parent CID 3)")
 
 
 @dataclass(frozen=True)
@@ -67,6 +101,20 @@ class EngineParts:
     sealer: Sealer
     policy: PolicyVerifier | None
     config: EngineConfig
+    attestor: Attestor
+    # Where the host's SetAwsCredentials land; None unless sealing with KMS.
+    credentials: CredentialsHolder | None = None
+
+
+def make_attestor(mode: str) -> Attestor:
+    """The attestor for `--attestation`. Tests replace this function in their own entry point
+    (tests/tee/fixture_enclave.py) to attest with a test CA; no option of the product does."""
+    if mode == NONE_MODE:
+        return NoneAttestor()
+    try:
+        return NitroAttestor()
+    except AttestationUnavailable as exc:
+        raise SetupError(f"--attestation nitro: {exc}") from None
 
 
 def open_parts(args: argparse.Namespace) -> EngineParts:
@@ -74,14 +122,60 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
         config = EngineConfig(max_sessions=args.max_sessions, preparams_pool_size=args.preparams_pool_size)
     except ValueError as exc:
         raise SetupError(str(exc)) from None
-    return EngineParts(_sealer(args), _policy(args.policy_key), config)
+    attestor = make_attestor(args.attestation)
+    if isinstance(attestor, NitroAttestor):
+        try:
+            mix_nsm_entropy(attestor)
+        except (AttestationUnavailable, OSError) as exc:
+            raise SetupError(f"cannot mix NSM entropy into the kernel pool: {exc}") from None
+        log.info("attestation mode nitro: NSM entropy mixed into the kernel pool")
+    elif attestor.mode == NONE_MODE:
+        log.warning("%s", NO_ATTESTATION_STATEMENT)
+    if args.listen.startswith("vsock://") and attestor.mode == NONE_MODE:
+        log.warning("listening on vsock without --attestation nitro: fine for testing; nothing attests this process")
+    credentials = CredentialsHolder() if args.kms_key_id else None
+    sealer = _sealer(args, attestor, credentials)
+    return EngineParts(sealer, _policy(args.policy_key), config, attestor, credentials)
 
 
 def build_engine(parts: EngineParts) -> Engine:
     return Engine(parts.sealer, config=parts.config, policy=parts.policy)
 
 
-def _sealer(args: argparse.Namespace) -> Sealer:
+def _sealer(args: argparse.Namespace, attestor: Attestor, credentials: CredentialsHolder | None) -> Sealer:
+    if not args.kms_key_id:
+        return _local_sealer(args)
+    assert credentials is not None
+    region = args.kms_region or _region_from_arn(args.kms_key_id)
+    if not 0 < args.kms_proxy_port < 2**32:
+        raise SetupError("--kms-proxy-port must be a vsock port number")
+    try:
+        client = KmsHttpClient(region, credentials.current, connector=kms_connector(args.kms_proxy_port))
+        kms = KmsSealer(client, args.kms_key_id, attestor)
+    except (ValueError, SealerConfigError) as exc:
+        raise SetupError(f"KMS sealing: {exc}") from None
+    others: list[Sealer] = []
+    if args.sealing_key_file is not None or args.sealing_passphrase_file is not None:
+        others.append(_local_sealer(args))
+    migration = " (the local key still unseals older blobs)" if others else ""
+    log.info("sealing with KMS key %s in %s%s", args.kms_key_id, region, migration)
+    return MultiSealer(kms, others)
+
+
+def kms_connector(port: int) -> Connector:
+    """How the KMS client reaches the parent's vsock-proxy. Tests replace this in their own entry
+    point to reach a local TLS stand-in for KMS; TLS and SigV4 stay the production code."""
+    return vsock_connector(port=port)
+
+
+def _region_from_arn(key_id: str) -> str:
+    parts = key_id.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
+        return parts[3]
+    raise SetupError("--kms-region is required when --kms-key-id is not a full key ARN")
+
+
+def _local_sealer(args: argparse.Namespace) -> Sealer:
     try:
         if args.sealing_passphrase_file is not None:
             return _passphrase_sealer(args.sealing_passphrase_file, args.sealing_meta, args.generate_sealing_key)
@@ -89,7 +183,9 @@ def _sealer(args: argparse.Namespace) -> Sealer:
         generate = args.generate_sealing_key
         if key_file is None:
             if args.listen.startswith("vsock://"):
-                raise SetupError("no sealing key configured (--sealing-key-file or --sealing-passphrase-file)")
+                raise SetupError(
+                    "no sealing key configured (--kms-key-id, --sealing-key-file or --sealing-passphrase-file)"
+                )
             key_file, generate = DEV_KEY_FILE, True
             log.warning("no sealing key configured: using the development key file %s", key_file)
         meta = args.sealing_meta or default_metadata_path(key_file)

@@ -74,19 +74,85 @@ def test_runs_as_a_non_root_user(parsed: list[tuple[str, str]]) -> None:
     assert user.isdigit() and int(user) >= 1000, "numeric uid, so no passwd lookup decides who runs"
 
 
-def test_entrypoint_is_the_enclave_and_nothing_else(parsed: list[tuple[str, str]]) -> None:
+IMAGE_KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def image_environment(stage: list[tuple[str, str]], build_args: dict[str, str]) -> dict[str, str]:
+    """The ENV of the final stage as the image has it, with ARG values given at build time."""
+    args = {}
+    for k, rest in stage:
+        if k == "ARG":
+            name, _, default = rest.partition("=")
+            args[name] = build_args.get(name, default.strip('"'))
+    env: dict[str, str] = {}
+    for k, rest in stage:
+        if k == "ENV":
+            for item in shlex.split(rest):
+                name, _, value = item.partition("=")
+                env[name] = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), value)
+    return env
+
+
+def image_arguments(
+    parsed: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, build_args: dict[str, str]
+) -> argparse.Namespace:
     stage = final_stage(parsed)
     entrypoints = [json.loads(args) for k, args in stage if k == "ENTRYPOINT"]
     cmds = [json.loads(args) for k, args in stage if k == "CMD"]
     assert entrypoints == [["/opt/enclave/bin/python", "-m", "enclave"]]
     assert len(cmds) == 1
-    # The default arguments are ones the real entry point accepts, listening on vsock.
+    for name, value in image_environment(stage, build_args).items():
+        if name.startswith("MPC_ENCLAVE_"):
+            monkeypatch.setenv(name, value)
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(cmds[0])
+    add_arguments(parser)  # option defaults read the image's environment here
+    return parser.parse_args(cmds[0])
+
+
+def test_entrypoint_is_the_enclave_in_nitro_mode_with_kms_sealing(
+    parsed: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = image_arguments(parsed, monkeypatch, {"KMS_KEY_ID": IMAGE_KEY_ARN})
     address = parse_address(args.listen)
     assert address.scheme == "vsock" and address.port > 0
     assert args.psk_file is None  # no TCP, no pre-shared key inside the enclave
+    assert args.attestation == "nitro"
+    assert args.kms_key_id == IMAGE_KEY_ARN and args.kms_proxy_port == 8000
+    assert args.sealing_key_file is None and args.sealing_passphrase_file is None
+    # What the process builds from these arguments: a KMS sealer (the NSM replaced by a test
+    # attestor, since /dev/nsm exists only inside Nitro).
+    from enclave.engine import setup as engine_setup
+    from tests.tee.test_kms import DocAttestor, make_chain
+
+    monkeypatch.setattr(engine_setup, "make_attestor", lambda mode: DocAttestor(make_chain()))
+    parts = engine_setup.open_parts(args)
+    assert parts.sealer.kind == "kms" and parts.attestor.mode == "nitro"
+    assert parts.credentials is not None  # the host's SetAwsCredentials have somewhere to go
+
+
+def test_image_built_without_a_kms_key_refuses_to_start(
+    parsed: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = image_arguments(parsed, monkeypatch, {})
+    assert args.kms_key_id is None
+    from enclave.engine import setup as engine_setup
+    from tests.tee.test_kms import DocAttestor, make_chain
+
+    monkeypatch.setattr(engine_setup, "make_attestor", lambda mode: DocAttestor(make_chain()))
+    with pytest.raises(engine_setup.SetupError, match="no sealing key configured"):
+        engine_setup.open_parts(args)
+
+
+def test_nitro_mode_refuses_to_start_without_the_nsm(
+    parsed: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = image_arguments(parsed, monkeypatch, {"KMS_KEY_ID": IMAGE_KEY_ARN})
+    from enclave.engine import setup as engine_setup
+
+    if Path("/dev/nsm").exists():
+        pytest.skip("running inside a Nitro enclave")
+    with pytest.raises(engine_setup.SetupError, match="Nitro Secure Module"):
+        engine_setup.open_parts(args)
 
 
 def test_no_network_exposure(parsed: list[tuple[str, str]]) -> None:
@@ -184,8 +250,11 @@ def make_n(*args: str) -> list[str]:
 
 
 def test_make_eif_builds_the_image_and_records_pcrs(tmp_path: Path) -> None:
-    lines = make_n("eif")
+    lines = make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}")
     assert any(line.startswith("docker build --file enclave/Dockerfile ") for line in lines)
+    docker = next(line for line in lines if line.startswith("docker build"))
+    assert f"--build-arg KMS_KEY_ID={IMAGE_KEY_ARN}" in docker  # the sealing key is part of the image
+    assert any(line.startswith('test -n ""') for line in make_n("eif")), "refuses to build without a KMS key"
     build = next(line for line in lines if line.startswith("nitro-cli build-enclave"))
     assert "--output-file var/mpc-enclave.eif" in build and "> var/build-enclave.json" in build
     # Run the recording step on output shaped like nitro-cli's.
