@@ -223,6 +223,9 @@ class RemoteParty:
             self.outcome.failure = response.failure
         return list(response.outgoing)
 
+    async def abort(self, reason: str) -> None:
+        """The API has no abort: a signer drops an abandoned session at its deadline."""
+
     async def refresh(self) -> Outcome:
         """Read state and result with the status call of the session's kind."""
         assert self._spec is not None

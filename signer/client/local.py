@@ -125,6 +125,16 @@ class LocalParty:
     async def refresh(self) -> Outcome:
         return self.outcome
 
+    async def abort(self, reason: str) -> None:
+        """Drop this party's session (and its secrets) in the local engine, if it still runs."""
+        if self._start is None or self.outcome.finished:
+            return
+        try:
+            update = await self.node.engine.abort(epb.SessionAbort(session_id=self._start.session_id, reason=reason))
+        except RequestRejected:
+            return
+        self._apply(update)
+
     def _session_start(self, spec: SessionSpec) -> epb.SessionStart:
         me = self.party_id
         if spec.kind == "dkg":

@@ -36,6 +36,8 @@ class Party(Protocol):
 
     async def refresh(self) -> Outcome: ...
 
+    async def abort(self, reason: str) -> None: ...
+
 
 class Node(Protocol):
     """Something that can take part in sessions: a `LocalNode` or a `SignerClient`."""
@@ -83,8 +85,14 @@ class Relay:
                     inbox = self._route([m for out in waves for m in out], by_id)
                 await asyncio.gather(*(p.refresh() for p in parties if not p.outcome.finished or
                                        (p.outcome.ok and p.outcome.result is None)))
-        except TimeoutError:
-            raise RelayError(f"session {spec.session_id} did not finish within {timeout}s") from None
+        except BaseException as exc:
+            # Local parties drop the session's secrets now rather than at their deadline; signer
+            # nodes do the same at theirs.
+            await asyncio.gather(*(p.abort("the relay gave up on the session") for p in local.values()),
+                                 return_exceptions=True)
+            if isinstance(exc, TimeoutError):
+                raise RelayError(f"session {spec.session_id} did not finish within {timeout}s") from None
+            raise
         return {p.party_id: p.outcome for p in parties}
 
     @staticmethod

@@ -48,6 +48,7 @@ async def test_altered_sealed_share_is_refused_and_other_keys_still_sign(start_n
         await sign(relay, FROST, PARTIES, victim.key_id, b"with an altered share")
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert f"sealed key share for key {victim.key_id} failed authentication" in (err.value.details() or "")
+    assert local.engine.running() == 0  # the relay dropped the local party's half-started session
     refused = node.raw_sql("SELECT result, reason FROM audit WHERE key_id = ? AND operation = 'sign'", (victim.key_id,))
     assert refused and refused[-1][0] == "failed" and "failed authentication" in refused[-1][1]
 
