@@ -148,11 +148,22 @@ class SecretKey:
         xq = gmpy2.powmod(base, exp % (q - 1), q)
         return int(xq + (xp - xq) * q_inv_p % p * q)
 
+    def nth_power(self, r: int) -> int:
+        """r^N mod N^2, cheaply. Mod p^2 the N-th power lies in the subgroup of order p-1, so it
+        is the Teichmüller lift of its residue mod p: r^N ≡ (r^(N mod (p-1)) mod p)^p (mod p^2)
+        (likewise for q). Two half-size exponentiations and two lifts instead of two full
+        exponentiations mod p^2 and q^2."""
+        p, q, n = self.p, self.q, self.n
+        _, _, _, p2, q2, q2_inv_p2 = self._crt
+        xp = gmpy2.powmod(gmpy2.powmod(r, n % (p - 1), p), p, p2)
+        xq = gmpy2.powmod(gmpy2.powmod(r, n % (q - 1), q), q, q2)
+        return int(xq + (xp - xq) * q2_inv_p2 % p2 * q2)
+
     def encrypt_with(self, m: int, r: int) -> int:
         """The owner's encryption: the same ciphertext as `PublicKey.encrypt_with`, via CRT."""
         n = self.n
         n2 = n * n
-        return (1 + (m % n) * n) * self.pow_mod_n2(r, n) % n2
+        return (1 + (m % n) * n) * self.nth_power(r) % n2
 
     def encrypt(self, m: int, rng: Rng) -> tuple[int, int]:
         r = random_unit(rng, self.n)

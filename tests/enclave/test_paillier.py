@@ -35,6 +35,12 @@ def test_homomorphic_ops(key: SecretKey) -> None:
     assert key.decrypt_signed(pk.mul(c1, -3)) == -3000
 
 
+def test_nth_power_matches_plain(key: SecretKey) -> None:
+    n2 = key.n * key.n
+    for r in (2, 12345, key.n - 1, key.p + 1, 3**1000 % key.n):
+        assert key.nth_power(r) == int(gmpy2.powmod(r, key.n, n2))
+
+
 def test_crt_pow_matches_plain(key: SecretKey) -> None:
     n2 = key.n * key.n
     for e in (0, 1, key.n, 2**3000 + 17, -5):
