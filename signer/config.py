@@ -151,6 +151,14 @@ class EnclaveConfig:
         _check(lambda v: 1024 <= v <= 256 * 1024 * 1024, "must be in 1024..268435456"),
     )
     health_interval_seconds: float = key(1.0, "how often the host checks that the enclave answers", _positive)
+    aws_credentials: str = key(
+        "none", "imds: fetch the instance role's credentials from IMDSv2 and push them to the enclave for its "
+        "KMS calls (Nitro with KMS sealing); none: push nothing", choices=("none", "imds"),
+    )
+    imds_url: str = key(
+        "http://169.254.169.254", "instance metadata service base URL (plain http://HOST[:PORT])",
+        _check(lambda v: bool(re.fullmatch(r"http://[A-Za-z0-9.\-\[\]:]+", v)), "expected http://HOST[:PORT]"),
+    )
 
 
 @dataclass(frozen=True)
@@ -232,6 +240,23 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    callback_url: str = key(
+        "", "signing policy callback https://HOST[:PORT]/PATH asked before every signature (empty: no policy "
+        "callback; the enclave's --policy-key decides whether approvals are required)",
+        _check(lambda v: not v or v.startswith("https://"), "must be an https:// URL"),
+    )
+    ca_file: Path | None = key(None, "CA certificate(s) the callback's TLS certificate must chain to (only these)")
+    node_key_file: Path | None = key(
+        None, "this node's P-256 private key (PEM) signing its requests to the callback"
+    )
+    timeout_seconds: float = key(
+        5.0, "a callback not answering within this fails the signature with DEADLINE_EXCEEDED",
+        _check(lambda v: 0 < v <= 120, "must be in (0, 120]"),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -242,6 +267,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     consul: ConsulConfig = field(default_factory=ConsulConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def __repr__(self) -> str:
         s, e = self.server, self.enclave
@@ -430,6 +456,9 @@ def _cross_check(config: Config) -> None:
             raise ConfigError(
                 f"consul.advertise_host: required when consul.enabled and server.listen binds a wildcard ({host})"
             )
+    p = config.policy
+    if p.callback_url and (p.ca_file is None or p.node_key_file is None):
+        raise ConfigError("policy.ca_file and policy.node_key_file: required when policy.callback_url is set")
     if config.metrics.listen and config.metrics.listen == config.server.listen:
         raise ConfigError("metrics.listen: must differ from server.listen")
 

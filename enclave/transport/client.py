@@ -213,6 +213,14 @@ class EnclaveClient:
         request = pb.Request(session_abort=pb.SessionAbort(session_id=session_id, reason=reason))
         return _update(await self.call(request, timeout=timeout))
 
+    async def set_aws_credentials(
+        self, credentials: pb.SetAwsCredentials, *, timeout: float | None = None
+    ) -> pb.AwsCredentialsSet:
+        """Hand the instance role's temporary credentials to the enclave's KMS client."""
+        response = await self.call(pb.Request(set_aws_credentials=credentials), timeout=timeout)
+        _expect(response, "aws_credentials_set")
+        return response.aws_credentials_set
+
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from enclave.transport.client import EnclaveRequestError
 from mpc.v1 import enclave_pb2 as epb
@@ -136,8 +136,14 @@ class Operations:
     `store` is a callable because the store is opened when the server starts, after the
     servicer and the session registry have been built."""
 
-    def __init__(self, store: Callable[[], Store | None]) -> None:
+    def __init__(
+        self,
+        store: Callable[[], Store | None],
+        approve: Callable[[epb.SessionStart], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
+        # The signing policy (signer/approvals.py), when configured: runs for every SIGN.
+        self._approve = approve
         self._audit = AuditBatcher(self.store)
 
     def store(self) -> Store:
@@ -167,6 +173,10 @@ class Operations:
     async def prepare_sign(self, session: Session) -> None:
         start = session.start
         key = await self._key(start)
+        if self._approve is not None:
+            # After the key check (no policy request for keys this node lacks), before a
+            # presignature is consumed (a refusal must not burn one).
+            await self._approve(start)
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )

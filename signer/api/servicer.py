@@ -100,6 +100,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         response.attestation_mode = info.attestation_mode
         response.enclave_version = info.version
         response.attestation_document = info.attestation_document
+        response.enclave_public_key = info.enclave_public_key
         return response
 
     async def StartDKG(self, request: pb.StartDKGRequest, context: grpc.aio.ServicerContext) -> pb.StartDKGResponse:
