@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -34,16 +36,19 @@ from enclave.transport.client import EnclaveClient, TransportError, load_psk, pa
 from mpc.v1 import signer_pb2, signer_pb2_grpc
 from signer.api.operations import Operations
 from signer.api.servicer import EnclaveStatus, SignerServicer
+from signer.approvals import attach_approval
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import AuthInterceptor
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
 from signer.auth.mtls import ClientAllowlist
 from signer.auth.replay import SequenceGuard
+from signer.aws_credentials import CredentialsPusher, ImdsClient
 from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
 from signer.errors import ErrorMappingInterceptor
 from signer.logs import LogContextInterceptor
 from signer.metrics import MeteredEnclaveClient, Metrics
+from signer.policy_client import PolicyCallbackConfig, PolicyClient
 from signer.sessions import Sessions, cancel_quietly
 from signer.storage import Store, open_store
 
@@ -89,6 +94,7 @@ class Credentials:
     hmac: HmacKeyRing = field(repr=False)
     enclave_psk: bytes | None = field(repr=False)
     consul_token: str | None = field(default=None, repr=False)
+    policy: PolicyClient | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, config: Config) -> Credentials:
@@ -103,7 +109,31 @@ class Credentials:
             hmac=HmacKeyRing(hmac_keys, config.hmac.active_key_id, frozenset(config.hmac.retired_key_ids)),
             enclave_psk=psk,
             consul_token=_consul_token(config.consul.token_file),
+            policy=_policy_client(config),
         )
+
+
+def _policy_client(config: Config) -> PolicyClient | None:
+    p = config.policy
+    if not p.callback_url:
+        return None
+    assert p.ca_file is not None and p.node_key_file is not None  # config cross-check
+
+    def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+            raise ValueError("not a P-256 private key")
+        return key
+
+    node_key = _load("policy.node_key_file", load_key, p.node_key_file)
+    _read("policy.ca_file", p.ca_file)
+    try:
+        return PolicyClient(PolicyCallbackConfig(
+            url=p.callback_url, ca_file=p.ca_file, node_id=config.server.node_id, node_key=node_key,
+            timeout=p.timeout_seconds,
+        ))
+    except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError: a CA file that is no PEM
+        raise ConfigError(f"policy: {exc}") from None
 
 
 class EmbeddedEnclave:
@@ -229,7 +259,14 @@ class SignerServer:
         self._metrics_http: Any = None
         self._pool_task: asyncio.Task[None] | None = None
         guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
-        self.operations = Operations(lambda: self.store)
+        policy = credentials.policy
+        self.operations = Operations(
+            lambda: self.store, approve=(lambda start: attach_approval(policy, start)) if policy is not None else None
+        )
+        self.aws_credentials = (
+            CredentialsPusher(ImdsClient(c.enclave.imds_url), self.enclave)
+            if c.enclave.aws_credentials == "imds" else None
+        )
         self.sessions = Sessions(
             self.enclave,
             credentials.hmac,
@@ -327,6 +364,8 @@ class SignerServer:
             await self.embedded.start()
         await self.server.start()
         self.watcher.start()
+        if self.aws_credentials is not None:
+            self.aws_credentials.start()
         self.sweeper = asyncio.create_task(self.sessions.run_sweeper(self.config.sessions.sweep_interval_seconds))
         if self._metrics_http is not None:
             self._pool_task = asyncio.create_task(
@@ -350,6 +389,8 @@ class SignerServer:
             await self.registrar.stop()
         await self.server.stop(self.config.server.grace_seconds)
         await cancel_quietly(self.sweeper)
+        if self.aws_credentials is not None:
+            await self.aws_credentials.stop()
         await self.sessions.close()
         await self.enclave.close()
         if self.embedded is not None:
