@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from enclave.transport.client import EnclaveClient, EnclaveRequestError
+from enclave.transport.client import EnclaveClient
 from mpc.v1 import enclave_pb2 as epb
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.sessions = Counter(
-            "mpc_signer_sessions", "Protocol sessions that reached a final state",
+            "mpc_signer_sessions", "Protocol sessions that reached a final state (done or failed)",
             ["protocol", "kind", "state"], registry=r,
         )
         self.sessions_active = Gauge(
@@ -66,6 +66,15 @@ class Metrics:
 
     def interceptor(self) -> grpc.aio.ServerInterceptor:
         return _MetricsInterceptor(self)
+
+    def session_finished(self, protocol: int, kind: int, done: bool) -> None:
+        """Count a session as the host's registry ends it: its final word, including failures the
+        enclave never saw (the result could not be stored, the deadline passed)."""
+        self.sessions.labels(
+            _enum_label(epb.Protocol, protocol, "PROTOCOL_"),
+            _enum_label(epb.SessionKind, kind, "SESSION_KIND_"),
+            "done" if done else "failed",
+        ).inc()
 
     async def refresh_pools(self, store: Any, enclave: EnclaveClient | None = None) -> None:
         """Set the presignature pool gauge from the store (sum over every key) and the
@@ -118,10 +127,10 @@ class _Tracked:
 class MeteredEnclaveClient(EnclaveClient):
     """The enclave client, timing every request and following the sessions it carries.
 
-    A session is counted from its SessionStart to the update that ends it (DONE or FAILED, or an
+    A session is active from its SessionStart to the update that ends it (DONE or FAILED, or an
     enclave error on one of its requests); a round's duration is the time from the update whose
-    outgoing messages open it to the next update of that session. Labels are the protocol, kind,
-    state and round enums only.
+    outgoing messages open it to the next update of that session. Final states are counted by
+    the host's session registry (`Metrics.session_finished`). Labels are enums only.
     """
 
     # Abandoned sessions (caller vanished) are dropped from tracking beyond this many.
@@ -138,15 +147,10 @@ class MeteredEnclaveClient(EnclaveClient):
         start = self._clock()
         try:
             response = await super().call(request, timeout=timeout)
-        except BaseException as exc:
+        except BaseException:
             self._m.enclave_rtt.labels(kind).observe(self._clock() - start)
-            # "refused": the enclave answered with an error (bad request, a sealed blob that fails
-            # authentication); "error": it did not answer (gone, timed out).
-            state = "refused" if isinstance(exc, EnclaveRequestError) else "error"
-            if kind == "session_start":
-                self._finish(request.session_start.session_id, state, new=self._track(request.session_start))
-            elif kind == "session_deliver":
-                self._finish(request.session_deliver.session_id, state)
+            if kind == "session_deliver":
+                self._finish(request.session_deliver.session_id)
             raise
         now = self._clock()
         self._m.enclave_rtt.labels(kind).observe(now - start)
@@ -178,25 +182,17 @@ class MeteredEnclaveClient(EnclaveClient):
         if update.outgoing:
             tracked.round = _round_label(update.outgoing[0].round)
         tracked.since = now
-        if update.state == epb.SESSION_STATE_DONE:
-            self._finish(sid, "done")
-        elif update.state == epb.SESSION_STATE_FAILED:
-            self._finish(sid, "failed")
+        if update.state in (epb.SESSION_STATE_DONE, epb.SESSION_STATE_FAILED):
+            self._finish(sid)
 
-    def _finish(self, sid: str, state: str, new: _Tracked | None = None) -> None:
+    def _finish(self, sid: str) -> None:
         tracked = self._tracked.pop(sid, None)
         if tracked is not None:
             self._m.sessions_active.labels(tracked.protocol, tracked.kind).dec()
-        else:
-            tracked = new
-        if tracked is not None:
-            self._m.sessions.labels(tracked.protocol, tracked.kind, state).inc()
 
     def _forget_oldest(self) -> None:
         sid = min(self._tracked, key=lambda k: self._tracked[k].since)
-        tracked = self._tracked.pop(sid)
-        self._m.sessions_active.labels(tracked.protocol, tracked.kind).dec()
-        self._m.sessions.labels(tracked.protocol, tracked.kind, "abandoned").inc()
+        self._finish(sid)
 
 
 def _method_label(full_method: str) -> str:

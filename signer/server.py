@@ -49,7 +49,7 @@ from signer.errors import ErrorMappingInterceptor
 from signer.logs import LogContextInterceptor
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
-from signer.sessions import Sessions, cancel_quietly
+from signer.sessions import Session, Sessions, cancel_quietly
 from signer.storage import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class SignerServer:
             max_concurrent=c.sessions.max_concurrent,
             retention_seconds=c.sessions.retention_seconds,
             persist=self.operations.persist,
-            finished=self.operations.audit,
+            finished=self._session_finished,
         )
         self.sweeper: asyncio.Task[None] | None = None
         verifier = JwtVerifier(
@@ -319,6 +319,11 @@ class SignerServer:
         self.port = self.server.add_secure_port(c.server.listen, creds)
         if self.port == 0:
             raise ConfigError(f"server.listen: cannot listen on {c.server.listen}")
+
+    async def _session_finished(self, session: Session) -> None:
+        done = session.state == signer_pb2.SESSION_STATE_DONE
+        self.metrics.session_finished(session.start.protocol, session.kind, done)
+        await self.operations.audit(session)
 
     def _registrar(self, credentials: Credentials) -> ConsulRegistrar:
         c = self.config.consul

@@ -126,7 +126,7 @@ async def test_enclave_killed_mid_signature(
     check_signature(protocol, key.public_key, message, await sign(relay, protocol, PARTIES, key.key_id, message))
     name = "frost_ed25519" if protocol == FROST else "gg20_secp256k1"
     samples = scrape(metrics_port)
-    assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="error") == 1
+    assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="failed") == 1
     assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="done") == 1
     assert value(samples, "mpc_signer_sessions_active", protocol=name, kind="sign") == 0
     node.stop()

@@ -22,7 +22,7 @@ ALLOWED_LABELS: dict[str, re.Pattern[str]] = {
     "request": re.compile(r"ping|info|session_start|session_deliver|session_abort|unknown"),
     "protocol": re.compile(r"gg20_secp256k1|frost_ed25519|unspecified|unknown"),
     "kind": re.compile(r"dkg|sign|presign|unspecified|unknown"),
-    "state": re.compile(r"done|failed|refused|error|abandoned"),
+    "state": re.compile(r"done|failed"),
     "round": re.compile(r"\d{1,2}|other"),
     "le": re.compile(r".*"),  # histogram bucket bounds
 }
