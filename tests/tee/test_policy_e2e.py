@@ -1,0 +1,234 @@
+"""The signing policy through the whole stack: a real HTTPS policy callback on 127.0.0.1 started
+here (test CA, approvals signed with a test P-256 policy key over the documented encoding), a
+real enclave process started with --policy-key, a real signer over mTLS configured with policy.*,
+and the caller's local party relaying a FROST 2-of-2 signature.
+
+Approve: the signature verifies (PyNaCl). Reject: PERMISSION_DENIED from the host. No answer in
+time: DEADLINE_EXCEEDED. A callback that signs with another key (a host forging approvals), signs
+another digest, or hands back an approval already used: the host relays it and the enclave
+refuses with PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nacl.signing
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mpc.v1 import signer_pb2 as pb
+from signer.client.relay import Relay
+from signer.client.spec import SessionSpec
+from signer.policy_client import NODE_HEADER, REQUEST_DOMAIN, SIGNATURE_HEADER
+from tests.service.conftest import FROST, all_ok, dkg
+from tests.tee.test_policy import Pki, QuietServer, documented_message, pki  # noqa: F401 (pki: fixture)
+
+NODE = "node-1"
+PARTIES = ("client", NODE)
+
+
+@dataclass
+class Callback:
+    url: str
+    node_public: ec.EllipticCurvePublicKey
+    policy_key: ec.EllipticCurvePrivateKey
+    mode: str = "approve"
+    issued: dict[str, dict[str, Any]] = field(default_factory=dict)  # session id -> approval answer
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+def _handler(cb: Callback) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                signature = base64.b64decode(self.headers[SIGNATURE_HEADER], validate=True)
+                cb.node_public.verify(signature, REQUEST_DOMAIN + body, ec.ECDSA(hashes.SHA256()))
+            except (InvalidSignature, TypeError, ValueError):
+                return self._send(401, {"error": "bad node signature"})
+            if self.headers[NODE_HEADER] != NODE:
+                return self._send(403, {"error": "unknown node"})
+            request = json.loads(body)
+            cb.requests.append(request)
+            if cb.mode == "timeout":
+                cb.release.wait(4)
+                return self._send(200, {"decision": "reject", "reason": "too late"})
+            if cb.mode == "reject":
+                return self._send(200, {"decision": "reject", "reason": "amount above the daily limit"})
+            if cb.mode == "replay":
+                return self._send(200, cb.issued[request["session_id"]])
+            digest = bytes.fromhex(request["digest"])
+            key = cb.policy_key
+            if cb.mode == "forged":
+                key = ec.generate_private_key(ec.SECP256R1())
+            elif cb.mode == "other-digest":
+                digest = bytes(32)
+            expires_at = int(time.time()) + 120
+            message = documented_message(
+                request["key_id"], digest, tuple(request["derivation_path"]), request["session_id"], expires_at
+            )
+            answer = {"decision": "approve", "expires_at": expires_at,
+                      "signature": base64.b64encode(key.sign(message, ec.ECDSA(hashes.SHA256()))).decode()}
+            cb.issued[request["session_id"]] = answer
+            self._send(200, answer)
+
+        def _send(self, status: int, doc: dict[str, Any]) -> None:
+            data = json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+@pytest.fixture(scope="module")
+def callback(pki: Pki) -> Iterator[Callback]:  # noqa: F811
+    node_key = ec.generate_private_key(ec.SECP256R1())
+    cb = Callback("", node_key.public_key(), ec.generate_private_key(ec.SECP256R1()))
+    cb.node_key = node_key  # type: ignore[attr-defined]
+    server = QuietServer(("127.0.0.1", 0), _handler(cb))
+    server.daemon_threads = True
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(pki.server_cert, pki.server_key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    cb.url = f"https://127.0.0.1:{server.server_address[1]}/v1/approve"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield cb
+    cb.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def node(start_tee_node, callback, pki, tmp_path_factory):  # type: ignore[no-untyped-def]  # noqa: F811
+    d: Path = tmp_path_factory.mktemp("policy-keys")
+    (d / "policy.pub").write_bytes(callback.policy_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (d / "node.key").write_bytes(_pem_private(callback.node_key))
+    return start_tee_node(
+        NODE,
+        ["--policy-key", str(d / "policy.pub")],
+        # Remember one finished session only, so a replay meets the approval check rather than
+        # the finished-session check (both refuse; this test is about the first).
+        {"MPC_TEST_FINISHED_RETENTION": "1"},
+        {
+            "policy": {"callback_url": callback.url, "ca_file": pki.ca_file, "node_key_file": d / "node.key",
+                       "timeout_seconds": 1.0},
+            "sessions": {"retention_seconds": 3.0, "sweep_interval_seconds": 0.2},
+        },
+    )
+
+
+@pytest.fixture
+async def key(node, local, connect, callback):  # type: ignore[no-untyped-def]
+    callback.mode = "approve"
+    relay = Relay({"client": local, NODE: connect(node)})
+    return relay, await dkg(relay, FROST, PARTIES, 2)
+
+
+async def relay_sign(relay: Relay, key_id: str, message: bytes, session_id: str) -> pb.SignResult:
+    outcomes = await relay.run(SessionSpec("sign", session_id, FROST, PARTIES, key_id=key_id, message=message))  # type: ignore[arg-type]
+    return all_ok(outcomes)[NODE].sign
+
+
+async def start_at_node(client: Any, key_id: str, message: bytes, session_id: str) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.start_sign(pb.StartSignRequest(
+            session_id=session_id, protocol=FROST, key_id=key_id, message=message, party_ids=PARTIES,
+            self_party_id=NODE,
+        ))
+    return err.value
+
+
+async def test_approved_signature_verifies(key, callback) -> None:  # type: ignore[no-untyped-def]
+    relay, dkg_result = key
+    message = b"pay 1 ETH to bob"
+    session_id = f"sign-{secrets.token_hex(6)}"
+    result = await relay_sign(relay, dkg_result.key_id, message, session_id)
+    nacl.signing.VerifyKey(dkg_result.public_key).verify(message, result.signature)
+    asked = callback.requests[-1]
+    assert asked["session_id"] == session_id and asked["key_id"] == dkg_result.key_id
+    assert asked["node_id"] == NODE and asked["derivation_path"] == []
+    assert asked["digest"] == hashlib.sha256(message).hexdigest()  # FROST: SHA-256 of the message
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "text"),
+    [
+        ("reject", grpc.StatusCode.PERMISSION_DENIED, "amount above the daily limit"),
+        ("timeout", grpc.StatusCode.DEADLINE_EXCEEDED, "did not answer within 1s"),
+        ("forged", grpc.StatusCode.PERMISSION_DENIED, "does not verify with the policy key"),
+        ("other-digest", grpc.StatusCode.PERMISSION_DENIED, "does not verify with the policy key"),
+    ],
+)
+async def test_refusals(key, node, connect, callback, mode, code, text) -> None:  # type: ignore[no-untyped-def]
+    relay, dkg_result = key
+    callback.mode = mode
+    callback.release.clear()
+    try:
+        error = await start_at_node(connect(node), dkg_result.key_id, b"pay 9 ETH to mallory", f"s-{mode}")
+    finally:
+        callback.release.set()
+        callback.mode = "approve"
+    assert error.code() == code, error.details()
+    assert text in (error.details() or "")
+    # Nothing started: the same session id is free, and signs once approved.
+    result = await relay_sign(relay, dkg_result.key_id, b"pay 9 ETH to mallory", f"s-{mode}")
+    nacl.signing.VerifyKey(dkg_result.public_key).verify(b"pay 9 ETH to mallory", result.signature)
+
+
+async def test_replayed_approval_is_refused_by_the_enclave(key, node, connect, callback) -> None:  # type: ignore[no-untyped-def]
+    relay, dkg_result = key
+    client = connect(node)
+    message = b"pay 2 ETH to carol"
+    first = f"sign-{secrets.token_hex(6)}"
+    result = await relay_sign(relay, dkg_result.key_id, message, first)
+    nacl.signing.VerifyKey(dkg_result.public_key).verify(message, result.signature)
+    # Another signature, so the enclave forgets the first session; then the host forgets it too.
+    await relay_sign(relay, dkg_result.key_id, b"something else", f"sign-{secrets.token_hex(6)}")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            await client.sign_status(first)
+        except grpc.aio.AioRpcError as exc:
+            assert exc.code() == grpc.StatusCode.NOT_FOUND
+            break
+        assert time.monotonic() < deadline, "host kept the finished session"
+        await asyncio.sleep(0.2)
+    # The same start again; the callback (standing in for a host replaying what it relayed)
+    # answers with the approval that already released a signature share.
+    callback.mode = "replay"
+    try:
+        error = await start_at_node(client, dkg_result.key_id, message, first)
+    finally:
+        callback.mode = "approve"
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
+    assert "approval already used" in (error.details() or "")
