@@ -11,7 +11,7 @@ import pytest
 from enclave.protocols.gg20 import presign
 from enclave.protocols.gg20.common import proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
-from enclave.protocols.rounds import Driver, Frame, Kind, echo_digest
+from enclave.protocols.rounds import Abort, Driver, Frame, Kind, echo_digest
 from enclave.rng import SYSTEM_RNG
 from enclave.zk import enc, wire
 from tests.enclave.gg20.conftest import check_signature, digest_of, run_presign, run_sign
@@ -202,3 +202,34 @@ def test_sender_outside_the_signer_set(keys_2of3: dict[int, KeyShare]) -> None:
     sign_res = run_sign(keys_2of3, presigs, digest, b"sign-outsider", inject=[(3, 1, stray)])  # type: ignore[arg-type]
     assert sign_res.rejected == [(1, 3)]
     check_signature(sign_res.outputs()[1], digest, keys_2of3[1].public_key)  # type: ignore[arg-type]
+
+
+def test_wrong_chi_point_aborts_without_a_culprit(keys_2of3: dict[int, KeyShare]) -> None:
+    # Known limit (see enclave.protocols.gg20.presign): a party that consistently broadcasts a
+    # wrong Ŝ_i = χ_i·Γ makes the ΣS_j = Y check fail; the presignature is refused, but this
+    # protocol cannot say who lied without CGGMP21's Πmul*/Πdec identification.
+    from enclave.group.secp256k1 import Secp256k1Group
+
+    g = Secp256k1Group()
+    sid = b"ps-chi-unattributed"
+    tampered: dict[str, bytes] = {}
+
+    def rule(sender: int, recipient: int, frame: Frame) -> list[Frame | bytes] | None:
+        if sender != 2:
+            return None
+        if frame.round == 3 and frame.kind is Kind.BROADCAST:
+            items = cbor2.loads(frame.body)
+            items[2] = g.encode(g.add(g.decode(items[2]), g.generator()))
+            tampered["body"] = cbor2.dumps(items)
+            return [replace(frame, body=tampered["body"])]
+        if frame.round == 4:
+            echo = list(frame.echo)
+            echo[SIGNERS.index(2)] = echo_digest(sid, 3, 2, tampered["body"])
+            return [replace(frame, echo=tuple(echo))]
+        return None
+
+    res = run_presign(keys_2of3, SIGNERS, sid, rules=[rule])
+    for p in (1, 3):
+        outcome = res.outcomes[p]
+        assert isinstance(outcome, Abort) and outcome.culprits == frozenset(), outcome
+        assert outcome.reason == "χ consistency check failed (not attributable)"
