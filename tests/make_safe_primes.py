@@ -21,8 +21,8 @@ DEFAULT_OUT = Path(__file__).parent / "vectors" / "safe_primes.json"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--count-1024", type=int, default=20)
-    parser.add_argument("--count-1536", type=int, default=6)
+    parser.add_argument("--count-1024", type=int, default=24)
+    parser.add_argument("--count-1536", type=int, default=8)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     doc: dict[str, object] = {
