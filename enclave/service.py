@@ -19,6 +19,7 @@ from enclave.attestation import Attestor, NoneAttestor
 from enclave.credentials import CredentialsHolder
 from enclave.errors import BadInput, EnclaveError, InvalidEncoding, InvalidParameters
 from enclave.identity import EnclaveIdentity
+from enclave.kms import KmsUnavailable
 from enclave.transport.server import error_response
 from mpc.v1 import enclave_pb2 as pb
 
@@ -93,6 +94,9 @@ class EnclaveService:
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
         except RequestRejected as exc:
             return error_response(rid, exc.code, exc.message)
+        except KmsUnavailable as exc:
+            # Written for operators (KMS's error type and message, never a key or credential).
+            return error_response(rid, pb.ERROR_CODE_UNAVAILABLE, f"sealing unavailable: {exc}")
         except (BadInput, InvalidParameters, InvalidEncoding) as exc:
             # These carry messages written for callers (no secret values, see enclave.errors).
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))

@@ -180,7 +180,7 @@ class CredentialsPusher:
         enclave: EnclaveClient,
         *,
         refresh_margin: float = 300.0,
-        push_interval: float = 15.0,
+        push_interval: float = 5.0,
         retry_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -92,6 +92,7 @@ STATUS_BY_ENCLAVE_CODE: dict[int, grpc.StatusCode] = {
     enclave_pb2.ERROR_CODE_RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
     enclave_pb2.ERROR_CODE_PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     enclave_pb2.ERROR_CODE_SEALED_BLOB_INVALID: grpc.StatusCode.FAILED_PRECONDITION,
+    enclave_pb2.ERROR_CODE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enclave.errors import LocalError
+from enclave.kms import KmsUnavailable
 from enclave.protocols.rounds import Abort, Driver, Output
 from mpc.v1 import enclave_pb2 as pb
 
@@ -125,6 +126,10 @@ class Session:
     def _guarded(self, fn: Callable[[], list[pb.EnclaveMessage]]) -> list[pb.EnclaveMessage]:
         try:
             return fn()
+        except KmsUnavailable as exc:
+            # Sealing a result needs KMS; its message is written for operators (no secrets).
+            log.error("session %s failed: %s", self.id, exc)
+            self.fail(f"sealing unavailable: {exc}")
         except LocalError as exc:
             log.error("session %s failed locally: %s", self.id, exc)
             self.fail("local error in the enclave")

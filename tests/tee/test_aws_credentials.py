@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import grpc
 import nacl.signing
 import pytest
 
@@ -40,6 +41,7 @@ from enclave.transport.client import EnclaveClient, EnclaveRequestError, parse_a
 from mpc.v1 import enclave_pb2 as epb
 from signer.aws_credentials import CredentialsPusher, ImdsClient, ImdsError
 from signer.client.relay import Relay
+from signer.client.spec import SessionSpec
 from tests.service.conftest import FROST, dkg, sign
 from tests.tee.fixture_enclave import write_chain
 from tests.tee.nitro_docs import CaChain, make_chain
@@ -378,6 +380,33 @@ async def test_keys_sealed_with_kms_using_imds_credentials(  # type: ignore[no-u
         assert kind == "kms"
         result = await sign(relay, FROST, parties, key_result.key_id, b"sealed under KMS")
         nacl.signing.VerifyKey(key_result.public_key).verify(b"sealed under KMS", result.signature)
+
+        # A restarted enclave has new RSA recipient keys and no credentials until the host's next
+        # push; then it recovers the data key from the share's CiphertextBlob (Decrypt) and signs.
+        node.enclave.stop()
+        node.enclave.start()
+        deadline = time.monotonic() + 20
+        while not any(call[0] == "Decrypt" and call[2] for call in endpoint.calls):
+            try:
+                result = await sign(relay, FROST, parties, key_result.key_id, b"after restart")
+            except (AssertionError, grpc.aio.AioRpcError) as exc:  # enclave not back yet, or no credentials yet
+                assert time.monotonic() < deadline, f"never signed after the restart: {exc}"
+                await asyncio.sleep(0.5)
+        nacl.signing.VerifyKey(key_result.public_key).verify(b"after restart", result.signature)
+        assert all(ok for _, _, ok in endpoint.calls)
+
+        # A host that pushes no credentials: the enclave says why it cannot seal.
+        bare = start_tee_node(
+            "kms-no-credentials",
+            ["--attestation", "nitro", "--kms-key-id", KEY_ARN],
+            {"MPC_TEST_ATTESTATION_DIR": str(tmp_path / "chain"), "MPC_TEST_KMS_PORT": str(endpoint.port),
+             "SSL_CERT_FILE": str(ca_file)},
+        )
+        outcomes = await Relay({"client": local, "kms-no-credentials": connect(bare)}).run(
+            SessionSpec("dkg", f"dkg-{secrets.token_hex(4)}", FROST, ("client", "kms-no-credentials"), threshold=2)  # type: ignore[arg-type]
+        )
+        failure = outcomes["kms-no-credentials"].failure
+        assert failure is not None and "sealing unavailable: no AWS credentials yet" in failure.reason
     finally:
         server.shutdown()
         server.server_close()
