@@ -70,13 +70,17 @@ ENCLAVE_CID ?= 16
 ENCLAVE_DEBUG ?=
 # The KMS key (full ARN) the enclave seals with; built into the image (see enclave/Dockerfile).
 KMS_KEY_ARN ?=
+# Optional: the signing policy's P-256 public key (PEM file); the enclave then requires approvals.
+POLICY_KEY_FILE ?=
 
 # Builds the image, converts it to an EIF and records the measurements nitro-cli prints (its JSON
 # follows any progress lines).
 eif:
 	@test -n "$(KMS_KEY_ARN)" || { echo "make eif needs KMS_KEY_ARN=arn:aws:kms:REGION:ACCOUNT:key/ID" >&2; exit 2; }
 	mkdir -p var
-	docker build --file enclave/Dockerfile --build-arg KMS_KEY_ID=$(KMS_KEY_ARN) --tag $(ENCLAVE_IMAGE) .
+	docker build --file enclave/Dockerfile --build-arg KMS_KEY_ID=$(KMS_KEY_ARN) \
+		--build-arg POLICY_KEY=$(if $(POLICY_KEY_FILE),"$$(grep -v -- ----- $(POLICY_KEY_FILE) | tr -d '\n')",) \
+		--tag $(ENCLAVE_IMAGE) .
 	nitro-cli build-enclave --docker-uri $(ENCLAVE_IMAGE) --output-file $(ENCLAVE_EIF) > var/build-enclave.json
 	$(PYTHON) -c 'import json, sys; t = open("var/build-enclave.json").read(); m = json.loads(t[t.index("{"):])["Measurements"]; json.dump({k: v for k, v in m.items() if k == "HashAlgorithm" or k.startswith("PCR")}, sys.stdout, indent=2, sort_keys=True)' > $(ENCLAVE_PCRS)
 	@cat $(ENCLAVE_PCRS)

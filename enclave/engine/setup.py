@@ -9,6 +9,8 @@
     --preparams-pool-size N         Paillier pre-parameter sets kept ready for GG20 key generation
     --policy-key PATH               P-256 public key (PEM) of the signing policy; when given,
                                     every SIGN needs an approval signed by it
+    --policy-key-b64 B64            the same key as base64 DER (default: MPC_ENCLAVE_POLICY_KEY,
+                                    which the image fixes at build time)
     --attestation none|nitro        none (default): no TEE, said plainly; nitro: documents from
                                     the Nitro Secure Module (/dev/nsm), NSM entropy mixed in at start
     --kms-key-id ARN                seal with AWS KMS (needs --attestation nitro); a local key, if
@@ -30,6 +32,8 @@ metadata's key check fails) stops the process at start with a clear message.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import logging
 import os
 import time
@@ -82,7 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
     g.add_argument("--preparams-pool-size", type=int, default=defaults.preparams_pool_size)
-    g.add_argument("--policy-key", type=Path, help="P-256 public key (PEM) whose approval every SIGN needs")
+    policy = g.add_mutually_exclusive_group()
+    policy.add_argument("--policy-key", type=Path, help="P-256 public key (PEM) whose approval every SIGN needs")
+    policy.add_argument(
+        "--policy-key-b64", default=os.environ.get("MPC_ENCLAVE_POLICY_KEY") or None,
+        help="the same key as base64 DER (SubjectPublicKeyInfo), e.g. fixed in the image at build time",
+    )
     t = parser.add_argument_group("TEE")
     t.add_argument("--attestation", choices=(NONE_MODE, NITRO_MODE), default=NONE_MODE,
                    help="none: no TEE (said plainly); nitro: AWS Nitro Secure Module")
@@ -135,7 +144,7 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
         log.warning("listening on vsock without --attestation nitro: fine for testing; nothing attests this process")
     credentials = CredentialsHolder() if args.kms_key_id else None
     sealer = _sealer(args, attestor, credentials)
-    return EngineParts(sealer, _policy(args.policy_key), config, attestor, credentials)
+    return EngineParts(sealer, _policy(args.policy_key, args.policy_key_b64), config, attestor, credentials)
 
 
 def build_engine(parts: EngineParts) -> Engine:
@@ -219,7 +228,12 @@ def _passphrase_sealer(path: Path, meta: Path | None, generate: bool) -> Sealer:
     return LocalSealer.from_passphrase(meta, passphrase)
 
 
-def _policy(path: Path | None) -> PolicyVerifier | None:
+def _policy(path: Path | None, der_b64: str | None = None) -> PolicyVerifier | None:
+    if der_b64:
+        try:
+            return PolicyVerifier(load_policy_key(base64.b64decode(der_b64, validate=True)))
+        except (ValueError, binascii.Error) as exc:
+            raise SetupError(f"policy key (base64 DER): {exc}") from None
     if path is None:
         return None
     try:

@@ -128,6 +128,33 @@ def test_entrypoint_is_the_enclave_in_nitro_mode_with_kms_sealing(
     parts = engine_setup.open_parts(args)
     assert parts.sealer.kind == "kms" and parts.attestor.mode == "nitro"
     assert parts.credentials is not None  # the host's SetAwsCredentials have somewhere to go
+    assert parts.policy is None  # built without a policy key
+
+
+def test_policy_key_built_into_the_image_is_enforced(
+    parsed: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from enclave.engine import setup as engine_setup
+    from tests.tee.test_kms import DocAttestor, make_chain
+
+    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    (tmp_path / "policy.pub").write_bytes(pem)
+    # What `make eif POLICY_KEY_FILE=...` hands to docker build, run with a stand-in for docker.
+    (docker,) = [x for x in make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}", f"POLICY_KEY_FILE={tmp_path / 'policy.pub'}")
+                 if x.startswith("docker build")]
+    argv = subprocess.run(["bash", "-c", "docker() { printf '%s\\n' \"$@\"; }; " + docker], capture_output=True,
+                          text=True, check=True).stdout.splitlines()
+    build_args = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--build-arg")
+    assert build_args["KMS_KEY_ID"] == IMAGE_KEY_ARN
+    args = image_arguments(parsed, monkeypatch, build_args)
+    monkeypatch.setattr(engine_setup, "make_attestor", lambda mode: DocAttestor(make_chain()))
+    parts = engine_setup.open_parts(args)
+    assert parts.policy is not None
+    assert b"".join(pem.splitlines()[1:-1]).decode() == build_args["POLICY_KEY"]
 
 
 def test_image_built_without_a_kms_key_refuses_to_start(
