@@ -125,6 +125,8 @@ async def test_enclave_killed_mid_signature(
     relay = Relay({"client": local, "signer": signer_client})
     check_signature(protocol, key.public_key, message, await sign(relay, protocol, PARTIES, key.key_id, message))
     name = "frost_ed25519" if protocol == FROST else "gg20_secp256k1"
+    wait_until(lambda: value(scrape(metrics_port), "mpc_signer_sessions_total", protocol=name, kind="sign",
+                             state="done") == 1, 10, "the signature counted")
     samples = scrape(metrics_port)
     assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="failed") == 1
     assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="done") == 1

@@ -49,6 +49,11 @@ async def test_restored_keys_sign_on_another_instance(
         message = message_for(protocol, b"signed after a restore")
         check_signature(protocol, key.public_key, message, await sign(relay, protocol, PARTIES, key.key_id, message))
 
+    # Final states are counted by the session registry's finished hook, just after the answer.
+    wait_for(lambda: all(
+        value(scrape(metrics_port), "mpc_signer_sessions_total", protocol=p, kind="sign", state="done") == 1
+        for p in ("frost_ed25519", "gg20_secp256k1")
+    ), 10, "both signatures counted")
     samples = scrape(metrics_port)
     for protocol in ("frost_ed25519", "gg20_secp256k1"):
         assert value(samples, "mpc_signer_sessions_total", protocol=protocol, kind="sign", state="done") == 1
