@@ -40,7 +40,9 @@ class CredentialsHolder:
             key_id = self._credentials.access_key_id
             return f"CredentialsHolder(access_key_id={key_id!r}, expires_at={self._expires_at})"
 
-    def set(self, access_key_id: str, secret_access_key: str, session_token: str, expires_at: int) -> None:
+    def set(self, access_key_id: str, secret_access_key: str, session_token: str, expires_at: int) -> bool:
+        """Store the credentials; True if they differ from the ones held (the host re-pushes the
+        same ones every few seconds)."""
         if not 16 <= len(access_key_id) <= 128 or not access_key_id.isalnum():
             raise BadInput("access_key_id must be 16-128 letters and digits")
         if not secret_access_key or len(secret_access_key) > _MAX_FIELD or len(session_token) > _MAX_FIELD:
@@ -51,8 +53,10 @@ class CredentialsHolder:
             raise BadInput("the credentials have already expired")
         credentials = AwsCredentials(access_key_id, secret_access_key, session_token or None)
         with self._lock:
+            changed = credentials != self._credentials or expires_at != self._expires_at
             self._credentials = credentials
             self._expires_at = expires_at
+        return changed
 
     @property
     def expires_at(self) -> int:

@@ -128,10 +128,11 @@ class EnclaveService:
     def _set_credentials(self, request: pb.SetAwsCredentials) -> pb.AwsCredentialsSet:
         if self._credentials is None:
             raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, "this enclave does not seal with KMS")
-        self._credentials.set(
+        changed = self._credentials.set(
             request.access_key_id, request.secret_access_key, request.session_token, request.expiration_unix
         )
-        log.info("AWS credentials %s set, expiring at %d", request.access_key_id, request.expiration_unix)
+        if changed:
+            log.info("AWS credentials %s set, expiring at %d", request.access_key_id, request.expiration_unix)
         return pb.AwsCredentialsSet(access_key_id=request.access_key_id, expiration_unix=request.expiration_unix)
 
     async def _session(self, request: pb.Request) -> pb.SessionUpdate:

@@ -219,6 +219,10 @@ class CredentialsPusher:
     def _next_wait(self) -> float:
         assert self._current is not None
         until_refresh = self._current.expiration - self._margin - self._clock()
+        if until_refresh <= 0:
+            # IMDS still serves the old credentials (it rotates them in the last minutes): ask
+            # again at the push cadence, not in a tight loop.
+            return self._push_interval
         return max(0.5, min(self._push_interval, until_refresh))
 
     async def run(self) -> None:

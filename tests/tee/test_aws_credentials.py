@@ -410,3 +410,50 @@ async def test_keys_sealed_with_kms_using_imds_credentials(  # type: ignore[no-u
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_pusher_loop_keeps_pushing_without_hammering_imds(imds: Imds, kms_enclave) -> None:  # type: ignore[no-untyped-def]
+    client = EnclaveClient(parse_address(kms_enclave.address))
+    log_before = len(kms_enclave.log())
+    pusher = CredentialsPusher(ImdsClient(imds.url), client, push_interval=0.1)
+    pusher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while pusher.pushes < 4:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    finally:
+        await pusher.stop()
+        await client.close()
+    assert sum(1 for _, p, _ in imds.log if p.endswith(ROLE)) == 1  # fetched once, pushed repeatedly
+    assert imds.current is not None
+    # The enclave notes new credentials once, not every push.
+    assert kms_enclave.log()[log_before:].count(f"AWS credentials {imds.current.access_key_id} set") == 1
+
+    # IMDS gone: the loop logs and retries; it does not die.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = EnclaveClient(parse_address(kms_enclave.address))
+    broken = CredentialsPusher(ImdsClient(f"http://127.0.0.1:{port}", timeout=0.2), client, retry_interval=0.05)
+    broken.start()
+    try:
+        await asyncio.sleep(0.5)
+        assert broken._task is not None and not broken._task.done() and broken.pushes == 0
+    finally:
+        await broken.stop()
+        await client.close()
+
+
+def test_refresh_cadence_near_expiry() -> None:
+    now = [1000.0]
+    pusher = CredentialsPusher(ImdsClient("http://127.0.0.1:1"), None, refresh_margin=300, push_interval=5,  # type: ignore[arg-type]
+                               clock=lambda: now[0])
+    from signer.aws_credentials import RoleCredentials
+
+    pusher._current = RoleCredentials("ASIA0000000000000001", "s", "t", expiration=1000 + 302)
+    assert pusher._next_wait() == 2  # refresh due in 2 s
+    pusher._current = RoleCredentials("ASIA0000000000000001", "s", "t", expiration=1000 + 3600)
+    assert pusher._next_wait() == 5  # push cadence
+    pusher._current = RoleCredentials("ASIA0000000000000001", "s", "t", expiration=1000 + 100)
+    assert pusher._next_wait() == 5  # IMDS still serves old ones: no tight loop
