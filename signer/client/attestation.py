@@ -16,10 +16,11 @@ import enum
 import hmac
 import io
 import itertools
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import cbor2
 from cryptography import x509
@@ -76,6 +77,8 @@ class Reason(enum.Enum):
     STALE = "document timestamp is outside the accepted age"
     WRONG_DIGEST = "document digest is not SHA384"
     MISSING_MODULE_ID = "module_id is missing or empty"
+    NOT_ATTESTED = "the node is not in attestation mode nitro: nothing vouches for its code"
+    KEY_MISMATCH = "the document does not bind the enclave key the node reports"
 
 
 class AttestationError(Exception):
@@ -177,6 +180,35 @@ def verify_attestation(
         user_data=user_data,
         nonce=doc_nonce,
     )
+
+
+class _Pingable(Protocol):
+    async def ping(self, attestation_nonce: bytes = b"") -> Any: ...
+
+
+async def attest_node(
+    node: _Pingable,
+    *,
+    expected_pcrs: Mapping[int, bytes],
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    root: x509.Certificate = AWS_NITRO_ROOT,
+) -> AttestationDocument:
+    """Ping a signer node (`SignerClient`) with a fresh nonce and verify its enclave completely.
+
+    Beyond `verify_attestation`: the node must be in mode "nitro", and the document must bind the
+    identity key the node reports (`PingResponse.enclave_public_key`). The returned document's
+    `public_key` is that key; pin it for as long as you talk to this enclave (a restart makes a
+    new one, which calls for attesting again)."""
+    nonce = secrets.token_bytes(32)
+    reply = await node.ping(nonce)
+    if reply.attestation_mode != "nitro" or not reply.attestation_document:
+        raise AttestationError(Reason.NOT_ATTESTED, f"mode {reply.attestation_mode or 'unknown'!r}")
+    doc = verify_attestation(
+        reply.attestation_document, expected_pcrs=expected_pcrs, nonce=nonce, max_age=max_age, root=root
+    )
+    if not doc.public_key or not hmac.compare_digest(doc.public_key, reply.enclave_public_key):
+        raise AttestationError(Reason.KEY_MISMATCH)
+    return doc
 
 
 def _decode(data: bytes, what: str) -> Any:

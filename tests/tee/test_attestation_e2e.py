@@ -12,12 +12,13 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from enclave.attestation import NO_ATTESTATION_STATEMENT
 from enclave.service import IDENTITY_USER_DATA
 from mpc.v1 import signer_pb2 as pb
-from signer.client.attestation import AttestationError, Reason, verify_attestation
+from signer.client.attestation import AttestationError, Reason, attest_node, verify_attestation
 from tests.tee.fixture_enclave import write_chain
 from tests.tee.nitro_docs import PCR0, PCR1, PCR2, CaChain, make_chain
 
@@ -97,3 +98,25 @@ async def test_a_restarted_enclave_has_a_new_identity(attested, chain, connect) 
     reply = await client.ping(nonce)
     doc = verify_attestation(reply.attestation_document, expected_pcrs=EXPECTED, nonce=nonce, root=chain.root)
     assert doc.public_key == reply.enclave_public_key != before
+
+
+async def test_sdk_attest_node(attested, plain, chain, connect) -> None:  # type: ignore[no-untyped-def]
+    client = connect(attested)
+    doc = await attest_node(client, expected_pcrs=EXPECTED, root=chain.root)
+    assert doc.public_key == (await client.ping()).enclave_public_key
+    with pytest.raises(AttestationError) as err:
+        await attest_node(connect(plain), expected_pcrs=EXPECTED, root=chain.root)
+    assert err.value.reason == Reason.NOT_ATTESTED
+
+    class SwappedKey:
+        """A host answering with a genuine document but claiming another enclave key."""
+
+        async def ping(self, attestation_nonce: bytes = b"") -> pb.PingResponse:
+            reply = await client.ping(attestation_nonce)
+            reply.enclave_public_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+            return reply
+
+    with pytest.raises(AttestationError) as err:
+        await attest_node(SwappedKey(), expected_pcrs=EXPECTED, root=chain.root)
+    assert err.value.reason == Reason.KEY_MISMATCH
