@@ -232,3 +232,20 @@ async def test_replayed_approval_is_refused_by_the_enclave(key, node, connect, c
         callback.mode = "approve"
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
     assert "approval already used" in (error.details() or "")
+
+
+async def test_host_without_a_callback_gets_nothing(start_tee_node, callback, local, connect, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The enclave enforces the policy whatever the host is configured to do."""
+    (tmp_path / "policy.pub").write_bytes(callback.policy_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    bare = start_tee_node("bare-host", ["--policy-key", str(tmp_path / "policy.pub")])
+    client = connect(bare)
+    relay = Relay({"client": local, "bare-host": client})
+    dkg_result = await dkg(relay, FROST, ("client", "bare-host"), 2)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.start_sign(pb.StartSignRequest(
+            session_id="unapproved-1", protocol=FROST, key_id=dkg_result.key_id, message=b"no approval",
+            party_ids=("client", "bare-host"), self_party_id="bare-host",
+        ))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "approval required" in (err.value.details() or "")
