@@ -62,7 +62,7 @@ def test_ping_prints_json(signer: SignerProcess) -> None:
     assert body["nodeId"] == "signer-test" and body["enclaveState"] == "ENCLAVE_STATE_READY"
 
 
-def test_config_errors_name_the_key(tmp_path: Path) -> None:
+def test_config_errors_name_the_key(tmp_path: Path, dev_certs: DevCertPaths) -> None:
     result = cli("token", env={"MPC_SIGNER_JWT_LEEWAY_SECONDS": "9999"})
     assert result.returncode == 2
     assert "jwt.leeway_seconds" in result.stderr and "MPC_SIGNER_JWT_LEEWAY_SECONDS" in result.stderr
@@ -71,7 +71,16 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     result = cli("serve", "--config", str(bad))
     assert result.returncode == 2 and "server.listen" in result.stderr
     missing = tmp_path / "missing.toml"
-    write_config(missing, {"tls": {"ca_file": tmp_path / "absent.pem"}})
+    # Every other file exists (a fresh clone has no var/certs), so the missing CA is what is reported.
+    write_config(
+        missing,
+        {
+            "tls": {"ca_file": tmp_path / "absent.pem", "cert_file": dev_certs.server_cert,
+                    "key_file": dev_certs.server_key},
+            "jwt": {"keys": {"dev": dev_certs.jwt_pub}},
+            "hmac": {"keys": {"dev": dev_certs.hmac_key}, "active_key_id": "dev"},
+        },
+    )
     result = cli("serve", "--config", str(missing))
     assert result.returncode == 2 and "tls.ca_file" in result.stderr
 
