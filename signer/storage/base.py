@@ -56,6 +56,18 @@ class Store(Protocol):
 
     async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int: ...
 
+    async def put_preparams(self, preparams_id: str, sealed: bytes) -> bool:
+        """Store one sealed pre-parameter set under its 32-hex-character id; an id already
+        present is left as it is (returns False)."""
+        ...
+
+    async def take_preparams(self, limit: int) -> list[tuple[str, bytes]]:
+        """Atomically delete and return up to `limit` stored sets (oldest first) as (id, sealed):
+        single use, two concurrent callers never get the same set."""
+        ...
+
+    async def count_preparams(self) -> int: ...
+
     async def append_audit(self, record: AuditRecord) -> AuditRecord: ...
 
     async def append_audits(self, records: Sequence[AuditRecord]) -> None:

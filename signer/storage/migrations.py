@@ -129,6 +129,18 @@ MIGRATIONS: tuple[Migration, ...] = (
                FOR EACH ROW EXECUTE FUNCTION mpc_reject_change('stored keys are immutable')""",
         ),
     ),
+    # Sealed Paillier pre-parameters (safe-prime pairs) the enclave exported, kept so a restarted
+    # enclave need not search again. Rows are only inserted and deleted: handing one back to the
+    # enclave deletes it, so a pair is imported at most once.
+    _neutral(
+        3,
+        "sealed pre-parameters",
+        """CREATE TABLE preparams (
+            id TEXT PRIMARY KEY CHECK (length(id) = 32),
+            sealed {blob} NOT NULL,
+            created_at {ts} NOT NULL)""",
+        "CREATE INDEX preparams_created ON preparams (created_at, id)",
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -41,6 +41,7 @@ from signer.storage.records import (
     PresignatureRecord,
     Snapshot,
     check_key_id,
+    check_preparams_id,
     decode_party_set,
     encode_party_set,
     now_utc,
@@ -328,6 +329,38 @@ class PostgresStore:
             args += (encode_party_set(tuple(sorted(signer_set))),)
         async with self._tx() as conn:
             row = await (await conn.execute(sql, args)).fetchone()
+        return int(row["n"]) if row else 0
+
+    # --- pre-parameters ---------------------------------------------------------------------
+
+    async def put_preparams(self, preparams_id: str, sealed: bytes) -> bool:
+        check_preparams_id(preparams_id)
+        if not sealed:
+            raise InvalidRecord("sealed pre-parameters are empty")
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "INSERT INTO preparams (id, sealed, created_at) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (preparams_id, bytes(sealed), self._clock()),
+            )
+            return cur.rowcount == 1
+
+    async def take_preparams(self, limit: int) -> list[tuple[str, bytes]]:
+        if limit <= 0:
+            return []
+        async with self._tx() as conn:
+            # SKIP LOCKED: concurrent takers each delete (and so get) different rows.
+            cur = await conn.execute(
+                "DELETE FROM preparams WHERE id IN (SELECT id FROM preparams ORDER BY created_at, id"
+                " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, sealed, created_at",
+                (limit,),
+            )
+            rows = await cur.fetchall()
+        rows.sort(key=lambda r: (r["created_at"], r["id"]))
+        return [(str(r["id"]), bytes(r["sealed"])) for r in rows]
+
+    async def count_preparams(self) -> int:
+        async with self._tx() as conn:
+            row = await (await conn.execute("SELECT count(*) AS n FROM preparams")).fetchone()
         return int(row["n"]) if row else 0
 
     # --- audit ------------------------------------------------------------------------------

@@ -30,6 +30,15 @@ def check_key_id(key_id: str) -> str:
     return key_id
 
 
+PREPARAMS_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def check_preparams_id(preparams_id: str) -> str:
+    if not isinstance(preparams_id, str) or not PREPARAMS_ID_RE.fullmatch(preparams_id):
+        raise InvalidRecord("pre-parameter id must be 32 lowercase hex characters")
+    return preparams_id
+
+
 def _check_token(name: str, value: str) -> None:
     if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
         raise InvalidRecord(f"{name} must be a short lowercase token")

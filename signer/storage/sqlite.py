@@ -39,6 +39,7 @@ from signer.storage.records import (
     PresignatureRecord,
     Snapshot,
     check_key_id,
+    check_preparams_id,
     decode_party_set,
     encode_party_set,
     now_utc,
@@ -353,6 +354,42 @@ class SqliteStore:
             return int(self._db.execute(sql, args).fetchone()[0])
 
         return await self._run(q)
+
+    # --- pre-parameters ---------------------------------------------------------------------
+
+    async def put_preparams(self, preparams_id: str, sealed: bytes) -> bool:
+        check_preparams_id(preparams_id)
+        if not sealed:
+            raise InvalidRecord("sealed pre-parameters are empty")
+
+        def w() -> bool:
+            with self._tx() as db:
+                cur = db.execute(
+                    "INSERT INTO preparams (id, sealed, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (preparams_id, bytes(sealed), _ts(self._clock())),
+                )
+                return cur.rowcount == 1
+
+        return await self._run(w)
+
+    async def take_preparams(self, limit: int) -> list[tuple[str, bytes]]:
+        if limit <= 0:
+            return []
+
+        def w() -> list[tuple[str, bytes]]:
+            # BEGIN IMMEDIATE holds the write lock from the SELECT on: no other taker interleaves.
+            with self._tx() as db:
+                rows = db.execute(
+                    "SELECT id, sealed FROM preparams ORDER BY created_at, id LIMIT ?", (limit,)
+                ).fetchall()
+                taken = [(str(r["id"]), bytes(r["sealed"])) for r in rows]
+                db.executemany("DELETE FROM preparams WHERE id = ?", [(i,) for i, _ in taken])
+                return taken
+
+        return await self._run(w)
+
+    async def count_preparams(self) -> int:
+        return await self._run(lambda: int(self._db.execute("SELECT count(*) FROM preparams").fetchone()[0]))
 
     # --- audit ------------------------------------------------------------------------------
 
