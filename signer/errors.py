@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import grpc
 
@@ -117,36 +115,10 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (ref {ref})"
 
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-
-
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Outermost interceptor: turns exceptions from unary handlers into statuses via the table."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner: Behavior = handler.unary_unary
-        method = handler_call_details.method
-
-        async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            try:
-                return await inner(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                code, message = status_for(exc)
-                if code in _SECURITY_CODES:
-                    log.warning("%s from %s refused: %s: %s", method, context.peer(), code.name, message)
-                await context.abort(code, message)
-
-        return grpc.unary_unary_rpc_method_handler(
-            mapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+async def abort_with_status(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
+    """End the call with the status the table gives `exc` (raises grpc's AbortError); refusals on
+    security grounds are logged with the peer."""
+    code, message = status_for(exc)
+    if code in _SECURITY_CODES:
+        log.warning("%s from %s refused: %s: %s", method, context.peer(), code.name, message)
+    await context.abort(code, message)

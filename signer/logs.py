@@ -1,6 +1,6 @@
 """Log records as JSON lines (or text), tagged with the request and session they belong to.
 
-`request_id` and `session_id` live in context variables: `LogContextInterceptor` sets them for the
+`request_id` and `session_id` live in context variables: the RPC pipeline (signer/rpc_pipeline.py) sets them for the
 duration of each RPC (asyncio copies the context into every task the handler starts), and the
 formatters read them, so a log call anywhere below the servicer carries them without passing ids
 around. Nothing here formats secrets: messages are what the callers log, and callers never log
@@ -14,12 +14,10 @@ import json
 import logging
 import secrets
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-
-import grpc
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id", default=None)
@@ -106,28 +104,7 @@ def _request_session_id(request: Any) -> str | None:
     return None
 
 
-class LogContextInterceptor(grpc.aio.ServerInterceptor):
-    """Gives every RPC a request id (the caller's `x-request-id` if plain, else a fresh random
-    one) and, when the request names a session, its session id."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        given = dict(handler_call_details.invocation_metadata or ()).get(_REQUEST_ID_HEADER)
-        rid = given if isinstance(given, str) and _plain(given) else secrets.token_hex(8)
-        inner = handler.unary_unary
-
-        async def wrapped(request: Any, context: Any) -> Any:
-            with bind(request=rid, session=_request_session_id(request)):
-                return await inner(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def request_id_for(metadata: Any) -> str:
+    """The caller's `x-request-id` if it is plain, else a fresh random one."""
+    given = dict(metadata or ()).get(_REQUEST_ID_HEADER)
+    return given if isinstance(given, str) and _plain(given) else secrets.token_hex(8)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from enclave.transport.client import EnclaveClient
@@ -64,8 +63,10 @@ class Metrics:
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server
 
-    def interceptor(self) -> grpc.aio.ServerInterceptor:
-        return _MetricsInterceptor(self)
+    def rpc_done(self, label: str, code: str, seconds: float) -> None:
+        """Count one finished RPC (refusals included) and its latency."""
+        self.rpc_total.labels(label, code).inc()
+        self.rpc_latency.labels(label, code).observe(seconds)
 
     def session_finished(self, protocol: int, kind: int, done: bool) -> None:
         """Count a session as the host's registry ends it: its final word, including failures the
@@ -195,53 +196,10 @@ class MeteredEnclaveClient(EnclaveClient):
         self._finish(sid)
 
 
-def _method_label(full_method: str) -> str:
+def method_label(full_method: str) -> str:
     # "/mpc.v1.SignerService/Ping" -> "SignerService/Ping"; anything else collapses to "other"
     # so a client probing random paths cannot grow the label set.
     service, _, method = full_method.lstrip("/").partition("/")
     if service in _KNOWN_SERVICES and method.isidentifier():
         return f"{service.rsplit('.', 1)[-1]}/{method}"
     return "other"
-
-
-class _MetricsInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, metrics: Metrics) -> None:
-        self._m = metrics
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        label = _method_label(handler_call_details.method)
-        inner = handler.unary_unary
-        m = self._m
-
-        async def wrapped(request: Any, context: Any) -> Any:
-            start = time.perf_counter()
-            code = "OK"
-            try:
-                response = await inner(request, context)
-                status = context.code()
-                if status is not None and status != grpc.StatusCode.OK:
-                    code = status.name
-                return response
-            except grpc.aio.AbortError:
-                status = context.code()
-                code = status.name if status is not None else "UNKNOWN"
-                raise
-            except BaseException:
-                code = "UNKNOWN"
-                raise
-            finally:
-                m.rpc_total.labels(label, code).inc()
-                m.rpc_latency.labels(label, code).observe(time.perf_counter() - start)
-
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )

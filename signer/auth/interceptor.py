@@ -1,10 +1,10 @@
-"""The authentication interceptor: client identity on every RPC, the service JWT on every RPC
-except the explicitly exempt ones (Ping, health, reflection).
+"""Authentication of every RPC: client identity always, the service JWT except on the explicitly
+exempt methods (Ping, health, reflection).
 
 grpc.aio interceptors see only the method name and metadata, not the TLS peer, so the check runs
 inside a wrapper around the method's behavior, where the servicer context (and its auth context)
-is available. The wrapper keeps the handler's shape (unary or streaming, coroutine or
-generator), so it also guards the health and reflection services.
+is available. The RPC pipeline (signer/rpc_pipeline.py) runs `Authenticator.admit` inside its
+unary wrapper; `guarded` wraps the other handler shapes (streaming health and reflection).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,7 @@ def _bearer_token(metadata: Any) -> str:
     return token.strip()
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class Authenticator:
     def __init__(self, allowlist: ClientAllowlist, verifier: JwtVerifier) -> None:
         self._allowlist = allowlist
         self._verifier = verifier
@@ -86,16 +86,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 raise
         return Caller(identity, claims)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        return _guarded(handler, lambda context: self.authenticate(method, context))
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> bool:
+        """Authenticate and record the caller; a refusal aborts the call with its status."""
+        try:
+            _current_caller.set(self.authenticate(method, context))
+        except SignerError as exc:
+            await _reject(context, exc)
+            return False
+        return True
 
 
 async def _reject(context: grpc.aio.ServicerContext, exc: Exception) -> None:
@@ -111,20 +109,15 @@ _HANDLER_KINDS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def _guarded(handler: Any, check: Callable[[grpc.aio.ServicerContext], Caller]) -> Any:
-    """The same handler with `check` run (and the caller recorded) before its behavior."""
+def guarded(handler: Any, method: str, authenticator: Authenticator) -> Any:
+    """The same handler with the caller authenticated (and recorded) before its behavior."""
     found = [(getattr(handler, attr), factory) for attr, factory in _HANDLER_KINDS if getattr(handler, attr)]
     if not found:
         return handler
     behavior, factory = found[0]
 
-    async def admit(context: grpc.aio.ServicerContext) -> bool:
-        try:
-            _current_caller.set(check(context))
-        except SignerError as exc:
-            await _reject(context, exc)
-            return False
-        return True
+    def admit(context: grpc.aio.ServicerContext) -> Awaitable[bool]:
+        return authenticator.admit(method, context)
 
     if inspect.isasyncgenfunction(behavior):
 

@@ -1,0 +1,95 @@
+"""The server's one interceptor: metrics, log context, error mapping and authentication composed
+into a single wrapper per method.
+
+Each concern keeps its logic in its own module (metrics.py, logs.py, errors.py,
+auth/interceptor.py); this module only fixes their order, which is that of the nesting:
+- metrics outermost, so refused calls are counted too;
+- then the log context, so every line logged for a call (refusals included) has its request id;
+- then error mapping, so no exception escapes as anything but a status from the table;
+- then authentication (mTLS identity, JWT), before the servicer runs.
+One wrapper instead of four nested interceptors saves, per call, three interceptor coroutines,
+three handler objects and three extra awaits; the wrapped handler is built once per method.
+Streaming handlers (health Watch, reflection) get authentication only, as before.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from signer.auth.interceptor import Authenticator, guarded
+from signer.errors import abort_with_status
+from signer.logs import _request_session_id, bind, request_id_for
+from signer.metrics import Metrics, method_label
+
+
+class RpcPipeline(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics, authenticator: Authenticator) -> None:
+        self._metrics = metrics
+        self._auth = authenticator
+        # method -> (the handler grpc resolved, our wrapper of it); only registered methods get here
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        if handler.unary_unary is not None:
+            wrapped = self._unary(method, handler)
+        else:
+            wrapped = guarded(handler, method, self._auth)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _unary(self, method: str, handler: Any) -> Any:
+        behavior = handler.unary_unary
+        label = method_label(method)
+        rpc_done = self._metrics.rpc_done
+        admit = self._auth.admit
+
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            start = time.perf_counter()
+            code = "OK"
+            try:
+                with bind(request=request_id_for(context.invocation_metadata()), session=_request_session_id(request)):
+                    try:
+                        if not await admit(method, context):
+                            return None
+                        result = behavior(request, context)
+                        response = await result if inspect.isawaitable(result) else result
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception as exc:
+                        await abort_with_status(exc, method, context)
+                        response = None
+                status = context.code()
+                if status is not None and status != grpc.StatusCode.OK:
+                    code = status.name
+                return response
+            except grpc.aio.AbortError:
+                status = context.code()
+                code = status.name if status is not None else "UNKNOWN"
+                raise
+            except BaseException:
+                code = "UNKNOWN"
+                raise
+            finally:
+                rpc_done(label, code, time.perf_counter() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
