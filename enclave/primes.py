@@ -14,12 +14,27 @@ never waits on a search inside a request. Where the primes come from is injected
 (`PrimeSource`): production uses `generate_safe_prime`; tests load fixture primes
 (tests/vectors/safe_primes.json, regenerated with `make test-primes`). Every pair, whatever
 its source, still goes through the full proofs in key generation: a fixture only saves the
-search. Pooled primes live in process memory; sealing them at rest is the sealing layer's job
-once it exists (not done here).
+search.
+
+At rest. A pair the pool produced is exported once, sealed by the engine (enclave.sealing,
+purpose "preparams", a random 16-byte item id, plaintext = `encode_pair`), and the host stores
+the blob; the enclave keeps using its in-memory copy. After an enclave restart the host hands
+stored blobs back; each is unsealed, its primes re-checked as safe primes of the configured
+size (as `FixtureSource` does on load), and added while the pool has room. What is protected:
+the primes are sealed (AEAD, bound to purpose and id), so the host sees only ciphertext; an
+altered blob or one sealed under another key is refused. Single use: the host deletes a stored
+blob as it hands it back, a pair taken for key generation leaves the pool, and the pool reports
+exported pairs it has since used (`consumed_exports`) so the host deletes their stored copies.
+On a crash: a pair handed to the enclave and not yet used is lost with the enclave (it costs
+only a new prime search; it is never reused). One window remains: a pair exported, then used,
+with the enclave dying before the host has learned of the use (the host asks every few
+seconds) would be handed to the next enclave and could serve a second key of this party.
+Python cannot wipe memory: the primes stay in enclave memory until garbage-collected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -151,12 +166,56 @@ class FixtureSource:
         return SafePrimePair(primes[i], primes[i + 1])
 
 
+PAIR_FORMAT_VERSION = 1
+
+
+def encode_pair(pair: SafePrimePair) -> bytes:
+    """version || len(p) || p || len(q) || q (lengths 2 bytes, integers big-endian)."""
+    out = bytearray([PAIR_FORMAT_VERSION])
+    for v in (pair.p, pair.q):
+        raw = v.to_bytes((v.bit_length() + 7) // 8, "big")
+        out += len(raw).to_bytes(2, "big") + raw
+    return bytes(out)
+
+
+def decode_pair(data: bytes, modulus_bits: int) -> SafePrimePair:
+    """Parse and re-validate: two distinct safe primes of exactly `modulus_bits // 2` bits.
+    Raises InvalidParameters (the message never contains the values)."""
+    if not data or data[0] != PAIR_FORMAT_VERSION:
+        raise InvalidParameters("unknown pre-parameter format version")
+    values: list[int] = []
+    at = 1
+    for _ in range(2):
+        if at + 2 > len(data):
+            raise InvalidParameters("truncated pre-parameters")
+        n = int.from_bytes(data[at : at + 2], "big")
+        at += 2
+        if n == 0 or at + n > len(data):
+            raise InvalidParameters("truncated pre-parameters")
+        values.append(int.from_bytes(data[at : at + n], "big"))
+        at += n
+    if at != len(data):
+        raise InvalidParameters("trailing bytes after pre-parameters")
+    p, q = values
+    half = modulus_bits // 2
+    if p.bit_length() != half or q.bit_length() != half:
+        raise InvalidParameters(f"pre-parameters are not of the configured size ({modulus_bits}-bit modulus)")
+    if p == q or not (is_safe_prime(p) and is_safe_prime(q)):
+        raise InvalidParameters("pre-parameters are not two distinct safe primes")
+    return SafePrimePair(p, q)
+
+
 class PreParamPool:
     """Keeps up to `size` safe-prime pairs of `modulus_bits` ready, refilled by a daemon thread.
 
     `take()` returns a pooled pair at once when one is ready, else waits for the filler
     (raising `LocalError` after `timeout`). `start()` launches the filler; `stop()` ends it
     after the search in progress.
+
+    Export bookkeeping (see the module docstring): `unexported()` hands out pairs the filler
+    made and no export has covered yet, `note_exported()` records the id they were sealed
+    under, `consumed_exports()` drains the ids of exported pairs taken since; `add()` puts an
+    imported pair in while there is room.
     """
 
     def __init__(self, source: PrimeSource, modulus_bits: int, size: int) -> None:
@@ -166,6 +225,9 @@ class PreParamPool:
         self.modulus_bits = modulus_bits
         self.size = size
         self._ready: deque[SafePrimePair] = deque()
+        self._fresh: deque[SafePrimePair] = deque()  # produced here, not exported yet
+        self._exported: dict[SafePrimePair, str] = {}  # pairs in _ready with their export id
+        self._consumed: list[str] = []
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -196,7 +258,44 @@ class PreParamPool:
             pair = self._source(self.modulus_bits)
             with self._cond:
                 self._ready.append(pair)
+                self._fresh.append(pair)
                 self._cond.notify_all()
+
+    def add(self, pair: SafePrimePair) -> bool:
+        """Add an imported (already validated) pair if the pool has room and lacks it."""
+        with self._cond:
+            if len(self._ready) >= self.size or pair in self._ready:
+                return False
+            self._ready.append(pair)
+            self._cond.notify_all()
+            return True
+
+    def unexported(self, limit: int) -> list[SafePrimePair]:
+        """Up to `limit` pairs produced here and not yet exported (each handed out once)."""
+        with self._cond:
+            out: list[SafePrimePair] = []
+            while self._fresh and len(out) < limit:
+                out.append(self._fresh.popleft())
+            return out
+
+    def requeue_unexported(self, pairs: Iterable[SafePrimePair]) -> None:
+        """Put back pairs whose export failed (still in the pool), first in line."""
+        with self._cond:
+            for pair in reversed(list(pairs)):
+                if pair in self._ready:
+                    self._fresh.appendleft(pair)
+
+    def note_exported(self, pair: SafePrimePair, item_id: str) -> None:
+        with self._cond:
+            if pair in self._ready:
+                self._exported[pair] = item_id
+            else:  # taken while it was being sealed: its stored copy must go at once
+                self._consumed.append(item_id)
+
+    def consumed_exports(self) -> list[str]:
+        with self._cond:
+            out, self._consumed = self._consumed, []
+            return out
 
     def take(self, timeout: float | None = None) -> SafePrimePair:
         with self._cond:
@@ -205,6 +304,11 @@ class PreParamPool:
             if not self._cond.wait_for(lambda: bool(self._ready), timeout):
                 raise LocalError("pre-parameter pool is empty")
             pair = self._ready.popleft()
+            item_id = self._exported.pop(pair, None)
+            if item_id is not None:
+                self._consumed.append(item_id)
+            with contextlib.suppress(ValueError):
+                self._fresh.remove(pair)
             self._cond.notify_all()
             return pair
 
@@ -216,5 +320,8 @@ class PreParamPool:
                     return
             pair = self._source(self.modulus_bits)
             with self._cond:
+                if len(self._ready) >= self.size:  # imports filled the pool during the search
+                    continue
                 self._ready.append(pair)
+                self._fresh.append(pair)
                 self._cond.notify_all()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from importlib import metadata
-from typing import Protocol
+from typing import Any, Protocol
 
 from enclave.attestation import Attestor, NoneAttestor
 from enclave.credentials import CredentialsHolder
@@ -91,6 +91,12 @@ class EnclaveService:
             if kind == "set_aws_credentials":
                 answer = self._set_credentials(request.set_aws_credentials)
                 return pb.Response(request_id=rid, aws_credentials_set=answer)
+            if kind == "preparams_export":
+                exported = await self._preparams("preparams_export")(request.preparams_export)
+                return pb.Response(request_id=rid, preparams_exported=exported)
+            if kind == "preparams_import":
+                imported = await self._preparams("preparams_import")(request.preparams_import)
+                return pb.Response(request_id=rid, preparams_imported=imported)
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
         except RequestRejected as exc:
             return error_response(rid, exc.code, exc.message)
@@ -134,6 +140,13 @@ class EnclaveService:
         if changed:
             log.info("AWS credentials %s set, expiring at %d", request.access_key_id, request.expiration_unix)
         return pb.AwsCredentialsSet(access_key_id=request.access_key_id, expiration_unix=request.expiration_unix)
+
+    def _preparams(self, name: str) -> Any:
+        # Optional on engines, like preparams_ready: one without a pool cannot export or import.
+        method = getattr(self._sessions, name, None)
+        if not callable(method):
+            raise RequestRejected(pb.ERROR_CODE_UNIMPLEMENTED, "this enclave keeps no pre-parameter pool")
+        return method
 
     async def _session(self, request: pb.Request) -> pb.SessionUpdate:
         if self._sessions is None:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -38,19 +39,31 @@ from typing import TypeVar
 from enclave.engine.approval import decode_approval
 from enclave.engine.common import SESSION_ID, Prepared, UsedPresignatures, invalid
 from enclave.engine.frost import FrostAdapter
+from enclave.engine.gg20 import PROTOCOL as GG20_PROTOCOL
 from enclave.engine.gg20 import Gg20Adapter
 from enclave.engine.session import Plan, Session
+from enclave.errors import InvalidParameters
+from enclave.kms import KmsUnavailable
 from enclave.paillier import DEFAULT_MODULUS_BITS
 from enclave.policy import ApprovalRejected, PolicyVerifier
-from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, system_source
+from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
 from enclave.rng import SYSTEM_RNG, Rng
-from enclave.sealing import Sealer
+from enclave.sealing import Binding, Sealer, SealingError
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+PREPARAMS_EXPORT_DEFAULT = 16
+PREPARAMS_EXPORT_MAX = 64
+_PREPARAMS_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def preparams_binding(item_id: str) -> Binding:
+    """Pre-parameters exist before any key: no key id, party 0, told apart by their random id."""
+    return Binding(key_id="", protocol=GG20_PROTOCOL, party_id=0, purpose="preparams", item_id=item_id)
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,8 @@ class Engine:
                 sealer, rng, self.pool, self.used_presignatures, self.config.preparams_wait_seconds, clock
             ),
         }
+        self._sealer = sealer
+        self._rng = rng
         self._running: dict[str, Session] = {}
         self._finished: OrderedDict[str, Session] = OrderedDict()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -133,6 +148,72 @@ class Engine:
         """Pre-parameter sets ready in the pool (reported in InfoResponse for the host's metrics)."""
         return self.pool.ready()
 
+    # -- pre-parameters at rest (see enclave.primes) ----------------------------------------------
+
+    async def preparams_export(self, request: pb.PreparamsExport) -> pb.PreparamsExported:
+        limit = min(request.max_count or PREPARAMS_EXPORT_DEFAULT, PREPARAMS_EXPORT_MAX)
+
+        def seal_fresh() -> list[pb.SealedBlob]:
+            out: list[pb.SealedBlob] = []
+            pairs = self.pool.unexported(limit)
+            for i, pair in enumerate(pairs):
+                item_id = self._rng.random_bytes(16).hex()
+                try:
+                    data = self._sealer.seal(encode_pair(pair), preparams_binding(item_id))
+                except BaseException:
+                    # Not sealed: these stay in memory only, offered again by the next export.
+                    self.pool.requeue_unexported(pairs[i:])
+                    raise
+                self.pool.note_exported(pair, item_id)
+                out.append(pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PREPARAMS, id=item_id, data=data))
+            return out
+
+        sealed = await self._in_worker(seal_fresh)
+        return pb.PreparamsExported(
+            sealed=sealed, consumed_ids=self.pool.consumed_exports(), ready=self.pool.ready(), pool_size=self.pool.size
+        )
+
+    async def preparams_import(self, request: pb.PreparamsImport) -> pb.PreparamsImported:
+        if len(request.sealed) > PREPARAMS_EXPORT_MAX:
+            raise invalid(f"at most {PREPARAMS_EXPORT_MAX} pre-parameter sets per import")
+
+        def import_all() -> pb.PreparamsImported:
+            answer = pb.PreparamsImported()
+            for blob in request.sealed:
+                code, message = self._import_one(blob)
+                if code == pb.ERROR_CODE_UNSPECIFIED:
+                    answer.imported_ids.append(blob.id)
+                else:
+                    answer.refused.add(id=blob.id, code=code, message=message)
+            answer.ready = self.pool.ready()
+            return answer
+
+        answer = await self._in_worker(import_all)
+        if answer.refused:
+            log.warning("pre-parameter import: %d added, %d refused", len(answer.imported_ids), len(answer.refused))
+        return answer
+
+    def _import_one(self, blob: pb.SealedBlob) -> tuple[int, str]:
+        if blob.kind != pb.SEALED_BLOB_KIND_PREPARAMS or not _PREPARAMS_ID.fullmatch(blob.id):
+            return pb.ERROR_CODE_INVALID_ARGUMENT, "not a pre-parameter blob (kind or id)"
+        if self.pool.ready() >= self.pool.size:
+            return pb.ERROR_CODE_RESOURCE_EXHAUSTED, "the pre-parameter pool is full"
+        try:
+            plaintext = self._sealer.unseal(blob.data, preparams_binding(blob.id))
+        except KmsUnavailable as exc:
+            return pb.ERROR_CODE_UNAVAILABLE, f"sealing unavailable: {exc}"
+        except SealingError as exc:
+            return pb.ERROR_CODE_SEALED_BLOB_INVALID, str(exc)
+        try:
+            pair = decode_pair(plaintext, self.pool.modulus_bits)
+        except InvalidParameters as exc:
+            return pb.ERROR_CODE_INVALID_ARGUMENT, str(exc)
+        if not self.pool.add(pair):
+            if self.pool.ready() >= self.pool.size:
+                return pb.ERROR_CODE_RESOURCE_EXHAUSTED, "the pre-parameter pool is full"
+            return pb.ERROR_CODE_ALREADY_EXISTS, "these pre-parameters are already in the pool"
+        return pb.ERROR_CODE_UNSPECIFIED, ""
+
     def close(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
@@ -144,6 +225,9 @@ class Engine:
 
     async def _in_worker(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _step(self, session: Session, fn: Callable[[], T]) -> T:
+        return fn() if session.light else await self._in_worker(fn)
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -163,13 +247,14 @@ class Engine:
         prepared = adapter.prepare(request)
         timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
         session = Session(request, prepared.parties, self._clock() + timeout_ms / 1000)
+        session.light = prepared.light
         self._running[sid] = session  # reserved: no await since the checks above
         try:
             async with session.lock:
                 if request.kind == pb.SESSION_KIND_SIGN:
                     self._check_policy(request, prepared)
-                plan: Plan = await self._in_worker(lambda: prepared.build(session.deadline))
-                outgoing = await self._in_worker(lambda: session.begin(plan))
+                plan: Plan = await self._step(session, lambda: prepared.build(session.deadline))
+                outgoing = await self._step(session, lambda: session.begin(plan))
                 self._arm_deadline(session, timeout_ms / 1000)
                 self._settle(session)
                 return self._answer(session, outgoing)
@@ -227,7 +312,7 @@ class Engine:
                 if m.recipient not in ("", me):
                     raise invalid(f"message from {m.sender!r} is addressed to {m.recipient!r}, not to this party")
                 batch.append((m.round, index[m.sender], bytes(m.payload)))
-            outgoing = await self._in_worker(lambda: session.feed(batch))
+            outgoing = await self._step(session, lambda: session.feed(batch))
             if session.running and self._clock() >= session.deadline:
                 return self._expire_now(session)
             self._settle(session)

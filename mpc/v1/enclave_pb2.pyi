@@ -51,6 +51,7 @@ class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEALED_BLOB_KIND_UNSPECIFIED: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_KEY_SHARE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PRESIGNATURE: _ClassVar[SealedBlobKind]
+    SEALED_BLOB_KIND_PREPARAMS: _ClassVar[SealedBlobKind]
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
@@ -78,6 +79,7 @@ ERROR_CODE_UNAVAILABLE: ErrorCode
 SEALED_BLOB_KIND_UNSPECIFIED: SealedBlobKind
 SEALED_BLOB_KIND_KEY_SHARE: SealedBlobKind
 SEALED_BLOB_KIND_PRESIGNATURE: SealedBlobKind
+SEALED_BLOB_KIND_PREPARAMS: SealedBlobKind
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
@@ -88,7 +90,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort", "set_aws_credentials")
+    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort", "set_aws_credentials", "preparams_export", "preparams_import")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +98,8 @@ class Request(_message.Message):
     SESSION_DELIVER_FIELD_NUMBER: _ClassVar[int]
     SESSION_ABORT_FIELD_NUMBER: _ClassVar[int]
     SET_AWS_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    PREPARAMS_EXPORT_FIELD_NUMBER: _ClassVar[int]
+    PREPARAMS_IMPORT_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     ping: PingRequest
     info: InfoRequest
@@ -103,23 +107,29 @@ class Request(_message.Message):
     session_deliver: SessionDeliver
     session_abort: SessionAbort
     set_aws_credentials: SetAwsCredentials
-    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ..., set_aws_credentials: _Optional[_Union[SetAwsCredentials, _Mapping]] = ...) -> None: ...
+    preparams_export: PreparamsExport
+    preparams_import: PreparamsImport
+    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ..., set_aws_credentials: _Optional[_Union[SetAwsCredentials, _Mapping]] = ..., preparams_export: _Optional[_Union[PreparamsExport, _Mapping]] = ..., preparams_import: _Optional[_Union[PreparamsImport, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("request_id", "error", "ping", "info", "session_update", "aws_credentials_set")
+    __slots__ = ("request_id", "error", "ping", "info", "session_update", "aws_credentials_set", "preparams_exported", "preparams_imported")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
     SESSION_UPDATE_FIELD_NUMBER: _ClassVar[int]
     AWS_CREDENTIALS_SET_FIELD_NUMBER: _ClassVar[int]
+    PREPARAMS_EXPORTED_FIELD_NUMBER: _ClassVar[int]
+    PREPARAMS_IMPORTED_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     error: Error
     ping: PingResponse
     info: InfoResponse
     session_update: SessionUpdate
     aws_credentials_set: AwsCredentialsSet
-    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ..., aws_credentials_set: _Optional[_Union[AwsCredentialsSet, _Mapping]] = ...) -> None: ...
+    preparams_exported: PreparamsExported
+    preparams_imported: PreparamsImported
+    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ..., aws_credentials_set: _Optional[_Union[AwsCredentialsSet, _Mapping]] = ..., preparams_exported: _Optional[_Union[PreparamsExported, _Mapping]] = ..., preparams_imported: _Optional[_Union[PreparamsImported, _Mapping]] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()
@@ -172,6 +182,50 @@ class AwsCredentialsSet(_message.Message):
     access_key_id: str
     expiration_unix: int
     def __init__(self, access_key_id: _Optional[str] = ..., expiration_unix: _Optional[int] = ...) -> None: ...
+
+class PreparamsExport(_message.Message):
+    __slots__ = ("max_count",)
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    max_count: int
+    def __init__(self, max_count: _Optional[int] = ...) -> None: ...
+
+class PreparamsExported(_message.Message):
+    __slots__ = ("sealed", "consumed_ids", "ready", "pool_size")
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    CONSUMED_IDS_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    POOL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    sealed: _containers.RepeatedCompositeFieldContainer[SealedBlob]
+    consumed_ids: _containers.RepeatedScalarFieldContainer[str]
+    ready: int
+    pool_size: int
+    def __init__(self, sealed: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., consumed_ids: _Optional[_Iterable[str]] = ..., ready: _Optional[int] = ..., pool_size: _Optional[int] = ...) -> None: ...
+
+class PreparamsImport(_message.Message):
+    __slots__ = ("sealed",)
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    sealed: _containers.RepeatedCompositeFieldContainer[SealedBlob]
+    def __init__(self, sealed: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ...) -> None: ...
+
+class PreparamsRefusal(_message.Message):
+    __slots__ = ("id", "code", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    code: ErrorCode
+    message: str
+    def __init__(self, id: _Optional[str] = ..., code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class PreparamsImported(_message.Message):
+    __slots__ = ("imported_ids", "refused", "ready")
+    IMPORTED_IDS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    imported_ids: _containers.RepeatedScalarFieldContainer[str]
+    refused: _containers.RepeatedCompositeFieldContainer[PreparamsRefusal]
+    ready: int
+    def __init__(self, imported_ids: _Optional[_Iterable[str]] = ..., refused: _Optional[_Iterable[_Union[PreparamsRefusal, _Mapping]]] = ..., ready: _Optional[int] = ...) -> None: ...
 
 class SealedBlob(_message.Message):
     __slots__ = ("kind", "id", "data")
