@@ -48,12 +48,18 @@ def blob_invalid(message: str) -> RequestRejected:
 @dataclass(frozen=True)
 class Prepared:
     """A validated start: the party mapping, what a policy approval must cover, and the (heavy)
-    construction of the first phase, run in a worker thread with the session's deadline."""
+    construction of the first phase, run in a worker thread (unless `light`) with the session's
+    deadline."""
 
     parties: Parties
     build: Callable[[float], Plan]
     key_id: str = ""
     approval_digest: bytes | None = None  # set for SIGN: the "digest" an approval covers
+    # Every step is well under a millisecond (FROST signing, GG20 online signing with a
+    # presignature): the engine runs them on its event loop, where a thread hop would cost more
+    # than the step. Anything with Paillier or range proofs stays in the worker threads so the
+    # loop keeps answering (pings, other sessions).
+    light: bool = False
 
 
 def check_party_list(party_ids: list[str], self_party_id: str) -> None:

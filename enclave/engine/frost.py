@@ -117,4 +117,4 @@ class FrostAdapter:
             )
             return Plan(Phase(signing_driver(setup), 0, finish), 2)
 
-        return Prepared(parties, build, key_id=kid, approval_digest=frost_digest(message))
+        return Prepared(parties, build, key_id=kid, approval_digest=frost_digest(message), light=True)

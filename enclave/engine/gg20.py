@@ -204,7 +204,7 @@ class Gg20Adapter:
                 driver = sign.start(sid_b, share, presig, digest, consume, path=path)
                 return Plan(Phase(driver, 0, finish_signature), 1)
 
-            return Prepared(parties, build_online, key_id=kid, approval_digest=digest)
+            return Prepared(parties, build_online, key_id=kid, approval_digest=digest, light=True)
 
         def online(value: Any) -> Phase:
             fresh = value

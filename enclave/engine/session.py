@@ -93,6 +93,7 @@ class Session:
         self._phase: Phase | None = None
         self._later: dict[tuple[int, int], bytes] = {}
         self.lock = asyncio.Lock()
+        self.light = False  # steps run on the event loop (see Prepared.light)
 
     @property
     def running(self) -> bool:
