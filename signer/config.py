@@ -151,6 +151,10 @@ class EnclaveConfig:
         _check(lambda v: 1024 <= v <= 256 * 1024 * 1024, "must be in 1024..268435456"),
     )
     health_interval_seconds: float = key(1.0, "how often the host checks that the enclave answers", _positive)
+    preparams_sync_seconds: float = key(
+        5.0, "how often the host stores the enclave's newly sealed pre-parameters (and refills a restarted one)",
+        _positive,
+    )
     aws_credentials: str = key(
         "none", "imds: fetch the instance role's credentials from IMDSv2 and push them to the enclave for its "
         "KMS calls (Nitro with KMS sealing); none: push nothing", choices=("none", "imds"),

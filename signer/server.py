@@ -47,6 +47,7 @@ from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
+from signer.preparams import PreparamsKeeper
 from signer.rpc_pipeline import RpcPipeline
 from signer.sessions import Session, Sessions, cancel_quietly
 from signer.storage import Store, open_store
@@ -257,6 +258,8 @@ class SignerServer:
         self.registrar = self._registrar(credentials) if c.consul.enabled else None
         self._metrics_http: Any = None
         self._pool_task: asyncio.Task[None] | None = None
+        self.preparams = PreparamsKeeper(self.enclave, lambda: self.store, c.enclave.preparams_sync_seconds)
+        self._preparams_task: asyncio.Task[None] | None = None
         guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
         policy = credentials.policy
         self.operations = Operations(
@@ -365,6 +368,7 @@ class SignerServer:
         if self.aws_credentials is not None:
             self.aws_credentials.start()
         self.sweeper = asyncio.create_task(self.sessions.run_sweeper(self.config.sessions.sweep_interval_seconds))
+        self._preparams_task = asyncio.create_task(self.preparams.run())
         if self._metrics_http is not None:
             self._pool_task = asyncio.create_task(
                 self.metrics.refresh_pools_forever(self.store, self.enclave, self.config.metrics.pool_refresh_seconds)
@@ -387,6 +391,7 @@ class SignerServer:
             await self.registrar.stop()
         await self.server.stop(self.config.server.grace_seconds)
         await cancel_quietly(self.sweeper)
+        await cancel_quietly(self._preparams_task)
         if self.aws_credentials is not None:
             await self.aws_credentials.stop()
         await self.sessions.close()

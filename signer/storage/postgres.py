@@ -358,6 +358,15 @@ class PostgresStore:
         rows.sort(key=lambda r: (r["created_at"], r["id"]))
         return [(str(r["id"]), bytes(r["sealed"])) for r in rows]
 
+    async def delete_preparams(self, ids: Sequence[str]) -> int:
+        for i in ids:
+            check_preparams_id(i)
+        if not ids:
+            return 0
+        async with self._tx() as conn:
+            cur = await conn.execute("DELETE FROM preparams WHERE id = ANY(%s)", (list(ids),))
+            return cur.rowcount
+
     async def count_preparams(self) -> int:
         async with self._tx() as conn:
             row = await (await conn.execute("SELECT count(*) AS n FROM preparams")).fetchone()

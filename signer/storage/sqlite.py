@@ -388,6 +388,16 @@ class SqliteStore:
 
         return await self._run(w)
 
+    async def delete_preparams(self, ids: Sequence[str]) -> int:
+        for i in ids:
+            check_preparams_id(i)
+
+        def w() -> int:
+            with self._tx() as db:
+                return sum(db.execute("DELETE FROM preparams WHERE id = ?", (i,)).rowcount for i in ids)
+
+        return await self._run(w) if ids else 0
+
     async def count_preparams(self) -> int:
         return await self._run(lambda: int(self._db.execute("SELECT count(*) FROM preparams").fetchone()[0]))
 

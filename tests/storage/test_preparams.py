@@ -63,3 +63,14 @@ async def test_concurrent_takers_never_share(loc: StoreLocation) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_delete_used(store: Store) -> None:
+    ids = [_id() for _ in range(3)]
+    for i in ids:
+        await store.put_preparams(i, b"sealed")
+    assert await store.delete_preparams([ids[0], ids[2], _id()]) == 2
+    assert await store.delete_preparams([]) == 0
+    assert [i for i, _ in await store.take_preparams(5)] == [ids[1]]
+    with pytest.raises(InvalidRecord):
+        await store.delete_preparams(["nope"])
