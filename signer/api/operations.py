@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from enclave.transport.client import EnclaveRequestError
@@ -36,6 +37,8 @@ from signer.storage import (
 )
 
 log = logging.getLogger(__name__)
+
+KEY_CACHE_SIZE = 1024
 
 PROTOCOL_TOKENS: dict[int, str] = {
     epb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
@@ -145,6 +148,10 @@ class Operations:
         # The signing policy (signer/approvals.py), when configured: runs for every SIGN.
         self._approve = approve
         self._audit = AuditBatcher(self.store)
+        # Key records are write-once (never updated or deleted) and hold only public metadata and
+        # the sealed share, so a record once read stays right: signing skips the store's thread
+        # for keys it has seen. Bounded, least recently used out.
+        self._keys: OrderedDict[str, KeyRecord] = OrderedDict()
 
     def store(self) -> Store:
         store = self._store()
@@ -153,12 +160,19 @@ class Operations:
         return store
 
     async def _key(self, start: epb.SessionStart) -> KeyRecord:
-        try:
-            key = await self.store().get_key(start.key_id)
-        except KeyNotFound:
-            raise NotFound(f"key {start.key_id} is not known on this node") from None
-        except StoreUnavailable:
-            raise Unavailable("the key store is unavailable; retry") from None
+        key = self._keys.get(start.key_id)
+        if key is None:
+            try:
+                key = await self.store().get_key(start.key_id)
+            except KeyNotFound:
+                raise NotFound(f"key {start.key_id} is not known on this node") from None
+            except StoreUnavailable:
+                raise Unavailable("the key store is unavailable; retry") from None
+            self._keys[key.key_id] = key
+            if len(self._keys) > KEY_CACHE_SIZE:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(start.key_id)
         if key.protocol != PROTOCOL_TOKENS[start.protocol]:
             raise InvalidArgument(f"protocol does not match key {start.key_id} ({key.protocol})")
         signers = party_numbers(start.party_ids)
