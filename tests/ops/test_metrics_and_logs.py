@@ -12,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
+from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2
 from tests.conftest import EnclaveProcess, SignerProcess, free_port, wait_for
 
@@ -19,7 +20,10 @@ from tests.conftest import EnclaveProcess, SignerProcess, free_port, wait_for
 ALLOWED_LABELS: dict[str, re.Pattern[str]] = {
     "method": re.compile(r"(SignerService|Health)/[A-Za-z]+|other"),
     "code": re.compile("|".join(c.name for c in grpc.StatusCode)),
-    "request": re.compile(r"ping|info|session_start|session_deliver|session_abort|unknown"),
+    # enclave request kinds: the names of the Request oneof (a fixed set defined by the proto)
+    "request": re.compile(
+        "|".join([f.name for f in epb.Request.DESCRIPTOR.oneofs_by_name["body"].fields] + ["unknown"])
+    ),
     "protocol": re.compile(r"gg20_secp256k1|frost_ed25519|unspecified|unknown"),
     "kind": re.compile(r"dkg|sign|presign|unspecified|unknown"),
     "state": re.compile(r"done|failed"),
