@@ -312,11 +312,13 @@ class Round3(Round):
 
 @dataclass(frozen=True)
 class _Reveal:
-    k: int
-    rho: int
-    gamma: int
-    nu: int
-    masks: dict[int, tuple[int, int]]
+    # A peer's presign nonces, disclosed only to identify a culprit after a failed δ check;
+    # still kept out of reprs so a traceback never prints them.
+    k: int = field(repr=False)
+    rho: int = field(repr=False)
+    gamma: int = field(repr=False)
+    nu: int = field(repr=False)
+    masks: dict[int, tuple[int, int]] = field(repr=False)
 
 
 class Round4(Round):
