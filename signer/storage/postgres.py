@@ -173,7 +173,8 @@ class PostgresStore:
             async with self._pool.connection() as conn, conn.transaction():
                 yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as e:
-            raise StoreUnavailable(f"PostgreSQL unavailable: {e.__class__.__name__}: {e}") from e
+            # Class name only: the driver text can name the host, user and database.
+            raise StoreUnavailable(f"PostgreSQL unavailable: {e.__class__.__name__}") from e
         except psycopg.errors.SerializationFailure as e:
             raise StoreUnavailable("PostgreSQL serialization conflict; retry") from e
 
