@@ -12,6 +12,7 @@ Until the first push, and after the pushed credentials expire, every KMS call is
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +54,14 @@ class CredentialsHolder:
             raise BadInput("the credentials have already expired")
         credentials = AwsCredentials(access_key_id, secret_access_key, session_token or None)
         with self._lock:
-            changed = credentials != self._credentials or expires_at != self._expires_at
+            previous = self._credentials
+            # The secret and token are compared in constant time; only "changed or not" is used.
+            changed = (
+                previous is None
+                or previous.access_key_id != access_key_id
+                or not hmac.compare_digest(_secret_bytes(previous), _secret_bytes(credentials))
+                or expires_at != self._expires_at
+            )
             self._credentials = credentials
             self._expires_at = expires_at
         return changed
@@ -71,3 +79,8 @@ class CredentialsHolder:
         if expires_at <= self._clock():
             raise KmsUnavailable("the AWS credentials pushed by the host have expired; waiting for fresh ones")
         return credentials
+
+
+def _secret_bytes(c: AwsCredentials) -> bytes:
+    secret, token = c.secret_access_key.encode(), (c.session_token or "").encode()
+    return len(secret).to_bytes(4, "big") + secret + token

@@ -119,7 +119,7 @@ class _ShareCarry:
     public: PublicKeyPackage
     ctx: signing.SigningContext
     own_identifier: int
-    own_share: int
+    own_share: int = field(repr=False)
 
 
 class SignShareRound(Round):
