@@ -157,6 +157,8 @@ class Sessions:
             self._keyring.verify_all(messages)
             self._check_routing(messages, start.party_ids, start.self_party_id)
         start.timeout_ms = int(self._deadline * 1000)
+        # The enclave applies them right after the start: one request instead of two.
+        start.messages.extend(convert.to_enclave_messages(messages))
         session = Session(
             session_id=start.session_id,
             kind=start.kind,
@@ -173,16 +175,16 @@ class Sessions:
             async with session.lock:
                 if prepare is not None:
                     await prepare(session)
+                if messages:
+                    self._guard.accept(messages)
                 try:
                     update = await self._enclave.session_start(start)
                 finally:
-                    # Sealed blobs are only needed for the start; do not keep them around.
+                    # Sealed blobs and first messages are only needed for the start.
                     del start.sealed_blobs[:]
+                    del start.messages[:]
                 in_enclave = True
                 outgoing = await self._apply(session, update)
-                if messages and not session.finished:
-                    self._guard.accept(messages)
-                    outgoing += await self._deliver(session, messages)
                 session.first_outgoing = outgoing
         except BaseException:
             # Nothing started: the id stays free for a retry.

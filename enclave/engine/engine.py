@@ -244,10 +244,13 @@ class Engine:
             raise RequestRejected(pb.ERROR_CODE_ALREADY_EXISTS, f"session {sid} already exists")
         if len(self._running) >= self.config.max_sessions:
             raise RequestRejected(pb.ERROR_CODE_RESOURCE_EXHAUSTED, "too many sessions running in the enclave")
+        if len(request.messages) > self.config.max_messages_per_deliver:
+            raise invalid(f"at most {self.config.max_messages_per_deliver} messages per delivery")
         prepared = adapter.prepare(request)
         timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
         session = Session(request, prepared.parties, self._clock() + timeout_ms / 1000)
         session.light = prepared.light
+        initial = self._batch(session, request.messages)
         self._running[sid] = session  # reserved: no await since the checks above
         try:
             async with session.lock:
@@ -255,6 +258,8 @@ class Engine:
                     self._check_policy(request, prepared)
                 plan: Plan = await self._step(session, lambda: prepared.build(session.deadline))
                 outgoing = await self._step(session, lambda: session.begin(plan))
+                if initial and session.running:
+                    outgoing += await self._step(session, lambda: session.feed(initial))
                 self._arm_deadline(session, timeout_ms / 1000)
                 self._settle(session)
                 return self._answer(session, outgoing)
@@ -304,19 +309,26 @@ class Engine:
                 raise self._finished_error(session)
             if self._clock() >= session.deadline:
                 return self._expire_now(session)
-            me, index = session.parties.self_name, session.parties.index
-            batch: list[tuple[int, int, bytes]] = []
-            for m in request.messages:
-                if m.sender not in index or m.sender == me:
-                    raise invalid(f"message from {m.sender!r}, which is not another party of this session")
-                if m.recipient not in ("", me):
-                    raise invalid(f"message from {m.sender!r} is addressed to {m.recipient!r}, not to this party")
-                batch.append((m.round, index[m.sender], bytes(m.payload)))
+            batch = self._batch(session, request.messages)
             outgoing = await self._step(session, lambda: session.feed(batch))
             if session.running and self._clock() >= session.deadline:
                 return self._expire_now(session)
             self._settle(session)
             return self._answer(session, outgoing)
+
+    @staticmethod
+    def _batch(session: Session, messages: Sequence[pb.EnclaveMessage]) -> list[tuple[int, int, bytes]]:
+        """(round, sender index, payload) of messages from other parties to this one; BadInput
+        (the whole request refused, nothing applied) for any message that is not."""
+        me, index = session.parties.self_name, session.parties.index
+        batch: list[tuple[int, int, bytes]] = []
+        for m in messages:
+            if m.sender not in index or m.sender == me:
+                raise invalid(f"message from {m.sender!r}, which is not another party of this session")
+            if m.recipient not in ("", me):
+                raise invalid(f"message from {m.sender!r} is addressed to {m.recipient!r}, not to this party")
+            batch.append((m.round, index[m.sender], bytes(m.payload)))
+        return batch
 
     async def abort(self, request: pb.SessionAbort) -> pb.SessionUpdate:
         session = self._lookup(request.session_id)

@@ -250,7 +250,7 @@ class EnclaveMessage(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "presignature_id", "key_id", "timeout_ms", "policy_approval")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -264,6 +264,7 @@ class SessionStart(_message.Message):
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     POLICY_APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     kind: SessionKind
@@ -277,7 +278,8 @@ class SessionStart(_message.Message):
     key_id: str
     timeout_ms: int
     policy_approval: bytes
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")

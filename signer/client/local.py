@@ -96,21 +96,29 @@ class LocalParty:
     ) -> list[pb.ProtocolMessage]:
         start = self._session_start(spec)
         self._start = start
+        # Messages that came with the start go in with it, as a signer node does.
+        start.messages.extend(self._accept(initial))
         try:
             update = await self.node.engine.start(start)
         except RequestRejected as exc:
             raise FailedPrecondition(f"local party: {exc.message}") from None
         finally:
             del start.sealed_blobs[:]
-        out = self._apply(update)
-        if initial and not self.outcome.finished:
-            out += await self.deliver(initial)
-        return out
+            del start.messages[:]
+        return self._apply(update)
 
     async def deliver(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         assert self._start is not None
         if self.outcome.finished:
             raise FailedPrecondition("the session has already finished")
+        deliver = epb.SessionDeliver(session_id=self._start.session_id, messages=self._accept(messages))
+        return self._apply(await self.node.engine.deliver(deliver))
+
+    def _accept(self, messages: Sequence[pb.ProtocolMessage]) -> list[epb.EnclaveMessage]:
+        """Authenticity (HMAC), routing and freshness of incoming messages, all or nothing."""
+        assert self._start is not None
+        if not messages:
+            return []
         self.node.hmac.verify_all(messages)
         parties = set(self._start.party_ids)
         for index, m in enumerate(messages):
@@ -119,8 +127,7 @@ class LocalParty:
             if m.sender not in parties or m.sender == self.party_id or m.recipient not in ("", self.party_id):
                 raise InvalidArgument(f"messages[{index}]: not from another party to this one")
         self.node._guard.accept(messages)
-        deliver = epb.SessionDeliver(session_id=self._start.session_id, messages=convert.to_enclave_messages(messages))
-        return self._apply(await self.node.engine.deliver(deliver))
+        return convert.to_enclave_messages(messages)
 
     async def refresh(self) -> Outcome:
         return self.outcome
