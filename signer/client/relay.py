@@ -11,8 +11,8 @@ HMAC'd envelopes and opaque payloads; it needs no secret of any party.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -20,6 +20,7 @@ from mpc.v1 import signer_pb2 as pb
 from signer.client.spec import Outcome, SessionSpec
 
 MAX_BATCH = 64  # signer.api.convert.MAX_MESSAGES_PER_SUBMIT
+T = TypeVar("T")
 
 
 class Party(Protocol):
@@ -45,6 +46,14 @@ class Node(Protocol):
     def party(self, party_id: str) -> Party: ...
 
 
+async def _all(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """`asyncio.gather` of the calls, without its tasks when there is only one (the common case
+    of a 2-party session, where each step talks to one party)."""
+    if len(calls) == 1:
+        return [await calls[0]]
+    return list(await asyncio.gather(*calls))
+
+
 class RelayError(Exception):
     """The session could not be relayed to completion (timeout, unroutable message)."""
 
@@ -68,23 +77,19 @@ class Relay:
             async with asyncio.timeout(timeout):
                 # Parties in this process start first; a signer's start then carries the messages
                 # they address to it, which saves one round trip per session.
-                local_out = [m for out in await asyncio.gather(*(p.start(spec) for p in local.values())) for m in out]
+                local_out = [m for out in await _all([p.start(spec) for p in local.values()]) for m in out]
                 routed = self._route(local_out, by_id)
                 # (A start takes at most MAX_BATCH messages; more go the usual way.)
                 initial = {pid: msgs for pid, msgs in routed.items() if pid not in local and len(msgs) <= MAX_BATCH}
-                remote_out = await asyncio.gather(*(
-                    p.start(spec, initial.get(p.party_id, [])) for p in parties if p.remote
-                ))
+                remote_out = await _all([p.start(spec, initial.get(p.party_id, [])) for p in parties if p.remote])
                 inbox = {pid: msgs for pid, msgs in routed.items() if pid not in initial}
                 for pid, msgs in self._route([m for out in remote_out for m in out], by_id).items():
                     inbox.setdefault(pid, []).extend(msgs)
                 while inbox:
-                    waves = await asyncio.gather(
-                        *(self._deliver(by_id[pid], msgs) for pid, msgs in inbox.items())
-                    )
+                    waves = await _all([self._deliver(by_id[pid], msgs) for pid, msgs in inbox.items()])
                     inbox = self._route([m for out in waves for m in out], by_id)
-                await asyncio.gather(*(p.refresh() for p in parties if not p.outcome.finished or
-                                       (p.outcome.ok and p.outcome.result is None)))
+                await _all([p.refresh() for p in parties if not p.outcome.finished or
+                            (p.outcome.ok and p.outcome.result is None)])
         except BaseException as exc:
             # Local parties drop the session's secrets now rather than at their deadline; signer
             # nodes do the same at theirs.
