@@ -132,6 +132,18 @@ class HmacConfig:
     retired_key_ids: tuple[str, ...] = key(
         [], "key ids still listed in `keys` but rejected on incoming messages (rotation finished)"
     )
+    senders: Mapping[str, str] = key(
+        {}, "key id -> the party ids (space-separated) whose messages it may authenticate; a key not "
+        "listed may sign for any party",
+        lambda v: _ids(v) or _party_lists(v),
+    )
+
+
+def _party_lists(value: Mapping[str, str]) -> str | None:
+    if any(not parties.split() for parties in value.values()):
+        return "every key id must name at least one party id"
+    bad = [p for parties in value.values() for p in parties.split() if not ID_PATTERN.match(p)]
+    return f"invalid party id(s) {bad}: use 1-64 characters of [A-Za-z0-9._:-]" if bad else None
 
 
 @dataclass(frozen=True)
@@ -447,6 +459,9 @@ def _cross_check(config: Config) -> None:
     unknown = [k for k in h.retired_key_ids if k not in h.keys]
     if unknown:
         raise ConfigError(f"hmac.retired_key_ids: {unknown} not in hmac.keys")
+    unknown = [k for k in h.senders if k not in h.keys]
+    if unknown:
+        raise ConfigError(f"hmac.senders: {unknown} not in hmac.keys")
     e = config.enclave
     address = parse_address(e.address)
     if address.scheme == "tcp" and e.psk_file is None:

@@ -106,7 +106,10 @@ class Credentials:
             tls_cert=_read("tls.cert_file", config.tls.cert_file),
             tls_key=_read("tls.key_file", config.tls.key_file),
             jwt_keys=jwt_keys,
-            hmac=HmacKeyRing(hmac_keys, config.hmac.active_key_id, frozenset(config.hmac.retired_key_ids)),
+            hmac=HmacKeyRing(
+                hmac_keys, config.hmac.active_key_id, frozenset(config.hmac.retired_key_ids),
+                senders={kid: frozenset(parties.split()) for kid, parties in config.hmac.senders.items()},
+            ),
             enclave_psk=psk,
             consul_token=_consul_token(config.consul.token_file),
             policy=_policy_client(config),

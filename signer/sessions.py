@@ -151,6 +151,10 @@ class Sessions:
                 return existing, existing.first_outgoing
         if self._running >= self._max:
             raise ResourceExhausted("too many sessions are running; retry later")
+        try:
+            self._keyring.check_own_party(start.self_party_id)
+        except ValueError as exc:
+            raise FailedPrecondition(f"{exc} (hmac.senders); its messages would be refused") from None
         if messages:
             if convert.submitted_session(messages) != start.session_id:
                 raise InvalidArgument("messages must belong to the session being started")

@@ -10,6 +10,10 @@ so no two different envelopes share an input (moving bytes between fields change
 and the key id is bound, so a MAC cannot be replayed under another key. Comparison is
 constant-time. Keys are looked up by id: the active key signs; every configured key verifies
 except those listed as retired.
+
+The sender is who the key says: with `senders` (key id -> party ids), a message verifies only if
+its sender is one of the parties its key may sign for, so a party holding its own key cannot
+write as another. Keys not listed may sign for any party (one shared key: the development set-up).
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class HmacKeyRing:
     keys: Mapping[str, bytes] = field(repr=False)
     active_key_id: str
     retired_key_ids: frozenset[str] = frozenset()
+    # key id -> the party ids it may sign messages for; a key not listed may sign for any party
+    senders: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.active_key_id not in self.keys or self.active_key_id in self.retired_key_ids:
@@ -67,6 +73,22 @@ class HmacKeyRing:
         short = sorted(k for k, v in self.keys.items() if len(v) < MIN_KEY_BYTES)
         if short:
             raise ValueError(f"HMAC keys {short} are shorter than {MIN_KEY_BYTES} bytes")
+        unknown = sorted(k for k in self.senders if k not in self.keys)
+        if unknown:
+            raise ValueError(f"HMAC sender bindings for unknown key ids {unknown}")
+        empty = sorted(k for k, parties in self.senders.items() if not parties)
+        if empty:
+            raise ValueError(f"HMAC sender bindings {empty} name no party")
+
+    def may_sign_for(self, key_id: str, party_id: str) -> bool:
+        allowed = self.senders.get(key_id)
+        return allowed is None or party_id in allowed
+
+    def check_own_party(self, party_id: str) -> None:
+        """Raise ValueError if this ring's active key may not sign for `party_id` (its messages
+        would be refused by every recipient with the same bindings)."""
+        if not self.may_sign_for(self.active_key_id, party_id):
+            raise ValueError(f"HMAC key {self.active_key_id!r} may not sign for party {party_id!r}")
 
     def sign(self, message: signer_pb2.ProtocolMessage) -> None:
         """Set hmac_key_id to the active key and hmac over the resulting envelope (in place)."""
@@ -85,6 +107,8 @@ class HmacKeyRing:
             raise MessageAuthError("message HMAC key id is not known")
         if not hmac.compare_digest(message.hmac, compute_mac(key, message)):
             raise MessageAuthError("message HMAC does not verify")
+        if not self.may_sign_for(message.hmac_key_id, message.sender):
+            raise MessageAuthError("message sender is not a party its HMAC key may sign for")
 
     def verify_all(self, messages: Iterable[signer_pb2.ProtocolMessage]) -> None:
         for index, message in enumerate(messages):

@@ -94,6 +94,10 @@ class LocalParty:
     async def start(
         self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()
     ) -> list[pb.ProtocolMessage]:
+        try:
+            self.node.hmac.check_own_party(self.party_id)
+        except ValueError as exc:
+            raise FailedPrecondition(f"local party: {exc}; its messages would be refused") from None
         start = self._session_start(spec)
         self._start = start
         # Messages that came with the start go in with it, as a signer node does.

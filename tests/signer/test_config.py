@@ -80,6 +80,19 @@ def test_cross_checks_name_the_key() -> None:
         load_config(environ={"MPC_SIGNER_ENCLAVE_ADDRESS": "vsock://16:5000"})
     assert load_config(environ={"MPC_SIGNER_ENCLAVE_ADDRESS": "vsock://16:5000",
                                 "MPC_SIGNER_ENCLAVE_MODE": "external"}).enclave.address == "vsock://16:5000"
+    with pytest.raises(ConfigError, match=r"hmac\.senders: \['other'\] not in hmac\.keys"):
+        load_config(environ={"MPC_SIGNER_HMAC_SENDERS": "other=client"})
+
+
+def test_hmac_sender_bindings(tmp_path: Path) -> None:
+    config = load_config(environ={"MPC_SIGNER_HMAC_SENDERS": "dev=signer signer-1"})
+    assert dict(config.hmac.senders) == {"dev": "signer signer-1"}
+    with pytest.raises(ConfigError, match=r"hmac\.senders: invalid party id"):
+        load_config(environ={"MPC_SIGNER_HMAC_SENDERS": "dev=sign/er"})
+    path = tmp_path / "blank.toml"
+    path.write_text('[hmac]\nsenders = { dev = " " }\n')
+    with pytest.raises(ConfigError, match=r"hmac\.senders: every key id must name at least one party"):
+        load_config(path, environ={})
 
 
 @pytest.mark.parametrize(

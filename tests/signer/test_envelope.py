@@ -92,3 +92,34 @@ def test_keyring_refuses_weak_or_inconsistent_keys() -> None:
     with pytest.raises(ValueError, match="active"):
         HmacKeyRing(KEYS, "gone", frozenset({"gone"}))
     assert "nnnn" not in repr(ring())
+
+
+def test_a_key_bound_to_parties_authenticates_only_their_messages() -> None:
+    keys = {"client-key": b"c" * 32, "signer-key": b"s" * 32, "shared": b"x" * 32}
+    bindings = {"client-key": frozenset({"client"}), "signer-key": frozenset({"signer-1", "signer"})}
+    verifier = HmacKeyRing(keys, "signer-key", senders=bindings)
+    client = HmacKeyRing(keys, "client-key", senders=bindings)
+
+    own = message(sender="client")
+    client.sign(own)
+    verifier.verify(own)
+    forged = message(sender="signer-1")  # the client's key, writing as a signer
+    client.sign(forged)
+    with pytest.raises(MessageAuthError, match="sender is not a party its HMAC key may sign for"):
+        verifier.verify(forged)
+    # A forged MAC is reported as such, whatever the sender binding says.
+    forged.payload = b"changed"
+    with pytest.raises(MessageAuthError, match="does not verify"):
+        verifier.verify(forged)
+    # A key with no binding may sign for any party.
+    anyone = message(sender="signer-1", hmac_key_id="shared")
+    anyone.hmac = compute_mac(keys["shared"], anyone)
+    verifier.verify(anyone)
+
+    client.check_own_party("client")
+    with pytest.raises(ValueError, match="may not sign for party 'signer'"):
+        client.check_own_party("signer")
+    with pytest.raises(ValueError, match="unknown key ids"):
+        HmacKeyRing(keys, "shared", senders={"nope": frozenset({"a"})})
+    with pytest.raises(ValueError, match="name no party"):
+        HmacKeyRing(keys, "shared", senders={"shared": frozenset()})

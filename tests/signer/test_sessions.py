@@ -21,7 +21,14 @@ from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.replay import SequenceGuard
-from signer.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from signer.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from signer.sessions import Sessions
 
 KEYS = HmacKeyRing({"k": b"k" * 32}, "k")
@@ -212,3 +219,46 @@ async def test_info_lists_the_engine_protocols(channel) -> None:
     _engine, client = channel
     info = await client.info()
     assert list(info.protocols) == [epb.PROTOCOL_FROST_ED25519]
+
+
+async def test_hmac_keys_bound_to_parties(channel) -> None:
+    """With hmac.senders, a start as a party this node's key may not sign for is refused, and a
+    message from a key bound to another party is refused; neither changes any state."""
+    _engine, client = channel
+    keys = {"signer-key": b"s" * 32, "client-key": b"c" * 32}
+    bindings = {"signer-key": frozenset({"signer"}), "client-key": frozenset({"client"})}
+    ring = HmacKeyRing(keys, "signer-key", senders=bindings)
+    sessions = Sessions(client, ring, SequenceGuard(60, 1000), deadline_seconds=60, max_concurrent=10)
+
+    as_client = dkg("dkg-x")
+    as_client.self_party_id = "client"
+    with pytest.raises(FailedPrecondition, match="may not sign for party 'client'"):
+        await start(sessions, as_client)
+    assert len(sessions) == 0
+
+    await start(sessions, dkg("dkg-x"))
+    client_ring = HmacKeyRing(keys, "client-key", senders=bindings)
+    good = pb.ProtocolMessage(session_id="dkg-x", sender="client", recipient="signer", round=1, seq=1, payload=b"a")
+    client_ring.sign(good)
+    # The client's key writing as a third party of the session is refused before anything else.
+    forged = pb.ProtocolMessage(session_id="dkg-x", sender="signer", recipient="signer", round=1, seq=2, payload=b"b")
+    client_ring.sign(forged)
+    with pytest.raises(Unauthenticated, match="may sign for"):
+        await sessions.submit([forged])
+    _session, outgoing = await sessions.submit([good])
+    assert [m.recipient for m in outgoing] == ["client"]
+
+
+async def test_local_party_refuses_to_act_for_a_party_its_key_may_not_sign_for() -> None:
+    from signer.client.local import LocalNode
+    from signer.client.spec import SessionSpec
+
+    keys = {"client-key": b"c" * 32}
+    node = LocalNode(HmacKeyRing(keys, "client-key", senders={"client-key": frozenset({"client"})}))
+    try:
+        spec = SessionSpec("dkg", "dkg-l", pb.PROTOCOL_FROST_ED25519, ("client", "signer"), threshold=2)
+        with pytest.raises(FailedPrecondition, match="may not sign for party 'signer'"):
+            await node.party("signer").start(spec)
+        assert node.engine.running() == 0
+    finally:
+        await node.close()
