@@ -46,7 +46,10 @@ class LocalKey:
 
 
 class LocalNode:
-    """The caller's engine, sealer and sealed blobs; shared by every session it takes part in."""
+    """The caller's engine, sealer and sealed blobs; shared by every session it takes part in.
+
+    One party per session: the engine knows a session by its id, so a second party of the same
+    session on this node is refused ("already exists"); give each such party its own node."""
 
     def __init__(
         self,
