@@ -159,7 +159,7 @@ class Sessions:
             if convert.submitted_session(messages) != start.session_id:
                 raise InvalidArgument("messages must belong to the session being started")
             self._keyring.verify_all(messages)
-            self._check_routing(messages, start.party_ids, start.self_party_id)
+            convert.check_routing(messages, start.party_ids, start.self_party_id)
         start.timeout_ms = int(self._deadline * 1000)
         # The enclave applies them right after the start: one request instead of two.
         start.messages.extend(convert.to_enclave_messages(messages))
@@ -225,18 +225,9 @@ class Sessions:
                     "the session has already finished"
                     + (f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else "")
                 )
-            self._check_routing(messages, session.start.party_ids, session.start.self_party_id)
+            convert.check_routing(messages, session.start.party_ids, session.start.self_party_id)
             self._guard.accept(messages)
             return session, await self._deliver(session, messages)
-
-    @staticmethod
-    def _check_routing(messages: Sequence[pb.ProtocolMessage], party_ids: Sequence[str], me: str) -> None:
-        parties = set(party_ids)
-        for index, message in enumerate(messages):
-            if message.sender not in parties or message.sender == me:
-                raise InvalidArgument(f"messages[{index}]: sender is not another party of the session")
-            if message.recipient not in ("", me):
-                raise InvalidArgument(f"messages[{index}]: recipient is not this node")
 
     async def _deliver(self, session: Session, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         deliver = epb.SessionDeliver(session_id=session.session_id, messages=convert.to_enclave_messages(messages))

@@ -134,6 +134,16 @@ def fingerprint(request: pb.StartDKGRequest | pb.StartSignRequest | pb.StartPres
     return hashlib.sha256(type(request).__name__.encode() + request.SerializeToString(deterministic=True)).digest()
 
 
+def check_routing(messages: Sequence[pb.ProtocolMessage], party_ids: Sequence[str], me: str) -> None:
+    """Every message is from another party of the session, to `me` or to everyone."""
+    parties = set(party_ids)
+    for index, message in enumerate(messages):
+        if message.sender not in parties or message.sender == me:
+            raise InvalidArgument(f"messages[{index}]: sender is not another party of the session")
+        if message.recipient not in ("", me):
+            raise InvalidArgument(f"messages[{index}]: recipient is not this party")
+
+
 def submitted_session(messages: Sequence[pb.ProtocolMessage]) -> str:
     """Shape checks on a SubmitProtocolMessage batch; returns its session id."""
     if not messages:

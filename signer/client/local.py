@@ -127,12 +127,10 @@ class LocalParty:
         if not messages:
             return []
         self.node.hmac.verify_all(messages)
-        parties = set(self._start.party_ids)
         for index, m in enumerate(messages):
             if m.session_id != self._start.session_id:
                 raise InvalidArgument(f"messages[{index}]: another session")
-            if m.sender not in parties or m.sender == self.party_id or m.recipient not in ("", self.party_id):
-                raise InvalidArgument(f"messages[{index}]: not from another party to this one")
+        convert.check_routing(messages, self._start.party_ids, self.party_id)
         self.node._guard.accept(messages)
         return convert.to_enclave_messages(messages)
 
