@@ -101,9 +101,7 @@ def open_share(sealer: Sealer, request: pb.SessionStart, protocol: str) -> Share
     try:
         index, plaintext = blobs.unseal(sealer, shares[0].data, key_id=key_id, protocol=protocol, purpose="share")
         record = ShareRecord.decode(plaintext)
-    except BlobInvalid as exc:
-        raise blob_invalid(f"key share: {exc}") from None
-    except InvalidEncoding as exc:
+    except (BlobInvalid, InvalidEncoding) as exc:
         raise blob_invalid(f"key share: {exc}") from None
     if record.index != index or record.key_id != key_id or record.protocol != protocol:
         raise blob_invalid("key share: record does not match its binding")
