@@ -10,7 +10,10 @@ Measured, milliseconds (p50, p95 over repetitions):
 - gg20_presign: producing one presignature (stored sealed by the signer, kept by the local party).
 - gg20_online_sign: signing with a presignature ready (one round), including its durable
   consumption in the store.
-- frost_sign_throughput: signatures per second with `CONCURRENCY` sessions in flight.
+- frost_sign_throughput, frost_dkg_throughput: sessions per second with `CONCURRENCY` in flight.
+- gg20_sign_throughput: GG20 signatures per second with no presignature ready (presigning and
+  signing in one session each), `GG20_CONCURRENCY` in flight. GG20 key generation throughput is
+  bounded by the pre-parameter (safe prime) supply, measured in bench/gg20.py, so it is not here.
 Every signature is verified with libsecp256k1 / libsodium (outside the timed region).
 """
 
@@ -47,6 +50,9 @@ DKG_REPS = {FROST: 10, GG20: 4}
 ONLINE_REPS = 30
 CONCURRENCY = 16
 THROUGHPUT_SECONDS = 8.0
+DKG_THROUGHPUT_SECONDS = 4.0
+GG20_CONCURRENCY = 4
+GG20_THROUGHPUT_SECONDS = 8.0
 
 
 def _free_port() -> int:
@@ -195,31 +201,63 @@ async def _bench(relay: Relay, local: LocalNode, cpu_seconds: Any) -> dict[str, 
     out["gg20_presign"] = _summary(presign_samples)
     out["gg20_online_sign"] = _summary(online_samples[2:])
 
-    done = 0
-    stop_at = time.perf_counter() + THROUGHPUT_SECONDS
     verified: list[tuple[bytes, bytes]] = []
+
+    async def frost_signature(i: int) -> None:
+        _ms, message, signature = await _frost_sign(relay, frost_key, i)
+        verified.append((message, signature))
+
+    out["frost_sign_throughput"] = await _throughput(
+        frost_signature, CONCURRENCY, THROUGHPUT_SECONDS, cpu_seconds, "signatures"
+    )
+    failures += sum(not verify(FROST, frost_key.public_key, m, s) for m, s in verified)
+
+    async def frost_dkg(_i: int) -> None:
+        await _session(relay, SessionSpec("dkg", _sid("dkg"), FROST, PARTIES, threshold=2))
+
+    out["frost_dkg_throughput"] = await _throughput(frost_dkg, CONCURRENCY, DKG_THROUGHPUT_SECONDS, cpu_seconds, "keys")
+
+    gg20_signed: list[tuple[bytes, bytes]] = []
+
+    async def gg20_signature(_i: int) -> None:
+        digest = secrets.token_bytes(32)
+        results = await _session(relay, SessionSpec("sign", _sid("sign"), GG20, PARTIES, key_id=gg20_key.key_id,
+                                                    message=digest))
+        gg20_signed.append((digest, results["signer"].sign.signature))
+
+    out["gg20_sign_throughput"] = await _throughput(
+        gg20_signature, GG20_CONCURRENCY, GG20_THROUGHPUT_SECONDS, cpu_seconds, "signatures"
+    )
+    failures += sum(not verify(GG20, gg20_key.public_key, d, s) for d, s in gg20_signed)
+    out["verification_failures"] = failures
+    return out
+
+
+async def _throughput(
+    one: Any, concurrency: int, seconds: float, cpu_seconds: Any, unit: str
+) -> dict[str, Any]:
+    """Run `one(i)` from `concurrency` workers until `seconds` have passed (sessions started
+    before then finish); rate, and CPU milliseconds per item in each process."""
+    done = 0
+    stop_at = time.perf_counter() + seconds
 
     async def worker(w: int) -> None:
         nonlocal done
         i = 0
         while time.perf_counter() < stop_at:
-            _ms, message, signature = await _frost_sign(relay, frost_key, w * 1_000_000 + i)
-            verified.append((message, signature))
+            await one(w * 1_000_000 + i)
             done += 1
             i += 1
 
     cpu0 = cpu_seconds()
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(CONCURRENCY)))
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
     elapsed = time.perf_counter() - t0
     cpu = {name: round((after - cpu0[name]) * 1000 / max(done, 1), 2) for name, after in cpu_seconds().items()}
-    failures += sum(not verify(FROST, frost_key.public_key, m, s) for m, s in verified)
-    out["frost_sign_throughput"] = {
-        "signatures_per_second": round(done / elapsed, 1), "concurrency": CONCURRENCY, "signatures": done,
-        "seconds": round(elapsed, 2), "cpu_ms_per_signature": cpu,
+    return {
+        f"{unit}_per_second": round(done / elapsed, 1), "concurrency": concurrency, unit: done,
+        "seconds": round(elapsed, 2), f"cpu_ms_per_{unit.rstrip('s')}": cpu,
     }
-    out["verification_failures"] = failures
-    return out
 
 
 async def _main(work: Path) -> dict[str, Any]:
