@@ -97,8 +97,12 @@ class FrostAdapter:
         parties = signer_parties(request, record)
         try:
             key_bytes, public_bytes = blobs.unpack(record.share, 2)
-            key = wire.decode_key_package(key_bytes)
-            public = wire.decode_public_key_package(public_bytes)
+            # Authenticated plaintext (open_share checked the sealing AEAD and its binding) that
+            # our own DKG produced with validated points: decode it structurally, without
+            # repeating the subgroup checks (see wire._SealedReader). Peer points are never
+            # decoded this way; they go through the strict wire decoders in the rounds.
+            key = wire.decode_sealed_key_package(key_bytes)
+            public = wire.decode_sealed_public_key_package(public_bytes)
         except EnclaveError:
             raise blob_invalid("key share: unreadable FROST key package") from None
         if key.identifier != identifier_from_int(record.index) or key.verifying_key != record.public_key:

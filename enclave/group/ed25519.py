@@ -11,6 +11,9 @@ Validation contract:
   `crypto_core_ed25519_is_valid_point` rejects small-order points, which include the identity).
   Use `decode_allow_identity` only where a spec permits the identity. `decode_mul(data, k)`
   validates and multiplies in one libsodium call, for a peer point whose only use is k*P.
+  `decode_trusted` skips the curve and subgroup checks and is only for points inside an
+  enclave-sealed key share (authenticated by the sealing AEAD, validated when created); never
+  for anything a peer or the host supplies in clear.
 - libsodium's `crypto_core_ed25519_add` accepts any on-curve point, mixed order included, so
   the arithmetic here is only sound on elements that passed `decode` (or came from this class).
 - libsodium's `crypto_scalarmult_ed25519*_noclamp` refuse a zero scalar, the identity and an
@@ -36,6 +39,8 @@ from enclave.rng import Rng, random_below
 
 ORDER = (1 << 252) + 27742317777372353535851937790883648493
 IDENTITY = b"\x01" + bytes(31)
+_P = (1 << 255) - 19
+_Y_MASK = (1 << 255) - 1  # the encoding without its sign bit: y
 GENERATOR = bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666")
 
 
@@ -123,6 +128,26 @@ class Ed25519Group:
         # and checks L*P == identity. The only non-canonical encodings besides y >= p are of
         # small order, so this is exactly "canonical, prime order, not the identity".
         if not crypto_core_ed25519_is_valid_point(data):
+            raise InvalidEncoding("not a canonical ed25519 point of prime order")
+        return data
+
+    def decode_trusted(self, data: bytes) -> bytes:
+        """Structural decode of a point this enclave encoded and got back authenticated.
+
+        NOT for peer data: there is no curve or subgroup check (the expensive part of `decode`).
+        Its one caller is the sealed key-share decoder (`frost.wire.decode_sealed_*`), whose
+        bytes the AEAD of `enclave.sealing` authenticated and whose points were validated (or
+        computed from validated points) when the DKG produced them. It still refuses what is
+        malformed by structure alone: a wrong type or length, y >= p, and y = 1 or y = p - 1 with
+        either sign bit (the identity, the point of order 2 and their non-canonical x = 0
+        encodings; `decode` refuses all of them too, so nothing it would refuse in a sealed
+        share, the identity included, is let through by this cheaper gate except off-subgroup
+        or off-curve points, which the DKG cannot have produced).
+        """
+        if not isinstance(data, bytes) or len(data) != 32:
+            raise InvalidEncoding("ed25519 element must be 32 bytes")
+        y = int.from_bytes(data, "little") & _Y_MASK
+        if y >= _P or y == 1 or y == _P - 1:
             raise InvalidEncoding("not a canonical ed25519 point of prime order")
         return data
 

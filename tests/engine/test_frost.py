@@ -74,3 +74,29 @@ async def test_signer_set_rules(tmp_path: Path, prime_source: FixtureSource) -> 
     finally:
         for e in engines.values():
             e.close()
+
+
+async def test_sealed_share_altered_or_rebound(tmp_path: Path, prime_source: FixtureSource) -> None:
+    """The sealed share's key packages are decoded without subgroup checks, so the sealing AEAD
+    must stand in front: any changed byte, or a share moved to another key, is refused."""
+    parties = PARTIES[:2]
+    engines = relay.make_engines(parties, tmp_path, prime_source)
+    try:
+        share = (await frost_key(engines, parties, 2))["alice"].sealed_share
+        other = (await frost_key(engines, parties, 2, sid="frost-dkg-2"))["alice"].sealed_share
+
+        async def rejected(blob: pb.SealedBlob, sid: str) -> None:
+            with pytest.raises(RequestRejected) as exc:
+                await engines["alice"].start(relay.sign(sid, FROST, parties, "alice", blob, b"m"))
+            assert exc.value.code == pb.ERROR_CODE_SEALED_BLOB_INVALID, exc.value.message
+
+        for pos in (3, 20, len(share.data) // 2, len(share.data) - 40, len(share.data) - 1):
+            data = bytearray(share.data)
+            data[pos] ^= 0x01
+            await rejected(pb.SealedBlob(kind=share.kind, id=share.id, data=bytes(data)), f"alt-{pos}")
+        await rejected(pb.SealedBlob(kind=share.kind, id=other.id, data=share.data), "moved")
+        assert engines["alice"].running() == 0
+    finally:
+        for e in engines.values():
+            e.close()
+

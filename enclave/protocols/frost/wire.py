@@ -24,6 +24,10 @@ map keys not strictly increasing (ZF's BTreeMap order), lengths out of range, tr
 One deliberate exception: a binding nonce commitment E is validated where it is used, by the
 checked multiplication in `signing.signing_context` (see `signing.SigningCommitments`), which
 saves a redundant subgroup check per signer; it never reaches any other arithmetic.
+
+`decode_sealed_key_package` / `decode_sealed_public_key_package` are not wire decoders: they
+read the key packages back out of an enclave-sealed key share (authenticated plaintext, see
+`_SealedReader`) and skip the point validity checks; nothing a peer sends reaches them.
 """
 
 from __future__ import annotations
@@ -222,11 +226,15 @@ def encode_key_package(k: KeyPackage) -> bytes:
     )
 
 
-def decode_key_package(data: bytes) -> KeyPackage:
-    r = Reader(data)
+def _read_key_package(r: Reader) -> KeyPackage:
     r.header()
     k = KeyPackage(r.identifier(), r.scalar(), r.element(), r.element(), r.varint(0xFFFF))
     r.done()
+    return k
+
+
+def decode_key_package(data: bytes) -> KeyPackage:
+    k = _read_key_package(Reader(data))
     if GROUP.base_mul(k.signing_share) != k.verifying_share:
         raise InvalidEncoding("signing share does not match the verifying share")
     return k
@@ -243,7 +251,10 @@ def encode_public_key_package(p: PublicKeyPackage) -> bytes:
 
 
 def decode_public_key_package(data: bytes) -> PublicKeyPackage:
-    r = Reader(data)
+    return _read_public_key_package(Reader(data))
+
+
+def _read_public_key_package(r: Reader) -> PublicKeyPackage:
     r.header()
     n = r.varint(MAX_SIGNERS)
     shares: dict[int, bytes] = {}
@@ -263,6 +274,41 @@ def decode_public_key_package(data: bytes) -> PublicKeyPackage:
             raise InvalidEncoding("bad option tag")
     r.done()
     return PublicKeyPackage(shares, vk, min_signers)
+
+
+# -- sealed key shares (never from the wire) ------------------------------------------------------
+
+
+class _SealedReader(Reader):
+    """`Reader` for the key packages inside an enclave-sealed key share, and nothing else.
+
+    Elements skip the curve and prime-order-subgroup checks (`GROUP.decode_trusted`); every
+    structural check stays (header, lengths, varints, scalars < L, non-zero and increasing
+    identifiers, y < p, no identity, no trailing bytes). Safe because these bytes are the
+    plaintext of an AEAD envelope sealed by an enclave holding the sealing key (enclave.sealing;
+    the associated data binds format version, key id, protocol, party and purpose "share"), and
+    the only code that seals a FROST key share is the engine's FROST DKG, whose output points
+    all passed `decode` or were computed from points that did. Nothing unauthenticated gets here.
+    """
+
+    __slots__ = ()
+
+    def element(self) -> bytes:
+        return GROUP.decode_trusted(self.take(32))
+
+
+def decode_sealed_key_package(data: bytes) -> KeyPackage:
+    """`decode_key_package` for the authenticated plaintext of a sealed key share only.
+
+    Also skips the signing-share/verifying-share consistency multiplication: the DKG set the
+    verifying share to signing_share*G itself (`dkg.part3`), and the AEAD rules out any change.
+    """
+    return _read_key_package(_SealedReader(data))
+
+
+def decode_sealed_public_key_package(data: bytes) -> PublicKeyPackage:
+    """`decode_public_key_package` for the authenticated plaintext of a sealed key share only."""
+    return _read_public_key_package(_SealedReader(data))
 
 
 # -- dkg ----------------------------------------------------------------------------------------
