@@ -4,7 +4,7 @@ Identifiers: a party's FROST identifier is `identifier_from_int(index)`, its par
 1-based position in party_ids; signing: its DKG index from the key share). Sealed protocol
 share: lp(ZF KeyPackage) || lp(ZF PublicKeyPackage) inside the engine's key-share record.
 No chain code (empty) and no derivation; no presigning. The signature (R || S, 64 bytes) is
-checked by libsodium before the session reports DONE.
+checked by libsodium (in `signing.aggregate`, once) before the session reports DONE.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from enclave.engine.common import (
 from enclave.engine.keyids import key_id
 from enclave.engine.session import Parties, Phase, Plan
 from enclave.errors import EnclaveError, LocalError
-from enclave.protocols.frost import signing, wire
+from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.sessions import DkgSetup, SignSetup, dkg_driver, signing_driver
@@ -110,9 +110,14 @@ class FrostAdapter:
         sid, kid = request.session_id, record.key_id
 
         def finish(value: Any) -> pb.SessionResult:
+            # The signing driver's only output is `signing.aggregate`'s return value, which it
+            # returns only after libsodium verified it (RFC 8032) for this message under
+            # public.verifying_key, equal to key.verifying_key (sessions._check_sign_setup),
+            # itself equal to the record's public key (checked above). So it is verified once,
+            # there; verifying again here would only repeat the same check.
             sig = bytes(value)
-            if len(sig) != 64 or not signing.verify_signature(sig, message, key.verifying_key):
-                raise LocalError("aggregated FROST signature does not verify")
+            if len(sig) != 64:
+                raise LocalError("aggregated FROST signature has the wrong length")
             return pb.SessionResult(key_id=kid, public_key=key.verifying_key, signature=sig)
 
         def build(deadline: float) -> Plan:

@@ -10,7 +10,9 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from enclave.engine.keyids import key_id
+from enclave.group.ed25519 import ED25519
 from enclave.primes import FixtureSource
+from enclave.protocols.rounds import Frame
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
@@ -100,3 +102,28 @@ async def test_sealed_share_altered_or_rebound(tmp_path: Path, prime_source: Fix
         for e in engines.values():
             e.close()
 
+
+async def test_bad_signature_share_names_its_sender(tmp_path: Path, prime_source: FixtureSource) -> None:
+    """Through the engine: the aggregate check fails, the per-share check names bob alone."""
+    parties = PARTIES[:2]
+    engines = relay.make_engines(parties, tmp_path, prime_source)
+    try:
+        res = await frost_key(engines, parties, 2)
+
+        def bump_bobs_share(to: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+            frame = Frame.decode(m.payload)
+            if m.sender != "bob" or frame.round != 2:
+                return m
+            z = (int.from_bytes(frame.body, "little") + 1) % ED25519.order
+            bad = Frame(frame.round, frame.kind, frame.echo, z.to_bytes(32, "little"))
+            return pb.EnclaveMessage(sender=m.sender, recipient=m.recipient, round=m.round, payload=bad.encode())
+
+        starts = {p: relay.sign("bad-share", FROST, parties, p, res[p].sealed_share, b"m") for p in parties}
+        out = await relay.run(engines, starts, tamper=bump_bobs_share)
+        assert out["alice"].state == relay.FAILED and list(out["alice"].culprits) == ["bob"]
+        assert "invalid signature share" in out["alice"].reason
+        assert out["bob"].state == relay.DONE  # alice's share was fine
+        VerifyKey(res["bob"].public_key).verify(b"m", out["bob"].result.signature)
+    finally:
+        for e in engines.values():
+            e.close()
