@@ -134,15 +134,15 @@ class Ed25519Group:
     def decode_trusted(self, data: bytes) -> bytes:
         """Structural decode of a point this enclave encoded and got back authenticated.
 
-        NOT for peer data: there is no curve or subgroup check (the expensive part of `decode`).
-        Its one caller is the sealed key-share decoder (`frost.wire.decode_sealed_*`), whose
-        bytes the AEAD of `enclave.sealing` authenticated and whose points were validated (or
-        computed from validated points) when the DKG produced them. It still refuses what is
-        malformed by structure alone: a wrong type or length, y >= p, and y = 1 or y = p - 1 with
-        either sign bit (the identity, the point of order 2 and their non-canonical x = 0
-        encodings; `decode` refuses all of them too, so nothing it would refuse in a sealed
-        share, the identity included, is let through by this cheaper gate except off-subgroup
-        or off-curve points, which the DKG cannot have produced).
+        NOT for peer data: no curve or subgroup check (the expensive part of `decode`). Its one
+        caller is the sealed key-share reader (`frost.wire._SealedReader`): those bytes were
+        authenticated by the sealing AEAD (`enclave.sealing`), and their points were validated,
+        or computed from validated points, when the DKG produced them.
+
+        Refuses what is malformed by structure alone: wrong type or length, y >= p, and y = 1
+        or y = p - 1 whatever the sign bit (the identity, the point of order 2, and their
+        non-canonical x = 0 encodings). `decode` refuses all of these too; what only `decode`
+        catches (off-curve or off-subgroup points) the DKG cannot have produced.
         """
         if not isinstance(data, bytes) or len(data) != 32:
             raise InvalidEncoding("ed25519 element must be 32 bytes")
