@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["frost", "gg20", "service"]
+MODULES = ["frost", "gg20", "service", "transport"]
 
 
 def main(argv: list[str] | None = None) -> int:
