@@ -14,14 +14,14 @@ import ipaddress
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 VMADDR_CID_ANY = 0xFFFFFFFF
 
-ConnectionHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+P = TypeVar("P", bound=asyncio.Protocol)
 
 
 @dataclass(frozen=True)
@@ -113,11 +113,12 @@ def _bind_unix_socket(path: str) -> socket.socket:
     return sock
 
 
-async def start_listener(address: Address, handler: ConnectionHandler) -> asyncio.Server:
+async def start_listener(address: Address, protocol_factory: Callable[[], asyncio.Protocol]) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
     if address.scheme == "unix":
-        return await asyncio.start_unix_server(handler, sock=_bind_unix_socket(address.path))
+        return await loop.create_unix_server(protocol_factory, sock=_bind_unix_socket(address.path))
     if address.scheme == "tcp":
-        return await asyncio.start_server(handler, host=address.host, port=address.port, reuse_address=True)
+        return await loop.create_server(protocol_factory, host=address.host, port=address.port, reuse_address=True)
     sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     try:
         sock.bind((address.cid, address.port))
@@ -126,7 +127,7 @@ async def start_listener(address: Address, handler: ConnectionHandler) -> asynci
     except OSError:
         sock.close()
         raise
-    return await asyncio.start_server(handler, sock=sock)
+    return await loop.create_server(protocol_factory, sock=sock)
 
 
 def cleanup_listener(address: Address) -> None:
@@ -135,18 +136,20 @@ def cleanup_listener(address: Address) -> None:
             os.unlink(address.path)
 
 
-async def open_connection(
-    address: Address, limit: int = 2**16
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_connection(address: Address, protocol_factory: Callable[[], P]) -> P:
+    loop = asyncio.get_running_loop()
     if address.scheme == "unix":
-        return await asyncio.open_unix_connection(address.path, limit=limit)
+        _, protocol = await loop.create_unix_connection(protocol_factory, address.path)
+        return protocol
     if address.scheme == "tcp":
-        return await asyncio.open_connection(address.host, address.port, limit=limit)
+        _, protocol = await loop.create_connection(protocol_factory, address.host, address.port)
+        return protocol
     sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
-        await asyncio.get_running_loop().sock_connect(sock, (address.cid, address.port))
+        await loop.sock_connect(sock, (address.cid, address.port))
+        _, protocol = await loop.create_connection(protocol_factory, sock=sock)
     except BaseException:
         sock.close()
         raise
-    return await asyncio.open_connection(sock=sock, limit=limit)
+    return protocol

@@ -33,8 +33,9 @@ from enclave.transport.errors import (
     HandshakeError,
     TransportError,
 )
-from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES, encode_frame, read_frame
+from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
 from enclave.transport.handshake import load_psk
+from enclave.transport.protocol import FramedProtocol
 from mpc.v1 import enclave_pb2 as pb
 
 __all__ = [
@@ -51,62 +52,55 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame_bytes: int) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.max_frame_bytes = max_frame_bytes
+class _Connection(FramedProtocol):
+    """One connection to the enclave; `pending` maps request ids to the futures awaiting them."""
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        super().__init__(max_frame_bytes, DEFAULT_BODY_TIMEOUT)
         self.pending: dict[int, asyncio.Future[pb.Response]] = {}
-        self.write_lock = asyncio.Lock()
-        self.closed = False
-        self.reader_task = asyncio.create_task(self._read_loop())
+        self._reason = "the enclave closed the connection"
 
-    async def _read_loop(self) -> None:
-        reason = "the enclave closed the connection"
+    def frame_received(self, body: bytes) -> None:
         try:
-            while True:
-                body = await read_frame(self.reader, self.max_frame_bytes)
-                if body is None:
-                    break
-                try:
-                    response = pb.Response.FromString(body)
-                except DecodeError:
-                    raise FrameError(f"{len(body)}-byte frame from the enclave is not a valid Response") from None
-                future = self.pending.pop(response.request_id, None)
-                if future is None:
-                    # The caller timed out and left; the late answer has nobody to go to.
-                    log.info("dropping enclave response to request %d (no longer awaited)", response.request_id)
-                elif not future.done():
-                    future.set_result(response)
-        except FrameError as exc:
-            reason = f"bad frame from the enclave: {exc}"
-            log.warning("closing enclave connection: %s", reason)
-        except (ConnectionError, OSError) as exc:
-            reason = f"connection to the enclave lost ({type(exc).__name__})"
-        except asyncio.CancelledError:
-            reason = "client closed"
-        finally:
-            self._fail_all(reason)
+            response = pb.Response.FromString(body)
+        except DecodeError:
+            raise FrameError(f"{len(body)}-byte frame from the enclave is not a valid Response") from None
+        future = self.pending.pop(response.request_id, None)
+        if future is None:
+            # The caller timed out and left; the late answer has nobody to go to.
+            log.info("dropping enclave response to request %d (no longer awaited)", response.request_id)
+        elif not future.done():
+            future.set_result(response)
 
-    def _fail_all(self, reason: str) -> None:
+    def frame_failed(self, exc: FrameError) -> None:
+        self._reason = f"bad frame from the enclave: {exc}"
+        log.warning("closing enclave connection: %s", self._reason)
+        self._fail_all()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self.closed:
+            self._reason = f"connection to the enclave lost ({type(exc).__name__})"
+        super().connection_lost(exc)
+        self._fail_all()
+
+    def _fail_all(self) -> None:
         self.closed = True
-        self.writer.close()
-        for future in self.pending.values():
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
             if not future.done():
-                future.set_exception(EnclaveUnavailable(f"enclave unavailable: {reason}"))
-        self.pending.clear()
+                future.set_exception(EnclaveUnavailable(f"enclave unavailable: {self._reason}"))
 
     async def send(self, frame: bytes) -> None:
-        async with self.write_lock:
-            self.writer.write(frame)
-            await self.writer.drain()
+        self.write(frame)  # one write per frame: frames never interleave
+        await self.drain()
 
-    async def close(self) -> None:
-        self.reader_task.cancel()
+    async def shutdown(self) -> None:
+        if not self.closed:
+            self._reason = "client closed"
+        self.close(abort=True)  # what is still unsent belongs to calls failed here
+        self._fail_all()
         with contextlib.suppress(asyncio.CancelledError):
-            await self.reader_task
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
+            await asyncio.shield(self.lost)
 
 
 class EnclaveClient:
@@ -160,14 +154,16 @@ class EnclaveClient:
             return self._conn
 
     async def _connect(self) -> _Connection:
-        reader, writer = await open_connection(self.address)
+        max_frame_bytes = self._max_frame_bytes
+        conn = await open_connection(self.address, lambda: _Connection(max_frame_bytes))
         try:
             if self._psk is not None:
-                await handshake.client_handshake(reader, writer, self._psk, self._connect_timeout)
+                await handshake.client_handshake(conn, conn, self._psk, self._connect_timeout)
         except BaseException:
-            writer.close()
+            conn.close()
             raise
-        return _Connection(reader, writer, self._max_frame_bytes)
+        conn.start_frames()
+        return conn
 
     async def call(self, request: pb.Request, *, timeout: float | None = None) -> pb.Response:
         """Send one request and wait for its response. The request_id is assigned here."""
@@ -180,14 +176,15 @@ class EnclaveClient:
         future: asyncio.Future[pb.Response] = asyncio.get_running_loop().create_future()
         conn.pending[request_id] = future
         try:
-            try:
-                await conn.send(frame)
-            except (ConnectionError, OSError) as exc:
-                raise EnclaveUnavailable(f"enclave unavailable: send failed ({type(exc).__name__})") from None
-            try:
-                response = await asyncio.wait_for(future, timeout if timeout is not None else self._call_timeout)
-            except TimeoutError:
-                raise EnclaveTimeout(f"the enclave did not answer request {request_id} in time") from None
+            # One timer for the whole exchange, a wait for write-buffer room included.
+            async with asyncio.timeout(timeout if timeout is not None else self._call_timeout):
+                try:
+                    await conn.send(frame)
+                except (ConnectionError, OSError) as exc:
+                    raise EnclaveUnavailable(f"enclave unavailable: send failed ({type(exc).__name__})") from None
+                response = await future
+        except TimeoutError:
+            raise EnclaveTimeout(f"the enclave did not answer request {request_id} in time") from None
         finally:
             conn.pending.pop(request_id, None)
         if response.HasField("error"):
@@ -224,7 +221,7 @@ class EnclaveClient:
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await conn.close()
+            await conn.shutdown()
 
 
 def _expect(response: pb.Response, field: str) -> None:

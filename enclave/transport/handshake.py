@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 from pathlib import Path
+from typing import Protocol
 
 from enclave.rng import SYSTEM_RNG, Rng
 from enclave.transport.errors import HandshakeError
@@ -26,6 +27,18 @@ MAC_BYTES = 32
 MIN_PSK_BYTES = 32
 _LABEL_SERVER = b"mpc-signer/enclave-channel/v1/server-proof"
 _LABEL_CLIENT = b"mpc-signer/enclave-channel/v1/client-proof"
+
+
+class Reader(Protocol):
+    """What the handshake reads through (an asyncio.StreamReader, or a connection in raw mode)."""
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+
+class Writer(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
 
 
 def load_psk(path: str | Path) -> bytes:
@@ -44,7 +57,7 @@ def _proof(psk: bytes, label: bytes, client_nonce: bytes, server_nonce: bytes) -
     return hmac.new(psk, label + client_nonce + server_nonce, hashlib.sha256).digest()
 
 
-async def _read(reader: asyncio.StreamReader, n: int, what: str) -> bytes:
+async def _read(reader: Reader, n: int, what: str) -> bytes:
     try:
         return await reader.readexactly(n)
     except asyncio.IncompleteReadError:
@@ -52,8 +65,8 @@ async def _read(reader: asyncio.StreamReader, n: int, what: str) -> bytes:
 
 
 async def client_handshake(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    reader: Reader,
+    writer: Writer,
     psk: bytes,
     timeout: float,
     rng: Rng = SYSTEM_RNG,
@@ -80,8 +93,8 @@ async def client_handshake(
 
 
 async def server_handshake(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    reader: Reader,
+    writer: Writer,
     psk: bytes,
     timeout: float,
     rng: Rng = SYSTEM_RNG,

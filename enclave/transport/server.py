@@ -1,8 +1,11 @@
 """Enclave side of the channel: accept connections, read Request frames, answer Response frames.
 
-Every request runs as its own task (a slow session request does not hold up a ping), bounded per
-connection; responses are written under a lock so frames never interleave. Anything wrong with
-the byte stream (oversized length, truncated frame, bytes that are not a Request, failed
+Every request runs as its own task, started in the order the requests arrived (a slow session
+request does not hold up a ping); at most `max_in_flight` run per connection, beyond which the
+connection stops reading until one finishes. Each response is written whole in one transport
+write, so frames never interleave; when the peer stops reading responses (the write buffer is
+full), the connection stops reading requests until the buffer drains. Anything wrong with the
+byte stream (oversized length, truncated or stalled frame, bytes that are not a Request, failed
 handshake) closes that one connection with a logged reason; nothing a peer sends can stop the
 listener or the process.
 """
@@ -18,7 +21,8 @@ from google.protobuf.message import DecodeError
 from enclave.transport import handshake
 from enclave.transport.address import Address, cleanup_listener, start_listener
 from enclave.transport.errors import FrameError, HandshakeError
-from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame, read_frame
+from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
+from enclave.transport.protocol import FramedProtocol
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -49,98 +53,127 @@ class FrameServer:
         self._handshake_timeout = handshake_timeout
         self._server: asyncio.Server | None = None
         self._address: Address | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[_ServerConnection] = set()
 
     async def start(self, address: Address) -> None:
         if address.scheme == "tcp" and self._psk is None:
             raise ValueError("a TCP listener needs a pre-shared key (--psk-file)")
         self._address = address
-        self._server = await start_listener(address, self._on_connection)
+        self._server = await start_listener(address, self._new_connection)
         log.info("enclave listening on %s", address)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
+            tasks: list[asyncio.Task[None]] = []
+            for conn in list(self._connections):
+                tasks.extend(conn.shut())
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
         if self._address is not None:
             cleanup_listener(self._address)
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        peer = writer.get_extra_info("peername") or "local peer"
+    def _new_connection(self) -> _ServerConnection:
+        return _ServerConnection(self)
+
+
+class _ServerConnection(FramedProtocol):
+    def __init__(self, server: FrameServer) -> None:
+        super().__init__(server._max_frame_bytes, server._body_timeout)
+        self._server = server
+        self._handler = server._handler
+        self._max_in_flight = server._max_in_flight
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._handshake: asyncio.Task[None] | None = None
+        self._peer: object = "local peer"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._peer = transport.get_extra_info("peername") or "local peer"
+        self._server._connections.add(self)
+        psk = self._server._psk
+        if psk is None:
+            self.start_frames()
+        else:
+            self._handshake = self._loop.create_task(self._run_handshake(psk))
+
+    async def _run_handshake(self, psk: bytes) -> None:
         try:
-            await self._serve_connection(reader, writer)
-        except FrameError as exc:
-            log.warning("closing enclave connection from %s: %s", peer, exc)
+            await handshake.server_handshake(self, self, psk, self._server._handshake_timeout)
         except HandshakeError as exc:
-            log.warning("closing enclave connection from %s: handshake failed: %s", peer, exc)
+            log.warning("closing enclave connection from %s: handshake failed: %s", self._peer, exc)
+            self.close()
+            return
         except (ConnectionError, asyncio.IncompleteReadError):
-            log.info("enclave connection from %s dropped", peer)
-        except asyncio.CancelledError:
-            pass
+            log.info("enclave connection from %s dropped", self._peer)
+            self.close()
+            return
         except Exception:
-            log.exception("closing enclave connection from %s after an unexpected error", peer)
-        finally:
-            self._connections.discard(task)
-            writer.close()
+            log.exception("closing enclave connection from %s after an unexpected error", self._peer)
+            self.close()
+            return
+        self.start_frames()
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._psk is not None:
-            await handshake.server_handshake(reader, writer, self._psk, self._handshake_timeout)
-        write_lock = asyncio.Lock()
-        slots = asyncio.Semaphore(self._max_in_flight)
-        in_flight: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                body = await read_frame(reader, self._max_frame_bytes, self._body_timeout)
-                if body is None:
-                    return
-                try:
-                    request = pb.Request.FromString(body)
-                except DecodeError:
-                    raise FrameError(f"{len(body)}-byte frame is not a valid Request") from None
-                await slots.acquire()
-                task = asyncio.create_task(self._answer(request, writer, write_lock, slots))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-        finally:
-            for task in in_flight:
-                task.cancel()
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and not self.closed:
+            log.info("enclave connection from %s dropped", self._peer)
+        super().connection_lost(exc)
+        self._server._connections.discard(self)
+        self.shut()
 
-    async def _answer(
-        self,
-        request: pb.Request,
-        writer: asyncio.StreamWriter,
-        write_lock: asyncio.Lock,
-        slots: asyncio.Semaphore,
-    ) -> None:
+    def shut(self) -> list[asyncio.Task[None]]:
+        """Close the connection and cancel what runs for it; the tasks to wait for."""
+        self.close()
+        tasks = list(self._in_flight)
+        if self._handshake is not None:
+            tasks.append(self._handshake)
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    def frame_failed(self, exc: FrameError) -> None:
+        log.warning("closing enclave connection from %s: %s", self._peer, exc)
+
+    def writing_paused(self, paused: bool) -> None:
+        if paused:
+            self.hold("peer not reading responses")
+        else:
+            self.release("peer not reading responses")
+
+    def frame_received(self, body: bytes) -> None:
         try:
-            try:
-                response = await self._handler(request)
-            except Exception:
-                log.exception("request %d failed", request.request_id)
-                response = error_response(request.request_id, pb.ERROR_CODE_INTERNAL, "internal error")
-            response.request_id = request.request_id
-            try:
-                frame = encode_frame(response.SerializeToString(), self._max_frame_bytes)
-            except FrameError as exc:
-                log.error("request %d: %s", request.request_id, exc)
-                frame = encode_frame(
-                    error_response(
-                        request.request_id, pb.ERROR_CODE_INTERNAL, "response exceeds the frame limit"
-                    ).SerializeToString(),
-                    self._max_frame_bytes,
-                )
-            async with write_lock:
-                writer.write(frame)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            slots.release()
+            request = pb.Request.FromString(body)
+        except DecodeError:
+            raise FrameError(f"{len(body)}-byte frame is not a valid Request") from None
+        task = self._loop.create_task(self._answer(request))
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+        if len(self._in_flight) >= self._max_in_flight:
+            self.hold("requests in flight")
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if len(self._in_flight) < self._max_in_flight:
+            self.release("requests in flight")
+
+    async def _answer(self, request: pb.Request) -> None:
+        try:
+            response = await self._handler(request)
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            log.exception("request %d failed", request.request_id)
+            response = error_response(request.request_id, pb.ERROR_CODE_INTERNAL, "internal error")
+        self._respond(request.request_id, response)
+
+    def _respond(self, request_id: int, response: pb.Response) -> None:
+        response.request_id = request_id
+        try:
+            frame = encode_frame(response.SerializeToString(), self._max_frame_bytes)
+        except FrameError as exc:
+            log.error("request %d: %s", request_id, exc)
+            too_big = error_response(request_id, pb.ERROR_CODE_INTERNAL, "response exceeds the frame limit")
+            frame = encode_frame(too_big.SerializeToString(), self._max_frame_bytes)
+        if not self.closed and self.transport is not None:
+            self.transport.write(frame)
