@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +27,13 @@ _REQUEST_ID_HEADER = "x-request-id"
 _MAX_ID_LEN = 128
 
 
+# Letters and digits (str.isalnum, as \w is that plus "_") and "._:-"; one regex match instead of a
+# Python loop per character, since every RPC checks its ids.
+_PLAIN_ID = re.compile(r"[\w.:-]+")
+
+
 def _plain(value: str) -> bool:
-    return 0 < len(value) <= _MAX_ID_LEN and all(c.isalnum() or c in "._:-" for c in value)
+    return 0 < len(value) <= _MAX_ID_LEN and _PLAIN_ID.fullmatch(value) is not None
 
 
 class JsonFormatter(logging.Formatter):
@@ -75,19 +79,35 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(level)
 
 
-@contextmanager
-def bind(*, request: str | None = None, session: str | None = None) -> Iterator[None]:
-    """Set the ids for the enclosed code (e.g. background work on behalf of a session)."""
-    tokens = []
-    if request is not None:
-        tokens.append((request_id, request_id.set(request)))
-    if session is not None:
-        tokens.append((session_id, session_id.set(session)))
-    try:
-        yield
-    finally:
-        for var, token in reversed(tokens):
-            var.reset(token)
+class _Binding:
+    """The context manager `bind` returns: a class rather than a generator-based one, since the
+    RPC pipeline enters one per call."""
+
+    __slots__ = ("_request", "_session", "_tokens")
+
+    def __init__(self, request: str | None, session: str | None) -> None:
+        self._request = request
+        self._session = session
+        self._tokens: tuple[contextvars.Token[str | None] | None, contextvars.Token[str | None] | None] = (None, None)
+
+    def __enter__(self) -> None:
+        self._tokens = (
+            request_id.set(self._request) if self._request is not None else None,
+            session_id.set(self._session) if self._session is not None else None,
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        request_token, session_token = self._tokens
+        if session_token is not None:
+            session_id.reset(session_token)
+        if request_token is not None:
+            request_id.reset(request_token)
+
+
+def bind(*, request: str | None = None, session: str | None = None) -> _Binding:
+    """Set the ids for the enclosed code (e.g. background work on behalf of a session); an id
+    given as None is left as it is."""
+    return _Binding(request, session)
 
 
 def _request_session_id(request: Any) -> str | None:
@@ -106,5 +126,8 @@ def _request_session_id(request: Any) -> str | None:
 
 def request_id_for(metadata: Any) -> str:
     """The caller's `x-request-id` if it is plain, else a fresh random one."""
-    given = dict(metadata or ()).get(_REQUEST_ID_HEADER)
+    given = None
+    for key, value in metadata or ():
+        if key == _REQUEST_ID_HEADER:
+            given = value  # the last one wins, as it did with dict(metadata)
     return given if isinstance(given, str) and _plain(given) else secrets.token_hex(8)

@@ -57,6 +57,9 @@ class Metrics:
         )
         # Registered when the enclave first reports it, so a scrape never shows a pool that is not there.
         self.preparams_pool: Gauge | None = None
+        # (method label, code) -> its counter and histogram series, so a finished RPC skips the
+        # client library's label validation and locked lookup. Bounded like the labels themselves.
+        self._rpc_series: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def serve(self, host: str, port: int) -> Any:
         """Start the scrape endpoint on a background thread; returns the server (has shutdown())."""
@@ -65,8 +68,13 @@ class Metrics:
 
     def rpc_done(self, label: str, code: str, seconds: float) -> None:
         """Count one finished RPC (refusals included) and its latency."""
-        self.rpc_total.labels(label, code).inc()
-        self.rpc_latency.labels(label, code).observe(seconds)
+        series = self._rpc_series.get((label, code))
+        if series is None:
+            series = self._rpc_series[(label, code)] = (
+                self.rpc_total.labels(label, code), self.rpc_latency.labels(label, code)
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def session_finished(self, protocol: int, kind: int, done: bool) -> None:
         """Count a session as the host's registry ends it: its final word, including failures the

@@ -63,9 +63,11 @@ class RpcPipeline(grpc.aio.ServerInterceptor):
             start = time.perf_counter()
             code = "OK"
             try:
-                with bind(request=request_id_for(context.invocation_metadata()), session=_request_session_id(request)):
+                # Read once: each invocation_metadata() builds a fresh tuple from the call.
+                metadata = context.invocation_metadata()
+                with bind(request=request_id_for(metadata), session=_request_session_id(request)):
                     try:
-                        if not await admit(method, context):
+                        if not await admit(method, context, metadata):
                             return None
                         result = behavior(request, context)
                         response = await result if inspect.isawaitable(result) else result

@@ -69,7 +69,9 @@ class Authenticator:
         self._allowlist = allowlist
         self._verifier = verifier
 
-    def authenticate(self, method: str, context: grpc.aio.ServicerContext) -> Caller:
+    def authenticate(self, method: str, context: grpc.aio.ServicerContext, metadata: Any = None) -> Caller:
+        """`metadata`: the call's invocation metadata when the caller has already read it (each
+        `invocation_metadata()` builds a fresh tuple); read from `context` otherwise."""
         auth_context = context.auth_context()
         try:
             identity = self._allowlist.check(auth_context)
@@ -80,16 +82,18 @@ class Authenticator:
         claims = None
         if method not in JWT_EXEMPT_METHODS:
             try:
-                claims = self._verifier.verify(_bearer_token(context.invocation_metadata()))
+                if metadata is None:
+                    metadata = context.invocation_metadata()
+                claims = self._verifier.verify(_bearer_token(metadata))
             except SignerError as exc:
                 log.warning("rejected %s from %s (%s): %s", method, context.peer(), identity, exc)
                 raise
         return Caller(identity, claims)
 
-    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> bool:
+    async def admit(self, method: str, context: grpc.aio.ServicerContext, metadata: Any = None) -> bool:
         """Authenticate and record the caller; a refusal aborts the call with its status."""
         try:
-            _current_caller.set(self.authenticate(method, context))
+            _current_caller.set(self.authenticate(method, context, metadata))
         except SignerError as exc:
             await _reject(context, exc)
             return False

@@ -80,6 +80,10 @@ class SignerClient:
         self._tokens = tokens
         self.hmac = hmac
         self._timeout = timeout
+        # The call metadata for the current token, built only when a new token is minted (grpc
+        # copies it into each call and never changes it, so calls can share it).
+        self._auth_metadata = grpc.aio.Metadata()
+        self._auth_token: str | None = None
 
     @classmethod
     def connect(
@@ -120,8 +124,12 @@ class SignerClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    def _metadata(self) -> list[tuple[str, str]]:
-        return [("authorization", f"Bearer {self._tokens.current()}")]
+    def _metadata(self) -> grpc.aio.Metadata:
+        token = self._tokens.current()
+        if token is not self._auth_token:
+            self._auth_metadata = grpc.aio.Metadata(("authorization", f"Bearer {token}"))
+            self._auth_token = token
+        return self._auth_metadata
 
     def check_incoming(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         """HMAC of messages a signer sent; raises MessageAuthError."""
