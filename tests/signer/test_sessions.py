@@ -46,10 +46,17 @@ class ToyEngine:
         if request.session_id in self.sessions:
             raise RequestRejected(epb.ERROR_CODE_ALREADY_EXISTS, "session exists")
         self.sessions[request.session_id] = request
-        return epb.SessionUpdate(
+        update = epb.SessionUpdate(
             session_id=request.session_id, state=epb.SESSION_STATE_RUNNING,
             outgoing=[epb.EnclaveMessage(round=1, payload=b"commitments")],
         )
+        if request.messages:  # applied right after the start, as the real engine does
+            after = await self.deliver(epb.SessionDeliver(session_id=request.session_id, messages=request.messages))
+            first = list(update.outgoing) + list(after.outgoing)
+            del after.outgoing[:]
+            after.outgoing.extend(first)
+            return after
+        return update
 
     async def deliver(self, request: epb.SessionDeliver) -> epb.SessionUpdate:
         await asyncio.sleep(self.delay)
