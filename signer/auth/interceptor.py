@@ -20,7 +20,7 @@ import grpc
 
 from signer.auth.jwt import Claims, JwtVerifier
 from signer.auth.mtls import ClientAllowlist, peer_identities
-from signer.errors import SignerError, Unauthenticated, status_for
+from signer.errors import SignerError, Unauthenticated, abort_with_status, status_for
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ _HANDLER_KINDS: tuple[tuple[str, Any], ...] = (
 
 
 def guarded(handler: Any, method: str, authenticator: Authenticator) -> Any:
-    """The same handler with the caller authenticated (and recorded) before its behavior."""
+    """The same handler with the caller authenticated (and recorded) before its behavior, and
+    any exception it raises ended with the status the error table gives it (as unary calls get
+    from `signer.rpc_pipeline`), so no internal message reaches the caller."""
     found = [(getattr(handler, attr), factory) for attr, factory in _HANDLER_KINDS if getattr(handler, attr)]
     if not found:
         return handler
@@ -127,8 +129,13 @@ def guarded(handler: Any, method: str, authenticator: Authenticator) -> Any:
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             if await admit(context):
-                async for item in behavior(request, context):
-                    yield item
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await abort_with_status(exc, method, context)
 
         wrapped: Any = streaming
     else:
@@ -136,8 +143,14 @@ def guarded(handler: Any, method: str, authenticator: Authenticator) -> Any:
         async def plain(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if not await admit(context):
                 return None
-            result = behavior(request, context)
-            return await result if inspect.isawaitable(result) else result
+            try:
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await abort_with_status(exc, method, context)
+                return None
 
         wrapped = plain
     return factory(

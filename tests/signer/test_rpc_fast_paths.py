@@ -148,3 +148,37 @@ def test_client_metadata_follows_the_token() -> None:
         await client.close()
 
     asyncio.run(run())
+
+
+def test_streaming_handlers_map_errors_like_unary_ones() -> None:
+    """Health Watch and reflection stream: an exception inside one ends the call with the error
+    table's status and a generic message, never the exception's own text."""
+    pipeline, _metrics, token = _pipeline()
+
+    async def watch(request: Any, context: Any) -> Any:
+        yield pb.GetSignStatusResponse(session_id="first")
+        raise KeyError("secret-share-bytes")
+
+    handler = grpc.unary_stream_rpc_method_handler(watch)
+
+    async def continuation(details: Any) -> Any:
+        return handler
+
+    class Details:
+        method = "/grpc.health.v1.Health/Watch"
+        invocation_metadata = ()
+
+    call = asyncio.run(pipeline.intercept_service(continuation, Details())).unary_stream  # type: ignore[arg-type]
+    context = _Context((("authorization", f"Bearer {token}"),))
+
+    async def consume() -> list[Any]:
+        items = []
+        async for item in call(pb.GetSignStatusRequest(), context):
+            items.append(item)
+        return items
+
+    with pytest.raises(grpc.aio.AbortError):
+        asyncio.run(consume())
+    assert context.aborted is not None
+    code, message = context.aborted
+    assert code == grpc.StatusCode.INTERNAL and message.startswith("internal error (ref ") and "secret" not in message
