@@ -11,6 +11,8 @@ Measured, milliseconds (p50, p95 over repetitions):
 - gg20_online_sign: signing with a presignature ready (one round), including its durable
   consumption in the store.
 - frost_sign_throughput, frost_dkg_throughput: sessions per second with `CONCURRENCY` in flight.
+- rpc_floor: one health Check over the same mTLS channel (no enclave hop, no store): the cost of
+  one call on this machine at this moment, for reading the other figures as ratios on noisy VMs.
 - gg20_sign_throughput: GG20 signatures per second with no presignature ready (presigning and
   signing in one session each), `GG20_CONCURRENCY` in flight. GG20 key generation throughput is
   bounded by the pre-parameter (safe prime) supply, measured in bench/gg20.py, so it is not here.
@@ -30,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
@@ -172,9 +176,21 @@ async def _frost_sign(relay: Relay, key: pb.DKGResult, i: int) -> tuple[float, b
     return ms, message, results["signer"].sign.signature
 
 
-async def _bench(relay: Relay, local: LocalNode, cpu_seconds: Any) -> dict[str, Any]:
+async def _rpc_floor(client: SignerClient, reps: int = 300) -> dict[str, float]:
+    stub = health_pb2_grpc.HealthStub(client.channel)
+    samples = []
+    for i in range(reps + 50):
+        t0 = time.perf_counter()
+        await stub.Check(health_pb2.HealthCheckRequest())
+        if i >= 50:
+            samples.append((time.perf_counter() - t0) * 1000)
+    return _summary(samples)
+
+
+async def _bench(relay: Relay, local: LocalNode, cpu_seconds: Any, client: SignerClient) -> dict[str, Any]:
     out: dict[str, Any] = {}
     failures = 0
+    out["rpc_floor"] = await _rpc_floor(client)
     # Warm-up: connections, code paths.
     out["frost_dkg"], frost_key = await _dkg(relay, FROST, DKG_REPS[FROST])
     samples = []
@@ -272,7 +288,7 @@ async def _main(work: Path) -> dict[str, Any]:
 
         local = LocalNode(ring, prime_source=prime_slice(0))
         try:
-            results = await _bench(Relay({"client": local, "signer": client}), local, service.cpu_seconds)
+            results = await _bench(Relay({"client": local, "signer": client}), local, service.cpu_seconds, client)
         finally:
             await client.close()
             await local.close()

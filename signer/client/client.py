@@ -121,6 +121,11 @@ class SignerClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel itself, for the other services the signer serves (health, reflection)."""
+        return self._channel
+
     async def close(self) -> None:
         await self._channel.close()
 
