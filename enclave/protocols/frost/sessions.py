@@ -217,7 +217,7 @@ class DkgRound1(Round):
         for p in sorted(self.got):
             j = s.identifiers[p]
             _, their_pub, shared = self.got[p]
-            plaintext = wire.encode_round2_package(dkg_share(c.secret, j))
+            plaintext = wire.encode_round2_package(dkg.share_for(c.secret, j))
             sends.append(Send(p, dkg.encrypt_share(s.session_id, shared, c.enc_public, their_pub, me, j, plaintext)))
         # Round two gets f_i(i), the commitments and the per-peer keys; not the polynomial.
         carry = _DkgRound2Carry(
@@ -231,10 +231,6 @@ class DkgRound1(Round):
             {p: v[2] for p, v in self.got.items()},
         )
         return Next(DkgRound2(carry), tuple(sends))
-
-
-def dkg_share(secret: dkg.Round1Secret, recipient: int) -> int:
-    return dkg.share_for(secret, recipient)
 
 
 @dataclass(frozen=True)

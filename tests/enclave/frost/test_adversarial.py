@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enclave.protocols.frost import dkg, sessions, signing, wire
+from enclave.protocols.frost import dkg, signing, wire
 from enclave.protocols.frost.ciphersuite import GROUP, HEADER
 from enclave.protocols.rounds import Abort, Frame, Kind
 from enclave.rng import SYSTEM_RNG
@@ -169,13 +169,13 @@ def test_dkg_wrong_commitment_length_and_bad_points() -> None:
 
 
 def test_dkg_share_not_matching_commitment(monkeypatch: pytest.MonkeyPatch) -> None:
-    honest_share = sessions.dkg_share
+    honest_share = dkg.share_for
 
     def cheat(secret: dkg.Round1Secret, recipient: int) -> int:
         value = honest_share(secret, recipient)
         return (value + 1) % L if secret.identifier == 3 and recipient == 1 else value
 
-    monkeypatch.setattr(sessions, "dkg_share", cheat)
+    monkeypatch.setattr(dkg, "share_for", cheat)
     res = _dkg([])
     _honest_aborts(res, [1], {3}, "secret share does not match the sender's commitment")
     assert not isinstance(res.outcomes[2], Abort)
