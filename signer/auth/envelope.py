@@ -12,8 +12,9 @@ constant-time. Keys are looked up by id: the active key signs; every configured 
 except those listed as retired.
 
 The sender is who the key says: with `senders` (key id -> party ids), a message verifies only if
-its sender is one of the parties its key may sign for, so a party holding its own key cannot
-write as another. Keys not listed may sign for any party (one shared key: the development set-up).
+its sender is one of the parties its key may sign for, so a key (leaked, or held by a relay)
+writes only as its own party. Keys not listed may sign for any party (one shared key: the
+development set-up). The keys are symmetric: whoever holds a key to verify can also write with it.
 """
 
 from __future__ import annotations
