@@ -107,8 +107,12 @@ class LocalParty:
         start.messages.extend(self._accept(initial))
         try:
             update = await self.node.engine.start(start)
-        except RequestRejected as exc:
-            raise FailedPrecondition(f"local party: {exc.message}") from None
+        except BaseException as exc:
+            # Nothing started: the messages were not used, so a retried start may bring them again.
+            self.node._guard.forget_session(start.session_id)
+            if isinstance(exc, RequestRejected):
+                raise FailedPrecondition(f"local party: {exc.message}") from None
+            raise
         finally:
             del start.sealed_blobs[:]
             del start.messages[:]

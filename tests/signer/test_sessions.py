@@ -269,3 +269,34 @@ async def test_local_party_refuses_to_act_for_a_party_its_key_may_not_sign_for()
         assert node.engine.running() == 0
     finally:
         await node.close()
+
+
+async def test_local_party_start_refused_leaves_its_messages_usable_for_a_retry() -> None:
+    from enclave.engine import Engine
+    from signer.client.local import LocalNode
+    from signer.client.spec import SessionSpec
+
+    node = LocalNode(KEYS)
+    try:
+        spec = SessionSpec("dkg", "dkg-r", pb.PROTOCOL_FROST_ED25519, ("client", "signer"), threshold=2)
+        first = pb.ProtocolMessage(session_id="dkg-r", sender="client", recipient="", round=1, seq=1, payload=b"x")
+        KEYS.sign(first)
+        real_start = Engine.start
+
+        async def refuse(self: Engine, request: epb.SessionStart) -> epb.SessionUpdate:
+            raise RequestRejected(epb.ERROR_CODE_UNAVAILABLE, "busy")
+
+        Engine.start = refuse  # type: ignore[method-assign]
+        try:
+            with pytest.raises(FailedPrecondition, match="busy"):
+                await node.party("signer").start(spec, [first])
+        finally:
+            Engine.start = real_start  # type: ignore[method-assign]
+        # The same message again is not a replay: the refused start never used it (the engine
+        # then judges the payload, which is not a real round-1 package).
+        party = node.party("signer")
+        await party.start(spec, [first])
+        assert party.outcome.state == pb.SESSION_STATE_FAILED
+        assert party.outcome.failure is not None and list(party.outcome.failure.culprits) == ["client"]
+    finally:
+        await node.close()
