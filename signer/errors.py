@@ -115,10 +115,15 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (ref {ref})"
 
 
-async def abort_with_status(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
-    """End the call with the status the table gives `exc` (raises grpc's AbortError); refusals on
-    security grounds are logged with the peer."""
+def refusal_status(exc: BaseException, method: str, peer: str) -> tuple[grpc.StatusCode, str]:
+    """`status_for(exc)`, with refusals on security grounds logged with the peer."""
     code, message = status_for(exc)
     if code in _SECURITY_CODES:
-        log.warning("%s from %s refused: %s: %s", method, context.peer(), code.name, message)
+        log.warning("%s from %s refused: %s: %s", method, peer, code.name, message)
+    return code, message
+
+
+async def abort_with_status(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
+    """End the call with the status the table gives `exc` (raises grpc's AbortError)."""
+    code, message = refusal_status(exc, method, context.peer())
     await context.abort(code, message)

@@ -301,7 +301,8 @@ class SignerServer:
         signer_pb2_grpc.add_SignerServiceServicer_to_server(
             SignerServicer(
                 node_id=c.server.node_id, enclave=self.enclave, sessions=self.sessions, status=self.status,
-                operations=self.operations,
+                operations=self.operations, call_done=self.metrics.rpc_done,
+                token_leeway_seconds=c.jwt.leeway_seconds,
             ),
             self.server,
         )

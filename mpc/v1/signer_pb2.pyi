@@ -316,3 +316,47 @@ class SubmitProtocolMessageResponse(_message.Message):
     result: SessionResult
     failure: SessionFailure
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[SessionResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
+
+class ExchangeRequest(_message.Message):
+    __slots__ = ("call_id", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    START_DKG_FIELD_NUMBER: _ClassVar[int]
+    GET_DKG_STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_SIGN_FIELD_NUMBER: _ClassVar[int]
+    GET_SIGN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_PRESIGN_FIELD_NUMBER: _ClassVar[int]
+    GET_PRESIGN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_PROTOCOL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    start_dkg: StartDKGRequest
+    get_dkg_status: GetDKGStatusRequest
+    start_sign: StartSignRequest
+    get_sign_status: GetSignStatusRequest
+    start_presign: StartPresignRequest
+    get_presign_status: GetPresignStatusRequest
+    submit_protocol_message: SubmitProtocolMessageRequest
+    def __init__(self, call_id: _Optional[int] = ..., start_dkg: _Optional[_Union[StartDKGRequest, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusRequest, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignRequest, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusRequest, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignRequest, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusRequest, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageRequest, _Mapping]] = ...) -> None: ...
+
+class ExchangeResponse(_message.Message):
+    __slots__ = ("call_id", "code", "message", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    START_DKG_FIELD_NUMBER: _ClassVar[int]
+    GET_DKG_STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_SIGN_FIELD_NUMBER: _ClassVar[int]
+    GET_SIGN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_PRESIGN_FIELD_NUMBER: _ClassVar[int]
+    GET_PRESIGN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_PROTOCOL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    code: int
+    message: str
+    start_dkg: StartDKGResponse
+    get_dkg_status: GetDKGStatusResponse
+    start_sign: StartSignResponse
+    get_sign_status: GetSignStatusResponse
+    start_presign: StartPresignResponse
+    get_presign_status: GetPresignStatusResponse
+    submit_protocol_message: SubmitProtocolMessageResponse
+    def __init__(self, call_id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., start_dkg: _Optional[_Union[StartDKGResponse, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusResponse, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignResponse, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusResponse, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignResponse, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusResponse, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageResponse, _Mapping]] = ...) -> None: ...

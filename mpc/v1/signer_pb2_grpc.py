@@ -74,6 +74,11 @@ class SignerServiceStub:
                 request_serializer=mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageRequest.SerializeToString,
                 response_deserializer=mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageResponse.FromString,
                 _registered_method=True)
+        self.Exchange = channel.stream_stream(
+                '/mpc.v1.SignerService/Exchange',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.ExchangeResponse.FromString,
+                _registered_method=True)
 
 
 class SignerServiceServicer:
@@ -139,6 +144,26 @@ class SignerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exchange(self, request_iterator, context):
+        """The session methods above (all but Ping) over one long-lived bidirectional stream, for a
+        relay that makes many calls: each call is one message each way on an open stream instead of
+        a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
+        checks and status codes, and is counted, logged and audited as that method.
+        - Authentication happens when the stream opens (mTLS identity and JWT, as for a unary
+        call). The stream lives until its token expires (exp plus the configured leeway): then
+        the server stops reading, finishes the calls in flight, and ends the stream with
+        UNAUTHENTICATED; open a new stream with a fresh token (the SDK does so before expiry).
+        - Calls are matched by `call_id`; up to 64 run at once per stream and may finish in any
+        order. Beyond that the server reads no further request until one finishes.
+        - A call that fails does not end the stream: its response carries the status `code` and
+        `message` the unary method would have ended with, and no response field.
+        - The stream ends when the client half-closes it (after the calls in flight finish) or
+        cancels it (calls in flight are cancelled, as a cancelled unary call would be).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SignerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +206,11 @@ def add_SignerServiceServicer_to_server(servicer, server):
                     servicer.SubmitProtocolMessage,
                     request_deserializer=mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageRequest.FromString,
                     response_serializer=mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageResponse.SerializeToString,
+            ),
+            'Exchange': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exchange,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.ExchangeRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.ExchangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -399,6 +429,33 @@ class SignerService:
             '/mpc.v1.SignerService/SubmitProtocolMessage',
             mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageRequest.SerializeToString,
             mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exchange(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/mpc.v1.SignerService/Exchange',
+            mpc_dot_v1_dot_signer__pb2.ExchangeRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.ExchangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,6 +16,7 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.api import convert
+from signer.api.exchange import CallDone, ExchangeHandler
 from signer.api.operations import Operations, caller_name, check_distinct_numbers, sealed_blob_refusal
 from signer.errors import InvalidArgument
 from signer.sessions import Hook, Session, Sessions
@@ -51,6 +52,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         sessions: Sessions,
         status: EnclaveStatus,
         operations: Operations | None = None,
+        call_done: CallDone | None = None,
+        token_leeway_seconds: float = 0.0,
     ) -> None:
         self._node_id = node_id
         self._enclave = enclave
@@ -58,6 +61,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self._status = status
         self._operations = operations
         self._version = signer_version()
+        self._exchange = ExchangeHandler(self, call_done=call_done, leeway_seconds=token_leeway_seconds)
 
     async def _start(
         self,
@@ -168,6 +172,9 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     ) -> pb.SubmitProtocolMessageResponse:
         session, outgoing = await self._sessions.submit(request.messages)
         return _submit_response(session, outgoing, self._sessions.public_result(session))
+
+    async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        await self._exchange.serve(context)
 
 
 def _submit_response(

@@ -27,6 +27,7 @@ from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.jwt import load_signing_key, mint_token
+from signer.client.exchange import ExchangeChannel
 from signer.client.spec import Outcome, SessionSpec
 
 TOKEN_REFRESH_MARGIN = 30
@@ -74,6 +75,7 @@ class SignerClient:
         hmac: HmacKeyRing,
         *,
         timeout: float = 30.0,
+        exchange: bool = False,
     ) -> None:
         self._channel = channel
         self._stub = signer_pb2_grpc.SignerServiceStub(channel)
@@ -84,6 +86,8 @@ class SignerClient:
         # copies it into each call and never changes it, so calls can share it).
         self._auth_metadata = grpc.aio.Metadata()
         self._auth_token: str | None = None
+        # Session calls as messages on one Exchange stream instead of unary RPCs (cheaper per call).
+        self._exchange = ExchangeChannel(channel, self._metadata, lambda: self._auth_token or "") if exchange else None
 
     @classmethod
     def connect(
@@ -98,6 +102,7 @@ class SignerClient:
         token_key: Path | None = None,
         server_name: str | None = None,
         timeout: float = 30.0,
+        exchange: bool = False,
         **token_claims: Any,
     ) -> SignerClient:
         credentials = grpc.ssl_channel_credentials(
@@ -113,7 +118,7 @@ class SignerClient:
             tokens = TokenSource(token=token)
         else:
             raise ValueError("give a token or a token_key to mint tokens with")
-        return cls(channel, tokens, hmac, timeout=timeout)
+        return cls(channel, tokens, hmac, timeout=timeout, exchange=exchange)
 
     async def __aenter__(self) -> SignerClient:
         return self
@@ -127,6 +132,8 @@ class SignerClient:
         return self._channel
 
     async def close(self) -> None:
+        if self._exchange is not None:
+            await self._exchange.close()
         await self._channel.close()
 
     def _metadata(self) -> grpc.aio.Metadata:
@@ -135,6 +142,12 @@ class SignerClient:
             self._auth_metadata = grpc.aio.Metadata(("authorization", f"Bearer {token}"))
             self._auth_token = token
         return self._auth_metadata
+
+    async def _session_call(self, field: str, method: Any, request: Any) -> Any:
+        """One session call: on the Exchange stream when this client uses one, else as a unary RPC."""
+        if self._exchange is not None:
+            return await self._exchange.call(field, request, self._timeout)
+        return await method(request, metadata=self._metadata(), timeout=self._timeout)
 
     def check_incoming(self, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         """HMAC of messages a signer sent; raises MessageAuthError."""
@@ -154,37 +167,37 @@ class SignerClient:
         return await self._stub.Ping(request, timeout=self._timeout)  # type: ignore[no-any-return]
 
     async def start_dkg(self, request: pb.StartDKGRequest) -> pb.StartDKGResponse:
-        response = await self._stub.StartDKG(request, metadata=self._metadata(), timeout=self._timeout)
+        response = await self._session_call("start_dkg", self._stub.StartDKG, request)
         self.check_incoming(response.outgoing)
         return response  # type: ignore[no-any-return]
 
     async def start_sign(self, request: pb.StartSignRequest) -> pb.StartSignResponse:
-        response = await self._stub.StartSign(request, metadata=self._metadata(), timeout=self._timeout)
+        response = await self._session_call("start_sign", self._stub.StartSign, request)
         self.check_incoming(response.outgoing)
         return response  # type: ignore[no-any-return]
 
     async def start_presign(self, request: pb.StartPresignRequest) -> pb.StartPresignResponse:
-        response = await self._stub.StartPresign(request, metadata=self._metadata(), timeout=self._timeout)
+        response = await self._session_call("start_presign", self._stub.StartPresign, request)
         self.check_incoming(response.outgoing)
         return response  # type: ignore[no-any-return]
 
     async def submit(self, messages: Sequence[pb.ProtocolMessage]) -> pb.SubmitProtocolMessageResponse:
         request = pb.SubmitProtocolMessageRequest(messages=messages)
-        response = await self._stub.SubmitProtocolMessage(request, metadata=self._metadata(), timeout=self._timeout)
+        response = await self._session_call("submit_protocol_message", self._stub.SubmitProtocolMessage, request)
         self.check_incoming(response.outgoing)
         return response  # type: ignore[no-any-return]
 
     async def dkg_status(self, session_id: str) -> pb.GetDKGStatusResponse:
         request = pb.GetDKGStatusRequest(session_id=session_id)
-        return await self._stub.GetDKGStatus(request, metadata=self._metadata(), timeout=self._timeout)  # type: ignore[no-any-return]
+        return await self._session_call("get_dkg_status", self._stub.GetDKGStatus, request)  # type: ignore[no-any-return]
 
     async def sign_status(self, session_id: str) -> pb.GetSignStatusResponse:
         request = pb.GetSignStatusRequest(session_id=session_id)
-        return await self._stub.GetSignStatus(request, metadata=self._metadata(), timeout=self._timeout)  # type: ignore[no-any-return]
+        return await self._session_call("get_sign_status", self._stub.GetSignStatus, request)  # type: ignore[no-any-return]
 
     async def presign_status(self, session_id: str) -> pb.GetPresignStatusResponse:
         request = pb.GetPresignStatusRequest(session_id=session_id)
-        response = await self._stub.GetPresignStatus(request, metadata=self._metadata(), timeout=self._timeout)
+        response = await self._session_call("get_presign_status", self._stub.GetPresignStatus, request)
         return response  # type: ignore[no-any-return]
 
 

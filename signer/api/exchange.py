@@ -1,0 +1,188 @@
+"""SignerService.Exchange: the session methods over one bidirectional stream.
+
+A unary gRPC call costs each side a whole call's set-up and tear-down; a message on an open
+stream costs much less (measured on loopback: about half). A relay that makes thousands of calls
+per second keeps one stream per signer open and sends each call as an `ExchangeRequest`.
+
+Each call runs the servicer's unary method itself, so validation, sessions, the store, audit
+records and the error table are exactly those of the unary call; only the envelope differs:
+- authentication (mTLS identity and JWT) happened when the stream opened (`guarded` in the RPC
+  pipeline); the token's expiry bounds the stream's life, since no call is accepted after it;
+- a failure is written back in the call's response (code and message from the error table)
+  instead of ending the stream;
+- metrics and log lines are per call, under the unary method's label and with a request id of
+  `<stream request id>:<call_id>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from mpc.v1 import signer_pb2 as pb
+from signer.auth.interceptor import current_caller
+from signer.errors import InvalidArgument, refusal_status
+from signer.logs import _request_session_id, bind, request_id_for
+
+log = logging.getLogger(__name__)
+
+MAX_CALLS_IN_FLIGHT = 64
+
+# ExchangeRequest.call field -> the servicer method it runs (the response field has the same name).
+METHODS: dict[str, str] = {
+    "start_dkg": "StartDKG",
+    "get_dkg_status": "GetDKGStatus",
+    "start_sign": "StartSign",
+    "get_sign_status": "GetSignStatus",
+    "start_presign": "StartPresign",
+    "get_presign_status": "GetPresignStatus",
+    "submit_protocol_message": "SubmitProtocolMessage",
+}
+
+EXPIRED = "the stream's token has expired; open a new stream with a fresh token"
+
+CallDone = Callable[[str, str, float], None]  # (method label, status code name, seconds)
+
+
+class ExchangeHandler:
+    """Serves Exchange streams for `servicer` (whose unary methods each call runs)."""
+
+    def __init__(
+        self,
+        servicer: Any,
+        *,
+        call_done: CallDone | None = None,
+        leeway_seconds: float = 0.0,
+        max_in_flight: int = MAX_CALLS_IN_FLIGHT,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._methods: dict[str, Callable[[Any, Any], Awaitable[Any]]] = {
+            field: getattr(servicer, name) for field, name in METHODS.items()
+        }
+        self._call_done = call_done
+        self._leeway = leeway_seconds
+        self._max = max_in_flight
+        self._now = wall_clock
+
+    async def serve(self, context: grpc.aio.ServicerContext) -> None:
+        caller = current_caller()
+        if caller is None or caller.claims is None:
+            # `guarded` admits this method only with a verified token; refuse rather than assume.
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the stream was opened without a token")
+            return
+        stream = _Stream(self, context, caller.claims.expires_at + self._leeway)
+        await stream.run()
+
+
+class _Stream:
+    """One open Exchange stream: reads calls while its token is valid, runs each as a task, and
+    writes each response when its call finishes."""
+
+    def __init__(self, handler: ExchangeHandler, context: grpc.aio.ServicerContext, expires_at: float) -> None:
+        self.h = handler
+        self.context = context
+        self.expires_at = expires_at
+        self.request_id = request_id_for(context.invocation_metadata())
+        self.peer = context.peer()
+        self.calls: dict[int, asyncio.Task[None]] = {}  # by call_id, while it runs
+        self.tasks: set[asyncio.Task[None]] = set()  # the calls and any refusals being written
+        self.slots = asyncio.Semaphore(handler._max)
+        self.writing = asyncio.Lock()  # grpc allows one write at a time on a call
+
+    async def run(self) -> None:
+        expired = False
+        try:
+            while True:
+                # At most `max_in_flight` calls run; the next request is read only when one ends,
+                # so a fast writer is held back by HTTP/2 flow control rather than by memory.
+                await self.slots.acquire()
+                remaining = self.expires_at - self.h._now()
+                if remaining <= 0:
+                    expired = True
+                    break
+                try:
+                    async with asyncio.timeout(remaining):
+                        request = await self.context.read()
+                except TimeoutError:
+                    expired = True
+                    break
+                if request is grpc.aio.EOF:
+                    break
+                self._accept(request)
+            # Half-closed by the client, or expired: the calls in flight finish and answer first.
+            while self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        except BaseException:
+            # Cancelled (the client cancelled the stream or went away): so are its calls, as a
+            # cancelled unary call's handler would be.
+            for task in self.tasks:
+                task.cancel()
+            if self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+            raise
+        if expired:
+            await self.context.abort(grpc.StatusCode.UNAUTHENTICATED, EXPIRED)
+
+    def _accept(self, request: pb.ExchangeRequest) -> None:
+        call_id = request.call_id
+        if call_id in self.calls:
+            # Answered at once, under the same id: the running call keeps its own answer.
+            duplicate = InvalidArgument(f"call_id {call_id} is already in flight")
+            task = asyncio.create_task(self._refuse(call_id, duplicate))
+        else:
+            task = self.calls[call_id] = asyncio.create_task(self._call(request))
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.slots.release()
+
+    async def _refuse(self, call_id: int, exc: Exception) -> None:
+        code, message = refusal_status(exc, "/mpc.v1.SignerService/Exchange", self.peer)
+        try:
+            await self._write(pb.ExchangeResponse(call_id=call_id, code=code.value[0], message=message))
+        except Exception:
+            log.debug("exchange refusal of call %s not written", call_id, exc_info=True)
+
+    async def _call(self, request: pb.ExchangeRequest) -> None:
+        call_id = request.call_id
+        field = request.WhichOneof("call")
+        method = METHODS.get(field or "", "Exchange")
+        label = f"SignerService/{method}"
+        start = time.perf_counter()
+        status = grpc.StatusCode.OK
+        response = pb.ExchangeResponse(call_id=call_id)
+        try:
+            inner = getattr(request, field) if field else None
+            with bind(request=f"{self.request_id}:{call_id}", session=_request_session_id(inner)):
+                try:
+                    if field is None:
+                        raise InvalidArgument("the request sets no call")
+                    result = await self.h._methods[field](inner, self.context)
+                    getattr(response, field).CopyFrom(result)
+                except Exception as exc:
+                    status, message = refusal_status(exc, f"/mpc.v1.SignerService/{method}", self.peer)
+                    response.ClearField("response")
+                    response.code = status.value[0]
+                    response.message = message
+                await self._write(response)
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            # The response could not be written: the stream is ending; its own status says why.
+            log.debug("exchange call %s: response not written", call_id, exc_info=True)
+        finally:
+            del self.calls[call_id]
+            if self.h._call_done is not None:
+                self.h._call_done(label, status.name, time.perf_counter() - start)
+
+    async def _write(self, response: pb.ExchangeResponse) -> None:
+        async with self.writing:
+            await self.context.write(response)
