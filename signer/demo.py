@@ -183,7 +183,7 @@ async def demo(target: Target | None) -> list[dict[str, Any]]:
         ring = HmacKeyRing({target.hmac_key_id: read_hex_secret(target.hmac_key)}, target.hmac_key_id)
         client = SignerClient.connect(
             target.address, ca=target.ca, cert=target.cert, key=target.key, hmac=ring, token_key=target.token_key,
-            server_name=target.server_name,
+            server_name=target.server_name, exchange=True,  # one stream for all the session calls
         )
         stack.push_async_callback(client.close)
         local = LocalNode(ring)

@@ -9,7 +9,9 @@ auth/interceptor.py); this module only fixes their order, which is that of the n
 - then authentication (mTLS identity, JWT), before the servicer runs.
 One wrapper instead of four nested interceptors saves, per call, three interceptor coroutines,
 three handler objects and three extra awaits; the wrapped handler is built once per method.
-Streaming handlers (health Watch, reflection) get authentication only, as before.
+Streaming handlers (health Watch, reflection, Exchange) get authentication, error mapping and
+one count per stream (its lifetime as the latency); the calls on an Exchange stream are counted
+one by one under their own methods' labels by signer.api.exchange.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class RpcPipeline(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             wrapped = self._unary(method, handler)
         else:
-            wrapped = guarded(handler, method, self._auth)
+            label, rpc_done = method_label(method), self._metrics.rpc_done
+            wrapped = guarded(handler, method, self._auth, lambda code, seconds: rpc_done(label, code, seconds))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 

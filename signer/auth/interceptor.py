@@ -4,15 +4,18 @@ exempt methods (Ping, health, reflection).
 grpc.aio interceptors see only the method name and metadata, not the TLS peer, so the check runs
 inside a wrapper around the method's behavior, where the servicer context (and its auth context)
 is available. The RPC pipeline (signer/rpc_pipeline.py) runs `Authenticator.admit` inside its
-unary wrapper; `guarded` wraps the other handler shapes (streaming health and reflection).
+unary wrapper; `guarded` wraps the other handler shapes (streaming health and reflection, and
+SignerService.Exchange, whose token is checked once, when the stream opens).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,10 +116,13 @@ _HANDLER_KINDS: tuple[tuple[str, Any], ...] = (
 )
 
 
-def guarded(handler: Any, method: str, authenticator: Authenticator) -> Any:
+def guarded(
+    handler: Any, method: str, authenticator: Authenticator, on_done: Callable[[str, float], None] | None = None
+) -> Any:
     """The same handler with the caller authenticated (and recorded) before its behavior, and
     any exception it raises ended with the status the error table gives it (as unary calls get
-    from `signer.rpc_pipeline`), so no internal message reaches the caller."""
+    from `signer.rpc_pipeline`), so no internal message reaches the caller. `on_done(code name,
+    seconds)` is told how each call ended, refusals included."""
     found = [(getattr(handler, attr), factory) for attr, factory in _HANDLER_KINDS if getattr(handler, attr)]
     if not found:
         return handler
@@ -125,32 +131,56 @@ def guarded(handler: Any, method: str, authenticator: Authenticator) -> Any:
     def admit(context: grpc.aio.ServicerContext) -> Awaitable[bool]:
         return authenticator.admit(method, context)
 
+    def ended(context: grpc.aio.ServicerContext, start: float, error: BaseException | None) -> None:
+        if on_done is None:
+            return
+        if isinstance(error, asyncio.CancelledError):
+            code = "CANCELLED"
+        else:
+            status = context.code()
+            code = status.name if status is not None else ("UNKNOWN" if error is not None else "OK")
+        on_done(code, time.perf_counter() - start)
+
     if inspect.isasyncgenfunction(behavior):
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            if await admit(context):
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await abort_with_status(exc, method, context)
+            start, error = time.perf_counter(), None
+            try:
+                if await admit(context):
+                    try:
+                        async for item in behavior(request, context):
+                            yield item
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception as exc:
+                        await abort_with_status(exc, method, context)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                ended(context, start, error)
 
         wrapped: Any = streaming
     else:
 
         async def plain(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if not await admit(context):
-                return None
+            start, error = time.perf_counter(), None
             try:
-                result = behavior(request, context)
-                return await result if inspect.isawaitable(result) else result
-            except grpc.aio.AbortError:
+                if not await admit(context):
+                    return None
+                try:
+                    result = behavior(request, context)
+                    return await result if inspect.isawaitable(result) else result
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await abort_with_status(exc, method, context)
+                    return None
+            except BaseException as exc:
+                error = exc
                 raise
-            except Exception as exc:
-                await abort_with_status(exc, method, context)
-                return None
+            finally:
+                ended(context, start, error)
 
         wrapped = plain
     return factory(
