@@ -85,10 +85,13 @@ class _Stream:
         except (grpc.aio.UsageError, grpc.aio.AioRpcError):
             pass  # already ended
 
-    async def close(self) -> None:
-        await self.half_close()
-        if self.pending:
-            await asyncio.gather(*self.pending.values(), return_exceptions=True)
+    async def close(self, graceful: bool) -> None:
+        """Graceful: let the calls in flight finish first. Otherwise they fail with CANCELLED, as
+        unary calls in flight do when their channel closes."""
+        if graceful:
+            await self.half_close()
+            if self.pending:
+                await asyncio.gather(*self.pending.values(), return_exceptions=True)
         self.rpc.cancel()
         await asyncio.gather(self.reader, return_exceptions=True)
 
@@ -114,7 +117,7 @@ class ExchangeChannel:
         if stream is not None:
             # Its token is about to expire (or it ended): new calls go to a new stream, and this
             # one finishes the calls it has.
-            task = asyncio.ensure_future(stream.close())
+            task = asyncio.ensure_future(stream.close(graceful=True))
             self._retired.add(task)
             task.add_done_callback(self._retired.discard)
         self._stream = _Stream(self._stub.Exchange(metadata=metadata), token)
@@ -131,8 +134,10 @@ class ExchangeChannel:
         return getattr(response, field)
 
     async def close(self) -> None:
+        """Cancel the open stream (its calls in flight fail with CANCELLED) and wait for the
+        retired ones to finish theirs."""
         if self._stream is not None:
-            await self._stream.close()
+            await self._stream.close(graceful=False)
             self._stream = None
         if self._retired:
             await asyncio.gather(*self._retired, return_exceptions=True)
