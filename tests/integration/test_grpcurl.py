@@ -41,6 +41,8 @@ def test_describe_through_reflection(signer) -> None:
     for method in ("StartDKG", "GetDKGStatus", "StartSign", "GetSignStatus", "StartPresign", "SubmitProtocolMessage",
                    "Ping"):
         assert f"rpc {method}" in result.stdout
+    exchange = "rpc Exchange ( stream .mpc.v1.ExchangeRequest ) returns ( stream .mpc.v1.ExchangeResponse )"
+    assert exchange in result.stdout
 
 
 def test_health_check_is_serving(signer) -> None:
@@ -66,6 +68,16 @@ def test_jwt_methods_need_the_token(signer) -> None:
     with_token = grpcurl(signer, "-d", request, signer.target, "mpc.v1.SignerService/GetDKGStatus",
                          token=signer.token())
     assert "NotFound" in with_token.stderr
+
+
+def test_exchange_stream_as_the_readme_shows(signer) -> None:
+    request = json.dumps({"call_id": "1", "get_dkg_status": {"session_id": "s1"}})
+    without = grpcurl(signer, "-d", request, signer.target, "mpc.v1.SignerService/Exchange")
+    assert without.returncode != 0 and "Unauthenticated" in without.stderr
+    with_token = grpcurl(signer, "-d", request, signer.target, "mpc.v1.SignerService/Exchange", token=signer.token())
+    assert with_token.returncode == 0, with_token.stderr
+    # The call failed, the stream did not: the status travels in the response.
+    assert json.loads(with_token.stdout) == {"call_id": "1", "code": 5, "message": "unknown session"}
 
 
 def test_without_a_client_certificate_nothing_answers(signer) -> None:
