@@ -113,6 +113,11 @@ class _Stream:
                     break
                 if request is grpc.aio.EOF:
                     break
+                if self.h._now() >= self.expires_at:
+                    # Arrived after the token expired (the wait above is on the loop's clock):
+                    # not run; the client fails it with the stream's UNAUTHENTICATED.
+                    expired = True
+                    break
                 self._accept(request)
             # Half-closed by the client, or expired: the calls in flight finish and answer first.
             while self.tasks:
