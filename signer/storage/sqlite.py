@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -161,7 +162,7 @@ class SqliteStore:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
         conn.row_factory = sqlite3.Row
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = self._enable_wal(conn)
         if mode.lower() != "wal":
             conn.close()
             raise StoreUnavailable(f"sqlite store {self._path}: cannot enable WAL (journal mode {mode})")
@@ -169,6 +170,22 @@ class SqliteStore:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         self._conn = conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> str:
+        """Switch the file to WAL. Connections opening a new file at once can each be told
+        "database is locked" at once (SQLite answers BUSY without waiting where waiting could
+        deadlock): retry within the busy timeout."""
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    conn.close()
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     @property
     def _db(self) -> sqlite3.Connection:

@@ -59,6 +59,19 @@ async def test_concurrent_openers_migrate_once(locations: Locations) -> None:
     assert loc.raw("SELECT count(*) FROM schema_migrations")[0][0] == LATEST_VERSION
 
 
+async def test_simultaneous_first_opens_of_one_sqlite_file(tmp_path: Path) -> None:
+    """Connections switching a new file to WAL at the same moment may each be answered "database
+    is locked" without waiting; opening retries within the busy timeout instead of failing."""
+    for round_ in range(100):
+        path = tmp_path / f"race-{round_}" / "signer.db"
+        opened = await asyncio.gather(*(SqliteStore.open(path) for _ in range(6)), return_exceptions=True)
+        failures = [o for o in opened if isinstance(o, BaseException)]
+        for store in opened:
+            if isinstance(store, SqliteStore):
+                await store.close()
+        assert not failures, failures[0]
+
+
 async def test_schema_too_new_refused(loc: StoreLocation) -> None:
     s = await open_store(loc.url)
     await s.close()
