@@ -159,6 +159,9 @@ class SignerServiceServicer:
         `message` the unary method would have ended with, and no response field.
         - The stream ends when the client half-closes it (after the calls in flight finish) or
         cancels it (calls in flight are cancelled, as a cancelled unary call would be).
+        - A call has no deadline of its own: one the client stops waiting for still runs to its
+        end and its answer is dropped (retry a start with the same request: starts are
+        idempotent).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
