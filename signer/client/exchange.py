@@ -36,6 +36,9 @@ class _Stream:
         self.writing = asyncio.Lock()  # grpc allows one write at a time on a call
         self.ended: grpc.aio.AioRpcError | None = None
         self.half_closed = False
+        # Writes under way: a write on a call that is cancelled meanwhile never returns, so the
+        # end of the stream cancels them (their callers then get the stream's status).
+        self.writes: set[asyncio.Task[None]] = set()
         self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -54,6 +57,8 @@ class _Stream:
             if not future.done():
                 future.set_exception(self.ended)
         self.pending.clear()
+        for write in self.writes:
+            write.cancel()
 
     async def call(self, request: pb.ExchangeRequest, timeout: float) -> pb.ExchangeResponse:
         if self.ended is not None:
@@ -64,16 +69,38 @@ class _Stream:
         self.pending[call_id] = future
         try:
             async with asyncio.timeout(timeout):
-                async with self.writing:
-                    await self.rpc.write(request)
+                await self._send(request)
                 return await future
         except TimeoutError:
             raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout}s") from None
-        except grpc.aio.UsageError:
-            # The stream finished between the check above and the write.
-            raise self.ended or _error(grpc.StatusCode.UNAVAILABLE, "the exchange stream ended") from None
         finally:
             self.pending.pop(call_id, None)
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # the caller got the stream's status another way: no "never retrieved" log
+
+    async def _send(self, request: pb.ExchangeRequest) -> None:
+        write = asyncio.ensure_future(self._write(request))
+        self.writes.add(write)
+        try:
+            await write
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.ended is None or (task is not None and task.cancelling()):
+                raise  # this caller was cancelled (or timed out), not the stream
+            raise self.ended from None
+        except (grpc.aio.UsageError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            # The stream ended under the write (grpc says so in any of these ways, sometimes as
+            # INTERNAL when the node refused the stream at open): the reader reports how it ended.
+            await asyncio.wait({self.reader})
+            raise self.ended or _error(grpc.StatusCode.UNAVAILABLE, "the exchange stream ended") from None
+        finally:
+            self.writes.discard(write)
+
+    async def _write(self, request: pb.ExchangeRequest) -> None:
+        async with self.writing:
+            await self.rpc.write(request)
 
     async def half_close(self) -> None:
         if self.half_closed or self.ended is not None:
@@ -82,7 +109,7 @@ class _Stream:
         try:
             async with self.writing:
                 await self.rpc.done_writing()
-        except (grpc.aio.UsageError, grpc.aio.AioRpcError):
+        except (grpc.aio.UsageError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass  # already ended
 
     async def close(self, graceful: bool) -> None:

@@ -25,10 +25,13 @@ import itertools
 import os
 import secrets
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
 from eth_hash.auto import keccak as _keccak
@@ -37,7 +40,7 @@ from grpc_health.v1 import health_pb2
 
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
-from signer.auth.jwt import read_hex_secret
+from signer.auth.jwt import load_signing_key, mint_token, read_hex_secret
 from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay
@@ -169,21 +172,53 @@ async def local(ring: HmacKeyRing) -> AsyncIterator[LocalNode]:
     await node.close()
 
 
-@pytest.fixture
-async def connect(dev_certs: DevCertPaths, ring: HmacKeyRing) -> AsyncIterator[Callable[[Node], SignerClient]]:
-    clients: list[SignerClient] = []
-
-    def make(node: Node) -> SignerClient:
+def _client_factory(dev_certs: DevCertPaths, ring: HmacKeyRing, made: list[SignerClient], exchange: bool) -> Any:
+    def make(node: Node, exchange: bool = exchange, **kw: Any) -> SignerClient:
+        if "token" not in kw:
+            kw["token_key"] = dev_certs.jwt_key
         client = SignerClient.connect(
             node.target, ca=dev_certs.ca, cert=dev_certs.client_cert, key=dev_certs.client_key, hmac=ring,
-            token_key=dev_certs.jwt_key,
+            exchange=exchange, **kw,
         )
-        clients.append(client)
+        made.append(client)
         return client
 
-    yield make
+    return make
+
+
+@pytest.fixture
+async def connect(dev_certs: DevCertPaths, ring: HmacKeyRing) -> AsyncIterator[Callable[..., SignerClient]]:
+    """`connect(node)`: a SignerClient making unary calls, closed after the test."""
+    clients: list[SignerClient] = []
+    yield _client_factory(dev_certs, ring, clients, exchange=False)
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def clients(dev_certs: DevCertPaths, ring: HmacKeyRing) -> AsyncIterator[Callable[..., SignerClient]]:
+    """`clients(node, exchange=True, **connect_kwargs)`: SignerClients (on an Exchange stream
+    unless exchange=False), closed after the test."""
+    made: list[SignerClient] = []
+    yield _client_factory(dev_certs, ring, made, exchange=True)
+    for client in made:
+        await client.close()
+
+
+def jwt_for(dev_certs: DevCertPaths, lifetime: int = 300, now: float | None = None, key_file: Path | None = None,
+            **claims: Any) -> str:
+    """A service token from the dev JWT key (or `key_file`), claims overridable."""
+    algorithm, key = load_signing_key(key_file or dev_certs.jwt_key)
+    args: dict[str, Any] = dict(kid="dev", issuer="mpc-service", audience="mpc-signer", subject="relay")
+    args.update(claims)
+    return mint_token(key, algorithm, lifetime_seconds=lifetime, now=int(time.time() if now is None else now), **args)
+
+
+async def status_of(call: Any) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a call fails with (it must fail)."""
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    return err.value.code(), err.value.details() or ""
 
 
 def sid(prefix: str) -> str:

@@ -12,8 +12,9 @@ tests/service/test_exchange_stream.py does not already cover.
   the client while a call runs (CANCELLED; a retired stream still finishes), and recovering from a
   stream refused at open or dropped;
 - more tokens refused at open (expired, wrong audience, wrong issuer, unknown kid, not a JWT);
-- two faults of the SDK's stream client, marked xfail(strict=True) until it is fixed: a close while
-  a call is being written, and a call written to a stream that has just ended.
+- the SDK's stream client when the stream ends under a write: a close while a call is being
+  written (CANCELLED at once), and a call written to a stream that has just ended (an
+  AioRpcError with the stream's status, not grpc's InvalidStateError).
 
 Every signature is checked with independent verifiers (`check_signature`).
 """
@@ -25,7 +26,7 @@ import gc
 import itertools
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -35,11 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
-from signer.auth.envelope import HmacKeyRing
-from signer.auth.jwt import load_signing_key, mint_token
 from signer.client.client import SignerClient, TokenSource
 from signer.client.relay import Relay
-from signer.devcerts import DevCertPaths
 from tests.conftest import SignerProcess, free_port
 from tests.service.conftest import (
     FROST,
@@ -49,10 +47,12 @@ from tests.service.conftest import (
     Node,
     check_signature,
     dkg,
+    jwt_for,
     message_for,
     presign,
     sid,
     sign,
+    status_of,
 )
 
 Code = grpc.StatusCode
@@ -89,39 +89,6 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, start_signer: Callable[..., 
 @pytest.fixture
 def node_a(nodes: dict[str, tuple[Node, int]]) -> Node:
     return nodes["signer-a"][0]
-
-
-@pytest.fixture
-async def clients(dev_certs: DevCertPaths, ring: HmacKeyRing) -> AsyncIterator[Callable[..., SignerClient]]:
-    """`clients(node, exchange=True, **connect_kwargs)`: SignerClients closed after the test."""
-    made: list[SignerClient] = []
-
-    def make(node: Node, exchange: bool = True, **kw: Any) -> SignerClient:
-        if "token" not in kw:
-            kw["token_key"] = dev_certs.jwt_key
-        client = SignerClient.connect(
-            node.target, ca=dev_certs.ca, cert=dev_certs.client_cert, key=dev_certs.client_key, hmac=ring,
-            exchange=exchange, **kw,
-        )
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.close()
-
-
-def token(dev_certs: DevCertPaths, lifetime: int = 300, now: float | None = None, **claims: Any) -> str:
-    algorithm, key = load_signing_key(dev_certs.jwt_key)
-    args: dict[str, Any] = dict(kid="dev", issuer="mpc-service", audience="mpc-signer", subject="relay")
-    args.update(claims)
-    return mint_token(key, algorithm, lifetime_seconds=lifetime, now=int(time.time() if now is None else now), **args)
-
-
-async def status_of(call: Any) -> tuple[Code, str]:
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call
-    return err.value.code(), err.value.details() or ""
 
 
 def stream_of(client: SignerClient) -> Any:
@@ -346,7 +313,7 @@ async def test_a_new_token_mid_flight_moves_calls_without_failing_any(node_a, lo
     # The next 4 token requests (one per call) get the first token, later ones a second: the switch
     # falls among the calls of 8 concurrent sessions (each makes 2 or more).
     now = time.time()
-    client._tokens = SwitchingTokens(token(dev_certs, 300, now), token(dev_certs, 301, now), after=4)  # type: ignore[assignment]
+    client._tokens = SwitchingTokens(jwt_for(dev_certs, 300, now), jwt_for(dev_certs, 301, now), after=4)  # type: ignore[assignment]
     messages = [f"across a token change {i}".encode() for i in range(8)]
     results = await asyncio.gather(*(sign(relay, FROST, PAIR, key.key_id, m) for m in messages))
     for message, result in zip(messages, results, strict=True):
@@ -362,7 +329,7 @@ async def test_a_new_token_mid_flight_moves_calls_without_failing_any(node_a, lo
 async def test_slow_calls_across_a_new_token_and_a_close(node_a, local, clients, dev_certs) -> None:  # type: ignore[no-untyped-def]
     key = await dkg(Relay({"client": local, "signer-a": clients(node_a, exchange=False)}), GG20, PAIR, 2)
     now = time.time()
-    first, second = token(dev_certs, 300, now), token(dev_certs, 301, now)
+    first, second = jwt_for(dev_certs, 300, now), jwt_for(dev_certs, 301, now)
 
     # A new token while a slow call runs on the old stream: the next call goes on a new stream;
     # the old stream is half-closed, and its call still gets its real answer.
@@ -411,23 +378,21 @@ async def test_slow_calls_across_a_new_token_and_a_close(node_a, local, clients,
     check_signature(GG20, key.public_key, message, result)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "signer/client/exchange.py: ExchangeChannel.close() cancels the stream's rpc while a call is in "
-    "rpc.write() (here the first write of a new stream, which waits for the stream to open); that write "
-    "never returns after the cancel, so the call (and the calls queued behind the write lock) hang until "
-    "their own timeout (30 s) and end DEADLINE_EXCEEDED instead of CANCELLED at once"
-))
 async def test_closing_the_client_during_a_write_cancels_the_calls_at_once(node_a, clients) -> None:  # type: ignore[no-untyped-def]
-    client = clients(node_a)  # a new channel: the first write waits for the connection and the stream
+    client = clients(node_a)
+    await status_of(client.sign_status("open"))  # the stream is open
+    stream = stream_of(client)
+    # A write that does not return, as grpc's write on a call cancelled under it does not (it
+    # also happens on a stream's first write, which waits for the stream to open).
+    stuck = asyncio.Event()
+
+    async def never_returns(_request: Any) -> None:
+        await stuck.wait()
+
+    stream.rpc.write = never_returns
     calls = [asyncio.create_task(client.sign_status(f"nothing-{i}")) for i in range(2)]
-    for _ in range(100):
-        await asyncio.sleep(0)
-        stream = stream_of(client)
-        if stream is not None and len(stream.pending) == 2:
-            break
-    if not (stream is not None and stream.writing.locked() and len(stream.pending) == 2):
-        pytest.skip("the first write finished before the close (needs a slower connection set-up)")
     try:
+        await wait_until(lambda: len(stream.pending) == 2 and stream.writing.locked(), 5, "both calls to be writing")
         await client.close()
         async with asyncio.timeout(3):  # not the calls' own 30 s
             results = [await status_of(call) for call in calls]
@@ -443,10 +408,10 @@ async def test_more_tokens_refused_at_open_and_the_sdk_recovers(node_a, clients,
     raw = clients(node_a, exchange=False)
     stub = signer_pb2_grpc.SignerServiceStub(raw.channel)
     refused = {
-        "expired": token(dev_certs, 60, now=time.time() - 3600),
-        "wrong audience": token(dev_certs, audience="someone-else"),
-        "wrong issuer": token(dev_certs, issuer="someone-else"),
-        "unknown kid": token(dev_certs, kid="nobody"),
+        "expired": jwt_for(dev_certs, 60, now=time.time() - 3600),
+        "wrong audience": jwt_for(dev_certs, audience="someone-else"),
+        "wrong issuer": jwt_for(dev_certs, issuer="someone-else"),
+        "unknown kid": jwt_for(dev_certs, kid="nobody"),
         "not a jwt": "not-a-token",
     }
     for name, bad in refused.items():
@@ -457,14 +422,14 @@ async def test_more_tokens_refused_at_open_and_the_sdk_recovers(node_a, clients,
             await call.read()
         assert err.value.code() == Code.UNAUTHENTICATED, name
         assert await call.code() == Code.UNAUTHENTICATED, name
-    # The SDK: a stream refused at open fails the call (its status is checked by the xfail test
+    # The SDK: a stream refused at open fails the call (its status is checked by the test
     # below); with a good token the next call opens a new stream and is answered.
     client = clients(node_a, token=refused["expired"])
     await status_of(client.sign_status("x"))
     ended = stream_of(client)
     assert ended is not None
     await wait_until(lambda: ended.ended is not None, 5, "the refused stream to end")
-    client._tokens = TokenSource(token=token(dev_certs))
+    client._tokens = TokenSource(token=jwt_for(dev_certs))
     code, message = await status_of(client.sign_status("x"))
     assert (code, message) == (Code.NOT_FOUND, "unknown session")
     recovered = stream_of(client)
@@ -478,13 +443,6 @@ async def test_more_tokens_refused_at_open_and_the_sdk_recovers(node_a, clients,
     assert stream_of(client) is not recovered and stream_of(client).token == recovered.token
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "signer/client/exchange.py _Stream.call: a call written to a stream that has already ended in grpc "
-    "before the reader task has seen the end (so `ended` is still None) gets grpc's "
-    "asyncio.InvalidStateError('RPC already finished.') from rpc.write(), which escapes to the caller "
-    "instead of an AioRpcError (the except clause there expects grpc.aio.UsageError, which this write "
-    "does not raise)"
-))
 async def test_a_call_on_a_stream_that_just_ended_fails_as_an_rpc_error(node_a, clients) -> None:  # type: ignore[no-untyped-def]
     client = clients(node_a)
     await status_of(client.sign_status("x"))  # the stream is open

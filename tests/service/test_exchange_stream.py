@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
@@ -20,11 +19,9 @@ from grpc_health.v1 import health_pb2
 
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
-from signer.auth.envelope import HmacKeyRing
-from signer.auth.jwt import load_signing_key, mint_token
 from signer.client.client import SignerClient, TokenSource
 from signer.client.relay import Relay
-from signer.devcerts import DevCertPaths, write_dev_certs
+from signer.devcerts import write_dev_certs
 from tests.service.conftest import (
     FROST,
     GG20,
@@ -33,10 +30,12 @@ from tests.service.conftest import (
     Node,
     check_signature,
     dkg,
+    jwt_for,
     message_for,
     presign,
     sid,
     sign,
+    status_of,
 )
 
 PARTIES = ("client", "signer-a")
@@ -46,39 +45,6 @@ Code = grpc.StatusCode
 @pytest.fixture(scope="module")
 def node(start_node) -> Node:  # type: ignore[no-untyped-def]
     return start_node("signer-a")
-
-
-@pytest.fixture
-async def clients(
-    dev_certs: DevCertPaths, ring: HmacKeyRing
-) -> AsyncIterator[Callable[..., SignerClient]]:
-    made: list[SignerClient] = []
-
-    def make(node: Node, exchange: bool = True, **kw) -> SignerClient:  # type: ignore[no-untyped-def]
-        if "token" not in kw:
-            kw["token_key"] = dev_certs.jwt_key
-        client = SignerClient.connect(
-            node.target, ca=dev_certs.ca, cert=dev_certs.client_cert, key=dev_certs.client_key, hmac=ring,
-            exchange=exchange, **kw,
-        )
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        await client.close()
-
-
-def token(dev_certs: DevCertPaths, lifetime: int = 300, key_file=None) -> str:  # type: ignore[no-untyped-def]
-    algorithm, key = load_signing_key(key_file or dev_certs.jwt_key)
-    return mint_token(key, algorithm, kid="dev", issuer="mpc-service", audience="mpc-signer", subject="relay",
-                      lifetime_seconds=lifetime, now=int(time.time()))
-
-
-async def status_of(call) -> tuple[Code, str]:  # type: ignore[no-untyped-def]
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await call
-    return err.value.code(), err.value.details() or ""
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -226,16 +192,16 @@ async def test_cancelled_stream_leaves_the_node_working(node, local, clients) ->
 async def test_opening_needs_a_valid_token(node, clients, dev_certs, tmp_path) -> None:  # type: ignore[no-untyped-def]
     client = clients(node, exchange=False)
     stub = signer_pb2_grpc.SignerServiceStub(client.channel)
-    request = pb.ExchangeRequest(call_id=1, get_sign_status=pb.GetSignStatusRequest(session_id="x"))
     other = write_dev_certs(tmp_path / "other")  # a JWT key the node does not know
-    for metadata in ((), (("authorization", f"Bearer {token(dev_certs, key_file=other.jwt_key)}"),)):
+    for metadata in ((), (("authorization", f"Bearer {jwt_for(dev_certs, key_file=other.jwt_key)}"),)):
         call = stub.Exchange(metadata=metadata)
-        await call.write(request)
+        # Refused at open, before any request (a write racing the refusal may fail inside the
+        # grpc client on its own terms): read only.
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call.read()
         assert err.value.code() == Code.UNAUTHENTICATED
     # Through the SDK: the same refusal, as an AioRpcError from the call.
-    bad = clients(node, token=token(dev_certs, key_file=other.jwt_key))
+    bad = clients(node, token=jwt_for(dev_certs, key_file=other.jwt_key))
     code, _message = await status_of(bad.sign_status("x"))
     assert code == Code.UNAUTHENTICATED
 
@@ -255,7 +221,7 @@ def strict_node(tmp_path_factory, start_signer) -> Node:  # type: ignore[no-unty
 
 
 async def test_the_token_expiry_ends_the_stream(strict_node, clients, dev_certs) -> None:  # type: ignore[no-untyped-def]
-    client = clients(strict_node, token=token(dev_certs, lifetime=3))
+    client = clients(strict_node, token=jwt_for(dev_certs, lifetime=3))
     code, _ = await status_of(client.sign_status("nothing-here"))
     assert code == Code.NOT_FOUND  # the stream is open and answers
     stream = client._exchange._stream  # type: ignore[union-attr]
@@ -275,7 +241,7 @@ async def test_a_new_token_moves_calls_to_a_new_stream(node, clients, dev_certs)
     code, _ = await status_of(client.sign_status("nothing-here"))
     assert code == Code.NOT_FOUND
     first = client._exchange._stream  # type: ignore[union-attr]
-    client._tokens = TokenSource(token=token(dev_certs, lifetime=200))  # as if the old one neared expiry
+    client._tokens = TokenSource(token=jwt_for(dev_certs, lifetime=200))  # as if the old one neared expiry
     code, _ = await status_of(client.sign_status("nothing-here"))
     assert code == Code.NOT_FOUND
     second = client._exchange._stream  # type: ignore[union-attr]
