@@ -4,15 +4,30 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv proto run certs test lint bench clean test-primes eif run-enclave tools
+.PHONY: venv lock proto run certs test lint bench clean test-primes eif run-enclave tools
 
-$(STAMP): pyproject.toml
+# Every package comes from requirements/dev.lock, hashes required (pip itself included), so a
+# clone installs the bytes CI tested whatever the index serves later; then the project itself,
+# with no dependency resolution. `make lock` is the only thing that changes the lock.
+LOCKS := requirements/runtime.lock requirements/dev.lock
+$(STAMP): pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) tools/check_lock.py --venv
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Regenerates both locks from pyproject.toml (and requirements/dev.in) with pip-tools from the
+# dev lock. Without UPGRADE=1 pinned versions are kept where they still satisfy the declared
+# ones; with it every transitive package moves to the newest the index serves. Read the diff.
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade,)
+lock: venv
+	$(PIP_COMPILE) --output-file requirements/runtime.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file requirements/dev.lock pyproject.toml requirements/dev.in
+	$(PY) tools/check_lock.py
 
 # Generated code is committed; tests/signer/test_generated_code.py regenerates into a temporary
 # directory (PROTO_OUT) and fails if the committed files differ.
