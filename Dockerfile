@@ -5,43 +5,20 @@
 # enclave/Dockerfile instead (see docs/nitro.md) and the signer reaches it over vsock.
 #
 # Base pinned by digest (the same one as enclave/Dockerfile; refresh both deliberately). Every
-# Python package pinned, transitive ones included, wheels only.
+# Python package comes from requirements/runtime.lock, hashes required: the lock the tested
+# virtualenv and the enclave image install too. setuptools and wheel, which only build the
+# project here, come from requirements/dev.lock the same way and leave with pip.
 
 FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/mpc-signer \
- && /opt/mpc-signer/bin/pip install --no-deps --only-binary=:all: \
-        asn1crypto==1.5.1 \
-        aws-nsm-interface==1.0.0 \
-        cbor2==6.2.1 \
-        certifi==2026.10.18 \
-        cffi==2.1.1 \
-        charset-normalizer==3.5.2 \
-        coincurve==21.0.0 \
-        cryptography==50.0.2 \
-        gmpy2==2.3.2 \
-        grpcio==1.85.1 \
-        grpcio-health-checking==1.85.1 \
-        grpcio-reflection==1.85.1 \
-        idna==3.20 \
-        ioctl-opt==1.3.1 \
-        prometheus-client==0.26.0 \
-        protobuf==7.36.2 \
-        psycopg==3.3.9 \
-        psycopg-binary==3.3.9 \
-        psycopg-pool==3.3.3 \
-        py-consul==1.8.0 \
-        pycparser==3.12 \
-        PyJWT==2.15.1 \
-        PyNaCl==1.6.2 \
-        requests==2.34.2 \
-        typing-extensions==4.16.0 \
-        urllib3==2.8.0 \
-        setuptools==84.2.1 \
-        wheel==0.45.1
+COPY requirements/runtime.lock requirements/dev.lock tools/lock_subset.py /build/
+RUN python /build/lock_subset.py /build/dev.lock setuptools wheel > /build/build-tools.txt \
+ && python -m venv /opt/mpc-signer \
+ && /opt/mpc-signer/bin/pip install --require-hashes --no-deps --only-binary=:all: \
+        -r /build/runtime.lock -r /build/build-tools.txt
 COPY pyproject.toml README.md /src/
 COPY signer/ /src/signer/
 COPY enclave/ /src/enclave/

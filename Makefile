@@ -87,6 +87,9 @@ ENCLAVE_DEBUG ?=
 KMS_KEY_ARN ?=
 # Optional: the signing policy's P-256 public key (PEM file); the enclave then requires approvals.
 POLICY_KEY_FILE ?=
+# Every file time in the image; the commit's own time, so a rebuild of one commit gives the same
+# PCR0 (docs/nitro.md, "Rebuilding and comparing PCRs").
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 # Builds the image, converts it to an EIF and records the measurements nitro-cli prints (its JSON
 # follows any progress lines).
@@ -94,6 +97,7 @@ eif:
 	@test -n "$(KMS_KEY_ARN)" || { echo "make eif needs KMS_KEY_ARN=arn:aws:kms:REGION:ACCOUNT:key/ID" >&2; exit 2; }
 	mkdir -p var
 	docker build --file enclave/Dockerfile --build-arg KMS_KEY_ID=$(KMS_KEY_ARN) \
+		--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
 		--build-arg POLICY_KEY=$(if $(POLICY_KEY_FILE),"$$(grep -v -- ----- $(POLICY_KEY_FILE) | tr -d '\n')",) \
 		--tag $(ENCLAVE_IMAGE) .
 	nitro-cli build-enclave --docker-uri $(ENCLAVE_IMAGE) --output-file $(ENCLAVE_EIF) > var/build-enclave.json

@@ -24,9 +24,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_LOCK = ROOT / "requirements" / "runtime.lock"
-DEV_LOCK = ROOT / "requirements" / "dev.lock"
-DEV_IN = ROOT / "requirements" / "dev.in"
+RUNTIME_LOCK = Path("requirements/runtime.lock")
+DEV_LOCK = Path("requirements/dev.lock")
+DEV_IN = Path("requirements/dev.in")
 PROJECT = "mpc-signer"
 
 _ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})*)", re.M)
@@ -47,37 +47,36 @@ def read_lock(path: Path) -> dict[str, Pin]:
         pins[canonicalize_name(name)] = Pin(version, frozenset(_HASH.findall(tail)))
     # Every requirement line is an entry: an unpinned, URL or editable line would escape the lock.
     stray = [
-        line for line in text.splitlines()
-        if line and not line.startswith((" ", "#")) and not _ENTRY.match(line + "\n")
+        line for line in text.splitlines() if line and not line.startswith((" ", "#")) and not _ENTRY.match(line + "\n")
     ]
     if stray:
         raise ValueError(f"{path.name}: lines that are not name==version pins: {stray}")
     return pins
 
 
-def declared() -> tuple[list[Requirement], list[Requirement], list[Requirement]]:
+def declared(root: Path = ROOT) -> tuple[list[Requirement], list[Requirement], list[Requirement]]:
     """(runtime, dev extra, build system) requirements as pyproject.toml states them."""
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = tomllib.loads((root / "pyproject.toml").read_text())
     runtime = [Requirement(r) for r in data["project"]["dependencies"]]
     dev = [Requirement(r) for r in data["project"]["optional-dependencies"]["dev"]]
     build = [Requirement(r) for r in data["build-system"]["requires"]]
     return runtime, dev, build
 
 
-def dev_inputs() -> list[Requirement]:
+def dev_inputs(root: Path = ROOT) -> list[Requirement]:
     out = []
-    for line in DEV_IN.read_text().splitlines():
+    for line in (root / DEV_IN).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
             out.append(Requirement(line))
     return out
 
 
-def problems() -> list[str]:
+def problems(root: Path = ROOT) -> list[str]:
     """Every disagreement between pyproject.toml, dev.in and the two locks (empty when they agree)."""
     found: list[str] = []
-    runtime_lock, dev_lock = read_lock(RUNTIME_LOCK), read_lock(DEV_LOCK)
-    runtime, dev, build = declared()
+    runtime_lock, dev_lock = read_lock(root / RUNTIME_LOCK), read_lock(root / DEV_LOCK)
+    runtime, dev, build = declared(root)
 
     def check(reqs: list[Requirement], lock: dict[str, Pin], lock_name: str) -> None:
         for req in reqs:
@@ -89,14 +88,16 @@ def problems() -> list[str]:
                 found.append(f"{req.name}: {lock_name} pins {pin.version}, outside the declared {req.specifier}")
 
     check(runtime, runtime_lock, RUNTIME_LOCK.name)
-    check(runtime + dev + build + dev_inputs(), dev_lock, DEV_LOCK.name)
+    check(runtime + dev + build + dev_inputs(root), dev_lock, DEV_LOCK.name)
     for name, pin in runtime_lock.items():
         other = dev_lock.get(name)
         if other is None:
             found.append(f"{name} is in {RUNTIME_LOCK.name} but not in {DEV_LOCK.name}")
         elif other != pin:
-            found.append(f"{name}: {DEV_LOCK.name} pins {other.version}, {RUNTIME_LOCK.name} {pin.version} "
-                         "(or their hashes differ): the tested set is not the shipped one")
+            found.append(
+                f"{name}: {DEV_LOCK.name} pins {other.version}, {RUNTIME_LOCK.name} {pin.version} "
+                "(or their hashes differ): the tested set is not the shipped one"
+            )
     for lock_name, lock in ((RUNTIME_LOCK.name, runtime_lock), (DEV_LOCK.name, dev_lock)):
         for name, pin in lock.items():
             if not pin.hashes:
@@ -109,14 +110,17 @@ def installed() -> dict[str, str]:
     return {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
 
 
-def venv_problems() -> list[str]:
-    """Differences between this environment and the dev lock, both ways."""
-    lock = read_lock(DEV_LOCK)
-    have = installed()
+def venv_problems(root: Path = ROOT, have: dict[str, str] | None = None) -> list[str]:
+    """Differences between an environment (by default this interpreter's) and the dev lock."""
+    lock = read_lock(root / DEV_LOCK)
+    have = dict(installed() if have is None else have)
     have.pop(PROJECT, None)
     found = [f"{n}=={v} is installed but not in {DEV_LOCK.name}" for n, v in sorted(have.items()) if n not in lock]
-    found += [f"{n}: installed {have[n]}, locked {p.version}" for n, p in sorted(lock.items())
-              if n in have and have[n] != p.version]
+    found += [
+        f"{n}: installed {have[n]}, locked {p.version}"
+        for n, p in sorted(lock.items())
+        if n in have and have[n] != p.version
+    ]
     found += [f"{n}=={p.version} is locked but not installed" for n, p in sorted(lock.items()) if n not in have]
     return found
 
@@ -130,7 +134,7 @@ def main(argv: list[str]) -> int:
     if not found:
         what = "the locks agree with pyproject.toml"
         if "--venv" in argv:
-            what += f"; {sys.prefix} holds exactly {DEV_LOCK.relative_to(ROOT)}"
+            what += f"; {sys.prefix} holds exactly {DEV_LOCK}"
         print(f"check-lock: {what}")
     return 1 if found else 0
 

@@ -10,7 +10,6 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from packaging.requirements import Requirement
 
 from enclave.__main__ import add_arguments
 from enclave.transport.address import parse_address
+from tests.test_lock import check_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "enclave" / "Dockerfile"
@@ -208,28 +208,78 @@ def test_copy_sources_exist_and_exclude_the_host(parsed: list[tuple[str, str]]) 
     assert "mpc/v1/enclave_pb2.py" in sources
 
 
-def _pins(parsed: list[tuple[str, str]]) -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for k, args in parsed:
-        if k == "RUN" and "pip install" in args:
-            for name, version in re.findall(r"([A-Za-z0-9_.\-]+)==([0-9][A-Za-z0-9_.\-]*)", args):
-                pins[_norm(name)] = version
-    return pins
-
-
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def test_pins_match_the_tested_environment(parsed: list[tuple[str, str]]) -> None:
-    pins = _pins(parsed)
-    assert pins
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    project_pins = {_norm(n): v for n, v in (re.match(r"([^=\[<>]+)(?:\[.*\])?==(.+)", d).groups() for d in project)}  # type: ignore[union-attr]
-    for name, version in pins.items():
-        assert metadata.version(name) == version, f"{name}: image {version}, tested {metadata.version(name)}"
-        if name in project_pins:
-            assert project_pins[name] == version, f"{name}: image {version}, pyproject {project_pins[name]}"
+def _runs(parsed: list[tuple[str, str]]) -> list[str]:
+    return [args for k, args in parsed if k == "RUN"]
+
+
+def _installed_names(parsed: list[tuple[str, str]]) -> set[str]:
+    """The packages the image installs: the names it takes out of the runtime lock."""
+    (run,) = [r for r in _runs(parsed) if "lock_subset.py" in r]
+    argv = shlex.split(run.split("&&")[0].split(">")[0])
+    assert argv[:3] == ["python", "/build/lock_subset.py", "/build/runtime.lock"], argv
+    return {_norm(n) for n in argv[3:]}
+
+
+def test_packages_come_from_the_runtime_lock_with_hashes(parsed: list[tuple[str, str]]) -> None:
+    """No second pin list: the image names packages, and their versions and hashes are the
+    runtime lock's, the lock the tested virtualenv was built from (tests/test_lock.py)."""
+    assert not re.search(r"==[0-9]", DOCKERFILE.read_text()), "versions belong in requirements/runtime.lock"
+    copies = [shlex.split(args) for k, args in parsed if k == "COPY"]
+    assert ["requirements/runtime.lock", "tools/lock_subset.py", "/build/"] in copies
+    locked = check_lock.read_lock(ROOT / "requirements" / "runtime.lock")
+    names = _installed_names(parsed)
+    assert names and names <= set(locked), sorted(names - set(locked))
+    for name in names:
+        assert metadata.version(name) == locked[name].version, f"{name}: tested {metadata.version(name)}"
+    (install,) = [r for r in _runs(parsed) if "pip install" in r]
+    pip = next(part for part in install.split("&&") if "pip install" in part)
+    assert shlex.split(pip)[1:] == ["install", "--require-hashes", "--no-deps", "--only-binary=:all:",
+                                    "--no-compile", "-r", "/build/enclave.txt"]
+
+
+def test_every_input_is_pinned_and_the_build_is_reproducible(parsed: list[tuple[str, str]]) -> None:
+    """What makes PCR0 a function of this repository: base images by digest (checked above),
+    packages by hash (above), no package manager reaching out for unpinned packages, no
+    byte-code with build timestamps, every file time set to SOURCE_DATE_EPOCH, and a final
+    stage that only copies prepared trees."""
+    text = DOCKERFILE.read_text()
+    assert text.lstrip().startswith("#")
+    assert re.search(r"^ARG SOURCE_DATE_EPOCH=0$", text, re.M), "a default epoch before the first FROM"
+    for run in _runs(parsed):
+        assert not re.search(r"\b(apt-get|apt|apk|dnf|yum|microdnf)\b", run), run
+        assert "pip install" not in run or "--require-hashes" in run, run
+    stages = [i for i, (k, _) in enumerate(parsed) if k == "FROM"]
+    for begin, end in zip(stages, [*stages[1:], len(parsed)], strict=True):
+        stage = parsed[begin:end]
+        runs = _runs(stage)
+        if end == len(parsed):
+            assert not runs, "the final stage runs nothing: its layers are the copied trees"
+            continue
+        assert ("ARG", "SOURCE_DATE_EPOCH") in stage
+        assert runs and "touch --no-dereference --date=@${SOURCE_DATE_EPOCH}" in runs[-1].split("&&")[-1], (
+            "the last step of every build stage sets every file time")
+        assert "chmod -R a+rX,go-w" in runs[-1]
+        assert any("__pycache__" in r and "rm -rf" in r for r in runs)
+    env = image_environment(final_stage(parsed), {})
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    for k, args in final_stage(parsed):
+        if k == "COPY":
+            assert args.startswith("--from="), "the final stage takes only what the build stages prepared"
+
+
+def test_make_eif_builds_with_the_commit_time_as_epoch() -> None:
+    lines = make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}", "SOURCE_DATE_EPOCH=1700000000")
+    docker = next(line for line in lines if line.startswith("docker build"))
+    assert "--build-arg SOURCE_DATE_EPOCH=1700000000" in docker
+    epoch = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True,
+                           text=True, check=False).stdout.strip()
+    if epoch:
+        default = next(line for line in make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}") if line.startswith("docker"))
+        assert f"--build-arg SOURCE_DATE_EPOCH={epoch}" in default
 
 
 def _third_party_imports() -> set[str]:
@@ -264,8 +314,11 @@ def test_image_has_every_dependency_the_enclave_imports(parsed: list[tuple[str, 
     for module in _third_party_imports():
         assert module in distributions, f"enclave imports {module}, which no installed distribution provides"
         needed.update(distributions[module])
-    missing = _requirements_closure(needed) - set(_pins(parsed))
+    closure = _requirements_closure(needed)
+    missing = closure - _installed_names(parsed)
     assert not missing, f"enclave image lacks pinned packages: {sorted(missing)}"
+    extra = _installed_names(parsed) - closure
+    assert not extra, f"enclave image installs packages the enclave does not import: {sorted(extra)}"
 
 
 # --- Makefile -----------------------------------------------------------------------------
