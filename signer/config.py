@@ -99,8 +99,12 @@ class TlsConfig:
     cert_file: Path = key(Path("var/certs/server.pem"), "server certificate chain (PEM)")
     key_file: Path = key(Path("var/certs/server.key"), "server private key (PEM)")
     allowed_clients: tuple[str, ...] = key(
-        ["mpc-service"], "client identities allowed in (certificate subjectAltName, else subject CN)",
+        ["mpc-service"], "client identities allowed in, matched exactly against the certificate's DNS "
+        "subjectAltNames (a certificate without that extension: its subject CN)",
         _check(lambda v: len(v) > 0 and all(v), "must list at least one identity"),
+    )
+    allow_uri_sans: bool = key(
+        False, "also match allowed_clients against the certificate's URI subjectAltNames (e.g. SPIFFE ids)"
     )
 
 

@@ -292,7 +292,7 @@ class SignerServer:
         )
         self.server = grpc.aio.server(
             # One composed wrapper: metrics, log context, error mapping, auth (order in its module).
-            interceptors=[RpcPipeline(self.metrics, Authenticator(ClientAllowlist(c.tls.allowed_clients), verifier))],
+            interceptors=[RpcPipeline(self.metrics, Authenticator(ClientAllowlist(c.tls.allowed_clients, c.tls.allow_uri_sans), verifier))],
             options=[
                 ("grpc.max_receive_message_length", c.server.max_message_bytes),
                 ("grpc.max_send_message_length", c.server.max_message_bytes),

@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 
 from signer.auth.jwt import Claims, JwtVerifier
-from signer.auth.mtls import ClientAllowlist, peer_identities
+from signer.auth.mtls import ClientAllowlist
 from signer.errors import SignerError, Unauthenticated, abort_with_status, status_for
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Authenticator:
             identity = self._allowlist.check(auth_context)
         except SignerError:
             log.warning("rejected %s from %s: identities %s not allowed", method, context.peer(),
-                        peer_identities(auth_context))
+                        list(self._allowlist.identities(auth_context)))
             raise
         claims = None
         if method not in JWT_EXEMPT_METHODS:

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import compute_mac
 from signer.auth.jwt import mint_token
-from signer.devcerts import DevCertPaths, issue, make_ca
+from signer.devcerts import DevCertPaths, Issued, issue, make_ca
 from tests.conftest import GRPCURL, SignerProcess
 
 SESSION = "rejection-matrix-session"
@@ -93,12 +93,49 @@ class Certs:
             "intruder_with_allowed_cn": issue(ca, "mpc-service", dns_names=("intruder",)),
             "cn_only_allowed": issue(ca, "mpc-service"),
         }
+        # Names that grpc core's C strings used to read as the allowed `mpc-service`, and SAN
+        # types that used to count as identities (signer.auth.mtls).
+        odd = {
+            "dns_nul": ("x", [x509.DNSName("mpc-service\0.evil.example")]),
+            "cn_nul": ("mpc-service\0evil", None),
+            "uri_san": ("mpc-service", [x509.UniformResourceIdentifier("mpc-service")]),
+            "email_san": ("mpc-service", [x509.RFC822Name("mpc-service")]),
+            "dns_prefix": ("x", [x509.DNSName("mpc-service.evil.example")]),
+            "dns_with_space": ("x", [x509.DNSName("mpc-service ")]),
+        }
+        for name, (cn, sans) in odd.items():
+            cases[name] = _odd_certificate(ca, cn, sans)
         self.paths = {}
         for name, issued in cases.items():
             cert, key = root / f"{name}.pem", root / f"{name}.key"
             cert.write_bytes(issued.cert_pem())
             key.write_bytes(issued.key_pem())
             self.paths[name] = (cert, key)
+
+
+def _odd_certificate(ca, common_name: str, sans) -> Issued:
+    """A client certificate from the trusted CA with exactly this CN and these SANs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    )
+    if sans is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +228,29 @@ def test_disallowed_identity_gets_no_health_or_reflection(server: SignerProcess,
         capture_output=True, text=True, timeout=30,
     )
     assert listing.returncode != 0 and "PermissionDenied" in listing.stderr
+
+
+@pytest.mark.parametrize(("case", "status"), [
+    ("dns_nul", grpc.StatusCode.UNAUTHENTICATED),
+    ("cn_nul", grpc.StatusCode.UNAUTHENTICATED),
+    ("uri_san", grpc.StatusCode.UNAUTHENTICATED),
+    ("email_san", grpc.StatusCode.UNAUTHENTICATED),
+    ("dns_with_space", grpc.StatusCode.UNAUTHENTICATED),
+    ("dns_prefix", grpc.StatusCode.PERMISSION_DENIED),
+])
+def test_identity_is_matched_exactly(server: SignerProcess, bad_certs: Certs, case: str,
+                                     status: grpc.StatusCode) -> None:
+    """A trusted CA's certificate whose name only looks like an allowed one (a NUL or a space
+    after it, a longer name), or names it in a SAN type other than DNS, is refused; no CN
+    fallback when a SAN extension is present."""
+    cert, key = bad_certs.paths[case]
+    with server.channel(cert, key) as ch:
+        stub = server.stub(ch)
+        assert _code(lambda: stub.Ping(pb.PingRequest(), timeout=5)) == status
+        assert _code(
+            lambda: stub.GetDKGStatus(pb.GetDKGStatusRequest(session_id="x"), metadata=server.auth(), timeout=5)
+        ) == status
+    assert "\x00" not in server.log() and "\0" not in server.log()
 
 
 def test_identity_falls_back_to_the_common_name_without_sans(server: SignerProcess, bad_certs: Certs) -> None:

@@ -17,6 +17,7 @@ from signer.auth.interceptor import Authenticator, current_caller
 from signer.auth.jwt import JwtVerifier, VerificationKey, mint_token
 from signer.auth.mtls import ClientAllowlist
 from signer.client.client import SignerClient, TokenSource
+from signer.devcerts import issue, make_ca
 from signer.logs import _plain, bind, request_id, request_id_for, session_id
 from signer.metrics import Metrics
 from signer.rpc_pipeline import RpcPipeline
@@ -63,6 +64,9 @@ def test_request_id_from_metadata_last_plain_value_else_random() -> None:
     assert request_id_for(None) != request_id_for(None)
 
 
+_CLIENT_PEM = issue(make_ca(), "mpc-service", dns_names=("mpc-service",)).cert_pem()
+
+
 class _Context:
     """A servicer context with an allowed client certificate and the given metadata."""
 
@@ -72,7 +76,7 @@ class _Context:
         self.aborted: tuple[Any, str] | None = None
 
     def auth_context(self) -> dict[str, list[bytes]]:
-        return {"transport_security_type": [b"ssl"], "x509_subject_alternative_name": [b"mpc-service"]}
+        return {"transport_security_type": [b"ssl"], "x509_pem_cert": [_CLIENT_PEM]}
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         self.metadata_reads += 1
