@@ -27,7 +27,7 @@ from enclave.transport.client import parse_address
 
 ENV_PREFIX = "MPC_SIGNER_"
 CONFIG_ENV = "MPC_SIGNER_CONFIG"
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class ConfigError(ValueError):
@@ -54,7 +54,7 @@ def _enclave_address(value: str) -> str | None:
 
 
 def _ids(value: tuple[str, ...] | Mapping[str, Any]) -> str | None:
-    bad = [item for item in value if not ID_PATTERN.match(item)]
+    bad = [item for item in value if not ID_PATTERN.fullmatch(item)]
     return f"invalid id(s) {bad}: use 1-64 characters of [A-Za-z0-9._:-]" if bad else None
 
 
@@ -77,7 +77,7 @@ class ServerConfig:
     listen: str = key("127.0.0.1:9091", "gRPC listen address HOST:PORT", _listen)
     node_id: str = key(
         "signer-1", "this node's id, reported by Ping and used in logs",
-        _check(lambda v: bool(ID_PATTERN.match(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
+        _check(lambda v: bool(ID_PATTERN.fullmatch(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
     )
     grace_seconds: float = key(
         5.0, "time given to in-flight RPCs at shutdown", _check(lambda v: v >= 0, "must be >= 0")
@@ -146,7 +146,7 @@ class HmacConfig:
 def _party_lists(value: Mapping[str, str]) -> str | None:
     if any(not parties.split() for parties in value.values()):
         return "every key id must name at least one party id"
-    bad = [p for parties in value.values() for p in parties.split() if not ID_PATTERN.match(p)]
+    bad = [p for parties in value.values() for p in parties.split() if not ID_PATTERN.fullmatch(p)]
     return f"invalid party id(s) {bad}: use 1-64 characters of [A-Za-z0-9._:-]" if bad else None
 
 
@@ -228,11 +228,11 @@ class ConsulConfig:
     token_file: Path | None = key(None, "file holding the Consul ACL token (none: anonymous)")
     service_name: str = key(
         "mpc-signer", "Consul service name mpc-service queries",
-        _check(lambda v: bool(ID_PATTERN.match(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
+        _check(lambda v: bool(ID_PATTERN.fullmatch(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
     )
     service_id: str = key(
         "", "this instance's service id, unique per agent (empty: server.node_id)",
-        _check(lambda v: not v or bool(ID_PATTERN.match(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
+        _check(lambda v: not v or bool(ID_PATTERN.fullmatch(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
     )
     advertise_host: str = key(
         "", "address other hosts (and the agent's gRPC check) reach this instance at (empty: the host of "

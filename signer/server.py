@@ -30,11 +30,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
 from mpc.v1 import signer_pb2, signer_pb2_grpc
 from signer.api.operations import Operations
+from signer.api.public_schema import public_pool
 from signer.api.servicer import EnclaveStatus, SignerServicer
 from signer.approvals import attach_approval
 from signer.auth.envelope import HmacKeyRing
@@ -310,6 +311,7 @@ class SignerServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self.server,
+            pool=public_pool((signer_pb2.DESCRIPTOR, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR)),
         )
         creds = grpc.ssl_server_credentials(
             [(credentials.tls_key, credentials.tls_cert)],

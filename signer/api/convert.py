@@ -16,9 +16,9 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.errors import InvalidArgument
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-PARTY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-KEY_ID = re.compile(r"^[0-9a-f]{64}$")
+SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+PARTY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+KEY_ID = re.compile(r"[0-9a-f]{64}")
 MAX_PARTIES = 32
 MAX_DERIVATION_DEPTH = 16
 MAX_FROST_MESSAGE_BYTES = 64 * 1024
@@ -39,7 +39,7 @@ STATES = {
 
 
 def _session_id(value: str) -> str:
-    if not SESSION_ID.match(value):
+    if not SESSION_ID.fullmatch(value):
         raise InvalidArgument("session_id must be 1-128 characters of [A-Za-z0-9._:-]")
     return value
 
@@ -55,7 +55,7 @@ def _parties(party_ids: Sequence[str], self_party_id: str) -> list[str]:
     parties = list(party_ids)
     if not 2 <= len(parties) <= MAX_PARTIES:
         raise InvalidArgument(f"party_ids must list 2..{MAX_PARTIES} parties")
-    bad = [p for p in parties if not PARTY_ID.match(p)]
+    bad = [p for p in parties if not PARTY_ID.fullmatch(p)]
     if bad:
         raise InvalidArgument("party_ids must be 1-64 characters of [A-Za-z0-9._:-]")
     if len(set(parties)) != len(parties):
@@ -66,7 +66,7 @@ def _parties(party_ids: Sequence[str], self_party_id: str) -> list[str]:
 
 
 def _key_id(value: str) -> str:
-    if not KEY_ID.match(value):
+    if not KEY_ID.fullmatch(value):
         raise InvalidArgument("key_id must be 64 lowercase hex characters")
     return value
 
@@ -154,9 +154,9 @@ def submitted_session(messages: Sequence[pb.ProtocolMessage]) -> str:
     for index, message in enumerate(messages):
         if message.session_id != session_id:
             raise InvalidArgument(f"messages[{index}]: all messages must belong to one session")
-        if not PARTY_ID.match(message.sender):
+        if not PARTY_ID.fullmatch(message.sender):
             raise InvalidArgument(f"messages[{index}]: sender must be a party id")
-        if message.recipient and not PARTY_ID.match(message.recipient):
+        if message.recipient and not PARTY_ID.fullmatch(message.recipient):
             raise InvalidArgument(f"messages[{index}]: recipient must be a party id or empty")
         if len(message.payload) > MAX_PAYLOAD_BYTES:
             raise InvalidArgument(f"messages[{index}]: payload larger than {MAX_PAYLOAD_BYTES} bytes")

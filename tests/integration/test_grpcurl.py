@@ -45,6 +45,19 @@ def test_describe_through_reflection(signer) -> None:
     assert exchange in result.stdout
 
 
+def test_reflection_serves_only_the_public_schema(signer) -> None:
+    """The host↔enclave frames are internal: reflection does not describe them."""
+    from mpc.v1 import enclave_pb2
+
+    listed = grpcurl(signer, signer.target, "list")
+    assert set(listed.stdout.split()) == {"mpc.v1.SignerService", "grpc.health.v1.Health",
+                                          "grpc.reflection.v1alpha.ServerReflection"}
+    internal = next(iter(enclave_pb2.DESCRIPTOR.message_types_by_name.values())).full_name
+    described = grpcurl(signer, signer.target, "describe", internal)
+    assert described.returncode != 0 and "not found" in described.stderr.lower(), described.stdout
+    assert grpcurl(signer, signer.target, "describe", "mpc.v1.StartDKGRequest").returncode == 0
+
+
 def test_health_check_is_serving(signer) -> None:
     result = grpcurl(signer, signer.target, "grpc.health.v1.Health/Check")
     assert result.returncode == 0, result.stderr

@@ -48,6 +48,9 @@ def test_valid_requests_convert() -> None:
         (dkg(party_ids=["a", "b c"]), "party_ids"),
         (dkg(session_id=""), "session_id"),
         (dkg(session_id="x" * 129), "session_id"),
+        # `^...$` with re.match let a trailing newline through: every id check is a full match
+        (dkg(session_id="s1\n"), "session_id"),
+        (dkg(party_ids=["a", "b\n", "c"], self_party_id="a"), "party_ids"),
     ],
 )
 def test_bad_dkg(request_: pb.StartDKGRequest, field: str) -> None:
@@ -60,6 +63,7 @@ def test_bad_dkg(request_: pb.StartDKGRequest, field: str) -> None:
     [
         (sign(message=b"\x01" * 31), "32-byte digest"),
         (sign(key_id="XYZ"), "key_id"),
+        (sign(key_id="ab" * 32 + "\n"), "key_id"),
         (sign(derivation_path=[2**31]), "derivation_path"),
         (sign(protocol=pb.PROTOCOL_FROST_ED25519, signature_encoding=pb.SIGNATURE_ENCODING_DER), "DER"),
         (sign(protocol=pb.PROTOCOL_FROST_ED25519, message=b"x" * (64 * 1024 + 1)), "message"),
