@@ -6,7 +6,9 @@ auth/interceptor.py); this module only fixes their order, which is that of the n
 - metrics outermost, so refused calls are counted too;
 - then the log context, so every line logged for a call (refusals included) has its request id;
 - then error mapping, so no exception escapes as anything but a status from the table;
-- then authentication (mTLS identity, JWT), before the servicer runs.
+- then authentication (mTLS identity, JWT), before the servicer runs;
+- a unary request body that does not parse is INVALID_ARGUMENT "malformed request" (after
+  authentication, so a stranger learns nothing), never grpc's UNKNOWN with the parser's text.
 One wrapper instead of four nested interceptors saves, per call, three interceptor coroutines,
 three handler objects and three extra awaits; the wrapped handler is built once per method.
 Streaming handlers (health Watch, reflection, Exchange) get authentication, error mapping and
@@ -19,12 +21,12 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import grpc
 
 from signer.auth.interceptor import Authenticator, guarded
-from signer.errors import abort_with_status
+from signer.errors import InvalidArgument, abort_with_status
 from signer.logs import _request_session_id, bind, request_id_for
 from signer.metrics import Metrics, method_label
 
@@ -72,6 +74,8 @@ class RpcPipeline(grpc.aio.ServerInterceptor):
                     try:
                         if not await admit(method, context, metadata):
                             return None
+                        if request is MALFORMED:
+                            raise InvalidArgument("malformed request: the body is not a valid message of this method")
                         result = behavior(request, context)
                         response = await result if inspect.isawaitable(result) else result
                     except grpc.aio.AbortError:
@@ -95,6 +99,29 @@ class RpcPipeline(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             call,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+class _Malformed:
+    """A request body that did not parse, handed to the wrapper so that it answers in the table's
+    terms (after authentication, counted) instead of grpc's UNKNOWN with the parser's text."""
+
+    __slots__ = ()
+
+
+MALFORMED: Final = _Malformed()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # DecodeError, or anything else a parser raises on hostile bytes
+            return MALFORMED
+
+    return parse

@@ -291,9 +291,10 @@ class SignerServer:
             leeway_seconds=c.jwt.leeway_seconds,
             max_lifetime_seconds=c.jwt.max_lifetime_seconds,
         )
+        allowlist = ClientAllowlist(c.tls.allowed_clients, c.tls.allow_uri_sans)
         self.server = grpc.aio.server(
             # One composed wrapper: metrics, log context, error mapping, auth (order in its module).
-            interceptors=[RpcPipeline(self.metrics, Authenticator(ClientAllowlist(c.tls.allowed_clients, c.tls.allow_uri_sans), verifier))],
+            interceptors=[RpcPipeline(self.metrics, Authenticator(allowlist, verifier))],
             options=[
                 ("grpc.max_receive_message_length", c.server.max_message_bytes),
                 ("grpc.max_send_message_length", c.server.max_message_bytes),

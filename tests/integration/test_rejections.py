@@ -402,6 +402,19 @@ def test_malformed_submissions_are_invalid(server: SignerProcess, keys: Keys) ->
     assert _submit(server, bad_session) == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize("method", ["StartDKG", "StartSign", "SubmitProtocolMessage", "Ping"])
+@pytest.mark.parametrize("body", [b"\xff\xff\xff", b"\x0a\x05ab", b"\x08" + b"\xff" * 11])
+def test_a_body_that_does_not_parse_is_invalid_argument(server: SignerProcess, method: str, body: bytes) -> None:
+    """Not UNKNOWN with the parser's text: the error table's INVALID_ARGUMENT, after auth."""
+    with server.channel() as ch:
+        raw = ch.unary_unary(f"/mpc.v1.SignerService/{method}")
+        with pytest.raises(grpc.RpcError) as info:
+            raw(body, metadata=server.auth(), timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    assert info.value.details().startswith("malformed request")
+    assert "DecodeError" not in info.value.details() and "parsing" not in info.value.details()
+
+
 def test_nothing_changed(server: SignerProcess) -> None:
     assert server.health() == health_pb2.HealthCheckResponse.SERVING
     assert _status_call(server, server.auth()) == grpc.StatusCode.NOT_FOUND
