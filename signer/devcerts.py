@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from signer.private_files import private_dir
+
 CLIENT_IDENTITY = "mpc-service"
 
 
@@ -146,7 +148,7 @@ def write_dev_certs(out: Path, *, overwrite: bool = False) -> DevCertPaths:
     paths = DevCertPaths.under(out)
     if paths.ca.exists() and not overwrite:
         raise FileExistsError(f"{paths.ca} exists; pass overwrite=True (--force) to replace the dev credentials")
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(out)
     ca = make_ca()
     server = issue(ca, "localhost", dns_names=("localhost",), ip_addresses=("127.0.0.1",), server=True)
     client = issue(ca, CLIENT_IDENTITY, dns_names=(CLIENT_IDENTITY,))

@@ -352,10 +352,6 @@ class SignerServer:
         return ConsulRegistrar(settings, enclave_alive)
 
     async def start(self) -> None:
-        if self.config.storage.url.startswith("sqlite:"):
-            Path(self.config.storage.url.removeprefix("sqlite:").removeprefix("//")).parent.mkdir(
-                parents=True, exist_ok=True
-            )
         self.store = await open_store(self.config.storage.url)
         for name in HEALTH_SERVICES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -43,6 +43,11 @@ class StoreUnavailable(StorageError):
     """The database cannot be reached or refused the operation for a transient reason; retryable."""
 
 
+class StoreNotPrivate(StorageError):
+    """The database file, its WAL/SHM files or their directory can be read or written by other
+    local users: every sealed share, presignature and the audit trail would be theirs to copy."""
+
+
 class SchemaTooNew(StorageError):
     def __init__(self, found: int, known: int) -> None:
         self.found, self.known = found, known

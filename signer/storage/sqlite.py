@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from signer.private_files import NotPrivate, private_dir, private_file, refuse_if_shared
 from signer.storage.errors import (
     InvalidRecord,
     KeyExists,
@@ -29,6 +30,7 @@ from signer.storage.errors import (
     PresignatureUnavailable,
     SchemaTooNew,
     StorageError,
+    StoreNotPrivate,
     StoreUnavailable,
 )
 from signer.storage.migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
@@ -114,6 +116,18 @@ def _same_slot(a: PresignatureRecord, b: PresignatureRecord) -> bool:
     return (a.key_id, a.signer_set, a.sealer_kind) == (b.key_id, b.signer_set, b.sealer_kind)
 
 
+def make_private(path: Path) -> None:
+    """Create the database's directory (0700) and file (0600) if missing, and refuse any of them
+    that other local users may read or write. SQLite creates the -wal and -shm files with the
+    database file's own mode, so a private database file keeps them private too."""
+    private_dir(path.parent)
+    private_file(path)
+    try:
+        refuse_if_shared(path.parent, path, Path(f"{path}-wal"), Path(f"{path}-shm"))
+    except NotPrivate as exc:
+        raise StoreNotPrivate(f"sqlite store: {exc} (the store holds every sealed share and the audit trail)") from None
+
+
 class SqliteStore:
     """Build with `await SqliteStore.open(path)`."""
 
@@ -159,7 +173,7 @@ class SqliteStore:
             raise StoreUnavailable(f"sqlite store {self._path}: {e.__class__.__name__}: {e}") from e
 
     def _connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(self._path)
         conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_timeout_ms / 1000)
         conn.row_factory = sqlite3.Row
         mode = self._enable_wal(conn)

@@ -62,7 +62,7 @@ def start_node(
     config: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Node:
     """An enclave (sealing with `sealing_key`) and a signer (node id `name`, store `store_url`)."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the store: private
     enclave = SharedKeyEnclave(f"unix://{workdir}/e.sock", workdir, sealing_key, prime_slice)
     enclave.start()
     sections: dict[str, dict[str, Any]] = {"server": {"node_id": name}, "storage": {"url": store_url}}

@@ -49,7 +49,7 @@ def store_keys(config: Path, tmp: Path, name: str) -> dict[str, KeyRecord]:
 
 def seed(tmp: Path, name: str, keys: list[KeyRecord], presigs: int = 0) -> None:
     async def write() -> None:
-        (tmp / name).mkdir(parents=True, exist_ok=True)
+        (tmp / name).mkdir(mode=0o700, parents=True, exist_ok=True)  # a store directory is private
         store = await open_store(f"sqlite:{tmp}/{name}/signer.db")
         try:
             for k in keys:

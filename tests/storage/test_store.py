@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,7 @@ from signer.storage import (
     StoreUnavailable,
     open_store,
 )
+from signer.storage.errors import StoreNotPrivate
 from signer.storage.sqlite import SqliteStore
 from tests.storage.conftest import Clock, Locations, StoreLocation, make_key, make_presig
 
@@ -320,8 +322,30 @@ async def test_sqlite_unopenable_path_is_store_unavailable(tmp_path: Path) -> No
     with pytest.raises(StoreUnavailable):
         await open_store(f"sqlite://{tmp_path}")  # a directory, not a database file
     (tmp_path / "junk.db").write_bytes(b"this is not an sqlite database, just some bytes" * 100)
+    (tmp_path / "junk.db").chmod(0o600)  # private, so the content is what is refused
     with pytest.raises(StoreUnavailable):
         await open_store(f"sqlite://{tmp_path / 'junk.db'}")
+
+
+async def test_sqlite_files_and_directory_are_private(tmp_path: Path) -> None:
+    """Created 0700/0600 (the -wal and -shm files take the database file's mode), and a store
+    someone left readable by other local users is refused at open with what to fix."""
+    path = tmp_path / "var" / "data" / "signer.db"
+    s = await open_store(f"sqlite://{path}")
+    try:
+        await s._run(lambda: s._db.execute("CREATE TABLE t (x)"))
+        made = (path.parent.parent, path.parent, *path.parent.iterdir())
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in made}
+    finally:
+        await s.close()
+    assert modes == {"var": 0o700, "data": 0o700, "signer.db": 0o600, "signer.db-wal": 0o600, "signer.db-shm": 0o600}
+    for loose, mode in ((path, 0o644), (path.parent, 0o755), (path, 0o640)):
+        loose.chmod(mode)
+        with pytest.raises(StoreNotPrivate, match=f"{loose} has mode {mode:o}.*chmod"):
+            await open_store(f"sqlite://{path}")
+        loose.chmod(0o700 if loose.is_dir() else 0o600)
+    s = await open_store(f"sqlite://{path}")
+    await s.close()
 
 
 async def test_sqlite_runs_wal_with_full_sync(tmp_path: Path) -> None:
