@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -140,8 +141,22 @@ def _policy_client(config: Config) -> PolicyClient | None:
         raise ConfigError(f"policy: {exc}") from None
 
 
+# What the embedded enclave inherits from the host's environment: enough to find Python and its
+# packages and to read its own MPC_ENCLAVE_* settings. Nothing else: the host's environment can
+# hold MPC_SIGNER_STORAGE_URL with a database password, AWS credentials, tokens.
+ENCLAVE_ENVIRONMENT: Final = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ")
+
+
+def enclave_environment(host: Mapping[str, str]) -> dict[str, str]:
+    env = {name: host[name] for name in ENCLAVE_ENVIRONMENT if name in host}
+    env.update((name, value) for name, value in host.items() if name.startswith("MPC_ENCLAVE_"))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class EmbeddedEnclave:
-    """The enclave as a supervised child process (`python -m enclave`), restarted if it exits."""
+    """The enclave as a supervised child process (`python -m enclave`), restarted if it exits,
+    started with `enclave_environment` only."""
 
     def __init__(self, address: str, psk_file: Path | None, max_frame_bytes: int, restart_delay: float = 1.0) -> None:
         self._args = [sys.executable, "-m", "enclave", "--listen", address, "--max-frame-bytes", str(max_frame_bytes)]
@@ -153,7 +168,7 @@ class EmbeddedEnclave:
         self._stopping = False
 
     async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(*self._args)
+        self._process = await asyncio.create_subprocess_exec(*self._args, env=enclave_environment(os.environ))
         self._task = asyncio.create_task(self._supervise())
 
     async def _supervise(self) -> None:
@@ -166,7 +181,7 @@ class EmbeddedEnclave:
             await asyncio.sleep(self._restart_delay)
             if self._stopping:  # e.g. Ctrl-C reached the child first
                 return
-            self._process = await asyncio.create_subprocess_exec(*self._args)
+            self._process = await asyncio.create_subprocess_exec(*self._args, env=enclave_environment(os.environ))
 
     async def stop(self) -> None:
         self._stopping = True

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from grpc_health.v1 import health_pb2
 
 from signer.auth.jwt import JwtVerifier, load_verification_key
@@ -98,7 +99,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_serve_supervises_an_embedded_enclave(dev_certs: DevCertPaths, tmp_path: Path) -> None:
+def test_serve_supervises_an_embedded_enclave(
+    dev_certs: DevCertPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the host's environment may hold secrets: the enclave child must not inherit them
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "canary-aws-secret")
+    monkeypatch.setenv("PGPASSWORD", "canary-pg-password")
+    monkeypatch.setenv("MPC_ENCLAVE_CANARY", "an enclave setting")
     port = free_port()
     c = dev_certs
     config = write_config(tmp_path / "signer.toml", {
@@ -113,6 +120,11 @@ def test_serve_supervises_an_embedded_enclave(dev_certs: DevCertPaths, tmp_path:
         signer.wait_health(SERVING, timeout=15)
         children = _children(signer.proc.pid)
         assert len(children) == 1
+        environ = dict(item.split("=", 1) for item in
+                       Path(f"/proc/{children[0]}/environ").read_text().split("\0") if item)
+        assert "canary" not in str(environ).replace("MPC_ENCLAVE_CANARY", "")
+        assert set(environ) <= {"PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "PYTHONUNBUFFERED", "MPC_ENCLAVE_CANARY"}
+        assert environ["MPC_ENCLAVE_CANARY"] == "an enclave setting"
         os.kill(children[0], signal.SIGKILL)
         signer.wait_health(NOT_SERVING, timeout=5)
         signer.wait_health(SERVING, timeout=15)  # restarted by the supervisor, host untouched
