@@ -167,6 +167,10 @@ class EnclaveConfig:
         _check(lambda v: 1024 <= v <= 256 * 1024 * 1024, "must be in 1024..268435456"),
     )
     health_interval_seconds: float = key(1.0, "how often the host checks that the enclave answers", _positive)
+    health_misses: int = key(
+        3, "consecutive late pings (no answer within the interval) before health turns NOT_SERVING; a refused "
+        "or broken connection turns it at once", _check(lambda v: 1 <= v <= 100, "must be in 1..100"),
+    )
     preparams_sync_seconds: float = key(
         5.0, "how often the host stores the enclave's newly sealed pre-parameters (and refills a restarted one)",
         _positive,

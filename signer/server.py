@@ -33,7 +33,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
+from enclave.transport.client import EnclaveClient, EnclaveTimeout, TransportError, load_psk, parse_address
 from mpc.v1 import signer_pb2, signer_pb2_grpc
 from signer.api.operations import Operations
 from signer.api.public_schema import public_pool
@@ -199,15 +199,23 @@ class EmbeddedEnclave:
 
 
 class HealthWatcher:
-    """SERVING only while the enclave answers: pings it every `interval` seconds."""
+    """SERVING only while the enclave answers: pings it every `interval` seconds.
+
+    A ping that is late (no answer within the interval) counts as a miss, and only `misses`
+    consecutive ones turn the node NOT_SERVING: one slow answer under load is not an outage, and
+    flapping health makes Consul and load balancers move traffic for nothing. An enclave that is
+    not there at all (connection refused or broken) is down at once: that is no guess."""
 
     def __init__(
-        self, enclave: EnclaveClient, health: health_aio.HealthServicer, status: EnclaveStatus, interval: float
+        self, enclave: EnclaveClient, health: health_aio.HealthServicer, status: EnclaveStatus, interval: float,
+        misses: int = 1,
     ) -> None:
         self._enclave = enclave
         self._health = health
         self._status = status
         self._interval = interval
+        self._misses_allowed = misses
+        self._missed = 0
         self._task: asyncio.Task[None] | None = None
 
     async def _set(self, up: bool) -> None:
@@ -224,6 +232,12 @@ class HealthWatcher:
                 self._status.attestation_mode = info.attestation_mode
                 self._status.version = info.version
             up = True
+            self._missed = 0
+        except EnclaveTimeout as exc:
+            self._missed += 1
+            up = self._status.up and self._missed < self._misses_allowed
+            if self._status.up:
+                log.warning("enclave ping %d of %d missed: %s", self._missed, self._misses_allowed, exc)
         except TransportError as exc:
             up = False
             if self._status.up:
@@ -272,7 +286,9 @@ class SignerServer:
         self.store: Store | None = None
         self.status = EnclaveStatus()
         self.health = health_aio.HealthServicer()
-        self.watcher = HealthWatcher(self.enclave, self.health, self.status, c.enclave.health_interval_seconds)
+        self.watcher = HealthWatcher(
+            self.enclave, self.health, self.status, c.enclave.health_interval_seconds, c.enclave.health_misses
+        )
         self.metrics.enclave_up.set_function(lambda: 1.0 if self.status.up else 0.0)
         self.registrar = self._registrar(credentials) if c.consul.enabled else None
         self._metrics_http: Any = None

@@ -52,3 +52,40 @@ def test_health_flips_with_the_enclave(start_enclave, start_signer) -> None:
         assert stub.StartDKG(DKG, metadata=signer.auth(), timeout=10).state == pb.SESSION_STATE_RUNNING
     signer.stop()
     enclave.stop()
+
+
+def test_late_pings_must_repeat_before_health_turns(start_enclave, start_signer) -> None:
+    """A paused enclave (SIGSTOP: the socket stays open, answers stop) is a late answer, not a
+    dead one: a pause shorter than `health_misses` pings leaves the node SERVING, a longer one
+    turns it NOT_SERVING, and it is SERVING again as soon as the enclave answers."""
+    import os
+    import signal
+
+    enclave = start_enclave()
+    signer = start_signer(enclave, config={"enclave": {"health_interval_seconds": 0.2, "health_misses": 6}})
+    signer.wait_health(SERVING)
+    pid = enclave.proc.pid
+    seen = []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        until = time.monotonic() + 0.5  # at most two late pings of 0.2 s each
+        while time.monotonic() < until:
+            seen.append(signer.health())
+            time.sleep(0.05)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    until = time.monotonic() + 1.0
+    while time.monotonic() < until:
+        seen.append(signer.health())
+        time.sleep(0.05)
+    assert set(seen) == {SERVING}, "one late ping must not flip health"
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        signer.wait_health(NOT_SERVING, timeout=10)
+        assert "ping" in signer.log() and "missed" in signer.log()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    signer.wait_health(SERVING, timeout=10)
+    signer.stop()
+    enclave.stop()
