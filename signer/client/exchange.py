@@ -27,6 +27,21 @@ def _error(code: grpc.StatusCode, message: str) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=message)
 
 
+# The only INTERNAL a signer sends is the error table's generic one (signer.errors).
+_SIGNER_INTERNAL = "internal error (ref "
+
+
+def _stream_status(exc: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
+    """How the stream ended, as a unary call would have said it. When the node dies under an
+    open stream, grpc core sometimes ends it INTERNAL ("Internal error from Core", an RST_STREAM)
+    where a unary call gets UNAVAILABLE; an INTERNAL that the signer did not send is a lost
+    connection, so the caller sees UNAVAILABLE (retryable) as on the unary path."""
+    details = exc.details() or ""
+    if exc.code() == grpc.StatusCode.INTERNAL and not details.startswith(_SIGNER_INTERNAL):
+        return _error(grpc.StatusCode.UNAVAILABLE, f"the exchange stream was lost: {details}")
+    return exc
+
+
 class _Stream:
     def __init__(self, rpc: Any, token: str) -> None:
         self.rpc = rpc
@@ -49,7 +64,7 @@ class _Stream:
                 if future is not None and not future.done():
                     future.set_result(response)
         except grpc.aio.AioRpcError as exc:
-            error = exc
+            error = _stream_status(exc)
         except asyncio.CancelledError:
             error = _error(grpc.StatusCode.CANCELLED, "the exchange stream was closed")
         self.ended = error or _error(grpc.StatusCode.UNAVAILABLE, "the exchange stream ended")
