@@ -370,7 +370,7 @@ class _Verdict(Enum):
 class _Ident:
     """One party i's identification after a failed χ check: T[j] = w_i·Δ_j for every signer j
     (with Πmul in the group against W_i) and Y[j] = ŷ_{i→j}·Γ for every other signer j, the
-    MtAwc mask i encrypted in F̂_{i,j} (with Πdec against F̂, for this verifier)."""
+    MtAwc mask i encrypted in F̂_{j,i} (with Πdec against that F̂, for this verifier)."""
 
     t: dict[int, Point]
     y: dict[int, Point]
@@ -433,7 +433,7 @@ class Round4(Round):
         """OK: the body is exactly [0]. REVEAL: [1, k, ρ, γ, ν, masks] (opened in finalize).
         IDENTIFY: the shape of `identification`'s body, every point valid, and every proof for
         this verifier: Πmul for each T_j against W_sender and Δ_j, Πdec for each Y_j against
-        F̂_{sender,j} (range ℓ', this party's ring-Pedersen parameters)."""
+        F̂ that sender broadcast for j (range ℓ', this party's ring-Pedersen parameters)."""
         if self.verdict is _Verdict.OK:
             Reader(body, 1)
             if body != dumps([0]):
