@@ -243,33 +243,40 @@ def _chi_fault(
 
 
 def _run_chi_fault(keys: dict[int, KeyShare], signers: tuple[int, ...], sid: bytes,
-                   identify: Callable[[list[Any]], None] | None) -> Result:
+                   identify: Callable[[list[Any]], None] | None, evil: int = 2) -> Result:
     drivers: list[Driver] = [presign.start(sid, keys[i], signers, SYSTEM_RNG) for i in signers]
-    return run(drivers, rules=[_chi_fault(sid, drivers, signers, 2, identify)])
+    return run(drivers, rules=[_chi_fault(sid, drivers, signers, evil, identify)])
 
 
 def _as_is(items: list[Any]) -> None:
     pass
 
 
-@pytest.mark.parametrize("shape", ["2of2", "2of3"])
-def test_wrong_chi_point_named_by_identification(
-    keys_2of2: dict[int, KeyShare], keys_2of3: dict[int, KeyShare], shape: str
-) -> None:
-    # Party 2 lies about Ŝ_2 and then follows the identification honestly: every proof it
-    # gives verifies, and its own equation is the one that fails.
-    keys, signers = (keys_2of2, (1, 2)) if shape == "2of2" else (keys_2of3, SIGNERS)
-    res = _run_chi_fault(keys, signers, b"ps-chi-ident-" + shape.encode(), _as_is)
-    assert_named(res, 2, [p for p in signers if p != 2], "inconsistent χ share")
+CHI_SHAPES = {
+    # name: (key fixture, signers, the party that lies)
+    "2of2": ("keys_2of2", (1, 2), 2),
+    "2of3": ("keys_2of3", (1, 2, 3), 2),
+    "2of3-pair": ("keys_2of3", (1, 3), 3),
+    "3of5": ("keys_3of5", (1, 3, 5), 3),
+}
+
+
+@pytest.mark.parametrize("shape", list(CHI_SHAPES))
+def test_wrong_chi_point_named_by_identification(request: pytest.FixtureRequest, shape: str) -> None:
+    # The liar follows the identification honestly: every proof it gives verifies, and its own
+    # equation is the one that fails, at every honest party.
+    fixture, signers, evil = CHI_SHAPES[shape]
+    keys = request.getfixturevalue(fixture)
+    res = _run_chi_fault(keys, signers, b"ps-chi-ident-" + shape.encode(), _as_is, evil)
+    assert_named(res, evil, [p for p in signers if p != evil], "inconsistent χ share")
 
 
 @pytest.mark.parametrize("shape", ["2of2", "2of3"])
-def test_wrong_chi_point_without_identification(
-    keys_2of2: dict[int, KeyShare], keys_2of3: dict[int, KeyShare], shape: str
-) -> None:
-    keys, signers = (keys_2of2, (1, 2)) if shape == "2of2" else (keys_2of3, SIGNERS)
-    res = _run_chi_fault(keys, signers, b"ps-chi-silent-" + shape.encode(), None)
-    assert_named(res, 2, [p for p in signers if p != 2], "missing identification after a failed χ check")
+def test_wrong_chi_point_without_identification(request: pytest.FixtureRequest, shape: str) -> None:
+    fixture, signers, evil = CHI_SHAPES[shape]
+    keys = request.getfixturevalue(fixture)
+    res = _run_chi_fault(keys, signers, b"ps-chi-silent-" + shape.encode(), None, evil)
+    assert_named(res, evil, [p for p in signers if p != evil], "missing identification after a failed χ check")
 
 
 def _shift(index: int, party: int, sign: int) -> Callable[[list[Any]], None]:
