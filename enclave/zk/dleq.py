@@ -1,4 +1,4 @@
-"""Πmul in the group (Chaum–Pedersen): X = x·G and T = x·H for the same secret x.
+"""Chaum–Pedersen (DLEQ): X = x·G and T = x·H for the same secret x, the group-side product proof.
 
 GG20 presigning uses it to identify a wrong χ-derived point: party j publishes
 T_{j,i} = w_j·Δ_i (its additive key share times i's Δ_i = k_i·Γ), which is the group image of

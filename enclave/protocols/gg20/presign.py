@@ -369,7 +369,7 @@ class _Verdict(Enum):
 @dataclass(frozen=True)
 class _Ident:
     """One party i's identification after a failed χ check: T[j] = w_i·Δ_j for every signer j
-    (with Πmul in the group against W_i) and Y[j] = ŷ_{i→j}·Γ for every other signer j, the
+    (with a Chaum–Pedersen proof against W_i) and Y[j] = ŷ_{i→j}·Γ for every other signer j, the
     MtAwc mask i encrypted in F̂_{j,i} (with Πdec against that F̂, for this verifier)."""
 
     t: dict[int, Point]
@@ -390,7 +390,7 @@ def _t_ident(cfg: Config, prover: int, verifier: int, proof: str, counterparty: 
 def identification(cfg: Config, c: _R3Carry, pub: dict[int, tuple[int, Point, Point]]) -> tuple[bytes, _Ident]:
     """This party's round-4 broadcast after a failed χ check, and its own values.
 
-    Body: [2, {j: T_j}, {j: Πmul proof}, {j: Y_j}, {v: {j: Πdec proof for verifier v}}]. What it
+    Body: [2, {j: T_j}, {j: Chaum–Pedersen proof}, {j: Y_j}, {v: {j: Πdec proof for verifier v}}]. What it
     discloses (w_i·Δ_j, ŷ·Γ) is about a presignature that is never used: w_i·Δ_j is w_i·(k_j·Γ)
     for the random Γ of this session, which a simulator that knows γ writes as (k_j·γ)·W_i; ŷ·Γ
     is a masked value in the exponent. No key share, k or χ leaves the enclave."""
@@ -432,7 +432,7 @@ class Round4(Round):
     def verify(self, sender: int, kind: Kind, body: bytes) -> _Reveal | _Ident | None:
         """OK: the body is exactly [0]. REVEAL: [1, k, ρ, γ, ν, masks] (opened in finalize).
         IDENTIFY: the shape of `identification`'s body, every point valid, and every proof for
-        this verifier: Πmul for each T_j against W_sender and Δ_j, Πdec for each Y_j against
+        this verifier: Chaum–Pedersen for each T_j against W_sender and Δ_j, Πdec for each Y_j against
         F̂ that sender broadcast for j (range ℓ', this party's ring-Pedersen parameters)."""
         if self.verdict is _Verdict.OK:
             Reader(body, 1)
@@ -476,7 +476,7 @@ class Round4(Round):
             st = dleq.Statement(g, self.pub[j][1], big_w, t_pts[j])
             if not dleq.verify(_t_ident(cfg, sender, BROADCAST_VERIFIER, "dleq", j), st,
                                wire.decode(dleq.Proof, t_proofs[j])):
-                raise ProtocolFault(sender, "invalid Πmul for w·Δ")
+                raise ProtocolFault(sender, "invalid DLEQ proof for w·Δ")
         pk, my_params = cfg.share.aux[sender].paillier, cfg.share.own_pedersen
         for j in sorted(others):
             st_dec = dec.Statement(g, c.big_gamma, y_pts[j], pk, c.f_hat[sender][j], my_params, L_PRIME)

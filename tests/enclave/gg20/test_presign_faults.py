@@ -292,9 +292,9 @@ def _shift(index: int, party: int, sign: int) -> Callable[[list[Any]], None]:
 def test_chi_cheater_balancing_with_its_t_value_is_caught_by_the_product_proof(
     keys_2of3: dict[int, KeyShare],
 ) -> None:
-    # T_{2,2} + G would balance party 2's own equation and no one would be named: Πmul refuses it.
+    # T_{2,2} + G would balance party 2's own equation and no one would be named: the DLEQ proof refuses it.
     res = _run_chi_fault(keys_2of3, SIGNERS, b"ps-chi-t", _shift(1, 2, +1))
-    assert_named(res, 2, [1, 3], "invalid Πmul for w·Δ")
+    assert_named(res, 2, [1, 3], "invalid DLEQ proof for w·Δ")
 
 
 def test_chi_cheater_shifting_the_blame_into_a_mask_point_is_caught_by_dec(keys_2of3: dict[int, KeyShare]) -> None:
