@@ -303,6 +303,18 @@ def test_chi_cheater_shifting_the_blame_into_a_mask_point_is_caught_by_dec(keys_
     assert_named(res, 2, [1, 3], "invalid Πdec for the MtAwc mask")
 
 
+def test_identification_proof_made_for_another_verifier(keys_2of3: dict[int, KeyShare]) -> None:
+    # The liar hands party 3 the Πdec proofs it made for party 1: a proof is made for one
+    # verifier (its ring-Pedersen parameters, and the transcript), so party 3 refuses them;
+    # party 1 gets valid proofs and names the lie itself.
+    def copy_proofs(items: list[Any]) -> None:
+        items[4][3] = items[4][1]
+
+    res = _run_chi_fault(keys_2of3, SIGNERS, b"ps-chi-verifier", copy_proofs)
+    assert_named(res, 2, [3], "invalid Πdec for the MtAwc mask")
+    assert_named(res, 2, [1], "inconsistent χ share")
+
+
 def test_identification_with_a_malformed_body(keys_2of3: dict[int, KeyShare]) -> None:
     def drop_entry(items: list[Any]) -> None:
         del items[3][1]
