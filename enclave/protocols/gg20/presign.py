@@ -18,8 +18,8 @@ Round 4: both checks run on the round-3 broadcasts, so every honest party takes 
     reveal discloses nothing about the key (the k·w MtA is never revealed) and that
     presignature is dead anyway. Everyone recomputes every δ_j; a party whose reveal does not
     open its ciphertexts, or whose δ_j differs from what its reveal implies, is named.
-    Or, after a failed χ check ΣŜ_j != δ·Y (δ passed), the identification (CGGMP21's step for
-    this fault, in the exponent because χ_i is secret): T_{i,j} = w_i·Δ_j for every signer j
+    Or, after a failed χ check ΣŜ_j != δ·Y (δ passed), the identification (modelled on CGGMP21's
+    Πmul*/Πdec step, kept in the exponent because χ_i is secret): T_{i,j} = w_i·Δ_j for every signer j
     with a Chaum–Pedersen proof (enclave.zk.dleq) against W_i, and Y_{i,j} = ŷ_{i→j}·Γ for the
     MtAwc mask in F̂_{j,i} with Πdec in the exponent (enclave.zk.dec) for each verifier. Since
     α̂_{i,j} ≡ k_i·w_j + ŷ_{j→i}, every party checks Ŝ_i + Σ_j Y_{i,j} = Σ_j T_{j,i} + Σ_j Y_{j,i}
@@ -166,7 +166,7 @@ class Round1(Round):
 
 @dataclass(frozen=True)
 class _Masks:
-    # This party's MtA masks (y, randomness of F_{i,j}) per peer j: `gamma` for the k·γ MtA
+    # This party's MtA masks (y, randomness of F_{j,i}) per peer j: `gamma` for the k·γ MtA
     # (revealed after a failed δ check), `w` for the k·w MtAwc (never revealed; only y·Γ is
     # shown, with Πdec, after a failed χ check).
     gamma: dict[int, tuple[int, int]] = field(repr=False)
