@@ -7,21 +7,28 @@ Round 1: k_i, γ_i random. (broadcast) K_i = Enc_i(k_i), G_i = Enc_i(γ_i).
 Round 2: for every j, the two MtA responses to K_j: D_{j,i} = K_j^{γ_i}·Enc_j(y) with
     F_{j,i} = Enc_i(y) and Πaff-g (X = Γ_i) (MtA), and D̂_{j,i}, F̂_{j,i} with Πaff-g
     (X = W_i) (MtAwc); Πlog* tying Γ_i to G_i. β_{i,j} = -y. (broadcast) Γ_i and the F_{j,i}
-    (ciphertexts only; they let everyone check a reveal after a failed δ check).
+    and F̂_{j,i} (ciphertexts only; they let everyone check a reveal after a failed δ check
+    and an identification after a failed χ check).
 Round 3: α_{i,j} = Dec_i(D_{i,j}), δ_i = k_i·γ_i + Σ(α + β), χ_i = k_i·w_i + Σ(α̂ + β̂),
     Γ = ΣΓ_j, Δ_i = k_i·Γ. (broadcast) δ_i, Δ_i, Ŝ_i = χ_i·Γ. (direct) Πlog* tying Δ_i to K_i
     with base Γ (the R check).
-Round 4: (broadcast) "ok", or after a failed check δ·G != ΣΔ_j, the reveal of k_i, γ_i,
+Round 4: both checks run on the round-3 broadcasts, so every honest party takes the same
+    branch. (broadcast) "ok"; or after a failed δ check δ·G != ΣΔ_j, the reveal of k_i, γ_i,
     their encryption randomness and the MtA masks y of the k·γ MtA (with F's randomness). A
     reveal discloses nothing about the key (the k·w MtA is never revealed) and that
     presignature is dead anyway. Everyone recomputes every δ_j; a party whose reveal does not
     open its ciphertexts, or whose δ_j differs from what its reveal implies, is named.
+    Or, after a failed χ check ΣŜ_j != δ·Y (δ passed), the identification (modelled on CGGMP21's
+    Πmul*/Πdec step, kept in the exponent because χ_i is secret): T_{i,j} = w_i·Δ_j for every signer j
+    with a Chaum–Pedersen proof (enclave.zk.dleq) against W_i, and Y_{i,j} = ŷ_{i→j}·Γ for the
+    MtAwc mask in F̂_{j,i} with Πdec in the exponent (enclave.zk.dec) for each verifier. Since
+    α̂_{i,j} ≡ k_i·w_j + ŷ_{j→i}, every party checks Ŝ_i + Σ_j Y_{i,j} = Σ_j T_{j,i} + Σ_j Y_{j,i}
+    for each i and names every i that fails; a party whose proof fails is named by that proof's
+    verifier. The identification is computed only on this branch: the honest path costs what
+    it did.
 
 Output: R = δ^{-1}·Γ (so R = k^{-1}·G), and for every signer R_j = δ^{-1}·Δ_j = k_j·R and
 S_j = δ^{-1}·Ŝ_j = χ_j·R, which let the online round check each signature share on its own.
-The check ΣS_j = Y (δ·Y for the Ŝ_j) runs here; when it fails the fault cannot be attributed
-by this protocol (GG20's own remedy would reveal MtAwc values, i.e. key material), so the
-session aborts with no culprit named: a known limit, see the module report.
 
 Start: `start(session_id, share, signers, rng)`; `Output.value` is a `Presignature`.
 """
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 import gmpy2
 
@@ -38,13 +46,13 @@ from enclave.group.secp256k1 import Point, Secp256k1Group
 from enclave.paillier import random_unit
 from enclave.polynomial import lagrange_coefficient
 from enclave.protocols.gg20.codec import Reader, dumps
-from enclave.protocols.gg20.common import check_party_ids, proof_transcript
+from enclave.protocols.gg20.common import BROADCAST_VERIFIER, check_party_ids, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
 from enclave.rng import Rng
 from enclave.transcript import Transcript
-from enclave.zk import affg, enc, logstar, wire
+from enclave.zk import affg, dec, dleq, enc, logstar, wire
 from enclave.zk.params import L_PRIME, sample_pm
 
 PROTOCOL = "gg20/presign"
@@ -120,8 +128,10 @@ class Round1(Round):
         big_gamma = g.base_mul(n.gamma)
         big_w = g.base_mul(n.w)
         masks: dict[int, tuple[int, int]] = {}  # j -> (y, randomness of F_{j,i})
+        masks_hat: dict[int, tuple[int, int]] = {}  # j -> (ŷ, randomness of F̂_{j,i})
         beta = beta_hat = 0
         f_broadcast: dict[int, int] = {}
+        f_hat_broadcast: dict[int, int] = {}
         sends: list[Send] = []
         for j in cfg.others:
             pk_j, params_j = share.aux[j].paillier, share.aux[j].pedersen
@@ -139,16 +149,28 @@ class Round1(Round):
                     f_broadcast[j] = f
                     beta -= y
                 else:
+                    masks_hat[j] = (y, r)
+                    f_hat_broadcast[j] = f
                     beta_hat -= y
             st_log = logstar.Statement(g, g.generator(), big_gamma, own_key.public, self.g_enc[me], params_j)
             proof_log = logstar.prove(_t(cfg, 2, me, j, "logstar-gamma"), st_log,
                                       logstar.Witness(n.gamma, n.nu, own_key), cfg.rng)
-            # F for the k·γ MtA travels in the broadcast; the direct copy is dropped
-            sends.append(Send(j, dumps([parts[0], parts[2], parts[3], parts[4], parts[5], wire.encode(proof_log)])))
-        sends.insert(0, Send(None, dumps([g.encode(big_gamma), f_broadcast])))
-        nxt = Round2(cfg, n, self.k_enc, self.g_enc, big_gamma, masks, beta, beta_hat)
-        nxt.f[me] = f_broadcast
+            # F and F̂ travel in the broadcast (everyone needs them to identify a culprit after a
+            # failed δ or χ check); the direct copies are dropped
+            sends.append(Send(j, dumps([parts[0], parts[2], parts[3], parts[5], wire.encode(proof_log)])))
+        sends.insert(0, Send(None, dumps([g.encode(big_gamma), f_broadcast, f_hat_broadcast])))
+        nxt = Round2(cfg, n, self.k_enc, self.g_enc, big_gamma, _Masks(masks, masks_hat), beta, beta_hat)
+        nxt.f[me], nxt.f_hat[me] = f_broadcast, f_hat_broadcast
         return Next(nxt, tuple(sends))
+
+
+@dataclass(frozen=True)
+class _Masks:
+    # This party's MtA masks (y, randomness of F_{j,i}) per peer j: `gamma` for the k·γ MtA
+    # (revealed after a failed δ check), `w` for the k·w MtAwc (never revealed; only y·Γ is
+    # shown, with Πdec, after a failed χ check).
+    gamma: dict[int, tuple[int, int]] = field(repr=False)
+    w: dict[int, tuple[int, int]] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -156,7 +178,6 @@ class _R2Direct:
     d: int
     affg_gamma: affg.Proof
     d_hat: int
-    f_hat: int
     affg_w: affg.Proof
     log_gamma: logstar.Proof
 
@@ -165,41 +186,48 @@ class Round2(Round):
     number = 2
 
     def __init__(self, cfg: Config, nonces: _Nonces, k_enc: dict[int, int], g_enc: dict[int, int],
-                 big_gamma: Point, masks: dict[int, tuple[int, int]], beta: int, beta_hat: int):
+                 big_gamma: Point, masks: _Masks, beta: int, beta_hat: int):
         self.cfg, self.nonces, self.k_enc, self.g_enc = cfg, nonces, k_enc, g_enc
         self.masks, self.beta, self.beta_hat = masks, beta, beta_hat
         self.gammas: dict[int, Point] = {cfg.me: big_gamma}
         self.f: dict[int, dict[int, int]] = {}
+        self.f_hat: dict[int, dict[int, int]] = {}
         self.direct: dict[int, _R2Direct] = {}
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[Point, dict[int, int]] | _R2Direct:
+    def verify(
+        self, sender: int, kind: Kind, body: bytes
+    ) -> tuple[Point, dict[int, int], dict[int, int]] | _R2Direct:
+        """Broadcast: Γ_j (a valid point) and the maps F, F̂ keyed by every other signer, each a
+        ciphertext in Z*_{N_j^2}. Direct: D, D̂ in Z*_{N_i^2} and three well-formed proofs
+        (checked in finalize, against the broadcast F and F̂)."""
         cfg, g = self.cfg, self.cfg.group
         if kind is Kind.BROADCAST:
-            r = Reader(body, 2)
+            r = Reader(body, 3)
             big_gamma = r.point(g)
-            f = r.int_map()
-            if set(f) != set(cfg.signers) - {sender} or not all(type(v) is int for v in f.values()):
-                raise ProtocolFault(sender, "malformed MtA ciphertext map")
+            f, f_hat = r.int_map(), r.int_map()
             pk = cfg.share.aux[sender].paillier
-            if not all(pk.validate(v) for v in f.values()):
-                raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
-            return big_gamma, f
-        r = Reader(body, 6)
-        d, pa, d_hat, f_hat, pw, pl = (r.integer(), r.proof(affg.Proof), r.integer(), r.integer(), r.proof(affg.Proof),
-                                       r.proof(logstar.Proof))
+            for m in (f, f_hat):
+                if set(m) != set(cfg.signers) - {sender} or not all(type(v) is int for v in m.values()):
+                    raise ProtocolFault(sender, "malformed MtA ciphertext map")
+                if not all(pk.validate(v) for v in m.values()):
+                    raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
+            return big_gamma, f, f_hat
+        r = Reader(body, 5)
+        d, pa, d_hat, pw, pl = (r.integer(), r.proof(affg.Proof), r.integer(), r.proof(affg.Proof),
+                                r.proof(logstar.Proof))
         own = cfg.share.paillier.public
-        if not own.validate(d) or not own.validate(d_hat) or not cfg.share.aux[sender].paillier.validate(f_hat):
+        if not own.validate(d) or not own.validate(d_hat):
             raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
-        return _R2Direct(d, pa, d_hat, f_hat, pw, pl)
+        return _R2Direct(d, pa, d_hat, pw, pl)
 
-    def store(self, sender: int, kind: Kind, value: tuple[Point, dict[int, int]] | _R2Direct) -> None:
+    def store(self, sender: int, kind: Kind, value: tuple[Point, dict[int, int], dict[int, int]] | _R2Direct) -> None:
         if isinstance(value, _R2Direct):
             self.direct[sender] = value
         else:
-            self.gammas[sender], self.f[sender] = value
+            self.gammas[sender], self.f[sender], self.f_hat[sender] = value
 
     def finalize(self) -> Next:
         cfg, g, share = self.cfg, self.cfg.group, self.cfg.share
@@ -219,7 +247,8 @@ class Round2(Round):
             if not affg.verify(_t(cfg, 2, j, me, "affg-gamma"), st, m.affg_gamma):
                 raise ProtocolFault(j, "invalid Πaff-g (MtA)")
             w_j = g.mul(g.decode(share.public_shares[j]), _lagrange(cfg, j))
-            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d_hat, m.f_hat, w_j, my_params, own_key)
+            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d_hat, self.f_hat[j][me], w_j, my_params,
+                                own_key)
             if not affg.verify(_t(cfg, 2, j, me, "affg-w"), st, m.affg_w):
                 raise ProtocolFault(j, "invalid Πaff-g (MtAwc)")
             alpha += own_key.decrypt_signed(m.d)
@@ -237,7 +266,8 @@ class Round2(Round):
             proof = logstar.prove(_t(cfg, 3, me, j, "logstar-delta"), st_log,
                                   logstar.Witness(n.k, n.rho, own_key), cfg.rng)
             sends.append(Send(j, wire.encode(proof)))
-        carry = _R3Carry(self.nonces, self.k_enc, self.g_enc, self.gammas, big_gamma, self.f, self.masks, chi)
+        carry = _R3Carry(self.nonces, self.k_enc, self.g_enc, self.gammas, big_gamma, self.f, self.f_hat, self.masks,
+                         chi)
         nxt = Round3(cfg, carry)
         nxt.set_own((delta, big_delta, s_hat))
         return Next(nxt, tuple(sends))
@@ -255,7 +285,8 @@ class _R3Carry:
     gammas: dict[int, Point]
     big_gamma: Point
     f: dict[int, dict[int, int]]  # F_{j,i} broadcast by i, keyed f[i][j]
-    masks: dict[int, tuple[int, int]] = field(repr=False)
+    f_hat: dict[int, dict[int, int]]  # F̂_{j,i} broadcast by i, keyed f_hat[i][j]
+    masks: _Masks = field(repr=False)
     chi: int = field(repr=False)
 
 
@@ -294,17 +325,25 @@ class Round3(Round):
         return self._decide()
 
     def _decide(self) -> Next:
+        """δ check δ·G = ΣΔ_j (δ ≠ 0); then χ check ΣŜ_j = δ·Y. Both use only round-3
+        broadcasts, so every honest party reaches the same verdict (the round-4 echoes confirm
+        the broadcasts agreed)."""
         cfg, g, c = self.cfg, self.cfg.group, self.c
         q = g.order
         delta = sum(v[0] for v in self.pub.values()) % q
         delta_ok = delta != 0 and g.eq(g.base_mul(delta), g.add_many([v[1] for v in self.pub.values()]))
-        if delta_ok:
-            body = dumps([0])
-        else:
+        if not delta_ok:
             n = c.nonces
-            masks = {j: [y, r] for j, (y, r) in sorted(c.masks.items())}
+            masks = {j: [y, r] for j, (y, r) in sorted(c.masks.gamma.items())}
             body = dumps([1, n.k, n.rho, n.gamma, n.nu, masks])
-        return Next(Round4(cfg, c, self.pub, delta if delta_ok else None), (Send(None, body),))
+            return Next(Round4(cfg, c, self.pub, _Verdict.REVEAL, None), (Send(None, body),))
+        chi_sum = g.add_many([v[2] for v in self.pub.values()])
+        if g.eq(chi_sum, g.mul(g.decode(cfg.share.public_key), delta)):
+            return Next(Round4(cfg, c, self.pub, _Verdict.OK, delta), (Send(None, dumps([0])),))
+        body, own = identification(cfg, c, self.pub)
+        nxt = Round4(cfg, c, self.pub, _Verdict.IDENTIFY, delta)
+        nxt.idents[cfg.me] = own
+        return Next(nxt, (Send(None, body),))
 
     def set_own(self, value: tuple[int, Point, Point]) -> None:
         self.pub[self.cfg.me] = value
@@ -321,22 +360,87 @@ class _Reveal:
     masks: dict[int, tuple[int, int]] = field(repr=False)
 
 
+class _Verdict(Enum):
+    OK = 0  # both checks passed: round 4 is an empty "ok" and the output follows
+    REVEAL = 1  # δ check failed: every party reveals its k·γ MtA inputs
+    IDENTIFY = 2  # χ check failed: every party publishes its identification values with proofs
+
+
+@dataclass(frozen=True)
+class _Ident:
+    """One party i's identification after a failed χ check: T[j] = w_i·Δ_j for every signer j
+    (with a Chaum–Pedersen proof against W_i) and Y[j] = ŷ_{i→j}·Γ for every other signer j, the
+    MtAwc mask i encrypted in F̂_{j,i} (with Πdec against that F̂, for this verifier)."""
+
+    t: dict[int, Point]
+    y: dict[int, Point]
+
+
+def _w_point(cfg: Config, j: int) -> Point:
+    g = cfg.group
+    return g.mul(g.decode(cfg.share.public_shares[j]), _lagrange(cfg, j))
+
+
+def _t_ident(cfg: Config, prover: int, verifier: int, proof: str, counterparty: int) -> Transcript:
+    t = _t(cfg, 4, prover, verifier, proof)
+    t.append("counterparty", counterparty)
+    return t
+
+
+def identification(cfg: Config, c: _R3Carry, pub: dict[int, tuple[int, Point, Point]]) -> tuple[bytes, _Ident]:
+    """This party's round-4 broadcast after a failed χ check, and its own values.
+
+    Body: [2, {j: T_j}, {j: Chaum–Pedersen proof}, {j: Y_j}, {v: {j: Πdec proof for verifier v}}]. What it
+    discloses (w_i·Δ_j, ŷ·Γ) is about a presignature that is never used: w_i·Δ_j is w_i·(k_j·Γ)
+    for the random Γ of this session, which a simulator that knows γ writes as (k_j·γ)·W_i; ŷ·Γ
+    is a masked value in the exponent. No key share, k or χ leaves the enclave."""
+    g, share, n = cfg.group, cfg.share, c.nonces
+    me, own = cfg.me, share.paillier
+    big_w = _w_point(cfg, me)
+    t_pts = {j: g.mul(pub[j][1], n.w) for j in cfg.signers}
+    y_pts = {j: g.mul(c.big_gamma, y) for j, (y, _r) in c.masks.w.items()}
+    t_proofs = {}
+    for j in cfg.signers:
+        st = dleq.Statement(g, pub[j][1], big_w, t_pts[j])
+        t_proofs[j] = wire.encode(dleq.prove(_t_ident(cfg, me, BROADCAST_VERIFIER, "dleq", j), st,
+                                             dleq.Witness(n.w), cfg.rng))
+    dec_proofs: dict[int, dict[int, bytes]] = {}
+    for v in cfg.others:
+        params_v = share.aux[v].pedersen
+        per: dict[int, bytes] = {}
+        for j, (y, r) in sorted(c.masks.w.items()):
+            st_dec = dec.Statement(g, c.big_gamma, y_pts[j], own.public, c.f_hat[me][j], params_v, L_PRIME)
+            per[j] = wire.encode(dec.prove(_t_ident(cfg, me, v, "dec", j), st_dec, dec.Witness(y, r, own), cfg.rng))
+        dec_proofs[v] = per
+    body = dumps([2, {j: g.encode(p) for j, p in sorted(t_pts.items())}, t_proofs,
+                  {j: g.encode(p) for j, p in sorted(y_pts.items())}, dec_proofs])
+    return body, _Ident(t_pts, y_pts)
+
+
 class Round4(Round):
     number = 4
 
-    def __init__(self, cfg: Config, carry: _R3Carry, pub: dict[int, tuple[int, Point, Point]], delta: int | None):
-        self.cfg, self.c, self.pub, self.delta = cfg, carry, pub, delta
+    def __init__(self, cfg: Config, carry: _R3Carry, pub: dict[int, tuple[int, Point, Point]], verdict: _Verdict,
+                 delta: int | None):
+        self.cfg, self.c, self.pub, self.verdict, self.delta = cfg, carry, pub, verdict, delta
         self.reveals: dict[int, _Reveal | None] = {}
+        self.idents: dict[int, _Ident] = {}
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.cfg.signers))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> _Reveal | None:
-        if self.delta is not None:
+    def verify(self, sender: int, kind: Kind, body: bytes) -> _Reveal | _Ident | None:
+        """OK: the body is exactly [0]. REVEAL: [1, k, ρ, γ, ν, masks] (opened in finalize).
+        IDENTIFY: the shape of `identification`'s body, every point valid, and every proof for
+        this verifier: Chaum–Pedersen for each T_j against W_sender and Δ_j, Πdec for each Y_j against
+        F̂ that sender broadcast for j (range ℓ', this party's ring-Pedersen parameters)."""
+        if self.verdict is _Verdict.OK:
             Reader(body, 1)
             if body != dumps([0]):
                 raise ProtocolFault(sender, "unexpected reveal")
             return None
+        if self.verdict is _Verdict.IDENTIFY:
+            return self._verify_ident(sender, body)
         r = Reader(body, 6)
         if r.integer() != 1:
             raise ProtocolFault(sender, "missing reveal after a failed δ check")
@@ -349,19 +453,54 @@ class Round4(Round):
             masks[j] = (v[0], v[1])
         return _Reveal(k, rho, gamma, nu, masks)
 
-    def store(self, sender: int, kind: Kind, value: _Reveal | None) -> None:
-        self.reveals[sender] = value
+    def _verify_ident(self, sender: int, body: bytes) -> _Ident:
+        cfg, g, c = self.cfg, self.cfg.group, self.c
+        if body == dumps([0]):
+            raise ProtocolFault(sender, "missing identification after a failed χ check")
+        r = Reader(body, 5)
+        if r.integer() != 2:
+            raise ProtocolFault(sender, "missing identification after a failed χ check")
+        everyone, others = set(cfg.signers), set(cfg.signers) - {sender}
+        t_raw, t_proofs, y_raw, dec_all = r.int_map(), r.int_map(), r.int_map(), r.int_map()
+        mine = dec_all.get(cfg.me)
+        if (set(t_raw) != everyone or set(t_proofs) != everyone or set(y_raw) != others
+                or set(dec_all) != others or type(mine) is not dict or set(mine) != others):
+            raise ProtocolFault(sender, "malformed identification")
+        values = list(t_raw.values()) + list(t_proofs.values()) + list(y_raw.values()) + list(mine.values())
+        if not all(type(v) is bytes for v in values):
+            raise ProtocolFault(sender, "malformed identification")
+        t_pts = {j: g.decode(v) for j, v in t_raw.items()}
+        y_pts = {j: g.decode(v) for j, v in y_raw.items()}
+        big_w = _w_point(cfg, sender)
+        for j in cfg.signers:
+            st = dleq.Statement(g, self.pub[j][1], big_w, t_pts[j])
+            if not dleq.verify(_t_ident(cfg, sender, BROADCAST_VERIFIER, "dleq", j), st,
+                               wire.decode(dleq.Proof, t_proofs[j])):
+                raise ProtocolFault(sender, "invalid DLEQ proof for w·Δ")
+        pk, my_params = cfg.share.aux[sender].paillier, cfg.share.own_pedersen
+        for j in sorted(others):
+            st_dec = dec.Statement(g, c.big_gamma, y_pts[j], pk, c.f_hat[sender][j], my_params, L_PRIME)
+            if not dec.verify(_t_ident(cfg, sender, cfg.me, "dec", j), st_dec, wire.decode(dec.Proof, mine[j])):
+                raise ProtocolFault(sender, "invalid Πdec for the MtAwc mask")
+        return _Ident(t_pts, y_pts)
+
+    def store(self, sender: int, kind: Kind, value: _Reveal | _Ident | None) -> None:
+        if isinstance(value, _Ident):
+            self.idents[sender] = value
+        else:
+            self.reveals[sender] = value
 
     def finalize(self) -> Output | Abort:
-        if self.delta is None:
+        if self.verdict is _Verdict.REVEAL:
             return self._blame()
+        if self.verdict is _Verdict.IDENTIFY:
+            return self._identify()
         cfg, g, share, c = self.cfg, self.cfg.group, self.cfg.share, self.c
         q = g.order
+        assert self.delta is not None
         d_inv = pow(self.delta, -1, q)
         big_r = g.mul(c.big_gamma, d_inv)
         big_s = {j: g.mul(v[2], d_inv) for j, v in self.pub.items()}
-        if not g.eq(g.add_many(list(big_s.values())), g.decode(share.public_key)):
-            return Abort(frozenset(), "χ consistency check failed (not attributable)")
         if g.x_coordinate(big_r) >= q:
             return Abort(frozenset(), "degenerate R")
         presig = Presignature(
@@ -377,13 +516,32 @@ class Round4(Round):
         )
         return Output(presig)
 
+    def _identify(self) -> Abort:
+        """χ_i = k_i·w_i + Σ_j (α̂_{i,j} - ŷ_{i→j}) with α̂_{i,j} ≡ k_i·w_j + ŷ_{j→i} (mod q) (the
+        Πaff-g party i checked in round 2), so for every signer i
+            Ŝ_i + Σ_{j≠i} Y_{i,j} = Σ_j T_{j,i} + Σ_{j≠i} Y_{j,i},
+        every term fixed by a verified proof. A party whose Ŝ_i breaks it is named; summed over
+        i the equations give ΣŜ_i = k·x·Γ = δ·Y, so a failed χ check always names someone."""
+        cfg, g = self.cfg, self.cfg.group
+        ids = self.idents
+        culprits = set()
+        for i in cfg.signers:
+            others = [j for j in cfg.signers if j != i]
+            lhs = g.add_many([self.pub[i][2]] + [ids[i].y[j] for j in others])
+            rhs = g.add_many([ids[j].t[i] for j in cfg.signers] + [ids[j].y[i] for j in others])
+            if not g.eq(lhs, rhs):
+                culprits.add(i)
+        if not culprits:
+            return Abort(frozenset(), "χ consistency check failed (not attributable)")
+        return Abort(frozenset(culprits), "inconsistent χ share")
+
     def _blame(self) -> Abort:
         cfg, g, share, c = self.cfg, self.cfg.group, self.cfg.share, self.c
         q = g.order
         reveals: dict[int, _Reveal] = {}
         culprits: set[int] = set()
         own = c.nonces
-        reveals[cfg.me] = _Reveal(own.k, own.rho, own.gamma, own.nu, dict(c.masks))
+        reveals[cfg.me] = _Reveal(own.k, own.rho, own.gamma, own.nu, dict(c.masks.gamma))
         for j, rv in self.reveals.items():
             if rv is not None:
                 reveals[j] = rv

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import cbor2
 import pytest
 
+from enclave.group.secp256k1 import Secp256k1Group
 from enclave.protocols.gg20 import presign
 from enclave.protocols.gg20.common import proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
-from enclave.protocols.rounds import Abort, Driver, Frame, Kind, echo_digest
+from enclave.protocols.rounds import Driver, Frame, Kind, echo_digest
 from enclave.rng import SYSTEM_RNG
 from enclave.zk import enc, wire
 from tests.enclave.gg20.conftest import check_signature, digest_of, run_presign, run_sign
 from tests.enclave.gg20.faults import assert_named, edit, edit_proof
-from tests.harness import modify, run
+from tests.harness import Result, modify, run
 
 SIGNERS = (1, 2, 3)
 
@@ -65,7 +67,7 @@ def test_mta_ciphertext_outside_z_star_n2(keys_2of3: dict[int, KeyShare]) -> Non
     assert_named(res, 2, [1], "ciphertext outside Z*_{N^2}")
 
 
-@pytest.mark.parametrize(("index", "reason"), [(1, "invalid Πaff-g (MtA)"), (4, "invalid Πaff-g (MtAwc)")])
+@pytest.mark.parametrize(("index", "reason"), [(1, "invalid Πaff-g (MtA)"), (3, "invalid Πaff-g (MtAwc)")])
 def test_bad_affg(keys_2of3: dict[int, KeyShare], index: int, reason: str) -> None:
     def bump_z1(proof: list[Any]) -> None:
         proof[7] += 1
@@ -139,7 +141,7 @@ def test_inconsistent_delta_share_identified_by_reveal(keys_2of3: dict[int, KeyS
             echo[SIGNERS.index(2)] = echo_digest(sid, 3, 2, tampered["body"])
             carry = evil._round.c  # type: ignore[union-attr]
             n = carry.nonces
-            masks = {j: [y, r] for j, (y, r) in sorted(carry.masks.items())}
+            masks = {j: [y, r] for j, (y, r) in sorted(carry.masks.gamma.items())}
             reveal = cbor2.dumps([1, n.k, n.rho, n.gamma, n.nu, masks])
             return [replace(frame, echo=tuple(echo), body=reveal)]
         return None
@@ -168,7 +170,7 @@ def test_reveal_that_does_not_open(keys_2of3: dict[int, KeyShare]) -> None:
             echo[SIGNERS.index(3)] = echo_digest(sid, 3, 3, tampered["body"])
             carry = evil._round.c  # type: ignore[union-attr]
             n = carry.nonces
-            masks = {j: [y, r] for j, (y, r) in sorted(carry.masks.items())}
+            masks = {j: [y, r] for j, (y, r) in sorted(carry.masks.gamma.items())}
             reveal = cbor2.dumps([1, n.k + 1, n.rho, n.gamma, n.nu, masks])
             return [replace(frame, echo=tuple(echo), body=reveal)]
         return None
@@ -204,32 +206,136 @@ def test_sender_outside_the_signer_set(keys_2of3: dict[int, KeyShare]) -> None:
     check_signature(sign_res.outputs()[1], digest, keys_2of3[1].public_key)  # type: ignore[arg-type]
 
 
-def test_wrong_chi_point_aborts_without_a_culprit(keys_2of3: dict[int, KeyShare]) -> None:
-    # Known limit (see enclave.protocols.gg20.presign): a party that consistently broadcasts a
-    # wrong Ŝ_i = χ_i·Γ makes the ΣS_j = Y check fail; the presignature is refused, but this
-    # protocol cannot say who lied without CGGMP21's Πmul*/Πdec identification.
-    from enclave.group.secp256k1 import Secp256k1Group
-
+def _chi_fault(
+    sid: bytes, drivers: list[Driver], signers: tuple[int, ...], evil: int,
+    identify: Callable[[list[Any]], None] | None,
+) -> Callable[[int, int, Frame], list[Frame | bytes] | None]:
+    """`evil` broadcasts Ŝ + G instead of its Ŝ = χ·Γ, to everyone alike (echoes fixed up). Its
+    own driver saw nothing wrong, so it would answer round 4 with "ok"; with `identify` it
+    instead takes part in the identification from its real state, its body passed through
+    `identify` (a CBOR-array editor) first."""
     g = Secp256k1Group()
-    sid = b"ps-chi-unattributed"
-    tampered: dict[str, bytes] = {}
+    evil_driver = drivers[signers.index(evil)]
+    state: dict[str, bytes] = {}
 
     def rule(sender: int, recipient: int, frame: Frame) -> list[Frame | bytes] | None:
-        if sender != 2:
+        if sender != evil:
             return None
         if frame.round == 3 and frame.kind is Kind.BROADCAST:
             items = cbor2.loads(frame.body)
             items[2] = g.encode(g.add(g.decode(items[2]), g.generator()))
-            tampered["body"] = cbor2.dumps(items)
-            return [replace(frame, body=tampered["body"])]
+            state["r3"] = cbor2.dumps(items)
+            return [replace(frame, body=state["r3"])]
         if frame.round == 4:
             echo = list(frame.echo)
-            echo[SIGNERS.index(2)] = echo_digest(sid, 3, 2, tampered["body"])
-            return [replace(frame, echo=tuple(echo))]
+            echo[signers.index(evil)] = echo_digest(sid, 3, evil, state["r3"])
+            body = frame.body
+            if identify is not None:
+                if "r4" not in state:
+                    rnd = evil_driver._round
+                    assert isinstance(rnd, presign.Round4)
+                    state["r4"] = edit(identify)(presign.identification(rnd.cfg, rnd.c, rnd.pub)[0])
+                body = state["r4"]
+            return [replace(frame, echo=tuple(echo), body=body)]
         return None
 
-    res = run_presign(keys_2of3, SIGNERS, sid, rules=[rule])
-    for p in (1, 3):
-        outcome = res.outcomes[p]
-        assert isinstance(outcome, Abort) and outcome.culprits == frozenset(), outcome
-        assert outcome.reason == "χ consistency check failed (not attributable)"
+    return rule
+
+
+def _run_chi_fault(keys: dict[int, KeyShare], signers: tuple[int, ...], sid: bytes,
+                   identify: Callable[[list[Any]], None] | None, evil: int = 2) -> Result:
+    drivers: list[Driver] = [presign.start(sid, keys[i], signers, SYSTEM_RNG) for i in signers]
+    return run(drivers, rules=[_chi_fault(sid, drivers, signers, evil, identify)])
+
+
+def _as_is(items: list[Any]) -> None:
+    pass
+
+
+CHI_SHAPES = {
+    # name: (key fixture, signers, the party that lies)
+    "2of2": ("keys_2of2", (1, 2), 2),
+    "2of3": ("keys_2of3", (1, 2, 3), 2),
+    "2of3-pair": ("keys_2of3", (1, 3), 3),
+    "3of5": ("keys_3of5", (1, 3, 5), 3),
+}
+
+
+@pytest.mark.parametrize("shape", list(CHI_SHAPES))
+def test_wrong_chi_point_named_by_identification(request: pytest.FixtureRequest, shape: str) -> None:
+    # The liar follows the identification honestly: every proof it gives verifies, and its own
+    # equation is the one that fails, at every honest party.
+    fixture, signers, evil = CHI_SHAPES[shape]
+    keys = request.getfixturevalue(fixture)
+    res = _run_chi_fault(keys, signers, b"ps-chi-ident-" + shape.encode(), _as_is, evil)
+    assert_named(res, evil, [p for p in signers if p != evil], "inconsistent χ share")
+
+
+@pytest.mark.parametrize("shape", ["2of2", "2of3"])
+def test_wrong_chi_point_without_identification(request: pytest.FixtureRequest, shape: str) -> None:
+    fixture, signers, evil = CHI_SHAPES[shape]
+    keys = request.getfixturevalue(fixture)
+    res = _run_chi_fault(keys, signers, b"ps-chi-silent-" + shape.encode(), None, evil)
+    assert_named(res, evil, [p for p in signers if p != evil], "missing identification after a failed χ check")
+
+
+def _shift(index: int, party: int, sign: int) -> Callable[[list[Any]], None]:
+    g = Secp256k1Group()
+
+    def apply(items: list[Any]) -> None:
+        p = g.decode(items[index][party])
+        items[index][party] = g.encode(g.add(p, g.generator()) if sign > 0 else g.sub(p, g.generator()))
+
+    return apply
+
+
+def test_chi_cheater_balancing_with_its_t_value_is_caught_by_the_product_proof(
+    keys_2of3: dict[int, KeyShare],
+) -> None:
+    # T_{2,2} + G would balance party 2's own equation and no one would be named: the DLEQ proof refuses it.
+    res = _run_chi_fault(keys_2of3, SIGNERS, b"ps-chi-t", _shift(1, 2, +1))
+    assert_named(res, 2, [1, 3], "invalid DLEQ proof for w·Δ")
+
+
+def test_chi_cheater_shifting_the_blame_into_a_mask_point_is_caught_by_dec(keys_2of3: dict[int, KeyShare]) -> None:
+    # Y_{2,1} - G balances party 2's equation and breaks party 1's, framing it: Πdec refuses it.
+    res = _run_chi_fault(keys_2of3, SIGNERS, b"ps-chi-y", _shift(3, 1, -1))
+    assert_named(res, 2, [1, 3], "invalid Πdec for the MtAwc mask")
+
+
+def test_identification_proof_made_for_another_verifier(keys_2of3: dict[int, KeyShare]) -> None:
+    # The liar hands party 3 the Πdec proofs it made for party 1: a proof is made for one
+    # verifier (its ring-Pedersen parameters, and the transcript), so party 3 refuses them;
+    # party 1 gets valid proofs and names the lie itself.
+    def copy_proofs(items: list[Any]) -> None:
+        items[4][3] = items[4][1]
+
+    res = _run_chi_fault(keys_2of3, SIGNERS, b"ps-chi-verifier", copy_proofs)
+    assert_named(res, 2, [3], "invalid Πdec for the MtAwc mask")
+    assert_named(res, 2, [1], "inconsistent χ share")
+
+
+def test_identification_with_a_malformed_body(keys_2of3: dict[int, KeyShare]) -> None:
+    def drop_entry(items: list[Any]) -> None:
+        del items[3][1]
+
+    res = _run_chi_fault(keys_2of3, SIGNERS, b"ps-chi-shape", drop_entry)
+    assert_named(res, 2, [1, 3], "malformed identification")
+
+
+def test_honest_presign_sends_no_identification(keys_2of3: dict[int, KeyShare]) -> None:
+    # The honest path: round 4 is the one-item "ok" from everyone, and the output signs.
+    sid = b"ps-honest-r4"
+    seen: list[bytes] = []
+
+    def spy(sender: int, recipient: int, frame: Frame) -> list[Frame | bytes] | None:
+        if frame.round == 4:
+            seen.append(frame.body)
+        return None
+
+    res = run_presign(keys_2of3, SIGNERS, sid, rules=[spy])
+    assert seen and all(b == cbor2.dumps([0]) for b in seen)
+    presigs = res.outputs()
+    digest = digest_of(b"honest after identification change")
+    out = run_sign(keys_2of3, presigs, digest, b"sign-honest-r4")  # type: ignore[arg-type]
+    check_signature(out.outputs()[1], digest, keys_2of3[1].public_key)  # type: ignore[arg-type]
