@@ -143,8 +143,11 @@ class Operations:
         self,
         store: Callable[[], Store | None],
         approve: Callable[[epb.SessionStart], Awaitable[None]] | None = None,
+        burned: Callable[[str, int], None] | None = None,
     ) -> None:
         self._store = store
+        # Counts single-use items the enclave refused as sealed in an earlier boot (metrics).
+        self.burned = burned or (lambda _kind, _count: None)
         # The signing policy (signer/approvals.py), when configured: runs for every SIGN.
         self._approve = approve
         self._audit = AuditBatcher(self.store)
@@ -292,6 +295,12 @@ class Operations:
 
 
 def sealed_blob_refusal(exc: EnclaveRequestError, start: epb.SessionStart) -> FailedPrecondition | None:
+    if exc.code == epb.ERROR_CODE_SEALED_IN_EARLIER_BOOT:
+        # The presignature was consumed in the store before the enclave saw it: it is gone.
+        return FailedPrecondition(
+            f"presignature {start.presignature_id} was sealed in an earlier enclave boot (the enclave restarted"
+            " since) and can never be used; it was dropped: make a new presignature"
+        )
     if exc.code != epb.ERROR_CODE_SEALED_BLOB_INVALID:
         return None
     what = "sealed key share"
