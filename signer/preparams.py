@@ -5,13 +5,15 @@ Presignatures and pre-parameter sets are sealed under a key that lives in enclav
 boot (enclave/engine/singleuse.py): after an enclave restart none of the stored ones can ever be
 used. When the enclave the keeper talks to is a new one (its identity key in InfoResponse
 changed: a restart, or the first contact), the keeper
-- marks every available presignature whose blob's header names another sealer than this boot's
-  (`InfoResponse.boot_sealer_kind`) consumed ("burned"), so no signing request picks one; the
-  caller refills the pool with StartPresign;
+- marks consumed ("burned") every available presignature sealed by a sealer known dead: the
+  boot this keeper saw before the restart (`InfoResponse.boot_sealer_kind` names each boot's
+  sealer, and every blob's header names the sealer that made it), and durable sealers (blobs of
+  an older version). Other boots' presignatures are left alone: they may belong to a replica's
+  enclave sharing the store (README, Scaling out). Signing without a named presignature only
+  takes this boot's (`boot_sealer_kind`); the caller refills the pool with StartPresign;
 - hands every stored pre-parameter set to the enclave once (deleting it from the store); the
   enclave refuses those of an earlier boot (ERROR_CODE_SEALED_IN_EARLIER_BOOT), which are dropped.
-Both are counted in `mpc_signer_single_use_burned{kind}`. A host restart alone burns nothing:
-blobs of the running boot name its sealer kind.
+Both are counted in `mpc_signer_single_use_burned{kind}`. A host restart alone burns nothing.
 
 Every `interval` seconds the keeper also asks the enclave for the sets its pool produced since
 the last ask (PreparamsExport) and stores them; it deletes the stored copies of exported sets the
@@ -39,17 +41,18 @@ log = logging.getLogger(__name__)
 
 _KEEP = frozenset({epb.ERROR_CODE_RESOURCE_EXHAUSTED, epb.ERROR_CODE_UNAVAILABLE})
 _IMPORT_BATCH = 64  # the enclave's limit per PreparamsImport
+BOOT_KIND_PREFIX = "boot-"  # enclave.sealing.BOOT_KIND_PREFIX: per-boot sealers' kinds
 BURNED_BY: str = "enclave-restart"  # consumed_by of a presignature burned by a restart
 
 
-async def burn_stale_presignatures(store: Store, boot_sealer_kind: str) -> int:
-    """Mark consumed every available presignature not sealed in the enclave's current boot;
-    returns how many. Idempotent; a concurrent signing request may win one (then it fails in the
-    enclave with the same reason)."""
+async def burn_stale_presignatures(store: Store, dead: Callable[[str], bool]) -> int:
+    """Mark consumed every available presignature whose sealer kind is `dead`; returns how many.
+    Idempotent; a concurrent signing request may win one (it then fails in the enclave with the
+    same reason)."""
     snapshot = await store.export_snapshot()
     burned = 0
     for p in snapshot.presignatures:
-        if p.sealer_kind == boot_sealer_kind:
+        if not dead(p.sealer_kind):
             continue
         try:
             await store.consume_presignature(p.key_id, p.signer_set, BURNED_BY, p.presig_id)
@@ -72,6 +75,7 @@ class PreparamsKeeper:
         self._interval = interval
         self._burned = burned or (lambda _kind, _count: None)
         self._enclave_key: bytes | None = None  # identity of the enclave last brought in step
+        self.boot_kind: str | None = None  # its single-use sealer kind (None: not known yet)
         self._unsupported = False
 
     async def run(self) -> None:
@@ -91,7 +95,13 @@ class PreparamsKeeper:
         info = await self._enclave.info(timeout=self._interval)
         new_enclave = info.enclave_public_key != self._enclave_key
         if new_enclave and info.boot_sealer_kind:
-            burned = await burn_stale_presignatures(store, info.boot_sealer_kind)
+            current, before = info.boot_sealer_kind, self.boot_kind
+
+            def dead(kind: str) -> bool:
+                return kind != current and (kind == before or not kind.startswith(BOOT_KIND_PREFIX))
+
+            burned = await burn_stale_presignatures(store, dead)
+            self.boot_kind = current
             if burned:
                 log.warning("%d presignature(s) sealed in an earlier enclave boot dropped; the pool refills", burned)
                 self._burned("presignature", burned)
