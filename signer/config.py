@@ -164,7 +164,9 @@ class EnclaveConfig:
     )
     health_interval_seconds: float = key(1.0, "how often the host checks that the enclave answers", _positive)
     preparams_sync_seconds: float = key(
-        5.0, "how often the host stores the enclave's newly sealed pre-parameters (and refills a restarted one)",
+        5.0,
+        "how often the host stores the enclave's newly sealed pre-parameters and checks for an enclave restart"
+        " (then drops the single-use items it burned)",
         _positive,
     )
     aws_credentials: str = key(
