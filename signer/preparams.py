@@ -13,7 +13,7 @@ changed: a restart, or the first contact), the keeper
   takes this boot's (`boot_sealer_kind`); the caller refills the pool with StartPresign;
 - hands every stored pre-parameter set to the enclave once (deleting it from the store); the
   enclave refuses those of an earlier boot (ERROR_CODE_SEALED_IN_EARLIER_BOOT), which are dropped.
-Both are counted in `mpc_signer_single_use_burned{kind}`. A host restart alone burns nothing.
+Both are counted in `mpc_signer_single_use_burned_total{item}`. A host restart alone burns nothing.
 
 Every `interval` seconds the keeper also asks the enclave for the sets its pool produced since
 the last ask (PreparamsExport) and stores them; it deletes the stored copies of exported sets the

@@ -108,7 +108,8 @@ class SingleUseLedger:
 
 def earlier_boot(what: str) -> RequestRejected:
     return RequestRejected(
-        pb.ERROR_CODE_SEALED_IN_EARLIER_BOOT, f"{what}: {EARLIER_BOOT}; drop it and make a new one"
+        pb.ERROR_CODE_SEALED_IN_EARLIER_BOOT,
+        f"{what}: {EARLIER_BOOT} (or by another enclave); it can never be used here: drop it and make a new one",
     )
 
 

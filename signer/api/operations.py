@@ -304,7 +304,8 @@ def sealed_blob_refusal(exc: EnclaveRequestError, start: epb.SessionStart) -> Fa
         # The presignature was consumed in the store before the enclave saw it: it is gone.
         return FailedPrecondition(
             f"presignature {start.presignature_id} was sealed in an earlier enclave boot (the enclave restarted"
-            " since) and can never be used; it was dropped: make a new presignature"
+            " since) or by another instance's enclave, and can never be used here; it was dropped: make a new"
+            " presignature"
         )
     if exc.code != epb.ERROR_CODE_SEALED_BLOB_INVALID:
         return None

@@ -62,7 +62,7 @@ async def test_stored_preparams_are_single_use_across_restarts(  # type: ignore[
         "metrics": {"listen": f"127.0.0.1:{port}"},
     })
     node = Node("signer-a", enclave, signer, url)
-    burned = ("mpc_signer_single_use_burned_total", (("kind", "preparams"),))
+    burned = ("mpc_signer_single_use_burned_total", (("item", "preparams"),))
     try:
         signer.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=20)
         wait_for(lambda: len(stored(node)) == 3, 20, "3 stored pre-parameter sets")

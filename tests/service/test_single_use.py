@@ -31,7 +31,7 @@ BURNED = "mpc_signer_single_use_burned_total"
 
 
 def burned(port: int, kind: str) -> float:
-    return scrape(port).get((BURNED, (("kind", kind),)), 0.0)
+    return scrape(port).get((BURNED, (("item", kind),)), 0.0)
 
 
 def presig_row(node: Node, pid: str) -> bytes:
