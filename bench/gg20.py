@@ -1,5 +1,6 @@
 """GG20 benchmark: keygen (warm pre-parameter pool), presign and online sign, at 2048- and
-3072-bit Paillier moduli, plus safe-prime pre-parameter generation time.
+3072-bit Paillier moduli, plus safe-prime pre-parameter generation time and the enclave's
+single-use bookkeeping on an online signature (`single_use`: per-boot sealing, used-record).
 
 All parties run in this process, one at a time, so each party's CPU time is measured alone
 (time.thread_time). Messages are delivered in waves (every message of round r, then every
@@ -139,7 +140,69 @@ def _protocols(source: FixtureSource, bits: int, parties: list[int], threshold: 
         sid = f"bench-presign-cold-{tag}-{rep}".encode()
         cold.append(_run({p: partial(presign.start, sid, fresh[p], signers, SYSTEM_RNG) for p in signers}))
     return {"keygen": _summary(keygens), "presign": _summary(presigns), "presign_share_just_unsealed": _summary(cold),
-            "sign": _summary(signs), "signers": signers}
+            "sign": _summary(signs), "signers": signers,
+            "presignature_bytes": len(presigs[signers[0]].to_bytes())}
+
+
+def _single_use(presignature_bytes: int, sign_cpu_ms: float, reps: int) -> dict[str, Any]:
+    """The enclave's single-use bookkeeping on one GG20 online signature, per party: what a SIGN
+    with a sealed presignature does beyond the signing math (enclave/engine/singleuse.py). The
+    ledger runs at its full window (every issue then slides it), its worst case."""
+    from enclave.engine.blobs import PresignatureRecord, seal, unseal
+    from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
+    from enclave.sealing import Binding, boot_sealer
+
+    boot = boot_sealer(SYSTEM_RNG)
+    ledger = SingleUseLedger("presignature")
+    for _ in range(DEFAULT_WINDOW):
+        ledger.issue()
+    kid, pid = "ab" * 32, "cd" * 32
+    binding = Binding(key_id=kid, protocol="gg20-secp256k1", party_id=1, purpose="presignature", item_id=pid)
+    body = SYSTEM_RNG.random_bytes(presignature_bytes)
+
+    def us(fn: Callable[[], Any]) -> float:
+        samples = []
+        for _ in range(reps):
+            t0 = time.thread_time_ns()
+            fn()
+            samples.append((time.thread_time_ns() - t0) / 1000)
+        return round(statistics.median(samples), 2)
+
+    def issue_and_seal() -> bytes:  # at presign: a number and the per-boot sealing
+        rec = PresignatureRecord("gg20-secp256k1", kid, pid, ("a", "b"), ledger.issue(), body)
+        return seal(boot, rec.encode(), binding)
+
+    blob = issue_and_seal()
+    fresh = [ledger.issue() for _ in range(reps)]
+    it = iter(fresh)
+
+    def open_and_consume() -> None:  # at sign: this boot's kind, unseal, check, consume
+        check_this_boot(boot, blob[3:], "presignature")
+        _, plaintext = unseal(boot, blob, key_id=kid, protocol="gg20-secp256k1", purpose="presignature", item_id=pid)
+        seq = next(it)
+        PresignatureRecord.decode(plaintext)
+        ledger.check(seq)
+        ledger.consume(seq)
+
+    ledger_only = iter([ledger.issue() for _ in range(reps)])
+
+    def ledger_check_consume() -> None:
+        seq = next(ledger_only)
+        ledger.check(seq)
+        ledger.consume(seq)
+
+    sign_side = us(open_and_consume)
+    return {
+        "window_items": DEFAULT_WINDOW,
+        "record_bytes": DEFAULT_WINDOW // 8,
+        "presign_issue_and_seal_us": us(issue_and_seal),
+        "sign_ledger_check_and_consume_us": us(ledger_check_consume),
+        "sign_boot_check_unseal_and_consume_us": sign_side,
+        "sign_cpu_ms_per_party": sign_cpu_ms,
+        "share_of_sign_cpu": round(sign_side / 1000 / sign_cpu_ms, 3) if sign_cpu_ms else None,
+        "note": "CPU per party (thread time, median); the unseal was paid before this change too"
+        " (durable sealer), the ledger and the boot check are new",
+    }
 
 
 def _preparams(bits: int, samples: int) -> dict[str, Any]:
@@ -163,6 +226,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "2of2": _protocols(source, bits, [1, 2], 2, reps, f"{bits}-2of2"),
             "2of3": _protocols(source, bits, [1, 2, 3], 2, reps, f"{bits}-2of3"),
         }
+    sign_2048 = results["modulus_2048"]["2of2"]
+    sign_cpu = max(sign_2048["sign"]["per_party_cpu_ms_median"].values())
+    results["single_use"] = _single_use(sign_2048["presignature_bytes"], sign_cpu, 200 if quick else 2000)
     results["preparams"] = {
         "2048": _preparams(2048, 1 if quick else 3),
         "3072": {**_preparams(3072, 1), "single_sample": True},

@@ -97,13 +97,24 @@ def load_policy_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:
 
 class PolicyVerifier:
     """Verifies approvals for one process. Remembers every approval it accepted until it expires,
-    so each approval releases at most one signature share in this process' lifetime."""
+    so each approval releases at most one signature share in this process' lifetime.
+
+    That record is in memory, so after an enclave restart an approval an earlier boot accepted
+    could be presented again within its lifetime. With `boot_fence`, the verifier refuses every
+    approval that an earlier boot could have accepted: one accepted at time a had
+    expires_at <= a + max_lifetime (the lifetime check below), and a < boot time, so an approval
+    expiring before boot time + max_lifetime is refused as possibly older than this boot. The
+    price: right after a start, approvals with a shorter lifetime than `max_lifetime` are refused
+    until that much time has passed (give the policy service's approvals the full lifetime to
+    avoid the gap). It relies on the enclave's clock never going back across boots.
+    """
 
     def __init__(
         self,
         policy_key: ec.EllipticCurvePublicKey,
         clock: Callable[[], float] = time.time,
         max_lifetime: int = MAX_APPROVAL_LIFETIME,
+        boot_fence: bool = False,
     ) -> None:
         if not isinstance(policy_key.curve, ec.SECP256R1):
             raise InvalidParameters("policy key must be P-256")
@@ -111,6 +122,8 @@ class PolicyVerifier:
         self._clock = clock
         self._max_lifetime = max_lifetime
         self._used: dict[bytes, int] = {}  # hash of the signed message -> its expiry
+        # Approvals expiring before this may have been accepted by an earlier boot.
+        self._fence = int(clock()) + max_lifetime if boot_fence else 0
 
     def verify_approval(
         self,
@@ -143,6 +156,8 @@ class PolicyVerifier:
             raise ApprovalRejected("approval expired")
         if approval.expires_at > now + self._max_lifetime:
             raise ApprovalRejected("approval lifetime exceeds the allowed maximum")
+        if approval.expires_at < self._fence:
+            raise ApprovalRejected("approval may predate this enclave boot")
         # Keyed on the signed message, not the signature: ECDSA signatures are malleable
         # ((r, s) and (r, n - s) both verify), the message is not.
         fingerprint = hashlib.sha256(message).digest()

@@ -16,19 +16,17 @@ never waits on a search inside a request. Where the primes come from is injected
 its source, still goes through the full proofs in key generation: a fixture only saves the
 search.
 
-At rest. A pair the pool produced is exported once, sealed by the engine (enclave.sealing,
-purpose "preparams", a random 16-byte item id, plaintext = `encode_pair`), and the host stores
-the blob; the enclave keeps using its in-memory copy. After an enclave restart the host hands
-stored blobs back; each is unsealed, its primes re-checked as safe primes of the configured
-size (as `FixtureSource` does on load), and added while the pool has room. What is protected:
-the primes are sealed (AEAD, bound to purpose and id), so the host sees only ciphertext; an
-altered blob or one sealed under another key is refused. Single use: the host deletes a stored
-blob as it hands it back, a pair taken for key generation leaves the pool, and the pool reports
-exported pairs it has since used (`consumed_exports`) so the host deletes their stored copies.
-On a crash: a pair handed to the enclave and not yet used is lost with the enclave (it costs
-only a new prime search; it is never reused). One window remains: a pair exported, then used,
-with the enclave dying before the host has learned of the use (the host asks every few
-seconds) would be handed to the next enclave and could serve a second key of this party.
+At rest. A pair the pool produced is exported once, sealed by the engine under its per-boot
+sealer (enclave.sealing.boot_sealer, purpose "preparams", a random 16-byte item id, plaintext a
+record with this boot's sequence number for it and `encode_pair`; enclave/engine/singleuse.py),
+and the host stores the blob; the enclave keeps using its in-memory copy. What is protected: the
+primes are sealed (AEAD, bound to purpose and id), so the host sees only ciphertext; an altered
+blob or one sealed under another key is refused. Single use is the enclave's own rule: a pair
+taken for key generation leaves the pool and its number is marked used (`on_consumed`), an
+imported blob's number is marked used as it is imported, so no blob adds a pair twice; after a
+restart the per-boot key is gone and every stored blob is refused as "sealed in an earlier
+enclave boot". The host drops those (the pool refills with a fresh prime search; README gives
+the cost) and deletes the stored copies of pairs the pool reports used (`consumed_exports`).
 Python cannot wipe memory: the primes stay in enclave memory until garbage-collected.
 """
 
@@ -218,7 +216,13 @@ class PreParamPool:
     imported pair in while there is room.
     """
 
-    def __init__(self, source: PrimeSource, modulus_bits: int, size: int) -> None:
+    def __init__(
+        self,
+        source: PrimeSource,
+        modulus_bits: int,
+        size: int,
+        on_consumed: Callable[[str], None] | None = None,
+    ) -> None:
         if size < 1:
             raise InvalidParameters("pool size must be at least 1")
         self._source = source
@@ -228,6 +232,8 @@ class PreParamPool:
         self._fresh: deque[SafePrimePair] = deque()  # produced here, not exported yet
         self._exported: dict[SafePrimePair, str] = {}  # pairs in _ready with their export id
         self._consumed: list[str] = []
+        # Told the export id of every exported pair as it is used (the engine's single-use record).
+        self._on_consumed = on_consumed
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -290,7 +296,12 @@ class PreParamPool:
             if pair in self._ready:
                 self._exported[pair] = item_id
             else:  # taken while it was being sealed: its stored copy must go at once
-                self._consumed.append(item_id)
+                self._consumed_now(item_id)
+
+    def _consumed_now(self, item_id: str) -> None:
+        self._consumed.append(item_id)
+        if self._on_consumed is not None:
+            self._on_consumed(item_id)
 
     def consumed_exports(self) -> list[str]:
         with self._cond:
@@ -306,7 +317,7 @@ class PreParamPool:
             pair = self._ready.popleft()
             item_id = self._exported.pop(pair, None)
             if item_id is not None:
-                self._consumed.append(item_id)
+                self._consumed_now(item_id)
             with contextlib.suppress(ValueError):
                 self._fresh.remove(pair)
             self._cond.notify_all()

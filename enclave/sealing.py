@@ -30,8 +30,9 @@ stops the enclave at start with `WrongSealingKey` instead of failing later on th
 What is not protected: Python cannot wipe memory, so the KEK and plaintexts live in process
 memory until garbage-collected (the enclave boundary is what protects them); the metadata file
 is integrity-checked only through the key check (editing it can deny service, not extract keys);
-rollback of the store to older blobs is not detected here (the store's single-use rules and
-backups' rules are).
+rollback of the store to older blobs is not detected by a durable sealer. Single-use items are
+therefore never sealed by one: they use `boot_sealer`, a key that lives in enclave memory for one
+boot, and the engine's own used-record (enclave/engine/singleuse.py) refuses a second use.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ KEK_LEN: Final = 32
 KEK_ID_LEN: Final = 8
 DEK_SALT_LEN: Final = 16
 LOCAL_KIND: Final = "local"
+BOOT_KIND_PREFIX: Final = "boot-"
 
 Purpose = Literal["share", "presignature", "preparams", "key-check"]
 PURPOSES: Final[frozenset[str]] = frozenset({"share", "presignature", "preparams", "key-check"})
@@ -234,19 +236,20 @@ class LocalSealer:
     """AES-256-GCM under per-blob keys derived from a local KEK. Build with `from_key_file` or
     `from_passphrase` so the key check runs; the constructor is for those and for tests."""
 
-    def __init__(self, kek: bytes, rng: Rng = SYSTEM_RNG) -> None:
+    def __init__(self, kek: bytes, rng: Rng = SYSTEM_RNG, *, kind: str = LOCAL_KIND) -> None:
         if len(kek) != KEK_LEN:
             raise SealerConfigError(f"key-encryption key must be {KEK_LEN} bytes")
         self._kek = kek
         self._kek_id = kek_id(kek)
         self._rng = rng
+        self._kind = kind
 
     def __repr__(self) -> str:
-        return f"LocalSealer(kek_id={self._kek_id.hex()})"
+        return f"LocalSealer(kind={self._kind!r}, kek_id={self._kek_id.hex()})"
 
     @property
     def kind(self) -> str:
-        return LOCAL_KIND
+        return self._kind
 
     @property
     def key_id(self) -> str:
@@ -256,15 +259,15 @@ class LocalSealer:
     def seal(self, plaintext: bytes, binding: Binding) -> bytes:
         salt = self._rng.random_bytes(DEK_SALT_LEN)
         nonce = self._rng.random_bytes(NONCE_LEN)
-        header = encode_header(LOCAL_KIND, self._kek_id + salt)
+        header = encode_header(self._kind, self._kek_id + salt)
         dek = _derive(self._kek, salt, _DEK_INFO)
         body = AESGCM(dek).encrypt(nonce, plaintext, header + binding.encode())
         return header + nonce + body
 
     def unseal(self, blob: bytes, binding: Binding) -> bytes:
         env = parse_envelope(blob)
-        if env.kind != LOCAL_KIND:
-            raise SealedBlobCorrupt("kind", f"blob was sealed by the {env.kind!r} sealer, not {LOCAL_KIND!r}")
+        if env.kind != self._kind:
+            raise SealedBlobCorrupt("kind", f"blob was sealed by the {env.kind!r} sealer, not {self._kind!r}")
         if len(env.params) != KEK_ID_LEN + DEK_SALT_LEN:
             raise SealedBlobCorrupt("header", "local sealer parameters have the wrong length")
         blob_kek_id, salt = env.params[:KEK_ID_LEN], env.params[KEK_ID_LEN:]
@@ -341,6 +344,23 @@ class LocalSealer:
 
 
 _KEY_CHECK_BINDING: Final = Binding(key_id="", protocol="", party_id=0, purpose="key-check")
+
+
+def boot_sealer(rng: Rng = SYSTEM_RNG) -> LocalSealer:
+    """The sealer of single-use items (presignatures, pre-parameters) for one enclave boot.
+
+    Its KEK is drawn from `rng` when the engine starts and exists only in this process's memory:
+    never written, exported or derived from anything durable, so a restart loses it and every
+    blob sealed before can no longer be opened. The sealer kind recorded in each blob's header is
+    `boot-<KEK fingerprint>` (public), which tells this boot's blobs from an earlier boot's (see
+    `is_boot_kind`) without trying to open them. Long-lived key shares never use it.
+    """
+    kek = rng.random_bytes(KEK_LEN)
+    return LocalSealer(kek, rng, kind=BOOT_KIND_PREFIX + kek_id(kek).hex())
+
+
+def is_boot_kind(kind: str) -> bool:
+    return kind.startswith(BOOT_KIND_PREFIX)
 
 
 class MultiSealer:
@@ -502,6 +522,7 @@ def _read_metadata(meta_path: Path) -> dict[str, object]:
 
 
 __all__ = [
+    "BOOT_KIND_PREFIX",
     "FORMAT_VERSION",
     "LOCAL_KIND",
     "MAGIC",
@@ -518,11 +539,13 @@ __all__ = [
     "SealingError",
     "WrongSealingKey",
     "blob_kind",
+    "boot_sealer",
     "default_metadata_path",
     "encode_header",
     "generate_key_file",
     "init_key_file",
     "init_passphrase",
+    "is_boot_kind",
     "kek_id",
     "parse_envelope",
 ]

@@ -129,6 +129,9 @@ class EnclaveService:
         preparams_ready = getattr(self._sessions, "preparams_ready", None)
         if callable(preparams_ready):
             response.preparams_ready = int(preparams_ready())
+        boot_sealer_kind = getattr(self._sessions, "boot_sealer_kind", None)
+        if callable(boot_sealer_kind):
+            response.boot_sealer_kind = str(boot_sealer_kind())
         return response
 
     def _set_credentials(self, request: pb.SetAwsCredentials) -> pb.AwsCredentialsSet:

@@ -172,7 +172,9 @@ class EnclaveConfig:
         "or broken connection turns it at once", _check(lambda v: 1 <= v <= 100, "must be in 1..100"),
     )
     preparams_sync_seconds: float = key(
-        5.0, "how often the host stores the enclave's newly sealed pre-parameters (and refills a restarted one)",
+        5.0,
+        "how often the host stores the enclave's newly sealed pre-parameters and checks for an enclave restart"
+        " (then drops the single-use items it burned)",
         _positive,
     )
     aws_credentials: str = key(

@@ -55,6 +55,14 @@ class Metrics:
         self.presignatures_available = Gauge(
             "mpc_signer_presignatures_available", "Unused presignatures in the store (all keys)", registry=r
         )
+        self.single_use_burned = Counter(
+            "mpc_signer_single_use_burned",
+            "Single-use items (presignatures, pre-parameter sets) dropped because they were sealed in an"
+            " earlier enclave boot (a restart burns them; the pools refill)",
+            ["item"], registry=r,
+        )
+        for item in ("presignature", "preparams"):
+            self.single_use_burned.labels(item)
         # Registered when the enclave first reports it, so a scrape never shows a pool that is not there.
         self.preparams_pool: Gauge | None = None
         # (method label, code) -> its counter and histogram series, so a finished RPC skips the
@@ -75,6 +83,11 @@ class Metrics:
             )
         series[0].inc()
         series[1].observe(seconds)
+
+    def burned(self, item: str, count: int = 1) -> None:
+        """Count single-use items of one kind ("presignature" or "preparams") lost to a restart."""
+        if count > 0:
+            self.single_use_burned.labels(item).inc(count)
 
     def session_finished(self, protocol: int, kind: int, done: bool) -> None:
         """Count a session as the host's registry ends it: its final word, including failures the

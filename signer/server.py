@@ -293,12 +293,17 @@ class SignerServer:
         self.registrar = self._registrar(credentials) if c.consul.enabled else None
         self._metrics_http: Any = None
         self._pool_task: asyncio.Task[None] | None = None
-        self.preparams = PreparamsKeeper(self.enclave, lambda: self.store, c.enclave.preparams_sync_seconds)
+        self.preparams = PreparamsKeeper(
+            self.enclave, lambda: self.store, c.enclave.preparams_sync_seconds, burned=self.metrics.burned
+        )
         self._preparams_task: asyncio.Task[None] | None = None
         guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
         policy = credentials.policy
         self.operations = Operations(
-            lambda: self.store, approve=(lambda start: attach_approval(policy, start)) if policy is not None else None
+            lambda: self.store,
+            approve=(lambda start: attach_approval(policy, start)) if policy is not None else None,
+            burned=self.metrics.burned,
+            boot_kind=lambda: self.preparams.boot_kind,
         )
         self.aws_credentials = (
             CredentialsPusher(ImdsClient(c.enclave.imds_url), self.enclave)

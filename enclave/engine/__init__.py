@@ -5,7 +5,8 @@
 
 Modules: `engine` (registry, deadlines, caps, threads), `session` (phases of drivers, party
 mapping, message routing), `frost` and `gg20` (protocol adapters), `common` (request checks,
-key-share and signer-set mapping, used presignatures), `blobs` (sealed records), `keyids`,
+key-share and signer-set mapping), `singleuse` (per-boot sealing and the used-record of
+presignatures and pre-parameters), `blobs` (sealed records), `keyids`,
 `approval` (policy approval bytes), `setup` (command-line options and construction).
 """
 

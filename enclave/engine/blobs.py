@@ -5,9 +5,15 @@ Plaintext records (all integers big-endian, `lp(x)` = u32 length || x):
     key share:    lp("mpc-signer/engine/key-share") u8 version=1
                   lp(protocol) lp(key id) u16 threshold u16 n n*lp(party id) u16 index
                   lp(public key) lp(chain code) lp(protocol share)
-    presignature: lp("mpc-signer/engine/presignature") u8 version=1
+    presignature: lp("mpc-signer/engine/presignature") u8 version=2
                   lp(protocol) lp(key id) lp(presignature id) u16 m m*lp(signer party id)
-                  lp(protocol presignature)
+                  u64 sequence lp(protocol presignature)
+    pre-parameters: lp("mpc-signer/engine/preparams") u8 version=1 u64 sequence
+                  lp(enclave.primes.encode_pair)
+
+Presignatures and pre-parameters are single use: sealed under the per-boot sealer with the
+sequence number this boot assigned them (enclave/engine/singleuse.py). Version 1 presignature
+records (sealed by the durable sealer, no sequence) are refused as from an earlier boot.
 
 `parties` is the full ordered DKG party list and `index` this party's 1-based position in it,
 so a later signing session can map any signer-set party id to its DKG index. The protocol
@@ -32,7 +38,10 @@ from enclave.sealing import Binding, Purpose, Sealer, SealingError
 
 SHARE_MAGIC: Final = b"mpc-signer/engine/key-share"
 PRESIGNATURE_MAGIC: Final = b"mpc-signer/engine/presignature"
+PREPARAMS_MAGIC: Final = b"mpc-signer/engine/preparams"
 RECORD_VERSION: Final = 1
+PRESIGNATURE_RECORD_VERSION: Final = 2
+PREPARAMS_RECORD_VERSION: Final = 1
 BLOB_VERSION: Final = 1
 _MAX_FIELD: Final = 1 << 24
 
@@ -97,18 +106,20 @@ class PresignatureRecord:
     key_id: str
     presignature_id: str
     signers: tuple[str, ...]
+    sequence: int  # assigned by this boot's single-use ledger
     presignature: bytes = field(repr=False)
 
     def encode(self) -> bytes:
         w = _Writer()
         w.lp(PRESIGNATURE_MAGIC)
-        w.u8(RECORD_VERSION)
+        w.u8(PRESIGNATURE_RECORD_VERSION)
         w.text(self.protocol)
         w.text(self.key_id)
         w.text(self.presignature_id)
         w.u16(len(self.signers))
         for p in self.signers:
             w.text(p)
+        w.u64(self.sequence)
         w.lp(self.presignature)
         return w.value()
 
@@ -118,11 +129,37 @@ class PresignatureRecord:
         if r.lp() != PRESIGNATURE_MAGIC:
             raise InvalidEncoding("not a presignature record")
         version = r.u8()
-        if version != RECORD_VERSION:
+        if version != PRESIGNATURE_RECORD_VERSION:
             raise InvalidEncoding(f"presignature record version {version} is not supported")
         protocol, key, pid = r.text(), r.text(), r.text()
         signers = tuple(r.text() for _ in range(r.u16()))
-        rec = cls(protocol, key, pid, signers, r.lp())
+        rec = cls(protocol, key, pid, signers, r.u64(), r.lp())
+        r.end()
+        return rec
+
+
+@dataclass(frozen=True)
+class PreparamsRecord:
+    sequence: int
+    pair: bytes = field(repr=False)  # enclave.primes.encode_pair
+
+    def encode(self) -> bytes:
+        w = _Writer()
+        w.lp(PREPARAMS_MAGIC)
+        w.u8(PREPARAMS_RECORD_VERSION)
+        w.u64(self.sequence)
+        w.lp(self.pair)
+        return w.value()
+
+    @classmethod
+    def decode(cls, data: bytes) -> PreparamsRecord:
+        r = _Reader(data)
+        if r.lp() != PREPARAMS_MAGIC:
+            raise InvalidEncoding("not a pre-parameter record")
+        version = r.u8()
+        if version != PREPARAMS_RECORD_VERSION:
+            raise InvalidEncoding(f"pre-parameter record version {version} is not supported")
+        rec = cls(r.u64(), r.lp())
         r.end()
         return rec
 
@@ -166,6 +203,9 @@ class _Writer:
     def u16(self, v: int) -> None:
         self._parts.append(struct.pack(">H", v))
 
+    def u64(self, v: int) -> None:
+        self._parts.append(struct.pack(">Q", v))
+
     def lp(self, data: bytes) -> None:
         self._parts.append(struct.pack(">I", len(data)) + data)
 
@@ -193,6 +233,10 @@ class _Reader:
 
     def u16(self) -> int:
         v: int = struct.unpack(">H", self._take(2))[0]
+        return v
+
+    def u64(self) -> int:
+        v: int = struct.unpack(">Q", self._take(8))[0]
         return v
 
     def lp(self) -> bytes:

@@ -10,7 +10,6 @@ A signer set must be distinct party ids of the key, include this party and have 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -119,34 +118,3 @@ def signer_parties(request: pb.SessionStart, record: ShareRecord) -> Parties:
     if len(signers) < record.threshold:
         raise invalid(f"the signer set needs at least {record.threshold} parties")
     return Parties(request.self_party_id, {p: record.parties.index(p) + 1 for p in signers})
-
-
-class UsedPresignatures:
-    """Presignature ids this enclave process has used (thread-safe; consumption runs in workers).
-
-    Only a second line of defence: the set lives in memory, so it is empty after an enclave
-    restart and a host replaying an older sealed presignature to a restarted enclave is stopped
-    only by the host store's durable single-use consumption (done before the SIGN request is
-    sent). A stronger in-enclave guarantee on Nitro needs state that survives the enclave:
-    a monotonic counter bound into the presignature's sealing (the NSM has none that survives
-    termination), or KMS-held single-use state (e.g. a per-presignature data key scheduled for
-    deletion on use). Grows by one 64-character id per presignature used.
-    """
-
-    def __init__(self) -> None:
-        self._ids: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __contains__(self, presignature_id: object) -> bool:
-        with self._lock:
-            return presignature_id in self._ids
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._ids)
-
-    def consume(self, presignature_id: str) -> None:
-        with self._lock:
-            if presignature_id in self._ids:
-                raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, "presignature already used")
-            self._ids.add(presignature_id)

@@ -15,7 +15,10 @@ Live secret state exists only here, in memory, for as long as its session runs. 
   thread pool, so different sessions proceed concurrently and pings stay answered; any
   failure inside one session fails that session only;
 - with a policy verifier configured, requires a valid approval on every SIGN before the
-  session is built (no signature share can exist without it): PERMISSION_DENIED otherwise.
+  session is built (no signature share can exist without it): PERMISSION_DENIED otherwise;
+- enforces single use of presignatures and pre-parameter sets itself: they are sealed under
+  this boot's key with a sequence number of its ledgers (enclave/engine/singleuse.py), so a
+  replayed, rolled-back or earlier-boot blob is refused whatever the host does.
 
 Finished sessions keep their public outcome (state, culprits, reason; the result is handed out
 once, in the update that reports DONE) in a bounded list, so late requests get a precise answer.
@@ -37,18 +40,19 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from enclave.engine.approval import decode_approval
-from enclave.engine.common import SESSION_ID, Prepared, UsedPresignatures, invalid
+from enclave.engine.blobs import PreparamsRecord
+from enclave.engine.common import SESSION_ID, Prepared, invalid
 from enclave.engine.frost import FrostAdapter
 from enclave.engine.gg20 import PROTOCOL as GG20_PROTOCOL
 from enclave.engine.gg20 import Gg20Adapter
 from enclave.engine.session import Plan, Session
-from enclave.errors import InvalidParameters
-from enclave.kms import KmsUnavailable
+from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
+from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.paillier import DEFAULT_MODULUS_BITS
 from enclave.policy import ApprovalRejected, PolicyVerifier
 from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
 from enclave.rng import SYSTEM_RNG, Rng
-from enclave.sealing import Binding, Sealer, SealingError
+from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
@@ -79,10 +83,13 @@ class EngineConfig:
     preparams_wait_seconds: float = 20.0
     max_messages_per_deliver: int = 256
     modulus_bits: int = DEFAULT_MODULUS_BITS
+    # Single-use items of one kind made in this boot that the used-record covers (one bit each);
+    # an item is refused once this many newer ones of its kind were made (enclave/engine/singleuse.py).
+    single_use_window: int = DEFAULT_WINDOW
 
     def __post_init__(self) -> None:
-        if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1:
-            raise ValueError("max_sessions, workers and preparams_pool_size must be at least 1")
+        if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1 or self.single_use_window < 1:
+            raise ValueError("max_sessions, workers, preparams_pool_size and single_use_window must be at least 1")
         if not 0 < self.default_timeout_ms <= self.max_timeout_ms:
             raise ValueError("need 0 < default_timeout_ms <= max_timeout_ms")
 
@@ -120,15 +127,29 @@ class Engine:
         self.policy = policy
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="mpc-session")
+        # Single-use items: sealed under a key of this boot only, used at most once in it.
+        self.boot_sealer = boot_sealer(rng)
+        self.used_presignatures = SingleUseLedger("presignature", self.config.single_use_window)
+        self.used_preparams = SingleUseLedger("pre-parameter set", self.config.single_use_window)
+        self._preparams_seq: dict[str, int] = {}  # export id -> sequence, while its pair is pooled
+        self._preparams_lock = threading.Lock()
         self.pool = PreParamPool(
-            _background(prime_source or system_source(rng)), self.config.modulus_bits, self.config.preparams_pool_size
+            _background(prime_source or system_source(rng)),
+            self.config.modulus_bits,
+            self.config.preparams_pool_size,
+            on_consumed=self._preparams_consumed,
         )
         self.pool.start()
-        self.used_presignatures = UsedPresignatures()
         self._adapters: dict[int, FrostAdapter | Gg20Adapter] = {
             pb.PROTOCOL_FROST_ED25519: FrostAdapter(sealer, rng),
             pb.PROTOCOL_GG20_SECP256K1: Gg20Adapter(
-                sealer, rng, self.pool, self.used_presignatures, self.config.preparams_wait_seconds, clock
+                sealer,
+                rng,
+                self.pool,
+                self.boot_sealer,
+                self.used_presignatures,
+                self.config.preparams_wait_seconds,
+                clock,
             ),
         }
         self._sealer = sealer
@@ -148,6 +169,18 @@ class Engine:
         """Pre-parameter sets ready in the pool (reported in InfoResponse for the host's metrics)."""
         return self.pool.ready()
 
+    def boot_sealer_kind(self) -> str:
+        """The header kind of this boot's single-use blobs (public; reported in InfoResponse)."""
+        return self.boot_sealer.kind
+
+    def _preparams_consumed(self, item_id: str) -> None:
+        """The pool took (or lost while sealing) an exported pair: its blob is used up for good."""
+        with self._preparams_lock:
+            seq = self._preparams_seq.pop(item_id, None)
+        if seq is not None and not self.used_preparams.is_used(seq):
+            with contextlib.suppress(RequestRejected):  # pushed out of the window: refused anyway
+                self.used_preparams.consume(seq)
+
     # -- pre-parameters at rest (see enclave.primes) ----------------------------------------------
 
     async def preparams_export(self, request: pb.PreparamsExport) -> pb.PreparamsExported:
@@ -159,11 +192,15 @@ class Engine:
             for i, pair in enumerate(pairs):
                 item_id = self._rng.random_bytes(16).hex()
                 try:
-                    data = self._sealer.seal(encode_pair(pair), preparams_binding(item_id))
+                    seq = self.used_preparams.issue()
+                    record = PreparamsRecord(seq, encode_pair(pair))
+                    data = self.boot_sealer.seal(record.encode(), preparams_binding(item_id))
                 except BaseException:
                     # Not sealed: these stay in memory only, offered again by the next export.
                     self.pool.requeue_unexported(pairs[i:])
                     raise
+                with self._preparams_lock:
+                    self._preparams_seq[item_id] = seq
                 self.pool.note_exported(pair, item_id)
                 out.append(pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PREPARAMS, id=item_id, data=data))
             return out
@@ -194,21 +231,37 @@ class Engine:
         return answer
 
     def _import_one(self, blob: pb.SealedBlob) -> tuple[int, str]:
+        """Single use across anything the host does: a blob of an earlier boot is refused
+        (its key is gone), one whose pair this boot used or imported before is refused by the
+        ledger; a pair still pooled is ALREADY_EXISTS. An imported pair's number is consumed at
+        once (the pair then lives in memory only), so no blob adds a pair twice."""
         if blob.kind != pb.SEALED_BLOB_KIND_PREPARAMS or not _PREPARAMS_ID.fullmatch(blob.id):
             return pb.ERROR_CODE_INVALID_ARGUMENT, "not a pre-parameter blob (kind or id)"
+        try:
+            check_this_boot(self.boot_sealer, blob.data, f"pre-parameter set {blob.id}")
+            plaintext = self.boot_sealer.unseal(blob.data, preparams_binding(blob.id))
+            record = PreparamsRecord.decode(plaintext)
+            self.used_preparams.check(record.sequence)
+        except RequestRejected as exc:
+            return exc.code, exc.message
+        except SealingError as exc:
+            return pb.ERROR_CODE_SEALED_BLOB_INVALID, str(exc)
+        except InvalidEncoding as exc:
+            return pb.ERROR_CODE_SEALED_BLOB_INVALID, f"pre-parameter record: {exc}"
         if self.pool.ready() >= self.pool.size:
             return pb.ERROR_CODE_RESOURCE_EXHAUSTED, "the pre-parameter pool is full"
         try:
-            plaintext = self._sealer.unseal(blob.data, preparams_binding(blob.id))
-        except KmsUnavailable as exc:
-            return pb.ERROR_CODE_UNAVAILABLE, f"sealing unavailable: {exc}"
-        except SealingError as exc:
-            return pb.ERROR_CODE_SEALED_BLOB_INVALID, str(exc)
-        try:
-            pair = decode_pair(plaintext, self.pool.modulus_bits)
+            pair = decode_pair(record.pair, self.pool.modulus_bits)
         except InvalidParameters as exc:
             return pb.ERROR_CODE_INVALID_ARGUMENT, str(exc)
+        try:
+            # Before the pair enters the pool: of two concurrent imports of one blob, one wins.
+            self.used_preparams.consume(record.sequence)
+        except RequestRejected as exc:
+            return exc.code, exc.message
         if not self.pool.add(pair):
+            # In this boot an unused blob's pair is always still pooled (a taken pair's number
+            # is consumed as it is taken), so the number consumed above costs nothing.
             if self.pool.ready() >= self.pool.size:
                 return pb.ERROR_CODE_RESOURCE_EXHAUSTED, "the pre-parameter pool is full"
             return pb.ERROR_CODE_ALREADY_EXISTS, "these pre-parameters are already in the pool"

@@ -7,10 +7,12 @@ DKG -> `keygen` (3 rounds, with aux info), the Paillier primes taken from the pr
     (`KeyShare.to_bytes()` inside the engine's key-share record).
 PRESIGN -> `presign` (4 rounds) over the signer set; result: one sealed presignature
     (SealedBlob kind PRESIGNATURE, id = presignature id, equal at every signer; binding purpose
-    "presignature", item id = that id) recording the signer set.
+    "presignature", item id = that id) recording the signer set and this boot's sequence number
+    for it, sealed under the per-boot sealer (enclave/engine/singleuse.py).
 SIGN with a sealed presignature -> the one-round online `sign` (EnclaveMessage.round 1). The
-    signer set must be the presignature's. The presignature id is consumed in this process's
-    used set before the signature share exists; a second use is FAILED_PRECONDITION.
+    signer set must be the presignature's. A blob from an earlier enclave boot is refused
+    (ERROR_CODE_SEALED_IN_EARLIER_BOOT); the sequence number is consumed in this boot's
+    single-use ledger before the signature share exists; a second use is FAILED_PRECONDITION.
 SIGN without one -> presign (rounds 1-4) then the online round (EnclaveMessage.round 5, driver
     session id = session id + "/online") in one session; the presignature never leaves memory.
 The digest is exactly 32 bytes; derivation_path is a non-hardened BIP32 path under the key's
@@ -31,7 +33,6 @@ from enclave.engine.common import (
     MAX_PATH_DEPTH,
     PROTOCOL_NAMES,
     Prepared,
-    UsedPresignatures,
     blob_invalid,
     dkg_parties,
     invalid,
@@ -41,6 +42,7 @@ from enclave.engine.common import (
 )
 from enclave.engine.keyids import key_id, presignature_id
 from enclave.engine.session import Parties, Phase, Plan
+from enclave.engine.singleuse import SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, LocalError
 from enclave.primes import PreParamPool
 from enclave.protocols.gg20 import keygen, presign, sign
@@ -48,7 +50,7 @@ from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
 from enclave.rng import Rng
-from enclave.sealing import Binding, Sealer
+from enclave.sealing import Binding, LocalSealer, Sealer
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
@@ -66,11 +68,13 @@ class Gg20Adapter:
         sealer: Sealer,
         rng: Rng,
         pool: PreParamPool,
-        used: UsedPresignatures,
+        boot_sealer: LocalSealer,
+        used: SingleUseLedger,
         preparams_wait: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._sealer = sealer
+        self._sealer = sealer  # durable: key shares
+        self._boot = boot_sealer  # this boot only: presignatures
         self._rng = rng
         self._pool = pool
         self._used = used
@@ -155,10 +159,10 @@ class Gg20Adapter:
             presig = value
             assert isinstance(presig, Presignature)
             pid = presignature_id(kid, sid, presig.r_point)
-            rec = PresignatureRecord(PROTOCOL, kid, pid, signers, presig.to_bytes())
+            rec = PresignatureRecord(PROTOCOL, kid, pid, signers, self._used.issue(), presig.to_bytes())
             binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=record.index, purpose="presignature", item_id=pid)
             blob = pb.SealedBlob(
-                kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blobs.seal(self._sealer, rec.encode(), binding)
+                kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blobs.seal(self._boot, rec.encode(), binding)
             )
             return pb.SessionResult(key_id=kid, public_key=record.public_key, sealed_presignatures=[blob])
 
@@ -193,12 +197,11 @@ class Gg20Adapter:
             )
 
         if pid:
-            presig = self._open_presignature(presig_blobs[0], record, request)
-            if pid in self._used:
-                raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, "presignature already used")
+            seq, presig = self._open_presignature(presig_blobs[0], record, request)
+            self._used.check(seq)
 
             def consume(_inner_id: bytes) -> None:
-                self._used.consume(pid)
+                self._used.consume(seq)
 
             def build_online(deadline: float) -> Plan:
                 driver = sign.start(sid_b, share, presig, digest, consume, path=path)
@@ -219,13 +222,17 @@ class Gg20Adapter:
 
         return Prepared(parties, build_full, key_id=kid, approval_digest=digest)
 
-    def _open_presignature(self, blob: pb.SealedBlob, record: ShareRecord, request: pb.SessionStart) -> Presignature:
+    def _open_presignature(
+        self, blob: pb.SealedBlob, record: ShareRecord, request: pb.SessionStart
+    ) -> tuple[int, Presignature]:
+        """(this boot's sequence number, presignature) of the request's sealed presignature."""
         pid = request.presignature_id
         if blob.id != pid:
             raise invalid("presignature_id must name the one sealed presignature given, or neither is given")
+        check_this_boot(self._boot, blob.data[3:], f"presignature {pid}")
         try:
             index, plaintext = blobs.unseal(
-                self._sealer, blob.data, key_id=record.key_id, protocol=PROTOCOL, purpose="presignature", item_id=pid
+                self._boot, blob.data, key_id=record.key_id, protocol=PROTOCOL, purpose="presignature", item_id=pid
             )
             rec = PresignatureRecord.decode(plaintext)
             presig = Presignature.from_bytes(rec.presignature)
@@ -240,4 +247,4 @@ class Gg20Adapter:
             raise blob_invalid("presignature: record does not match its binding")
         if set(rec.signers) != set(request.party_ids):
             raise invalid("the presignature was made for another signer set")
-        return presig
+        return rec.sequence, presig

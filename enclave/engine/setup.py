@@ -92,6 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--policy-key-b64", default=os.environ.get("MPC_ENCLAVE_POLICY_KEY") or None,
         help="the same key as base64 DER (SubjectPublicKeyInfo), e.g. fixed in the image at build time",
     )
+    g.add_argument(
+        "--policy-boot-fence", action="store_true",
+        help="refuse approvals an earlier enclave boot could have accepted (expiring within the maximum"
+        " approval lifetime of this start): closes approval replay across restarts; approvals shorter"
+        " than that lifetime are refused for that long after a start",
+    )
     t = parser.add_argument_group("TEE")
     t.add_argument("--attestation", choices=(NONE_MODE, NITRO_MODE), default=NONE_MODE,
                    help="none: no TEE (said plainly); nitro: AWS Nitro Secure Module")
@@ -144,7 +150,8 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
         log.warning("listening on vsock without --attestation nitro: fine for testing; nothing attests this process")
     credentials = CredentialsHolder() if args.kms_key_id else None
     sealer = _sealer(args, attestor, credentials)
-    return EngineParts(sealer, _policy(args.policy_key, args.policy_key_b64), config, attestor, credentials)
+    policy = _policy(args.policy_key, args.policy_key_b64, getattr(args, "policy_boot_fence", False))
+    return EngineParts(sealer, policy, config, attestor, credentials)
 
 
 def build_engine(parts: EngineParts) -> Engine:
@@ -228,16 +235,16 @@ def _passphrase_sealer(path: Path, meta: Path | None, generate: bool) -> Sealer:
     return LocalSealer.from_passphrase(meta, passphrase)
 
 
-def _policy(path: Path | None, der_b64: str | None = None) -> PolicyVerifier | None:
+def _policy(path: Path | None, der_b64: str | None = None, boot_fence: bool = False) -> PolicyVerifier | None:
     if der_b64:
         try:
-            return PolicyVerifier(load_policy_key(base64.b64decode(der_b64, validate=True)))
+            return PolicyVerifier(load_policy_key(base64.b64decode(der_b64, validate=True)), boot_fence=boot_fence)
         except (ValueError, binascii.Error) as exc:
             raise SetupError(f"policy key (base64 DER): {exc}") from None
     if path is None:
         return None
     try:
-        return PolicyVerifier(load_policy_key(path.read_bytes()))
+        return PolicyVerifier(load_policy_key(path.read_bytes()), boot_fence=boot_fence)
     except OSError as exc:
         raise SetupError(f"cannot read the policy key {path}: {exc.strerror}") from None
     except ValueError as exc:

@@ -45,6 +45,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_SEALED_BLOB_INVALID: _ClassVar[ErrorCode]
     ERROR_CODE_INTERNAL: _ClassVar[ErrorCode]
     ERROR_CODE_UNAVAILABLE: _ClassVar[ErrorCode]
+    ERROR_CODE_SEALED_IN_EARLIER_BOOT: _ClassVar[ErrorCode]
 
 class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -76,6 +77,7 @@ ERROR_CODE_PERMISSION_DENIED: ErrorCode
 ERROR_CODE_SEALED_BLOB_INVALID: ErrorCode
 ERROR_CODE_INTERNAL: ErrorCode
 ERROR_CODE_UNAVAILABLE: ErrorCode
+ERROR_CODE_SEALED_IN_EARLIER_BOOT: ErrorCode
 SEALED_BLOB_KIND_UNSPECIFIED: SealedBlobKind
 SEALED_BLOB_KIND_KEY_SHARE: SealedBlobKind
 SEALED_BLOB_KIND_PRESIGNATURE: SealedBlobKind
@@ -146,7 +148,7 @@ class InfoRequest(_message.Message):
     def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready", "enclave_public_key")
+    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready", "enclave_public_key", "boot_sealer_kind")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +156,7 @@ class InfoResponse(_message.Message):
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_READY_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    BOOT_SEALER_KIND_FIELD_NUMBER: _ClassVar[int]
     version: str
     attestation_mode: str
     state: EnclaveState
@@ -161,7 +164,8 @@ class InfoResponse(_message.Message):
     protocols: _containers.RepeatedScalarFieldContainer[Protocol]
     preparams_ready: int
     enclave_public_key: bytes
-    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ..., enclave_public_key: _Optional[bytes] = ...) -> None: ...
+    boot_sealer_kind: str
+    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ..., enclave_public_key: _Optional[bytes] = ..., boot_sealer_kind: _Optional[str] = ...) -> None: ...
 
 class SetAwsCredentials(_message.Message):
     __slots__ = ("access_key_id", "secret_access_key", "session_token", "expiration_unix")

@@ -143,8 +143,15 @@ class Operations:
         self,
         store: Callable[[], Store | None],
         approve: Callable[[epb.SessionStart], Awaitable[None]] | None = None,
+        burned: Callable[[str, int], None] | None = None,
+        boot_kind: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._store = store
+        # The sealer kind of the enclave's current boot, when known: a presignature picked for a
+        # signing request must be one of its (any other would be refused, and lost).
+        self._boot_kind = boot_kind
+        # Counts single-use items the enclave refused as sealed in an earlier boot (metrics).
+        self.burned = burned or (lambda _kind, _count: None)
         # The signing policy (signer/approvals.py), when configured: runs for every SIGN.
         self._approve = approve
         self._audit = AuditBatcher(self.store)
@@ -200,7 +207,8 @@ class Operations:
         # if this process dies right after (it is then lost, which is safe).
         try:
             presig = await self.store().consume_presignature(
-                key.key_id, party_numbers(start.party_ids), start.session_id, start.presignature_id or None
+                key.key_id, party_numbers(start.party_ids), start.session_id, start.presignature_id or None,
+                sealer_kind=None if start.presignature_id else self._boot_kind(),
             )
         except PresignatureUnavailable:
             if start.presignature_id:
@@ -292,6 +300,13 @@ class Operations:
 
 
 def sealed_blob_refusal(exc: EnclaveRequestError, start: epb.SessionStart) -> FailedPrecondition | None:
+    if exc.code == epb.ERROR_CODE_SEALED_IN_EARLIER_BOOT:
+        # The presignature was consumed in the store before the enclave saw it: it is gone.
+        return FailedPrecondition(
+            f"presignature {start.presignature_id} was sealed in an earlier enclave boot (the enclave restarted"
+            " since) or by another instance's enclave, and can never be used here; it was dropped: make a new"
+            " presignature"
+        )
     if exc.code != epb.ERROR_CODE_SEALED_BLOB_INVALID:
         return None
     what = "sealed key share"

@@ -81,6 +81,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             if refusal is None:
                 raise
             if self._operations is not None:
+                if exc.code == epb.ERROR_CODE_SEALED_IN_EARLIER_BOOT:
+                    self._operations.burned("presignature", 1)
                 await self._operations.audit_refused_start(start, caller, str(refusal))
             raise refusal from None
 

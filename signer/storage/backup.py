@@ -34,7 +34,8 @@ Import rules (chosen to never lose or silently replace key material):
   used twice leaks the key share, and a backup cannot know which of its presignatures the source
   consumed after the export. Restore them only when the source store will never sign again (the
   pool refills itself otherwise). A presignature id already in the store, consumed or not, is
-  never revived.
+  never revived. The enclave refuses a second use in any case, and every presignature sealed
+  before its last restart (enclave/engine/singleuse.py): a restored one at worst fails to sign.
 """
 
 from __future__ import annotations

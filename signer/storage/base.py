@@ -46,12 +46,18 @@ class Store(Protocol):
         ...
 
     async def consume_presignature(
-        self, key_id: str, signer_set: tuple[int, ...], session_id: str, presig_id: str | None = None
+        self,
+        key_id: str,
+        signer_set: tuple[int, ...],
+        session_id: str,
+        presig_id: str | None = None,
+        sealer_kind: str | None = None,
     ) -> PresignatureRecord:
         """Atomically mark one available presignature consumed by `session_id` and return it with
-        its sealed blob: the named one, or the oldest for (key_id, signer_set). Exactly one
-        concurrent caller gets a given presignature; PresignatureUnavailable otherwise. The blob
-        is erased from the row as it is consumed."""
+        its sealed blob: the named one, or the oldest for (key_id, signer_set) — with
+        `sealer_kind`, the oldest sealed by that sealer (the enclave's current boot: others can
+        never be used). Exactly one concurrent caller gets a given presignature;
+        PresignatureUnavailable otherwise. The blob is erased from the row as it is consumed."""
         ...
 
     async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int: ...

@@ -289,7 +289,12 @@ class PostgresStore:
         raise PresignatureExists(p.presig_id)
 
     async def consume_presignature(
-        self, key_id: str, signer_set: tuple[int, ...], session_id: str, presig_id: str | None = None
+        self,
+        key_id: str,
+        signer_set: tuple[int, ...],
+        session_id: str,
+        presig_id: str | None = None,
+        sealer_kind: str | None = None,
     ) -> PresignatureRecord:
         check_key_id(key_id)
         if not session_id:
@@ -298,7 +303,8 @@ class PostgresStore:
         if presig_id is None:
             target = (
                 "SELECT presig_id, sealed FROM presignatures WHERE key_id = %(key)s AND signer_set = %(sset)s"
-                " AND state = 'available' ORDER BY created_at, presig_id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                " AND state = 'available' AND (%(kind)s::text IS NULL OR sealer_kind = %(kind)s::text)"
+                " ORDER BY created_at, presig_id LIMIT 1 FOR UPDATE SKIP LOCKED"
             )
         else:
             target = (
@@ -313,7 +319,10 @@ class PostgresStore:
             " RETURNING p.presig_id, p.key_id, p.signer_set, p.sealer_kind, target.sealed, p.state,"
             " p.created_at, p.consumed_at, p.consumed_by"
         )
-        params = {"key": key_id, "sset": sset, "id": presig_id, "at": self._clock(), "session": session_id}
+        params = {
+            "key": key_id, "sset": sset, "id": presig_id, "at": self._clock(), "session": session_id,
+            "kind": sealer_kind,
+        }
         async with self._tx() as conn:
             row = await (await conn.execute(sql, params)).fetchone()
         if row is None:

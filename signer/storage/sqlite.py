@@ -334,21 +334,29 @@ class SqliteStore:
         return PresignatureRecord(**{**p.__dict__, "created_at": created}), True
 
     async def consume_presignature(
-        self, key_id: str, signer_set: tuple[int, ...], session_id: str, presig_id: str | None = None
+        self,
+        key_id: str,
+        signer_set: tuple[int, ...],
+        session_id: str,
+        presig_id: str | None = None,
+        sealer_kind: str | None = None,
     ) -> PresignatureRecord:
         check_key_id(key_id)
         sset = encode_party_set(tuple(sorted(signer_set)))
         if not session_id:
             raise ValueError("session_id is required")
-        return await self._run(self._consume_sync, key_id, sset, session_id, presig_id)
+        return await self._run(self._consume_sync, key_id, sset, session_id, presig_id, sealer_kind)
 
-    def _consume_sync(self, key_id: str, sset: str, session_id: str, presig_id: str | None) -> PresignatureRecord:
+    def _consume_sync(
+        self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
+    ) -> PresignatureRecord:
         with self._tx() as db:
             if presig_id is None:
                 row = db.execute(
                     f"SELECT {_PRESIG_COLS} FROM presignatures WHERE key_id = ? AND signer_set = ?"
-                    " AND state = 'available' ORDER BY created_at, presig_id LIMIT 1",
-                    (key_id, sset),
+                    " AND state = 'available' AND (? IS NULL OR sealer_kind = ?)"
+                    " ORDER BY created_at, presig_id LIMIT 1",
+                    (key_id, sset, sealer_kind, sealer_kind),
                 ).fetchone()
             else:
                 row = db.execute(

@@ -1,6 +1,7 @@
-"""Pre-parameters sealed at rest: export once, import into a fresh engine whose own prime source
-cannot deliver, and a GG20 key generation runs on the imported pairs; bad blobs are refused one
-by one."""
+"""Pre-parameters sealed at rest under the enclave's per-boot key: exported once, useless to any
+later boot (refused as "sealed in an earlier enclave boot", nothing added to the pool), and never
+added twice in one boot (a used set's blob is refused by the enclave's own record); bad blobs are
+refused one by one."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from enclave.engine import Engine, EngineConfig
+from enclave.engine.blobs import PreparamsRecord
 from enclave.engine.engine import preparams_binding
 from enclave.primes import FixtureSource, SafePrimePair, decode_pair, encode_pair
-from enclave.sealing import LocalSealer, generate_key_file
+from enclave.sealing import LocalSealer, SealingError, generate_key_file
 from mpc.v1 import enclave_pb2 as pb
 from tests.enclave import safe_primes
 from tests.engine import relay
@@ -60,10 +62,17 @@ def restarted(sealer: LocalSealer, blocked: BlockedSource, size: int = 2) -> Eng
     return Engine(sealer, config=cfg, prime_source=blocked)
 
 
-def sealed_blob(sealer: LocalSealer, item_id: str, pair: SafePrimePair) -> pb.SealedBlob:
-    """Sealed exactly as the engine seals (the test's own sealing key, chosen contents)."""
-    data = sealer.seal(encode_pair(pair), preparams_binding(item_id))
+def sealed_blob(engine: Engine, item_id: str, pair: SafePrimePair, sealer: LocalSealer | None = None) -> pb.SealedBlob:
+    """Sealed exactly as `engine` seals (its boot key unless `sealer` is given, a fresh number of
+    its ledger), with chosen contents."""
+    record = PreparamsRecord(engine.used_preparams.issue(), encode_pair(pair))
+    data = (sealer or engine.boot_sealer).seal(record.encode(), preparams_binding(item_id))
     return pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PREPARAMS, id=item_id, data=data)
+
+
+def opened(engine: Engine, blob: pb.SealedBlob) -> SafePrimePair:
+    plaintext = engine.boot_sealer.unseal(blob.data, preparams_binding(blob.id))
+    return decode_pair(PreparamsRecord.decode(plaintext).pair, 2048)
 
 
 async def export_all(engine: Engine, want: int) -> list[pb.SealedBlob]:
@@ -76,16 +85,16 @@ async def export_all(engine: Engine, want: int) -> list[pb.SealedBlob]:
     raise AssertionError(f"only {len(got)} pre-parameter sets exported")
 
 
-async def test_export_once_import_after_restart_then_keygen(
-    engines: dict[str, Engine], sealer: LocalSealer
-) -> None:
+async def test_exported_sets_are_refused_after_a_restart(engines: dict[str, Engine], sealer: LocalSealer) -> None:
     alice = engines["alice"]
     blobs = await export_all(alice, 3)
     assert len(blobs) == 3 and len({b.id for b in blobs}) == 3
     for b in blobs:
         assert b.kind == pb.SEALED_BLOB_KIND_PREPARAMS and len(b.id) == 32
-        # The host sees ciphertext only: no prime appears in the blob.
-        pair = decode_pair(sealer.unseal(b.data, preparams_binding(b.id)), 2048)
+        # Sealed under this boot's key, not the durable one; the host sees ciphertext only.
+        with pytest.raises(SealingError):
+            sealer.unseal(b.data, preparams_binding(b.id))
+        pair = opened(alice, b)
         for v in (pair.p, pair.q):
             assert v.to_bytes(128, "big") not in b.data
     # Each exported once.
@@ -93,26 +102,53 @@ async def test_export_once_import_after_restart_then_keygen(
     assert list(again.sealed) == [] and again.pool_size == 3
 
     blocked = BlockedSource()
-    fresh = restarted(sealer, blocked)
+    fresh = restarted(sealer, blocked)  # same durable key, a new boot
     try:
-        assert fresh.preparams_ready() == 0
-        # Without an import the key generation would wait on the search and be refused.
+        answer = await fresh.preparams_import(pb.PreparamsImport(sealed=blobs))
+        assert list(answer.imported_ids) == []
+        assert [(r.id, r.code) for r in answer.refused] == [(b.id, pb.ERROR_CODE_SEALED_IN_EARLIER_BOOT) for b in blobs]
+        assert all("sealed in an earlier enclave boot" in r.message for r in answer.refused)
+        assert answer.ready == 0 == fresh.preparams_ready()
+        # Nothing was added: a key generation waits on the (blocked) search and is refused.
         starts = {p: relay.dkg("pp-dkg-0", GG20, ("alice", "bob"), 2, p) for p in ("alice", "bob")}
         with pytest.raises(Exception, match="pre-parameters"):
             await relay.run({"alice": fresh, "bob": engines["bob"]}, starts)
+        assert blocked.calls >= 1
+    finally:
+        fresh.close()
+        blocked.release.set()
 
-        answer = await fresh.preparams_import(pb.PreparamsImport(sealed=blobs))
-        assert list(answer.imported_ids) == [blobs[0].id, blobs[1].id]
-        assert [(r.id, r.code) for r in answer.refused] == [(blobs[2].id, pb.ERROR_CODE_RESOURCE_EXHAUSTED)]
-        assert answer.ready == 2 == fresh.preparams_ready()
 
-        starts = {p: relay.dkg("pp-dkg-1", GG20, ("alice", "bob"), 2, p) for p in ("alice", "bob")}
-        res = relay.results(await relay.run({"alice": fresh, "bob": engines["bob"]}, starts))
-        assert res["alice"].key_id == res["bob"].key_id
-        assert fresh.preparams_ready() == 1  # the pair used left the pool
-        assert blocked.calls >= 1  # the search was asked for and never delivered
-        # Imported pairs are not exported again (their stored copies were deleted on import).
-        assert list((await fresh.preparams_export(pb.PreparamsExport())).sealed) == []
+async def test_a_used_set_is_refused_in_the_same_boot(engines: dict[str, Engine]) -> None:
+    alice = engines["alice"]
+    blobs = await export_all(alice, 3)
+    # Still pooled (the pool is full): the enclave holds it already.
+    answer = await alice.preparams_import(pb.PreparamsImport(sealed=[blobs[1]]))
+    assert [r.code for r in answer.refused] == [pb.ERROR_CODE_RESOURCE_EXHAUSTED]
+    starts = {p: relay.dkg("pp-dkg-3", GG20, ("alice", "bob"), 2, p) for p in ("alice", "bob")}
+    relay.results(await relay.run(engines, starts))  # takes blobs[0]'s pair
+    answer = await alice.preparams_import(pb.PreparamsImport(sealed=[blobs[0]]))
+    assert list(answer.imported_ids) == []
+    assert [(r.code, r.message) for r in answer.refused] == [
+        (pb.ERROR_CODE_FAILED_PRECONDITION, "pre-parameter set already used")
+    ]
+    assert alice.used_preparams.stats()[2] >= 1
+
+
+async def test_an_imported_set_is_added_once(engines: dict[str, Engine]) -> None:
+    blocked = BlockedSource()
+    fresh = restarted(LocalSealer(bytes(32)), blocked, size=2)
+    try:
+        pair = FixtureSource(safe_primes.primes(1024)[0::2])(2048)
+        blob = sealed_blob(fresh, "c" * 32, pair)
+        first = await fresh.preparams_import(pb.PreparamsImport(sealed=[blob]))
+        assert list(first.imported_ids) == [blob.id] and fresh.preparams_ready() == 1
+        fresh.pool.take(timeout=0)  # used for a key
+        again = await fresh.preparams_import(pb.PreparamsImport(sealed=[blob]))
+        assert [(r.code, r.message) for r in again.refused] == [
+            (pb.ERROR_CODE_FAILED_PRECONDITION, "pre-parameter set already used")
+        ]
+        assert fresh.preparams_ready() == 0
     finally:
         fresh.close()
         blocked.release.set()
@@ -137,34 +173,42 @@ async def test_bad_blobs_refused_others_imported(
     tampered.data = good[0].data[:-1] + bytes([good[0].data[-1] ^ 1])
     moved = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PREPARAMS, id="0" * 32, data=good[1].data)  # other id
     other_key = generate_key_file(tmp_path / "other.key")
-    foreign_id = "f" * 32
-    pair = decode_pair(sealer.unseal(good[1].data, preparams_binding(good[1].id)), 2048)
-    foreign = sealed_blob(other_key, foreign_id, pair)
-    small = FixtureSource(safe_primes.primes(1536))(3072)  # safe primes, but not the configured size
-    wrong_size = sealed_blob(sealer, "a" * 32, small)
-    not_safe = sealed_blob(sealer, "b" * 32, SafePrimePair(pair.p, pair.q + 2))
+    pair = opened(engines["alice"], good[1])
 
     blocked = BlockedSource()
     fresh = restarted(sealer, blocked, size=3)
     try:
+        # Blobs of this boot with chosen contents, one sealed under another (durable) key, and
+        # the first one's bytes moved, altered or stale.
+        mine = sealed_blob(fresh, "d" * 32, pair)
+        tampered = pb.SealedBlob()
+        tampered.CopyFrom(mine)
+        tampered.id = "e" * 32
+        tampered.data = mine.data[:-1] + bytes([mine.data[-1] ^ 1])
+        moved = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PREPARAMS, id="0" * 32, data=mine.data)  # other id
+        foreign = sealed_blob(fresh, "f" * 32, pair, sealer=other_key)
+        small = FixtureSource(safe_primes.primes(1536))(3072)  # safe primes, but not the configured size
+        wrong_size = sealed_blob(fresh, "a" * 32, small)
+        not_safe = sealed_blob(fresh, "b" * 32, SafePrimePair(pair.p, pair.q + 2))
         answer = await fresh.preparams_import(
-            pb.PreparamsImport(sealed=[tampered, moved, foreign, wrong_size, not_safe, good[1]])
+            pb.PreparamsImport(sealed=[tampered, moved, foreign, good[0], wrong_size, not_safe, mine])
         )
-        assert list(answer.imported_ids) == [good[1].id]
+        assert list(answer.imported_ids) == [mine.id]
         refused = {r.id: r.code for r in answer.refused}
         assert refused == {
-            good[0].id: pb.ERROR_CODE_SEALED_BLOB_INVALID,
+            "e" * 32: pb.ERROR_CODE_SEALED_BLOB_INVALID,
             "0" * 32: pb.ERROR_CODE_SEALED_BLOB_INVALID,
-            foreign_id: pb.ERROR_CODE_SEALED_BLOB_INVALID,
+            "f" * 32: pb.ERROR_CODE_SEALED_IN_EARLIER_BOOT,
+            good[0].id: pb.ERROR_CODE_SEALED_IN_EARLIER_BOOT,
             "a" * 32: pb.ERROR_CODE_INVALID_ARGUMENT,
             "b" * 32: pb.ERROR_CODE_INVALID_ARGUMENT,
         }
         for r in answer.refused:  # no value of a prime in any message
             assert str(pair.p) not in r.message and f"{pair.p:x}" not in r.message
         assert fresh.preparams_ready() == 1
-        # The same pair again (as another blob of it would be): not added twice.
-        again = await fresh.preparams_import(pb.PreparamsImport(sealed=[good[1]]))
-        assert [r.code for r in again.refused] == [pb.ERROR_CODE_ALREADY_EXISTS]
+        # The same blob again: its number is used; another blob of the pair: not added twice.
+        again = await fresh.preparams_import(pb.PreparamsImport(sealed=[mine, sealed_blob(fresh, "9" * 32, pair)]))
+        assert [r.code for r in again.refused] == [pb.ERROR_CODE_FAILED_PRECONDITION, pb.ERROR_CODE_ALREADY_EXISTS]
     finally:
         fresh.close()
         blocked.release.set()

@@ -1,6 +1,7 @@
 """The engine inside the real enclave process, over its unix socket: one party is `python -m
 enclave` (with the sealing options), the other an in-process engine. Key generation, signing,
-a restart that signs from the sealed shares, a tampered blob, and a wrong sealing key."""
+a restart that signs from the sealed shares and refuses the earlier boot's presignature, a
+tampered blob, and a wrong sealing key."""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ async def test_sessions_through_the_enclave_process(
             assert recovered.format(compressed=True) == out["remote"].public_key
 
         await sign_both("before")
-        # presign with the remote, then a restart: the sealed presignature and shares still work
+        # presign with the remote, then a restart: the sealed shares still work, the sealed
+        # presignature does not (its per-boot key is gone with the old process)
         pre = relay.results(
             await relay.run(parties, {p: relay.presign("p-pre", PAIR, p, gg20[p].sealed_share) for p in PAIR})
         )
@@ -106,27 +108,29 @@ async def test_sessions_through_the_enclave_process(
         parties["remote"] = remote
         await sign_both("after-restart")
         digest = hashlib.sha256(b"with the presignature").digest()
-        out = relay.results(
-            await relay.run(
-                parties,
-                {
-                    p: relay.sign(
-                        "g-pre",
-                        GG20,
-                        PAIR,
-                        p,
-                        gg20[p].sealed_share,
-                        digest,
-                        presignature=pre[p].sealed_presignatures[0],
-                    )
-                    for p in PAIR
-                },
+
+        def with_presig(sid: str, p: str, blobs: dict[str, pb.SessionResult]) -> pb.SessionStart:
+            return relay.sign(
+                sid, GG20, PAIR, p, gg20[p].sealed_share, digest, presignature=blobs[p].sealed_presignatures[0]
             )
+
+        with pytest.raises(EnclaveRequestError) as exc:
+            await remote.start(with_presig("g-old", "remote", pre))
+        assert exc.value.code == pb.ERROR_CODE_SEALED_IN_EARLIER_BOOT
+        assert "sealed in an earlier enclave boot" in exc.value.message
+
+        # a presignature of this boot signs once, and only once
+        pre = relay.results(
+            await relay.run(parties, {p: relay.presign("p-pre-2", PAIR, p, gg20[p].sealed_share) for p in PAIR})
         )
+        out = relay.results(await relay.run(parties, {p: with_presig("g-pre", p, pre) for p in PAIR}))
         sig = out["remote"].signature
         assert out["remote"].presignature_id == pre["remote"].sealed_presignatures[0].id
         assert PublicKey(gg20["local"].public_key).verify(_der(sig), digest, hasher=None)
         assert PublicKey.from_signature_and_message(sig, digest, hasher=None).format() == gg20["local"].public_key
+        with pytest.raises(EnclaveRequestError) as exc:
+            await remote.start(with_presig("g-pre-again", "remote", pre))
+        assert (exc.value.code, exc.value.message) == (pb.ERROR_CODE_FAILED_PRECONDITION, "presignature already used")
 
         # a tampered share: typed error over the wire, and the enclave keeps serving
         share = frost["remote"].sealed_share

@@ -1,6 +1,7 @@
 """Two signer instances sharing one PostgreSQL store (a fresh schema) and one sealing key: each
-serves sessions for keys that either created, and a presignature made through one is consumed
-through the other exactly once. A session belongs to the instance that started it."""
+serves sessions for keys that either created; a presignature is used once, through the instance
+whose enclave made it (another instance's enclave refuses it). A session belongs to the
+instance that started it."""
 
 from __future__ import annotations
 
@@ -47,18 +48,23 @@ async def test_two_instances_share_keys_through_one_store(
         message = message_for(protocol, f"cross-instance {protocol}".encode())
         check_signature(protocol, key.public_key, message, await sign(relay, protocol, PARTIES, key.key_id, message))
 
-    # A presignature made through B is used through A, and cannot then be used through B.
+    # A presignature is sealed under the key of the enclave boot that made it: one made through B
+    # signs through B once, then through neither; one made through B is refused by A's enclave.
     presignature_id = await presign(via_b, PARTIES, gg20_key.key_id)
-    digest = message_for(GG20, b"with a presignature from the other instance")
-    result = await sign(via_a, GG20, PARTIES, gg20_key.key_id, digest, presignature_id=presignature_id)
+    other_id = await presign(via_b, PARTIES, gg20_key.key_id)
+    digest = message_for(GG20, b"with a presignature of this instance")
+    result = await sign(via_b, GG20, PARTIES, gg20_key.key_id, digest, presignature_id=presignature_id)
     check_signature(GG20, gg20_key.public_key, digest, result)
     client_a, client_b = connect(a), connect(b)
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await client_b.start_sign(pb.StartSignRequest(
-            session_id=f"reuse-{secrets.token_hex(4)}", protocol=pb.PROTOCOL_GG20_SECP256K1, key_id=gg20_key.key_id,
-            party_ids=list(PARTIES), self_party_id="signer", message=digest, presignature_id=presignature_id,
-        ))
-    assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+    for client, pid in ((client_b, presignature_id), (client_a, presignature_id), (client_a, other_id)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await client.start_sign(pb.StartSignRequest(
+                session_id=f"reuse-{secrets.token_hex(4)}", protocol=pb.PROTOCOL_GG20_SECP256K1,
+                key_id=gg20_key.key_id, party_ids=list(PARTIES), self_party_id="signer", message=digest,
+                presignature_id=pid,
+            ))
+        assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
+    assert "by another instance's enclave" in (err.value.details() or "")  # B's, refused by A
 
     # Session affinity: a session lives on the instance that started it; the other does not know it.
     session_id = f"affinity-{secrets.token_hex(4)}"

@@ -3,10 +3,11 @@
 Fixtures
 --------
 start_node (module)
-    Factory: `start_node(name, store="sqlite"|"postgresql", sessions=None)` starts an enclave
+    Factory: `start_node(name, store="sqlite"|"postgresql", sessions=None, config=None)` starts an enclave
     process (`tests.service.fixture_enclave`: `python -m enclave` with fixture safe primes, its
     own sealing key file) and a signer in front of it (node id `name`, its own store: a SQLite
-    file, or a fresh PostgreSQL schema dropped at the end). Returns a `Node`.
+    file, or a fresh PostgreSQL schema dropped at the end; `config`: more signer config sections,
+    e.g. {"metrics": {...}}). Returns a `Node`.
 ring (session)
     The HMAC key ring of the dev credentials (the caller's and the signers' shared key "dev").
 local (function)
@@ -133,7 +134,12 @@ def start_node(
     schemas: list[str] = []
     slices = itertools.cycle([1, 2])  # slice 0 is the local party's
 
-    def start(name: str, store: str = "sqlite", sessions: Mapping[str, Any] | None = None) -> Node:
+    def start(
+        name: str,
+        store: str = "sqlite",
+        sessions: Mapping[str, Any] | None = None,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Node:
         workdir = tmp_path_factory.mktemp(f"node-{name}")
         enclave = FixtureEnclave(f"unix://{workdir}/e.sock", workdir)
         enclave.prime_slice = next(slices)
@@ -150,6 +156,7 @@ def start_node(
             "server": {"node_id": name},
             "storage": {"url": url},
             "sessions": dict(sessions or {}),
+            **dict(config or {}),
         })
         node = Node(name, enclave, signer, url)
         signer.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=20)

@@ -227,6 +227,24 @@ async def test_presignature_lifecycle(store: Store, loc: StoreLocation) -> None:
     assert await store.count_available(k.key_id) == 0
 
 
+async def test_oldest_presignature_of_one_sealer_kind(store: Store) -> None:
+    """A signing request without a named presignature takes only the enclave's current boot's
+    (any other could never be used); a named one is taken whatever its kind."""
+    k = await store.put_key(make_key(12))
+    old = make_presig(k, 1, sealer_kind="boot-00000000000000aa")
+    mine = make_presig(k, 2, sealer_kind="boot-00000000000000bb")
+    for p in (old, mine):
+        await store.put_presignature(p)
+    got = await store.consume_presignature(k.key_id, (1, 2), "sess-a", sealer_kind="boot-00000000000000bb")
+    assert got.presig_id == mine.presig_id  # not the older one
+    with pytest.raises(PresignatureUnavailable):
+        await store.consume_presignature(k.key_id, (1, 2), "sess-b", sealer_kind="boot-00000000000000bb")
+    named = await store.consume_presignature(
+        k.key_id, (1, 2), "sess-c", presig_id=old.presig_id, sealer_kind="boot-00000000000000bb"
+    )
+    assert named.presig_id == old.presig_id
+
+
 async def test_concurrent_consume_exactly_one_wins(locations: Locations) -> None:
     loc = locations.new()
     # two independent stores (two connections / pools) on the same database, like two instances

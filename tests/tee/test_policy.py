@@ -379,3 +379,30 @@ def test_unreachable_callback(pki: Pki, node_key: ec.EllipticCurvePrivateKey) ->
 def test_config_requires_https(pki: Pki, node_key: ec.EllipticCurvePrivateKey) -> None:
     with pytest.raises(ValueError, match="https"):
         PolicyCallbackConfig(url="http://127.0.0.1/", ca_file=pki.ca_file, node_id="n", node_key=node_key)
+
+
+def test_boot_fence_refuses_approvals_an_earlier_boot_could_have_accepted() -> None:
+    """An approval accepted by one enclave process can be shown again to the next one (the used
+    set is in memory); with the boot fence the next one refuses everything the first could have
+    accepted, and accepts approvals made after it started with the full lifetime."""
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def approval(expires_at: int) -> Approval:
+        message = approval_message(KEY_ID, DIGEST, PATH, SESSION, expires_at)
+        return Approval(KEY_ID, DIGEST, PATH, SESSION, expires_at, key.sign(message, ec.ECDSA(hashes.SHA256())))
+
+    now = [1_000_000.0]
+    first = PolicyVerifier(key.public_key(), clock=lambda: now[0], boot_fence=True)
+    used = approval(int(now[0]) + 600)
+    check(first, used)
+    now[0] += 30  # the enclave restarts 30 s later, within the approval's lifetime
+    unfenced = PolicyVerifier(key.public_key(), clock=lambda: now[0])
+    check(unfenced, used)  # the replay that remains without the fence
+    fenced = PolicyVerifier(key.public_key(), clock=lambda: now[0], boot_fence=True)
+    with pytest.raises(ApprovalRejected, match="predate this enclave boot"):
+        check(fenced, used)
+    with pytest.raises(ApprovalRejected, match="predate this enclave boot"):
+        check(fenced, approval(int(now[0]) + 60))  # a short one: refused for a while after a start
+    check(fenced, approval(int(now[0]) + 600))  # made after the start with the full lifetime
+    now[0] += 600
+    check(fenced, approval(int(now[0]) + 60))  # later, short lifetimes are fine again

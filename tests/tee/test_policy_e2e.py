@@ -6,7 +6,8 @@ and the caller's local party relaying a FROST 2-of-2 signature.
 Approve: the signature verifies (PyNaCl). Reject: PERMISSION_DENIED from the host. No answer in
 time: DEADLINE_EXCEEDED. A callback that signs with another key (a host forging approvals), signs
 another digest, or hands back an approval already used: the host relays it and the enclave
-refuses with PERMISSION_DENIED.
+refuses with PERMISSION_DENIED. An approval replayed to a restarted enclave started with
+--policy-boot-fence: refused too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from grpc_health.v1 import health_pb2
 
 from mpc.v1 import signer_pb2 as pb
 from signer.client.relay import Relay
@@ -49,6 +51,7 @@ class Callback:
     node_public: ec.EllipticCurvePublicKey
     policy_key: ec.EllipticCurvePrivateKey
     mode: str = "approve"
+    lifetime: int = 120  # seconds an approval is valid for
     issued: dict[str, dict[str, Any]] = field(default_factory=dict)  # session id -> approval answer
     requests: list[dict[str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
@@ -83,7 +86,7 @@ def _handler(cb: Callback) -> type[BaseHTTPRequestHandler]:
                 key = ec.generate_private_key(ec.SECP256R1())
             elif cb.mode == "other-digest":
                 digest = bytes(32)
-            expires_at = int(time.time()) + 120
+            expires_at = int(time.time()) + cb.lifetime
             message = documented_message(
                 request["key_id"], digest, tuple(request["derivation_path"]), request["session_id"], expires_at
             )
@@ -249,3 +252,58 @@ async def test_host_without_a_callback_gets_nothing(start_tee_node, callback, lo
         ))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "approval required" in (err.value.details() or "")
+
+
+async def test_approval_replayed_after_an_enclave_restart_is_fenced(  # type: ignore[no-untyped-def]
+    start_tee_node, callback, pki, local, connect, tmp_path  # noqa: F811
+) -> None:
+    """The used-approval record is in memory: a host that restarts the enclave could show it an
+    approval again. With --policy-boot-fence the restarted enclave refuses any approval an earlier
+    boot could have accepted; fresh approvals with the full lifetime sign."""
+    (tmp_path / "policy.pub").write_bytes(callback.policy_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "node.key").write_bytes(_pem_private(callback.node_key))
+    fenced = start_tee_node(
+        NODE,
+        ["--policy-key", str(tmp_path / "policy.pub"), "--policy-boot-fence"],
+        {},
+        {
+            "policy": {"callback_url": callback.url, "ca_file": pki.ca_file, "node_key_file": tmp_path / "node.key",
+                       "timeout_seconds": 1.0},
+            "sessions": {"retention_seconds": 1.0, "sweep_interval_seconds": 0.2},
+        },
+    )
+    callback.mode, callback.lifetime = "approve", 600
+    try:
+        relay = Relay({"client": local, NODE: connect(fenced)})
+        dkg_result = await dkg(relay, FROST, PARTIES, 2)
+        message = b"pay 3 ETH to dave"
+        first = f"sign-{secrets.token_hex(6)}"
+        result = await relay_sign(relay, dkg_result.key_id, message, first)
+        nacl.signing.VerifyKey(dkg_result.public_key).verify(message, result.signature)
+
+        fenced.enclave.kill()  # the host restarts the enclave: its used-approval record is gone
+        fenced.enclave.start()
+        fenced.signer.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=20)
+        client = connect(fenced)
+        deadline = time.monotonic() + 15
+        while True:  # the host forgets the finished session (its own retention)
+            try:
+                await client.sign_status(first)
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.NOT_FOUND
+                break
+            assert time.monotonic() < deadline, "host kept the finished session"
+            await asyncio.sleep(0.2)
+        callback.mode = "replay"
+        error = await start_at_node(client, dkg_result.key_id, message, first)
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
+        assert "approval may predate this enclave boot" in (error.details() or "")
+
+        callback.mode = "approve"  # a fresh approval of the full lifetime signs
+        relay = Relay({"client": local, NODE: client})
+        other = b"pay 4 ETH to erin"
+        result = await relay_sign(relay, dkg_result.key_id, other, f"sign-{secrets.token_hex(6)}")
+        nacl.signing.VerifyKey(dkg_result.public_key).verify(other, result.signature)
+    finally:
+        callback.mode, callback.lifetime = "approve", 120
