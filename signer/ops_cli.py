@@ -169,11 +169,16 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
     try:
         parsed = parse_address(address)
         psk = load_psk(psk_file) if psk_file else None
+        insecure = config.enclave.insecure_no_channel_auth_for_development
+        if parsed.scheme in ("tcp", "vsock") and psk is None and not insecure:
+            raise ValueError(f"{address}: the enclave channel needs its pre-shared key (--psk-file)")
     except (ValueError, OSError) as exc:
         raise ConfigError(f"enclave-ping: {exc}") from None
 
     async def run() -> dict[str, Any]:
-        client = EnclaveClient(parsed, psk=psk, call_timeout=args.timeout, connect_timeout=args.timeout)
+        client = EnclaveClient(
+            parsed, psk=psk, allow_unauthenticated=insecure, call_timeout=args.timeout, connect_timeout=args.timeout
+        )
         try:
             info = await client.info()
             return {"address": address, "version": info.version, "attestation_mode": info.attestation_mode}

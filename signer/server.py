@@ -47,6 +47,7 @@ from signer.auth.replay import SequenceGuard
 from signer.aws_credentials import CredentialsPusher, ImdsClient
 from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
+from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
 from signer.preparams import PreparamsKeeper
@@ -95,6 +96,7 @@ class Credentials:
     jwt_keys: dict[str, VerificationKey] = field(repr=False)
     hmac: HmacKeyRing = field(repr=False)
     enclave_psk: bytes | None = field(repr=False)
+    enclave_pcrs: dict[int, bytes] | None = field(default=None, repr=False)
     consul_token: str | None = field(default=None, repr=False)
     policy: PolicyClient | None = field(default=None, repr=False)
 
@@ -113,6 +115,10 @@ class Credentials:
                 senders={kid: frozenset(parties.split()) for kid, parties in config.hmac.senders.items()},
             ),
             enclave_psk=psk,
+            enclave_pcrs=(
+                _load("enclave.expected_pcrs_file", load_expected_pcrs, config.enclave.expected_pcrs_file)
+                if config.enclave.psk_provisioning == "attested" and config.enclave.expected_pcrs_file else None
+            ),
             consul_token=_consul_token(config.consul.token_file),
             policy=_policy_client(config),
         )
@@ -260,6 +266,10 @@ class SignerServer:
             parse_address(c.enclave.address),
             metrics=self.metrics,
             psk=credentials.enclave_psk,
+            verify_offer=(
+                attested_offer_verifier(credentials.enclave_pcrs) if credentials.enclave_pcrs is not None else None
+            ),
+            allow_unauthenticated=c.enclave.insecure_no_channel_auth_for_development,
             max_frame_bytes=c.enclave.max_frame_bytes,
             call_timeout=c.enclave.call_timeout_seconds,
             connect_timeout=c.enclave.connect_timeout_seconds,

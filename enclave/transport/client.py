@@ -34,16 +34,20 @@ from enclave.transport.errors import (
     TransportError,
 )
 from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
-from enclave.transport.handshake import load_psk
+from enclave.transport.handshake import OfferVerifier, load_psk
 from enclave.transport.protocol import FramedProtocol
+from enclave.transport.provisioning import USER_DATA as CHANNEL_KEY_USER_DATA
 from mpc.v1 import enclave_pb2 as pb
 
 __all__ = [
+    "CHANNEL_KEY_USER_DATA",
     "Address",
     "EnclaveClient",
     "EnclaveRequestError",
     "EnclaveTimeout",
     "EnclaveUnavailable",
+    "HandshakeError",
+    "OfferVerifier",
     "TransportError",
     "load_psk",
     "parse_address",
@@ -109,15 +113,22 @@ class EnclaveClient:
         address: Address,
         *,
         psk: bytes | None = None,
+        verify_offer: OfferVerifier | None = None,
+        allow_unauthenticated: bool = False,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         call_timeout: float = 10.0,
         connect_timeout: float = 2.0,
         retry_interval: float = 0.25,
     ) -> None:
-        if address.scheme == "tcp" and psk is None:
-            raise ValueError("a TCP enclave address needs a pre-shared key")
+        """`verify_offer`: deliver `psk` to an enclave that has none yet, once the verifier accepted
+        its attested offer (enclave/transport/provisioning.py); without it such an enclave is refused."""
+        if address.scheme in ("tcp", "vsock") and psk is None and not allow_unauthenticated:
+            raise ValueError(f"a {address.scheme} enclave address needs a pre-shared key")
+        if verify_offer is not None and psk is None:
+            raise ValueError("provisioning the enclave's channel key needs the key (psk)")
         self.address = address
         self._psk = psk
+        self._verify_offer = verify_offer
         self._max_frame_bytes = max_frame_bytes
         self._call_timeout = call_timeout
         self._connect_timeout = connect_timeout
@@ -158,7 +169,9 @@ class EnclaveClient:
         conn = await open_connection(self.address, lambda: _Connection(max_frame_bytes))
         try:
             if self._psk is not None:
-                await handshake.client_handshake(conn, conn, self._psk, self._connect_timeout)
+                await handshake.client_handshake(
+                    conn, conn, self._psk, self._connect_timeout, verify_offer=self._verify_offer
+                )
         except BaseException:
             conn.close()
             raise
