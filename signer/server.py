@@ -34,6 +34,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
+from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2, signer_pb2_grpc
 from signer.api.operations import Operations
 from signer.api.public_schema import public_pool
@@ -158,6 +159,29 @@ def enclave_environment(host: Mapping[str, str]) -> dict[str, str]:
     env.update((name, value) for name, value in host.items() if name.startswith("MPC_ENCLAVE_"))
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+class StoredSessionIds:
+    """The sessions layer's durable record of used session ids, in the store's session_ids table."""
+
+    def __init__(self, store: Callable[[], Store | None]) -> None:
+        self._store = store
+
+    def _open(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise RuntimeError("the store is not open")
+        return store
+
+    async def claim(self, session_id: str, kind: int) -> bool:
+        name = epb.SessionKind.Name(kind).removeprefix("SESSION_KIND_").lower()
+        return await self._open().claim_session_id(session_id, name)
+
+    async def release(self, session_id: str) -> None:
+        await self._open().release_session_id(session_id)
+
+    async def used(self, session_id: str) -> bool:
+        return await self._open().session_id_used(session_id)
 
 
 class EmbeddedEnclave:
@@ -307,6 +331,7 @@ class SignerServer:
             retention_seconds=c.sessions.retention_seconds,
             persist=self.operations.persist,
             finished=self._session_finished,
+            ids=StoredSessionIds(lambda: self.store),
         )
         self.sweeper: asyncio.Task[None] | None = None
         verifier = JwtVerifier(

@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from enclave.transport import handshake
 from enclave.transport.address import Address, open_connection, parse_address
 from enclave.transport.errors import (
+    EnclaveNotReached,
     EnclaveRequestError,
     EnclaveTimeout,
     EnclaveUnavailable,
@@ -43,6 +44,7 @@ __all__ = [
     "CHANNEL_KEY_USER_DATA",
     "Address",
     "EnclaveClient",
+    "EnclaveNotReached",
     "EnclaveRequestError",
     "EnclaveTimeout",
     "EnclaveUnavailable",
@@ -153,13 +155,13 @@ class EnclaveClient:
             if self._last_failure is not None:
                 failed_at, why = self._last_failure
                 if time.monotonic() - failed_at < self._retry_interval:
-                    raise EnclaveUnavailable(f"enclave at {self.address} is unavailable: {why}")
+                    raise EnclaveNotReached(f"enclave at {self.address} is unavailable: {why}")
             try:
                 self._conn = await asyncio.wait_for(self._connect(), self._connect_timeout)
             except (OSError, TimeoutError, HandshakeError) as exc:
                 why = str(exc) if isinstance(exc, HandshakeError) else _describe(exc)
                 self._last_failure = (time.monotonic(), why)
-                raise EnclaveUnavailable(f"enclave at {self.address} is unavailable: {why}") from None
+                raise EnclaveNotReached(f"enclave at {self.address} is unavailable: {why}") from None
             self._last_failure = None
             log.info("connected to the enclave at %s", self.address)
             return self._conn
