@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 
 from mpc.v1 import signer_pb2 as pb
 from signer.client.client import RemoteParty, SignerClient
@@ -108,3 +109,24 @@ async def test_a_start_the_enclave_never_saw_keeps_its_id_free(start_node, local
     retry = SessionSpec("sign", spec.session_id, FROST, PARTIES, key_id=key.key_id, message=b"x")  # type: ignore[arg-type]
     results = all_ok(await relay.run(retry))
     check_signature(FROST, key.public_key, b"x", results["signer-a"].sign)
+
+
+async def test_a_rolled_back_store_meets_the_enclaves_own_record(start_node, local, connect) -> None:  # type: ignore[no-untyped-def]
+    """A host that rolls its store back (forgets the id) and restarts still meets the enclave's own,
+    bounded record of this boot's sessions. (Across an enclave restart too, that record is gone:
+    the documented limit of what the enclave alone can enforce.)"""
+    node = start_node("signer-a")
+    relay = Relay({"client": local, "signer-a": connect(node)})
+    key = await dkg(relay, FROST, PARTIES, 2)
+    session_id = sid("sign")
+    spec = SessionSpec("sign", session_id, FROST, PARTIES, key_id=key.key_id, message=b"once")  # type: ignore[arg-type]
+    all_ok(await relay.run(spec))
+
+    node.signer.stop()
+    node.raw_sql("DELETE FROM session_ids WHERE session_id = ?", (session_id,))
+    node.signer.start()
+    node.signer.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=20)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await connect(node).party("signer-a").start(spec)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert f"session {session_id} already exists" in (err.value.details() or "")
