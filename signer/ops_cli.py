@@ -4,6 +4,8 @@
     mpc-signer backup export FILE [--hmac-key-file F] [--config F]
     mpc-signer backup import FILE [--hmac-key-file F] [--restore-presignatures] [--config F]
     mpc-signer enclave-ping [--address URI] [--psk-file F] [--timeout S] [--config F]
+                            (with enclave.psk_provisioning = "attested" this delivers the key to
+                            a keyless attested enclave, as the host would: `make run-enclave`)
 
 They open the store named by `storage.url` directly (the service may keep running: both backends
 take concurrent writers), and they print machine-readable output: audit records as JSON lines,
@@ -172,12 +174,18 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
         insecure = config.enclave.insecure_no_channel_auth_for_development
         if parsed.scheme in ("tcp", "vsock") and psk is None and not insecure:
             raise ValueError(f"{address}: the enclave channel needs its pre-shared key (--psk-file)")
+        verify = None
+        if config.enclave.psk_provisioning == "attested" and config.enclave.expected_pcrs_file and psk is not None:
+            from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
+
+            verify = attested_offer_verifier(load_expected_pcrs(config.enclave.expected_pcrs_file))
     except (ValueError, OSError) as exc:
         raise ConfigError(f"enclave-ping: {exc}") from None
 
     async def run() -> dict[str, Any]:
         client = EnclaveClient(
-            parsed, psk=psk, allow_unauthenticated=insecure, call_timeout=args.timeout, connect_timeout=args.timeout
+            parsed, psk=psk, verify_offer=verify, allow_unauthenticated=insecure, call_timeout=args.timeout,
+            connect_timeout=args.timeout,
         )
         try:
             info = await client.info()
@@ -219,6 +227,6 @@ def add_subcommands(sub: Any, with_config: Any) -> None:
 
     p = with_config(sub.add_parser("enclave-ping", help="check that the enclave answers on its socket"))
     p.add_argument("--address", help="enclave address (default: enclave.address)")
-    p.add_argument("--psk-file", help="pre-shared key file for tcp:// (default: enclave.psk_file)")
+    p.add_argument("--psk-file", help="the channel's pre-shared key file (default: enclave.psk_file)")
     p.add_argument("--timeout", type=float, default=3.0)
     p.set_defaults(func=cmd_enclave_ping)
