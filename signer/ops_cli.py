@@ -3,9 +3,9 @@
     mpc-signer audit [--key-id K] [--operation OP] [--since TIME] [--limit N] [--config F]
     mpc-signer backup export FILE [--hmac-key-file F] [--config F]
     mpc-signer backup import FILE [--hmac-key-file F] [--restore-presignatures] [--config F]
-    mpc-signer enclave-ping [--address URI] [--psk-file F] [--timeout S] [--config F]
-                            (with enclave.psk_provisioning = "attested" this delivers the key to
-                            a keyless attested enclave, as the host would: `make run-enclave`)
+    mpc-signer enclave-ping [--address URI] [--psk-file F] [--expected-pcrs-file F] [--timeout S] [--config F]
+                            (with PCRs, this delivers the key to a keyless enclave whose
+                            attestation matches them, as the host would: `make run-enclave`)
 
 They open the store named by `storage.url` directly (the service may keep running: both backends
 take concurrent writers), and they print machine-readable output: audit records as JSON lines,
@@ -175,10 +175,15 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
         if parsed.scheme in ("tcp", "vsock") and psk is None and not insecure:
             raise ValueError(f"{address}: the enclave channel needs its pre-shared key (--psk-file)")
         verify = None
-        if config.enclave.psk_provisioning == "attested" and config.enclave.expected_pcrs_file and psk is not None:
+        pcrs_file = args.expected_pcrs_file or (
+            config.enclave.expected_pcrs_file if config.enclave.psk_provisioning == "attested" else None
+        )
+        if pcrs_file is not None:
             from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
 
-            verify = attested_offer_verifier(load_expected_pcrs(config.enclave.expected_pcrs_file))
+            if psk is None:
+                raise ValueError("delivering the channel key needs the key (--psk-file)")
+            verify = attested_offer_verifier(load_expected_pcrs(Path(pcrs_file)))
     except (ValueError, OSError) as exc:
         raise ConfigError(f"enclave-ping: {exc}") from None
 
@@ -228,5 +233,10 @@ def add_subcommands(sub: Any, with_config: Any) -> None:
     p = with_config(sub.add_parser("enclave-ping", help="check that the enclave answers on its socket"))
     p.add_argument("--address", help="enclave address (default: enclave.address)")
     p.add_argument("--psk-file", help="the channel's pre-shared key file (default: enclave.psk_file)")
+    p.add_argument(
+        "--expected-pcrs-file",
+        help="deliver the key to a keyless enclave whose attestation matches these PCRs (var/pcrs.json; default: "
+        "enclave.expected_pcrs_file with enclave.psk_provisioning = attested)",
+    )
     p.add_argument("--timeout", type=float, default=3.0)
     p.set_defaults(func=cmd_enclave_ping)

@@ -207,6 +207,22 @@ async def test_concurrent_deliveries_keep_only_the_first(attested_enclave: TeeEn
     assert all(isinstance(r, EnclaveUnavailable) for r in results if r is not None)
 
 
+def test_enclave_ping_delivers_only_to_an_aws_attested_enclave(attested_enclave: TeeEnclave, tmp_path: Path) -> None:
+    """`make run-enclave`'s delivery step is `enclave-ping --expected-pcrs-file`: the product's
+    verifier, pinned to the AWS Nitro root, refuses the test CA's document and sends nothing."""
+    (tmp_path / "psk").write_text(secrets.token_hex(32))
+    pcrs = tmp_path / "pcrs.json"
+    pcrs.write_text(json.dumps({f"PCR{i}": v.hex() for i, v in EXPECTED.items()}))
+    result = subprocess.run(
+        [sys.executable, "-m", "signer.cli", "enclave-ping", "--address", attested_enclave.address,
+         "--psk-file", str(tmp_path / "psk"), "--expected-pcrs-file", str(pcrs), "--timeout", "5"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "attestation was refused" in result.stderr and "key not delivered" in result.stderr
+    assert "channel key delivered" not in attested_enclave.log()
+
+
 def test_expected_pcrs_file(tmp_path: Path) -> None:
     path = tmp_path / "pcrs.json"
     path.write_text(json.dumps({"HashAlgorithm": "Sha384 { ... }", "PCR0": PCR0.hex(), "PCR1": PCR1.hex()}))
