@@ -138,6 +138,7 @@ class EnclaveClient:
         self._conn: _Connection | None = None
         self._connect_lock = asyncio.Lock()
         self._last_failure: tuple[float, str] | None = None
+        self._logged_refusal: str | None = None
         self._ids = itertools.count(1)
 
     @property
@@ -160,9 +161,14 @@ class EnclaveClient:
                 self._conn = await asyncio.wait_for(self._connect(), self._connect_timeout)
             except (OSError, TimeoutError, HandshakeError) as exc:
                 why = str(exc) if isinstance(exc, HandshakeError) else _describe(exc)
+                if isinstance(exc, HandshakeError) and why != self._logged_refusal:
+                    # A wrong or claimed channel key is an operator's alarm, not a restart to wait out.
+                    log.error("the enclave channel at %s refused: %s", self.address, why)
+                    self._logged_refusal = why
                 self._last_failure = (time.monotonic(), why)
                 raise EnclaveNotReached(f"enclave at {self.address} is unavailable: {why}") from None
             self._last_failure = None
+            self._logged_refusal = None
             log.info("connected to the enclave at %s", self.address)
             return self._conn
 

@@ -184,7 +184,7 @@ async def test_host_delivers_its_key_only_to_the_attested_enclave(
 
 
 async def test_a_key_claimed_first_by_someone_else_fails_closed(
-    attested_enclave: TeeEnclave, chain: CaChain
+    attested_enclave: TeeEnclave, chain: CaChain, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A local attacker reaches the fresh enclave first and delivers a key of its own.
     attacker = client(attested_enclave, secrets.token_bytes(32), chain)
@@ -194,7 +194,11 @@ async def test_a_key_claimed_first_by_someone_else_fails_closed(
     host = client(attested_enclave, secrets.token_bytes(32), chain)
     with pytest.raises(EnclaveUnavailable, match="someone else claimed its channel"):
         await host.ping()
+    with pytest.raises(EnclaveUnavailable, match="someone else claimed its channel"):
+        await host.ping()  # stays refused: fail closed
     await host.close()
+    alarms = [r for r in caplog.records if "someone else claimed" in r.getMessage()]
+    assert len(alarms) == 1 and alarms[0].levelname == "ERROR"  # logged once, as an alarm
 
 
 async def test_concurrent_deliveries_keep_only_the_first(attested_enclave: TeeEnclave, chain: CaChain) -> None:
