@@ -104,6 +104,14 @@ eif:
 	$(PYTHON) -c 'import json, sys; t = open("var/build-enclave.json").read(); m = json.loads(t[t.index("{"):])["Measurements"]; json.dump({k: v for k, v in m.items() if k == "HashAlgorithm" or k.startswith("PCR")}, sys.stdout, indent=2, sort_keys=True)' > $(ENCLAVE_PCRS)
 	@cat $(ENCLAVE_PCRS)
 
+# The enclave starts without a channel key: deliver the host's (ENCLAVE_PSK, the file the signer's
+# enclave.psk_file names) at once, only to an enclave whose attestation matches ENCLAVE_PCRS, so
+# the trust-on-first-use window is as short as the boot (docs/nitro.md §3). Fails if someone else
+# claimed the channel first.
+ENCLAVE_PSK ?= var/certs/enclave.psk
 run-enclave:
+	@test -s $(ENCLAVE_PSK) || { echo "run-enclave needs the host's channel key ENCLAVE_PSK=$(ENCLAVE_PSK) (mpc-signer certs)" >&2; exit 2; }
 	nitro-cli run-enclave --eif-path $(ENCLAVE_EIF) --cpu-count $(ENCLAVE_CPUS) \
 		--memory $(ENCLAVE_MEMORY_MIB) --enclave-cid $(ENCLAVE_CID) $(ENCLAVE_DEBUG)
+	for i in $$(seq 60); do $(PY) -m signer.cli enclave-ping --address vsock://$(ENCLAVE_CID):5000 \
+		--psk-file $(ENCLAVE_PSK) --expected-pcrs-file $(ENCLAVE_PCRS) && exit 0; sleep 0.5; done; exit 1

@@ -10,13 +10,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from enclave.attestation import NITRO_MODE
+from enclave.channel_key import AttestedKeyReceiver
 from enclave.engine import setup as engine_setup
+from enclave.identity import EnclaveIdentity
 from enclave.service import EnclaveService
-from enclave.transport.address import parse_address
+from enclave.transport.address import Address, parse_address
 from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES
 from enclave.transport.handshake import load_psk
 from enclave.transport.server import FrameServer
@@ -30,7 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="vsock://CID:PORT (CID 'any' to accept from the parent), unix:///path, or tcp://127.0.0.1:PORT",
     )
-    parser.add_argument("--psk-file", help="hex pre-shared key (>= 32 bytes); required for tcp://")
+    parser.add_argument("--psk-file", help="hex pre-shared key (>= 32 bytes) every connection must prove")
+    parser.add_argument(
+        "--psk-provisioning", choices=("none", "attested"),
+        default=os.environ.get("MPC_ENCLAVE_PSK_PROVISIONING") or "none",
+        help="attested: start without a key and keep the first one a host delivers encrypted to this "
+        "enclave's attested identity key (the Nitro image's default; needs --attestation nitro)",
+    )
+    parser.add_argument(
+        "--insecure-no-channel-auth-for-development", action="store_true",
+        help="DEVELOPMENT ONLY: listen on vsock:// or tcp:// without channel authentication",
+    )
     parser.add_argument("--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES)
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     engine_setup.add_arguments(parser)
@@ -41,8 +55,15 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
     psk = load_psk(args.psk_file) if args.psk_file else None
     # The session engine (sealer, policy and limits checked by run() before listening).
     engine = engine_setup.build_engine(parts)
-    service = EnclaveService(sessions=engine, attestor=parts.attestor, credentials=parts.credentials)
-    server = FrameServer(service.handle, psk=psk, max_frame_bytes=args.max_frame_bytes)
+    identity = EnclaveIdentity.generate()
+    service = EnclaveService(
+        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity
+    )
+    receiver = AttestedKeyReceiver(identity, parts.attestor) if args.psk_provisioning == "attested" else None
+    server = FrameServer(
+        service.handle, psk=psk, key_receiver=receiver,
+        allow_unauthenticated=args.insecure_no_channel_auth_for_development, max_frame_bytes=args.max_frame_bytes,
+    )
     await server.start(address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -61,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
-        parse_address(args.listen)
+        channel_auth_check(parse_address(args.listen), args)
         if args.psk_file:
             load_psk(args.psk_file)
     except (ValueError, OSError) as exc:
@@ -86,6 +107,24 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.suppress(Exception):
         logging.shutdown()
     return 0
+
+
+def channel_auth_check(address: Address, args: argparse.Namespace) -> None:
+    """ValueError unless the channel is authenticated as the listen address demands."""
+    if args.psk_file and args.psk_provisioning == "attested":
+        raise ValueError("--psk-file and --psk-provisioning attested are two sources of one key: choose one")
+    if args.psk_provisioning == "attested" and args.attestation != NITRO_MODE:
+        raise ValueError("--psk-provisioning attested needs --attestation nitro (a host delivers its key only "
+                         "to an enclave whose attestation it verified)")
+    authenticated = bool(args.psk_file) or args.psk_provisioning == "attested"
+    if address.scheme != "unix" and not authenticated:
+        if not args.insecure_no_channel_auth_for_development:
+            raise ValueError(
+                f"listening on {address} needs channel authentication: a pre-shared key (--psk-file), or "
+                "--psk-provisioning attested, or, for development only, --insecure-no-channel-auth-for-development"
+            )
+        log.warning("INSECURE: --insecure-no-channel-auth-for-development: %s accepts any local process as "
+                    "the host; never use this in production", address)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

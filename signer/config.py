@@ -159,7 +159,22 @@ class EnclaveConfig:
     address: str = key(
         "unix://var/enclave.sock", "vsock://CID:PORT, unix://PATH or tcp://127.0.0.1:PORT", _enclave_address
     )
-    psk_file: Path | None = key(None, "hex pre-shared key file for tcp:// (>= 32 bytes); required for tcp")
+    psk_file: Path | None = key(
+        None, "hex pre-shared key file (>= 32 bytes) authenticating the enclave channel; required for vsock:// "
+        "and tcp://, optional for unix://",
+    )
+    psk_provisioning: str = key(
+        "none", "attested: deliver psk_file's key to an enclave that has none yet (the Nitro image), only after "
+        "verifying its attestation against expected_pcrs_file; none: the enclave was given the key itself",
+        choices=("none", "attested"),
+    )
+    expected_pcrs_file: Path | None = key(
+        None, "JSON of the enclave image's measurements (var/pcrs.json from `make eif`); required with "
+        "psk_provisioning = attested",
+    )
+    insecure_no_channel_auth_for_development: bool = key(
+        False, "DEVELOPMENT ONLY: connect to a vsock:// or tcp:// enclave without channel authentication",
+    )
     call_timeout_seconds: float = key(30.0, "time limit of one enclave request", _positive)
     connect_timeout_seconds: float = key(2.0, "time limit of one connection attempt", _positive)
     max_frame_bytes: int = key(
@@ -474,8 +489,18 @@ def _cross_check(config: Config) -> None:
         raise ConfigError(f"hmac.senders: {unknown} not in hmac.keys")
     e = config.enclave
     address = parse_address(e.address)
-    if address.scheme == "tcp" and e.psk_file is None:
-        raise ConfigError("enclave.psk_file: required when enclave.address is tcp://")
+    if address.scheme in ("tcp", "vsock") and e.psk_file is None and not e.insecure_no_channel_auth_for_development:
+        raise ConfigError(
+            f"enclave.psk_file: required when enclave.address is {address.scheme}:// (any local process can "
+            "connect to it; enclave.insecure_no_channel_auth_for_development is for development only)"
+        )
+    if e.psk_provisioning == "attested":
+        if e.psk_file is None or e.expected_pcrs_file is None:
+            raise ConfigError(
+                "enclave.psk_file and enclave.expected_pcrs_file: required with psk_provisioning = attested"
+            )
+        if e.mode == "embedded":
+            raise ConfigError("enclave.psk_provisioning: 'attested' is for an external (Nitro) enclave")
     if e.mode == "embedded" and address.scheme == "vsock":
         raise ConfigError("enclave.mode: 'embedded' runs the enclave as a local process; use unix:// or tcp://")
     c = config.consul

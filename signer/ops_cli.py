@@ -3,7 +3,9 @@
     mpc-signer audit [--key-id K] [--operation OP] [--since TIME] [--limit N] [--config F]
     mpc-signer backup export FILE [--hmac-key-file F] [--config F]
     mpc-signer backup import FILE [--hmac-key-file F] [--restore-presignatures] [--config F]
-    mpc-signer enclave-ping [--address URI] [--psk-file F] [--timeout S] [--config F]
+    mpc-signer enclave-ping [--address URI] [--psk-file F] [--expected-pcrs-file F] [--timeout S] [--config F]
+                            (with PCRs, this delivers the key to a keyless enclave whose
+                            attestation matches them, as the host would: `make run-enclave`)
 
 They open the store named by `storage.url` directly (the service may keep running: both backends
 take concurrent writers), and they print machine-readable output: audit records as JSON lines,
@@ -169,11 +171,27 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
     try:
         parsed = parse_address(address)
         psk = load_psk(psk_file) if psk_file else None
+        insecure = config.enclave.insecure_no_channel_auth_for_development
+        if parsed.scheme in ("tcp", "vsock") and psk is None and not insecure:
+            raise ValueError(f"{address}: the enclave channel needs its pre-shared key (--psk-file)")
+        verify = None
+        pcrs_file = args.expected_pcrs_file or (
+            config.enclave.expected_pcrs_file if config.enclave.psk_provisioning == "attested" else None
+        )
+        if pcrs_file is not None:
+            from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
+
+            if psk is None:
+                raise ValueError("delivering the channel key needs the key (--psk-file)")
+            verify = attested_offer_verifier(load_expected_pcrs(Path(pcrs_file)))
     except (ValueError, OSError) as exc:
         raise ConfigError(f"enclave-ping: {exc}") from None
 
     async def run() -> dict[str, Any]:
-        client = EnclaveClient(parsed, psk=psk, call_timeout=args.timeout, connect_timeout=args.timeout)
+        client = EnclaveClient(
+            parsed, psk=psk, verify_offer=verify, allow_unauthenticated=insecure, call_timeout=args.timeout,
+            connect_timeout=args.timeout,
+        )
         try:
             info = await client.info()
             return {"address": address, "version": info.version, "attestation_mode": info.attestation_mode}
@@ -214,6 +232,11 @@ def add_subcommands(sub: Any, with_config: Any) -> None:
 
     p = with_config(sub.add_parser("enclave-ping", help="check that the enclave answers on its socket"))
     p.add_argument("--address", help="enclave address (default: enclave.address)")
-    p.add_argument("--psk-file", help="pre-shared key file for tcp:// (default: enclave.psk_file)")
+    p.add_argument("--psk-file", help="the channel's pre-shared key file (default: enclave.psk_file)")
+    p.add_argument(
+        "--expected-pcrs-file",
+        help="deliver the key to a keyless enclave whose attestation matches these PCRs (var/pcrs.json; default: "
+        "enclave.expected_pcrs_file with enclave.psk_provisioning = attested)",
+    )
     p.add_argument("--timeout", type=float, default=3.0)
     p.set_defaults(func=cmd_enclave_ping)

@@ -34,6 +34,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from enclave.transport.client import EnclaveClient, EnclaveTimeout, TransportError, load_psk, parse_address
+from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2, signer_pb2_grpc
 from signer.api.operations import Operations
 from signer.api.public_schema import public_pool
@@ -47,6 +48,7 @@ from signer.auth.replay import SequenceGuard
 from signer.aws_credentials import CredentialsPusher, ImdsClient
 from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
+from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
 from signer.preparams import PreparamsKeeper
@@ -95,6 +97,7 @@ class Credentials:
     jwt_keys: dict[str, VerificationKey] = field(repr=False)
     hmac: HmacKeyRing = field(repr=False)
     enclave_psk: bytes | None = field(repr=False)
+    enclave_pcrs: dict[int, bytes] | None = field(default=None, repr=False)
     consul_token: str | None = field(default=None, repr=False)
     policy: PolicyClient | None = field(default=None, repr=False)
 
@@ -113,6 +116,10 @@ class Credentials:
                 senders={kid: frozenset(parties.split()) for kid, parties in config.hmac.senders.items()},
             ),
             enclave_psk=psk,
+            enclave_pcrs=(
+                _load("enclave.expected_pcrs_file", load_expected_pcrs, config.enclave.expected_pcrs_file)
+                if config.enclave.psk_provisioning == "attested" and config.enclave.expected_pcrs_file else None
+            ),
             consul_token=_consul_token(config.consul.token_file),
             policy=_policy_client(config),
         )
@@ -152,6 +159,29 @@ def enclave_environment(host: Mapping[str, str]) -> dict[str, str]:
     env.update((name, value) for name, value in host.items() if name.startswith("MPC_ENCLAVE_"))
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+class StoredSessionIds:
+    """The sessions layer's durable record of used session ids, in the store's session_ids table."""
+
+    def __init__(self, store: Callable[[], Store | None]) -> None:
+        self._store = store
+
+    def _open(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise RuntimeError("the store is not open")
+        return store
+
+    async def claim(self, session_id: str, kind: int) -> bool:
+        name = epb.SessionKind.Name(kind).removeprefix("SESSION_KIND_").lower()
+        return await self._open().claim_session_id(session_id, name)
+
+    async def release(self, session_id: str) -> None:
+        await self._open().release_session_id(session_id)
+
+    async def used(self, session_id: str) -> bool:
+        return await self._open().session_id_used(session_id)
 
 
 class EmbeddedEnclave:
@@ -274,6 +304,10 @@ class SignerServer:
             parse_address(c.enclave.address),
             metrics=self.metrics,
             psk=credentials.enclave_psk,
+            verify_offer=(
+                attested_offer_verifier(credentials.enclave_pcrs) if credentials.enclave_pcrs is not None else None
+            ),
+            allow_unauthenticated=c.enclave.insecure_no_channel_auth_for_development,
             max_frame_bytes=c.enclave.max_frame_bytes,
             call_timeout=c.enclave.call_timeout_seconds,
             connect_timeout=c.enclave.connect_timeout_seconds,
@@ -318,6 +352,7 @@ class SignerServer:
             retention_seconds=c.sessions.retention_seconds,
             persist=self.operations.persist,
             finished=self._session_finished,
+            ids=StoredSessionIds(lambda: self.store),
         )
         self.sweeper: asyncio.Task[None] | None = None
         verifier = JwtVerifier(

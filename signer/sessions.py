@@ -17,13 +17,21 @@ Hooks, all optional, let the API layer add what needs the store without this mod
 - `finished(session)` runs once when a session reaches DONE or FAILED (audit records). It runs
   in the background: its latency is not the caller's.
 
+Fresh sessions: with `ids` (the store's `session_ids` table), every new session id is claimed
+durably before the enclave sees the start, so an id runs at most once on this node, across host
+and enclave restarts: a start with a used id is refused (ALREADY_EXISTS) and a message for a used
+id that is no longer in memory is refused before it reaches the enclave (FAILED_PRECONDITION), so
+a relay replaying an old session's HMAC'd messages into a new session of the same id cannot make
+it abort and blame an honest party. A claim is released only when the enclave certainly never
+ran the session (the start failed before it was sent, no connection could be made, or the
+enclave refused it).
+
 Deadlines: every session must finish within `deadline_seconds` of its start. A background sweep
 (`run_sweeper`) fails overdue sessions with reason "session deadline exceeded" and tells the
 enclave to drop their secrets; status calls then show FAILED with that reason, and a submit gets
 FAILED_PRECONDITION. Lookups also check the deadline, so a late caller never sees a stale
 RUNNING between sweeps. Finished sessions stay queryable for `retention_seconds`, then are
-evicted (their id may then be started anew in the host; the enclave remembers recent ids and
-refuses a reuse). A finished session keeps its public result and first answer only, never
+evicted from memory. A finished session keeps its public result and first answer only, never
 sealed blobs; memory grows with the signing rate times the retention.
 """
 
@@ -35,9 +43,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from enclave.transport.client import (
     EnclaveClient,
+    EnclaveNotReached,
     EnclaveRequestError,
     EnclaveTimeout,
     EnclaveUnavailable,
@@ -94,6 +104,16 @@ Persist = Callable[[Session, epb.SessionResult], Awaitable[None]]
 Hook = Callable[[Session], Awaitable[None]]
 
 
+class SessionIds(Protocol):
+    """Durable record of the session ids this node has started (signer.storage's session_ids)."""
+
+    async def claim(self, session_id: str, kind: int) -> bool: ...
+
+    async def release(self, session_id: str) -> None: ...
+
+    async def used(self, session_id: str) -> bool: ...
+
+
 class Sessions:
     def __init__(
         self,
@@ -106,6 +126,7 @@ class Sessions:
         retention_seconds: float = 300.0,
         persist: Persist | None = None,
         finished: Hook | None = None,
+        ids: SessionIds | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._enclave = enclave
@@ -116,6 +137,7 @@ class Sessions:
         self._retention = retention_seconds
         self._persist = persist
         self._finished_hook = finished
+        self._ids = ids
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._running = 0
@@ -175,13 +197,21 @@ class Sessions:
         self._sessions[session.session_id] = session
         self._running += 1
         in_enclave = False
+        claimed = sent = False
         try:
             async with session.lock:
+                if self._ids is not None:
+                    if not await self._ids.claim(session.session_id, session.kind):
+                        raise AlreadyExists(
+                            "session_id was already used on this node; a session id runs once: start a new one"
+                        )
+                    claimed = True
                 if prepare is not None:
                     await prepare(session)
                 if messages:
                     self._guard.accept(messages)
                 try:
+                    sent = True
                     update = await self._enclave.session_start(start)
                 finally:
                     # Sealed blobs and first messages are only needed for the start.
@@ -190,8 +220,12 @@ class Sessions:
                 in_enclave = True
                 outgoing = await self._apply(session, update)
                 session.first_outgoing = outgoing
-        except BaseException:
-            # Nothing started: the id stays free for a retry.
+        except BaseException as exc:
+            # Nothing started: the id stays free for a retry, unless the enclave may have run it.
+            if claimed and not in_enclave and (not sent or isinstance(exc, EnclaveNotReached | EnclaveRequestError)):
+                assert self._ids is not None
+                with contextlib.suppress(Exception):
+                    await self._ids.release(session.session_id)
             if self._sessions.get(session.session_id) is session:
                 del self._sessions[session.session_id]
                 if not session.finished:
@@ -217,6 +251,8 @@ class Sessions:
         if session is None:
             # Freshness is enforced on every authenticated message, routable or not.
             self._guard.accept(messages)
+            if self._ids is not None and await self._ids.used(session_id):
+                raise FailedPrecondition("the session has already run on this node; its messages are refused")
             raise NotFound("unknown session")
         async with session.lock:
             self._check_deadline(session)

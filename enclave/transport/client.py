@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError
 from enclave.transport import handshake
 from enclave.transport.address import Address, open_connection, parse_address
 from enclave.transport.errors import (
+    EnclaveNotReached,
     EnclaveRequestError,
     EnclaveTimeout,
     EnclaveUnavailable,
@@ -34,16 +35,21 @@ from enclave.transport.errors import (
     TransportError,
 )
 from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
-from enclave.transport.handshake import load_psk
+from enclave.transport.handshake import OfferVerifier, load_psk
 from enclave.transport.protocol import FramedProtocol
+from enclave.transport.provisioning import USER_DATA as CHANNEL_KEY_USER_DATA
 from mpc.v1 import enclave_pb2 as pb
 
 __all__ = [
+    "CHANNEL_KEY_USER_DATA",
     "Address",
     "EnclaveClient",
+    "EnclaveNotReached",
     "EnclaveRequestError",
     "EnclaveTimeout",
     "EnclaveUnavailable",
+    "HandshakeError",
+    "OfferVerifier",
     "TransportError",
     "load_psk",
     "parse_address",
@@ -109,15 +115,22 @@ class EnclaveClient:
         address: Address,
         *,
         psk: bytes | None = None,
+        verify_offer: OfferVerifier | None = None,
+        allow_unauthenticated: bool = False,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         call_timeout: float = 10.0,
         connect_timeout: float = 2.0,
         retry_interval: float = 0.25,
     ) -> None:
-        if address.scheme == "tcp" and psk is None:
-            raise ValueError("a TCP enclave address needs a pre-shared key")
+        """`verify_offer`: deliver `psk` to an enclave that has none yet, once the verifier accepted
+        its attested offer (enclave/transport/provisioning.py); without it such an enclave is refused."""
+        if address.scheme in ("tcp", "vsock") and psk is None and not allow_unauthenticated:
+            raise ValueError(f"a {address.scheme} enclave address needs a pre-shared key")
+        if verify_offer is not None and psk is None:
+            raise ValueError("provisioning the enclave's channel key needs the key (psk)")
         self.address = address
         self._psk = psk
+        self._verify_offer = verify_offer
         self._max_frame_bytes = max_frame_bytes
         self._call_timeout = call_timeout
         self._connect_timeout = connect_timeout
@@ -125,6 +138,7 @@ class EnclaveClient:
         self._conn: _Connection | None = None
         self._connect_lock = asyncio.Lock()
         self._last_failure: tuple[float, str] | None = None
+        self._logged_refusal: str | None = None
         self._ids = itertools.count(1)
 
     @property
@@ -142,14 +156,19 @@ class EnclaveClient:
             if self._last_failure is not None:
                 failed_at, why = self._last_failure
                 if time.monotonic() - failed_at < self._retry_interval:
-                    raise EnclaveUnavailable(f"enclave at {self.address} is unavailable: {why}")
+                    raise EnclaveNotReached(f"enclave at {self.address} is unavailable: {why}")
             try:
                 self._conn = await asyncio.wait_for(self._connect(), self._connect_timeout)
             except (OSError, TimeoutError, HandshakeError) as exc:
                 why = str(exc) if isinstance(exc, HandshakeError) else _describe(exc)
+                if isinstance(exc, HandshakeError) and why != self._logged_refusal:
+                    # A wrong or claimed channel key is an operator's alarm, not a restart to wait out.
+                    log.error("the enclave channel at %s refused: %s", self.address, why)
+                    self._logged_refusal = why
                 self._last_failure = (time.monotonic(), why)
-                raise EnclaveUnavailable(f"enclave at {self.address} is unavailable: {why}") from None
+                raise EnclaveNotReached(f"enclave at {self.address} is unavailable: {why}") from None
             self._last_failure = None
+            self._logged_refusal = None
             log.info("connected to the enclave at %s", self.address)
             return self._conn
 
@@ -158,7 +177,9 @@ class EnclaveClient:
         conn = await open_connection(self.address, lambda: _Connection(max_frame_bytes))
         try:
             if self._psk is not None:
-                await handshake.client_handshake(conn, conn, self._psk, self._connect_timeout)
+                await handshake.client_handshake(
+                    conn, conn, self._psk, self._connect_timeout, verify_offer=self._verify_offer
+                )
         except BaseException:
             conn.close()
             raise

@@ -19,6 +19,10 @@ class EnclaveUnavailable(TransportError):
     """No working connection to the enclave (not running, restarting, or the channel dropped)."""
 
 
+class EnclaveNotReached(EnclaveUnavailable):
+    """No connection could be made: the request was certainly not sent."""
+
+
 class EnclaveTimeout(TransportError):
     """The enclave did not answer a request in time; the request's effect is unknown."""
 

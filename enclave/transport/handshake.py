@@ -8,6 +8,9 @@ where context = label || client_nonce || server_nonce. Each side proves knowledg
 a nonce the other side chose, the role label keeps one side's proof from being reflected as the
 other's, and comparisons are constant-time. A failure closes the connection without saying why
 to the peer (the reason goes to the local log).
+
+The server's key is a `ChannelKey`: fixed at start (`--psk-file`), or, with a `KeyReceiver`,
+delivered once by an attested host inside the first handshake (enclave/transport/provisioning.py).
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from enclave.rng import SYSTEM_RNG, Rng
+from enclave.transport import provisioning
 from enclave.transport.errors import HandshakeError
+from mpc.v1 import enclave_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 MAGIC = b"MPCEPSK1"
 NONCE_BYTES = 32
@@ -39,6 +48,42 @@ class Writer(Protocol):
     def write(self, data: bytes) -> None: ...
 
     async def drain(self) -> None: ...
+
+
+class KeyReceiver(Protocol):
+    """The enclave's half of attested provisioning (built in the enclave's composition root)."""
+
+    def offer(self, host_nonce: bytes) -> pb.ChannelKeyOffer: ...
+
+    def unwrap(self, delivery: pb.ChannelKeyDelivery, host_nonce: bytes) -> bytes: ...
+
+
+# Host side: raises HandshakeError unless the offer's document is one the host trusts.
+OfferVerifier = Callable[[pb.ChannelKeyOffer, bytes], None]
+
+
+class ChannelKey:
+    """The key a server proves: fixed, or empty until the first attested delivery (then fixed for
+    the life of the process: trust on first use, see provisioning.py)."""
+
+    def __init__(self, psk: bytes | None = None, receiver: KeyReceiver | None = None) -> None:
+        if psk is None and receiver is None:
+            raise ValueError("a channel key needs a pre-shared key or a receiver for one")
+        self._psk = psk
+        self.receiver = receiver
+
+    @property
+    def value(self) -> bytes | None:
+        return self._psk
+
+    def claim(self, psk: bytes) -> bytes:
+        """Keep `psk` if no key is set yet; the key in force either way."""
+        if self._psk is None:
+            self._psk = psk
+        return self._psk
+
+    def __repr__(self) -> str:
+        return f"ChannelKey(set={self._psk is not None}, provisioning={self.receiver is not None})"
 
 
 def load_psk(path: str | Path) -> bytes:
@@ -70,19 +115,40 @@ async def client_handshake(
     psk: bytes,
     timeout: float,
     rng: Rng = SYSTEM_RNG,
+    verify_offer: OfferVerifier | None = None,
 ) -> None:
+    """The host's side. With `verify_offer`, an enclave that has no key yet is given `psk` once
+    the verifier accepted its attested offer; without it such an enclave is refused."""
+
     async def run() -> None:
         client_nonce = rng.random_bytes(NONCE_BYTES)
         writer.write(MAGIC + client_nonce)
         await writer.drain()
-        reply = await _read(reader, len(MAGIC) + NONCE_BYTES + MAC_BYTES, "server proof")
-        if reply[: len(MAGIC)] != MAGIC:
+        magic = await _read(reader, len(MAGIC), "server hello")
+        if magic == provisioning.PROVISION_MAGIC:
+            if verify_offer is None:
+                raise HandshakeError(
+                    "the enclave has no channel key yet and this host does not provision one "
+                    "(enclave.psk_provisioning = \"attested\")"
+                )
+            length = provisioning.decode_length(await _read(reader, 4, "channel-key offer"))
+            offer = provisioning.parse_offer(await _read(reader, length, "channel-key offer"))
+            verify_offer(offer, client_nonce)
+            delivery = provisioning.wrap_psk(psk, offer.enclave_public_key, client_nonce, rng)
+            writer.write(provisioning.encode_message(delivery))
+            await writer.drain()
+            magic = await _read(reader, len(MAGIC), "server hello after provisioning")
+        if magic != MAGIC:
             raise HandshakeError("peer does not speak the enclave channel handshake")
-        server_nonce = reply[len(MAGIC) : len(MAGIC) + NONCE_BYTES]
-        server_mac = reply[len(MAGIC) + NONCE_BYTES :]
+        reply = await _read(reader, NONCE_BYTES + MAC_BYTES, "server proof")
+        server_nonce = reply[:NONCE_BYTES]
+        server_mac = reply[NONCE_BYTES:]
         expected = _proof(psk, _LABEL_SERVER, client_nonce, server_nonce)
         if not hmac.compare_digest(server_mac, expected):
-            raise HandshakeError("the enclave did not prove knowledge of the pre-shared key")
+            raise HandshakeError(
+                "the enclave did not prove knowledge of the pre-shared key (an enclave that takes its key "
+                "at first contact holds another one: someone else claimed its channel; restart it)"
+            )
         writer.write(_proof(psk, _LABEL_CLIENT, client_nonce, server_nonce))
         await writer.drain()
 
@@ -95,15 +161,19 @@ async def client_handshake(
 async def server_handshake(
     reader: Reader,
     writer: Writer,
-    psk: bytes,
+    key: ChannelKey,
     timeout: float,
     rng: Rng = SYSTEM_RNG,
+    peer: object = "local peer",
 ) -> None:
     async def run() -> None:
         hello = await _read(reader, len(MAGIC) + NONCE_BYTES, "client hello")
         if hello[: len(MAGIC)] != MAGIC:
             raise HandshakeError("peer does not speak the enclave channel handshake")
         client_nonce = hello[len(MAGIC) :]
+        psk = key.value
+        if psk is None:
+            psk = await _provision(reader, writer, key, client_nonce, peer)
         server_nonce = rng.random_bytes(NONCE_BYTES)
         writer.write(MAGIC + server_nonce + _proof(psk, _LABEL_SERVER, client_nonce, server_nonce))
         await writer.drain()
@@ -116,3 +186,21 @@ async def server_handshake(
         await asyncio.wait_for(run(), timeout)
     except TimeoutError:
         raise HandshakeError(f"handshake not completed within {timeout:g}s") from None
+
+
+async def _provision(reader: Reader, writer: Writer, key: ChannelKey, client_nonce: bytes, peer: object) -> bytes:
+    receiver = key.receiver
+    assert receiver is not None  # a ChannelKey without a key has a receiver
+    writer.write(provisioning.PROVISION_MAGIC + provisioning.encode_message(receiver.offer(client_nonce)))
+    await writer.drain()
+    length = provisioning.decode_length(await _read(reader, 4, "channel-key delivery"))
+    delivery = provisioning.parse_delivery(await _read(reader, length, "channel-key delivery"))
+    delivered = receiver.unwrap(delivery, client_nonce)
+    if len(delivered) < MIN_PSK_BYTES:
+        raise HandshakeError(f"delivered channel key is shorter than {MIN_PSK_BYTES} bytes")
+    kept = key.claim(delivered)
+    if kept is delivered:
+        log.warning("channel key delivered by %s at first contact; it authenticates every connection from now on", peer)
+    else:
+        log.warning("a second channel-key delivery from %s was ignored: the key was already delivered", peer)
+    return kept

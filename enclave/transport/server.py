@@ -8,6 +8,13 @@ full), the connection stops reading requests until the buffer drains. Anything w
 byte stream (oversized length, truncated or stalled frame, bytes that are not a Request, failed
 handshake) closes that one connection with a logged reason; nothing a peer sends can stop the
 listener or the process.
+
+Channel authentication: with a key (fixed `psk`, or one delivered once through `key_receiver`,
+see provisioning.py) every connection must complete the PSK handshake before a single frame is
+read. A vsock or TCP listener without either is refused unless `allow_unauthenticated` (the
+`--insecure-no-channel-auth-for-development` flag): AF_VSOCK has no permissions, so any process of
+any user on the parent could otherwise act as the host. A unix socket is created mode 0600, which
+already limits it to the host's user (and root).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from enclave.transport import handshake
 from enclave.transport.address import Address, cleanup_listener, start_listener
 from enclave.transport.errors import FrameError, HandshakeError
 from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
+from enclave.transport.handshake import ChannelKey, KeyReceiver
 from enclave.transport.protocol import FramedProtocol
 from mpc.v1 import enclave_pb2 as pb
 
@@ -40,13 +48,16 @@ class FrameServer:
         handler: RequestHandler,
         *,
         psk: bytes | None = None,
+        key_receiver: KeyReceiver | None = None,
+        allow_unauthenticated: bool = False,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_in_flight: int = 64,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         handshake_timeout: float = 5.0,
     ) -> None:
         self._handler = handler
-        self._psk = psk
+        self._key = ChannelKey(psk, key_receiver) if psk is not None or key_receiver is not None else None
+        self._allow_unauthenticated = allow_unauthenticated
         self._max_frame_bytes = max_frame_bytes
         self._max_in_flight = max_in_flight
         self._body_timeout = body_timeout
@@ -56,8 +67,17 @@ class FrameServer:
         self._connections: set[_ServerConnection] = set()
 
     async def start(self, address: Address) -> None:
-        if address.scheme == "tcp" and self._psk is None:
-            raise ValueError("a TCP listener needs a pre-shared key (--psk-file)")
+        if address.scheme in ("tcp", "vsock") and self._key is None and not self._allow_unauthenticated:
+            raise ValueError(
+                f"a {address.scheme} listener needs channel authentication: --psk-file, or --psk-provisioning "
+                "attested (the host delivers its key to the attested enclave), or, for development only, "
+                "--insecure-no-channel-auth-for-development"
+            )
+        if self._key is None and address.scheme != "unix":
+            log.warning(
+                "INSECURE: %s accepts unauthenticated connections (--insecure-no-channel-auth-for-development): "
+                "any local process can act as the host", address,
+            )
         self._address = address
         self._server = await start_listener(address, self._new_connection)
         log.info("enclave listening on %s", address)
@@ -92,15 +112,15 @@ class _ServerConnection(FramedProtocol):
         super().connection_made(transport)
         self._peer = transport.get_extra_info("peername") or "local peer"
         self._server._connections.add(self)
-        psk = self._server._psk
-        if psk is None:
+        key = self._server._key
+        if key is None:
             self.start_frames()
         else:
-            self._handshake = self._loop.create_task(self._run_handshake(psk))
+            self._handshake = self._loop.create_task(self._run_handshake(key))
 
-    async def _run_handshake(self, psk: bytes) -> None:
+    async def _run_handshake(self, key: ChannelKey) -> None:
         try:
-            await handshake.server_handshake(self, self, psk, self._server._handshake_timeout)
+            await handshake.server_handshake(self, self, key, self._server._handshake_timeout, peer=self._peer)
         except HandshakeError as exc:
             log.warning("closing enclave connection from %s: handshake failed: %s", self._peer, exc)
             self.close()

@@ -336,3 +336,21 @@ class SessionUpdate(_message.Message):
     culprits: _containers.RepeatedScalarFieldContainer[str]
     reason: str
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result: _Optional[_Union[SessionResult, _Mapping]] = ..., culprits: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ChannelKeyOffer(_message.Message):
+    __slots__ = ("attestation_mode", "attestation_document", "enclave_public_key")
+    ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
+    ATTESTATION_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    ENCLAVE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    attestation_mode: str
+    attestation_document: bytes
+    enclave_public_key: bytes
+    def __init__(self, attestation_mode: _Optional[str] = ..., attestation_document: _Optional[bytes] = ..., enclave_public_key: _Optional[bytes] = ...) -> None: ...
+
+class ChannelKeyDelivery(_message.Message):
+    __slots__ = ("ephemeral_public_key", "ciphertext")
+    EPHEMERAL_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    ephemeral_public_key: bytes
+    ciphertext: bytes
+    def __init__(self, ephemeral_public_key: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...

@@ -78,6 +78,18 @@ class Store(Protocol):
 
     async def count_preparams(self) -> int: ...
 
+    async def claim_session_id(self, session_id: str, kind: str) -> bool:
+        """Record `session_id` as used (durably, before returning); False if it was used before."""
+        ...
+
+    async def release_session_id(self, session_id: str) -> None:
+        """Forget a claim whose session certainly never ran (the enclave never saw its start)."""
+        ...
+
+    async def session_id_used(self, session_id: str) -> bool:
+        """Whether `session_id` was ever claimed on this store."""
+        ...
+
     async def append_audit(self, record: AuditRecord) -> AuditRecord: ...
 
     async def append_audits(self, records: Sequence[AuditRecord]) -> None:

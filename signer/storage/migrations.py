@@ -141,6 +141,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at {ts} NOT NULL)""",
         "CREATE INDEX preparams_created ON preparams (created_at, id)",
     ),
+    # Every session id this node (party) has started, so that none runs twice, whatever restarts:
+    # an old session's HMAC'd messages carry no expiry and would otherwise be accepted by a new
+    # session of the same id. Rows are only inserted (README "Fresh sessions" says for how long).
+    _neutral(
+        4,
+        "used session ids",
+        """CREATE TABLE session_ids (
+            session_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            started_at {ts} NOT NULL)""",
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -382,6 +382,27 @@ class PostgresStore:
             row = await (await conn.execute("SELECT count(*) AS n FROM preparams")).fetchone()
         return int(row["n"]) if row else 0
 
+    # --- used session ids -------------------------------------------------------------------
+
+    async def claim_session_id(self, session_id: str, kind: str) -> bool:
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "INSERT INTO session_ids (session_id, kind, started_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (session_id) DO NOTHING",
+                (session_id, kind, self._clock()),
+            )
+            return cur.rowcount == 1
+
+    async def release_session_id(self, session_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute("DELETE FROM session_ids WHERE session_id = %s", (session_id,))
+
+    async def session_id_used(self, session_id: str) -> bool:
+        async with self._tx() as conn:
+            cur = await conn.execute("SELECT 1 FROM session_ids WHERE session_id = %s", (session_id,))
+            row = await cur.fetchone()
+        return row is not None
+
     # --- audit ------------------------------------------------------------------------------
 
     async def append_audit(self, record: AuditRecord) -> AuditRecord:

@@ -440,6 +440,34 @@ class SqliteStore:
     async def count_preparams(self) -> int:
         return await self._run(lambda: int(self._db.execute("SELECT count(*) FROM preparams").fetchone()[0]))
 
+    # --- used session ids -------------------------------------------------------------------
+
+    async def claim_session_id(self, session_id: str, kind: str) -> bool:
+        def w() -> bool:
+            with self._tx() as db:
+                cur = db.execute(
+                    "INSERT INTO session_ids (session_id, kind, started_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (session_id) DO NOTHING",
+                    (session_id, kind, _ts(self._clock())),
+                )
+                return cur.rowcount == 1
+
+        return await self._run(w)
+
+    async def release_session_id(self, session_id: str) -> None:
+        def w() -> None:
+            with self._tx() as db:
+                db.execute("DELETE FROM session_ids WHERE session_id = ?", (session_id,))
+
+        await self._run(w)
+
+    async def session_id_used(self, session_id: str) -> bool:
+        def q() -> bool:
+            row = self._db.execute("SELECT 1 FROM session_ids WHERE session_id = ?", (session_id,)).fetchone()
+            return row is not None
+
+        return await self._run(q)
+
     # --- audit ------------------------------------------------------------------------------
 
     async def append_audit(self, record: AuditRecord) -> AuditRecord:

@@ -77,9 +77,18 @@ def test_cross_checks_name_the_key() -> None:
     with pytest.raises(ConfigError, match=r"enclave\.psk_file"):
         load_config(environ={"MPC_SIGNER_ENCLAVE_ADDRESS": "tcp://127.0.0.1:5000"})
     with pytest.raises(ConfigError, match=r"enclave\.mode"):
-        load_config(environ={"MPC_SIGNER_ENCLAVE_ADDRESS": "vsock://16:5000"})
-    assert load_config(environ={"MPC_SIGNER_ENCLAVE_ADDRESS": "vsock://16:5000",
-                                "MPC_SIGNER_ENCLAVE_MODE": "external"}).enclave.address == "vsock://16:5000"
+        load_config(environ={"MPC_SIGNER_ENCLAVE_ADDRESS": "vsock://16:5000", "MPC_SIGNER_ENCLAVE_PSK_FILE": "p"})
+    vsock = {"MPC_SIGNER_ENCLAVE_ADDRESS": "vsock://16:5000", "MPC_SIGNER_ENCLAVE_MODE": "external"}
+    # vsock has no permissions: any local process could connect, so the key is required there too
+    with pytest.raises(ConfigError, match=r"enclave\.psk_file: required when enclave\.address is vsock://"):
+        load_config(environ=vsock)
+    assert load_config(environ={**vsock, "MPC_SIGNER_ENCLAVE_PSK_FILE": "p"}).enclave.address == "vsock://16:5000"
+    insecure = {**vsock, "MPC_SIGNER_ENCLAVE_INSECURE_NO_CHANNEL_AUTH_FOR_DEVELOPMENT": "true"}
+    assert load_config(environ=insecure).enclave.psk_file is None
+    attested = {**vsock, "MPC_SIGNER_ENCLAVE_PSK_FILE": "p", "MPC_SIGNER_ENCLAVE_PSK_PROVISIONING": "attested"}
+    with pytest.raises(ConfigError, match=r"enclave\.expected_pcrs_file: required"):
+        load_config(environ=attested)
+    assert load_config(environ={**attested, "MPC_SIGNER_ENCLAVE_EXPECTED_PCRS_FILE": "pcrs.json"})
     with pytest.raises(ConfigError, match=r"hmac\.senders: \['other'\] not in hmac\.keys"):
         load_config(environ={"MPC_SIGNER_HMAC_SENDERS": "other=client"})
 

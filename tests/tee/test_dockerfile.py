@@ -115,7 +115,12 @@ def test_entrypoint_is_the_enclave_in_nitro_mode_with_kms_sealing(
     args = image_arguments(parsed, monkeypatch, {"KMS_KEY_ID": IMAGE_KEY_ARN})
     address = parse_address(args.listen)
     assert address.scheme == "vsock" and address.port > 0
-    assert args.psk_file is None  # no TCP, no pre-shared key inside the enclave
+    assert args.psk_file is None  # no key in the image: local users on the parent can read the EIF
+    assert args.psk_provisioning == "attested"  # the host delivers it to the attested enclave
+    assert not args.insecure_no_channel_auth_for_development
+    from enclave.__main__ import channel_auth_check
+
+    channel_auth_check(address, args)  # the image's vsock listener is authenticated
     assert args.attestation == "nitro"
     assert args.kms_key_id == IMAGE_KEY_ARN and args.kms_proxy_port == 8000
     assert args.sealing_key_file is None and args.sealing_passphrase_file is None

@@ -226,8 +226,13 @@ async def test_replayed_approval_is_refused_by_the_enclave(key, node, connect, c
             break
         assert time.monotonic() < deadline, "host kept the finished session"
         await asyncio.sleep(0.2)
-    # The same start again; the callback (standing in for a host replaying what it relayed)
-    # answers with the approval that already released a signature share.
+    # An honest host refuses the used session id outright (its durable session_ids record) ...
+    refused = await start_at_node(client, dkg_result.key_id, message, first)
+    assert refused.code() == grpc.StatusCode.ALREADY_EXISTS, refused.details()
+    # ... so play the compromised host: roll that record back, then start the same session again;
+    # the callback (standing in for a host replaying what it relayed) answers with the approval
+    # that already released a signature share.
+    node.raw_sql("DELETE FROM session_ids WHERE session_id = ?", (first,))
     callback.mode = "replay"
     try:
         error = await start_at_node(client, dkg_result.key_id, message, first)
