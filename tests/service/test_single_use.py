@@ -153,6 +153,7 @@ async def test_replay_and_an_old_database_copy_are_refused_in_one_boot(  # type:
     node.signer.stop()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    backup.chmod(0o600)  # the store refuses a database file other local users can read
     backup.rename(db)
     node.signer.start()
     node.signer.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=20)
