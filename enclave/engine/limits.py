@@ -61,6 +61,11 @@ def _head(length: int) -> int:
     return 9
 
 
+def _varint_len(n: int) -> int:
+    """LEB128 length (ZF frost's postcard varints)."""
+    return max(1, (n.bit_length() + 6) // 7)
+
+
 def cbor_int(bits: int) -> int:
     """Largest CBOR encoding of an integer of magnitude below 2^bits (either sign)."""
     if bits <= 64:
@@ -175,7 +180,7 @@ def _framed(bodies: Sequence[RoundBound], n: int) -> list[RoundBound]:
 def frost_dkg(n: int, t: int) -> list[RoundBound]:
     # round 1: ZF round-1 package (header, varint t, t points, 0x40, signature R || z) and this
     # party's X25519-style share-encryption key; round 2: the ZF round-2 package under an AEAD
-    package = FROST_HEADER + 3 + ED_POINT * t + 1 + ED_POINT + SCALAR
+    package = FROST_HEADER + _varint_len(t) + ED_POINT * t + 1 + ED_POINT + SCALAR
     return _framed([RoundBound(package + ED_POINT, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
 
 

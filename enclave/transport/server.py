@@ -163,7 +163,7 @@ class _ServerConnection(FramedProtocol):
         self._peer: object = "local peer"
         self.established = False  # its first frame arrived
         self._last_activity = time.monotonic()
-        self._timer: asyncio.TimerHandle | None = None
+        self._watch: asyncio.TimerHandle | None = None  # first-frame, then idle timer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -171,7 +171,7 @@ class _ServerConnection(FramedProtocol):
         if not self._server._admit(self):
             self.close(abort=True)
             return
-        self._timer = self._loop.call_later(self._server._handshake_timeout, self._silent)
+        self._watch = self._loop.call_later(self._server._handshake_timeout, self._silent)
         key = self._server._key
         if key is None:
             self.start_frames()
@@ -203,7 +203,7 @@ class _ServerConnection(FramedProtocol):
         self.shut()
 
     def _silent(self) -> None:
-        self._timer = None
+        self._watch = None
         if not self.closed and not self.established:
             self._server._counts["silent"] += 1
             log.warning("closing enclave connection from %s: no request within %gs of connecting",
@@ -211,14 +211,14 @@ class _ServerConnection(FramedProtocol):
             self.shut()
 
     def _idle(self) -> None:
-        self._timer = None
+        self._watch = None
         idle = self._server._idle_timeout
         if self.closed or idle is None:
             return
         left = self._last_activity + idle - time.monotonic()
         if self._in_flight or left > 0:
             # busy, or active since the timer was armed: look again when it could be idle
-            self._timer = self._loop.call_later(left if left > 0 else idle, self._idle)
+            self._watch = self._loop.call_later(left if left > 0 else idle, self._idle)
             return
         self._server._counts["idle"] += 1
         log.info("closing enclave connection from %s: idle for %gs", self._peer, idle)
@@ -226,9 +226,9 @@ class _ServerConnection(FramedProtocol):
 
     def shut(self) -> list[asyncio.Task[None]]:
         """Close the connection and cancel what runs for it; the tasks to wait for."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self.close()
         tasks = list(self._in_flight)
         if self._handshake is not None:
@@ -254,10 +254,10 @@ class _ServerConnection(FramedProtocol):
         self._last_activity = time.monotonic()
         if not self.established:
             self.established = True
-            if self._timer is not None:
-                self._timer.cancel()
+            if self._watch is not None:
+                self._watch.cancel()
             idle = self._server._idle_timeout
-            self._timer = self._loop.call_later(idle, self._idle) if idle is not None else None
+            self._watch = self._loop.call_later(idle, self._idle) if idle is not None else None
         task = self._loop.create_task(self._answer(request))
         self._in_flight.add(task)
         task.add_done_callback(self._finished)
