@@ -7,7 +7,7 @@
     --generate-sealing-key          create the key file (or passphrase metadata) if missing (dev)
     --max-sessions N                running sessions allowed at once
     --preparams-pool-size N         Paillier pre-parameter sets kept ready for GG20 key generation
-    --preparams-wait-seconds S      how long a GG20 key generation may wait for one (default 1; on
+    --preparams-wait-seconds S      how long a GG20 key generation may wait for one (default 5; on
                                     the event loop, holding no worker); RESOURCE_EXHAUSTED at once
                                     when the pool cannot make one in that time
     --max-held-bytes N              peers' messages for later rounds all sessions may have to hold
@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 DEV_KEY_FILE = Path("var/sealing.key")
 # The enclave process answers a key generation it cannot serve soon at once (the host or relay
 # retries); an engine embedded in a caller's process (EngineConfig's default) waits longer.
-PROCESS_PREPARAMS_WAIT_SECONDS = 1.0
+PROCESS_PREPARAMS_WAIT_SECONDS = 5.0
 
 
 class SetupError(Exception):
