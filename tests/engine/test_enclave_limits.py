@@ -25,11 +25,14 @@ from pathlib import Path
 import pytest
 from coincurve import PublicKey
 from nacl.signing import VerifyKey
+from prometheus_client import generate_latest
 
 from enclave.engine import Engine, limits
 from enclave.protocols.rounds import Frame, Kind
 from enclave.transport.client import EnclaveClient, EnclaveRequestError, parse_address
 from mpc.v1 import enclave_pb2 as pb
+from signer.metrics import Metrics
+from signer.storage import open_store
 from tests.conftest import REPO, EnclaveProcess, wait_for
 from tests.engine import relay
 from tests.engine.conftest import FROST, GG20
@@ -307,6 +310,17 @@ async def test_silent_connections_time_out_and_the_cap_spares_the_host(
         g = await gauges(host)
         assert g["channel_connections_idle_closed_total"] == 3 and g["channel_connections_open"] == 1
         await extra[0].ping()
+
+        # the host exports the gauges as metrics
+        metrics = Metrics()
+        store = await open_store(f"sqlite:///{tmp_path}/host.db")
+        try:
+            await metrics.refresh_pools(store, host)
+        finally:
+            await store.close()
+        scrape = generate_latest(metrics.registry).decode()
+        assert "mpc_signer_enclave_channel_connections_idle_closed_total 3.0" in scrape
+        assert "mpc_signer_enclave_held_message_bytes_limit 2.68435456e+08" in scrape
     finally:
         for s in raw:
             s.close()
