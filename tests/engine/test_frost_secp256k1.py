@@ -149,3 +149,23 @@ async def test_policy_approval_covers_the_merkle_root(tmp_path: Path, prime_sour
     finally:
         for e in engines.values():
             e.close()
+
+
+def test_host_and_enclave_agree_on_the_approval_digest() -> None:
+    """The host asks the policy service about the digest the enclave will rebuild (and audits it)."""
+    from signer.api.operations import audit_digest
+    from signer.approvals import approval_digest
+
+    message, root = b"spend", bytes([9]) * 32
+    for protocol, start_root, enclave_digest in (
+        (pb.PROTOCOL_FROST_ED25519, b"", frost_digest(message)),
+        (SECP, b"", frost_digest(message)),
+        (TR, b"", frost_digest(message)),
+        (TR, root, frost_digest(message, root)),
+    ):
+        start = pb.SessionStart(protocol=protocol, message=message, taproot_merkle_root=start_root)
+        assert approval_digest(start) == enclave_digest
+        assert audit_digest(start) == enclave_digest.hex()
+    assert frost_digest(message, root) != frost_digest(message)
+    gg20 = pb.SessionStart(protocol=pb.PROTOCOL_GG20_SECP256K1, message=bytes(32))
+    assert approval_digest(gg20) == bytes(32)
