@@ -156,7 +156,9 @@ class SigningContext:
     package: SigningPackage
     verifying_key: bytes
     binding_factors: dict[int, int]
-    commitment_shares: dict[int, Any]  # D_i + rho_i * E_i, group elements
+    # The points whose sum is signer i's commitment share D_i + rho_i * E_i (one point, the
+    # share itself, for this signer's own); summed only when a share is verified.
+    commitment_parts: dict[int, tuple[Any, ...]]
     group_commitment: bytes  # encoding of R
     challenge: int
     key_negated: bool = False
@@ -164,6 +166,9 @@ class SigningContext:
 
     def lagrange(self, identifier: int) -> int:
         return lagrange_coefficient(self.suite.order, identifier, self.package.commitments)
+
+    def commitment_share(self, identifier: int) -> Any:
+        return self.suite.group.sum(list(self.commitment_parts[identifier]))
 
 
 def signing_context(
@@ -184,22 +189,23 @@ def signing_context(
     g = cs.group
     vk = cs.effective_key(verifying_key)
     rho = compute_binding_factors(cs, package, vk)
-    shares: dict[int, Any] = {}
+    parts: dict[int, tuple[Any, ...]] = {}
     for i, c in package.commitments.items():
         if own is not None and i == own[0]:
             n = own[1]
-            shares[i] = g.base_mul(n.hiding + rho[i] * n.binding)
+            parts[i] = (g.base_mul(n.hiding + rho[i] * n.binding),)
         else:
             try:
-                shares[i] = g.add(cs.point(c.hiding), g.decode_mul(c.binding, rho[i]))
+                parts[i] = (cs.point(c.hiding), g.decode_mul(c.binding, rho[i]))
             except InvalidEncoding:
                 raise InvalidCommitment(i) from None
-    r_point = g.sum(list(shares.values()))
+    # R in one sum (one libsecp256k1 call); per-signer shares only if a share is checked.
+    r_point = g.sum([p for ps in parts.values() for p in ps])
     if g.is_identity(r_point):  # only a dishonest signer set gets here; nothing to sign
         raise InvalidParameters("the group commitment is the identity")
     r = g.encode(r_point)
     return SigningContext(
-        cs, package, vk, rho, shares, r, cs.challenge(r, vk, package.message),
+        cs, package, vk, rho, parts, r, cs.challenge(r, vk, package.message),
         cs.key_is_negated(verifying_key), cs.nonces_negated(r),
     )
 
@@ -239,9 +245,9 @@ def verify_signature_share(ctx: SigningContext, identifier: int, share: int, ver
     commitment share and Y_i negated as `ctx` says (BIP340). `verifying_share` as stored."""
     cs = ctx.suite
     g = cs.group
-    if not 0 <= share < cs.order or identifier not in ctx.commitment_shares:
+    if not 0 <= share < cs.order or identifier not in ctx.commitment_parts:
         return False
-    commitment_share = ctx.commitment_shares[identifier]
+    commitment_share = ctx.commitment_share(identifier)
     if ctx.nonces_negated:
         commitment_share = g.neg(commitment_share)
     weight = ctx.challenge * ctx.lagrange(identifier)
