@@ -20,7 +20,7 @@ import nacl.signing
 from coincurve import PublicKeyXOnly
 from frost_rs import utility_secp256k1
 
-from enclave.protocols.frost import keys, sessions, wire
+from enclave.protocols.frost import keys, sessions, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
@@ -48,6 +48,28 @@ class FixedRng:
             out += hashlib.sha512(self.seed + self.counter.to_bytes(8, "big")).digest()
             self.counter += 1
         return out[:n]
+
+
+def vector_setup(
+    cs: Ciphersuite, v: dict[str, Any]
+) -> tuple[dict[int, KeyPackage], PublicKeyPackage, dict[int, signing.SigningNonces], bytes]:
+    """Key packages, public key package, nonces (from the vector's randomness) and message of an
+    RFC 9591 appendix E style vector (ZF's name the group key "verifying_key_key")."""
+    g, inp = cs.group, v["inputs"]
+    vk = bytes.fromhex(inp.get("group_public_key") or inp["verifying_key_key"])
+    t = int(v["config"]["MIN_PARTICIPANTS"])
+    shares = {
+        s["identifier"]: g.decode_scalar(bytes.fromhex(s["participant_share"])) for s in inp["participant_shares"]
+    }
+    kps = {i: KeyPackage(i, s, g.encode(g.base_mul(s)), vk, t) for i, s in shares.items()}
+    public = PublicKeyPackage({i: kp.verifying_share for i, kp in kps.items()}, vk, t)
+    nonces = {}
+    for o in v["round_one_outputs"]["outputs"]:
+        i = o["identifier"]
+        d = signing.nonce_generate_from_random(cs, shares[i], bytes.fromhex(o["hiding_nonce_randomness"]))
+        e = signing.nonce_generate_from_random(cs, shares[i], bytes.fromhex(o["binding_nonce_randomness"]))
+        nonces[i] = signing.nonces_from_scalars(cs, d, e)
+    return kps, public, nonces, bytes.fromhex(inp["message"])
 
 
 def libsodium_verify(public_key: bytes, message: bytes, signature: bytes) -> None:

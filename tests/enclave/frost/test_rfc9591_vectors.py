@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from enclave import polynomial
-from enclave.protocols.frost import keys, sessions, signing, wire
+from enclave.protocols.frost import sessions, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.rounds import Output
 from enclave.rng import SYSTEM_RNG
 from tests import harness
-from tests.enclave.frost.common import load_vector, verify_independently
+from tests.enclave.frost.common import load_vector, vector_setup, verify_independently
 
 CASES = {
     "E.1": (FROST_ED25519, "frost-ed25519-sha512-rfc9591.json", "FROST(Ed25519, SHA-512)", b"FROST-ED25519-SHA512-v1"),
@@ -55,27 +55,9 @@ def test_key_generation_values(case: tuple[Ciphersuite, dict[str, Any]]) -> None
     assert polynomial.interpolate(cs.order, {i: pts[i] for i in inp["participant_list"]}) == secret
 
 
-def _setup(
-    cs: Ciphersuite, v: dict[str, Any]
-) -> tuple[dict[int, keys.KeyPackage], keys.PublicKeyPackage, dict[int, signing.SigningNonces], bytes]:
-    g, inp = cs.group, v["inputs"]
-    vk = h(inp["group_public_key"])
-    t = int(v["config"]["MIN_PARTICIPANTS"])
-    shares = {s["identifier"]: _sc(cs, s["participant_share"]) for s in inp["participant_shares"]}
-    kps = {i: keys.KeyPackage(i, s, g.encode(g.base_mul(s)), vk, t) for i, s in shares.items()}
-    public = keys.PublicKeyPackage({i: kp.verifying_share for i, kp in kps.items()}, vk, t)
-    nonces = {}
-    for o in v["round_one_outputs"]["outputs"]:
-        i = o["identifier"]
-        d = signing.nonce_generate_from_random(cs, shares[i], h(o["hiding_nonce_randomness"]))
-        e = signing.nonce_generate_from_random(cs, shares[i], h(o["binding_nonce_randomness"]))
-        nonces[i] = signing.nonces_from_scalars(cs, d, e)
-    return kps, public, nonces, h(inp["message"])
-
-
 def test_round_one_nonces_commitments_binding_factors(case: tuple[Ciphersuite, dict[str, Any]]) -> None:
     cs, v = case
-    kps, _, nonces, message = _setup(cs, v)
+    kps, _, nonces, message = vector_setup(cs, v)
     package = signing.SigningPackage({i: n.commitments for i, n in nonces.items()}, message)
     vk = kps[1].verifying_key
     rho = signing.compute_binding_factors(cs, package, vk)
@@ -93,7 +75,7 @@ def test_round_one_nonces_commitments_binding_factors(case: tuple[Ciphersuite, d
 
 def test_round_two_shares_group_commitment_and_signature(case: tuple[Ciphersuite, dict[str, Any]]) -> None:
     cs, v = case
-    kps, public, nonces, message = _setup(cs, v)
+    kps, public, nonces, message = vector_setup(cs, v)
     package = signing.SigningPackage({i: n.commitments for i, n in nonces.items()}, message)
     ctx = signing.signing_context(cs, package, public.verifying_key)
     expected_sig = h(v["final_output"]["sig"])
@@ -113,7 +95,7 @@ def test_round_two_shares_group_commitment_and_signature(case: tuple[Ciphersuite
 def test_vector_through_the_session_driver(case: tuple[Ciphersuite, dict[str, Any]]) -> None:
     """The same values come out of the real two-round session (nonces injected)."""
     cs, v = case
-    kps, public, nonces, message = _setup(cs, v)
+    kps, public, nonces, message = vector_setup(cs, v)
     signers = v["inputs"]["participant_list"]
     ids = {p: p for p in signers}
     drivers = [
@@ -136,7 +118,7 @@ def test_vector_through_the_session_driver(case: tuple[Ciphersuite, dict[str, An
 
 def test_nonces_are_single_use(case: tuple[Ciphersuite, dict[str, Any]]) -> None:
     cs, v = case
-    kps, _, nonces, message = _setup(cs, v)
+    kps, _, nonces, message = vector_setup(cs, v)
     package = signing.SigningPackage({i: n.commitments for i, n in nonces.items()}, message)
     signing.sign(cs, kps[1], nonces[1], package)
     with pytest.raises(ValueError, match="already used"):

@@ -21,7 +21,7 @@ from enclave.protocols.frost.taproot import FROST_SECP256K1_TR as TR
 from enclave.protocols.rounds import Abort
 from enclave.rng import SYSTEM_RNG
 from tests import harness
-from tests.enclave.frost.common import load_vector, sign_drivers
+from tests.enclave.frost.common import load_vector, sign_drivers, vector_setup
 
 G = SECP256K1
 BIP341 = load_vector("bip341-taproot-tweak.json")
@@ -60,23 +60,8 @@ def _sign(kps: dict[int, keys.KeyPackage], public: keys.PublicKeyPackage, signer
 # -- ZF's test vector ---------------------------------------------------------------------------
 
 
-def _zf_setup() -> tuple[dict[int, keys.KeyPackage], keys.PublicKeyPackage, dict[int, signing.SigningNonces], bytes]:
-    inp = ZF_VECTOR["inputs"]
-    vk = h(inp["verifying_key_key"])
-    shares = {s["identifier"]: int(s["participant_share"], 16) for s in inp["participant_shares"]}
-    kps = {i: keys.KeyPackage(i, s, G.encode(G.base_mul(s)), vk, 2) for i, s in shares.items()}
-    public = keys.PublicKeyPackage({i: k.verifying_share for i, k in kps.items()}, vk, 2)
-    nonces = {}
-    for o in ZF_VECTOR["round_one_outputs"]["outputs"]:
-        i = o["identifier"]
-        d = signing.nonce_generate_from_random(TR, shares[i], h(o["hiding_nonce_randomness"]))
-        e = signing.nonce_generate_from_random(TR, shares[i], h(o["binding_nonce_randomness"]))
-        nonces[i] = signing.nonces_from_scalars(TR, d, e)
-    return kps, public, nonces, h(inp["message"])
-
-
 def test_zf_vector_every_value() -> None:
-    kps, public, nonces, message = _zf_setup()
+    kps, public, nonces, message = vector_setup(TR, ZF_VECTOR)
     assert G.encode(G.base_mul(int(ZF_VECTOR["inputs"]["group_secret_key"], 16))) == public.verifying_key
     package = signing.SigningPackage({i: n.commitments for i, n in nonces.items()}, message)
     prefix = signing.binding_factor_prefix(TR, package, public.verifying_key)

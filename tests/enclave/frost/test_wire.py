@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from enclave.errors import InvalidEncoding
 from enclave.protocols.frost import dkg, keys, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519 as CS
+from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.rng import SYSTEM_RNG
+from tests.enclave.frost.common import SUITES
 
 GROUP = CS.group
 HEADER = CS.header
@@ -74,9 +76,10 @@ def test_roundtrips() -> None:
     assert wire.decode_round1_package(CS, wire.encode_round1_package(CS, r1)) == r1
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=200))
-def test_decoders_never_raise_anything_but_invalid_encoding(data: bytes) -> None:
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(SUITES), st.binary(max_size=220))
+def test_decoders_never_raise_anything_but_invalid_encoding(cs: Ciphersuite, data: bytes) -> None:
+    """Every suite's decoders (this one's and the secp256k1 suites')."""
     for decode in (
         wire.decode_signing_commitments,
         wire.decode_signing_package,
@@ -87,10 +90,11 @@ def test_decoders_never_raise_anything_but_invalid_encoding(data: bytes) -> None
         wire.decode_round1_package,
         wire.decode_round2_package,
         wire.decode_signing_nonces,
+        wire.decode_signature,
     ):
-        for candidate in (data, HEADER + data):
+        for candidate in (data, cs.header + data):
             with contextlib.suppress(InvalidEncoding):
-                decode(CS, candidate)
+                decode(cs, candidate)
 
 
 def _pkg_bytes() -> bytes:
