@@ -26,8 +26,10 @@ Serialization header (ZF frost): format version 0 || CRC-32 of the context strin
 
 Hooks (ZF's `Ciphersuite` trait methods of the same purpose; identity or default here, the
 Taproot suite overrides them): `challenge`, `encode_signature` / `decode_signature`,
-`verify_signature`, `proof_nonce` (ZF `generate_nonce`), `key_is_negated` / `nonces_negated`
-(ZF `pre_sign`/`pre_aggregate` and `compute_signature_share`/`verify_share`), `post_dkg`.
+`verify_signature`, `proof_nonce` (ZF `generate_nonce`), `key_is_negated` / `effective_key`
+/ `nonces_negated` (ZF `pre_sign`/`pre_aggregate` and `compute_signature_share`/`verify_share`),
+`post_dkg`, `signing_keys` (ZF `sign_with_tweak`). `point` turns a stored encoding back into a
+group element (free for Ed25519, whose elements are their encodings).
 """
 
 from __future__ import annotations
