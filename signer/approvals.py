@@ -24,12 +24,20 @@ from signer.policy_client import ApprovalGrant, PolicyClient, PolicyRejected, Po
 APPROVAL_VERSION: Final = 1
 
 
+# Taproot with a script tree: the key is tweaked by the merkle root, so the approval covers both
+# (enclave/engine/approval.py computes the same bytes).
+TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
+
+
 def approval_digest(start: epb.SessionStart) -> bytes:
     """The 32-byte "digest" an approval covers: the digest itself for GG20, SHA-256 of the
-    message for FROST (whose message may be long)."""
-    if start.protocol == epb.PROTOCOL_FROST_ED25519:
-        return hashlib.sha256(start.message).digest()
-    return bytes(start.message)
+    message for FROST (whose message may be long), SHA-256(tag || merkle root || message) for a
+    Taproot signature under a script tree's merkle root."""
+    if start.protocol == epb.PROTOCOL_GG20_SECP256K1:
+        return bytes(start.message)
+    if start.taproot_merkle_root:
+        return hashlib.sha256(TAPROOT_APPROVAL_TAG + start.taproot_merkle_root + start.message).digest()
+    return hashlib.sha256(start.message).digest()
 
 
 def encode_approval(grant: ApprovalGrant) -> bytes:

@@ -8,7 +8,9 @@ anything else simply fails to verify.
 
 The approved "digest" is SessionStart.message for GG20 (the 32-byte digest) and SHA-256 of
 SessionStart.message for FROST (whose message may be up to 64 KiB; the approval field is fixed
-at 32 bytes either way).
+at 32 bytes either way). A Taproot signature with a script tree's merkle root is made under a
+key tweaked by that root, so its digest covers both: SHA-256("mpc-signer/approval/taproot/v1"
+|| root || message) (signer/approvals.py computes the same).
 """
 
 from __future__ import annotations
@@ -39,5 +41,10 @@ def decode_approval(
     return Approval(key_id, bytes(digest), tuple(derivation_path), session_id, expires_at, bytes(data[9:]))
 
 
-def frost_digest(message: bytes) -> bytes:
+TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
+
+
+def frost_digest(message: bytes, taproot_merkle_root: bytes = b"") -> bytes:
+    if taproot_merkle_root:
+        return hashlib.sha256(TAPROOT_APPROVAL_TAG + taproot_merkle_root + message).digest()
     return hashlib.sha256(message).digest()

@@ -33,6 +33,8 @@ HARDENED: Final = 1 << 31
 PROTOCOL_NAMES: Final = {
     pb.PROTOCOL_FROST_ED25519: "frost-ed25519",
     pb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
+    pb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
+    pb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
 }
 
 

@@ -59,6 +59,8 @@ from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.paillier import DEFAULT_MODULUS_BITS
 from enclave.policy import ApprovalRejected, PolicyVerifier
 from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
+from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1
+from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
 from enclave.service import RequestRejected
@@ -161,7 +163,11 @@ class Engine:
         self.held = HeldBudget(self.config.max_held_bytes)
         self.preparams = PreparamsWaiter(self.pool)
         self._adapters: dict[int, FrostAdapter | Gg20Adapter] = {
-            pb.PROTOCOL_FROST_ED25519: FrostAdapter(sealer, rng),
+            pb.PROTOCOL_FROST_ED25519: FrostAdapter(sealer, rng, FROST_ED25519, pb.PROTOCOL_FROST_ED25519),
+            pb.PROTOCOL_FROST_SECP256K1: FrostAdapter(sealer, rng, FROST_SECP256K1, pb.PROTOCOL_FROST_SECP256K1),
+            pb.PROTOCOL_FROST_SECP256K1_TR: FrostAdapter(
+                sealer, rng, FROST_SECP256K1_TR, pb.PROTOCOL_FROST_SECP256K1_TR
+            ),
             pb.PROTOCOL_GG20_SECP256K1: Gg20Adapter(
                 sealer,
                 rng,
@@ -181,7 +187,12 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def protocols(self) -> Sequence[pb.Protocol]:
-        return [pb.PROTOCOL_GG20_SECP256K1, pb.PROTOCOL_FROST_ED25519]
+        return [
+            pb.PROTOCOL_GG20_SECP256K1,
+            pb.PROTOCOL_FROST_ED25519,
+            pb.PROTOCOL_FROST_SECP256K1,
+            pb.PROTOCOL_FROST_SECP256K1_TR,
+        ]
 
     def running(self) -> int:
         return len(self._running)

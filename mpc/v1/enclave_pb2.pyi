@@ -12,6 +12,8 @@ class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTOCOL_UNSPECIFIED: _ClassVar[Protocol]
     PROTOCOL_GG20_SECP256K1: _ClassVar[Protocol]
     PROTOCOL_FROST_ED25519: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1_TR: _ClassVar[Protocol]
 
 class SessionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -56,6 +58,8 @@ class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
+PROTOCOL_FROST_SECP256K1: Protocol
+PROTOCOL_FROST_SECP256K1_TR: Protocol
 SESSION_KIND_UNSPECIFIED: SessionKind
 SESSION_KIND_DKG: SessionKind
 SESSION_KIND_SIGN: SessionKind
@@ -263,7 +267,7 @@ class EnclaveMessage(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -273,6 +277,7 @@ class SessionStart(_message.Message):
     SEALED_BLOBS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    TAPROOT_MERKLE_ROOT_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -287,12 +292,13 @@ class SessionStart(_message.Message):
     sealed_blobs: _containers.RepeatedCompositeFieldContainer[SealedBlob]
     message: bytes
     derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    taproot_merkle_root: bytes
     presignature_id: str
     key_id: str
     timeout_ms: int
     policy_approval: bytes
     messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")

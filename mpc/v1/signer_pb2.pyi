@@ -12,6 +12,8 @@ class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTOCOL_UNSPECIFIED: _ClassVar[Protocol]
     PROTOCOL_GG20_SECP256K1: _ClassVar[Protocol]
     PROTOCOL_FROST_ED25519: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1_TR: _ClassVar[Protocol]
 
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +36,8 @@ class SignatureEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
+PROTOCOL_FROST_SECP256K1: Protocol
+PROTOCOL_FROST_SECP256K1_TR: Protocol
 SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_RUNNING: SessionState
 SESSION_STATE_DONE: SessionState
@@ -194,12 +198,13 @@ class GetDKGStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartSignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages")
+    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "taproot_merkle_root", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    TAPROOT_MERKLE_ROOT_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -210,12 +215,13 @@ class StartSignRequest(_message.Message):
     key_id: str
     message: bytes
     derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    taproot_merkle_root: bytes
     party_ids: _containers.RepeatedScalarFieldContainer[str]
     self_party_id: str
     presignature_id: str
     signature_encoding: SignatureEncoding
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
 
 class StartSignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")

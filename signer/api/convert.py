@@ -26,10 +26,17 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_MESSAGES_PER_SUBMIT = 64
 ECDSA_DIGEST_BYTES = 32
 
+TAPROOT_MERKLE_ROOT_BYTES = 32
+
 PROTOCOLS = {
     pb.PROTOCOL_GG20_SECP256K1: epb.PROTOCOL_GG20_SECP256K1,
     pb.PROTOCOL_FROST_ED25519: epb.PROTOCOL_FROST_ED25519,
+    pb.PROTOCOL_FROST_SECP256K1: epb.PROTOCOL_FROST_SECP256K1,
+    pb.PROTOCOL_FROST_SECP256K1_TR: epb.PROTOCOL_FROST_SECP256K1_TR,
 }
+FROST_PROTOCOLS = frozenset(
+    {epb.PROTOCOL_FROST_ED25519, epb.PROTOCOL_FROST_SECP256K1, epb.PROTOCOL_FROST_SECP256K1_TR}
+)
 PUBLIC_PROTOCOLS = {enclave: public for public, enclave in PROTOCOLS.items()}
 STATES = {
     epb.SESSION_STATE_RUNNING: pb.SESSION_STATE_RUNNING,
@@ -47,7 +54,8 @@ def _session_id(value: str) -> str:
 def _protocol(value: int) -> epb.Protocol:
     protocol = PROTOCOLS.get(value)  # type: ignore[call-overload]
     if protocol is None:
-        raise InvalidArgument("protocol must be PROTOCOL_GG20_SECP256K1 or PROTOCOL_FROST_ED25519")
+        names = ", ".join(pb.Protocol.Name(p) for p in PROTOCOLS)
+        raise InvalidArgument(f"protocol must be one of {names}")
     return protocol
 
 
@@ -89,8 +97,13 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
     protocol = _protocol(request.protocol)
     if protocol == epb.PROTOCOL_GG20_SECP256K1 and len(request.message) != ECDSA_DIGEST_BYTES:
         raise InvalidArgument("message must be the 32-byte digest for GG20")
-    if protocol == epb.PROTOCOL_FROST_ED25519 and len(request.message) > MAX_FROST_MESSAGE_BYTES:
+    if protocol in FROST_PROTOCOLS and len(request.message) > MAX_FROST_MESSAGE_BYTES:
         raise InvalidArgument(f"message must be at most {MAX_FROST_MESSAGE_BYTES} bytes")
+    if request.taproot_merkle_root:
+        if protocol != epb.PROTOCOL_FROST_SECP256K1_TR:
+            raise InvalidArgument("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
+        if len(request.taproot_merkle_root) != TAPROOT_MERKLE_ROOT_BYTES:
+            raise InvalidArgument(f"taproot_merkle_root must be {TAPROOT_MERKLE_ROOT_BYTES} bytes (or empty)")
     if len(request.derivation_path) > MAX_DERIVATION_DEPTH or any(i >= 2**31 for i in request.derivation_path):
         raise InvalidArgument(f"derivation_path: at most {MAX_DERIVATION_DEPTH} non-hardened indices (< 2^31)")
     if request.signature_encoding == pb.SIGNATURE_ENCODING_DER and protocol != epb.PROTOCOL_GG20_SECP256K1:
@@ -113,6 +126,7 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
         message=request.message,
         derivation_path=list(request.derivation_path),
         presignature_id=request.presignature_id,
+        taproot_merkle_root=request.taproot_merkle_root,
     )
 
 

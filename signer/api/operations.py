@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from enclave.transport.client import EnclaveRequestError
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
+from signer.approvals import approval_digest
 from signer.auth.interceptor import current_caller
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from signer.sessions import Session
@@ -43,6 +44,8 @@ KEY_CACHE_SIZE = 1024
 PROTOCOL_TOKENS: dict[int, str] = {
     epb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
     epb.PROTOCOL_FROST_ED25519: "frost-ed25519",
+    epb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
+    epb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
 }
 _PARTY_DOMAIN = b"mpc-signer/party-id/v1"
 _SEALED_MAGIC = b"MPCS"
@@ -83,11 +86,10 @@ def sealer_kind(blob: bytes) -> str:
 
 
 def audit_digest(start: epb.SessionStart) -> str:
-    """What an audit record names as the signed digest: the 32-byte digest for GG20, SHA-256 of the
-    message for FROST (as policy approvals do; a FROST message may be up to 64 KiB)."""
-    if start.protocol == epb.PROTOCOL_FROST_ED25519:
-        return hashlib.sha256(start.message).hexdigest()
-    return start.message.hex()
+    """What an audit record names as the signed digest: the one a policy approval covers
+    (`approvals.approval_digest`: the 32-byte digest for GG20, SHA-256 of the message for FROST,
+    whose message may be up to 64 KiB)."""
+    return approval_digest(start).hex()
 
 
 def caller_name() -> str:

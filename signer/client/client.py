@@ -226,7 +226,7 @@ class RemoteParty:
             response = await self.client.start_sign(pb.StartSignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, message=spec.message,
                 derivation_path=spec.derivation_path, party_ids=spec.party_ids, self_party_id=me,
-                presignature_id=spec.presignature_id, messages=initial,
+                presignature_id=spec.presignature_id, messages=initial, taproot_merkle_root=spec.taproot_merkle_root,
             ))
         else:
             response = await self.client.start_presign(pb.StartPresignRequest(

@@ -170,7 +170,7 @@ class LocalParty:
             start = convert.sign_start(pb.StartSignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
                 message=spec.message, derivation_path=spec.derivation_path, party_ids=spec.party_ids,
-                self_party_id=me, presignature_id=spec.presignature_id,
+                self_party_id=me, presignature_id=spec.presignature_id, taproot_merkle_root=spec.taproot_merkle_root,
             ))
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)

@@ -23,6 +23,7 @@ class SessionSpec:
     message: bytes = b""  # sign: GG20 32-byte digest, FROST the message
     derivation_path: tuple[int, ...] = ()
     presignature_id: str = ""
+    taproot_merkle_root: bytes = b""  # sign, FROST Taproot: a script tree's merkle root
 
 
 @dataclass

@@ -237,5 +237,5 @@ async def test_pings_answered_while_a_session_computes(gg20_2of3: Key) -> None:
     relay.results(await work)
     assert worst < 0.25, f"a ping waited {worst:.3f}s"
     info = await service.handle(pb.Request(request_id=2, info=pb.InfoRequest()))
-    assert set(info.info.protocols) == {GG20, FROST}
+    assert set(info.info.protocols) == {GG20, FROST, pb.PROTOCOL_FROST_SECP256K1, pb.PROTOCOL_FROST_SECP256K1_TR}
     assert info.info.preparams_ready == gg20_2of3.engines["alice"].pool.ready()
