@@ -380,8 +380,12 @@ class Engine:
     def _limits(self, request: pb.SessionStart, prepared: Prepared) -> MessageLimits:
         protocol = "gg20" if request.protocol == pb.PROTOCOL_GG20_SECP256K1 else "frost"
         kind = {pb.SESSION_KIND_DKG: "dkg", pb.SESSION_KIND_PRESIGN: "presign"}.get(request.kind, "sign")
+        adapter = self._adapters[request.protocol]
+        sizes = {}
+        if isinstance(adapter, FrostAdapter):
+            sizes = {"element_len": adapter.suite.element_len, "signature_len": adapter.suite.signature_len}
         return for_session(protocol, kind, len(prepared.parties.index), request.threshold,
-                           self.config.max_modulus_bits, with_presignature=bool(request.presignature_id))
+                           self.config.max_modulus_bits, with_presignature=bool(request.presignature_id), **sizes)
 
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
         if self.policy is None:

@@ -177,16 +177,18 @@ def _framed(bodies: Sequence[RoundBound], n: int) -> list[RoundBound]:
     return out
 
 
-def frost_dkg(n: int, t: int) -> list[RoundBound]:
-    # round 1: ZF round-1 package (header, varint t, t points, 0x40, signature R || z) and this
-    # party's X25519-style share-encryption key; round 2: the ZF round-2 package under an AEAD
-    package = FROST_HEADER + _varint_len(t) + ED_POINT * t + 1 + ED_POINT + SCALAR
-    return _framed([RoundBound(package + ED_POINT, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
+def frost_dkg(n: int, t: int, element: int = ED_POINT, signature: int = ED_POINT + SCALAR) -> list[RoundBound]:
+    # round 1: ZF round-1 package (header, varint t, t elements, varint length of the proof
+    # signature, the signature) and this party's ephemeral share-encryption key (one element);
+    # round 2: the ZF round-2 package under an AEAD. `element` and `signature` are the suite's
+    # encoded sizes (Ed25519 32 and 64; secp256k1 33 and 65; Taproot 33 and 64).
+    package = FROST_HEADER + _varint_len(t) + element * t + _varint_len(signature) + signature
+    return _framed([RoundBound(package + element, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
 
 
-def frost_sign(n: int) -> list[RoundBound]:
+def frost_sign(n: int, element: int = ED_POINT) -> list[RoundBound]:
     # round 1: SigningCommitments (header, hiding, binding); round 2: the signature share
-    return _framed([RoundBound(FROST_HEADER + 2 * ED_POINT, 0), RoundBound(SCALAR, 0)], n)
+    return _framed([RoundBound(FROST_HEADER + 2 * element, 0), RoundBound(SCALAR, 0)], n)
 
 
 def gg20_keygen(n: int, t: int, m: int) -> list[RoundBound]:
@@ -246,10 +248,13 @@ class MessageLimits:
 
 
 def for_session(protocol: str, kind: str, n: int, threshold: int, modulus_bits: int,
-                with_presignature: bool = False) -> MessageLimits:
-    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "presign" or "sign"; n parties (signers)."""
+                with_presignature: bool = False, element_len: int = ED_POINT,
+                signature_len: int = ED_POINT + SCALAR) -> MessageLimits:
+    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "presign" or "sign"; n parties (signers);
+    for FROST, the suite's element and signature encoding sizes."""
     if protocol == "frost":
-        rounds = frost_dkg(n, threshold) if kind == "dkg" else frost_sign(n)
+        rounds = (frost_dkg(n, threshold, element_len, signature_len) if kind == "dkg"
+                  else frost_sign(n, element_len))
     elif kind == "dkg":
         rounds = gg20_keygen(n, threshold, modulus_bits)
     elif kind == "presign":

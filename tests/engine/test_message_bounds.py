@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from coincurve import PublicKey
+from coincurve import PublicKey, PublicKeyXOnly
 from nacl.signing import VerifyKey
 
 from enclave.engine import Engine, limits
@@ -20,6 +20,7 @@ from enclave.engine.common import MAX_PARTIES
 from enclave.primes import FixtureSource
 from enclave.protocols.rounds import Driver, Expect, Kind, Next, Output, Round, Send
 from mpc.v1 import enclave_pb2 as pb
+from signer.client.verify import verify_frost_secp256k1
 from tests.engine import relay
 from tests.engine.conftest import FROST, GG20, Key
 
@@ -70,6 +71,34 @@ async def test_frost_at_64_parties_fits(many: dict[str, Engine]) -> None:
     out = relay.results(await relay.run(many, starts, sizes))
     sizes.check(limits.for_session("frost", "sign", 64, 0, M), 1.0)
     VerifyKey(dkg[names[0]].public_key).verify(b"m64", out[names[-1]].signature)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "element", "signature"),
+    [(pb.PROTOCOL_FROST_SECP256K1, 33, 65), (pb.PROTOCOL_FROST_SECP256K1_TR, 33, 64)],
+    ids=["secp256k1", "taproot"],
+)
+async def test_frost_secp256k1_suites_fit_their_own_bounds(
+    many: dict[str, Engine], protocol: int, element: int, signature: int
+) -> None:
+    # secp256k1 elements are 33 bytes and the suites' proof signatures 65 or 64: bounds sized
+    # for Ed25519 would refuse every honest message, bounds too loose would not be tight
+    names = tuple(many)[:8]
+    engines = {p: many[p] for p in names}
+    tag = f"{protocol}"
+    sizes = Sizes()
+    dkg = relay.results(await relay.run(engines, {p: relay.dkg(f"d{tag}", protocol, names, 3, p) for p in names}, sizes))
+    sizes.check(limits.for_session("frost", "dkg", 8, 3, M, element_len=element, signature_len=signature), 1.0)
+    sizes = Sizes()
+    signers = names[:3]
+    starts = {p: relay.sign(f"s{tag}", protocol, signers, p, dkg[p].sealed_share, b"m8") for p in signers}
+    out = relay.results(await relay.run({p: many[p] for p in signers}, starts, sizes))
+    sizes.check(limits.for_session("frost", "sign", 3, 0, M, element_len=element), 1.0)
+    key, sig = dkg[names[0]].public_key, out[signers[-1]].signature
+    if protocol == pb.PROTOCOL_FROST_SECP256K1_TR:
+        assert PublicKeyXOnly(key).verify(sig, b"m8")
+    else:
+        assert verify_frost_secp256k1(key, b"m8", sig)
 
 
 async def test_gg20_keygen_first_round_at_64_parties_fits(many: dict[str, Engine]) -> None:
