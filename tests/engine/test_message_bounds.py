@@ -87,12 +87,13 @@ async def test_frost_secp256k1_suites_fit_their_own_bounds(
     engines = {p: many[p] for p in names}
     tag = f"{protocol}"
     sizes = Sizes()
-    dkg = relay.results(await relay.run(engines, {p: relay.dkg(f"d{tag}", protocol, names, 3, p) for p in names}, sizes))
+    starts = {p: relay.dkg(f"d{tag}", protocol, names, 3, p) for p in names}
+    dkg = relay.results(await relay.run(engines, starts, sizes))
     sizes.check(limits.for_session("frost", "dkg", 8, 3, M, element_len=element, signature_len=signature), 1.0)
     sizes = Sizes()
     signers = names[:3]
-    starts = {p: relay.sign(f"s{tag}", protocol, signers, p, dkg[p].sealed_share, b"m8") for p in signers}
-    out = relay.results(await relay.run({p: many[p] for p in signers}, starts, sizes))
+    signs = {p: relay.sign(f"s{tag}", protocol, signers, p, dkg[p].sealed_share, b"m8") for p in signers}
+    out = relay.results(await relay.run({p: many[p] for p in signers}, signs, sizes))
     sizes.check(limits.for_session("frost", "sign", 3, 0, M, element_len=element), 1.0)
     key, sig = dkg[names[0]].public_key, out[signers[-1]].signature
     if protocol == pb.PROTOCOL_FROST_SECP256K1_TR:
