@@ -18,12 +18,14 @@ from collections.abc import Sequence
 from enclave.attestation import NITRO_MODE
 from enclave.channel_key import AttestedKeyReceiver
 from enclave.engine import setup as engine_setup
+from enclave.engine.validation import KeyValidator
 from enclave.identity import EnclaveIdentity
 from enclave.service import EnclaveService
 from enclave.transport.address import Address, parse_address
 from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES
 from enclave.transport.handshake import load_psk
 from enclave.transport.server import FrameServer
+from enclave.unseal.handler import UnsealHandler
 
 log = logging.getLogger("enclave")
 
@@ -56,8 +58,10 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
     # The session engine (sealer, policy and limits checked by run() before listening).
     engine = engine_setup.build_engine(parts)
     identity = EnclaveIdentity.generate()
+    unseal = UnsealHandler(parts.unsealer, identity) if parts.unsealer is not None else None
     service = EnclaveService(
-        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity
+        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity,
+        unseal=unseal, validator=KeyValidator(parts.sealer),
     )
     receiver = AttestedKeyReceiver(identity, parts.attestor) if args.psk_provisioning == "attested" else None
     server = FrameServer(

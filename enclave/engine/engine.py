@@ -45,6 +45,7 @@ from enclave.engine.common import SESSION_ID, Prepared, invalid
 from enclave.engine.frost import FrostAdapter
 from enclave.engine.gg20 import PROTOCOL as GG20_PROTOCOL
 from enclave.engine.gg20 import Gg20Adapter
+from enclave.engine.sealed_results import seal_signature
 from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, InvalidParameters
@@ -421,6 +422,7 @@ class Engine:
     @staticmethod
     def _answer(session: Session, outgoing: Sequence[pb.EnclaveMessage]) -> pb.SessionUpdate:
         update = session.update(outgoing)
+        seal_signature(update, session.result_recipient)  # when the caller asked for it
         # The DONE update is the one place the result is handed out (the host stores its sealed
         # blobs before reporting done); the finished record keeps only state and reason.
         session.result = None

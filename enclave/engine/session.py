@@ -94,6 +94,7 @@ class Session:
         self._later: dict[tuple[int, int], bytes] = {}
         self.lock = asyncio.Lock()
         self.light = False  # steps run on the event loop (see Prepared.light)
+        self.result_recipient = bytes(request.result_recipient_key)  # see engine.sealed_results
 
     @property
     def running(self) -> bool:
