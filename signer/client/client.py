@@ -227,6 +227,7 @@ class RemoteParty:
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, message=spec.message,
                 derivation_path=spec.derivation_path, party_ids=spec.party_ids, self_party_id=me,
                 presignature_id=spec.presignature_id, messages=initial,
+                result_recipient_key=spec.result_recipient_key,
             ))
         else:
             response = await self.client.start_presign(pb.StartPresignRequest(

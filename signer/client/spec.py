@@ -23,6 +23,8 @@ class SessionSpec:
     message: bytes = b""  # sign: GG20 32-byte digest, FROST the message
     derivation_path: tuple[int, ...] = ()
     presignature_id: str = ""
+    # sign, optional: signer nodes seal the signature to this P-256 key (signer.client.sealed_result)
+    result_recipient_key: bytes = b""
 
 
 @dataclass
