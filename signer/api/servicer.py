@@ -185,6 +185,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self, request: pb.ValidateKeyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ValidateKeyResponse:
         key_id = convert.key_id(request.key_id)
+        if request.self_party_id and not convert.PARTY_ID.fullmatch(request.self_party_id):
+            raise InvalidArgument("self_party_id must be 1-64 characters of [A-Za-z0-9._:-]")
         if self._operations is None:
             raise InvalidArgument("this node has no key store")
         key = await self._operations.key_record(key_id)

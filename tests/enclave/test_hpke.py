@@ -92,8 +92,8 @@ def independent_open(sk_r: ec.EllipticCurvePrivateKey, ciphertext: bytes, info: 
     return AESGCM(key).decrypt(nonce, body, aad)
 
 
-def independent_seal(pk_r: bytes, plaintext: bytes, info: bytes, sk_e: ec.EllipticCurvePrivateKey | None = None) -> bytes:
-    sk_e = sk_e or ec.generate_private_key(ec.SECP256R1())
+def independent_seal(pk_r: bytes, plaintext: bytes, info: bytes) -> bytes:
+    sk_e = ec.generate_private_key(ec.SECP256R1())
     enc = _point(sk_e)
     dh = sk_e.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pk_r))
     key, nonce, _ = _schedule(_shared_secret(dh, enc, pk_r), info)
