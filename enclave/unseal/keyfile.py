@@ -110,10 +110,10 @@ def unwrap(slot: ShareSlot, data_key_id: bytes, secret: int) -> bytes | None:
     """The data key, or None when `secret` (combined from shares) does not open this slot."""
     nonce, body = slot.wrapped[:_NONCE_LEN], slot.wrapped[_NONCE_LEN:]
     try:
-        key = AESGCM(_kek(secret, slot.set_id)).decrypt(nonce, body, slot.associated_data(data_key_id))
+        # 32 bytes whenever it authenticates: `_slot` admits only ciphertexts of that length.
+        return AESGCM(_kek(secret, slot.set_id)).decrypt(nonce, body, slot.associated_data(data_key_id))
     except InvalidTag:
         return None
-    return key if len(key) == KEK_LEN else None
 
 
 # --- the file ---------------------------------------------------------------------------------
