@@ -26,6 +26,9 @@ info=label), so the random 96-bit nonce never approaches the birthday bound of o
 matter how many presignatures are sealed. The metadata file also holds a "key check": a blob
 sealing a known constant. Opening a sealer unseals it first, so a wrong passphrase or key file
 stops the enclave at start with `WrongSealingKey` instead of failing later on the first share.
+A third source, t-of-n operator shares (enclave/unseal/), gives a `LocalSealer` whose KEK is a
+data key kept wrapped in a share file until enough operators' shares open it; its blobs are of
+kind "local" too, exactly like a key file's.
 
 What is not protected: Python cannot wipe memory, so the KEK and plaintexts live in process
 memory until garbage-collected (the enclave boundary is what protects them); the metadata file
