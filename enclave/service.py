@@ -16,7 +16,7 @@ gate. Pre-parameter export and import stay open: they use the per-boot sealer, n
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Protocol
 
@@ -99,6 +99,7 @@ class EnclaveService:
         version: str | None = None,
         identity: EnclaveIdentity | None = None,
         credentials: CredentialsHolder | None = None,
+        gauges: Callable[[], Mapping[str, int]] | None = None,
         unseal: UnsealGate | None = None,
         validator: KeyChecker | None = None,
     ) -> None:
@@ -106,6 +107,7 @@ class EnclaveService:
         self._identity = identity if identity is not None else EnclaveIdentity.generate()
         self._credentials = credentials
         self._sessions = sessions
+        self._gauges = gauges  # InfoResponse.gauges (the engine's, the channel's)
         self._version = version if version is not None else enclave_version()
         self._unseal = unseal
         self._validator = validator
@@ -178,6 +180,9 @@ class EnclaveService:
         boot_sealer_kind = getattr(self._sessions, "boot_sealer_kind", None)
         if callable(boot_sealer_kind):
             response.boot_sealer_kind = str(boot_sealer_kind())
+        if self._gauges is not None:
+            for name, value in self._gauges().items():
+                response.gauges[name] = max(0, int(value))
         return response
 
     def _set_credentials(self, request: pb.SetAwsCredentials) -> pb.AwsCredentialsSet:
