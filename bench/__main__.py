@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["frost", "gg20", "service", "transport"]
+MODULES = ["frost", "gg20", "service", "transport", "unseal"]
 
 
 def main(argv: list[str] | None = None) -> int:

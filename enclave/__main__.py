@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from enclave.attestation import NITRO_MODE
 from enclave.channel_key import AttestedKeyReceiver
 from enclave.engine import setup as engine_setup
+from enclave.engine.validation import KeyValidator
 from enclave.identity import EnclaveIdentity
 from enclave.service import EnclaveService
 from enclave.transport.address import Address, parse_address
@@ -29,6 +30,7 @@ from enclave.transport.server import (
     DEFAULT_MAX_CONNECTIONS,
     FrameServer,
 )
+from enclave.unseal.handler import UnsealHandler
 
 log = logging.getLogger("enclave")
 
@@ -79,8 +81,10 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
     def gauges() -> dict[str, int]:
         return {**engine.gauges(), **server.gauges()}
 
+    unseal = UnsealHandler(parts.unsealer, identity) if parts.unsealer is not None else None
     service = EnclaveService(
-        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity, gauges=gauges
+        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity, gauges=gauges,
+        unseal=unseal, validator=KeyValidator(parts.sealer),
     )
     receiver = AttestedKeyReceiver(identity, parts.attestor) if args.psk_provisioning == "attested" else None
     server = FrameServer(

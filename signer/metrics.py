@@ -54,7 +54,7 @@ class Metrics:
             "mpc_signer_enclave_roundtrip_seconds", "Host to enclave request round-trip time", ["request"],
             buckets=_LATENCY_BUCKETS, registry=r,
         )
-        self.enclave_up = Gauge("mpc_signer_enclave_up", "1 while the enclave answers", registry=r)
+        self.enclave_up = Gauge("mpc_signer_enclave_up", "1 while the enclave answers and is not sealed", registry=r)
         self.presignatures_available = Gauge(
             "mpc_signer_presignatures_available", "Unused presignatures in the store (all keys)", registry=r
         )

@@ -234,7 +234,8 @@ class HealthWatcher:
     A ping that is late (no answer within the interval) counts as a miss, and only `misses`
     consecutive ones turn the node NOT_SERVING: one slow answer under load is not an outage, and
     flapping health makes Consul and load balancers move traffic for nothing. An enclave that is
-    not there at all (connection refused or broken) is down at once: that is no guess."""
+    not there at all (connection refused or broken) is down at once: that is no guess. A sealed
+    enclave (t-of-n unseal, waiting for the operators' shares) answers but is not up either."""
 
     def __init__(
         self, enclave: EnclaveClient, health: health_aio.HealthServicer, status: EnclaveStatus, interval: float,
@@ -256,12 +257,17 @@ class HealthWatcher:
     async def check_once(self) -> bool:
         try:
             if self._status.up:
-                await self._enclave.ping(timeout=self._interval)
+                pong = await self._enclave.call(epb.Request(ping=epb.PingRequest()), timeout=self._interval)
+                sealed = pong.ping.sealed
             else:
                 info = await self._enclave.info(timeout=self._interval)
                 self._status.attestation_mode = info.attestation_mode
                 self._status.version = info.version
-            up = True
+                sealed = info.state == epb.ENCLAVE_STATE_SEALED
+            if sealed and not self._status.sealed:
+                log.warning("the enclave is sealed: it waits for the operators' shares (mpc-signer unseal)")
+            self._status.sealed = sealed
+            up = not sealed
             self._missed = 0
         except EnclaveTimeout as exc:
             self._missed += 1

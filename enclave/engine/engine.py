@@ -53,6 +53,7 @@ from enclave.engine.gg20 import Gg20Adapter
 from enclave.engine.held import HeldBudget
 from enclave.engine.limits import MessageLimits, for_session
 from enclave.engine.preparams_wait import PreparamsWaiter
+from enclave.engine.sealed_results import seal_signature
 from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, InvalidParameters
@@ -484,6 +485,7 @@ class Engine:
     @staticmethod
     def _answer(session: Session, outgoing: Sequence[pb.EnclaveMessage]) -> pb.SessionUpdate:
         update = session.update(outgoing)
+        seal_signature(update, session.result_recipient)  # when the caller asked for it
         # The DONE update is the one place the result is handed out (the host stores its sealed
         # blobs before reporting done); the finished record keeps only state and reason.
         session.result = None

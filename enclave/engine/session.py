@@ -116,6 +116,7 @@ class Session:
         self._later: dict[tuple[int, int], bytes] = {}
         self.lock = asyncio.Lock()
         self.light = False  # steps run on the event loop (see Prepared.light)
+        self.result_recipient = bytes(request.result_recipient_key)  # see engine.sealed_results
         self.limits = limits
         self._budget = budget
         self._reserved = reserved  # taken from the budget at start; given back by _drop

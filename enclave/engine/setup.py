@@ -4,6 +4,9 @@
                                     at PATH.meta.json unless --sealing-meta says otherwise
     --sealing-passphrase-file PATH  passphrase (first line) for scrypt; needs --sealing-meta
     --sealing-meta PATH             sealer metadata file (salt, scrypt cost, key check)
+    --sealing-shares PATH           t-of-n unseal: the share file (wrapped data key); the process
+                                    starts sealed until operators enter their shares (default:
+                                    MPC_ENCLAVE_SEALING_SHARES; enclave/unseal/)
     --generate-sealing-key          create the key file (or passphrase metadata) if missing (dev)
     --max-sessions N                running sessions allowed at once
     --preparams-pool-size N         Paillier pre-parameter sets kept ready for GG20 key generation
@@ -69,6 +72,7 @@ from enclave.sealing import (
     generate_key_file,
     init_passphrase,
 )
+from enclave.unseal.unsealer import GatedSealer, Unsealer
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = g.add_mutually_exclusive_group()
     source.add_argument("--sealing-key-file", type=Path, help="32-byte key-encryption key file (mode 0600)")
     source.add_argument("--sealing-passphrase-file", type=Path, help="file whose first line is the sealing passphrase")
+    source.add_argument(
+        "--sealing-shares", type=Path, default=os.environ.get("MPC_ENCLAVE_SEALING_SHARES") or None,
+        help="t-of-n unseal: share file of the wrapped data key; starts sealed (mpc-signer unseal-init / unseal)",
+    )
     g.add_argument("--sealing-meta", type=Path, help="sealer metadata file (default for a key file: KEY.meta.json)")
     g.add_argument(
         "--generate-sealing-key", action="store_true", help="create the sealing key (or passphrase metadata) if missing"
@@ -137,6 +145,8 @@ class EngineParts:
     attestor: Attestor
     # Where the host's SetAwsCredentials land; None unless sealing with KMS.
     credentials: CredentialsHolder | None = None
+    # The t-of-n unseal state; None unless --sealing-shares (then `sealer` waits for it).
+    unsealer: Unsealer | None = None
 
 
 def make_attestor(mode: str) -> Attestor:
@@ -172,9 +182,10 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
     if args.listen.startswith("vsock://") and attestor.mode == NONE_MODE:
         log.warning("listening on vsock without --attestation nitro: fine for testing; nothing attests this process")
     credentials = CredentialsHolder() if args.kms_key_id else None
-    sealer = _sealer(args, attestor, credentials)
+    unsealer = _unsealer(args, attestor)
+    sealer = GatedSealer(unsealer) if unsealer is not None else _sealer(args, attestor, credentials)
     policy = _policy(args.policy_key, args.policy_key_b64, getattr(args, "policy_boot_fence", False))
-    return EngineParts(sealer, policy, config, attestor, credentials)
+    return EngineParts(sealer, policy, config, attestor, credentials, unsealer)
 
 
 def build_engine(parts: EngineParts) -> Engine:
@@ -199,6 +210,34 @@ def _sealer(args: argparse.Namespace, attestor: Attestor, credentials: Credentia
     migration = " (the local key still unseals older blobs)" if others else ""
     log.info("sealing with KMS key %s in %s%s", args.kms_key_id, region, migration)
     return MultiSealer(kms, others)
+
+
+def _unsealer(args: argparse.Namespace, attestor: Attestor) -> Unsealer | None:
+    path: Path | None = getattr(args, "sealing_shares", None)
+    if path is None:
+        return None
+    if args.kms_key_id:
+        raise SetupError("--sealing-shares is the local sealer's t-of-n unseal; it does not combine with --kms-key-id")
+    if args.sealing_key_file is not None or args.sealing_passphrase_file is not None:
+        raise SetupError("--sealing-shares, --sealing-key-file and --sealing-passphrase-file are three sources of one "
+                         "sealing key: choose one")
+    if args.listen.startswith("vsock://") or attestor.mode == NITRO_MODE:
+        raise SetupError("--sealing-shares keeps its share file on the enclave's file system, which a Nitro enclave "
+                         "loses at every restart: seal with --kms-key-id there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        unsealer = Unsealer(path)
+    except OSError as exc:
+        raise SetupError(f"--sealing-shares {path}: {exc.strerror}") from None
+    except SealerConfigError as exc:
+        raise SetupError(str(exc)) from None
+    f = unsealer.file
+    if f is None:
+        log.warning("no share file at %s: sealed until one is created (mpc-signer unseal-init)", path)
+    else:
+        log.warning("sealed: waiting for %d of %d operator shares of set %s (mpc-signer unseal)",
+                    f.current.threshold, f.current.shares, f.current.set_hex)
+    return unsealer
 
 
 def kms_connector(port: int) -> Connector:

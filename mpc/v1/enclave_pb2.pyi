@@ -33,6 +33,7 @@ class EnclaveState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ENCLAVE_STATE_UNSPECIFIED: _ClassVar[EnclaveState]
     ENCLAVE_STATE_READY: _ClassVar[EnclaveState]
+    ENCLAVE_STATE_SEALED: _ClassVar[EnclaveState]
 
 class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -55,6 +56,14 @@ class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEALED_BLOB_KIND_KEY_SHARE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PRESIGNATURE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PREPARAMS: _ClassVar[SealedBlobKind]
+
+class KeyVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KEY_VERDICT_UNSPECIFIED: _ClassVar[KeyVerdict]
+    KEY_VERDICT_VALID: _ClassVar[KeyVerdict]
+    KEY_VERDICT_FAILED_AUTHENTICATION: _ClassVar[KeyVerdict]
+    KEY_VERDICT_WRONG_NODE: _ClassVar[KeyVerdict]
+    KEY_VERDICT_INCONSISTENT_SHARE: _ClassVar[KeyVerdict]
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
@@ -70,6 +79,7 @@ SESSION_STATE_DONE: SessionState
 SESSION_STATE_FAILED: SessionState
 ENCLAVE_STATE_UNSPECIFIED: EnclaveState
 ENCLAVE_STATE_READY: EnclaveState
+ENCLAVE_STATE_SEALED: EnclaveState
 ERROR_CODE_UNSPECIFIED: ErrorCode
 ERROR_CODE_INVALID_ARGUMENT: ErrorCode
 ERROR_CODE_UNIMPLEMENTED: ErrorCode
@@ -86,6 +96,11 @@ SEALED_BLOB_KIND_UNSPECIFIED: SealedBlobKind
 SEALED_BLOB_KIND_KEY_SHARE: SealedBlobKind
 SEALED_BLOB_KIND_PRESIGNATURE: SealedBlobKind
 SEALED_BLOB_KIND_PREPARAMS: SealedBlobKind
+KEY_VERDICT_UNSPECIFIED: KeyVerdict
+KEY_VERDICT_VALID: KeyVerdict
+KEY_VERDICT_FAILED_AUTHENTICATION: KeyVerdict
+KEY_VERDICT_WRONG_NODE: KeyVerdict
+KEY_VERDICT_INCONSISTENT_SHARE: KeyVerdict
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
@@ -96,7 +111,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort", "set_aws_credentials", "preparams_export", "preparams_import")
+    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort", "set_aws_credentials", "preparams_export", "preparams_import", "unseal", "validate_key")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +121,8 @@ class Request(_message.Message):
     SET_AWS_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_EXPORT_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_IMPORT_FIELD_NUMBER: _ClassVar[int]
+    UNSEAL_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_KEY_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     ping: PingRequest
     info: InfoRequest
@@ -115,10 +132,12 @@ class Request(_message.Message):
     set_aws_credentials: SetAwsCredentials
     preparams_export: PreparamsExport
     preparams_import: PreparamsImport
-    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ..., set_aws_credentials: _Optional[_Union[SetAwsCredentials, _Mapping]] = ..., preparams_export: _Optional[_Union[PreparamsExport, _Mapping]] = ..., preparams_import: _Optional[_Union[PreparamsImport, _Mapping]] = ...) -> None: ...
+    unseal: UnsealRequest
+    validate_key: ValidateKeyRequest
+    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ..., set_aws_credentials: _Optional[_Union[SetAwsCredentials, _Mapping]] = ..., preparams_export: _Optional[_Union[PreparamsExport, _Mapping]] = ..., preparams_import: _Optional[_Union[PreparamsImport, _Mapping]] = ..., unseal: _Optional[_Union[UnsealRequest, _Mapping]] = ..., validate_key: _Optional[_Union[ValidateKeyRequest, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("request_id", "error", "ping", "info", "session_update", "aws_credentials_set", "preparams_exported", "preparams_imported")
+    __slots__ = ("request_id", "error", "ping", "info", "session_update", "aws_credentials_set", "preparams_exported", "preparams_imported", "unseal_status", "key_validation")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +146,8 @@ class Response(_message.Message):
     AWS_CREDENTIALS_SET_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_EXPORTED_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    UNSEAL_STATUS_FIELD_NUMBER: _ClassVar[int]
+    KEY_VALIDATION_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     error: Error
     ping: PingResponse
@@ -135,15 +156,19 @@ class Response(_message.Message):
     aws_credentials_set: AwsCredentialsSet
     preparams_exported: PreparamsExported
     preparams_imported: PreparamsImported
-    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ..., aws_credentials_set: _Optional[_Union[AwsCredentialsSet, _Mapping]] = ..., preparams_exported: _Optional[_Union[PreparamsExported, _Mapping]] = ..., preparams_imported: _Optional[_Union[PreparamsImported, _Mapping]] = ...) -> None: ...
+    unseal_status: UnsealStatus
+    key_validation: KeyValidation
+    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ..., aws_credentials_set: _Optional[_Union[AwsCredentialsSet, _Mapping]] = ..., preparams_exported: _Optional[_Union[PreparamsExported, _Mapping]] = ..., preparams_imported: _Optional[_Union[PreparamsImported, _Mapping]] = ..., unseal_status: _Optional[_Union[UnsealStatus, _Mapping]] = ..., key_validation: _Optional[_Union[KeyValidation, _Mapping]] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class PingResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("sealed",)
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    sealed: bool
+    def __init__(self, sealed: _Optional[bool] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ("attestation_nonce",)
@@ -267,7 +292,7 @@ class EnclaveMessage(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +308,7 @@ class SessionStart(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     POLICY_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RESULT_RECIPIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     kind: SessionKind
@@ -298,7 +324,8 @@ class SessionStart(_message.Message):
     timeout_ms: int
     policy_approval: bytes
     messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ...) -> None: ...
+    result_recipient_key: bytes
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")
@@ -317,7 +344,7 @@ class SessionAbort(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionResult(_message.Message):
-    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id")
+    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id", "sealed_signature")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -326,6 +353,7 @@ class SessionResult(_message.Message):
     SEALED_SHARE_FIELD_NUMBER: _ClassVar[int]
     SEALED_PRESIGNATURES_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     public_key: bytes
     chain_code: bytes
@@ -334,7 +362,8 @@ class SessionResult(_message.Message):
     sealed_share: SealedBlob
     sealed_presignatures: _containers.RepeatedCompositeFieldContainer[SealedBlob]
     presignature_id: str
-    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+    sealed_signature: bytes
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ...) -> None: ...
 
 class SessionUpdate(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "culprits", "reason")
@@ -369,3 +398,125 @@ class ChannelKeyDelivery(_message.Message):
     ephemeral_public_key: bytes
     ciphertext: bytes
     def __init__(self, ephemeral_public_key: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+
+class UnsealRequest(_message.Message):
+    __slots__ = ("status", "init", "share", "rekey", "rekey_verify", "rekey_cancel")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    REKEY_FIELD_NUMBER: _ClassVar[int]
+    REKEY_VERIFY_FIELD_NUMBER: _ClassVar[int]
+    REKEY_CANCEL_FIELD_NUMBER: _ClassVar[int]
+    status: UnsealStatusRequest
+    init: UnsealInit
+    share: UnsealShare
+    rekey: Rekey
+    rekey_verify: RekeyVerify
+    rekey_cancel: RekeyCancel
+    def __init__(self, status: _Optional[_Union[UnsealStatusRequest, _Mapping]] = ..., init: _Optional[_Union[UnsealInit, _Mapping]] = ..., share: _Optional[_Union[UnsealShare, _Mapping]] = ..., rekey: _Optional[_Union[Rekey, _Mapping]] = ..., rekey_verify: _Optional[_Union[RekeyVerify, _Mapping]] = ..., rekey_cancel: _Optional[_Union[RekeyCancel, _Mapping]] = ...) -> None: ...
+
+class UnsealStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UnsealInit(_message.Message):
+    __slots__ = ("shares", "threshold", "recipient_public_key")
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    shares: int
+    threshold: int
+    recipient_public_key: bytes
+    def __init__(self, shares: _Optional[int] = ..., threshold: _Optional[int] = ..., recipient_public_key: _Optional[bytes] = ...) -> None: ...
+
+class UnsealShare(_message.Message):
+    __slots__ = ("encrypted_share",)
+    ENCRYPTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    encrypted_share: bytes
+    def __init__(self, encrypted_share: _Optional[bytes] = ...) -> None: ...
+
+class Rekey(_message.Message):
+    __slots__ = ("encrypted_shares", "shares", "threshold", "recipient_public_key")
+    ENCRYPTED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    encrypted_shares: _containers.RepeatedScalarFieldContainer[bytes]
+    shares: int
+    threshold: int
+    recipient_public_key: bytes
+    def __init__(self, encrypted_shares: _Optional[_Iterable[bytes]] = ..., shares: _Optional[int] = ..., threshold: _Optional[int] = ..., recipient_public_key: _Optional[bytes] = ...) -> None: ...
+
+class RekeyVerify(_message.Message):
+    __slots__ = ("encrypted_shares",)
+    ENCRYPTED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    encrypted_shares: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, encrypted_shares: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class RekeyCancel(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShareSet(_message.Message):
+    __slots__ = ("set_id", "threshold", "shares", "entered")
+    SET_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_FIELD_NUMBER: _ClassVar[int]
+    set_id: str
+    threshold: int
+    shares: int
+    entered: int
+    def __init__(self, set_id: _Optional[str] = ..., threshold: _Optional[int] = ..., shares: _Optional[int] = ..., entered: _Optional[int] = ...) -> None: ...
+
+class NewShares(_message.Message):
+    __slots__ = ("set_id", "threshold", "encrypted_shares")
+    SET_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    set_id: str
+    threshold: int
+    encrypted_shares: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, set_id: _Optional[str] = ..., threshold: _Optional[int] = ..., encrypted_shares: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class UnsealStatus(_message.Message):
+    __slots__ = ("initialized", "sealed", "current", "pending", "new_shares", "message")
+    INITIALIZED_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    NEW_SHARES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    initialized: bool
+    sealed: bool
+    current: ShareSet
+    pending: ShareSet
+    new_shares: NewShares
+    message: str
+    def __init__(self, initialized: _Optional[bool] = ..., sealed: _Optional[bool] = ..., current: _Optional[_Union[ShareSet, _Mapping]] = ..., pending: _Optional[_Union[ShareSet, _Mapping]] = ..., new_shares: _Optional[_Union[NewShares, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ValidateKeyRequest(_message.Message):
+    __slots__ = ("sealed_share", "protocol", "public_key", "expected_party_id")
+    SEALED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    sealed_share: SealedBlob
+    protocol: Protocol
+    public_key: bytes
+    expected_party_id: str
+    def __init__(self, sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., public_key: _Optional[bytes] = ..., expected_party_id: _Optional[str] = ...) -> None: ...
+
+class KeyValidation(_message.Message):
+    __slots__ = ("verdict", "reason", "party_id", "threshold", "party_ids")
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    verdict: KeyVerdict
+    reason: str
+    party_id: str
+    threshold: int
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, verdict: _Optional[_Union[KeyVerdict, str]] = ..., reason: _Optional[str] = ..., party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ...) -> None: ...

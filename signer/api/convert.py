@@ -79,6 +79,9 @@ def _key_id(value: str) -> str:
     return value
 
 
+key_id = _key_id
+
+
 def dkg_start(request: pb.StartDKGRequest) -> epb.SessionStart:
     parties = _parties(request.party_ids, request.self_party_id)
     if not 2 <= request.threshold <= len(parties):
@@ -116,6 +119,12 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
         if protocol != epb.PROTOCOL_GG20_SECP256K1:
             raise InvalidArgument("presignature_id is for GG20 only")
         _session_id(request.presignature_id)
+    if request.result_recipient_key:
+        # The enclave checks the point itself; here only what needs no curve arithmetic.
+        if len(request.result_recipient_key) not in (33, 65):
+            raise InvalidArgument("result_recipient_key must be a P-256 public key in SEC1 encoding (33 or 65 bytes)")
+        if request.signature_encoding == pb.SIGNATURE_ENCODING_DER:
+            raise InvalidArgument("signature_encoding DER does not combine with result_recipient_key (sealed is raw)")
     return epb.SessionStart(
         session_id=_session_id(request.session_id),
         protocol=protocol,
@@ -127,6 +136,7 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
         derivation_path=list(request.derivation_path),
         presignature_id=request.presignature_id,
         taproot_merkle_root=request.taproot_merkle_root,
+        result_recipient_key=request.result_recipient_key,
     )
 
 
@@ -196,4 +206,5 @@ def sign_result(result: epb.SessionResult, encoding: int) -> pb.SignResult:
         recovery_id=result.recovery_id,
         public_key=result.public_key,
         presignature_id=result.presignature_id,
+        sealed_signature=result.sealed_signature,
     )

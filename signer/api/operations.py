@@ -168,6 +168,15 @@ class Operations:
             raise Unavailable("the key store is not open")
         return store
 
+    async def key_record(self, key_id: str) -> KeyRecord:
+        """The key as the store holds it now (not the cache: a validation must see the store)."""
+        try:
+            return await self.store().get_key(key_id)
+        except KeyNotFound:
+            raise NotFound(f"key {key_id} is not known on this node") from None
+        except StoreUnavailable:
+            raise Unavailable("the key store is unavailable; retry") from None
+
     async def _key(self, start: epb.SessionStart) -> KeyRecord:
         key = self._keys.get(start.key_id)
         if key is None:

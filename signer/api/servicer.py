@@ -18,6 +18,7 @@ from mpc.v1 import signer_pb2_grpc
 from signer.api import convert
 from signer.api.exchange import CallDone, ExchangeHandler
 from signer.api.operations import Operations, caller_name, check_distinct_numbers, sealed_blob_refusal
+from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
 from signer.sessions import Hook, Session, Sessions
 
@@ -38,7 +39,8 @@ def signer_version() -> str:
 class EnclaveStatus:
     """Last enclave info seen by the health watcher (for Ping when the enclave is down)."""
 
-    up: bool = False
+    up: bool = False  # answers and is not sealed
+    sealed: bool = False
     attestation_mode: str = ""
     version: str = ""
 
@@ -102,7 +104,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             response.enclave_state = pb.ENCLAVE_STATE_UNAVAILABLE
             response.attestation_mode = self._status.attestation_mode
             return response
-        response.enclave_state = pb.ENCLAVE_STATE_READY
+        sealed = info.state == epb.ENCLAVE_STATE_SEALED
+        response.enclave_state = pb.ENCLAVE_STATE_SEALED if sealed else pb.ENCLAVE_STATE_READY
         response.attestation_mode = info.attestation_mode
         response.enclave_version = info.version
         response.attestation_document = info.attestation_document
@@ -177,6 +180,19 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
 
     async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         await self._exchange.serve(context)
+
+    async def ValidateKey(
+        self, request: pb.ValidateKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ValidateKeyResponse:
+        key_id = convert.key_id(request.key_id)
+        if request.self_party_id and not convert.PARTY_ID.fullmatch(request.self_party_id):
+            raise InvalidArgument("self_party_id must be 1-64 characters of [A-Za-z0-9._:-]")
+        if self._operations is None:
+            raise InvalidArgument("this node has no key store")
+        key = await self._operations.key_record(key_id)
+        answer = await validate_key(self._enclave, key, request.self_party_id)
+        log.info("key %s validated: %s %s", key_id, pb.KeyValidity.Name(answer.validity), answer.reason)
+        return answer
 
 
 def _submit_response(

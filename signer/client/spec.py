@@ -24,6 +24,8 @@ class SessionSpec:
     derivation_path: tuple[int, ...] = ()
     presignature_id: str = ""
     taproot_merkle_root: bytes = b""  # sign, FROST Taproot: a script tree's merkle root
+    # sign, optional: signer nodes seal the signature to this P-256 key (signer.client.sealed_result)
+    result_recipient_key: bytes = b""
 
 
 @dataclass

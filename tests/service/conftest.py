@@ -243,7 +243,7 @@ async def dkg(relay: Relay, protocol: int, parties: tuple[str, ...], threshold: 
     first = next(iter(results.values())).dkg
     assert all(r.dkg.key_id == first.key_id and r.dkg.public_key == first.public_key for r in results.values())
     assert len(first.key_id) == 64 and int(first.key_id, 16) >= 0
-    assert len(first.public_key) == (33 if protocol == GG20 else 32)
+    assert len(first.public_key) == (33 if protocol in (GG20, pb.PROTOCOL_FROST_SECP256K1) else 32)
     return first
 
 
