@@ -44,7 +44,6 @@ from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import Authenticator
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
 from signer.auth.mtls import ClientAllowlist
-from signer.auth.replay import SequenceGuard
 from signer.aws_credentials import CredentialsPusher, ImdsClient
 from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
@@ -331,7 +330,6 @@ class SignerServer:
             self.enclave, lambda: self.store, c.enclave.preparams_sync_seconds, burned=self.metrics.burned
         )
         self._preparams_task: asyncio.Task[None] | None = None
-        guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
         policy = credentials.policy
         self.operations = Operations(
             lambda: self.store,
@@ -346,7 +344,6 @@ class SignerServer:
         self.sessions = Sessions(
             self.enclave,
             credentials.hmac,
-            guard,
             deadline_seconds=c.sessions.deadline_seconds,
             max_concurrent=c.sessions.max_concurrent,
             retention_seconds=c.sessions.retention_seconds,

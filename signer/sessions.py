@@ -33,6 +33,10 @@ FAILED_PRECONDITION. Lookups also check the deadline, so a late caller never see
 RUNNING between sweeps. Finished sessions stay queryable for `retention_seconds`, then are
 evicted from memory. A finished session keeps its public result and first answer only, never
 sealed blobs; memory grows with the signing rate times the retention.
+
+Replay state: a running session holds its own (`SenderSequences`, one entry per sender of its
+party set), dropped when it ends; a message for a session not held here is refused before
+anything is recorded.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
-from signer.auth.replay import SequenceGuard
+from signer.auth.replay import SenderSequences
 from signer.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -89,6 +93,7 @@ class Session:
     next_seq: int = 1
     finished_at: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    sequences: SenderSequences = field(default_factory=SenderSequences, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -119,7 +124,6 @@ class Sessions:
         self,
         enclave: EnclaveClient,
         keyring: HmacKeyRing,
-        guard: SequenceGuard,
         *,
         deadline_seconds: float,
         max_concurrent: int,
@@ -131,7 +135,6 @@ class Sessions:
     ) -> None:
         self._enclave = enclave
         self._keyring = keyring
-        self._guard = guard
         self._deadline = deadline_seconds
         self._max = max_concurrent
         self._retention = retention_seconds
@@ -209,7 +212,7 @@ class Sessions:
                 if prepare is not None:
                     await prepare(session)
                 if messages:
-                    self._guard.accept(messages)
+                    session.sequences.accept(messages)
                 try:
                     sent = True
                     update = await self._enclave.session_start(start)
@@ -230,7 +233,6 @@ class Sessions:
                 del self._sessions[session.session_id]
                 if not session.finished:
                     self._running -= 1
-                self._guard.forget_session(session.session_id)
             if in_enclave:
                 self._spawn(self._abort_in_enclave(session.session_id, "the start was refused"))
             raise
@@ -249,8 +251,7 @@ class Sessions:
         self._keyring.verify_all(messages)
         session = self._sessions.get(session_id)
         if session is None:
-            # Freshness is enforced on every authenticated message, routable or not.
-            self._guard.accept(messages)
+            # Nothing is recorded for a session not held here: replay state lives in a session.
             if self._ids is not None and await self._ids.used(session_id):
                 raise FailedPrecondition("the session has already run on this node; its messages are refused")
             raise NotFound("unknown session")
@@ -262,7 +263,7 @@ class Sessions:
                     + (f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else "")
                 )
             convert.check_routing(messages, session.start.party_ids, session.start.self_party_id)
-            self._guard.accept(messages)
+            session.sequences.accept(messages)
             return session, await self._deliver(session, messages)
 
     async def _deliver(self, session: Session, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
@@ -335,7 +336,7 @@ class Sessions:
         session.state = state
         session.finished_at = self._clock()
         self._running -= 1
-        self._guard.forget_session(session.session_id)
+        session.sequences = SenderSequences()
         if self._finished_hook is not None:
             self._spawn(self._run_finished_hook(session))
 

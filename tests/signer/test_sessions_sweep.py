@@ -11,7 +11,6 @@ import pytest
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
-from signer.auth.replay import SequenceGuard
 from signer.errors import InvalidArgument, NotFound
 from signer.sessions import DEADLINE_REASON, Sessions
 from tests.signer.test_sessions import KEYS, channel, dkg, incoming
@@ -23,7 +22,7 @@ def make(client, **kw) -> Sessions:  # type: ignore[no-untyped-def]
     async def persist(session, result) -> None:  # type: ignore[no-untyped-def]
         return None
 
-    return Sessions(client, KEYS, SequenceGuard(60, 1000), deadline_seconds=kw.get("deadline", 60),
+    return Sessions(client, KEYS, deadline_seconds=kw.get("deadline", 60),
                     max_concurrent=10, retention_seconds=kw.get("retention", 60), persist=persist)
 
 
