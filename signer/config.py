@@ -212,6 +212,13 @@ class SessionsConfig:
     sweep_interval_seconds: float = key(
         1.0, "how often overdue sessions are failed (and aborted in the enclave) and old ones forgotten", _positive
     )
+    retained_max: int = key(
+        10_000, "finished sessions kept queryable at most (the oldest are forgotten first)", _positive
+    )
+    retained_max_bytes: int = key(
+        32 * 1024 * 1024, "bytes of finished sessions' kept state at most (the oldest are forgotten first)",
+        _check(lambda v: v >= 4096, "must be at least 4096"),
+    )
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,19 @@ class Metrics:
         )
         for item in ("presignature", "preparams"):
             self.single_use_burned.labels(item)
+        self.finished_retained = Gauge(
+            "mpc_signer_finished_sessions_retained", "Finished sessions kept queryable", registry=r
+        )
+        self.finished_retained_bytes = Gauge(
+            "mpc_signer_finished_sessions_retained_bytes", "Bytes of the finished sessions kept queryable",
+            registry=r,
+        )
+        self.finished_evicted = Counter(
+            "mpc_signer_finished_sessions_evicted", "Finished sessions forgotten, by cause (age, count, bytes)",
+            ["cause"], registry=r,
+        )
+        for cause in ("age", "count", "bytes"):
+            self.finished_evicted.labels(cause)
         # Registered when the enclave first reports it, so a scrape never shows a pool that is not there.
         self.preparams_pool: Gauge | None = None
         # InfoResponse.gauges, as mpc_signer_enclave_<name>; names are the enclave's fixed words.
@@ -88,6 +101,10 @@ class Metrics:
             )
         series[0].inc()
         series[1].observe(seconds)
+
+    def evicted(self, cause: str, count: int) -> None:
+        """Count finished sessions forgotten for `cause` ("age", "count" or "bytes")."""
+        self.finished_evicted.labels(cause).inc(count)
 
     def burned(self, item: str, count: int = 1) -> None:
         """Count single-use items of one kind ("presignature" or "preparams") lost to a restart."""

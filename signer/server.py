@@ -51,6 +51,7 @@ from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
 from signer.preparams import PreparamsKeeper
+from signer.retention import FinishedSessions
 from signer.rpc_pipeline import RpcPipeline
 from signer.sessions import Session, Sessions, cancel_quietly
 from signer.storage import Store, open_store
@@ -341,12 +342,19 @@ class SignerServer:
             CredentialsPusher(ImdsClient(c.enclave.imds_url), self.enclave)
             if c.enclave.aws_credentials == "imds" else None
         )
+        s = c.sessions
+        retained = FinishedSessions(
+            max_age=s.retention_seconds, max_count=s.retained_max, max_bytes=s.retained_max_bytes,
+            evicted=self.metrics.evicted,
+        )
+        self.metrics.finished_retained.set_function(lambda: len(retained))
+        self.metrics.finished_retained_bytes.set_function(lambda: retained.bytes)
         self.sessions = Sessions(
             self.enclave,
             credentials.hmac,
-            deadline_seconds=c.sessions.deadline_seconds,
-            max_concurrent=c.sessions.max_concurrent,
-            retention_seconds=c.sessions.retention_seconds,
+            deadline_seconds=s.deadline_seconds,
+            max_concurrent=s.max_concurrent,
+            retained=retained,
             persist=self.operations.persist,
             finished=self._session_finished,
             ids=StoredSessionIds(lambda: self.store),
