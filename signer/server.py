@@ -51,6 +51,7 @@ from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
 from signer.preparams import PreparamsKeeper
+from signer.quotas import CallerQuotas
 from signer.retention import FinishedSessions
 from signer.rpc_pipeline import RpcPipeline
 from signer.sessions import Session, Sessions, cancel_quietly
@@ -355,6 +356,12 @@ class SignerServer:
             deadline_seconds=s.deadline_seconds,
             max_concurrent=s.max_concurrent,
             retained=retained,
+            quotas=CallerQuotas(
+                per_caller_max=s.per_caller_max, per_client_max=s.per_client_max,
+                gg20_starts_per_second=s.gg20_starts_per_second, gg20_starts_burst=s.gg20_starts_burst,
+                refused=self.metrics.quota_refused,
+            ),
+            refused=self.metrics.quota_refused,
             persist=self.operations.persist,
             finished=self._session_finished,
             ids=StoredSessionIds(lambda: self.store),

@@ -36,7 +36,7 @@ Bounded state: a running session holds its own replay state (`SenderSequences`, 
 sender of its party set), dropped when it ends; a message for a session not held here is refused
 before anything is recorded. A finished session leaves the running table for a compact record
 in `signer.retention.FinishedSessions`, bounded in age, count and bytes. Running sessions are
-bounded node-wide (`max_concurrent`).
+bounded node-wide (`max_concurrent`) and per caller (`signer.quotas.CallerQuotas`).
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from signer.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from signer.quotas import CallerId, CallerQuotas, presigns
 from signer.retention import FinishedSession, FinishedSessions
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Session:
     next_seq: int = 1
     finished_at: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    caller_id: CallerId | None = None
     sequences: SenderSequences = field(default_factory=SenderSequences, repr=False)
 
     @property
@@ -137,12 +139,16 @@ class Sessions:
         deadline_seconds: float,
         max_concurrent: int,
         retained: FinishedSessions | None = None,
+        quotas: CallerQuotas | None = None,
+        refused: Callable[[str], None] | None = None,
         persist: Persist | None = None,
         finished: Hook | None = None,
         ids: SessionIds | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`retained`: where finished sessions are kept (default: 300 s, 10,000, 32 MiB)."""
+        """`retained`: where finished sessions are kept (default: 300 s, 10,000, 32 MiB);
+        `quotas`: per-caller bounds (default: none); `refused(quota key)` is told of every start
+        refused by a bound, the node-wide one included."""
         self._enclave = enclave
         self._keyring = keyring
         self._deadline = deadline_seconds
@@ -150,6 +156,8 @@ class Sessions:
         if retained is None:
             retained = FinishedSessions(max_age=300.0, max_count=10_000, max_bytes=32 << 20)
         self._retained = retained
+        self._quotas = quotas
+        self._refused = refused or (lambda _quota: None)
         self._persist = persist
         self._finished_hook = finished
         self._ids = ids
@@ -178,9 +186,11 @@ class Sessions:
         prepare: Hook | None = None,
         caller: str = "",
         messages: Sequence[pb.ProtocolMessage] = (),
+        caller_id: CallerId | None = None,
     ) -> tuple[Answering, list[pb.ProtocolMessage]]:
         """Start a session; `messages` from other parties are applied right after the start (all
-        checked before anything starts), and the returned messages answer both."""
+        checked before anything starts), and the returned messages answer both. `caller` names
+        the caller in audit records; `caller_id` is who the session counts against (quotas)."""
         record = self._retained.get(start.session_id)
         if record is not None:
             if record.fingerprint != fingerprint:
@@ -196,7 +206,8 @@ class Sessions:
                 self._check_deadline(existing)
                 return existing, existing.first_outgoing
         if self._running >= self._max:
-            raise ResourceExhausted("too many sessions are running; retry later")
+            self._refused("sessions.max_concurrent")
+            raise ResourceExhausted("too many sessions are running (sessions.max_concurrent); retry later")
         try:
             self._keyring.check_own_party(start.self_party_id)
         except ValueError as exc:
@@ -218,6 +229,11 @@ class Sessions:
             signature_encoding=signature_encoding,
             caller=caller,
         )
+        if self._quotas is not None and caller_id is not None:
+            # Key generation and presigning sessions are known to presign now; a GG20 signing
+            # session only once prepare() found no stored presignature for it.
+            self._quotas.acquire(caller_id, presigning=start.kind != epb.SESSION_KIND_SIGN and presigns(start))
+            session.caller_id = caller_id
         self._sessions[session.session_id] = session
         self._running += 1
         in_enclave = False
@@ -232,6 +248,9 @@ class Sessions:
                     claimed = True
                 if prepare is not None:
                     await prepare(session)
+                if session.caller_id is not None and start.kind == epb.SESSION_KIND_SIGN and presigns(start):
+                    assert self._quotas is not None
+                    self._quotas.charge(session.caller_id)
                 if messages:
                     session.sequences.accept(messages)
                 try:
@@ -341,6 +360,8 @@ class Sessions:
                 self._expire(session)
                 expired += 1
         self._retained.expire(now)
+        if self._quotas is not None:
+            self._quotas.prune()
         return expired
 
     async def run_sweeper(self, interval: float) -> None:
@@ -380,6 +401,10 @@ class Sessions:
 
     def _leave_running(self, session: Session) -> None:
         self._running -= 1
+        if session.caller_id is not None:
+            assert self._quotas is not None
+            self._quotas.release(session.caller_id)
+            session.caller_id = None
 
     def _record(self, session: Session) -> FinishedSession:
         assert session.finished_at is not None

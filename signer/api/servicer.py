@@ -17,7 +17,7 @@ from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.api import convert
 from signer.api.exchange import CallDone, ExchangeHandler
-from signer.api.operations import Operations, caller_name, check_distinct_numbers, sealed_blob_refusal
+from signer.api.operations import Operations, caller_id, caller_name, check_distinct_numbers, sealed_blob_refusal
 from signer.errors import InvalidArgument
 from signer.sessions import Answering, Hook, Session, Sessions
 
@@ -74,7 +74,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         caller = caller_name()
         try:
             return await self._sessions.start(
-                start, fingerprint, encoding, prepare=prepare, caller=caller, messages=messages
+                start, fingerprint, encoding, prepare=prepare, caller=caller, messages=messages, caller_id=caller_id()
             )
         except EnclaveRequestError as exc:
             refusal = sealed_blob_refusal(exc, start)
