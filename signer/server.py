@@ -44,7 +44,6 @@ from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import Authenticator
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
 from signer.auth.mtls import ClientAllowlist
-from signer.auth.replay import SequenceGuard
 from signer.aws_credentials import CredentialsPusher, ImdsClient
 from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
@@ -52,6 +51,8 @@ from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
 from signer.preparams import PreparamsKeeper
+from signer.quotas import CallerQuotas
+from signer.retention import FinishedSessions
 from signer.rpc_pipeline import RpcPipeline
 from signer.sessions import Session, Sessions, cancel_quietly
 from signer.storage import Store, open_store
@@ -337,7 +338,6 @@ class SignerServer:
             self.enclave, lambda: self.store, c.enclave.preparams_sync_seconds, burned=self.metrics.burned
         )
         self._preparams_task: asyncio.Task[None] | None = None
-        guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
         policy = credentials.policy
         self.operations = Operations(
             lambda: self.store,
@@ -349,13 +349,25 @@ class SignerServer:
             CredentialsPusher(ImdsClient(c.enclave.imds_url), self.enclave)
             if c.enclave.aws_credentials == "imds" else None
         )
+        s = c.sessions
+        retained = FinishedSessions(
+            max_age=s.retention_seconds, max_count=s.retained_max, max_bytes=s.retained_max_bytes,
+            evicted=self.metrics.evicted,
+        )
+        self.metrics.finished_retained.set_function(lambda: len(retained))
+        self.metrics.finished_retained_bytes.set_function(lambda: retained.bytes)
         self.sessions = Sessions(
             self.enclave,
             credentials.hmac,
-            guard,
-            deadline_seconds=c.sessions.deadline_seconds,
-            max_concurrent=c.sessions.max_concurrent,
-            retention_seconds=c.sessions.retention_seconds,
+            deadline_seconds=s.deadline_seconds,
+            max_concurrent=s.max_concurrent,
+            retained=retained,
+            quotas=CallerQuotas(
+                per_caller_max=s.per_caller_max, per_client_max=s.per_client_max,
+                gg20_starts_per_second=s.gg20_starts_per_second, gg20_starts_burst=s.gg20_starts_burst,
+                refused=self.metrics.quota_refused,
+            ),
+            refused=self.metrics.quota_refused,
             persist=self.operations.persist,
             finished=self._session_finished,
             ids=StoredSessionIds(lambda: self.store),

@@ -26,6 +26,7 @@ from mpc.v1 import signer_pb2 as pb
 from signer.approvals import approval_digest
 from signer.auth.interceptor import current_caller
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from signer.quotas import CallerId
 from signer.sessions import Session
 from signer.storage import (
     AuditRecord,
@@ -99,6 +100,14 @@ def caller_name() -> str:
     if caller.claims is not None:
         return f"{caller.identity} (sub={caller.claims.subject})"
     return caller.identity
+
+
+def caller_id() -> CallerId | None:
+    """Who the call's sessions count against (signer.quotas): certificate identity, token subject."""
+    caller = current_caller()
+    if caller is None:
+        return None
+    return CallerId(caller.identity, caller.claims.subject if caller.claims is not None else "")
 
 
 class AuditBatcher:

@@ -17,10 +17,10 @@ from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.api import convert
 from signer.api.exchange import CallDone, ExchangeHandler
-from signer.api.operations import Operations, caller_name, check_distinct_numbers, sealed_blob_refusal
+from signer.api.operations import Operations, caller_id, caller_name, check_distinct_numbers, sealed_blob_refusal
 from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
-from signer.sessions import Hook, Session, Sessions
+from signer.sessions import Answering, Hook, Session, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,11 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         messages: Sequence[pb.ProtocolMessage],
         encoding: int = 0,
         prepare: Hook | None = None,
-    ) -> tuple[Session, list[pb.ProtocolMessage]]:
+    ) -> tuple[Answering, list[pb.ProtocolMessage]]:
         caller = caller_name()
         try:
             return await self._sessions.start(
-                start, fingerprint, encoding, prepare=prepare, caller=caller, messages=messages
+                start, fingerprint, encoding, prepare=prepare, caller=caller, messages=messages, caller_id=caller_id()
             )
         except EnclaveRequestError as exc:
             refusal = sealed_blob_refusal(exc, start)
@@ -121,7 +121,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetDKGStatus(
         self, request: pb.GetDKGStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDKGStatusResponse:
-        return self._session_status(request.session_id, epb.SESSION_KIND_DKG, pb.GetDKGStatusResponse, "dkg")
+        return await self._session_status(request.session_id, epb.SESSION_KIND_DKG, pb.GetDKGStatusResponse, "dkg")
 
     async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
         session, outgoing = await self._start(
@@ -133,7 +133,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetSignStatus(
         self, request: pb.GetSignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSignStatusResponse:
-        return self._session_status(request.session_id, epb.SESSION_KIND_SIGN, pb.GetSignStatusResponse, "sign")
+        return await self._session_status(request.session_id, epb.SESSION_KIND_SIGN, pb.GetSignStatusResponse, "sign")
 
     async def StartPresign(
         self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext
@@ -148,10 +148,10 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPresignStatusResponse:
         kind = epb.SESSION_KIND_PRESIGN
-        return self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
+        return await self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
 
     def _start_response(
-        self, response_type: Any, session: Session, outgoing: list[pb.ProtocolMessage], field: str
+        self, response_type: Any, session: Answering, outgoing: list[pb.ProtocolMessage], field: str
     ) -> Any:
         result = self._sessions.public_result(session)
         return response_type(
@@ -162,8 +162,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             failure=session.failure(),
         )
 
-    def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
-        session = self._sessions.get(session_id, kind)
+    async def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
+        session = await self._sessions.status(session_id, kind)
         result = self._sessions.public_result(session)
         return response_type(
             session_id=session.session_id,

@@ -29,7 +29,7 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
-from signer.auth.replay import SequenceGuard
+from signer.auth.replay import SenderSequences
 from signer.client.spec import Outcome, SessionSpec
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound
 
@@ -70,7 +70,6 @@ class LocalNode:
         self.keys: dict[str, LocalKey] = {}
         # key id -> presignature id -> sealed blob; popped (consumed) before use
         self.presignatures: dict[str, dict[str, bytes]] = {}
-        self._guard = SequenceGuard(3600.0, max_entries=1_000_000)
 
     def party(self, party_id: str) -> LocalParty:
         return LocalParty(self, party_id)
@@ -91,6 +90,7 @@ class LocalParty:
         self.outcome = Outcome(party_id)
         self._start: epb.SessionStart | None = None
         self._seq = 1
+        self._sequences = SenderSequences()  # the session's replay state, gone with this party
 
     remote = False
 
@@ -109,7 +109,7 @@ class LocalParty:
             update = await self.node.engine.start(start)
         except BaseException as exc:
             # Nothing started: the messages were not used, so a retried start may bring them again.
-            self.node._guard.forget_session(start.session_id)
+            self._sequences = SenderSequences()
             if isinstance(exc, RequestRejected):
                 raise FailedPrecondition(f"local party: {exc.message}") from None
             raise
@@ -135,7 +135,7 @@ class LocalParty:
             if m.session_id != self._start.session_id:
                 raise InvalidArgument(f"messages[{index}]: another session")
         convert.check_routing(messages, self._start.party_ids, self.party_id)
-        self.node._guard.accept(messages)
+        self._sequences.accept(messages)
         return convert.to_enclave_messages(messages)
 
     async def refresh(self) -> Outcome:
