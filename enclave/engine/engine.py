@@ -49,7 +49,7 @@ from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.paillier import DEFAULT_MODULUS_BITS
-from enclave.policy import ApprovalRejected, PolicyVerifier
+from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
 from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
 from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
@@ -86,6 +86,8 @@ class EngineConfig:
     # Single-use items of one kind made in this boot that the used-record covers (one bit each);
     # an item is refused once this many newer ones of its kind were made (enclave/engine/singleuse.py).
     single_use_window: int = DEFAULT_WINDOW
+    # Sign a bare digest (message_hash RAW) with a presignature: unsafe (CVE-2025-66017), off.
+    allow_presigned_bare_digest: bool = False
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1 or self.single_use_window < 1:
@@ -150,6 +152,7 @@ class Engine:
                 self.used_presignatures,
                 self.config.preparams_wait_seconds,
                 clock,
+                self.config.allow_presigned_bare_digest,
             ),
         }
         self._sealer = sealer
@@ -328,15 +331,16 @@ class Engine:
         if self.policy is None:
             return
         assert prepared.approval_digest is not None
-        fields = {
-            "key_id": request.key_id,
-            "digest": prepared.approval_digest,
-            "derivation_path": tuple(request.derivation_path),
-            "session_id": request.session_id,
-        }
+        subject = ApprovalSubject(
+            key_id=request.key_id,
+            message_hash=prepared.approval_hash,
+            digest=prepared.approval_digest,
+            derivation_path=tuple(request.derivation_path),
+            presignature_id=request.presignature_id,
+            session_id=request.session_id,
+        )
         try:
-            approval = decode_approval(request.policy_approval, **fields)  # type: ignore[arg-type]
-            self.policy.verify_approval(approval, **fields)  # type: ignore[arg-type]
+            self.policy.verify_approval(decode_approval(request.policy_approval, subject), subject)
         except ApprovalRejected as exc:
             raise RequestRejected(pb.ERROR_CODE_PERMISSION_DENIED, exc.reason) from None
 

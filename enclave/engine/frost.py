@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from enclave.engine import blobs
-from enclave.engine.approval import frost_digest
+from enclave.engine.approval import FROST_APPROVAL_HASH, frost_digest
 from enclave.engine.common import (
     MAX_FROST_MESSAGE,
     PROTOCOL_NAMES,
@@ -90,6 +90,8 @@ class FrostAdapter:
             raise invalid("FROST signing takes no presignature")
         if request.derivation_path:
             raise invalid("FROST keys have no derivation paths")
+        if request.message_hash != pb.MESSAGE_HASH_UNSPECIFIED:
+            raise invalid("message_hash is for GG20: FROST signs the message itself")
         message = bytes(request.message)
         if len(message) > MAX_FROST_MESSAGE:
             raise invalid(f"message must be at most {MAX_FROST_MESSAGE} bytes")
@@ -126,4 +128,5 @@ class FrostAdapter:
             )
             return Plan(Phase(signing_driver(setup), 0, finish), 2)
 
-        return Prepared(parties, build, key_id=kid, approval_digest=frost_digest(message), light=True)
+        return Prepared(parties, build, key_id=kid, approval_digest=frost_digest(message),
+                        approval_hash=FROST_APPROVAL_HASH, light=True)

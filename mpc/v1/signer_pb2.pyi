@@ -31,6 +31,15 @@ class SignatureEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIGNATURE_ENCODING_UNSPECIFIED: _ClassVar[SignatureEncoding]
     SIGNATURE_ENCODING_RAW: _ClassVar[SignatureEncoding]
     SIGNATURE_ENCODING_DER: _ClassVar[SignatureEncoding]
+
+class MessageHash(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_HASH_UNSPECIFIED: _ClassVar[MessageHash]
+    MESSAGE_HASH_RAW: _ClassVar[MessageHash]
+    MESSAGE_HASH_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_KECCAK256: _ClassVar[MessageHash]
+    MESSAGE_HASH_DOUBLE_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_ETH_PERSONAL: _ClassVar[MessageHash]
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
@@ -44,6 +53,12 @@ ENCLAVE_STATE_UNAVAILABLE: EnclaveState
 SIGNATURE_ENCODING_UNSPECIFIED: SignatureEncoding
 SIGNATURE_ENCODING_RAW: SignatureEncoding
 SIGNATURE_ENCODING_DER: SignatureEncoding
+MESSAGE_HASH_UNSPECIFIED: MessageHash
+MESSAGE_HASH_RAW: MessageHash
+MESSAGE_HASH_SHA256: MessageHash
+MESSAGE_HASH_KECCAK256: MessageHash
+MESSAGE_HASH_DOUBLE_SHA256: MessageHash
+MESSAGE_HASH_ETH_PERSONAL: MessageHash
 
 class ProtocolMessage(_message.Message):
     __slots__ = ("session_id", "sender", "recipient", "round", "seq", "payload", "hmac_key_id", "hmac")
@@ -90,26 +105,30 @@ class DKGResult(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignResult(_message.Message):
-    __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id")
+    __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id", "digest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     RECOVERY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     signature: bytes
     recovery_id: int
     public_key: bytes
     presignature_id: str
-    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+    digest: bytes
+    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class PresignResult(_message.Message):
-    __slots__ = ("key_id", "presignature_id")
+    __slots__ = ("key_id", "presignature_id", "derivation_path")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     presignature_id: str
-    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SessionResult(_message.Message):
     __slots__ = ("dkg", "sign", "presign")
@@ -194,7 +213,7 @@ class GetDKGStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartSignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages")
+    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages", "message_hash")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +224,7 @@ class StartSignRequest(_message.Message):
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_HASH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
@@ -215,7 +235,8 @@ class StartSignRequest(_message.Message):
     presignature_id: str
     signature_encoding: SignatureEncoding
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    message_hash: MessageHash
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
 
 class StartSignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")
@@ -250,20 +271,22 @@ class GetSignStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartPresignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages")
+    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages", "derivation_path")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
     party_ids: _containers.RepeatedScalarFieldContainer[str]
     self_party_id: str
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StartPresignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")

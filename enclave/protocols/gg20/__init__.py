@@ -17,7 +17,7 @@ authenticated channel's party id); `driver.result` ends as `Output(value)` or
         runs before the share is computed into a message and must durably mark the
         presignature used (raising if it already was); every signer of the presignature
         signs. `path` must be the presignature's.
-    message.digest(rule, message)
+    message.digest_of(rule, message)
         the 32-byte digest of a named hash rule (RAW, SHA256, DOUBLE_SHA256, KECCAK256,
         ETH_PERSONAL), computed where the signer can see the message.
 

@@ -43,7 +43,7 @@ def _keccak256(data: bytes) -> bytes:
     return keccak.new(digest_bits=256, data=data).digest()
 
 
-def digest(rule: MessageHash, message: bytes) -> bytes:
+def digest_of(rule: MessageHash, message: bytes) -> bytes:
     """The 32-byte digest `rule` makes of `message` (BadInput for a wrong length)."""
     if rule is MessageHash.RAW:
         if len(message) != DIGEST_LEN:
