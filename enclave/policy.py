@@ -123,8 +123,10 @@ class PolicyVerifier:
     That record is in memory, so after an enclave restart an approval an earlier boot accepted
     could be presented again within its lifetime. With `boot_fence`, the verifier refuses every
     approval that an earlier boot could have accepted: one accepted at time a had
-    expires_at <= a + max_lifetime (the lifetime check below), and a < boot time, so an approval
-    expiring before boot time + max_lifetime is refused as possibly older than this boot. The
+    expires_at <= int(a) + max_lifetime (the lifetime check below works in whole seconds), and
+    a < b, the boot time, so int(a) <= int(b): an approval expiring at or before
+    int(b) + max_lifetime is refused as possibly older than this boot. (At or before: an earlier
+    boot may have accepted one within the same second as this boot started.) The
     price: right after a start, approvals with a shorter lifetime than `max_lifetime` are refused
     until that much time has passed (give the policy service's approvals the full lifetime to
     avoid the gap). It relies on the enclave's clock never going back across boots.
@@ -143,8 +145,8 @@ class PolicyVerifier:
         self._clock = clock
         self._max_lifetime = max_lifetime
         self._used: dict[bytes, int] = {}  # hash of the signed message -> its expiry
-        # Approvals expiring before this may have been accepted by an earlier boot.
-        self._fence = int(clock()) + max_lifetime if boot_fence else 0
+        # Approvals expiring at or before this may have been accepted by an earlier boot.
+        self._fence = int(clock()) + max_lifetime if boot_fence else -1
 
     def verify_approval(self, approval: Approval, subject: ApprovalSubject) -> None:
         """Return only if `approval` authorises signing exactly `subject`, now, once."""
@@ -174,7 +176,7 @@ class PolicyVerifier:
             raise ApprovalRejected("approval expired")
         if approval.expires_at > now + self._max_lifetime:
             raise ApprovalRejected("approval lifetime exceeds the allowed maximum")
-        if approval.expires_at < self._fence:
+        if approval.expires_at <= self._fence:
             raise ApprovalRejected("approval may predate this enclave boot")
         # Keyed on the signed message, not the signature: ECDSA signatures are malleable
         # ((r, s) and (r, n - s) both verify), the message is not.
