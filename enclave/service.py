@@ -11,7 +11,7 @@ details in the enclave's own log only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Protocol
 
@@ -71,11 +71,13 @@ class EnclaveService:
         version: str | None = None,
         identity: EnclaveIdentity | None = None,
         credentials: CredentialsHolder | None = None,
+        gauges: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self._attestor: Attestor = attestor if attestor is not None else NoneAttestor()
         self._identity = identity if identity is not None else EnclaveIdentity.generate()
         self._credentials = credentials
         self._sessions = sessions
+        self._gauges = gauges  # InfoResponse.gauges (the engine's, the channel's)
         self._version = version if version is not None else enclave_version()
 
     async def handle(self, request: pb.Request) -> pb.Response:
@@ -132,6 +134,9 @@ class EnclaveService:
         boot_sealer_kind = getattr(self._sessions, "boot_sealer_kind", None)
         if callable(boot_sealer_kind):
             response.boot_sealer_kind = str(boot_sealer_kind())
+        if self._gauges is not None:
+            for name, value in self._gauges().items():
+                response.gauges[name] = max(0, int(value))
         return response
 
     def _set_credentials(self, request: pb.SetAwsCredentials) -> pb.AwsCredentialsSet:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _KNOWN_SERVICES = ("mpc.v1.SignerService", "grpc.health.v1.Health")
+_GAUGE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_MAX_ENCLAVE_GAUGES = 64
 
 
 class Metrics:
@@ -65,6 +68,8 @@ class Metrics:
             self.single_use_burned.labels(item)
         # Registered when the enclave first reports it, so a scrape never shows a pool that is not there.
         self.preparams_pool: Gauge | None = None
+        # InfoResponse.gauges, as mpc_signer_enclave_<name>; names are the enclave's fixed words.
+        self.enclave_gauges: dict[str, Gauge] = {}
         # (method label, code) -> its counter and histogram series, so a finished RPC skips the
         # client library's label validation and locked lookup. Bounded like the labels themselves.
         self._rpc_series: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -114,6 +119,16 @@ class Metrics:
                         registry=self.registry,
                     )
                 self.preparams_pool.set(info.preparams_ready)
+            for name, value in info.gauges.items():
+                gauge = self.enclave_gauges.get(name)
+                if gauge is None:
+                    if not _GAUGE_NAME.fullmatch(name) or len(self.enclave_gauges) >= _MAX_ENCLAVE_GAUGES:
+                        continue  # bounded cardinality whatever the other side sends
+                    gauge = self.enclave_gauges[name] = Gauge(
+                        f"mpc_signer_enclave_{name}", "Enclave resource count or bound (docs/limits.md)",
+                        registry=self.registry,
+                    )
+                gauge.set(value)
 
     async def refresh_pools_forever(self, store: Any, enclave: EnclaveClient | None, interval: float) -> None:
         while True:

@@ -10,7 +10,7 @@ A signer set must be distinct party ids of the key, include this party and have 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -60,6 +60,9 @@ class Prepared:
     # than the step. Anything with Paillier or range proofs stays in the worker threads so the
     # loop keeps answering (pings, other sessions).
     light: bool = False
+    # Awaited on the event loop before `build`, with the deadline: what the start must wait for
+    # (GG20 pre-parameters), so the wait never holds a worker thread.
+    wait: Callable[[float], Awaitable[None]] | None = None
 
 
 def check_party_list(party_ids: list[str], self_party_id: str) -> None:

@@ -3,8 +3,10 @@
 Party ids in the drivers are the DKG party indices (the Shamir evaluation points).
 
 DKG -> `keygen` (3 rounds, with aux info), the Paillier primes taken from the pre-parameter
-    pool; result: key id, compressed public key, chain code, sealed share
-    (`KeyShare.to_bytes()` inside the engine's key-share record).
+    pool, waiting for them on the event loop (enclave/engine/preparams_wait.py); a peer modulus
+    above `max_modulus_bits` fails the session naming that peer (the message bounds of
+    enclave/engine/limits.py follow from it); result: key id, compressed public key, chain code,
+    sealed share (`KeyShare.to_bytes()` inside the engine's key-share record).
 PRESIGN -> `presign` (4 rounds) over the signer set, for the child key of derivation_path
     (fixed now, before the nonce exists: CVE-2025-66017); result: one sealed presignature
     (SealedBlob kind PRESIGNATURE, id = presignature id, equal at every signer and binding the
@@ -51,10 +53,12 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.keyids import key_id, presignature_id
+from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.session import Parties, Phase, Plan
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
-from enclave.errors import BadInput, InvalidEncoding, LocalError
-from enclave.primes import PreParamPool
+from enclave.errors import BadInput, InvalidEncoding, ProtocolFault
+from enclave.paillier import DEFAULT_MODULUS_BITS
+from enclave.primes import SafePrimePair
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
@@ -101,20 +105,23 @@ class Gg20Adapter:
         self,
         sealer: Sealer,
         rng: Rng,
-        pool: PreParamPool,
+        preparams: PreparamsWaiter,
         boot_sealer: LocalSealer,
         used: SingleUseLedger,
         preparams_wait: float,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_modulus_bits: int = DEFAULT_MODULUS_BITS,
         allow_presigned_bare_digest: bool = False,
     ) -> None:
         self._sealer = sealer  # durable: key shares
         self._boot = boot_sealer  # this boot only: presignatures
         self._rng = rng
-        self._pool = pool
+        self._preparams = preparams
         self._used = used
         self._wait = preparams_wait
         self._clock = clock
+        self._max_modulus_bits = max_modulus_bits
         self._allow_bare = allow_presigned_bare_digest
 
     def prepare(self, request: pb.SessionStart) -> Prepared:
@@ -136,6 +143,9 @@ class Gg20Adapter:
         def finish(value: Any) -> pb.SessionResult:
             share = value
             assert isinstance(share, KeyShare)
+            too_big = {j for j, aux in share.aux.items() if aux.n.bit_length() > self._max_modulus_bits}
+            if too_big:
+                raise ProtocolFault(too_big, f"Paillier modulus above the {self._max_modulus_bits} bits accepted")
             kid = key_id(PROTOCOL, sid, threshold, order, share.public_key)
             record = ShareRecord(
                 PROTOCOL,
@@ -157,19 +167,17 @@ class Gg20Adapter:
                 ),
             )
 
+        taken: list[SafePrimePair] = []
+
+        async def wait(deadline: float) -> None:
+            taken.append(await self._preparams.take(max(0.0, min(self._wait, deadline - self._clock()))))
+
         def build(deadline: float) -> Plan:
-            wait = max(0.0, min(self._wait, deadline - self._clock()))
-            try:
-                primes = self._pool.take(timeout=wait)
-            except LocalError:
-                raise RequestRejected(
-                    pb.ERROR_CODE_RESOURCE_EXHAUSTED, "no Paillier pre-parameters ready yet; retry shortly"
-                ) from None
             ids = tuple(parties.index.values())
-            driver = keygen.start(sid.encode("utf-8"), parties.self_index, ids, threshold, primes, self._rng)
+            driver = keygen.start(sid.encode("utf-8"), parties.self_index, ids, threshold, taken.pop(), self._rng)
             return Plan(Phase(driver, 0, finish), 3)
 
-        return Prepared(parties, build)
+        return Prepared(parties, build, wait=wait)
 
     # -- presigning -----------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@
     --generate-sealing-key          create the key file (or passphrase metadata) if missing (dev)
     --max-sessions N                running sessions allowed at once
     --preparams-pool-size N         Paillier pre-parameter sets kept ready for GG20 key generation
+    --preparams-wait-seconds S      how long a GG20 key generation may wait for one (default 5; on
+                                    the event loop, holding no worker); RESOURCE_EXHAUSTED at once
+                                    when the pool cannot make one in that time
+    --max-held-bytes N              peers' messages for later rounds all sessions may have to hold
+                                    (each session reserves its share at start; default 256 MiB)
     --policy-key PATH               P-256 public key (PEM) of the signing policy; when given,
                                     every SIGN needs an approval signed by it
     --policy-key-b64 B64            the same key as base64 DER (default: MPC_ENCLAVE_POLICY_KEY,
@@ -72,6 +77,9 @@ from enclave.sealing import (
 log = logging.getLogger(__name__)
 
 DEV_KEY_FILE = Path("var/sealing.key")
+# The enclave process answers a key generation it cannot serve soon at once (the host or relay
+# retries); an engine embedded in a caller's process (EngineConfig's default) waits longer.
+PROCESS_PREPARAMS_WAIT_SECONDS = 5.0
 
 
 class SetupError(Exception):
@@ -90,6 +98,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
     g.add_argument("--preparams-pool-size", type=int, default=defaults.preparams_pool_size)
+    g.add_argument(
+        "--preparams-wait-seconds", type=float, default=PROCESS_PREPARAMS_WAIT_SECONDS,
+        help="how long a GG20 key generation may wait for pre-parameters (on the event loop); refused at once"
+        " with RESOURCE_EXHAUSTED when the pool cannot make them in that time",
+    )
+    g.add_argument(
+        "--max-held-bytes", type=int, default=defaults.max_held_bytes,
+        help="bytes of peers' messages for later rounds all sessions may have to hold; each session reserves"
+        " its bound at start (RESOURCE_EXHAUSTED when the running ones reserved it all)",
+    )
     policy = g.add_mutually_exclusive_group()
     policy.add_argument("--policy-key", type=Path, help="P-256 public key (PEM) whose approval every SIGN needs")
     policy.add_argument(
@@ -146,6 +164,8 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
         config = EngineConfig(
             max_sessions=args.max_sessions,
             preparams_pool_size=args.preparams_pool_size,
+            preparams_wait_seconds=args.preparams_wait_seconds,
+            max_held_bytes=args.max_held_bytes,
             allow_presigned_bare_digest=getattr(args, "allow_presigned_bare_digest", False),
         )
     except ValueError as exc:

@@ -24,27 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mpc/v1/enclave.proto\x12\x0empc.v1.enclave\"A\n\x05\x45rror\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.mpc.v1.enclave.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xe4\x03\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x04ping\x18\n \x01(\x0b\x32\x1b.mpc.v1.enclave.PingRequestH\x00\x12+\n\x04info\x18\x0b \x01(\x0b\x32\x1b.mpc.v1.enclave.InfoRequestH\x00\x12\x35\n\rsession_start\x18\x14 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionStartH\x00\x12\x39\n\x0fsession_deliver\x18\x15 \x01(\x0b\x32\x1e.mpc.v1.enclave.SessionDeliverH\x00\x12\x35\n\rsession_abort\x18\x16 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionAbortH\x00\x12@\n\x13set_aws_credentials\x18\x1e \x01(\x0b\x32!.mpc.v1.enclave.SetAwsCredentialsH\x00\x12;\n\x10preparams_export\x18( \x01(\x0b\x32\x1f.mpc.v1.enclave.PreparamsExportH\x00\x12;\n\x10preparams_import\x18) \x01(\x0b\x32\x1f.mpc.v1.enclave.PreparamsImportH\x00\x42\x06\n\x04\x62ody\"\xa7\x03\n\x08Response\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.mpc.v1.enclave.ErrorH\x00\x12,\n\x04ping\x18\n \x01(\x0b\x32\x1c.mpc.v1.enclave.PingResponseH\x00\x12,\n\x04info\x18\x0b \x01(\x0b\x32\x1c.mpc.v1.enclave.InfoResponseH\x00\x12\x37\n\x0esession_update\x18\x14 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionUpdateH\x00\x12@\n\x13\x61ws_credentials_set\x18\x1e \x01(\x0b\x32!.mpc.v1.enclave.AwsCredentialsSetH\x00\x12?\n\x12preparams_exported\x18( \x01(\x0b\x32!.mpc.v1.enclave.PreparamsExportedH\x00\x12?\n\x12preparams_imported\x18) \x01(\x0b\x32!.mpc.v1.enclave.PreparamsImportedH\x00\x42\x06\n\x04\x62ody\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse\"(\n\x0bInfoRequest\x12\x19\n\x11\x61ttestation_nonce\x18\x01 \x01(\x0c\"\x99\x02\n\x0cInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10\x61ttestation_mode\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpc.v1.enclave.EnclaveState\x12\x1c\n\x14\x61ttestation_document\x18\x04 \x01(\x0c\x12+\n\tprotocols\x18\x05 \x03(\x0e\x32\x18.mpc.v1.enclave.Protocol\x12\x1c\n\x0fpreparams_ready\x18\x06 \x01(\rH\x00\x88\x01\x01\x12\x1a\n\x12\x65nclave_public_key\x18\x07 \x01(\x0c\x12\x18\n\x10\x62oot_sealer_kind\x18\x08 \x01(\tB\x12\n\x10_preparams_ready\"u\n\x11SetAwsCredentials\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x19\n\x11secret_access_key\x18\x02 \x01(\t\x12\x15\n\rsession_token\x18\x03 \x01(\t\x12\x17\n\x0f\x65xpiration_unix\x18\x04 \x01(\x04\"C\n\x11\x41wsCredentialsSet\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpiration_unix\x18\x02 \x01(\x04\"$\n\x0fPreparamsExport\x12\x11\n\tmax_count\x18\x01 \x01(\r\"w\n\x11PreparamsExported\x12*\n\x06sealed\x18\x01 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x14\n\x0c\x63onsumed_ids\x18\x02 \x03(\t\x12\r\n\x05ready\x18\x03 \x01(\r\x12\x11\n\tpool_size\x18\x04 \x01(\r\"=\n\x0fPreparamsImport\x12*\n\x06sealed\x18\x01 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\"X\n\x10PreparamsRefusal\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x19.mpc.v1.enclave.ErrorCode\x12\x0f\n\x07message\x18\x03 \x01(\t\"k\n\x11PreparamsImported\x12\x14\n\x0cimported_ids\x18\x01 \x03(\t\x12\x31\n\x07refused\x18\x02 \x03(\x0b\x32 .mpc.v1.enclave.PreparamsRefusal\x12\r\n\x05ready\x18\x03 \x01(\r\"T\n\nSealedBlob\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.mpc.v1.enclave.SealedBlobKind\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"S\n\x0e\x45nclaveMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\xcd\x03\n\x0cSessionStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\x08protocol\x18\x02 \x01(\x0e\x32\x18.mpc.v1.enclave.Protocol\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.mpc.v1.enclave.SessionKind\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12\x11\n\tthreshold\x18\x06 \x01(\r\x12\x30\n\x0csealed_blobs\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x0f\n\x07message\x18\x08 \x01(\x0c\x12\x17\n\x0f\x64\x65rivation_path\x18\t \x03(\r\x12\x17\n\x0fpresignature_id\x18\n \x01(\t\x12\x0e\n\x06key_id\x18\x0b \x01(\t\x12\x12\n\ntimeout_ms\x18\x0c \x01(\r\x12\x17\n\x0fpolicy_approval\x18\r \x01(\x0c\x12\x30\n\x08messages\x18\x0e \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\x12\x31\n\x0cmessage_hash\x18\x0f \x01(\x0e\x32\x1b.mpc.v1.enclave.MessageHash\"V\n\x0eSessionDeliver\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x30\n\x08messages\x18\x02 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\"2\n\x0cSessionAbort\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x84\x02\n\rSessionResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nchain_code\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x05 \x01(\r\x12\x30\n\x0csealed_share\x18\x06 \x01(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x38\n\x14sealed_presignatures\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x17\n\x0fpresignature_id\x18\x08 \x01(\t\x12\x0e\n\x06\x64igest\x18\t \x01(\x0c\"\xd3\x01\n\rSessionUpdate\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.mpc.v1.enclave.SessionState\x12\x30\n\x08outgoing\x18\x03 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\x12-\n\x06result\x18\x04 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionResult\x12\x10\n\x08\x63ulprits\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"e\n\x0f\x43hannelKeyOffer\x12\x18\n\x10\x61ttestation_mode\x18\x01 \x01(\t\x12\x1c\n\x14\x61ttestation_document\x18\x02 \x01(\x0c\x12\x1a\n\x12\x65nclave_public_key\x18\x03 \x01(\x0c\"F\n\x12\x43hannelKeyDelivery\x12\x1c\n\x14\x65phemeral_public_key\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c*]\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROTOCOL_GG20_SECP256K1\x10\x01\x12\x1a\n\x16PROTOCOL_FROST_ED25519\x10\x02*r\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SESSION_KIND_DKG\x10\x01\x12\x15\n\x11SESSION_KIND_SIGN\x10\x02\x12\x18\n\x14SESSION_KIND_PRESIGN\x10\x03*z\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03*F\n\x0c\x45nclaveState\x12\x1d\n\x19\x45NCLAVE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NCLAVE_STATE_READY\x10\x01*\x88\x03\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45RROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x1c\n\x18\x45RROR_CODE_UNIMPLEMENTED\x10\x02\x12\x18\n\x14\x45RROR_CODE_NOT_FOUND\x10\x03\x12\x1d\n\x19\x45RROR_CODE_ALREADY_EXISTS\x10\x04\x12\"\n\x1e\x45RROR_CODE_FAILED_PRECONDITION\x10\x05\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x06\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x07\x12\"\n\x1e\x45RROR_CODE_SEALED_BLOB_INVALID\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t\x12\x1a\n\x16\x45RROR_CODE_UNAVAILABLE\x10\n\x12%\n!ERROR_CODE_SEALED_IN_EARLIER_BOOT\x10\x0b*\x95\x01\n\x0eSealedBlobKind\x12 \n\x1cSEALED_BLOB_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSEALED_BLOB_KIND_KEY_SHARE\x10\x01\x12!\n\x1dSEALED_BLOB_KIND_PRESIGNATURE\x10\x02\x12\x1e\n\x1aSEALED_BLOB_KIND_PREPARAMS\x10\x03*\xb5\x01\n\x0bMessageHash\x12\x1c\n\x18MESSAGE_HASH_UNSPECIFIED\x10\x00\x12\x14\n\x10MESSAGE_HASH_RAW\x10\x01\x12\x17\n\x13MESSAGE_HASH_SHA256\x10\x02\x12\x1a\n\x16MESSAGE_HASH_KECCAK256\x10\x03\x12\x1e\n\x1aMESSAGE_HASH_DOUBLE_SHA256\x10\x04\x12\x1d\n\x19MESSAGE_HASH_ETH_PERSONAL\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14mpc/v1/enclave.proto\x12\x0empc.v1.enclave\"A\n\x05\x45rror\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.mpc.v1.enclave.ErrorCode\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xe4\x03\n\x07Request\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12+\n\x04ping\x18\n \x01(\x0b\x32\x1b.mpc.v1.enclave.PingRequestH\x00\x12+\n\x04info\x18\x0b \x01(\x0b\x32\x1b.mpc.v1.enclave.InfoRequestH\x00\x12\x35\n\rsession_start\x18\x14 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionStartH\x00\x12\x39\n\x0fsession_deliver\x18\x15 \x01(\x0b\x32\x1e.mpc.v1.enclave.SessionDeliverH\x00\x12\x35\n\rsession_abort\x18\x16 \x01(\x0b\x32\x1c.mpc.v1.enclave.SessionAbortH\x00\x12@\n\x13set_aws_credentials\x18\x1e \x01(\x0b\x32!.mpc.v1.enclave.SetAwsCredentialsH\x00\x12;\n\x10preparams_export\x18( \x01(\x0b\x32\x1f.mpc.v1.enclave.PreparamsExportH\x00\x12;\n\x10preparams_import\x18) \x01(\x0b\x32\x1f.mpc.v1.enclave.PreparamsImportH\x00\x42\x06\n\x04\x62ody\"\xa7\x03\n\x08Response\x12\x12\n\nrequest_id\x18\x01 \x01(\x04\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.mpc.v1.enclave.ErrorH\x00\x12,\n\x04ping\x18\n \x01(\x0b\x32\x1c.mpc.v1.enclave.PingResponseH\x00\x12,\n\x04info\x18\x0b \x01(\x0b\x32\x1c.mpc.v1.enclave.InfoResponseH\x00\x12\x37\n\x0esession_update\x18\x14 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionUpdateH\x00\x12@\n\x13\x61ws_credentials_set\x18\x1e \x01(\x0b\x32!.mpc.v1.enclave.AwsCredentialsSetH\x00\x12?\n\x12preparams_exported\x18( \x01(\x0b\x32!.mpc.v1.enclave.PreparamsExportedH\x00\x12?\n\x12preparams_imported\x18) \x01(\x0b\x32!.mpc.v1.enclave.PreparamsImportedH\x00\x42\x06\n\x04\x62ody\"\r\n\x0bPingRequest\"\x0e\n\x0cPingResponse\"(\n\x0bInfoRequest\x12\x19\n\x11\x61ttestation_nonce\x18\x01 \x01(\x0c\"\x82\x03\n\x0cInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x18\n\x10\x61ttestation_mode\x18\x02 \x01(\t\x12+\n\x05state\x18\x03 \x01(\x0e\x32\x1c.mpc.v1.enclave.EnclaveState\x12\x1c\n\x14\x61ttestation_document\x18\x04 \x01(\x0c\x12+\n\tprotocols\x18\x05 \x03(\x0e\x32\x18.mpc.v1.enclave.Protocol\x12\x1c\n\x0fpreparams_ready\x18\x06 \x01(\rH\x00\x88\x01\x01\x12\x1a\n\x12\x65nclave_public_key\x18\x07 \x01(\x0c\x12\x18\n\x10\x62oot_sealer_kind\x18\x08 \x01(\t\x12\x38\n\x06gauges\x18\t \x03(\x0b\x32(.mpc.v1.enclave.InfoResponse.GaugesEntry\x1a-\n\x0bGaugesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x42\x12\n\x10_preparams_ready\"u\n\x11SetAwsCredentials\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x19\n\x11secret_access_key\x18\x02 \x01(\t\x12\x15\n\rsession_token\x18\x03 \x01(\t\x12\x17\n\x0f\x65xpiration_unix\x18\x04 \x01(\x04\"C\n\x11\x41wsCredentialsSet\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpiration_unix\x18\x02 \x01(\x04\"$\n\x0fPreparamsExport\x12\x11\n\tmax_count\x18\x01 \x01(\r\"w\n\x11PreparamsExported\x12*\n\x06sealed\x18\x01 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x14\n\x0c\x63onsumed_ids\x18\x02 \x03(\t\x12\r\n\x05ready\x18\x03 \x01(\r\x12\x11\n\tpool_size\x18\x04 \x01(\r\"=\n\x0fPreparamsImport\x12*\n\x06sealed\x18\x01 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\"X\n\x10PreparamsRefusal\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x04\x63ode\x18\x02 \x01(\x0e\x32\x19.mpc.v1.enclave.ErrorCode\x12\x0f\n\x07message\x18\x03 \x01(\t\"k\n\x11PreparamsImported\x12\x14\n\x0cimported_ids\x18\x01 \x03(\t\x12\x31\n\x07refused\x18\x02 \x03(\x0b\x32 .mpc.v1.enclave.PreparamsRefusal\x12\r\n\x05ready\x18\x03 \x01(\r\"T\n\nSealedBlob\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.mpc.v1.enclave.SealedBlobKind\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"S\n\x0e\x45nclaveMessage\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\xcd\x03\n\x0cSessionStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12*\n\x08protocol\x18\x02 \x01(\x0e\x32\x18.mpc.v1.enclave.Protocol\x12)\n\x04kind\x18\x03 \x01(\x0e\x32\x1b.mpc.v1.enclave.SessionKind\x12\x11\n\tparty_ids\x18\x04 \x03(\t\x12\x15\n\rself_party_id\x18\x05 \x01(\t\x12\x11\n\tthreshold\x18\x06 \x01(\r\x12\x30\n\x0csealed_blobs\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x0f\n\x07message\x18\x08 \x01(\x0c\x12\x17\n\x0f\x64\x65rivation_path\x18\t \x03(\r\x12\x17\n\x0fpresignature_id\x18\n \x01(\t\x12\x0e\n\x06key_id\x18\x0b \x01(\t\x12\x12\n\ntimeout_ms\x18\x0c \x01(\r\x12\x17\n\x0fpolicy_approval\x18\r \x01(\x0c\x12\x30\n\x08messages\x18\x0e \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\x12\x31\n\x0cmessage_hash\x18\x0f \x01(\x0e\x32\x1b.mpc.v1.enclave.MessageHash\"V\n\x0eSessionDeliver\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x30\n\x08messages\x18\x02 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\"2\n\x0cSessionAbort\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x84\x02\n\rSessionResult\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x12\n\nchain_code\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x13\n\x0brecovery_id\x18\x05 \x01(\r\x12\x30\n\x0csealed_share\x18\x06 \x01(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x38\n\x14sealed_presignatures\x18\x07 \x03(\x0b\x32\x1a.mpc.v1.enclave.SealedBlob\x12\x17\n\x0fpresignature_id\x18\x08 \x01(\t\x12\x0e\n\x06\x64igest\x18\t \x01(\x0c\"\xd3\x01\n\rSessionUpdate\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x05state\x18\x02 \x01(\x0e\x32\x1c.mpc.v1.enclave.SessionState\x12\x30\n\x08outgoing\x18\x03 \x03(\x0b\x32\x1e.mpc.v1.enclave.EnclaveMessage\x12-\n\x06result\x18\x04 \x01(\x0b\x32\x1d.mpc.v1.enclave.SessionResult\x12\x10\n\x08\x63ulprits\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"e\n\x0f\x43hannelKeyOffer\x12\x18\n\x10\x61ttestation_mode\x18\x01 \x01(\t\x12\x1c\n\x14\x61ttestation_document\x18\x02 \x01(\x0c\x12\x1a\n\x12\x65nclave_public_key\x18\x03 \x01(\x0c\"F\n\x12\x43hannelKeyDelivery\x12\x1c\n\x14\x65phemeral_public_key\x18\x01 \x01(\x0c\x12\x12\n\nciphertext\x18\x02 \x01(\x0c*]\n\x08Protocol\x12\x18\n\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROTOCOL_GG20_SECP256K1\x10\x01\x12\x1a\n\x16PROTOCOL_FROST_ED25519\x10\x02*r\n\x0bSessionKind\x12\x1c\n\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10SESSION_KIND_DKG\x10\x01\x12\x15\n\x11SESSION_KIND_SIGN\x10\x02\x12\x18\n\x14SESSION_KIND_PRESIGN\x10\x03*z\n\x0cSessionState\x12\x1d\n\x19SESSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15SESSION_STATE_RUNNING\x10\x01\x12\x16\n\x12SESSION_STATE_DONE\x10\x02\x12\x18\n\x14SESSION_STATE_FAILED\x10\x03*F\n\x0c\x45nclaveState\x12\x1d\n\x19\x45NCLAVE_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45NCLAVE_STATE_READY\x10\x01*\x88\x03\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x45RROR_CODE_INVALID_ARGUMENT\x10\x01\x12\x1c\n\x18\x45RROR_CODE_UNIMPLEMENTED\x10\x02\x12\x18\n\x14\x45RROR_CODE_NOT_FOUND\x10\x03\x12\x1d\n\x19\x45RROR_CODE_ALREADY_EXISTS\x10\x04\x12\"\n\x1e\x45RROR_CODE_FAILED_PRECONDITION\x10\x05\x12!\n\x1d\x45RROR_CODE_RESOURCE_EXHAUSTED\x10\x06\x12 \n\x1c\x45RROR_CODE_PERMISSION_DENIED\x10\x07\x12\"\n\x1e\x45RROR_CODE_SEALED_BLOB_INVALID\x10\x08\x12\x17\n\x13\x45RROR_CODE_INTERNAL\x10\t\x12\x1a\n\x16\x45RROR_CODE_UNAVAILABLE\x10\n\x12%\n!ERROR_CODE_SEALED_IN_EARLIER_BOOT\x10\x0b*\x95\x01\n\x0eSealedBlobKind\x12 \n\x1cSEALED_BLOB_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1aSEALED_BLOB_KIND_KEY_SHARE\x10\x01\x12!\n\x1dSEALED_BLOB_KIND_PRESIGNATURE\x10\x02\x12\x1e\n\x1aSEALED_BLOB_KIND_PREPARAMS\x10\x03*\xb5\x01\n\x0bMessageHash\x12\x1c\n\x18MESSAGE_HASH_UNSPECIFIED\x10\x00\x12\x14\n\x10MESSAGE_HASH_RAW\x10\x01\x12\x17\n\x13MESSAGE_HASH_SHA256\x10\x02\x12\x1a\n\x16MESSAGE_HASH_KECCAK256\x10\x03\x12\x1e\n\x1aMESSAGE_HASH_DOUBLE_SHA256\x10\x04\x12\x1d\n\x19MESSAGE_HASH_ETH_PERSONAL\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc.v1.enclave_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROTOCOL']._serialized_start=3413
-  _globals['_PROTOCOL']._serialized_end=3506
-  _globals['_SESSIONKIND']._serialized_start=3508
-  _globals['_SESSIONKIND']._serialized_end=3622
-  _globals['_SESSIONSTATE']._serialized_start=3624
-  _globals['_SESSIONSTATE']._serialized_end=3746
-  _globals['_ENCLAVESTATE']._serialized_start=3748
-  _globals['_ENCLAVESTATE']._serialized_end=3818
-  _globals['_ERRORCODE']._serialized_start=3821
-  _globals['_ERRORCODE']._serialized_end=4213
-  _globals['_SEALEDBLOBKIND']._serialized_start=4216
-  _globals['_SEALEDBLOBKIND']._serialized_end=4365
-  _globals['_MESSAGEHASH']._serialized_start=4368
-  _globals['_MESSAGEHASH']._serialized_end=4549
+  _globals['_INFORESPONSE_GAUGESENTRY']._loaded_options = None
+  _globals['_INFORESPONSE_GAUGESENTRY']._serialized_options = b'8\001'
+  _globals['_PROTOCOL']._serialized_start=3518
+  _globals['_PROTOCOL']._serialized_end=3611
+  _globals['_SESSIONKIND']._serialized_start=3613
+  _globals['_SESSIONKIND']._serialized_end=3727
+  _globals['_SESSIONSTATE']._serialized_start=3729
+  _globals['_SESSIONSTATE']._serialized_end=3851
+  _globals['_ENCLAVESTATE']._serialized_start=3853
+  _globals['_ENCLAVESTATE']._serialized_end=3923
+  _globals['_ERRORCODE']._serialized_start=3926
+  _globals['_ERRORCODE']._serialized_end=4318
+  _globals['_SEALEDBLOBKIND']._serialized_start=4321
+  _globals['_SEALEDBLOBKIND']._serialized_end=4470
+  _globals['_MESSAGEHASH']._serialized_start=4473
+  _globals['_MESSAGEHASH']._serialized_end=4654
   _globals['_ERROR']._serialized_start=40
   _globals['_ERROR']._serialized_end=105
   _globals['_REQUEST']._serialized_start=108
@@ -58,37 +60,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INFOREQUEST']._serialized_start=1051
   _globals['_INFOREQUEST']._serialized_end=1091
   _globals['_INFORESPONSE']._serialized_start=1094
-  _globals['_INFORESPONSE']._serialized_end=1375
-  _globals['_SETAWSCREDENTIALS']._serialized_start=1377
-  _globals['_SETAWSCREDENTIALS']._serialized_end=1494
-  _globals['_AWSCREDENTIALSSET']._serialized_start=1496
-  _globals['_AWSCREDENTIALSSET']._serialized_end=1563
-  _globals['_PREPARAMSEXPORT']._serialized_start=1565
-  _globals['_PREPARAMSEXPORT']._serialized_end=1601
-  _globals['_PREPARAMSEXPORTED']._serialized_start=1603
-  _globals['_PREPARAMSEXPORTED']._serialized_end=1722
-  _globals['_PREPARAMSIMPORT']._serialized_start=1724
-  _globals['_PREPARAMSIMPORT']._serialized_end=1785
-  _globals['_PREPARAMSREFUSAL']._serialized_start=1787
-  _globals['_PREPARAMSREFUSAL']._serialized_end=1875
-  _globals['_PREPARAMSIMPORTED']._serialized_start=1877
-  _globals['_PREPARAMSIMPORTED']._serialized_end=1984
-  _globals['_SEALEDBLOB']._serialized_start=1986
-  _globals['_SEALEDBLOB']._serialized_end=2070
-  _globals['_ENCLAVEMESSAGE']._serialized_start=2072
-  _globals['_ENCLAVEMESSAGE']._serialized_end=2155
-  _globals['_SESSIONSTART']._serialized_start=2158
-  _globals['_SESSIONSTART']._serialized_end=2619
-  _globals['_SESSIONDELIVER']._serialized_start=2621
-  _globals['_SESSIONDELIVER']._serialized_end=2707
-  _globals['_SESSIONABORT']._serialized_start=2709
-  _globals['_SESSIONABORT']._serialized_end=2759
-  _globals['_SESSIONRESULT']._serialized_start=2762
-  _globals['_SESSIONRESULT']._serialized_end=3022
-  _globals['_SESSIONUPDATE']._serialized_start=3025
-  _globals['_SESSIONUPDATE']._serialized_end=3236
-  _globals['_CHANNELKEYOFFER']._serialized_start=3238
-  _globals['_CHANNELKEYOFFER']._serialized_end=3339
-  _globals['_CHANNELKEYDELIVERY']._serialized_start=3341
-  _globals['_CHANNELKEYDELIVERY']._serialized_end=3411
+  _globals['_INFORESPONSE']._serialized_end=1480
+  _globals['_INFORESPONSE_GAUGESENTRY']._serialized_start=1415
+  _globals['_INFORESPONSE_GAUGESENTRY']._serialized_end=1460
+  _globals['_SETAWSCREDENTIALS']._serialized_start=1482
+  _globals['_SETAWSCREDENTIALS']._serialized_end=1599
+  _globals['_AWSCREDENTIALSSET']._serialized_start=1601
+  _globals['_AWSCREDENTIALSSET']._serialized_end=1668
+  _globals['_PREPARAMSEXPORT']._serialized_start=1670
+  _globals['_PREPARAMSEXPORT']._serialized_end=1706
+  _globals['_PREPARAMSEXPORTED']._serialized_start=1708
+  _globals['_PREPARAMSEXPORTED']._serialized_end=1827
+  _globals['_PREPARAMSIMPORT']._serialized_start=1829
+  _globals['_PREPARAMSIMPORT']._serialized_end=1890
+  _globals['_PREPARAMSREFUSAL']._serialized_start=1892
+  _globals['_PREPARAMSREFUSAL']._serialized_end=1980
+  _globals['_PREPARAMSIMPORTED']._serialized_start=1982
+  _globals['_PREPARAMSIMPORTED']._serialized_end=2089
+  _globals['_SEALEDBLOB']._serialized_start=2091
+  _globals['_SEALEDBLOB']._serialized_end=2175
+  _globals['_ENCLAVEMESSAGE']._serialized_start=2177
+  _globals['_ENCLAVEMESSAGE']._serialized_end=2260
+  _globals['_SESSIONSTART']._serialized_start=2263
+  _globals['_SESSIONSTART']._serialized_end=2724
+  _globals['_SESSIONDELIVER']._serialized_start=2726
+  _globals['_SESSIONDELIVER']._serialized_end=2812
+  _globals['_SESSIONABORT']._serialized_start=2814
+  _globals['_SESSIONABORT']._serialized_end=2864
+  _globals['_SESSIONRESULT']._serialized_start=2867
+  _globals['_SESSIONRESULT']._serialized_end=3127
+  _globals['_SESSIONUPDATE']._serialized_start=3130
+  _globals['_SESSIONUPDATE']._serialized_end=3341
+  _globals['_CHANNELKEYOFFER']._serialized_start=3343
+  _globals['_CHANNELKEYOFFER']._serialized_end=3444
+  _globals['_CHANNELKEYDELIVERY']._serialized_start=3446
+  _globals['_CHANNELKEYDELIVERY']._serialized_end=3516
 # @@protoc_insertion_point(module_scope)

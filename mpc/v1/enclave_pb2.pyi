@@ -163,7 +163,14 @@ class InfoRequest(_message.Message):
     def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready", "enclave_public_key", "boot_sealer_kind")
+    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready", "enclave_public_key", "boot_sealer_kind", "gauges")
+    class GaugesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +179,7 @@ class InfoResponse(_message.Message):
     PREPARAMS_READY_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     BOOT_SEALER_KIND_FIELD_NUMBER: _ClassVar[int]
+    GAUGES_FIELD_NUMBER: _ClassVar[int]
     version: str
     attestation_mode: str
     state: EnclaveState
@@ -180,7 +188,8 @@ class InfoResponse(_message.Message):
     preparams_ready: int
     enclave_public_key: bytes
     boot_sealer_kind: str
-    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ..., enclave_public_key: _Optional[bytes] = ..., boot_sealer_kind: _Optional[str] = ...) -> None: ...
+    gauges: _containers.ScalarMap[str, int]
+    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ..., enclave_public_key: _Optional[bytes] = ..., boot_sealer_kind: _Optional[str] = ..., gauges: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class SetAwsCredentials(_message.Message):
     __slots__ = ("access_key_id", "secret_access_key", "session_token", "expiration_unix")
