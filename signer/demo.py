@@ -160,14 +160,22 @@ async def run_protocol(protocol: pb.Protocol, relay: Relay, message: bytes) -> d
         timings["presign_ms"] = (time.perf_counter() - t0) * 1000
         presignature_id = next(iter(pre.values())).result.presign.presignature_id  # type: ignore[union-attr]
     t0 = time.perf_counter()
+    # GG20: the message goes to the enclaves with its hash rule (a presignature never signs a bare
+    # digest), and each returns the digest it made.
+    rule = pb.MESSAGE_HASH_SHA256 if protocol == pb.PROTOCOL_GG20_SECP256K1 else pb.MESSAGE_HASH_UNSPECIFIED
     sign = _ok(await relay.run(SessionSpec(
-        "sign", f"demo-sign-{tag}", protocol, parties, key_id=key.key_id, message=signed,
-        presignature_id=presignature_id,
+        "sign", f"demo-sign-{tag}", protocol, parties, key_id=key.key_id, message=message,
+        presignature_id=presignature_id, message_hash=rule,
     )), "signing")
     timings["sign_ms"] = (time.perf_counter() - t0) * 1000
     signatures = {o.result.sign.signature for o in sign.values() if o.result is not None}
     signature = sign[SIGNER_PARTY].result.sign.signature  # type: ignore[union-attr]
-    verified = len(signatures) == 1 and verify(protocol, key.public_key, signed, signature)
+    digests = {o.result.sign.digest for o in sign.values() if o.result is not None}
+    verified = (
+        len(signatures) == 1
+        and verify(protocol, key.public_key, signed, signature)
+        and digests == ({signed} if protocol == pb.PROTOCOL_GG20_SECP256K1 else {b""})
+    )
     return {
         "protocol": PROTOCOL_NAMES[protocol],
         "key_id": key.key_id,

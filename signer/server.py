@@ -343,7 +343,6 @@ class SignerServer:
             lambda: self.store,
             approve=(lambda start: attach_approval(policy, start)) if policy is not None else None,
             burned=self.metrics.burned,
-            boot_kind=lambda: self.preparams.boot_kind,
         )
         self.aws_credentials = (
             CredentialsPusher(ImdsClient(c.enclave.imds_url), self.enclave)

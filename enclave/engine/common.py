@@ -56,6 +56,7 @@ class Prepared:
     build: Callable[[float], Plan]
     key_id: str = ""
     approval_digest: bytes | None = None  # set for SIGN: the "digest" an approval covers
+    approval_hash: str = ""  # set for SIGN: the name of the rule that made that digest
     # Every step is well under a millisecond (FROST signing, GG20 online signing with a
     # presignature): the engine runs them on its event loop, where a thread hop would cost more
     # than the step. Anything with Paillier or range proofs stays in the worker threads so the

@@ -58,7 +58,7 @@ from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.paillier import DEFAULT_MODULUS_BITS
-from enclave.policy import ApprovalRejected, PolicyVerifier
+from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
 from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
@@ -103,6 +103,8 @@ class EngineConfig:
     # Single-use items of one kind made in this boot that the used-record covers (one bit each);
     # an item is refused once this many newer ones of its kind were made (enclave/engine/singleuse.py).
     single_use_window: int = DEFAULT_WINDOW
+    # Sign a bare digest (message_hash RAW) with a presignature: unsafe (CVE-2025-66017), off.
+    allow_presigned_bare_digest: bool = False
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1 or self.single_use_window < 1:
@@ -178,6 +180,7 @@ class Engine:
                 self.config.preparams_wait_seconds,
                 clock,
                 max_modulus_bits=self.config.max_modulus_bits,
+                allow_presigned_bare_digest=self.config.allow_presigned_bare_digest,
             ),
         }
         self._sealer = sealer
@@ -392,15 +395,16 @@ class Engine:
         if self.policy is None:
             return
         assert prepared.approval_digest is not None
-        fields = {
-            "key_id": request.key_id,
-            "digest": prepared.approval_digest,
-            "derivation_path": tuple(request.derivation_path),
-            "session_id": request.session_id,
-        }
+        subject = ApprovalSubject(
+            key_id=request.key_id,
+            message_hash=prepared.approval_hash,
+            digest=prepared.approval_digest,
+            derivation_path=tuple(request.derivation_path),
+            presignature_id=request.presignature_id,
+            session_id=request.session_id,
+        )
         try:
-            approval = decode_approval(request.policy_approval, **fields)  # type: ignore[arg-type]
-            self.policy.verify_approval(approval, **fields)  # type: ignore[arg-type]
+            self.policy.verify_approval(decode_approval(request.policy_approval, subject), subject)
         except ApprovalRejected as exc:
             raise RequestRejected(pb.ERROR_CODE_PERMISSION_DENIED, exc.reason) from None
 

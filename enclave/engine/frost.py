@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from enclave.engine import blobs
-from enclave.engine.approval import frost_digest
+from enclave.engine.approval import FROST_APPROVAL_HASH, frost_digest
 from enclave.engine.common import (
     MAX_FROST_MESSAGE,
     PROTOCOL_NAMES,
@@ -117,6 +117,8 @@ class FrostAdapter:
             raise invalid("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
         if root and len(root) != MERKLE_ROOT_LEN:
             raise invalid(f"taproot_merkle_root must be {MERKLE_ROOT_LEN} bytes")
+        if request.message_hash != pb.MESSAGE_HASH_UNSPECIFIED:
+            raise invalid("message_hash is for GG20: FROST signs the message itself")
         message = bytes(request.message)
         if len(message) > MAX_FROST_MESSAGE:
             raise invalid(f"message must be at most {MAX_FROST_MESSAGE} bytes")
@@ -161,6 +163,5 @@ class FrostAdapter:
             )
             return Plan(Phase(signing_driver(setup), 0, finish), 2)
 
-        return Prepared(
-            parties, build, key_id=kid, approval_digest=frost_digest(message, merkle_root or b""), light=True
-        )
+        return Prepared(parties, build, key_id=kid, approval_digest=frost_digest(message, merkle_root or b""),
+                        approval_hash=FROST_APPROVAL_HASH, light=True)

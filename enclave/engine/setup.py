@@ -19,6 +19,10 @@
                                     every SIGN needs an approval signed by it
     --policy-key-b64 B64            the same key as base64 DER (default: MPC_ENCLAVE_POLICY_KEY,
                                     which the image fixes at build time)
+    --allow-presigned-bare-digest   sign a bare 32-byte digest (message_hash RAW) with a
+                                    presignature; off by default, since the enclave then signs with
+                                    a nonce fixed in advance a hash whose message it never saw
+                                    (CVE-2025-66017; README "Presignatures bound to what they sign")
     --attestation none|nitro        none (default): no TEE, said plainly; nitro: documents from
                                     the Nitro Secure Module (/dev/nsm), NSM entropy mixed in at start
     --kms-key-id ARN                seal with AWS KMS (needs --attestation nitro); a local key, if
@@ -124,6 +128,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " approval lifetime of this start): closes approval replay across restarts; approvals shorter"
         " than that lifetime are refused for that long after a start",
     )
+    g.add_argument(
+        "--allow-presigned-bare-digest", action="store_true",
+        help="UNSAFE: sign a bare digest (message_hash RAW) with a presignature; the enclave then signs, with a"
+        " nonce fixed in advance, a hash whose message it never saw (CVE-2025-66017)",
+    )
     t = parser.add_argument_group("TEE")
     t.add_argument("--attestation", choices=(NONE_MODE, NITRO_MODE), default=NONE_MODE,
                    help="none: no TEE (said plainly); nitro: AWS Nitro Secure Module")
@@ -167,6 +176,7 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
             preparams_pool_size=args.preparams_pool_size,
             preparams_wait_seconds=args.preparams_wait_seconds,
             max_held_bytes=args.max_held_bytes,
+            allow_presigned_bare_digest=getattr(args, "allow_presigned_bare_digest", False),
         )
     except ValueError as exc:
         raise SetupError(str(exc)) from None
@@ -181,6 +191,8 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
         log.warning("%s", NO_ATTESTATION_STATEMENT)
     if args.listen.startswith("vsock://") and attestor.mode == NONE_MODE:
         log.warning("listening on vsock without --attestation nitro: fine for testing; nothing attests this process")
+    if config.allow_presigned_bare_digest:
+        log.warning("--allow-presigned-bare-digest: bare digests are signed with presignatures (CVE-2025-66017)")
     credentials = CredentialsHolder() if args.kms_key_id else None
     unsealer = _unsealer(args, attestor)
     sealer = GatedSealer(unsealer) if unsealer is not None else _sealer(args, attestor, credentials)

@@ -57,6 +57,15 @@ class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEALED_BLOB_KIND_PRESIGNATURE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PREPARAMS: _ClassVar[SealedBlobKind]
 
+class MessageHash(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_HASH_UNSPECIFIED: _ClassVar[MessageHash]
+    MESSAGE_HASH_RAW: _ClassVar[MessageHash]
+    MESSAGE_HASH_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_KECCAK256: _ClassVar[MessageHash]
+    MESSAGE_HASH_DOUBLE_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_ETH_PERSONAL: _ClassVar[MessageHash]
+
 class KeyVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     KEY_VERDICT_UNSPECIFIED: _ClassVar[KeyVerdict]
@@ -96,6 +105,12 @@ SEALED_BLOB_KIND_UNSPECIFIED: SealedBlobKind
 SEALED_BLOB_KIND_KEY_SHARE: SealedBlobKind
 SEALED_BLOB_KIND_PRESIGNATURE: SealedBlobKind
 SEALED_BLOB_KIND_PREPARAMS: SealedBlobKind
+MESSAGE_HASH_UNSPECIFIED: MessageHash
+MESSAGE_HASH_RAW: MessageHash
+MESSAGE_HASH_SHA256: MessageHash
+MESSAGE_HASH_KECCAK256: MessageHash
+MESSAGE_HASH_DOUBLE_SHA256: MessageHash
+MESSAGE_HASH_ETH_PERSONAL: MessageHash
 KEY_VERDICT_UNSPECIFIED: KeyVerdict
 KEY_VERDICT_VALID: KeyVerdict
 KEY_VERDICT_FAILED_AUTHENTICATION: KeyVerdict
@@ -292,7 +307,7 @@ class EnclaveMessage(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +324,7 @@ class SessionStart(_message.Message):
     POLICY_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RESULT_RECIPIENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_HASH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     kind: SessionKind
@@ -325,7 +341,8 @@ class SessionStart(_message.Message):
     policy_approval: bytes
     messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
     result_recipient_key: bytes
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ...) -> None: ...
+    message_hash: MessageHash
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")
@@ -344,7 +361,7 @@ class SessionAbort(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionResult(_message.Message):
-    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id", "sealed_signature")
+    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id", "sealed_signature", "digest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +371,7 @@ class SessionResult(_message.Message):
     SEALED_PRESIGNATURES_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     SEALED_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     public_key: bytes
     chain_code: bytes
@@ -363,7 +381,8 @@ class SessionResult(_message.Message):
     sealed_presignatures: _containers.RepeatedCompositeFieldContainer[SealedBlob]
     presignature_id: str
     sealed_signature: bytes
-    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ...) -> None: ...
+    digest: bytes
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class SessionUpdate(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "culprits", "reason")

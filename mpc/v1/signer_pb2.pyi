@@ -35,6 +35,15 @@ class SignatureEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIGNATURE_ENCODING_RAW: _ClassVar[SignatureEncoding]
     SIGNATURE_ENCODING_DER: _ClassVar[SignatureEncoding]
 
+class MessageHash(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_HASH_UNSPECIFIED: _ClassVar[MessageHash]
+    MESSAGE_HASH_RAW: _ClassVar[MessageHash]
+    MESSAGE_HASH_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_KECCAK256: _ClassVar[MessageHash]
+    MESSAGE_HASH_DOUBLE_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_ETH_PERSONAL: _ClassVar[MessageHash]
+
 class KeyValidity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     KEY_VALIDITY_UNSPECIFIED: _ClassVar[KeyValidity]
@@ -58,6 +67,12 @@ ENCLAVE_STATE_SEALED: EnclaveState
 SIGNATURE_ENCODING_UNSPECIFIED: SignatureEncoding
 SIGNATURE_ENCODING_RAW: SignatureEncoding
 SIGNATURE_ENCODING_DER: SignatureEncoding
+MESSAGE_HASH_UNSPECIFIED: MessageHash
+MESSAGE_HASH_RAW: MessageHash
+MESSAGE_HASH_SHA256: MessageHash
+MESSAGE_HASH_KECCAK256: MessageHash
+MESSAGE_HASH_DOUBLE_SHA256: MessageHash
+MESSAGE_HASH_ETH_PERSONAL: MessageHash
 KEY_VALIDITY_UNSPECIFIED: KeyValidity
 KEY_VALIDITY_VALID: KeyValidity
 KEY_VALIDITY_FAILED_AUTHENTICATION: KeyValidity
@@ -109,28 +124,32 @@ class DKGResult(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignResult(_message.Message):
-    __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id", "sealed_signature")
+    __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id", "sealed_signature", "digest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     RECOVERY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     SEALED_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     signature: bytes
     recovery_id: int
     public_key: bytes
     presignature_id: str
     sealed_signature: bytes
-    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ...) -> None: ...
+    digest: bytes
+    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class PresignResult(_message.Message):
-    __slots__ = ("key_id", "presignature_id")
+    __slots__ = ("key_id", "presignature_id", "derivation_path")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     presignature_id: str
-    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SessionResult(_message.Message):
     __slots__ = ("dkg", "sign", "presign")
@@ -215,7 +234,7 @@ class GetDKGStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartSignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "taproot_merkle_root", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages", "result_recipient_key")
+    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "taproot_merkle_root", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages", "result_recipient_key", "message_hash")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +247,7 @@ class StartSignRequest(_message.Message):
     SIGNATURE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RESULT_RECIPIENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_HASH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
@@ -240,7 +260,8 @@ class StartSignRequest(_message.Message):
     signature_encoding: SignatureEncoding
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
     result_recipient_key: bytes
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ...) -> None: ...
+    message_hash: MessageHash
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
 
 class StartSignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")
@@ -275,20 +296,22 @@ class GetSignStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartPresignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages")
+    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages", "derivation_path")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
     party_ids: _containers.RepeatedScalarFieldContainer[str]
     self_party_id: str
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StartPresignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")

@@ -232,12 +232,12 @@ class RemoteParty:
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, message=spec.message,
                 derivation_path=spec.derivation_path, party_ids=spec.party_ids, self_party_id=me,
                 presignature_id=spec.presignature_id, messages=initial, taproot_merkle_root=spec.taproot_merkle_root,
-                result_recipient_key=spec.result_recipient_key,
+                result_recipient_key=spec.result_recipient_key, message_hash=spec.message_hash,
             ))
         else:
             response = await self.client.start_presign(pb.StartPresignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, party_ids=spec.party_ids,
-                self_party_id=me, messages=initial,
+                self_party_id=me, messages=initial, derivation_path=spec.derivation_path,
             ))
         self.outcome.state = response.state
         if response.HasField("result"):

@@ -164,13 +164,14 @@ class LocalParty:
         if spec.kind == "presign":
             start = convert.presign_start(pb.StartPresignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
-                party_ids=spec.party_ids, self_party_id=me,
+                party_ids=spec.party_ids, self_party_id=me, derivation_path=spec.derivation_path,
             ))
         else:
             start = convert.sign_start(pb.StartSignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
                 message=spec.message, derivation_path=spec.derivation_path, party_ids=spec.party_ids,
                 self_party_id=me, presignature_id=spec.presignature_id, taproot_merkle_root=spec.taproot_merkle_root,
+                message_hash=spec.message_hash,
             ))
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
@@ -225,5 +226,7 @@ class LocalParty:
             for blob in r.sealed_presignatures:
                 pool[blob.id] = blob.data
             first = r.sealed_presignatures[0].id if r.sealed_presignatures else ""
-            return pb.SessionResult(presign=pb.PresignResult(key_id=start.key_id, presignature_id=first))
+            return pb.SessionResult(presign=pb.PresignResult(
+                key_id=start.key_id, presignature_id=first, derivation_path=start.derivation_path
+            ))
         return pb.SessionResult(sign=convert.sign_result(r, pb.SIGNATURE_ENCODING_RAW))

@@ -20,7 +20,7 @@ from frost_rs import utility_secp256k1
 from enclave.engine.approval import encode_approval, frost_digest
 from enclave.engine.keyids import key_id
 from enclave.group.secp256k1 import SECP256K1
-from enclave.policy import PolicyVerifier, approval_message
+from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
 from enclave.primes import FixtureSource
 from enclave.protocols.frost import taproot, wire
 from enclave.protocols.frost.ciphersuite import FROST_SECP256K1
@@ -133,7 +133,7 @@ async def test_policy_approval_covers_the_merkle_root(tmp_path: Path, prime_sour
 
         def approve(sid: str, digest: bytes) -> bytes:
             expires = int(time.time()) + 60
-            signed = approval_message(kid, digest, (), sid, expires)
+            signed = approval_message(ApprovalSubject(kid, "sha256", digest, (), "", sid), expires)
             return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
 
         # an approval of the message alone does not approve it under a script tree's key
@@ -154,7 +154,7 @@ async def test_policy_approval_covers_the_merkle_root(tmp_path: Path, prime_sour
 def test_host_and_enclave_agree_on_the_approval_digest() -> None:
     """The host asks the policy service about the digest the enclave will rebuild (and audits it)."""
     from signer.api.operations import audit_digest
-    from signer.approvals import approval_digest
+    from signer.approvals import signed_digest
 
     message, root = b"spend", bytes([9]) * 32
     for protocol, start_root, enclave_digest in (
@@ -164,8 +164,8 @@ def test_host_and_enclave_agree_on_the_approval_digest() -> None:
         (TR, root, frost_digest(message, root)),
     ):
         start = pb.SessionStart(protocol=protocol, message=message, taproot_merkle_root=start_root)
-        assert approval_digest(start) == enclave_digest
+        assert signed_digest(start) == ("sha256", enclave_digest)
         assert audit_digest(start) == enclave_digest.hex()
     assert frost_digest(message, root) != frost_digest(message)
     gg20 = pb.SessionStart(protocol=pb.PROTOCOL_GG20_SECP256K1, message=bytes(32))
-    assert approval_digest(gg20) == bytes(32)
+    assert signed_digest(gg20) == ("raw", bytes(32))

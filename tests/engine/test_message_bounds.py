@@ -127,8 +127,9 @@ async def test_gg20_rounds_fit_and_the_bounds_are_close(gg20_2of3: Key) -> None:
     digest = hashlib.sha256(b"bounded").digest()
     sizes = Sizes()
     out = relay.results(await relay.run(engines, {
-        p: relay.sign("b-sig", GG20, parties, p, gg20_2of3.shares[p], digest,
-                      presignature=pre[p].sealed_presignatures[0]) for p in parties
+        p: relay.sign("b-sig", GG20, parties, p, gg20_2of3.shares[p], b"bounded",
+                      presignature=pre[p].sealed_presignatures[0], message_hash=pb.MESSAGE_HASH_SHA256)
+        for p in parties
     }, sizes))
     sizes.check(limits.for_session("gg20", "sign", 3, 2, M, with_presignature=True), 1.0)
     sig = out[parties[0]].signature

@@ -33,6 +33,7 @@ from tests.conftest import free_port
 from tests.service.conftest import (
     FROST,
     GG20,
+    KECCAK,
     Node,
     check_signature,
     dkg,
@@ -206,10 +207,10 @@ async def test_gg20_starts_are_rate_limited_per_caller(rate_limited, local, conn
     code, message = await status_of(tenant_a.start_presign(presign_request))
     assert code == Code.RESOURCE_EXHAUSTED and quota in message
     # Signing with the stored presignature takes no token; signing that must presign does.
-    digest = message_for(GG20, b"with a stored presignature")
-    result = await sign(relay_b, GG20, PARTIES, key.key_id, digest, presignature_id)
+    text = b"with a stored presignature"  # a presignature signs a message the enclave hashes
+    result = await sign(relay_b, GG20, PARTIES, key.key_id, text, presignature_id, message_hash=KECCAK)
     assert result.presignature_id == presignature_id
-    check_signature(GG20, key.public_key, digest, result)
+    check_signature(GG20, key.public_key, message_for(GG20, text), result)
     inline = pb.StartSignRequest(session_id=sid("inline"), protocol=GG20, key_id=key.key_id,
                                  message=message_for(GG20, b"must presign"), party_ids=list(PARTIES),
                                  self_party_id="signer-a")

@@ -34,8 +34,9 @@ async def test_a_sealed_signature_opens_only_for_its_recipient(start_node, local
 
     signature = open_signature(sealed, spec.session_id, recipient)
     assert signature == results["client"].sign.signature  # the caller's own party computed it in the clear
+    # the digest the enclave signed is public and stays in the clear beside the sealed signature
     check_signature(protocol, key.public_key, message, pb.SignResult(
-        signature=signature, recovery_id=signature[64] if protocol == GG20 else 0))
+        signature=signature, recovery_id=signature[64] if protocol == GG20 else 0, digest=sealed.digest))
 
     status = await client.sign_status(spec.session_id)  # the host's copy is the ciphertext too
     assert status.result.signature == b"" and status.result.sealed_signature == sealed.sealed_signature
