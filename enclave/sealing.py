@@ -482,12 +482,10 @@ def _read_key_file(key_path: Path) -> bytes:
     return data
 
 
-def _write_exclusive(path: Path, data: bytes) -> None:
-    """Create `path` with mode 0600 (never replacing a file) and flush it to disk."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except FileExistsError:
-        raise SealerConfigError(f"{path} already exists; refusing to overwrite") from None
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create `path` with mode 0600 and flush it to disk; FileExistsError if it exists (never
+    replaces a file, never follows a symlink). The one way this package writes a secret file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         os.fchmod(fd, 0o600)  # umask cannot widen it, but a restrictive one must not be relied on either
         view = memoryview(data)
@@ -496,6 +494,13 @@ def _write_exclusive(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_exclusive(path: Path, data: bytes) -> None:
+    try:
+        write_private_file(path, data)
+    except FileExistsError:
+        raise SealerConfigError(f"{path} already exists; refusing to overwrite") from None
 
 
 def metadata_json(fields: Mapping[str, object]) -> bytes:

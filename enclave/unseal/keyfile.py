@@ -37,7 +37,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from enclave import shamir
 from enclave.rng import Rng
-from enclave.sealing import KEK_ID_LEN, KEK_LEN, SealerConfigError, metadata_json, read_metadata
+from enclave.sealing import (
+    KEK_ID_LEN,
+    KEK_LEN,
+    SealerConfigError,
+    metadata_json,
+    read_metadata,
+    write_private_file,
+)
 from enclave.unseal.shares import SET_ID_LEN, OperatorShare, share_check
 
 KEK_SOURCE: Final = "shares"
@@ -200,15 +207,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 
 def _write_temporary(path: Path, data: bytes, rng: Rng) -> Path:
     tmp = path.with_name(f".{path.name}{_TMP_MARK}{rng.random_bytes(6).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_private_file(tmp, data)
     return tmp
 
 
