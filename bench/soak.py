@@ -350,9 +350,9 @@ async def _soak(work: Path, opts: Options, emit: Callable[[dict[str, Any]], None
 
 
 def soak(opts: Options, out: Path | None = None) -> dict[str, Any]:
-    sink = out.open("w") if out is not None else None
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
+    sink = out.open("w") if out is not None else None
 
     def emit(line: dict[str, Any]) -> None:
         text = json.dumps(line, sort_keys=True)
