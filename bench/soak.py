@@ -24,8 +24,9 @@ The verdict (exit status 1 when it fails):
 - file descriptors plateau: the same fit of each process's fd count grows by at most
   `--max-fd-growth` over the window.
 The window starts after finished sessions have filled the host's retention: the host keeps
-finished sessions `sessions.retention_seconds` (set here with `--retention-seconds`, default
-min(300 s, a fifth of the run)), so before then its memory grows by design.
+finished sessions `sessions.retention_seconds` (set here with `--retention-seconds`; default the
+product's 300 s for a run of 10 minutes or more, a fifth of the run for a shorter one), so before
+then its memory grows by design.
 
 Usage: python -m bench.soak [--seconds 600] [--out FILE] (or `make soak`,
 `python -m bench --only soak` with MPC_SOAK_SECONDS). All traffic is to 127.0.0.1.
@@ -80,7 +81,10 @@ class Options:
 
     @property
     def retention(self) -> float:
-        return self.retention_seconds if self.retention_seconds is not None else min(300.0, self.seconds / 5)
+        if self.retention_seconds is not None:
+            return self.retention_seconds
+        # The product's default for a run of 10 minutes or more; shorter runs keep a fifth of theirs.
+        return 300.0 if self.seconds >= 600 else min(300.0, self.seconds / 5)
 
 
 def proc_sample(pid: int) -> tuple[int, int]:
