@@ -24,7 +24,14 @@ venv: $(STAMP)
 # ones; with it every transitive package moves to the newest the index serves. Read the diff.
 PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade,)
-lock: venv
+# Needs only pip-tools, not an up-to-date venv: after a change to pyproject.toml the venv's own
+# check (tools/check_lock.py --venv) fails until the locks are regenerated, so `lock` must not
+# wait for it.
+$(VENV)/bin/pip-compile:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+
+lock: | $(VENV)/bin/pip-compile
 	$(PIP_COMPILE) --output-file requirements/runtime.lock pyproject.toml
 	$(PIP_COMPILE) --extra dev --output-file requirements/dev.lock pyproject.toml requirements/dev.in
 	$(PY) tools/check_lock.py

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["frost", "gg20", "service", "transport"]
+MODULES = ["frost", "gg20", "service", "transport", "unseal"]
 # Run only when named (`--only soak`): ten minutes by default (MPC_SOAK_SECONDS), judged pass/fail.
 ON_REQUEST = ["soak"]
 

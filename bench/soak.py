@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import secrets
@@ -197,10 +198,13 @@ class Load:
         await self.pool.put(results["signer"].presign.presignature_id)
 
     async def gg20_sign(self) -> None:
-        digest = secrets.token_bytes(32)
+        # With a presignature the enclave hashes the message itself (never a bare digest).
+        message = secrets.token_bytes(48)
+        digest = hashlib.sha256(message).digest()
         presignature_id = self.pool.get_nowait()
         results = await _session(self.relay, SessionSpec("sign", _sid("soak-sign"), GG20, PARTIES,
-                                                         key_id=self.gg20_key.key_id, message=digest,
+                                                         key_id=self.gg20_key.key_id, message=message,
+                                                         message_hash=pb.MESSAGE_HASH_SHA256,
                                                          presignature_id=presignature_id))
         sign = results["signer"].sign
         if sign.presignature_id != presignature_id:

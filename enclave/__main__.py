@@ -18,12 +18,19 @@ from collections.abc import Sequence
 from enclave.attestation import NITRO_MODE
 from enclave.channel_key import AttestedKeyReceiver
 from enclave.engine import setup as engine_setup
+from enclave.engine.validation import KeyValidator
 from enclave.identity import EnclaveIdentity
 from enclave.service import EnclaveService
 from enclave.transport.address import Address, parse_address
 from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES
 from enclave.transport.handshake import load_psk
-from enclave.transport.server import FrameServer
+from enclave.transport.server import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    FrameServer,
+)
+from enclave.unseal.handler import UnsealHandler
 
 log = logging.getLogger("enclave")
 
@@ -46,6 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="DEVELOPMENT ONLY: listen on vsock:// or tcp:// without channel authentication",
     )
     parser.add_argument("--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES)
+    parser.add_argument(
+        "--channel-handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS",
+        help="close a connection that has not completed the handshake and sent its first request by then",
+    )
+    parser.add_argument(
+        "--channel-idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
+        help="close a connection idle that long (0: never); keep it well above the host's health_interval_seconds,"
+        " at which the host pings over its connection",
+    )
+    parser.add_argument(
+        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+        help="connections open at once (the host keeps one); beyond it the oldest one that sent nothing is"
+        " closed, or the new one when all have spoken",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     engine_setup.add_arguments(parser)
 
@@ -56,13 +77,21 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
     # The session engine (sealer, policy and limits checked by run() before listening).
     engine = engine_setup.build_engine(parts)
     identity = EnclaveIdentity.generate()
+
+    def gauges() -> dict[str, int]:
+        return {**engine.gauges(), **server.gauges()}
+
+    unseal = UnsealHandler(parts.unsealer, identity) if parts.unsealer is not None else None
     service = EnclaveService(
-        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity
+        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity, gauges=gauges,
+        unseal=unseal, validator=KeyValidator(parts.sealer),
     )
     receiver = AttestedKeyReceiver(identity, parts.attestor) if args.psk_provisioning == "attested" else None
     server = FrameServer(
         service.handle, psk=psk, key_receiver=receiver,
         allow_unauthenticated=args.insecure_no_channel_auth_for_development, max_frame_bytes=args.max_frame_bytes,
+        handshake_timeout=args.channel_handshake_timeout, idle_timeout=args.channel_idle_timeout or None,
+        max_connections=args.max_connections,
     )
     await server.start(address)
     stop = asyncio.Event()
@@ -90,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.max_frame_bytes < 1024:
         log.error("cannot start: --max-frame-bytes must be at least 1024")
+        return 2
+    if args.channel_handshake_timeout <= 0 or args.channel_idle_timeout < 0 or args.max_connections < 1:
+        log.error("cannot start: --channel-handshake-timeout must be positive, --channel-idle-timeout not negative"
+                  " and --max-connections at least 1")
         return 2
     try:
         parts = engine_setup.open_parts(args)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -207,8 +208,11 @@ class PreParamPool:
     """Keeps up to `size` safe-prime pairs of `modulus_bits` ready, refilled by a daemon thread.
 
     `take()` returns a pooled pair at once when one is ready, else waits for the filler
-    (raising `LocalError` after `timeout`). `start()` launches the filler; `stop()` ends it
-    after the search in progress.
+    (raising `LocalError` after `timeout`); `try_take()` never waits. `add_listener(fn)` has `fn`
+    called (from whatever thread added it) whenever a pair becomes ready, and
+    `expected_wait(count)` estimates when `count` more pairs will be, from the searches so far:
+    together they let a caller wait without holding a thread (enclave/engine/preparams_wait.py).
+    `start()` launches the filler; `stop()` ends it after the search in progress.
 
     Export bookkeeping (see the module docstring): `unexported()` hands out pairs the filler
     made and no export has covered yet, `note_exported()` records the id they were sealed
@@ -237,6 +241,9 @@ class PreParamPool:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self._search_started: float | None = None  # monotonic time of the search in progress
+        self._search_seconds: float | None = None  # smoothed duration of the searches so far
 
     def start(self) -> None:
         with self._cond:
@@ -258,6 +265,28 @@ class PreParamPool:
         with self._cond:
             return len(self._ready)
 
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        with self._cond:
+            self._listeners.append(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    def expected_wait(self, count: int) -> float | None:
+        """Seconds until `count` more pairs are ready (beyond those ready now), from the searches
+        so far; None before any search finished; infinity when nothing fills the pool."""
+        with self._cond:
+            if self._thread is None or self._stopping:
+                return float("inf")
+            per, started = self._search_seconds, self._search_started
+        if per is None:
+            return None
+        if count <= 0:
+            return 0.0
+        first = per if started is None else max(0.0, per - (time.monotonic() - started))
+        return first + (count - 1) * per
+
     def fill_now(self) -> None:
         """Fill the pool in the calling thread (startup warm-up, benchmarks)."""
         while self.ready() < self.size:
@@ -266,6 +295,7 @@ class PreParamPool:
                 self._ready.append(pair)
                 self._fresh.append(pair)
                 self._cond.notify_all()
+            self._notify()
 
     def add(self, pair: SafePrimePair) -> bool:
         """Add an imported (already validated) pair if the pool has room and lacks it."""
@@ -274,7 +304,8 @@ class PreParamPool:
                 return False
             self._ready.append(pair)
             self._cond.notify_all()
-            return True
+        self._notify()
+        return True
 
     def unexported(self, limit: int) -> list[SafePrimePair]:
         """Up to `limit` pairs produced here and not yet exported (each handed out once)."""
@@ -314,14 +345,22 @@ class PreParamPool:
                 raise LocalError("pre-parameter pool is empty and not running")
             if not self._cond.wait_for(lambda: bool(self._ready), timeout):
                 raise LocalError("pre-parameter pool is empty")
-            pair = self._ready.popleft()
-            item_id = self._exported.pop(pair, None)
-            if item_id is not None:
-                self._consumed_now(item_id)
-            with contextlib.suppress(ValueError):
-                self._fresh.remove(pair)
-            self._cond.notify_all()
-            return pair
+            return self._pop()
+
+    def try_take(self) -> SafePrimePair | None:
+        """A ready pair, or None at once."""
+        with self._cond:
+            return self._pop() if self._ready else None
+
+    def _pop(self) -> SafePrimePair:
+        pair = self._ready.popleft()
+        item_id = self._exported.pop(pair, None)
+        if item_id is not None:
+            self._consumed_now(item_id)
+        with contextlib.suppress(ValueError):
+            self._fresh.remove(pair)
+        self._cond.notify_all()
+        return pair
 
     def _fill(self) -> None:
         while True:
@@ -329,10 +368,17 @@ class PreParamPool:
                 self._cond.wait_for(lambda: self._stopping or len(self._ready) < self.size)
                 if self._stopping:
                     return
+                self._search_started = started = time.monotonic()
             pair = self._source(self.modulus_bits)
             with self._cond:
+                took = time.monotonic() - started
+                prev = self._search_seconds
+                # smoothed: one slow or lucky search moves the estimate a third of the way
+                self._search_seconds = took if prev is None else prev + (took - prev) / 3
+                self._search_started = None
                 if len(self._ready) >= self.size:  # imports filled the pool during the search
                     continue
                 self._ready.append(pair)
                 self._fresh.append(pair)
                 self._cond.notify_all()
+            self._notify()

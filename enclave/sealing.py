@@ -26,6 +26,9 @@ info=label), so the random 96-bit nonce never approaches the birthday bound of o
 matter how many presignatures are sealed. The metadata file also holds a "key check": a blob
 sealing a known constant. Opening a sealer unseals it first, so a wrong passphrase or key file
 stops the enclave at start with `WrongSealingKey` instead of failing later on the first share.
+A third source, t-of-n operator shares (enclave/unseal/), gives a `LocalSealer` whose KEK is a
+data key kept wrapped in a share file until enough operators' shares open it; its blobs are of
+kind "local" too, exactly like a key file's.
 
 What is not protected: Python cannot wipe memory, so the KEK and plaintexts live in process
 memory until garbage-collected (the enclave boundary is what protects them); the metadata file
@@ -291,7 +294,7 @@ class LocalSealer:
         group or others). The metadata defaults to `<key_path>.meta.json` and must exist."""
         key_path = Path(key_path)
         meta_path = Path(metadata_path) if metadata_path else default_metadata_path(key_path)
-        meta = _read_metadata(meta_path)
+        meta = read_metadata(meta_path)
         if meta.get("kek_source") != "key-file":
             raise SealerConfigError(f"sealer metadata {meta_path} is not for a key file")
         sealer = cls(_read_key_file(key_path), rng)
@@ -303,7 +306,7 @@ class LocalSealer:
         """Open the sealer whose KEK is scrypt(passphrase) with the salt and cost in the metadata
         file written by `init_passphrase`."""
         meta_path = Path(metadata_path)
-        meta = _read_metadata(meta_path)
+        meta = read_metadata(meta_path)
         if meta.get("kek_source") != "passphrase":
             raise SealerConfigError(f"sealer metadata {meta_path} is not for a passphrase")
         try:
@@ -417,7 +420,7 @@ def generate_key_file(key_path: Path, metadata_path: Path | None = None, rng: Rn
     kek = rng.random_bytes(KEK_LEN)
     _write_exclusive(key_path, kek)
     sealer = LocalSealer(kek, rng)
-    _write_exclusive(meta_path, _metadata_json({"kek_source": "key-file", "key_check": sealer._key_check_blob()}))
+    _write_exclusive(meta_path, metadata_json({"kek_source": "key-file", "key_check": sealer._key_check_blob()}))
     return sealer
 
 
@@ -426,7 +429,7 @@ def init_key_file(key_path: Path, metadata_path: Path | None = None, rng: Rng = 
     key_path = Path(key_path)
     meta_path = Path(metadata_path) if metadata_path else default_metadata_path(key_path)
     sealer = LocalSealer(_read_key_file(key_path), rng)
-    _write_exclusive(meta_path, _metadata_json({"kek_source": "key-file", "key_check": sealer._key_check_blob()}))
+    _write_exclusive(meta_path, metadata_json({"kek_source": "key-file", "key_check": sealer._key_check_blob()}))
     return sealer
 
 
@@ -442,7 +445,7 @@ def init_passphrase(
         "scrypt": {"n": params.n, "r": params.r, "p": params.p, "salt": salt.hex()},
         "key_check": sealer._key_check_blob(),
     }
-    _write_exclusive(Path(metadata_path), _metadata_json(meta))
+    _write_exclusive(Path(metadata_path), metadata_json(meta))
     return sealer
 
 
@@ -495,12 +498,15 @@ def _write_exclusive(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _metadata_json(fields: Mapping[str, object]) -> bytes:
+def metadata_json(fields: Mapping[str, object]) -> bytes:
+    """A sealer metadata document (format and version first); the kind's fields beside them."""
     doc = {"format": _METADATA_FORMAT, "version": _METADATA_VERSION, **fields}
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("ascii")
 
 
-def _read_metadata(meta_path: Path) -> dict[str, object]:
+def read_metadata(meta_path: Path) -> dict[str, object]:
+    """A sealer metadata document of any kind (`kek_source` says which); SealerConfigError if it
+    is missing or not one."""
     try:
         raw = meta_path.read_bytes()
     except FileNotFoundError:
@@ -547,5 +553,7 @@ __all__ = [
     "init_passphrase",
     "is_boot_kind",
     "kek_id",
+    "metadata_json",
     "parse_envelope",
+    "read_metadata",
 ]

@@ -6,15 +6,21 @@ answered with ERROR_CODE_UNIMPLEMENTED. An engine signals a typed refusal by rai
 `RequestRejected(code, message)`; a protocol fault is not an error but a SessionUpdate in state
 FAILED naming the culprits. Any other exception becomes a generic INTERNAL error, with the
 details in the enclave's own log only.
+
+Sealed state (t-of-n unseal, enclave/unseal/): with an `unseal` gate that is sealed, Ping and Info
+say so and every key operation (session start, deliver, abort, validate_key) is refused with
+FAILED_PRECONDITION "node is sealed" before it reaches the engine; `unseal` requests go to the
+gate. Pre-parameter export and import stay open: they use the per-boot sealer, not the durable one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Protocol
 
+from enclave import hpke
 from enclave.attestation import Attestor, NoneAttestor
 from enclave.credentials import CredentialsHolder
 from enclave.errors import BadInput, EnclaveError, InvalidEncoding, InvalidParameters
@@ -57,7 +63,29 @@ class SessionEngine(Protocol):
     async def abort(self, request: pb.SessionAbort) -> pb.SessionUpdate: ...
 
 
+class UnsealGate(Protocol):
+    """The t-of-n unseal state (enclave/unseal/handler.py)."""
+
+    @property
+    def sealed(self) -> bool: ...
+
+    def sealed_error(self) -> Exception:
+        """The refusal of a key operation while sealed (a RequestRejected)."""
+        ...
+
+    async def handle(self, request: pb.UnsealRequest) -> pb.UnsealStatus: ...
+
+
+class KeyChecker(Protocol):
+    """Key validation (enclave/engine/validation.py)."""
+
+    async def validate(self, request: pb.ValidateKeyRequest) -> pb.KeyValidation: ...
+
+
 _UNIMPLEMENTED = "protocol sessions are not available in this enclave build"
+_NO_SHARES = "this enclave does not use operator shares (it runs without --sealing-shares)"
+# Requests that need the durable sealer: refused while the node is sealed.
+_KEY_OPERATIONS = frozenset({"session_start", "session_deliver", "session_abort", "validate_key"})
 # Bound into identity attestation documents, so one is never mistaken for a KMS recipient document.
 IDENTITY_USER_DATA = b"mpc-signer/enclave-identity/v1"
 
@@ -71,19 +99,31 @@ class EnclaveService:
         version: str | None = None,
         identity: EnclaveIdentity | None = None,
         credentials: CredentialsHolder | None = None,
+        gauges: Callable[[], Mapping[str, int]] | None = None,
+        unseal: UnsealGate | None = None,
+        validator: KeyChecker | None = None,
     ) -> None:
         self._attestor: Attestor = attestor if attestor is not None else NoneAttestor()
         self._identity = identity if identity is not None else EnclaveIdentity.generate()
         self._credentials = credentials
         self._sessions = sessions
+        self._gauges = gauges  # InfoResponse.gauges (the engine's, the channel's)
         self._version = version if version is not None else enclave_version()
+        self._unseal = unseal
+        self._validator = validator
+
+    @property
+    def sealed(self) -> bool:
+        return self._unseal is not None and self._unseal.sealed
 
     async def handle(self, request: pb.Request) -> pb.Response:
         rid = request.request_id
         kind = request.WhichOneof("body")
         try:
             if kind == "ping":
-                return pb.Response(request_id=rid, ping=pb.PingResponse())
+                return pb.Response(request_id=rid, ping=pb.PingResponse(sealed=self.sealed))
+            if kind in _KEY_OPERATIONS and self._unseal is not None and self._unseal.sealed:
+                raise self._unseal.sealed_error()
             if kind == "info":
                 return pb.Response(request_id=rid, info=self._info(request.info))
             if kind in ("session_start", "session_deliver", "session_abort"):
@@ -97,6 +137,14 @@ class EnclaveService:
             if kind == "preparams_import":
                 imported = await self._preparams("preparams_import")(request.preparams_import)
                 return pb.Response(request_id=rid, preparams_imported=imported)
+            if kind == "unseal":
+                if self._unseal is None:
+                    raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, _NO_SHARES)
+                return pb.Response(request_id=rid, unseal_status=await self._unseal.handle(request.unseal))
+            if kind == "validate_key":
+                if self._validator is None:
+                    raise RequestRejected(pb.ERROR_CODE_UNIMPLEMENTED, "this enclave cannot validate keys")
+                return pb.Response(request_id=rid, key_validation=await self._validator.validate(request.validate_key))
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
         except RequestRejected as exc:
             return error_response(rid, exc.code, exc.message)
@@ -120,7 +168,7 @@ class EnclaveService:
         response = pb.InfoResponse(
             version=self._version,
             attestation_mode=self._attestor.mode,
-            state=pb.ENCLAVE_STATE_READY,
+            state=pb.ENCLAVE_STATE_SEALED if self.sealed else pb.ENCLAVE_STATE_READY,
             attestation_document=document,
             protocols=list(self._sessions.protocols()) if self._sessions is not None else [],
             enclave_public_key=self._identity.public_key,
@@ -132,6 +180,9 @@ class EnclaveService:
         boot_sealer_kind = getattr(self._sessions, "boot_sealer_kind", None)
         if callable(boot_sealer_kind):
             response.boot_sealer_kind = str(boot_sealer_kind())
+        if self._gauges is not None:
+            for name, value in self._gauges().items():
+                response.gauges[name] = max(0, int(value))
         return response
 
     def _set_credentials(self, request: pb.SetAwsCredentials) -> pb.AwsCredentialsSet:
@@ -155,7 +206,12 @@ class EnclaveService:
         if self._sessions is None:
             raise RequestRejected(pb.ERROR_CODE_UNIMPLEMENTED, _UNIMPLEMENTED)
         if request.HasField("session_start"):
-            return await self._sessions.start(request.session_start)
+            start = request.session_start
+            if start.result_recipient_key:
+                if start.kind != pb.SESSION_KIND_SIGN:
+                    raise RequestRejected(pb.ERROR_CODE_INVALID_ARGUMENT, "result_recipient_key is for signing only")
+                hpke.load_public_key(start.result_recipient_key, "result_recipient_key")
+            return await self._sessions.start(start)
         if request.HasField("session_deliver"):
             return await self._sessions.deliver(request.session_deliver)
         return await self._sessions.abort(request.session_abort)

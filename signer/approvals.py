@@ -2,9 +2,15 @@
 
 Runs in the session's prepare hook (signer/api/operations.py), after the key lookup and before
 any presignature is consumed or the enclave sees the start. The host only relays: the enclave
-rebuilds the approved message from the request it is about to sign and checks the policy key's
-signature, expiry and single use itself (enclave/policy.py), so what this module does wrong can
-make the enclave refuse, never make it sign something unapproved.
+rebuilds the approved message from the request it is about to sign, with the digest it computes
+itself from the message, and checks the policy key's signature, expiry and single use itself
+(enclave/policy.py), so what this module does wrong can make the enclave refuse, never make it
+sign something unapproved.
+
+What an approval names (version 2): key id, hash rule, digest, derivation path, presignature id
+(empty without one), session id. The host computes the digest here too, the same way the
+enclave does (enclave/protocols/gg20/message.py), for the policy request and the audit record;
+a policy service should recompute it from the message it is sent.
 
 Errors become the API's: a refusal PERMISSION_DENIED, a callback that does not answer in time
 DEADLINE_EXCEEDED, anything else UNAVAILABLE, each with the policy client's message.
@@ -16,20 +22,76 @@ import hashlib
 import struct
 from typing import Final
 
+from Crypto.Hash import keccak
+
 from mpc.v1 import enclave_pb2 as epb
 from signer.errors import DeadlineExceeded, PermissionDenied, Unavailable
-from signer.policy_client import ApprovalGrant, PolicyClient, PolicyRejected, PolicyTimeout, PolicyUnavailable
+from signer.policy_client import (
+    ApprovalGrant,
+    ApprovalRequest,
+    PolicyClient,
+    PolicyRejected,
+    PolicyTimeout,
+    PolicyUnavailable,
+)
 
 # SessionStart.policy_approval: u8 version || u64 expires_at || DER signature (docs/nitro.md §7).
-APPROVAL_VERSION: Final = 1
+APPROVAL_VERSION: Final = 2
+
+# The rule names approvals bind (the enclave's MessageHash values). FROST approvals cover
+# SHA-256 of the message, named "sha256".
+HASH_NAMES: Final[dict[int, str]] = {
+    epb.MESSAGE_HASH_UNSPECIFIED: "raw",
+    epb.MESSAGE_HASH_RAW: "raw",
+    epb.MESSAGE_HASH_SHA256: "sha256",
+    epb.MESSAGE_HASH_DOUBLE_SHA256: "double-sha256",
+    epb.MESSAGE_HASH_KECCAK256: "keccak256",
+    epb.MESSAGE_HASH_ETH_PERSONAL: "eth-personal-message",
+}
 
 
-def approval_digest(start: epb.SessionStart) -> bytes:
-    """The 32-byte "digest" an approval covers: the digest itself for GG20, SHA-256 of the
-    message for FROST (whose message may be long)."""
-    if start.protocol == epb.PROTOCOL_FROST_ED25519:
-        return hashlib.sha256(start.message).digest()
-    return bytes(start.message)
+# Taproot with a script tree: the key is tweaked by the merkle root, so the approval covers both
+# (enclave/engine/approval.py computes the same bytes).
+TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
+
+
+def _keccak256(data: bytes) -> bytes:
+    return keccak.new(digest_bits=256, data=data).digest()
+
+
+def signed_digest(start: epb.SessionStart) -> tuple[str, bytes]:
+    """(hash rule name, 32-byte digest) of a validated SIGN start: what an approval covers and the
+    audit records. GG20: the digest the enclave will sign; FROST: SHA-256 of the message (whose
+    message may be long), SHA-256(tag || merkle root || message) for a Taproot signature under a
+    script tree's merkle root."""
+    message = bytes(start.message)
+    if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
+        if start.taproot_merkle_root:
+            return "sha256", hashlib.sha256(TAPROOT_APPROVAL_TAG + start.taproot_merkle_root + message).digest()
+        return "sha256", hashlib.sha256(message).digest()
+    name = HASH_NAMES[start.message_hash]
+    if name == "raw":
+        return name, message
+    if name == "sha256":
+        return name, hashlib.sha256(message).digest()
+    if name == "double-sha256":
+        return name, hashlib.sha256(hashlib.sha256(message).digest()).digest()
+    if name == "keccak256":
+        return name, _keccak256(message)
+    return name, _keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode("ascii") + message)
+
+
+def approval_request(start: epb.SessionStart) -> ApprovalRequest:
+    name, digest = signed_digest(start)
+    return ApprovalRequest(
+        key_id=start.key_id,
+        message_hash=name,
+        message=bytes(start.message),
+        digest=digest,
+        derivation_path=tuple(start.derivation_path),
+        presignature_id=start.presignature_id,
+        session_id=start.session_id,
+    )
 
 
 def encode_approval(grant: ApprovalGrant) -> bytes:
@@ -39,12 +101,7 @@ def encode_approval(grant: ApprovalGrant) -> bytes:
 async def attach_approval(policy: PolicyClient, start: epb.SessionStart) -> None:
     """Ask the policy callback about this SIGN start and put its approval into the start."""
     try:
-        grant = await policy.request_approval_async(
-            key_id=start.key_id,
-            digest=approval_digest(start),
-            derivation_path=list(start.derivation_path),
-            session_id=start.session_id,
-        )
+        grant = await policy.request_approval_async(approval_request(start))
     except PolicyRejected as exc:
         raise PermissionDenied(str(exc)) from None
     except PolicyTimeout as exc:

@@ -8,7 +8,8 @@ it is also the one host module allowed to start the enclave in-process (`mpc-sig
     mpc-signer token                        a development service JWT, signed with var/certs/jwt.key
     mpc-signer ping                         calls Ping over mTLS and prints the answer as JSON
     mpc-signer demo [--target HOST:PORT]    2-of-2 key generation and signatures, both protocols, verified
-    mpc-signer audit | backup | enclave-ping  operator commands (signer.ops_cli)
+    mpc-signer audit | backup | enclave-ping | validate   operator commands (signer.ops_cli)
+    mpc-signer unseal-status | unseal-init | unseal | rekey   operator shares (signer.unseal_cli)
 """
 
 from __future__ import annotations

@@ -212,6 +212,25 @@ class SessionsConfig:
     sweep_interval_seconds: float = key(
         1.0, "how often overdue sessions are failed (and aborted in the enclave) and old ones forgotten", _positive
     )
+    retained_max: int = key(
+        10_000, "finished sessions kept queryable at most (the oldest are forgotten first)", _positive
+    )
+    retained_max_bytes: int = key(
+        32 * 1024 * 1024, "bytes of finished sessions' kept state at most (the oldest are forgotten first)",
+        _check(lambda v: v >= 4096, "must be at least 4096"),
+    )
+    per_caller_max: int = key(
+        250, "running sessions one caller (client identity and JWT subject) may have at once", _positive
+    )
+    per_client_max: int = key(
+        0, "running sessions one client identity (certificate) may have at once, all its subjects together "
+        "(0: only sessions.max_concurrent)", _check(lambda v: v >= 0, "must be >= 0"),
+    )
+    gg20_starts_per_second: float = key(
+        10.0, "sustained rate of GG20 key generations and presignings (a GG20 signing without a stored "
+        "presignature presigns) one caller may start", _positive,
+    )
+    gg20_starts_burst: int = key(20, "how many of those one caller may start at once above the rate", _positive)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """`mpc-signer demo`: key generation and a signature for each protocol, end to end, verified.
 
 The caller's party (P1, a `LocalNode` in this process) and one signer node run a 2-of-2 key
-generation, then sign; GG20 signs in the production shape (a presignature first, then the
-one-round online signature). Each signature is checked with libsecp256k1 (coincurve; the digest
-is SHA-256 of the message) or libsodium (PyNaCl), not with mpc-signer's own code. Prints a JSON
-list of {protocol, key_id, public_key, message, signature, verified, timings}; exits non-zero
-if any check fails.
+generation, then sign, for each protocol: FROST Ed25519, FROST(secp256k1, SHA-256), FROST
+Taproot (BIP340) and GG20; GG20 signs in the production shape (a presignature first, then the
+one-round online signature). Each signature is checked outside mpc-signer's protocol code
+(signer.client.verify): libsecp256k1 (coincurve) for ECDSA (the digest is SHA-256 of the
+message) and BIP340, libsodium (PyNaCl) for Ed25519, the Schnorr equation on libsecp256k1
+points for FROST(secp256k1). Prints a JSON list of {protocol, key_id, public_key, message,
+signature, verified, timings}; exits non-zero if any check fails.
 
 Without --target it starts its own enclave process and an in-process signer on free ports in a
 temporary directory with development credentials made on the spot; with --target it uses a
@@ -42,8 +44,10 @@ from signer.client.verify import verify
 
 CLIENT_PARTY = "client"
 SIGNER_PARTY = "signer"
-PROTOCOL_NAMES: dict[int, str] = {
+PROTOCOL_NAMES: dict[pb.Protocol, str] = {
     pb.PROTOCOL_FROST_ED25519: "frost-ed25519",
+    pb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
+    pb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
     pb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
 }
 
@@ -156,14 +160,22 @@ async def run_protocol(protocol: pb.Protocol, relay: Relay, message: bytes) -> d
         timings["presign_ms"] = (time.perf_counter() - t0) * 1000
         presignature_id = next(iter(pre.values())).result.presign.presignature_id  # type: ignore[union-attr]
     t0 = time.perf_counter()
+    # GG20: the message goes to the enclaves with its hash rule (a presignature never signs a bare
+    # digest), and each returns the digest it made.
+    rule = pb.MESSAGE_HASH_SHA256 if protocol == pb.PROTOCOL_GG20_SECP256K1 else pb.MESSAGE_HASH_UNSPECIFIED
     sign = _ok(await relay.run(SessionSpec(
-        "sign", f"demo-sign-{tag}", protocol, parties, key_id=key.key_id, message=signed,
-        presignature_id=presignature_id,
+        "sign", f"demo-sign-{tag}", protocol, parties, key_id=key.key_id, message=message,
+        presignature_id=presignature_id, message_hash=rule,
     )), "signing")
     timings["sign_ms"] = (time.perf_counter() - t0) * 1000
     signatures = {o.result.sign.signature for o in sign.values() if o.result is not None}
     signature = sign[SIGNER_PARTY].result.sign.signature  # type: ignore[union-attr]
-    verified = len(signatures) == 1 and verify(protocol, key.public_key, signed, signature)
+    digests = {o.result.sign.digest for o in sign.values() if o.result is not None}
+    verified = (
+        len(signatures) == 1
+        and verify(protocol, key.public_key, signed, signature)
+        and digests == ({signed} if protocol == pb.PROTOCOL_GG20_SECP256K1 else {b""})
+    )
     return {
         "protocol": PROTOCOL_NAMES[protocol],
         "key_id": key.key_id,
@@ -189,7 +201,7 @@ async def demo(target: Target | None) -> list[dict[str, Any]]:
         local = LocalNode(ring)
         stack.push_async_callback(local.close)
         summary = []
-        for protocol in (pb.PROTOCOL_FROST_ED25519, pb.PROTOCOL_GG20_SECP256K1):
+        for protocol in PROTOCOL_NAMES:
             relay = Relay({CLIENT_PARTY: local, SIGNER_PARTY: client})
             message = f"mpc-signer demo {PROTOCOL_NAMES[protocol]} {time.time():.0f}".encode()
             summary.append(await run_protocol(protocol, relay, message))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _KNOWN_SERVICES = ("mpc.v1.SignerService", "grpc.health.v1.Health")
+_GAUGE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_MAX_ENCLAVE_GAUGES = 64
+QUOTAS = (
+    "sessions.max_concurrent", "sessions.per_client_max", "sessions.per_caller_max", "sessions.gg20_starts_per_second"
+)
 
 
 class Metrics:
@@ -51,7 +57,7 @@ class Metrics:
             "mpc_signer_enclave_roundtrip_seconds", "Host to enclave request round-trip time", ["request"],
             buckets=_LATENCY_BUCKETS, registry=r,
         )
-        self.enclave_up = Gauge("mpc_signer_enclave_up", "1 while the enclave answers", registry=r)
+        self.enclave_up = Gauge("mpc_signer_enclave_up", "1 while the enclave answers and is not sealed", registry=r)
         self.presignatures_available = Gauge(
             "mpc_signer_presignatures_available", "Unused presignatures in the store (all keys)", registry=r
         )
@@ -63,8 +69,29 @@ class Metrics:
         )
         for item in ("presignature", "preparams"):
             self.single_use_burned.labels(item)
+        self.quota_refusals = Counter(
+            "mpc_signer_quota_refusals", "Session starts refused by a bound (RESOURCE_EXHAUSTED), by its config key",
+            ["quota"], registry=r,
+        )
+        for quota in QUOTAS:
+            self.quota_refusals.labels(quota)
+        self.finished_retained = Gauge(
+            "mpc_signer_finished_sessions_retained", "Finished sessions kept queryable", registry=r
+        )
+        self.finished_retained_bytes = Gauge(
+            "mpc_signer_finished_sessions_retained_bytes", "Bytes of the finished sessions kept queryable",
+            registry=r,
+        )
+        self.finished_evicted = Counter(
+            "mpc_signer_finished_sessions_evicted", "Finished sessions forgotten, by cause (age, count, bytes)",
+            ["cause"], registry=r,
+        )
+        for cause in ("age", "count", "bytes"):
+            self.finished_evicted.labels(cause)
         # Registered when the enclave first reports it, so a scrape never shows a pool that is not there.
         self.preparams_pool: Gauge | None = None
+        # InfoResponse.gauges, as mpc_signer_enclave_<name>; names are the enclave's fixed words.
+        self.enclave_gauges: dict[str, Gauge] = {}
         # (method label, code) -> its counter and histogram series, so a finished RPC skips the
         # client library's label validation and locked lookup. Bounded like the labels themselves.
         self._rpc_series: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -83,6 +110,14 @@ class Metrics:
             )
         series[0].inc()
         series[1].observe(seconds)
+
+    def quota_refused(self, quota: str) -> None:
+        """Count one start refused by a bound (its configuration key, one of QUOTAS)."""
+        self.quota_refusals.labels(quota if quota in QUOTAS else "other").inc()
+
+    def evicted(self, cause: str, count: int) -> None:
+        """Count finished sessions forgotten for `cause` ("age", "count" or "bytes")."""
+        self.finished_evicted.labels(cause).inc(count)
 
     def burned(self, item: str, count: int = 1) -> None:
         """Count single-use items of one kind ("presignature" or "preparams") lost to a restart."""
@@ -114,6 +149,16 @@ class Metrics:
                         registry=self.registry,
                     )
                 self.preparams_pool.set(info.preparams_ready)
+            for name, value in info.gauges.items():
+                gauge = self.enclave_gauges.get(name)
+                if gauge is None:
+                    if not _GAUGE_NAME.fullmatch(name) or len(self.enclave_gauges) >= _MAX_ENCLAVE_GAUGES:
+                        continue  # bounded cardinality whatever the other side sends
+                    gauge = self.enclave_gauges[name] = Gauge(
+                        f"mpc_signer_enclave_{name}", "Enclave resource count or bound (docs/limits.md)",
+                        registry=self.registry,
+                    )
+                gauge.set(value)
 
     async def refresh_pools_forever(self, store: Any, enclave: EnclaveClient | None, interval: float) -> None:
         while True:

@@ -6,6 +6,10 @@
     mpc-signer enclave-ping [--address URI] [--psk-file F] [--expected-pcrs-file F] [--timeout S] [--config F]
                             (with PCRs, this delivers the key to a keyless enclave whose
                             attestation matches them, as the host would: `make run-enclave`)
+    mpc-signer validate [--key-id K ...] [--party-id P] [--address URI] [--psk-file F] [--config F]
+                            every key of the store (or those named) checked by the enclave
+                            (ValidateKey); one JSON line per key, exit status 1 if any is not valid
+    mpc-signer unseal-status | unseal-init | unseal | rekey   operator shares (signer.unseal_cli)
 
 They open the store named by `storage.url` directly (the service may keep running: both backends
 take concurrent writers), and they print machine-readable output: audit records as JSON lines,
@@ -161,6 +165,62 @@ def cmd_backup_import(args: argparse.Namespace) -> int:
         return _fail(f"backup import refused, nothing imported: {type(exc).__name__}: {exc}")
 
 
+def enclave_client(config: Config, address: str | None, psk_file: str | None, timeout: float, what: str) -> Any:
+    """An EnclaveClient for an operator command, on the configured channel (or the one given)."""
+    from enclave.transport.client import EnclaveClient, load_psk, parse_address
+
+    address = address or config.enclave.address
+    psk_path = psk_file or config.enclave.psk_file
+    try:
+        parsed = parse_address(address)
+        psk = load_psk(psk_path) if psk_path else None
+        insecure = config.enclave.insecure_no_channel_auth_for_development
+        if parsed.scheme in ("tcp", "vsock") and psk is None and not insecure:
+            raise ValueError(f"{address}: the enclave channel needs its pre-shared key (--psk-file)")
+        return EnclaveClient(
+            parsed, psk=psk, allow_unauthenticated=insecure, call_timeout=timeout, connect_timeout=timeout
+        )
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Ask the enclave to check every key share of the store (nothing is signed)."""
+    from google.protobuf.json_format import MessageToDict
+
+    from enclave.transport.client import TransportError
+    from mpc.v1 import signer_pb2
+    from signer.api.validation import validate_key
+    from signer.errors import SignerError
+    from signer.storage import KeyNotFound, StorageError
+
+    config = _config(args)
+    client = enclave_client(config, args.address, args.psk_file, args.timeout, "validate")
+
+    async def run(store: Any) -> int:
+        try:
+            keys = [await store.get_key(k) for k in args.key_id] if args.key_id else await store.list_keys()
+            bad = 0
+            for key in keys:
+                answer = await validate_key(client, key, args.party_id or "")
+                bad += answer.validity != signer_pb2.KEY_VALIDITY_VALID
+                doc = MessageToDict(answer, preserving_proto_field_name=True)
+                doc["public_key"] = key.public_key.hex()
+                print(json.dumps(doc, sort_keys=True), flush=True)
+            if bad:
+                print(f"mpc-signer validate: {bad} of {len(keys)} keys are not valid", file=sys.stderr)
+            return 1 if bad else 0
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(_with_store(config, run))
+    except KeyNotFound as exc:
+        return _fail(f"validate: {exc}")
+    except (TransportError, SignerError, StorageError, OSError) as exc:
+        return _fail(f"validate: {type(exc).__name__}: {exc}")
+
+
 def cmd_enclave_ping(args: argparse.Namespace) -> int:
     """Ping the enclave over its socket (container health checks); prints its Info as JSON."""
     from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
@@ -240,3 +300,15 @@ def add_subcommands(sub: Any, with_config: Any) -> None:
     )
     p.add_argument("--timeout", type=float, default=3.0)
     p.set_defaults(func=cmd_enclave_ping)
+
+    p = with_config(sub.add_parser("validate", help="have the enclave check every key share of the store"))
+    p.add_argument("--key-id", action="append", help="only this key (repeatable)")
+    p.add_argument("--party-id", help="this node's party id in the keys (default: the party number the store records)")
+    p.add_argument("--address", help="enclave address (default: enclave.address)")
+    p.add_argument("--psk-file", help="the channel's pre-shared key file (default: enclave.psk_file)")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_validate)
+
+    from signer.unseal_cli import add_subcommands as add_unseal_subcommands
+
+    add_unseal_subcommands(sub, with_config)

@@ -11,10 +11,14 @@ The host cannot approve anything itself; what this module adds is the transport:
   (gRPC PERMISSION_DENIED), a missed deadline `PolicyTimeout` (DEADLINE_EXCEEDED), anything else
   `PolicyUnavailable` (UNAVAILABLE).
 
-Wire format (JSON, UTF-8). Request: {"version": 1, "node_id", "request_id" (random hex),
-"sent_at" (unix seconds), "key_id", "digest" (hex), "derivation_path" (list of ints),
-"session_id"}. Answer: {"decision": "approve", "expires_at": int, "signature": base64 DER} or
-{"decision": "reject", "reason": str}.
+Wire format (JSON, UTF-8). Request: {"version": 2, "node_id", "request_id" (random hex),
+"sent_at" (unix seconds), "key_id", "message_hash" (the hash rule's name: "raw", "sha256",
+"double-sha256", "keccak256", "eth-personal-message"; "sha256" for FROST), "message" (hex: what
+the enclave will hash by that rule; for "raw" the digest itself), "digest" (hex: the digest the
+host computed; a policy service recomputes it from the message rather than trust the host),
+"derivation_path" (list of ints), "presignature_id" (empty when presigning and signing run in one
+session), "session_id"}. Answer: {"decision": "approve", "expires_at": int, "signature": base64
+DER over the v2 approval message of docs/nitro.md §7} or {"decision": "reject", "reason": str}.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import json
 import secrets
 import ssl
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -84,13 +87,24 @@ class PolicyCallbackConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalRequest:
+    """What one signing request signs, as the host asks the policy service about it; the
+    enclave rebuilds the same fields from the request it signs (enclave/policy.py)."""
+
+    key_id: str
+    message_hash: str
+    message: bytes
+    digest: bytes
+    derivation_path: tuple[int, ...]
+    presignature_id: str
+    session_id: str
+
+
+@dataclass(frozen=True)
 class ApprovalGrant:
     """What the host relays to the enclave (which rebuilds and checks the signed message)."""
 
-    key_id: str
-    digest: bytes
-    derivation_path: tuple[int, ...]
-    session_id: str
+    request: ApprovalRequest
     expires_at: int
     signature: bytes = field(repr=False)
 
@@ -112,20 +126,20 @@ class PolicyClient:
         if config.client_cert is not None:
             self._tls.load_cert_chain(str(config.client_cert[0]), str(config.client_cert[1]))
 
-    def request_approval(
-        self, *, key_id: str, digest: bytes, derivation_path: Sequence[int], session_id: str
-    ) -> ApprovalGrant:
-        path = tuple(int(i) for i in derivation_path)
+    def request_approval(self, request: ApprovalRequest) -> ApprovalGrant:
         body = json.dumps(
             {
-                "version": 1,
+                "version": 2,
                 "node_id": self._config.node_id,
                 "request_id": secrets.token_hex(16),
                 "sent_at": int(time.time()),
-                "key_id": key_id,
-                "digest": digest.hex(),
-                "derivation_path": list(path),
-                "session_id": session_id,
+                "key_id": request.key_id,
+                "message_hash": request.message_hash,
+                "message": request.message.hex(),
+                "digest": request.digest.hex(),
+                "derivation_path": [int(i) for i in request.derivation_path],
+                "presignature_id": request.presignature_id,
+                "session_id": request.session_id,
             },
             sort_keys=True,
             separators=(",", ":"),
@@ -152,19 +166,11 @@ class PolicyClient:
             raw_signature = base64.b64decode(signature, validate=True)
         except (binascii.Error, ValueError):
             raise PolicyUnavailable("policy service approval signature is not base64") from None
-        return ApprovalGrant(key_id, digest, path, session_id, expires_at, raw_signature)
+        return ApprovalGrant(request, expires_at, raw_signature)
 
-    async def request_approval_async(
-        self, *, key_id: str, digest: bytes, derivation_path: Sequence[int], session_id: str
-    ) -> ApprovalGrant:
+    async def request_approval_async(self, request: ApprovalRequest) -> ApprovalGrant:
         """For the aio server: the blocking call in a worker thread."""
-        return await asyncio.to_thread(
-            self.request_approval,
-            key_id=key_id,
-            digest=digest,
-            derivation_path=derivation_path,
-            session_id=session_id,
-        )
+        return await asyncio.to_thread(self.request_approval, request)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         deadline = time.monotonic() + self._config.timeout

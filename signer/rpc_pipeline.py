@@ -7,8 +7,10 @@ auth/interceptor.py); this module only fixes their order, which is that of the n
 - then the log context, so every line logged for a call (refusals included) has its request id;
 - then error mapping, so no exception escapes as anything but a status from the table;
 - then authentication (mTLS identity, JWT), before the servicer runs;
-- a unary request body that does not parse is INVALID_ARGUMENT "malformed request" (after
-  authentication, so a stranger learns nothing), never grpc's UNKNOWN with the parser's text.
+- a request body that does not parse is INVALID_ARGUMENT "malformed request" (after
+  authentication, so a stranger learns nothing), never grpc's UNKNOWN with the parser's text: a
+  unary body is handed over as `MALFORMED`, and a frame on a request stream (Exchange) makes the
+  handler's `read()` raise `InvalidArgument`, which the handler ends the stream with.
 One wrapper instead of four nested interceptors saves, per call, three interceptor coroutines,
 three handler objects and three extra awaits; the wrapped handler is built once per method.
 Streaming handlers (health Watch, reflection, Exchange) get authentication, error mapping and
@@ -54,7 +56,9 @@ class RpcPipeline(grpc.aio.ServerInterceptor):
             wrapped = self._unary(method, handler)
         else:
             label, rpc_done = method_label(method), self._metrics.rpc_done
-            wrapped = guarded(handler, method, self._auth, lambda code, seconds: rpc_done(label, code, seconds))
+            wrapped = guarded(
+                _refusing_malformed(handler), method, self._auth, lambda code, seconds: rpc_done(label, code, seconds)
+            )
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
@@ -75,7 +79,7 @@ class RpcPipeline(grpc.aio.ServerInterceptor):
                         if not await admit(method, context, metadata):
                             return None
                         if request is MALFORMED:
-                            raise InvalidArgument("malformed request: the body is not a valid message of this method")
+                            raise InvalidArgument(MALFORMED_BODY)
                         result = behavior(request, context)
                         response = await result if inspect.isawaitable(result) else result
                     except grpc.aio.AbortError:
@@ -112,6 +116,8 @@ class _Malformed:
 
 
 MALFORMED: Final = _Malformed()
+MALFORMED_BODY: Final = "malformed request: the body is not a valid message of this method"
+MALFORMED_FRAME: Final = "malformed request: a frame on the stream is not a valid message of this method"
 
 
 def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -125,3 +131,49 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
             return MALFORMED
 
     return parse
+
+
+def _refusing(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:
+            raise InvalidArgument(MALFORMED_FRAME) from None
+
+    return parse
+
+
+def _refusing_malformed(handler: Any) -> Any:
+    """A streaming handler whose bodies that do not parse become InvalidArgument: on a request
+    stream, raised by the handler's `read()` (grpc calls the deserializer there); for the one
+    request of a unary-stream method (health Watch), raised when the behavior starts."""
+    if handler.request_deserializer is None:
+        return handler
+    if handler.request_streaming:
+        factory = (grpc.stream_stream_rpc_method_handler if handler.response_streaming
+                   else grpc.stream_unary_rpc_method_handler)
+        behavior = handler.stream_stream or handler.stream_unary
+        return factory(behavior, request_deserializer=_refusing(handler.request_deserializer),
+                       response_serializer=handler.response_serializer)
+    streaming = handler.unary_stream
+    checked: Any
+    if inspect.isasyncgenfunction(streaming):
+
+        async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if request is MALFORMED:
+                raise InvalidArgument(MALFORMED_BODY)
+            async for item in streaming(request, context):
+                yield item
+
+    else:  # writes with context.write (grpc's health Watch)
+
+        async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if request is MALFORMED:
+                raise InvalidArgument(MALFORMED_BODY)
+            result = streaming(request, context)
+            return await result if inspect.isawaitable(result) else result
+
+    return grpc.unary_stream_rpc_method_handler(
+        checked, request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )

@@ -44,7 +44,6 @@ from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import Authenticator
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
 from signer.auth.mtls import ClientAllowlist
-from signer.auth.replay import SequenceGuard
 from signer.aws_credentials import CredentialsPusher, ImdsClient
 from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
@@ -52,6 +51,8 @@ from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
 from signer.metrics import MeteredEnclaveClient, Metrics
 from signer.policy_client import PolicyCallbackConfig, PolicyClient
 from signer.preparams import PreparamsKeeper
+from signer.quotas import CallerQuotas
+from signer.retention import FinishedSessions
 from signer.rpc_pipeline import RpcPipeline
 from signer.sessions import Session, Sessions, cancel_quietly
 from signer.storage import Store, open_store
@@ -234,7 +235,8 @@ class HealthWatcher:
     A ping that is late (no answer within the interval) counts as a miss, and only `misses`
     consecutive ones turn the node NOT_SERVING: one slow answer under load is not an outage, and
     flapping health makes Consul and load balancers move traffic for nothing. An enclave that is
-    not there at all (connection refused or broken) is down at once: that is no guess."""
+    not there at all (connection refused or broken) is down at once: that is no guess. A sealed
+    enclave (t-of-n unseal, waiting for the operators' shares) answers but is not up either."""
 
     def __init__(
         self, enclave: EnclaveClient, health: health_aio.HealthServicer, status: EnclaveStatus, interval: float,
@@ -256,12 +258,17 @@ class HealthWatcher:
     async def check_once(self) -> bool:
         try:
             if self._status.up:
-                await self._enclave.ping(timeout=self._interval)
+                pong = await self._enclave.call(epb.Request(ping=epb.PingRequest()), timeout=self._interval)
+                sealed = pong.ping.sealed
             else:
                 info = await self._enclave.info(timeout=self._interval)
                 self._status.attestation_mode = info.attestation_mode
                 self._status.version = info.version
-            up = True
+                sealed = info.state == epb.ENCLAVE_STATE_SEALED
+            if sealed and not self._status.sealed:
+                log.warning("the enclave is sealed: it waits for the operators' shares (mpc-signer unseal)")
+            self._status.sealed = sealed
+            up = not sealed
             self._missed = 0
         except EnclaveTimeout as exc:
             self._missed += 1
@@ -331,25 +338,35 @@ class SignerServer:
             self.enclave, lambda: self.store, c.enclave.preparams_sync_seconds, burned=self.metrics.burned
         )
         self._preparams_task: asyncio.Task[None] | None = None
-        guard = SequenceGuard(c.sessions.deadline_seconds, max_entries=c.sessions.max_concurrent * 64)
         policy = credentials.policy
         self.operations = Operations(
             lambda: self.store,
             approve=(lambda start: attach_approval(policy, start)) if policy is not None else None,
             burned=self.metrics.burned,
-            boot_kind=lambda: self.preparams.boot_kind,
         )
         self.aws_credentials = (
             CredentialsPusher(ImdsClient(c.enclave.imds_url), self.enclave)
             if c.enclave.aws_credentials == "imds" else None
         )
+        s = c.sessions
+        retained = FinishedSessions(
+            max_age=s.retention_seconds, max_count=s.retained_max, max_bytes=s.retained_max_bytes,
+            evicted=self.metrics.evicted,
+        )
+        self.metrics.finished_retained.set_function(lambda: len(retained))
+        self.metrics.finished_retained_bytes.set_function(lambda: retained.bytes)
         self.sessions = Sessions(
             self.enclave,
             credentials.hmac,
-            guard,
-            deadline_seconds=c.sessions.deadline_seconds,
-            max_concurrent=c.sessions.max_concurrent,
-            retention_seconds=c.sessions.retention_seconds,
+            deadline_seconds=s.deadline_seconds,
+            max_concurrent=s.max_concurrent,
+            retained=retained,
+            quotas=CallerQuotas(
+                per_caller_max=s.per_caller_max, per_client_max=s.per_client_max,
+                gg20_starts_per_second=s.gg20_starts_per_second, gg20_starts_burst=s.gg20_starts_burst,
+                refused=self.metrics.quota_refused,
+            ),
+            refused=self.metrics.quota_refused,
             persist=self.operations.persist,
             finished=self._session_finished,
             ids=StoredSessionIds(lambda: self.store),

@@ -30,9 +30,13 @@ Deadlines: every session must finish within `deadline_seconds` of its start. A b
 (`run_sweeper`) fails overdue sessions with reason "session deadline exceeded" and tells the
 enclave to drop their secrets; status calls then show FAILED with that reason, and a submit gets
 FAILED_PRECONDITION. Lookups also check the deadline, so a late caller never sees a stale
-RUNNING between sweeps. Finished sessions stay queryable for `retention_seconds`, then are
-evicted from memory. A finished session keeps its public result and first answer only, never
-sealed blobs; memory grows with the signing rate times the retention.
+RUNNING between sweeps.
+
+Bounded state: a running session holds its own replay state (`SenderSequences`, one entry per
+sender of its party set), dropped when it ends; a message for a session not held here is refused
+before anything is recorded. A finished session leaves the running table for a compact record
+in `signer.retention.FinishedSessions`, bounded in age, count and bytes. Running sessions are
+bounded node-wide (`max_concurrent`) and per caller (`signer.quotas.CallerQuotas`).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
-from signer.auth.replay import SequenceGuard
+from signer.auth.replay import SenderSequences
 from signer.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -66,6 +70,8 @@ from signer.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from signer.quotas import CallerId, CallerQuotas, presigns
+from signer.retention import FinishedSession, FinishedSessions
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,8 @@ class Session:
     next_seq: int = 1
     finished_at: float | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    caller_id: CallerId | None = None
+    sequences: SenderSequences = field(default_factory=SenderSequences, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -102,6 +110,14 @@ class Session:
 
 Persist = Callable[[Session, epb.SessionResult], Awaitable[None]]
 Hook = Callable[[Session], Awaitable[None]]
+# What a start or status call answers from: a session held in full, or a finished one's record.
+Answering = Session | FinishedSession
+
+NO_LONGER_KEPT = (
+    "session is no longer kept on this node: it ran here, and finished sessions are kept for "
+    "sessions.retention_seconds at most (fewer when sessions.retained_max or retained_max_bytes is reached), "
+    "and not across restarts"
+)
 
 
 class SessionIds(Protocol):
@@ -119,22 +135,29 @@ class Sessions:
         self,
         enclave: EnclaveClient,
         keyring: HmacKeyRing,
-        guard: SequenceGuard,
         *,
         deadline_seconds: float,
         max_concurrent: int,
-        retention_seconds: float = 300.0,
+        retained: FinishedSessions | None = None,
+        quotas: CallerQuotas | None = None,
+        refused: Callable[[str], None] | None = None,
         persist: Persist | None = None,
         finished: Hook | None = None,
         ids: SessionIds | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`retained`: where finished sessions are kept (default: 300 s, 10,000, 32 MiB);
+        `quotas`: per-caller bounds (default: none); `refused(quota key)` is told of every start
+        refused by a bound, the node-wide one included."""
         self._enclave = enclave
         self._keyring = keyring
-        self._guard = guard
         self._deadline = deadline_seconds
         self._max = max_concurrent
-        self._retention = retention_seconds
+        if retained is None:
+            retained = FinishedSessions(max_age=300.0, max_count=10_000, max_bytes=32 << 20)
+        self._retained = retained
+        self._quotas = quotas
+        self._refused = refused or (lambda _quota: None)
         self._persist = persist
         self._finished_hook = finished
         self._ids = ids
@@ -148,7 +171,11 @@ class Sessions:
         return self._running
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._sessions) + len(self._retained)
+
+    @property
+    def retained(self) -> FinishedSessions:
+        return self._retained
 
     async def start(
         self,
@@ -159,20 +186,28 @@ class Sessions:
         prepare: Hook | None = None,
         caller: str = "",
         messages: Sequence[pb.ProtocolMessage] = (),
-    ) -> tuple[Session, list[pb.ProtocolMessage]]:
+        caller_id: CallerId | None = None,
+    ) -> tuple[Answering, list[pb.ProtocolMessage]]:
         """Start a session; `messages` from other parties are applied right after the start (all
-        checked before anything starts), and the returned messages answer both."""
+        checked before anything starts), and the returned messages answer both. `caller` names
+        the caller in audit records; `caller_id` is who the session counts against (quotas)."""
+        record = self._retained.get(start.session_id)
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                raise AlreadyExists("session_id is already in use by a different request")
+            return record, record.outgoing()
         existing = self._sessions.get(start.session_id)
         if existing is not None:
             if existing.fingerprint != fingerprint:
                 raise AlreadyExists("session_id is already in use by a different request")
             async with existing.lock:  # a concurrent identical start may still be talking to the enclave
-                if self._sessions.get(start.session_id) is not existing:
+                if self._sessions.get(start.session_id) is not existing and not existing.finished:
                     raise Unavailable("a concurrent start of this session failed; retry")
                 self._check_deadline(existing)
                 return existing, existing.first_outgoing
         if self._running >= self._max:
-            raise ResourceExhausted("too many sessions are running; retry later")
+            self._refused("sessions.max_concurrent")
+            raise ResourceExhausted("too many sessions are running (sessions.max_concurrent); retry later")
         try:
             self._keyring.check_own_party(start.self_party_id)
         except ValueError as exc:
@@ -194,6 +229,11 @@ class Sessions:
             signature_encoding=signature_encoding,
             caller=caller,
         )
+        if self._quotas is not None and caller_id is not None:
+            # Key generation and presigning sessions are known to presign now; a GG20 signing
+            # session only once prepare() found no stored presignature for it.
+            self._quotas.acquire(caller_id, presigning=start.kind != epb.SESSION_KIND_SIGN and presigns(start))
+            session.caller_id = caller_id
         self._sessions[session.session_id] = session
         self._running += 1
         in_enclave = False
@@ -208,8 +248,11 @@ class Sessions:
                     claimed = True
                 if prepare is not None:
                     await prepare(session)
+                if session.caller_id is not None and start.kind == epb.SESSION_KIND_SIGN and presigns(start):
+                    assert self._quotas is not None
+                    self._quotas.charge(session.caller_id)
                 if messages:
-                    self._guard.accept(messages)
+                    session.sequences.accept(messages)
                 try:
                     sent = True
                     update = await self._enclave.session_start(start)
@@ -220,6 +263,9 @@ class Sessions:
                 in_enclave = True
                 outgoing = await self._apply(session, update)
                 session.first_outgoing = outgoing
+                if session.finished:
+                    # It finished within its start: a retried start must answer these again.
+                    self._retained.set_first_outgoing(session.session_id, outgoing)
         except BaseException as exc:
             # Nothing started: the id stays free for a retry, unless the enclave may have run it.
             if claimed and not in_enclave and (not sent or isinstance(exc, EnclaveNotReached | EnclaveRequestError)):
@@ -228,20 +274,31 @@ class Sessions:
                     await self._ids.release(session.session_id)
             if self._sessions.get(session.session_id) is session:
                 del self._sessions[session.session_id]
-                if not session.finished:
-                    self._running -= 1
-                self._guard.forget_session(session.session_id)
+                self._leave_running(session)
+            elif session.finished:
+                self._retained.discard(session.session_id)
             if in_enclave:
                 self._spawn(self._abort_in_enclave(session.session_id, "the start was refused"))
             raise
         return session, outgoing
 
-    def get(self, session_id: str, kind: int) -> Session:
-        session = self._sessions.get(session_id)
+    def get(self, session_id: str, kind: int) -> Answering:
+        session: Answering | None = self._sessions.get(session_id) or self._retained.get(session_id)
         if session is None or session.kind != kind:
             raise NotFound("unknown session")
-        self._check_deadline(session)
+        if isinstance(session, Session):
+            self._check_deadline(session)
         return session
+
+    async def status(self, session_id: str, kind: int) -> Answering:
+        """`get`, and for a session not held here that ran here, a NOT_FOUND that says so."""
+        try:
+            return self.get(session_id, kind)
+        except NotFound:
+            held = session_id in self._sessions or self._retained.get(session_id) is not None  # another kind
+            if not held and self._ids is not None and await self._ids.used(session_id):
+                raise NotFound(NO_LONGER_KEPT) from None
+            raise
 
     async def submit(self, messages: Sequence[pb.ProtocolMessage]) -> tuple[Session, list[pb.ProtocolMessage]]:
         session_id = convert.submitted_session(messages)
@@ -249,20 +306,19 @@ class Sessions:
         self._keyring.verify_all(messages)
         session = self._sessions.get(session_id)
         if session is None:
-            # Freshness is enforced on every authenticated message, routable or not.
-            self._guard.accept(messages)
+            # Nothing is recorded for a session not held here: replay state lives in a session.
+            record = self._retained.get(session_id)
+            if record is not None:
+                raise FailedPrecondition(_finished_refusal(record))
             if self._ids is not None and await self._ids.used(session_id):
                 raise FailedPrecondition("the session has already run on this node; its messages are refused")
             raise NotFound("unknown session")
         async with session.lock:
             self._check_deadline(session)
             if session.finished:
-                raise FailedPrecondition(
-                    "the session has already finished"
-                    + (f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else "")
-                )
+                raise FailedPrecondition(_finished_refusal(session))
             convert.check_routing(messages, session.start.party_ids, session.start.self_party_id)
-            self._guard.accept(messages)
+            session.sequences.accept(messages)
             return session, await self._deliver(session, messages)
 
     async def _deliver(self, session: Session, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
@@ -298,14 +354,14 @@ class Sessions:
         """Fail overdue sessions and evict finished ones past retention; returns how many failed."""
         now = self._clock()
         expired = 0
-        for session_id, session in list(self._sessions.items()):
-            if not session.finished:
-                # A session busy with the enclave is checked again when its call returns.
-                if now > session.deadline and not session.lock.locked():
-                    self._expire(session)
-                    expired += 1
-            elif session.finished_at is not None and now - session.finished_at > self._retention:
-                del self._sessions[session_id]
+        for session in list(self._sessions.values()):
+            # A session busy with the enclave is checked again when its call returns.
+            if not session.finished and now > session.deadline and not session.lock.locked():
+                self._expire(session)
+                expired += 1
+        self._retained.expire(now)
+        if self._quotas is not None:
+            self._quotas.prune()
         return expired
 
     async def run_sweeper(self, interval: float) -> None:
@@ -334,10 +390,35 @@ class Sessions:
             return
         session.state = state
         session.finished_at = self._clock()
-        self._running -= 1
-        self._guard.forget_session(session.session_id)
+        if self._sessions.get(session.session_id) is session:
+            # Out of the running table, into a compact record; the hook still sees it all.
+            del self._sessions[session.session_id]
+            self._retained.add(self._record(session))
+        self._leave_running(session)
+        session.sequences = SenderSequences()
         if self._finished_hook is not None:
             self._spawn(self._run_finished_hook(session))
+
+    def _leave_running(self, session: Session) -> None:
+        self._running -= 1
+        if session.caller_id is not None:
+            assert self._quotas is not None
+            self._quotas.release(session.caller_id)
+            session.caller_id = None
+
+    def _record(self, session: Session) -> FinishedSession:
+        assert session.finished_at is not None
+        result = self.public_result(session)
+        return FinishedSession(
+            session_id=session.session_id,
+            kind=session.kind,
+            fingerprint=session.fingerprint,
+            state=session.state,
+            finished_at=session.finished_at,
+            reason=session.reason,
+            culprits=tuple(session.culprits),
+            result=result.SerializeToString() if result is not None else b"",
+        )
 
     async def _run_finished_hook(self, session: Session) -> None:
         assert self._finished_hook is not None
@@ -397,7 +478,9 @@ class Sessions:
             outgoing.append(envelope)
         return outgoing
 
-    def public_result(self, session: Session) -> pb.SessionResult | None:
+    def public_result(self, session: Answering) -> pb.SessionResult | None:
+        if isinstance(session, FinishedSession):
+            return session.public_result()
         if session.state != pb.SESSION_STATE_DONE or session.result is None:
             return None
         r = session.result
@@ -414,7 +497,15 @@ class Sessions:
             )
         if session.kind == epb.SESSION_KIND_SIGN:
             return pb.SessionResult(sign=convert.sign_result(r, session.signature_encoding))
-        return pb.SessionResult(presign=pb.PresignResult(key_id=r.key_id, presignature_id=r.presignature_id))
+        return pb.SessionResult(presign=pb.PresignResult(
+            key_id=r.key_id, presignature_id=r.presignature_id, derivation_path=session.start.derivation_path
+        ))
+
+
+def _finished_refusal(session: Answering) -> str:
+    return "the session has already finished" + (
+        f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else ""
+    )
 
 
 async def cancel_quietly(task: asyncio.Task[None] | None) -> None:

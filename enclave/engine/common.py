@@ -10,7 +10,7 @@ A signer set must be distinct party ids of the key, include this party and have 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -33,6 +33,8 @@ HARDENED: Final = 1 << 31
 PROTOCOL_NAMES: Final = {
     pb.PROTOCOL_FROST_ED25519: "frost-ed25519",
     pb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
+    pb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
+    pb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
 }
 
 
@@ -54,11 +56,15 @@ class Prepared:
     build: Callable[[float], Plan]
     key_id: str = ""
     approval_digest: bytes | None = None  # set for SIGN: the "digest" an approval covers
+    approval_hash: str = ""  # set for SIGN: the name of the rule that made that digest
     # Every step is well under a millisecond (FROST signing, GG20 online signing with a
     # presignature): the engine runs them on its event loop, where a thread hop would cost more
     # than the step. Anything with Paillier or range proofs stays in the worker threads so the
     # loop keeps answering (pings, other sessions).
     light: bool = False
+    # Awaited on the event loop before `build`, with the deadline: what the start must wait for
+    # (GG20 pre-parameters), so the wait never holds a worker thread.
+    wait: Callable[[float], Awaitable[None]] | None = None
 
 
 def check_party_list(party_ids: list[str], self_party_id: str) -> None:

@@ -13,7 +13,12 @@ Live secret state exists only here, in memory, for as long as its session runs. 
   goes on; a garbage payload makes the session's driver abort naming the sender;
 - serializes requests of one session with its lock and runs the protocol math in a small
   thread pool, so different sessions proceed concurrently and pings stay answered; any
-  failure inside one session fails that session only;
+  failure inside one session fails that session only; nothing waits in that pool: a GG20 key
+  generation waiting for pre-parameters waits on the event loop (enclave/engine/preparams_wait.py);
+- bounds what peers' messages can make it hold: each message by its protocol's size bound for
+  its round (enclave/engine/limits.py), at most one round ahead, and the bytes held for later
+  rounds by a reservation each session makes at start against `max_held_bytes`
+  (RESOURCE_EXHAUSTED when the running sessions have reserved it all; enclave/engine/held.py);
 - with a policy verifier configured, requires a valid approval on every SIGN before the
   session is built (no signature share can exist without it): PERMISSION_DENIED otherwise;
 - enforces single use of presignatures and pre-parameter sets itself: they are sealed under
@@ -45,12 +50,18 @@ from enclave.engine.common import SESSION_ID, Prepared, invalid
 from enclave.engine.frost import FrostAdapter
 from enclave.engine.gg20 import PROTOCOL as GG20_PROTOCOL
 from enclave.engine.gg20 import Gg20Adapter
+from enclave.engine.held import HeldBudget
+from enclave.engine.limits import MessageLimits, for_session
+from enclave.engine.preparams_wait import PreparamsWaiter
+from enclave.engine.sealed_results import seal_signature
 from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.paillier import DEFAULT_MODULUS_BITS
-from enclave.policy import ApprovalRejected, PolicyVerifier
+from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
 from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
+from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1
+from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
 from enclave.service import RequestRejected
@@ -79,19 +90,31 @@ class EngineConfig:
     finished_retention: int = 10_000
     workers: int = 4
     preparams_pool_size: int = 2
-    # How long a GG20 key generation waits for pre-parameters before RESOURCE_EXHAUSTED.
+    # How long a GG20 key generation may wait (on the event loop, holding no worker) for
+    # pre-parameters; RESOURCE_EXHAUSTED at once when the pool cannot serve it within that.
     preparams_wait_seconds: float = 20.0
     max_messages_per_deliver: int = 256
     modulus_bits: int = DEFAULT_MODULUS_BITS
+    # Largest Paillier modulus accepted from a peer (key generation refuses larger ones); the
+    # GG20 message bounds follow from it (enclave/engine/limits.py).
+    max_modulus_bits: int = DEFAULT_MODULUS_BITS
+    # Bytes of peers' messages for later rounds all sessions together may have to hold.
+    max_held_bytes: int = 256 * 1024 * 1024
     # Single-use items of one kind made in this boot that the used-record covers (one bit each);
     # an item is refused once this many newer ones of its kind were made (enclave/engine/singleuse.py).
     single_use_window: int = DEFAULT_WINDOW
+    # Sign a bare digest (message_hash RAW) with a presignature: unsafe (CVE-2025-66017), off.
+    allow_presigned_bare_digest: bool = False
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1 or self.single_use_window < 1:
             raise ValueError("max_sessions, workers, preparams_pool_size and single_use_window must be at least 1")
         if not 0 < self.default_timeout_ms <= self.max_timeout_ms:
             raise ValueError("need 0 < default_timeout_ms <= max_timeout_ms")
+        if self.max_modulus_bits < self.modulus_bits:
+            raise ValueError("max_modulus_bits must be at least modulus_bits")
+        if self.max_held_bytes < 1 or self.preparams_wait_seconds < 0:
+            raise ValueError("max_held_bytes must be positive and preparams_wait_seconds not negative")
 
 
 def _background(source: PrimeSource) -> PrimeSource:
@@ -140,16 +163,24 @@ class Engine:
             on_consumed=self._preparams_consumed,
         )
         self.pool.start()
+        self.held = HeldBudget(self.config.max_held_bytes)
+        self.preparams = PreparamsWaiter(self.pool)
         self._adapters: dict[int, FrostAdapter | Gg20Adapter] = {
-            pb.PROTOCOL_FROST_ED25519: FrostAdapter(sealer, rng),
+            pb.PROTOCOL_FROST_ED25519: FrostAdapter(sealer, rng, FROST_ED25519, pb.PROTOCOL_FROST_ED25519),
+            pb.PROTOCOL_FROST_SECP256K1: FrostAdapter(sealer, rng, FROST_SECP256K1, pb.PROTOCOL_FROST_SECP256K1),
+            pb.PROTOCOL_FROST_SECP256K1_TR: FrostAdapter(
+                sealer, rng, FROST_SECP256K1_TR, pb.PROTOCOL_FROST_SECP256K1_TR
+            ),
             pb.PROTOCOL_GG20_SECP256K1: Gg20Adapter(
                 sealer,
                 rng,
-                self.pool,
+                self.preparams,
                 self.boot_sealer,
                 self.used_presignatures,
                 self.config.preparams_wait_seconds,
                 clock,
+                max_modulus_bits=self.config.max_modulus_bits,
+                allow_presigned_bare_digest=self.config.allow_presigned_bare_digest,
             ),
         }
         self._sealer = sealer
@@ -160,7 +191,12 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def protocols(self) -> Sequence[pb.Protocol]:
-        return [pb.PROTOCOL_GG20_SECP256K1, pb.PROTOCOL_FROST_ED25519]
+        return [
+            pb.PROTOCOL_GG20_SECP256K1,
+            pb.PROTOCOL_FROST_ED25519,
+            pb.PROTOCOL_FROST_SECP256K1,
+            pb.PROTOCOL_FROST_SECP256K1_TR,
+        ]
 
     def running(self) -> int:
         return len(self._running)
@@ -168,6 +204,15 @@ class Engine:
     def preparams_ready(self) -> int:
         """Pre-parameter sets ready in the pool (reported in InfoResponse for the host's metrics)."""
         return self.pool.ready()
+
+    def gauges(self) -> dict[str, int]:
+        """Counts and bounds for the host's metrics (InfoResponse.gauges): nothing secret."""
+        return {
+            **self.held.gauges(),
+            **self.preparams.gauges(),
+            "sessions_running": len(self._running),
+            "sessions_limit": self.config.max_sessions,
+        }
 
     def boot_sealer_kind(self) -> str:
         """The header kind of this boot's single-use blobs (public; reported in InfoResponse)."""
@@ -274,6 +319,7 @@ class Engine:
         for session in self._running.values():
             session.fail("enclave shutting down")
         self.pool.stop(timeout=0)
+        self.preparams.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _in_worker(self, fn: Callable[[], T]) -> T:
@@ -301,14 +347,25 @@ class Engine:
             raise invalid(f"at most {self.config.max_messages_per_deliver} messages per delivery")
         prepared = adapter.prepare(request)
         timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
-        session = Session(request, prepared.parties, self._clock() + timeout_ms / 1000)
+        limits = self._limits(request, prepared)
+        reserve = limits.queue_bound(len(prepared.parties.index) - 1)
+        session = Session(request, prepared.parties, self._clock() + timeout_ms / 1000, limits, self.held, reserve)
         session.light = prepared.light
         initial = self._batch(session, request.messages)
+        if not self.held.reserve(reserve):
+            gauges = self.held.gauges()
+            raise RequestRejected(
+                pb.ERROR_CODE_RESOURCE_EXHAUSTED,
+                f"the enclave cannot hold this session's early messages ({reserve} bytes): running sessions"
+                f" have reserved {gauges['held_message_bytes_reserved']} of {self.held.limit}; retry later",
+            )
         self._running[sid] = session  # reserved: no await since the checks above
         try:
             async with session.lock:
                 if request.kind == pb.SESSION_KIND_SIGN:
                     self._check_policy(request, prepared)
+                if prepared.wait is not None:
+                    await prepared.wait(session.deadline)
                 plan: Plan = await self._step(session, lambda: prepared.build(session.deadline))
                 outgoing = await self._step(session, lambda: session.begin(plan))
                 if initial and session.running:
@@ -324,19 +381,30 @@ class Engine:
             session.fail("the session could not start")
             raise
 
+    def _limits(self, request: pb.SessionStart, prepared: Prepared) -> MessageLimits:
+        protocol = "gg20" if request.protocol == pb.PROTOCOL_GG20_SECP256K1 else "frost"
+        kind = {pb.SESSION_KIND_DKG: "dkg", pb.SESSION_KIND_PRESIGN: "presign"}.get(request.kind, "sign")
+        adapter = self._adapters[request.protocol]
+        sizes = {}
+        if isinstance(adapter, FrostAdapter):
+            sizes = {"element_len": adapter.suite.element_len, "signature_len": adapter.suite.signature_len}
+        return for_session(protocol, kind, len(prepared.parties.index), request.threshold,
+                           self.config.max_modulus_bits, with_presignature=bool(request.presignature_id), **sizes)
+
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
         if self.policy is None:
             return
         assert prepared.approval_digest is not None
-        fields = {
-            "key_id": request.key_id,
-            "digest": prepared.approval_digest,
-            "derivation_path": tuple(request.derivation_path),
-            "session_id": request.session_id,
-        }
+        subject = ApprovalSubject(
+            key_id=request.key_id,
+            message_hash=prepared.approval_hash,
+            digest=prepared.approval_digest,
+            derivation_path=tuple(request.derivation_path),
+            presignature_id=request.presignature_id,
+            session_id=request.session_id,
+        )
         try:
-            approval = decode_approval(request.policy_approval, **fields)  # type: ignore[arg-type]
-            self.policy.verify_approval(approval, **fields)  # type: ignore[arg-type]
+            self.policy.verify_approval(decode_approval(request.policy_approval, subject), subject)
         except ApprovalRejected as exc:
             raise RequestRejected(pb.ERROR_CODE_PERMISSION_DENIED, exc.reason) from None
 
@@ -421,6 +489,7 @@ class Engine:
     @staticmethod
     def _answer(session: Session, outgoing: Sequence[pb.EnclaveMessage]) -> pb.SessionUpdate:
         update = session.update(outgoing)
+        seal_signature(update, session.result_recipient)  # when the caller asked for it
         # The DONE update is the one place the result is handed out (the host stores its sealed
         # blobs before reporting done); the finished record keeps only state and reason.
         session.result = None

@@ -3,21 +3,33 @@
 Party ids in the drivers are the DKG party indices (the Shamir evaluation points).
 
 DKG -> `keygen` (3 rounds, with aux info), the Paillier primes taken from the pre-parameter
-    pool; result: key id, compressed public key, chain code, sealed share
-    (`KeyShare.to_bytes()` inside the engine's key-share record).
-PRESIGN -> `presign` (4 rounds) over the signer set; result: one sealed presignature
-    (SealedBlob kind PRESIGNATURE, id = presignature id, equal at every signer; binding purpose
-    "presignature", item id = that id) recording the signer set and this boot's sequence number
-    for it, sealed under the per-boot sealer (enclave/engine/singleuse.py).
+    pool, waiting for them on the event loop (enclave/engine/preparams_wait.py); a peer modulus
+    above `max_modulus_bits` fails the session naming that peer (the message bounds of
+    enclave/engine/limits.py follow from it); result: key id, compressed public key, chain code,
+    sealed share (`KeyShare.to_bytes()` inside the engine's key-share record).
+PRESIGN -> `presign` (4 rounds) over the signer set, for the child key of derivation_path
+    (fixed now, before the nonce exists: CVE-2025-66017); result: one sealed presignature
+    (SealedBlob kind PRESIGNATURE, id = presignature id, equal at every signer and binding the
+    path; binding purpose "presignature", item id = that id) recording the signer set, the path
+    and this boot's sequence number for it, sealed under the per-boot sealer
+    (enclave/engine/singleuse.py).
 SIGN with a sealed presignature -> the one-round online `sign` (EnclaveMessage.round 1). The
-    signer set must be the presignature's. A blob from an earlier enclave boot is refused
-    (ERROR_CODE_SEALED_IN_EARLIER_BOOT); the sequence number is consumed in this boot's
+    signer set must be the presignature's, and so must the derivation path (FAILED_PRECONDITION
+    otherwise). A bare digest (message_hash RAW or UNSPECIFIED) is refused (FAILED_PRECONDITION)
+    unless the adapter was built with allow_presigned_bare_digest: the enclave must see the
+    message it signs with a nonce fixed in advance. A blob from an earlier enclave boot is
+    refused (ERROR_CODE_SEALED_IN_EARLIER_BOOT); the sequence number is consumed in this boot's
     single-use ledger before the signature share exists; a second use is FAILED_PRECONDITION.
+    All these checks run before anything is consumed.
 SIGN without one -> presign (rounds 1-4) then the online round (EnclaveMessage.round 5, driver
-    session id = session id + "/online") in one session; the presignature never leaves memory.
-The digest is exactly 32 bytes; derivation_path is a non-hardened BIP32 path under the key's
-chain code; the signature is r || s || v (65 bytes, low s) under the derived key, which the
-result carries as public_key (compressed), with recovery_id = v.
+    session id = session id + "/online") in one session; the presignature never leaves memory
+    and its nonce is fixed after the message, so a bare digest is accepted.
+The digest is made here from message and message_hash (enclave/protocols/gg20/message.py; RAW:
+the message is the 32-byte digest) and returned as SessionResult.digest; the online round
+re-randomizes the nonce by it (enclave/protocols/gg20/sign.py). derivation_path is a
+non-hardened BIP32 path under the key's chain code; the signature is r || s || v (65 bytes, low
+s) under the derived key, which the result carries as public_key (compressed), with
+recovery_id = v.
 """
 
 from __future__ import annotations
@@ -41,12 +53,15 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.keyids import key_id, presignature_id
+from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.session import Parties, Phase, Plan
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
-from enclave.errors import InvalidEncoding, LocalError
-from enclave.primes import PreParamPool
+from enclave.errors import BadInput, InvalidEncoding, ProtocolFault
+from enclave.paillier import DEFAULT_MODULUS_BITS
+from enclave.primes import SafePrimePair
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
+from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
 from enclave.rng import Rng
@@ -56,8 +71,31 @@ from mpc.v1 import enclave_pb2 as pb
 
 PROTOCOL = PROTOCOL_NAMES[pb.PROTOCOL_GG20_SECP256K1]
 PRESIGN_ROUNDS = 4
-DIGEST_LEN = 32
 ONLINE_SUFFIX = b"/online"
+MESSAGE_HASHES: dict[int, MessageHash] = {
+    pb.MESSAGE_HASH_UNSPECIFIED: MessageHash.RAW,
+    pb.MESSAGE_HASH_RAW: MessageHash.RAW,
+    pb.MESSAGE_HASH_SHA256: MessageHash.SHA256,
+    pb.MESSAGE_HASH_KECCAK256: MessageHash.KECCAK256,
+    pb.MESSAGE_HASH_DOUBLE_SHA256: MessageHash.DOUBLE_SHA256,
+    pb.MESSAGE_HASH_ETH_PERSONAL: MessageHash.ETH_PERSONAL,
+}
+BARE_DIGEST_REFUSED = (
+    "a bare digest (message_hash RAW) is not signed with a presignature: the enclave must see the message it"
+    " signs when the nonce was fixed in advance (CVE-2025-66017); send the message with its message_hash, or"
+    " sign without a presignature"
+)
+
+
+def derivation_path(request: pb.SessionStart) -> tuple[int, ...]:
+    path = tuple(request.derivation_path)
+    if len(path) > MAX_PATH_DEPTH or any(i >= HARDENED for i in path):
+        raise invalid("derivation_path must be non-hardened indices (< 2^31), at most 255 levels")
+    return path
+
+
+def path_text(path: tuple[int, ...]) -> str:
+    return "/".join(["m", *(str(i) for i in path)])
 
 
 class Gg20Adapter:
@@ -67,19 +105,24 @@ class Gg20Adapter:
         self,
         sealer: Sealer,
         rng: Rng,
-        pool: PreParamPool,
+        preparams: PreparamsWaiter,
         boot_sealer: LocalSealer,
         used: SingleUseLedger,
         preparams_wait: float,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_modulus_bits: int = DEFAULT_MODULUS_BITS,
+        allow_presigned_bare_digest: bool = False,
     ) -> None:
         self._sealer = sealer  # durable: key shares
         self._boot = boot_sealer  # this boot only: presignatures
         self._rng = rng
-        self._pool = pool
+        self._preparams = preparams
         self._used = used
         self._wait = preparams_wait
         self._clock = clock
+        self._max_modulus_bits = max_modulus_bits
+        self._allow_bare = allow_presigned_bare_digest
 
     def prepare(self, request: pb.SessionStart) -> Prepared:
         if request.kind == pb.SESSION_KIND_DKG:
@@ -100,6 +143,9 @@ class Gg20Adapter:
         def finish(value: Any) -> pb.SessionResult:
             share = value
             assert isinstance(share, KeyShare)
+            too_big = {j for j, aux in share.aux.items() if aux.n.bit_length() > self._max_modulus_bits}
+            if too_big:
+                raise ProtocolFault(too_big, f"Paillier modulus above the {self._max_modulus_bits} bits accepted")
             kid = key_id(PROTOCOL, sid, threshold, order, share.public_key)
             record = ShareRecord(
                 PROTOCOL,
@@ -121,19 +167,17 @@ class Gg20Adapter:
                 ),
             )
 
+        taken: list[SafePrimePair] = []
+
+        async def wait(deadline: float) -> None:
+            taken.append(await self._preparams.take(max(0.0, min(self._wait, deadline - self._clock()))))
+
         def build(deadline: float) -> Plan:
-            wait = max(0.0, min(self._wait, deadline - self._clock()))
-            try:
-                primes = self._pool.take(timeout=wait)
-            except LocalError:
-                raise RequestRejected(
-                    pb.ERROR_CODE_RESOURCE_EXHAUSTED, "no Paillier pre-parameters ready yet; retry shortly"
-                ) from None
             ids = tuple(parties.index.values())
-            driver = keygen.start(sid.encode("utf-8"), parties.self_index, ids, threshold, primes, self._rng)
+            driver = keygen.start(sid.encode("utf-8"), parties.self_index, ids, threshold, taken.pop(), self._rng)
             return Plan(Phase(driver, 0, finish), 3)
 
-        return Prepared(parties, build)
+        return Prepared(parties, build, wait=wait)
 
     # -- presigning -----------------------------------------------------------------------------
 
@@ -151,14 +195,15 @@ class Gg20Adapter:
 
     def _presign(self, request: pb.SessionStart) -> Prepared:
         record, share, parties = self._key(request, {pb.SEALED_BLOB_KIND_KEY_SHARE})
-        if request.presignature_id or request.message or request.derivation_path:
-            raise invalid("presigning takes no presignature_id, message or derivation_path")
+        if request.presignature_id or request.message or request.message_hash:
+            raise invalid("presigning takes no presignature_id, message or message_hash")
+        path = derivation_path(request)
         sid, kid, signers = request.session_id, record.key_id, tuple(request.party_ids)
 
         def finish(value: Any) -> pb.SessionResult:
             presig = value
             assert isinstance(presig, Presignature)
-            pid = presignature_id(kid, sid, presig.r_point)
+            pid = presignature_id(kid, sid, presig.r_point, presig.derivation_path)
             rec = PresignatureRecord(PROTOCOL, kid, pid, signers, self._used.issue(), presig.to_bytes())
             binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=record.index, purpose="presignature", item_id=pid)
             blob = pb.SealedBlob(
@@ -168,19 +213,22 @@ class Gg20Adapter:
 
         def build(deadline: float) -> Plan:
             ids = tuple(parties.index.values())
-            return Plan(Phase(presign.start(sid.encode("utf-8"), share, ids, self._rng), 0, finish), PRESIGN_ROUNDS)
+            driver = presign.start(sid.encode("utf-8"), share, ids, self._rng, path=path)
+            return Plan(Phase(driver, 0, finish), PRESIGN_ROUNDS)
 
         return Prepared(parties, build, key_id=kid)
 
     # -- signing --------------------------------------------------------------------------------
 
     def _sign(self, request: pb.SessionStart) -> Prepared:
-        digest = bytes(request.message)
-        if len(digest) != DIGEST_LEN:
-            raise invalid("message must be the 32-byte digest for GG20")
-        path = tuple(request.derivation_path)
-        if len(path) > MAX_PATH_DEPTH or any(i >= HARDENED for i in path):
-            raise invalid("derivation_path must be non-hardened indices (< 2^31), at most 255 levels")
+        rule = MESSAGE_HASHES.get(request.message_hash)
+        if rule is None:
+            raise invalid("unknown message_hash")
+        try:
+            digest = digest_of(rule, bytes(request.message))
+        except BadInput as exc:
+            raise invalid(str(exc)) from None
+        path = derivation_path(request)
         record, share, parties = self._key(request, {pb.SEALED_BLOB_KIND_KEY_SHARE, pb.SEALED_BLOB_KIND_PRESIGNATURE})
         sid, kid = request.session_id, record.key_id
         sid_b = sid.encode("utf-8")
@@ -193,34 +241,45 @@ class Gg20Adapter:
             sig = value
             assert isinstance(sig, Signature)
             return pb.SessionResult(
-                key_id=kid, public_key=sig.public_key, signature=sig.to_bytes(), recovery_id=sig.v, presignature_id=pid
+                key_id=kid, public_key=sig.public_key, signature=sig.to_bytes(), recovery_id=sig.v, presignature_id=pid,
+                digest=digest,
             )
 
         if pid:
+            if rule is MessageHash.RAW and not self._allow_bare:
+                raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, BARE_DIGEST_REFUSED)
             seq, presig = self._open_presignature(presig_blobs[0], record, request)
+            if presig.derivation_path != path:
+                raise RequestRejected(
+                    pb.ERROR_CODE_FAILED_PRECONDITION,
+                    f"presignature {pid} was made for derivation path {path_text(presig.derivation_path)}, not"
+                    f" {path_text(path)}: a presignature is bound at presigning to the one path it signs for",
+                )
             self._used.check(seq)
 
             def consume(_inner_id: bytes) -> None:
                 self._used.consume(seq)
 
             def build_online(deadline: float) -> Plan:
-                driver = sign.start(sid_b, share, presig, digest, consume, path=path)
+                driver = sign.start(sid_b, share, presig, digest, consume, rule=rule, path=path)
                 return Plan(Phase(driver, 0, finish_signature), 1)
 
-            return Prepared(parties, build_online, key_id=kid, approval_digest=digest, light=True)
+            return Prepared(parties, build_online, key_id=kid, approval_digest=digest, approval_hash=rule.value,
+                            light=True)
 
         def online(value: Any) -> Phase:
             fresh = value
             assert isinstance(fresh, Presignature)
             # Made in this session and dropped with it: nothing to consume beyond memory.
-            driver = sign.start(sid_b + ONLINE_SUFFIX, share, fresh, digest, lambda _id: None, path=path)
+            driver = sign.start(sid_b + ONLINE_SUFFIX, share, fresh, digest, lambda _id: None, rule=rule, path=path)
             return Phase(driver, PRESIGN_ROUNDS, finish_signature)
 
         def build_full(deadline: float) -> Plan:
             ids = tuple(parties.index.values())
-            return Plan(Phase(presign.start(sid_b, share, ids, self._rng), 0, online), PRESIGN_ROUNDS + 1)
+            driver = presign.start(sid_b, share, ids, self._rng, path=path)
+            return Plan(Phase(driver, 0, online), PRESIGN_ROUNDS + 1)
 
-        return Prepared(parties, build_full, key_id=kid, approval_digest=digest)
+        return Prepared(parties, build_full, key_id=kid, approval_digest=digest, approval_hash=rule.value)
 
     def _open_presignature(
         self, blob: pb.SealedBlob, record: ShareRecord, request: pb.SessionStart

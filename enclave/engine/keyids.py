@@ -7,9 +7,11 @@ Every party of a DKG session knows all of these once the group key exists, so ev
 computes the same id without another round; two DKG sessions never share an id because the
 session id and the freshly generated public key are in it.
 
-presignature id = SHA-256 over "mpc-signer/engine/presignature-id/v1", key id, presign session
+presignature id = SHA-256 over "mpc-signer/engine/presignature-id/v2", key id, presign session
 id, R (the presignature's nonce point, common to all signers and unpredictable before the
-session ends). Equal at every signer, so the relay can name one presignature to all of them.
+session ends), the derivation path it was made for (u32 big-endian indices). Equal at every
+signer, so the relay can name one presignature to all of them; a host that gave the signers
+different paths gets different ids, and no signing session can name both.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from typing import Final
 
 KEY_ID_TAG: Final = b"mpc-signer/engine/key-id/v1"
-PRESIGNATURE_ID_TAG: Final = b"mpc-signer/engine/presignature-id/v1"
+PRESIGNATURE_ID_TAG: Final = b"mpc-signer/engine/presignature-id/v2"
 KEY_ID_LEN: Final = 64
 
 
@@ -39,9 +41,10 @@ def key_id(protocol: str, session_id: str, threshold: int, parties: Sequence[str
     return h.hexdigest()
 
 
-def presignature_id(key: str, session_id: str, r_point: bytes) -> str:
+def presignature_id(key: str, session_id: str, r_point: bytes, path: Sequence[int] = ()) -> str:
     h = hashlib.sha256(_lp(PRESIGNATURE_ID_TAG))
-    for part in (key.encode("ascii"), session_id.encode("utf-8"), r_point):
+    path_b = b"".join(struct.pack(">I", i) for i in path)
+    for part in (key.encode("ascii"), session_id.encode("utf-8"), r_point, path_b):
         h.update(_lp(part))
     return h.hexdigest()
 

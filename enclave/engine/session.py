@@ -10,7 +10,16 @@ travel as EnclaveMessage.round = offset + driver round, and a message whose roun
 the current phase is held (one per sender and round) until its phase starts; a second one from
 the same sender for the same round aborts naming the sender, a round outside the session's
 range too. When a driver outputs, the phase's `finish` turns the output into the next phase or
-into the SessionResult.
+into the SessionResult (a `ProtocolFault` it raises aborts naming its culprits).
+
+Acceptance before a message reaches a driver (each failure aborts naming the sender): a frame
+header that parses, a frame round equal to the message's round less the phase offset, a size
+within the protocol's bound for that round and kind (`MessageLimits`, enclave/engine/limits.py;
+in a `capped` round a message over the 1 MiB ceiling names nobody), and a round at most one
+ahead of this party's (no honest peer is further ahead). What the session then holds for later
+rounds is within the reservation it made at start (`HeldBudget`, enclave/engine/held.py); bytes
+beyond it (early abort-branch messages only) are lent from the engine's spare room, or the
+session fails naming nobody.
 
 Everything here runs under the session's lock, the heavy parts in a worker thread: a session is
 touched by one thread at a time. Failing or finishing drops the drivers (and with them every
@@ -25,9 +34,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from enclave.errors import LocalError
+from enclave.engine.held import HeldBudget
+from enclave.engine.limits import MessageLimits
+from enclave.errors import LocalError, ProtocolFault
 from enclave.kms import KmsUnavailable
-from enclave.protocols.rounds import Abort, Driver, Output
+from enclave.protocols.rounds import FRAME_VERSION, Abort, Driver, Kind, Output
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -78,8 +89,19 @@ class Plan:
     total_rounds: int
 
 
+_HEADER = 6
+
+
 class Session:
-    def __init__(self, request: pb.SessionStart, parties: Parties, deadline: float) -> None:
+    def __init__(
+        self,
+        request: pb.SessionStart,
+        parties: Parties,
+        deadline: float,
+        limits: MessageLimits | None = None,
+        budget: HeldBudget | None = None,
+        reserved: int = 0,
+    ) -> None:
         self.id = request.session_id
         self.kind = request.kind
         self.protocol = request.protocol
@@ -94,6 +116,12 @@ class Session:
         self._later: dict[tuple[int, int], bytes] = {}
         self.lock = asyncio.Lock()
         self.light = False  # steps run on the event loop (see Prepared.light)
+        self.result_recipient = bytes(request.result_recipient_key)  # see engine.sealed_results
+        self.limits = limits
+        self._budget = budget
+        self._reserved = reserved  # taken from the budget at start; given back by _drop
+        self._lent = 0  # held beyond the reservation, lent by the budget
+        self.held = 0  # bytes of peers' messages for later rounds, not examined yet
 
     @property
     def running(self) -> bool:
@@ -108,6 +136,8 @@ class Session:
     def begin(self, plan: Plan) -> list[pb.EnclaveMessage]:
         self._phase = plan.first
         self.total_rounds = plan.total_rounds
+        if self.limits is not None and len(self.limits.rounds) != plan.total_rounds:
+            raise LocalError("message limits do not cover the session's rounds")
         return self._guarded(self._advance)
 
     def feed(self, messages: Iterable[tuple[int, int, bytes]]) -> list[pb.EnclaveMessage]:
@@ -120,6 +150,7 @@ class Session:
                     break
                 self._receive(rnd, sender, payload)
                 out += self._advance()
+                self._recount()
             return out
 
         return self._guarded(run)
@@ -144,14 +175,81 @@ class Session:
         assert phase is not None
         if not 1 <= rnd <= self.total_rounds:
             self.fail("round out of range", [sender])
-        elif rnd > phase.last_round:
+            return
+        if rnd <= phase.offset:
+            return  # traffic for an earlier, finished phase changes nothing (as a Driver does)
+        if not self._acceptable(rnd, sender, payload, phase):
+            return
+        if rnd > phase.last_round:
             if (rnd, sender) in self._later:
                 self.fail("duplicate message", [sender])
-            else:
+            elif self._room(len(payload)):
                 self._later[(rnd, sender)] = payload
-        elif rnd > phase.offset:
+            return
+        frame_round = int.from_bytes(payload[1:3], "big")
+        if frame_round + phase.offset != rnd:
+            self.fail(f"message for round {rnd} carries a frame of round {frame_round}", [sender])
+        elif frame_round <= phase.driver.round_number or self._room(len(payload)):
             phase.driver.receive(sender, payload)
-        # else: traffic for an earlier, finished phase changes nothing (as a Driver does)
+
+    def _acceptable(self, rnd: int, sender: int, payload: bytes, phase: Phase) -> bool:
+        """The checks of the module docstring that need no driver; False once the session failed."""
+        if len(payload) < _HEADER or payload[0] != FRAME_VERSION or payload[3] not in (Kind.BROADCAST, Kind.DIRECT):
+            self.fail("unparsable frame", [sender])
+            return False
+        furthest = phase.offset + phase.driver.furthest_round()
+        if rnd > furthest:
+            self._refused(oversize=False)
+            current = phase.offset + phase.driver.round_number
+            self.fail(f"message for round {rnd} while this party is in round {current} (no honest party is that "
+                      "far ahead)", [sender])
+            return False
+        if self.limits is None:
+            return True
+        broadcast = payload[3] == Kind.BROADCAST
+        bound = self.limits.max_bytes(rnd, broadcast)
+        if len(payload) > bound:
+            self._refused(oversize=True)
+            what = "broadcast" if broadcast else "direct message"
+            reason = f"{len(payload)}-byte {what} for round {rnd} exceeds the protocol's bound of {bound} bytes"
+            if self.limits.capped(rnd, broadcast):
+                self.fail(reason + " (an honest one may too, at this party count: nobody is named)")
+            else:
+                self.fail(reason, [sender])
+            return False
+        return True
+
+    def _refused(self, *, oversize: bool) -> None:
+        if self._budget is not None:
+            self._budget.note_refused(oversize=oversize)
+
+    def _room(self, size: int) -> bool:
+        """Room to hold `size` more bytes for a later round (see the module docstring)."""
+        need = self.held + size - self._reserved - self._lent
+        if need > 0:
+            if self._budget is None or not self._budget.lend(need):
+                self.fail("no room left in the enclave to hold an early message of a failing session")
+                return False
+            self._lent += need
+        self.held += size
+        if self._budget is not None:
+            self._budget.note_held(size)
+        return True
+
+    def _recount(self) -> None:
+        """Held bytes after the drivers took what their rounds reached; lent bytes go back."""
+        phase = self._phase
+        held = 0 if phase is None else phase.driver.held_bytes() + sum(len(p) for p in self._later.values())
+        self._set_held(held)
+
+    def _set_held(self, held: int) -> None:
+        if self._budget is not None:
+            self._budget.note_held(held - self.held)
+            surplus = min(self._lent, self._reserved + self._lent - held)
+            if surplus > 0:
+                self._budget.give_back(surplus)
+                self._lent -= surplus
+        self.held = held
 
     def _advance(self) -> list[pb.EnclaveMessage]:
         out: list[pb.EnclaveMessage] = []
@@ -165,14 +263,22 @@ class Session:
                 self.fail(res.reason, res.culprits)
                 break
             assert isinstance(res, Output)
-            nxt = phase.finish(res.value)
+            try:
+                nxt = phase.finish(res.value)
+            except ProtocolFault as fault:
+                self.fail(fault.reason, fault.culprits)
+                break
             if isinstance(nxt, pb.SessionResult):
                 self.done(nxt)
                 break
             self._phase = nxt
             held = sorted(k for k in self._later if nxt.offset < k[0] <= nxt.last_round)
             for rnd, sender in held:
-                nxt.driver.receive(sender, self._later.pop((rnd, sender)))
+                payload = self._later.pop((rnd, sender))
+                if int.from_bytes(payload[1:3], "big") + nxt.offset != rnd:
+                    self.fail(f"message for round {rnd} carries a frame of another round", [sender])
+                    break
+                nxt.driver.receive(sender, payload)
         return out
 
     def _message(self, phase: Phase, to: int | None, rnd: int, payload: bytes) -> pb.EnclaveMessage:
@@ -188,6 +294,11 @@ class Session:
     def _drop(self) -> None:
         self._phase = None
         self._later.clear()
+        self._set_held(0)
+        if self._budget is not None:
+            self._budget.release(self._reserved, self._lent)
+        self._reserved = self._lent = 0
+        self._budget = None
 
     def fail(self, reason: str, culprits: Iterable[int] = ()) -> None:
         if not self.running:

@@ -4,13 +4,25 @@
                                     at PATH.meta.json unless --sealing-meta says otherwise
     --sealing-passphrase-file PATH  passphrase (first line) for scrypt; needs --sealing-meta
     --sealing-meta PATH             sealer metadata file (salt, scrypt cost, key check)
+    --sealing-shares PATH           t-of-n unseal: the share file (wrapped data key); the process
+                                    starts sealed until operators enter their shares (default:
+                                    MPC_ENCLAVE_SEALING_SHARES; enclave/unseal/)
     --generate-sealing-key          create the key file (or passphrase metadata) if missing (dev)
     --max-sessions N                running sessions allowed at once
     --preparams-pool-size N         Paillier pre-parameter sets kept ready for GG20 key generation
+    --preparams-wait-seconds S      how long a GG20 key generation may wait for one (default 5; on
+                                    the event loop, holding no worker); RESOURCE_EXHAUSTED at once
+                                    when the pool cannot make one in that time
+    --max-held-bytes N              peers' messages for later rounds all sessions may have to hold
+                                    (each session reserves its share at start; default 256 MiB)
     --policy-key PATH               P-256 public key (PEM) of the signing policy; when given,
                                     every SIGN needs an approval signed by it
     --policy-key-b64 B64            the same key as base64 DER (default: MPC_ENCLAVE_POLICY_KEY,
                                     which the image fixes at build time)
+    --allow-presigned-bare-digest   sign a bare 32-byte digest (message_hash RAW) with a
+                                    presignature; off by default, since the enclave then signs with
+                                    a nonce fixed in advance a hash whose message it never saw
+                                    (CVE-2025-66017; README "Presignatures bound to what they sign")
     --attestation none|nitro        none (default): no TEE, said plainly; nitro: documents from
                                     the Nitro Secure Module (/dev/nsm), NSM entropy mixed in at start
     --kms-key-id ARN                seal with AWS KMS (needs --attestation nitro); a local key, if
@@ -64,10 +76,14 @@ from enclave.sealing import (
     generate_key_file,
     init_passphrase,
 )
+from enclave.unseal.unsealer import GatedSealer, Unsealer
 
 log = logging.getLogger(__name__)
 
 DEV_KEY_FILE = Path("var/sealing.key")
+# The enclave process answers a key generation it cannot serve soon at once (the host or relay
+# retries); an engine embedded in a caller's process (EngineConfig's default) waits longer.
+PROCESS_PREPARAMS_WAIT_SECONDS = 5.0
 
 
 class SetupError(Exception):
@@ -80,12 +96,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = g.add_mutually_exclusive_group()
     source.add_argument("--sealing-key-file", type=Path, help="32-byte key-encryption key file (mode 0600)")
     source.add_argument("--sealing-passphrase-file", type=Path, help="file whose first line is the sealing passphrase")
+    source.add_argument(
+        "--sealing-shares", type=Path, default=os.environ.get("MPC_ENCLAVE_SEALING_SHARES") or None,
+        help="t-of-n unseal: share file of the wrapped data key; starts sealed (mpc-signer unseal-init / unseal)",
+    )
     g.add_argument("--sealing-meta", type=Path, help="sealer metadata file (default for a key file: KEY.meta.json)")
     g.add_argument(
         "--generate-sealing-key", action="store_true", help="create the sealing key (or passphrase metadata) if missing"
     )
     g.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
     g.add_argument("--preparams-pool-size", type=int, default=defaults.preparams_pool_size)
+    g.add_argument(
+        "--preparams-wait-seconds", type=float, default=PROCESS_PREPARAMS_WAIT_SECONDS,
+        help="how long a GG20 key generation may wait for pre-parameters (on the event loop); refused at once"
+        " with RESOURCE_EXHAUSTED when the pool cannot make them in that time",
+    )
+    g.add_argument(
+        "--max-held-bytes", type=int, default=defaults.max_held_bytes,
+        help="bytes of peers' messages for later rounds all sessions may have to hold; each session reserves"
+        " its bound at start (RESOURCE_EXHAUSTED when the running ones reserved it all)",
+    )
     policy = g.add_mutually_exclusive_group()
     policy.add_argument("--policy-key", type=Path, help="P-256 public key (PEM) whose approval every SIGN needs")
     policy.add_argument(
@@ -97,6 +127,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse approvals an earlier enclave boot could have accepted (expiring within the maximum"
         " approval lifetime of this start): closes approval replay across restarts; approvals shorter"
         " than that lifetime are refused for that long after a start",
+    )
+    g.add_argument(
+        "--allow-presigned-bare-digest", action="store_true",
+        help="UNSAFE: sign a bare digest (message_hash RAW) with a presignature; the enclave then signs, with a"
+        " nonce fixed in advance, a hash whose message it never saw (CVE-2025-66017)",
     )
     t = parser.add_argument_group("TEE")
     t.add_argument("--attestation", choices=(NONE_MODE, NITRO_MODE), default=NONE_MODE,
@@ -119,6 +154,8 @@ class EngineParts:
     attestor: Attestor
     # Where the host's SetAwsCredentials land; None unless sealing with KMS.
     credentials: CredentialsHolder | None = None
+    # The t-of-n unseal state; None unless --sealing-shares (then `sealer` waits for it).
+    unsealer: Unsealer | None = None
 
 
 def make_attestor(mode: str) -> Attestor:
@@ -134,7 +171,13 @@ def make_attestor(mode: str) -> Attestor:
 
 def open_parts(args: argparse.Namespace) -> EngineParts:
     try:
-        config = EngineConfig(max_sessions=args.max_sessions, preparams_pool_size=args.preparams_pool_size)
+        config = EngineConfig(
+            max_sessions=args.max_sessions,
+            preparams_pool_size=args.preparams_pool_size,
+            preparams_wait_seconds=args.preparams_wait_seconds,
+            max_held_bytes=args.max_held_bytes,
+            allow_presigned_bare_digest=getattr(args, "allow_presigned_bare_digest", False),
+        )
     except ValueError as exc:
         raise SetupError(str(exc)) from None
     attestor = make_attestor(args.attestation)
@@ -148,10 +191,13 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
         log.warning("%s", NO_ATTESTATION_STATEMENT)
     if args.listen.startswith("vsock://") and attestor.mode == NONE_MODE:
         log.warning("listening on vsock without --attestation nitro: fine for testing; nothing attests this process")
+    if config.allow_presigned_bare_digest:
+        log.warning("--allow-presigned-bare-digest: bare digests are signed with presignatures (CVE-2025-66017)")
     credentials = CredentialsHolder() if args.kms_key_id else None
-    sealer = _sealer(args, attestor, credentials)
+    unsealer = _unsealer(args, attestor)
+    sealer = GatedSealer(unsealer) if unsealer is not None else _sealer(args, attestor, credentials)
     policy = _policy(args.policy_key, args.policy_key_b64, getattr(args, "policy_boot_fence", False))
-    return EngineParts(sealer, policy, config, attestor, credentials)
+    return EngineParts(sealer, policy, config, attestor, credentials, unsealer)
 
 
 def build_engine(parts: EngineParts) -> Engine:
@@ -176,6 +222,34 @@ def _sealer(args: argparse.Namespace, attestor: Attestor, credentials: Credentia
     migration = " (the local key still unseals older blobs)" if others else ""
     log.info("sealing with KMS key %s in %s%s", args.kms_key_id, region, migration)
     return MultiSealer(kms, others)
+
+
+def _unsealer(args: argparse.Namespace, attestor: Attestor) -> Unsealer | None:
+    path: Path | None = getattr(args, "sealing_shares", None)
+    if path is None:
+        return None
+    if args.kms_key_id:
+        raise SetupError("--sealing-shares is the local sealer's t-of-n unseal; it does not combine with --kms-key-id")
+    if args.sealing_key_file is not None or args.sealing_passphrase_file is not None:
+        raise SetupError("--sealing-shares, --sealing-key-file and --sealing-passphrase-file are three sources of one "
+                         "sealing key: choose one")
+    if args.listen.startswith("vsock://") or attestor.mode == NITRO_MODE:
+        raise SetupError("--sealing-shares keeps its share file on the enclave's file system, which a Nitro enclave "
+                         "loses at every restart: seal with --kms-key-id there")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        unsealer = Unsealer(path)
+    except OSError as exc:
+        raise SetupError(f"--sealing-shares {path}: {exc.strerror}") from None
+    except SealerConfigError as exc:
+        raise SetupError(str(exc)) from None
+    f = unsealer.file
+    if f is None:
+        log.warning("no share file at %s: sealed until one is created (mpc-signer unseal-init)", path)
+    else:
+        log.warning("sealed: waiting for %d of %d operator shares of set %s (mpc-signer unseal)",
+                    f.current.threshold, f.current.shares, f.current.set_hex)
+    return unsealer
 
 
 def kms_connector(port: int) -> Connector:

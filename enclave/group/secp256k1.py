@@ -9,6 +9,15 @@ x < p and on the curve (libsecp256k1's parser checks both); the identity has no 
 is rejected. secp256k1 has cofactor 1, so every curve point is in the prime-order group.
 `encode` refuses the identity. Scalars are 32-byte big-endian, strictly < n.
 
+BIP340 x-only keys: `x_only(p)` is the 32-byte x coordinate, `lift_x(x)` the point with that x
+and an even y (BIP340's lift_x, strict like `decode`). Negating a point flips the parity byte
+of its compressed encoding, so `negate_encoding` works on encodings without a curve operation.
+
+For FROST (enclave.protocols.frost), which keeps points as encodings and does arithmetic on
+decoded elements, `decode_mul`, `decode_trusted` and `sum` mirror the Ed25519 group's:
+libsecp256k1 parses and validates in the same step, so here they are `decode` (then `mul`),
+`decode` and `add_many`, with no cheaper unchecked path.
+
 Timing: libsecp256k1's multiplication is constant time; Python-int scalar handling is not.
 """
 
@@ -126,6 +135,35 @@ class Secp256k1Group:
             return PublicKey(bytes(data))
         except ValueError as exc:
             raise InvalidEncoding("not a point on secp256k1") from exc
+
+    def decode_mul(self, data: bytes, k: int) -> Point:
+        """k * decode(data): a peer point whose only use is one multiplication (strict)."""
+        return self.mul(self.decode(data), k)
+
+    def decode_trusted(self, data: bytes) -> Point:
+        """An encoding that passed `decode` before (or that this enclave sealed). libsecp256k1's
+        parser is also its validity check, so this is exactly `decode`."""
+        return self.decode(data)
+
+    def sum(self, points: list[Point]) -> Point:
+        return self.add_many(points)
+
+    def x_only(self, p: Point) -> bytes:
+        """BIP340 x-only encoding: the 32-byte big-endian x coordinate."""
+        return self.encode(p)[1:]
+
+    def lift_x(self, x: bytes) -> Point:
+        """BIP340 lift_x: the point with x coordinate `x` (32 bytes) and an even y. Strict."""
+        if len(x) != 32:
+            raise InvalidEncoding("x-only key must be 32 bytes")
+        return self.decode(b"\x02" + bytes(x))
+
+    @staticmethod
+    def negate_encoding(data: bytes) -> bytes:
+        """The encoding of -P from the encoding of P (same x, the other y)."""
+        if len(data) != 33 or data[0] not in (2, 3):
+            raise InvalidEncoding("not a compressed secp256k1 point")
+        return bytes([data[0] ^ 0x01]) + bytes(data[1:])
 
     def x_coordinate(self, p: Point) -> int:
         if isinstance(p, _Identity):

@@ -26,7 +26,12 @@ expect from that party, an unparsable or oversized (`max_payload`) frame, a
 broadcast-consistency failure, or any fault a round reports. A failure of this party's own code
 raises `LocalError` (the session is then over, with `Abort(frozenset(), "local error")`).
 Messages for later rounds are queued (one per sender, round and kind) and processed when
-their round comes. A message that arrives after the session ended is ignored.
+their round comes, but only one round ahead: while this party is in round r, a message for
+round r+2 or later aborts naming its sender, because no honest party gets that far without this
+party's round-(r+1) message. That needs every round to have each party send to each other one
+(a broadcast, or a direct message to each): `Driver` checks it of every round it enters. So
+what waits unexamined is at most one broadcast and one direct message per peer
+(`held_bytes`). A message that arrives after the session ended is ignored.
 
 Wire frame (what `Outgoing.payload` carries and `receive` takes):
     0x01 || round (u16 BE) || kind (u8: 0 broadcast, 1 direct) || n_echo (u16 BE)
@@ -243,6 +248,14 @@ class Driver:
         out, self._outbox = self._outbox, []
         return out
 
+    def held_bytes(self) -> int:
+        """Bytes of the queued messages of later rounds (their wire size), not examined yet."""
+        return sum(_HEADER_LEN + ECHO_LEN * len(f.echo) + len(f.body) for f in self._queue.values())
+
+    def furthest_round(self) -> int:
+        """The latest round an honest peer can send a message for right now (0 once done)."""
+        return self.round_number + 1 if self._round is not None else 0
+
     def missing(self) -> frozenset[PartyId]:
         """Parties whose message the current round still waits for (for timeout blame)."""
         if self._round is None or self.done:
@@ -271,6 +284,10 @@ class Driver:
             return
         if key in self._seen:
             self._abort(Abort(frozenset({sender}), "duplicate message"))
+            return
+        if frame.round > self.furthest_round():
+            reason = f"message for round {frame.round} while this party is in round {self.round_number}"
+            self._abort(Abort(frozenset({sender}), reason + " (no honest party is that far ahead)"))
             return
         self._seen.add(key)
         if frame.round < self.round_number:
@@ -301,6 +318,7 @@ class Driver:
         if not (exp.broadcast | exp.direct) <= self.parties or self.self_id in exp.direct:
             raise BadInput("round expects messages from parties outside the session")
         sent_broadcast = False
+        reached: set[PartyId] = set()
         for s in nxt.sends:
             kind = Kind.BROADCAST if s.to is None else Kind.DIRECT
             if s.to is not None and (s.to not in self.parties or s.to == self.self_id):
@@ -314,8 +332,12 @@ class Driver:
                 )
             frame = Frame(rnd.number, kind, self._prev_echo, s.body)
             self._outbox.append(Outgoing(s.to, rnd.number, frame.encode()))
+            reached |= (self.parties - {self.self_id}) if s.to is None else {s.to}
         if self.self_id in exp.broadcast and not sent_broadcast:
             raise BadInput("round expects this party to broadcast")
+        if reached != self.parties - {self.self_id}:
+            # Peers could then run more than one round ahead (see the module docstring).
+            raise BadInput("every round must send each other party a message")
 
     def _check_echo(self, sender: PartyId, frame: Frame) -> Abort | None:
         if len(frame.echo) != len(self._prev_echo):

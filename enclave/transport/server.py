@@ -9,6 +9,21 @@ byte stream (oversized length, truncated or stalled frame, bytes that are not a 
 handshake) closes that one connection with a logged reason; nothing a peer sends can stop the
 listener or the process.
 
+Connections are bounded three ways, each counted in `gauges()` (InfoResponse.gauges):
+
+- a connection must complete the handshake (if any) and deliver its first complete frame within
+  `handshake_timeout` seconds of being accepted, or it is closed: one that never speaks (or
+  stalls mid-handshake) holds nothing for long. The host's client sends its first request as
+  soon as it connects (enclave/transport/client.py), so this never cuts an honest host;
+- at most `max_connections` are open at once. One more is closed at once, unless some open
+  connection has not sent its first frame yet: then the oldest such one is closed instead, so
+  connections that never speak cannot lock the host out;
+- an established connection with no request in flight and no frame for `idle_timeout` seconds
+  is closed (None: never). The host's client keeps one connection and its health check pings
+  the enclave over it every `health_interval_seconds` (1 s by default), so it is never idle that
+  long; keep `idle_timeout` well above that interval (a client reconnects on its next call
+  anyway, but a call racing the close fails).
+
 Channel authentication: with a key (fixed `psk`, or one delivered once through `key_receiver`,
 see provisioning.py) every connection must complete the PSK handshake before a single frame is
 read. A vsock or TCP listener without either is refused unless `allow_unauthenticated` (the
@@ -21,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import DecodeError
@@ -36,6 +52,10 @@ from mpc.v1 import enclave_pb2 as pb
 log = logging.getLogger(__name__)
 
 RequestHandler = Callable[[pb.Request], Awaitable[pb.Response]]
+
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_MAX_CONNECTIONS = 16
 
 
 def error_response(request_id: int, code: int, message: str) -> pb.Response:
@@ -53,8 +73,12 @@ class FrameServer:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_in_flight: int = 64,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
-        handshake_timeout: float = 5.0,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if handshake_timeout <= 0 or (idle_timeout is not None and idle_timeout <= 0) or max_connections < 1:
+            raise ValueError("channel timeouts must be positive and max_connections at least 1")
         self._handler = handler
         self._key = ChannelKey(psk, key_receiver) if psk is not None or key_receiver is not None else None
         self._allow_unauthenticated = allow_unauthenticated
@@ -62,9 +86,38 @@ class FrameServer:
         self._max_in_flight = max_in_flight
         self._body_timeout = body_timeout
         self._handshake_timeout = handshake_timeout
+        self._idle_timeout = idle_timeout
+        self._max_connections = max_connections
         self._server: asyncio.Server | None = None
         self._address: Address | None = None
-        self._connections: set[_ServerConnection] = set()
+        # In accept order (dicts keep it), so the oldest silent connection is found first.
+        self._connections: dict[_ServerConnection, None] = {}
+        self._counts = dict.fromkeys(("refused", "evicted", "silent", "idle"), 0)
+
+    def gauges(self) -> dict[str, int]:
+        return {
+            "channel_connections_open": len(self._connections),
+            "channel_connections_limit": self._max_connections,
+            "channel_connections_refused_total": self._counts["refused"],
+            "channel_connections_evicted_total": self._counts["evicted"],
+            "channel_connections_silent_closed_total": self._counts["silent"],
+            "channel_connections_idle_closed_total": self._counts["idle"],
+        }
+
+    def _admit(self, conn: _ServerConnection) -> bool:
+        """Room for one more connection (see the module docstring); False: refuse this one."""
+        if len(self._connections) >= self._max_connections:
+            silent = next((c for c in self._connections if not c.established), None)
+            if silent is None:
+                self._counts["refused"] += 1
+                log.warning("refusing an enclave connection: %d are open (--max-connections)", len(self._connections))
+                return False
+            self._counts["evicted"] += 1
+            log.warning("closing the oldest enclave connection that sent nothing yet, to admit a new one")
+            silent.shut()
+            self._connections.pop(silent, None)
+        self._connections[conn] = None
+        return True
 
     async def start(self, address: Address) -> None:
         if address.scheme in ("tcp", "vsock") and self._key is None and not self._allow_unauthenticated:
@@ -88,6 +141,7 @@ class FrameServer:
             tasks: list[asyncio.Task[None]] = []
             for conn in list(self._connections):
                 tasks.extend(conn.shut())
+            self._connections.clear()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None
@@ -107,11 +161,17 @@ class _ServerConnection(FramedProtocol):
         self._in_flight: set[asyncio.Task[None]] = set()
         self._handshake: asyncio.Task[None] | None = None
         self._peer: object = "local peer"
+        self.established = False  # its first frame arrived
+        self._last_activity = time.monotonic()
+        self._watch: asyncio.TimerHandle | None = None  # first-frame, then idle timer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._peer = transport.get_extra_info("peername") or "local peer"
-        self._server._connections.add(self)
+        if not self._server._admit(self):
+            self.close(abort=True)
+            return
+        self._watch = self._loop.call_later(self._server._handshake_timeout, self._silent)
         key = self._server._key
         if key is None:
             self.start_frames()
@@ -139,11 +199,36 @@ class _ServerConnection(FramedProtocol):
         if exc is not None and not self.closed:
             log.info("enclave connection from %s dropped", self._peer)
         super().connection_lost(exc)
-        self._server._connections.discard(self)
+        self._server._connections.pop(self, None)
+        self.shut()
+
+    def _silent(self) -> None:
+        self._watch = None
+        if not self.closed and not self.established:
+            self._server._counts["silent"] += 1
+            log.warning("closing enclave connection from %s: no request within %gs of connecting",
+                        self._peer, self._server._handshake_timeout)
+            self.shut()
+
+    def _idle(self) -> None:
+        self._watch = None
+        idle = self._server._idle_timeout
+        if self.closed or idle is None:
+            return
+        left = self._last_activity + idle - time.monotonic()
+        if self._in_flight or left > 0:
+            # busy, or active since the timer was armed: look again when it could be idle
+            self._watch = self._loop.call_later(left if left > 0 else idle, self._idle)
+            return
+        self._server._counts["idle"] += 1
+        log.info("closing enclave connection from %s: idle for %gs", self._peer, idle)
         self.shut()
 
     def shut(self) -> list[asyncio.Task[None]]:
         """Close the connection and cancel what runs for it; the tasks to wait for."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         self.close()
         tasks = list(self._in_flight)
         if self._handshake is not None:
@@ -166,6 +251,13 @@ class _ServerConnection(FramedProtocol):
             request = pb.Request.FromString(body)
         except DecodeError:
             raise FrameError(f"{len(body)}-byte frame is not a valid Request") from None
+        self._last_activity = time.monotonic()
+        if not self.established:
+            self.established = True
+            if self._watch is not None:
+                self._watch.cancel()
+            idle = self._server._idle_timeout
+            self._watch = self._loop.call_later(idle, self._idle) if idle is not None else None
         task = self._loop.create_task(self._answer(request))
         self._in_flight.add(task)
         task.add_done_callback(self._finished)
@@ -174,6 +266,7 @@ class _ServerConnection(FramedProtocol):
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._last_activity = time.monotonic()
         if len(self._in_flight) < self._max_in_flight:
             self.release("requests in flight")
 

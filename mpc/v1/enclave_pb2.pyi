@@ -12,6 +12,8 @@ class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTOCOL_UNSPECIFIED: _ClassVar[Protocol]
     PROTOCOL_GG20_SECP256K1: _ClassVar[Protocol]
     PROTOCOL_FROST_ED25519: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1_TR: _ClassVar[Protocol]
 
 class SessionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,6 +33,7 @@ class EnclaveState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ENCLAVE_STATE_UNSPECIFIED: _ClassVar[EnclaveState]
     ENCLAVE_STATE_READY: _ClassVar[EnclaveState]
+    ENCLAVE_STATE_SEALED: _ClassVar[EnclaveState]
 
 class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,9 +56,28 @@ class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEALED_BLOB_KIND_KEY_SHARE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PRESIGNATURE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PREPARAMS: _ClassVar[SealedBlobKind]
+
+class MessageHash(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_HASH_UNSPECIFIED: _ClassVar[MessageHash]
+    MESSAGE_HASH_RAW: _ClassVar[MessageHash]
+    MESSAGE_HASH_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_KECCAK256: _ClassVar[MessageHash]
+    MESSAGE_HASH_DOUBLE_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_ETH_PERSONAL: _ClassVar[MessageHash]
+
+class KeyVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KEY_VERDICT_UNSPECIFIED: _ClassVar[KeyVerdict]
+    KEY_VERDICT_VALID: _ClassVar[KeyVerdict]
+    KEY_VERDICT_FAILED_AUTHENTICATION: _ClassVar[KeyVerdict]
+    KEY_VERDICT_WRONG_NODE: _ClassVar[KeyVerdict]
+    KEY_VERDICT_INCONSISTENT_SHARE: _ClassVar[KeyVerdict]
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
+PROTOCOL_FROST_SECP256K1: Protocol
+PROTOCOL_FROST_SECP256K1_TR: Protocol
 SESSION_KIND_UNSPECIFIED: SessionKind
 SESSION_KIND_DKG: SessionKind
 SESSION_KIND_SIGN: SessionKind
@@ -66,6 +88,7 @@ SESSION_STATE_DONE: SessionState
 SESSION_STATE_FAILED: SessionState
 ENCLAVE_STATE_UNSPECIFIED: EnclaveState
 ENCLAVE_STATE_READY: EnclaveState
+ENCLAVE_STATE_SEALED: EnclaveState
 ERROR_CODE_UNSPECIFIED: ErrorCode
 ERROR_CODE_INVALID_ARGUMENT: ErrorCode
 ERROR_CODE_UNIMPLEMENTED: ErrorCode
@@ -82,6 +105,17 @@ SEALED_BLOB_KIND_UNSPECIFIED: SealedBlobKind
 SEALED_BLOB_KIND_KEY_SHARE: SealedBlobKind
 SEALED_BLOB_KIND_PRESIGNATURE: SealedBlobKind
 SEALED_BLOB_KIND_PREPARAMS: SealedBlobKind
+MESSAGE_HASH_UNSPECIFIED: MessageHash
+MESSAGE_HASH_RAW: MessageHash
+MESSAGE_HASH_SHA256: MessageHash
+MESSAGE_HASH_KECCAK256: MessageHash
+MESSAGE_HASH_DOUBLE_SHA256: MessageHash
+MESSAGE_HASH_ETH_PERSONAL: MessageHash
+KEY_VERDICT_UNSPECIFIED: KeyVerdict
+KEY_VERDICT_VALID: KeyVerdict
+KEY_VERDICT_FAILED_AUTHENTICATION: KeyVerdict
+KEY_VERDICT_WRONG_NODE: KeyVerdict
+KEY_VERDICT_INCONSISTENT_SHARE: KeyVerdict
 
 class Error(_message.Message):
     __slots__ = ("code", "message")
@@ -92,7 +126,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[_Union[ErrorCode, str]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Request(_message.Message):
-    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort", "set_aws_credentials", "preparams_export", "preparams_import")
+    __slots__ = ("request_id", "ping", "info", "session_start", "session_deliver", "session_abort", "set_aws_credentials", "preparams_export", "preparams_import", "unseal", "validate_key")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
     INFO_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +136,8 @@ class Request(_message.Message):
     SET_AWS_CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_EXPORT_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_IMPORT_FIELD_NUMBER: _ClassVar[int]
+    UNSEAL_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_KEY_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     ping: PingRequest
     info: InfoRequest
@@ -111,10 +147,12 @@ class Request(_message.Message):
     set_aws_credentials: SetAwsCredentials
     preparams_export: PreparamsExport
     preparams_import: PreparamsImport
-    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ..., set_aws_credentials: _Optional[_Union[SetAwsCredentials, _Mapping]] = ..., preparams_export: _Optional[_Union[PreparamsExport, _Mapping]] = ..., preparams_import: _Optional[_Union[PreparamsImport, _Mapping]] = ...) -> None: ...
+    unseal: UnsealRequest
+    validate_key: ValidateKeyRequest
+    def __init__(self, request_id: _Optional[int] = ..., ping: _Optional[_Union[PingRequest, _Mapping]] = ..., info: _Optional[_Union[InfoRequest, _Mapping]] = ..., session_start: _Optional[_Union[SessionStart, _Mapping]] = ..., session_deliver: _Optional[_Union[SessionDeliver, _Mapping]] = ..., session_abort: _Optional[_Union[SessionAbort, _Mapping]] = ..., set_aws_credentials: _Optional[_Union[SetAwsCredentials, _Mapping]] = ..., preparams_export: _Optional[_Union[PreparamsExport, _Mapping]] = ..., preparams_import: _Optional[_Union[PreparamsImport, _Mapping]] = ..., unseal: _Optional[_Union[UnsealRequest, _Mapping]] = ..., validate_key: _Optional[_Union[ValidateKeyRequest, _Mapping]] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("request_id", "error", "ping", "info", "session_update", "aws_credentials_set", "preparams_exported", "preparams_imported")
+    __slots__ = ("request_id", "error", "ping", "info", "session_update", "aws_credentials_set", "preparams_exported", "preparams_imported", "unseal_status", "key_validation")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PING_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +161,8 @@ class Response(_message.Message):
     AWS_CREDENTIALS_SET_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_EXPORTED_FIELD_NUMBER: _ClassVar[int]
     PREPARAMS_IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    UNSEAL_STATUS_FIELD_NUMBER: _ClassVar[int]
+    KEY_VALIDATION_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     error: Error
     ping: PingResponse
@@ -131,15 +171,19 @@ class Response(_message.Message):
     aws_credentials_set: AwsCredentialsSet
     preparams_exported: PreparamsExported
     preparams_imported: PreparamsImported
-    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ..., aws_credentials_set: _Optional[_Union[AwsCredentialsSet, _Mapping]] = ..., preparams_exported: _Optional[_Union[PreparamsExported, _Mapping]] = ..., preparams_imported: _Optional[_Union[PreparamsImported, _Mapping]] = ...) -> None: ...
+    unseal_status: UnsealStatus
+    key_validation: KeyValidation
+    def __init__(self, request_id: _Optional[int] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., ping: _Optional[_Union[PingResponse, _Mapping]] = ..., info: _Optional[_Union[InfoResponse, _Mapping]] = ..., session_update: _Optional[_Union[SessionUpdate, _Mapping]] = ..., aws_credentials_set: _Optional[_Union[AwsCredentialsSet, _Mapping]] = ..., preparams_exported: _Optional[_Union[PreparamsExported, _Mapping]] = ..., preparams_imported: _Optional[_Union[PreparamsImported, _Mapping]] = ..., unseal_status: _Optional[_Union[UnsealStatus, _Mapping]] = ..., key_validation: _Optional[_Union[KeyValidation, _Mapping]] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class PingResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("sealed",)
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    sealed: bool
+    def __init__(self, sealed: _Optional[bool] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ("attestation_nonce",)
@@ -148,7 +192,14 @@ class InfoRequest(_message.Message):
     def __init__(self, attestation_nonce: _Optional[bytes] = ...) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready", "enclave_public_key", "boot_sealer_kind")
+    __slots__ = ("version", "attestation_mode", "state", "attestation_document", "protocols", "preparams_ready", "enclave_public_key", "boot_sealer_kind", "gauges")
+    class GaugesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ATTESTATION_MODE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +208,7 @@ class InfoResponse(_message.Message):
     PREPARAMS_READY_FIELD_NUMBER: _ClassVar[int]
     ENCLAVE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     BOOT_SEALER_KIND_FIELD_NUMBER: _ClassVar[int]
+    GAUGES_FIELD_NUMBER: _ClassVar[int]
     version: str
     attestation_mode: str
     state: EnclaveState
@@ -165,7 +217,8 @@ class InfoResponse(_message.Message):
     preparams_ready: int
     enclave_public_key: bytes
     boot_sealer_kind: str
-    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ..., enclave_public_key: _Optional[bytes] = ..., boot_sealer_kind: _Optional[str] = ...) -> None: ...
+    gauges: _containers.ScalarMap[str, int]
+    def __init__(self, version: _Optional[str] = ..., attestation_mode: _Optional[str] = ..., state: _Optional[_Union[EnclaveState, str]] = ..., attestation_document: _Optional[bytes] = ..., protocols: _Optional[_Iterable[_Union[Protocol, str]]] = ..., preparams_ready: _Optional[int] = ..., enclave_public_key: _Optional[bytes] = ..., boot_sealer_kind: _Optional[str] = ..., gauges: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class SetAwsCredentials(_message.Message):
     __slots__ = ("access_key_id", "secret_access_key", "session_token", "expiration_unix")
@@ -254,7 +307,7 @@ class EnclaveMessage(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -264,11 +317,14 @@ class SessionStart(_message.Message):
     SEALED_BLOBS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    TAPROOT_MERKLE_ROOT_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     POLICY_APPROVAL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RESULT_RECIPIENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_HASH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     kind: SessionKind
@@ -278,12 +334,15 @@ class SessionStart(_message.Message):
     sealed_blobs: _containers.RepeatedCompositeFieldContainer[SealedBlob]
     message: bytes
     derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    taproot_merkle_root: bytes
     presignature_id: str
     key_id: str
     timeout_ms: int
     policy_approval: bytes
     messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ...) -> None: ...
+    result_recipient_key: bytes
+    message_hash: MessageHash
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")
@@ -302,7 +361,7 @@ class SessionAbort(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionResult(_message.Message):
-    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id")
+    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id", "sealed_signature", "digest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -311,6 +370,8 @@ class SessionResult(_message.Message):
     SEALED_SHARE_FIELD_NUMBER: _ClassVar[int]
     SEALED_PRESIGNATURES_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     public_key: bytes
     chain_code: bytes
@@ -319,7 +380,9 @@ class SessionResult(_message.Message):
     sealed_share: SealedBlob
     sealed_presignatures: _containers.RepeatedCompositeFieldContainer[SealedBlob]
     presignature_id: str
-    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+    sealed_signature: bytes
+    digest: bytes
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class SessionUpdate(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "culprits", "reason")
@@ -354,3 +417,125 @@ class ChannelKeyDelivery(_message.Message):
     ephemeral_public_key: bytes
     ciphertext: bytes
     def __init__(self, ephemeral_public_key: _Optional[bytes] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+
+class UnsealRequest(_message.Message):
+    __slots__ = ("status", "init", "share", "rekey", "rekey_verify", "rekey_cancel")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    REKEY_FIELD_NUMBER: _ClassVar[int]
+    REKEY_VERIFY_FIELD_NUMBER: _ClassVar[int]
+    REKEY_CANCEL_FIELD_NUMBER: _ClassVar[int]
+    status: UnsealStatusRequest
+    init: UnsealInit
+    share: UnsealShare
+    rekey: Rekey
+    rekey_verify: RekeyVerify
+    rekey_cancel: RekeyCancel
+    def __init__(self, status: _Optional[_Union[UnsealStatusRequest, _Mapping]] = ..., init: _Optional[_Union[UnsealInit, _Mapping]] = ..., share: _Optional[_Union[UnsealShare, _Mapping]] = ..., rekey: _Optional[_Union[Rekey, _Mapping]] = ..., rekey_verify: _Optional[_Union[RekeyVerify, _Mapping]] = ..., rekey_cancel: _Optional[_Union[RekeyCancel, _Mapping]] = ...) -> None: ...
+
+class UnsealStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UnsealInit(_message.Message):
+    __slots__ = ("shares", "threshold", "recipient_public_key")
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    shares: int
+    threshold: int
+    recipient_public_key: bytes
+    def __init__(self, shares: _Optional[int] = ..., threshold: _Optional[int] = ..., recipient_public_key: _Optional[bytes] = ...) -> None: ...
+
+class UnsealShare(_message.Message):
+    __slots__ = ("encrypted_share",)
+    ENCRYPTED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    encrypted_share: bytes
+    def __init__(self, encrypted_share: _Optional[bytes] = ...) -> None: ...
+
+class Rekey(_message.Message):
+    __slots__ = ("encrypted_shares", "shares", "threshold", "recipient_public_key")
+    ENCRYPTED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    encrypted_shares: _containers.RepeatedScalarFieldContainer[bytes]
+    shares: int
+    threshold: int
+    recipient_public_key: bytes
+    def __init__(self, encrypted_shares: _Optional[_Iterable[bytes]] = ..., shares: _Optional[int] = ..., threshold: _Optional[int] = ..., recipient_public_key: _Optional[bytes] = ...) -> None: ...
+
+class RekeyVerify(_message.Message):
+    __slots__ = ("encrypted_shares",)
+    ENCRYPTED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    encrypted_shares: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, encrypted_shares: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class RekeyCancel(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShareSet(_message.Message):
+    __slots__ = ("set_id", "threshold", "shares", "entered")
+    SET_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    ENTERED_FIELD_NUMBER: _ClassVar[int]
+    set_id: str
+    threshold: int
+    shares: int
+    entered: int
+    def __init__(self, set_id: _Optional[str] = ..., threshold: _Optional[int] = ..., shares: _Optional[int] = ..., entered: _Optional[int] = ...) -> None: ...
+
+class NewShares(_message.Message):
+    __slots__ = ("set_id", "threshold", "encrypted_shares")
+    SET_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ENCRYPTED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    set_id: str
+    threshold: int
+    encrypted_shares: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, set_id: _Optional[str] = ..., threshold: _Optional[int] = ..., encrypted_shares: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class UnsealStatus(_message.Message):
+    __slots__ = ("initialized", "sealed", "current", "pending", "new_shares", "message")
+    INITIALIZED_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    NEW_SHARES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    initialized: bool
+    sealed: bool
+    current: ShareSet
+    pending: ShareSet
+    new_shares: NewShares
+    message: str
+    def __init__(self, initialized: _Optional[bool] = ..., sealed: _Optional[bool] = ..., current: _Optional[_Union[ShareSet, _Mapping]] = ..., pending: _Optional[_Union[ShareSet, _Mapping]] = ..., new_shares: _Optional[_Union[NewShares, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ValidateKeyRequest(_message.Message):
+    __slots__ = ("sealed_share", "protocol", "public_key", "expected_party_id")
+    SEALED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    sealed_share: SealedBlob
+    protocol: Protocol
+    public_key: bytes
+    expected_party_id: str
+    def __init__(self, sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., public_key: _Optional[bytes] = ..., expected_party_id: _Optional[str] = ...) -> None: ...
+
+class KeyValidation(_message.Message):
+    __slots__ = ("verdict", "reason", "party_id", "threshold", "party_ids")
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    verdict: KeyVerdict
+    reason: str
+    party_id: str
+    threshold: int
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, verdict: _Optional[_Union[KeyVerdict, str]] = ..., reason: _Optional[str] = ..., party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ...) -> None: ...

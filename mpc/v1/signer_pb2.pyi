@@ -12,6 +12,8 @@ class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTOCOL_UNSPECIFIED: _ClassVar[Protocol]
     PROTOCOL_GG20_SECP256K1: _ClassVar[Protocol]
     PROTOCOL_FROST_ED25519: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1: _ClassVar[Protocol]
+    PROTOCOL_FROST_SECP256K1_TR: _ClassVar[Protocol]
 
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -25,15 +27,35 @@ class EnclaveState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENCLAVE_STATE_UNSPECIFIED: _ClassVar[EnclaveState]
     ENCLAVE_STATE_READY: _ClassVar[EnclaveState]
     ENCLAVE_STATE_UNAVAILABLE: _ClassVar[EnclaveState]
+    ENCLAVE_STATE_SEALED: _ClassVar[EnclaveState]
 
 class SignatureEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SIGNATURE_ENCODING_UNSPECIFIED: _ClassVar[SignatureEncoding]
     SIGNATURE_ENCODING_RAW: _ClassVar[SignatureEncoding]
     SIGNATURE_ENCODING_DER: _ClassVar[SignatureEncoding]
+
+class MessageHash(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MESSAGE_HASH_UNSPECIFIED: _ClassVar[MessageHash]
+    MESSAGE_HASH_RAW: _ClassVar[MessageHash]
+    MESSAGE_HASH_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_KECCAK256: _ClassVar[MessageHash]
+    MESSAGE_HASH_DOUBLE_SHA256: _ClassVar[MessageHash]
+    MESSAGE_HASH_ETH_PERSONAL: _ClassVar[MessageHash]
+
+class KeyValidity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KEY_VALIDITY_UNSPECIFIED: _ClassVar[KeyValidity]
+    KEY_VALIDITY_VALID: _ClassVar[KeyValidity]
+    KEY_VALIDITY_FAILED_AUTHENTICATION: _ClassVar[KeyValidity]
+    KEY_VALIDITY_WRONG_NODE: _ClassVar[KeyValidity]
+    KEY_VALIDITY_INCONSISTENT_SHARE: _ClassVar[KeyValidity]
 PROTOCOL_UNSPECIFIED: Protocol
 PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
+PROTOCOL_FROST_SECP256K1: Protocol
+PROTOCOL_FROST_SECP256K1_TR: Protocol
 SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_RUNNING: SessionState
 SESSION_STATE_DONE: SessionState
@@ -41,9 +63,21 @@ SESSION_STATE_FAILED: SessionState
 ENCLAVE_STATE_UNSPECIFIED: EnclaveState
 ENCLAVE_STATE_READY: EnclaveState
 ENCLAVE_STATE_UNAVAILABLE: EnclaveState
+ENCLAVE_STATE_SEALED: EnclaveState
 SIGNATURE_ENCODING_UNSPECIFIED: SignatureEncoding
 SIGNATURE_ENCODING_RAW: SignatureEncoding
 SIGNATURE_ENCODING_DER: SignatureEncoding
+MESSAGE_HASH_UNSPECIFIED: MessageHash
+MESSAGE_HASH_RAW: MessageHash
+MESSAGE_HASH_SHA256: MessageHash
+MESSAGE_HASH_KECCAK256: MessageHash
+MESSAGE_HASH_DOUBLE_SHA256: MessageHash
+MESSAGE_HASH_ETH_PERSONAL: MessageHash
+KEY_VALIDITY_UNSPECIFIED: KeyValidity
+KEY_VALIDITY_VALID: KeyValidity
+KEY_VALIDITY_FAILED_AUTHENTICATION: KeyValidity
+KEY_VALIDITY_WRONG_NODE: KeyValidity
+KEY_VALIDITY_INCONSISTENT_SHARE: KeyValidity
 
 class ProtocolMessage(_message.Message):
     __slots__ = ("session_id", "sender", "recipient", "round", "seq", "payload", "hmac_key_id", "hmac")
@@ -90,26 +124,32 @@ class DKGResult(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SignResult(_message.Message):
-    __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id")
+    __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id", "sealed_signature", "digest")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     RECOVERY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    SEALED_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     signature: bytes
     recovery_id: int
     public_key: bytes
     presignature_id: str
-    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+    sealed_signature: bytes
+    digest: bytes
+    def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class PresignResult(_message.Message):
-    __slots__ = ("key_id", "presignature_id")
+    __slots__ = ("key_id", "presignature_id", "derivation_path")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     presignature_id: str
-    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ...) -> None: ...
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SessionResult(_message.Message):
     __slots__ = ("dkg", "sign", "presign")
@@ -194,28 +234,34 @@ class GetDKGStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartSignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages")
+    __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "taproot_merkle_root", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages", "result_recipient_key", "message_hash")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    TAPROOT_MERKLE_ROOT_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_ENCODING_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RESULT_RECIPIENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_HASH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
     message: bytes
     derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    taproot_merkle_root: bytes
     party_ids: _containers.RepeatedScalarFieldContainer[str]
     self_party_id: str
     presignature_id: str
     signature_encoding: SignatureEncoding
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    result_recipient_key: bytes
+    message_hash: MessageHash
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., signature_encoding: _Optional[_Union[SignatureEncoding, str]] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
 
 class StartSignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")
@@ -250,20 +296,22 @@ class GetSignStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartPresignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages")
+    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages", "derivation_path")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
     party_ids: _containers.RepeatedScalarFieldContainer[str]
     self_party_id: str
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ...) -> None: ...
+    derivation_path: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StartPresignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")
@@ -360,3 +408,27 @@ class ExchangeResponse(_message.Message):
     get_presign_status: GetPresignStatusResponse
     submit_protocol_message: SubmitProtocolMessageResponse
     def __init__(self, call_id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., start_dkg: _Optional[_Union[StartDKGResponse, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusResponse, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignResponse, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusResponse, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignResponse, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusResponse, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageResponse, _Mapping]] = ...) -> None: ...
+
+class ValidateKeyRequest(_message.Message):
+    __slots__ = ("key_id", "self_party_id")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    self_party_id: str
+    def __init__(self, key_id: _Optional[str] = ..., self_party_id: _Optional[str] = ...) -> None: ...
+
+class ValidateKeyResponse(_message.Message):
+    __slots__ = ("key_id", "validity", "reason", "protocol", "public_key", "party_id")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDITY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    validity: KeyValidity
+    reason: str
+    protocol: Protocol
+    public_key: bytes
+    party_id: str
+    def __init__(self, key_id: _Optional[str] = ..., validity: _Optional[_Union[KeyValidity, str]] = ..., reason: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., public_key: _Optional[bytes] = ..., party_id: _Optional[str] = ...) -> None: ...

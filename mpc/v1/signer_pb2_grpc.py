@@ -79,6 +79,11 @@ class SignerServiceStub:
                 request_serializer=mpc_dot_v1_dot_signer__pb2.ExchangeRequest.SerializeToString,
                 response_deserializer=mpc_dot_v1_dot_signer__pb2.ExchangeResponse.FromString,
                 _registered_method=True)
+        self.ValidateKey = channel.unary_unary(
+                '/mpc.v1.SignerService/ValidateKey',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyResponse.FromString,
+                _registered_method=True)
 
 
 class SignerServiceServicer:
@@ -167,6 +172,16 @@ class SignerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ValidateKey(self, request, context):
+        """Checks this node's share of a key inside the enclave, signing nothing: the sealed share must
+        unseal, belong to this node's party, and agree with its public share, the key's public
+        shares and the public key this node records. Answers VALID or the precise reason; a key that
+        is not on this node is NOT_FOUND, a sealed node FAILED_PRECONDITION "node is sealed".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SignerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +229,11 @@ def add_SignerServiceServicer_to_server(servicer, server):
                     servicer.Exchange,
                     request_deserializer=mpc_dot_v1_dot_signer__pb2.ExchangeRequest.FromString,
                     response_serializer=mpc_dot_v1_dot_signer__pb2.ExchangeResponse.SerializeToString,
+            ),
+            'ValidateKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateKey,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -459,6 +479,33 @@ class SignerService:
             '/mpc.v1.SignerService/Exchange',
             mpc_dot_v1_dot_signer__pb2.ExchangeRequest.SerializeToString,
             mpc_dot_v1_dot_signer__pb2.ExchangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/ValidateKey',
+            mpc_dot_v1_dot_signer__pb2.ValidateKeyRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.ValidateKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

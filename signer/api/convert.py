@@ -26,11 +26,27 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_MESSAGES_PER_SUBMIT = 64
 ECDSA_DIGEST_BYTES = 32
 
+TAPROOT_MERKLE_ROOT_BYTES = 32
+
 PROTOCOLS = {
     pb.PROTOCOL_GG20_SECP256K1: epb.PROTOCOL_GG20_SECP256K1,
     pb.PROTOCOL_FROST_ED25519: epb.PROTOCOL_FROST_ED25519,
+    pb.PROTOCOL_FROST_SECP256K1: epb.PROTOCOL_FROST_SECP256K1,
+    pb.PROTOCOL_FROST_SECP256K1_TR: epb.PROTOCOL_FROST_SECP256K1_TR,
 }
+FROST_PROTOCOLS = frozenset(
+    {epb.PROTOCOL_FROST_ED25519, epb.PROTOCOL_FROST_SECP256K1, epb.PROTOCOL_FROST_SECP256K1_TR}
+)
 PUBLIC_PROTOCOLS = {enclave: public for public, enclave in PROTOCOLS.items()}
+MESSAGE_HASHES = {
+    pb.MESSAGE_HASH_UNSPECIFIED: epb.MESSAGE_HASH_UNSPECIFIED,
+    pb.MESSAGE_HASH_RAW: epb.MESSAGE_HASH_RAW,
+    pb.MESSAGE_HASH_SHA256: epb.MESSAGE_HASH_SHA256,
+    pb.MESSAGE_HASH_KECCAK256: epb.MESSAGE_HASH_KECCAK256,
+    pb.MESSAGE_HASH_DOUBLE_SHA256: epb.MESSAGE_HASH_DOUBLE_SHA256,
+    pb.MESSAGE_HASH_ETH_PERSONAL: epb.MESSAGE_HASH_ETH_PERSONAL,
+}
+MAX_GG20_MESSAGE_BYTES = 64 * 1024
 STATES = {
     epb.SESSION_STATE_RUNNING: pb.SESSION_STATE_RUNNING,
     epb.SESSION_STATE_DONE: pb.SESSION_STATE_DONE,
@@ -47,7 +63,8 @@ def _session_id(value: str) -> str:
 def _protocol(value: int) -> epb.Protocol:
     protocol = PROTOCOLS.get(value)  # type: ignore[call-overload]
     if protocol is None:
-        raise InvalidArgument("protocol must be PROTOCOL_GG20_SECP256K1 or PROTOCOL_FROST_ED25519")
+        names = ", ".join(pb.Protocol.Name(p) for p in PROTOCOLS)
+        raise InvalidArgument(f"protocol must be one of {names}")
     return protocol
 
 
@@ -71,6 +88,9 @@ def _key_id(value: str) -> str:
     return value
 
 
+key_id = _key_id
+
+
 def dkg_start(request: pb.StartDKGRequest) -> epb.SessionStart:
     parties = _parties(request.party_ids, request.self_party_id)
     if not 2 <= request.threshold <= len(parties):
@@ -85,14 +105,38 @@ def dkg_start(request: pb.StartDKGRequest) -> epb.SessionStart:
     )
 
 
+def _derivation_path(path: Sequence[int]) -> list[int]:
+    if len(path) > MAX_DERIVATION_DEPTH or any(i >= 2**31 for i in path):
+        raise InvalidArgument(f"derivation_path: at most {MAX_DERIVATION_DEPTH} non-hardened indices (< 2^31)")
+    return list(path)
+
+
+def _message_hash(request: pb.StartSignRequest, protocol: epb.Protocol) -> epb.MessageHash:
+    rule = MESSAGE_HASHES.get(request.message_hash)  # type: ignore[call-overload]
+    if rule is None:
+        raise InvalidArgument("unknown message_hash")
+    if protocol in FROST_PROTOCOLS:
+        if rule != epb.MESSAGE_HASH_UNSPECIFIED:
+            raise InvalidArgument("message_hash is for GG20: FROST signs the message itself")
+        if len(request.message) > MAX_FROST_MESSAGE_BYTES:
+            raise InvalidArgument(f"message must be at most {MAX_FROST_MESSAGE_BYTES} bytes")
+    elif rule in (epb.MESSAGE_HASH_UNSPECIFIED, epb.MESSAGE_HASH_RAW):
+        if len(request.message) != ECDSA_DIGEST_BYTES:
+            raise InvalidArgument("message must be the 32-byte digest for GG20 with message_hash RAW or unspecified")
+    elif len(request.message) > MAX_GG20_MESSAGE_BYTES:
+        raise InvalidArgument(f"message must be at most {MAX_GG20_MESSAGE_BYTES} bytes")
+    return rule  # type: ignore[no-any-return]
+
+
 def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
     protocol = _protocol(request.protocol)
-    if protocol == epb.PROTOCOL_GG20_SECP256K1 and len(request.message) != ECDSA_DIGEST_BYTES:
-        raise InvalidArgument("message must be the 32-byte digest for GG20")
-    if protocol == epb.PROTOCOL_FROST_ED25519 and len(request.message) > MAX_FROST_MESSAGE_BYTES:
-        raise InvalidArgument(f"message must be at most {MAX_FROST_MESSAGE_BYTES} bytes")
-    if len(request.derivation_path) > MAX_DERIVATION_DEPTH or any(i >= 2**31 for i in request.derivation_path):
-        raise InvalidArgument(f"derivation_path: at most {MAX_DERIVATION_DEPTH} non-hardened indices (< 2^31)")
+    rule = _message_hash(request, protocol)
+    path = _derivation_path(request.derivation_path)
+    if request.taproot_merkle_root:
+        if protocol != epb.PROTOCOL_FROST_SECP256K1_TR:
+            raise InvalidArgument("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
+        if len(request.taproot_merkle_root) != TAPROOT_MERKLE_ROOT_BYTES:
+            raise InvalidArgument(f"taproot_merkle_root must be {TAPROOT_MERKLE_ROOT_BYTES} bytes (or empty)")
     if request.signature_encoding == pb.SIGNATURE_ENCODING_DER and protocol != epb.PROTOCOL_GG20_SECP256K1:
         raise InvalidArgument("signature_encoding DER is for ECDSA (GG20) only")
     if request.signature_encoding not in (
@@ -103,6 +147,12 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
         if protocol != epb.PROTOCOL_GG20_SECP256K1:
             raise InvalidArgument("presignature_id is for GG20 only")
         _session_id(request.presignature_id)
+    if request.result_recipient_key:
+        # The enclave checks the point itself; here only what needs no curve arithmetic.
+        if len(request.result_recipient_key) not in (33, 65):
+            raise InvalidArgument("result_recipient_key must be a P-256 public key in SEC1 encoding (33 or 65 bytes)")
+        if request.signature_encoding == pb.SIGNATURE_ENCODING_DER:
+            raise InvalidArgument("signature_encoding DER does not combine with result_recipient_key (sealed is raw)")
     return epb.SessionStart(
         session_id=_session_id(request.session_id),
         protocol=protocol,
@@ -111,8 +161,11 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
         party_ids=_parties(request.party_ids, request.self_party_id),
         self_party_id=request.self_party_id,
         message=request.message,
-        derivation_path=list(request.derivation_path),
+        message_hash=rule,
+        derivation_path=path,
         presignature_id=request.presignature_id,
+        taproot_merkle_root=request.taproot_merkle_root,
+        result_recipient_key=request.result_recipient_key,
     )
 
 
@@ -126,6 +179,7 @@ def presign_start(request: pb.StartPresignRequest) -> epb.SessionStart:
         key_id=_key_id(request.key_id),
         party_ids=_parties(request.party_ids, request.self_party_id),
         self_party_id=request.self_party_id,
+        derivation_path=_derivation_path(request.derivation_path),
     )
 
 
@@ -182,4 +236,6 @@ def sign_result(result: epb.SessionResult, encoding: int) -> pb.SignResult:
         recovery_id=result.recovery_id,
         public_key=result.public_key,
         presignature_id=result.presignature_id,
+        sealed_signature=result.sealed_signature,
+        digest=result.digest,
     )

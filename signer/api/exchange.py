@@ -12,6 +12,10 @@ records and the error table are exactly those of the unary call; only the envelo
   instead of ending the stream;
 - metrics and log lines are per call, under the unary method's label and with a request id of
   `<stream request id>:<call_id>`.
+
+A frame that is not a valid `ExchangeRequest` has no call id to answer under: nothing more is
+read, the calls in flight answer, and the stream ends with INVALID_ARGUMENT "malformed request"
+(the RPC pipeline makes `read()` raise it), as an unparsable unary body is answered.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class _Stream:
 
     async def run(self) -> None:
         expired = False
+        malformed: InvalidArgument | None = None
         try:
             while True:
                 # At most `max_in_flight` calls run; the next request is read only when one ends,
@@ -111,6 +116,9 @@ class _Stream:
                 except TimeoutError:
                     expired = True
                     break
+                except InvalidArgument as exc:  # a frame that did not parse (signer.rpc_pipeline)
+                    malformed = exc
+                    break
                 if request is grpc.aio.EOF:
                     break
                 if self.h._now() >= self.expires_at:
@@ -119,7 +127,7 @@ class _Stream:
                     expired = True
                     break
                 self._accept(request)
-            # Half-closed by the client, or expired: the calls in flight finish and answer first.
+            # Half-closed by the client, expired or malformed: the calls in flight answer first.
             while self.tasks:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
         except BaseException:
@@ -130,6 +138,8 @@ class _Stream:
             if self.tasks:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
             raise
+        if malformed is not None:
+            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(malformed))
         if expired:
             await self.context.abort(grpc.StatusCode.UNAUTHENTICATED, EXPIRED)
 

@@ -23,8 +23,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from enclave.transport.client import EnclaveRequestError
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
+from signer.approvals import signed_digest
 from signer.auth.interceptor import current_caller
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from signer.quotas import CallerId
 from signer.sessions import Session
 from signer.storage import (
     AuditRecord,
@@ -43,6 +45,8 @@ KEY_CACHE_SIZE = 1024
 PROTOCOL_TOKENS: dict[int, str] = {
     epb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
     epb.PROTOCOL_FROST_ED25519: "frost-ed25519",
+    epb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
+    epb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
 }
 _PARTY_DOMAIN = b"mpc-signer/party-id/v1"
 _SEALED_MAGIC = b"MPCS"
@@ -83,11 +87,11 @@ def sealer_kind(blob: bytes) -> str:
 
 
 def audit_digest(start: epb.SessionStart) -> str:
-    """What an audit record names as the signed digest: the 32-byte digest for GG20, SHA-256 of the
-    message for FROST (as policy approvals do; a FROST message may be up to 64 KiB)."""
-    if start.protocol == epb.PROTOCOL_FROST_ED25519:
-        return hashlib.sha256(start.message).hexdigest()
-    return start.message.hex()
+    """What an audit record names as the signed digest: the one a policy approval covers
+    (`approvals.signed_digest`: for GG20 the 32-byte digest made from the message by its hash
+    rule, as the enclave makes it; for FROST SHA-256 of the message, whose message may be up to
+    64 KiB, and for Taproot under a script tree the tagged hash of root and message)."""
+    return signed_digest(start)[1].hex()
 
 
 def caller_name() -> str:
@@ -97,6 +101,14 @@ def caller_name() -> str:
     if caller.claims is not None:
         return f"{caller.identity} (sub={caller.claims.subject})"
     return caller.identity
+
+
+def caller_id() -> CallerId | None:
+    """Who the call's sessions count against (signer.quotas): certificate identity, token subject."""
+    caller = current_caller()
+    if caller is None:
+        return None
+    return CallerId(caller.identity, caller.claims.subject if caller.claims is not None else "")
 
 
 class AuditBatcher:
@@ -144,12 +156,8 @@ class Operations:
         store: Callable[[], Store | None],
         approve: Callable[[epb.SessionStart], Awaitable[None]] | None = None,
         burned: Callable[[str, int], None] | None = None,
-        boot_kind: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._store = store
-        # The sealer kind of the enclave's current boot, when known: a presignature picked for a
-        # signing request must be one of its (any other would be refused, and lost).
-        self._boot_kind = boot_kind
         # Counts single-use items the enclave refused as sealed in an earlier boot (metrics).
         self.burned = burned or (lambda _kind, _count: None)
         # The signing policy (signer/approvals.py), when configured: runs for every SIGN.
@@ -165,6 +173,15 @@ class Operations:
         if store is None:
             raise Unavailable("the key store is not open")
         return store
+
+    async def key_record(self, key_id: str) -> KeyRecord:
+        """The key as the store holds it now (not the cache: a validation must see the store)."""
+        try:
+            return await self.store().get_key(key_id)
+        except KeyNotFound:
+            raise NotFound(f"key {key_id} is not known on this node") from None
+        except StoreUnavailable:
+            raise Unavailable("the key store is unavailable; retry") from None
 
     async def _key(self, start: epb.SessionStart) -> KeyRecord:
         key = self._keys.get(start.key_id)
@@ -201,25 +218,24 @@ class Operations:
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )
-        if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
+        if start.protocol != epb.PROTOCOL_GG20_SECP256K1 or not start.presignature_id:
+            # Without a named presignature, presigning and signing run in this one session. None is
+            # picked from the pool: a presignature is bound to its derivation path (which the store
+            # does not record) and an approval names the one it is for.
             return
         # Consumed durably before the enclave sees it: a presignature is never used twice, even
         # if this process dies right after (it is then lost, which is safe).
         try:
             presig = await self.store().consume_presignature(
-                key.key_id, party_numbers(start.party_ids), start.session_id, start.presignature_id or None,
-                sealer_kind=None if start.presignature_id else self._boot_kind(),
+                key.key_id, party_numbers(start.party_ids), start.session_id, start.presignature_id
             )
         except PresignatureUnavailable:
-            if start.presignature_id:
-                raise FailedPrecondition(
-                    f"presignature {start.presignature_id} is not available for this key and signer set "
-                    "(unknown, already used, or for another key or signer set)"
-                ) from None
-            return  # presigning and signing run in this one session
+            raise FailedPrecondition(
+                f"presignature {start.presignature_id} is not available for this key and signer set "
+                "(unknown, already used, or for another key or signer set)"
+            ) from None
         except StoreUnavailable:
             raise Unavailable("the key store is unavailable; retry") from None
-        start.presignature_id = presig.presig_id
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=presig.presig_id, data=presig.sealed)
         )

@@ -17,9 +17,10 @@ from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.api import convert
 from signer.api.exchange import CallDone, ExchangeHandler
-from signer.api.operations import Operations, caller_name, check_distinct_numbers, sealed_blob_refusal
+from signer.api.operations import Operations, caller_id, caller_name, check_distinct_numbers, sealed_blob_refusal
+from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
-from signer.sessions import Hook, Session, Sessions
+from signer.sessions import Answering, Hook, Session, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ def signer_version() -> str:
 class EnclaveStatus:
     """Last enclave info seen by the health watcher (for Ping when the enclave is down)."""
 
-    up: bool = False
+    up: bool = False  # answers and is not sealed
+    sealed: bool = False
     attestation_mode: str = ""
     version: str = ""
 
@@ -70,11 +72,11 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         messages: Sequence[pb.ProtocolMessage],
         encoding: int = 0,
         prepare: Hook | None = None,
-    ) -> tuple[Session, list[pb.ProtocolMessage]]:
+    ) -> tuple[Answering, list[pb.ProtocolMessage]]:
         caller = caller_name()
         try:
             return await self._sessions.start(
-                start, fingerprint, encoding, prepare=prepare, caller=caller, messages=messages
+                start, fingerprint, encoding, prepare=prepare, caller=caller, messages=messages, caller_id=caller_id()
             )
         except EnclaveRequestError as exc:
             refusal = sealed_blob_refusal(exc, start)
@@ -102,7 +104,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             response.enclave_state = pb.ENCLAVE_STATE_UNAVAILABLE
             response.attestation_mode = self._status.attestation_mode
             return response
-        response.enclave_state = pb.ENCLAVE_STATE_READY
+        sealed = info.state == epb.ENCLAVE_STATE_SEALED
+        response.enclave_state = pb.ENCLAVE_STATE_SEALED if sealed else pb.ENCLAVE_STATE_READY
         response.attestation_mode = info.attestation_mode
         response.enclave_version = info.version
         response.attestation_document = info.attestation_document
@@ -118,7 +121,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetDKGStatus(
         self, request: pb.GetDKGStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDKGStatusResponse:
-        return self._session_status(request.session_id, epb.SESSION_KIND_DKG, pb.GetDKGStatusResponse, "dkg")
+        return await self._session_status(request.session_id, epb.SESSION_KIND_DKG, pb.GetDKGStatusResponse, "dkg")
 
     async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
         session, outgoing = await self._start(
@@ -130,7 +133,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     async def GetSignStatus(
         self, request: pb.GetSignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSignStatusResponse:
-        return self._session_status(request.session_id, epb.SESSION_KIND_SIGN, pb.GetSignStatusResponse, "sign")
+        return await self._session_status(request.session_id, epb.SESSION_KIND_SIGN, pb.GetSignStatusResponse, "sign")
 
     async def StartPresign(
         self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext
@@ -145,10 +148,10 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetPresignStatusResponse:
         kind = epb.SESSION_KIND_PRESIGN
-        return self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
+        return await self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
 
     def _start_response(
-        self, response_type: Any, session: Session, outgoing: list[pb.ProtocolMessage], field: str
+        self, response_type: Any, session: Answering, outgoing: list[pb.ProtocolMessage], field: str
     ) -> Any:
         result = self._sessions.public_result(session)
         return response_type(
@@ -159,8 +162,8 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             failure=session.failure(),
         )
 
-    def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
-        session = self._sessions.get(session_id, kind)
+    async def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
+        session = await self._sessions.status(session_id, kind)
         result = self._sessions.public_result(session)
         return response_type(
             session_id=session.session_id,
@@ -177,6 +180,19 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
 
     async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         await self._exchange.serve(context)
+
+    async def ValidateKey(
+        self, request: pb.ValidateKeyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ValidateKeyResponse:
+        key_id = convert.key_id(request.key_id)
+        if request.self_party_id and not convert.PARTY_ID.fullmatch(request.self_party_id):
+            raise InvalidArgument("self_party_id must be 1-64 characters of [A-Za-z0-9._:-]")
+        if self._operations is None:
+            raise InvalidArgument("this node has no key store")
+        key = await self._operations.key_record(key_id)
+        answer = await validate_key(self._enclave, key, request.self_party_id)
+        log.info("key %s validated: %s %s", key_id, pb.KeyValidity.Name(answer.validity), answer.reason)
+        return answer
 
 
 def _submit_response(

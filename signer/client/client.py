@@ -166,6 +166,11 @@ class SignerClient:
         request = pb.PingRequest(attestation_nonce=attestation_nonce)
         return await self._stub.Ping(request, timeout=self._timeout)  # type: ignore[no-any-return]
 
+    async def validate_key(self, key_id: str, self_party_id: str = "") -> pb.ValidateKeyResponse:
+        """Have the node's enclave check its share of `key_id` (signs nothing); unary always."""
+        request = pb.ValidateKeyRequest(key_id=key_id, self_party_id=self_party_id)
+        return await self._stub.ValidateKey(request, metadata=self._metadata(), timeout=self._timeout)  # type: ignore[no-any-return]
+
     async def start_dkg(self, request: pb.StartDKGRequest) -> pb.StartDKGResponse:
         response = await self._session_call("start_dkg", self._stub.StartDKG, request)
         self.check_incoming(response.outgoing)
@@ -226,12 +231,13 @@ class RemoteParty:
             response = await self.client.start_sign(pb.StartSignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, message=spec.message,
                 derivation_path=spec.derivation_path, party_ids=spec.party_ids, self_party_id=me,
-                presignature_id=spec.presignature_id, messages=initial,
+                presignature_id=spec.presignature_id, messages=initial, taproot_merkle_root=spec.taproot_merkle_root,
+                result_recipient_key=spec.result_recipient_key, message_hash=spec.message_hash,
             ))
         else:
             response = await self.client.start_presign(pb.StartPresignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, party_ids=spec.party_ids,
-                self_party_id=me, messages=initial,
+                self_party_id=me, messages=initial, derivation_path=spec.derivation_path,
             ))
         self.outcome.state = response.state
         if response.HasField("result"):

@@ -29,7 +29,7 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
-from signer.auth.replay import SequenceGuard
+from signer.auth.replay import SenderSequences
 from signer.client.spec import Outcome, SessionSpec
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound
 
@@ -70,7 +70,6 @@ class LocalNode:
         self.keys: dict[str, LocalKey] = {}
         # key id -> presignature id -> sealed blob; popped (consumed) before use
         self.presignatures: dict[str, dict[str, bytes]] = {}
-        self._guard = SequenceGuard(3600.0, max_entries=1_000_000)
 
     def party(self, party_id: str) -> LocalParty:
         return LocalParty(self, party_id)
@@ -91,6 +90,7 @@ class LocalParty:
         self.outcome = Outcome(party_id)
         self._start: epb.SessionStart | None = None
         self._seq = 1
+        self._sequences = SenderSequences()  # the session's replay state, gone with this party
 
     remote = False
 
@@ -109,7 +109,7 @@ class LocalParty:
             update = await self.node.engine.start(start)
         except BaseException as exc:
             # Nothing started: the messages were not used, so a retried start may bring them again.
-            self.node._guard.forget_session(start.session_id)
+            self._sequences = SenderSequences()
             if isinstance(exc, RequestRejected):
                 raise FailedPrecondition(f"local party: {exc.message}") from None
             raise
@@ -135,7 +135,7 @@ class LocalParty:
             if m.session_id != self._start.session_id:
                 raise InvalidArgument(f"messages[{index}]: another session")
         convert.check_routing(messages, self._start.party_ids, self.party_id)
-        self.node._guard.accept(messages)
+        self._sequences.accept(messages)
         return convert.to_enclave_messages(messages)
 
     async def refresh(self) -> Outcome:
@@ -164,13 +164,14 @@ class LocalParty:
         if spec.kind == "presign":
             start = convert.presign_start(pb.StartPresignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
-                party_ids=spec.party_ids, self_party_id=me,
+                party_ids=spec.party_ids, self_party_id=me, derivation_path=spec.derivation_path,
             ))
         else:
             start = convert.sign_start(pb.StartSignRequest(
                 session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
                 message=spec.message, derivation_path=spec.derivation_path, party_ids=spec.party_ids,
-                self_party_id=me, presignature_id=spec.presignature_id,
+                self_party_id=me, presignature_id=spec.presignature_id, taproot_merkle_root=spec.taproot_merkle_root,
+                message_hash=spec.message_hash,
             ))
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
@@ -225,5 +226,7 @@ class LocalParty:
             for blob in r.sealed_presignatures:
                 pool[blob.id] = blob.data
             first = r.sealed_presignatures[0].id if r.sealed_presignatures else ""
-            return pb.SessionResult(presign=pb.PresignResult(key_id=start.key_id, presignature_id=first))
+            return pb.SessionResult(presign=pb.PresignResult(
+                key_id=start.key_id, presignature_id=first, derivation_path=start.derivation_path
+            ))
         return pb.SessionResult(sign=convert.sign_result(r, pb.SIGNATURE_ENCODING_RAW))

@@ -20,9 +20,13 @@ class SessionSpec:
     party_ids: tuple[str, ...]
     threshold: int = 0  # dkg
     key_id: str = ""  # sign, presign
-    message: bytes = b""  # sign: GG20 32-byte digest, FROST the message
-    derivation_path: tuple[int, ...] = ()
+    message: bytes = b""  # sign: GG20 the message hashed by message_hash (or the 32-byte digest), FROST the message
+    derivation_path: tuple[int, ...] = ()  # sign; presign: the path the presignature is bound to
     presignature_id: str = ""
+    taproot_merkle_root: bytes = b""  # sign, FROST Taproot: a script tree's merkle root
+    # sign, optional: signer nodes seal the signature to this P-256 key (signer.client.sealed_result)
+    result_recipient_key: bytes = b""
+    message_hash: pb.MessageHash = pb.MESSAGE_HASH_UNSPECIFIED  # sign (GG20)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import secrets
 import time
@@ -120,9 +121,11 @@ class ChaosLoad:
             return
         presignature_id = self.pool.pop(0).presignature_id
         self.record.attempted.add(presignature_id)
-        digest = secrets.token_bytes(32)
+        message = secrets.token_bytes(48)  # hashed by the enclave: a presignature never signs a bare digest
+        digest = hashlib.sha256(message).digest()
         result = await self._session(SessionSpec("sign", sid("chaos-sign"), GG20, PARTIES,
-                                                 key_id=self.gg20_key.key_id, message=digest,
+                                                 key_id=self.gg20_key.key_id, message=message,
+                                                 message_hash=pb.MESSAGE_HASH_SHA256,
                                                  presignature_id=presignature_id))
         self._check(self.gg20_key, digest, result.sign, presignature_id)
 

@@ -24,6 +24,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from mpc.v1 import signer_pb2 as pb
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
 from tests.chaos.load import PARTIES, ChaosLoad
@@ -60,8 +61,8 @@ async def kill_and_restart(node: Node, victim: str, load: ChaosLoad) -> None:
 
 async def refused(client: Any, key_id: str, presignature_id: str) -> grpc.StatusCode | None:
     """StartSign on the signer alone with this presignature: the refusal's code, None if accepted."""
-    spec = SessionSpec("sign", sid("again"), GG20, PARTIES, key_id=key_id, message=bytes(32),  # type: ignore[arg-type]
-                       presignature_id=presignature_id)
+    spec = SessionSpec("sign", sid("again"), GG20, PARTIES, key_id=key_id, message=b"again",  # type: ignore[arg-type]
+                       message_hash=pb.MESSAGE_HASH_SHA256, presignature_id=presignature_id)
     try:
         await client.party("signer").start(spec)
     except grpc.aio.AioRpcError as exc:
@@ -136,9 +137,9 @@ async def test_kill_under_load_loses_no_key_and_reuses_no_presignature(  # type:
                         await sign(relay, key.protocol, PARTIES, key.key_id, message))
     # And GG20 presigning works on the new boot, one signature per presignature.
     fresh = await presign(relay, PARTIES, load.gg20_key.key_id)
-    message = message_for(GG20, b"a fresh presignature")
-    check_signature(GG20, load.gg20_key.public_key, message,
-                    await sign(relay, GG20, PARTIES, load.gg20_key.key_id, message, fresh))
+    check_signature(GG20, load.gg20_key.public_key, message_for(GG20, b"a fresh presignature"),
+                    await sign(relay, GG20, PARTIES, load.gg20_key.key_id, b"a fresh presignature", fresh,
+                               message_hash=pb.MESSAGE_HASH_KECCAK256))
     assert await refused(client, load.gg20_key.key_id, fresh) in (grpc.StatusCode.FAILED_PRECONDITION,
                                                                  grpc.StatusCode.NOT_FOUND)
     assert node.enclave.alive() and node.signer.proc is not None and node.signer.proc.poll() is None

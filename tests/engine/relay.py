@@ -24,7 +24,7 @@ def make_engines(
     tmp: Path,
     source: PrimeSource,
     policy: PolicyVerifier | None = None,
-    **config: int,
+    **config: int | bool,
 ) -> dict[str, Engine]:
     engines = {}
     for name in names:
@@ -56,6 +56,7 @@ def sign(
     path: Sequence[int] = (),
     presignature: pb.SealedBlob | None = None,
     approval: bytes = b"",
+    message_hash: int = pb.MESSAGE_HASH_UNSPECIFIED,
 ) -> pb.SessionStart:
     blobs = [share] + ([presignature] if presignature is not None else [])
     return pb.SessionStart(
@@ -70,10 +71,13 @@ def sign(
         derivation_path=list(path),
         presignature_id=presignature.id if presignature is not None else "",
         policy_approval=approval,
+        message_hash=message_hash,  # type: ignore[arg-type]
     )
 
 
-def presign(sid: str, signers: Sequence[str], me: str, share: pb.SealedBlob) -> pb.SessionStart:
+def presign(
+    sid: str, signers: Sequence[str], me: str, share: pb.SealedBlob, path: Sequence[int] = ()
+) -> pb.SessionStart:
     return pb.SessionStart(
         session_id=sid,
         protocol=pb.PROTOCOL_GG20_SECP256K1,
@@ -82,6 +86,7 @@ def presign(sid: str, signers: Sequence[str], me: str, share: pb.SealedBlob) -> 
         self_party_id=me,
         key_id=share.id,
         sealed_blobs=[share],
+        derivation_path=list(path),
     )
 
 

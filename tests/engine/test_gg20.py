@@ -20,6 +20,7 @@ from tests.engine import relay
 from tests.engine.conftest import GG20, Key
 
 ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SHA256 = pb.MESSAGE_HASH_SHA256
 
 
 def ckd_pub(public_key: bytes, chain_code: bytes, path: tuple[int, ...]) -> bytes:
@@ -46,8 +47,10 @@ def check_ecdsa(result: pb.SessionResult, digest: bytes, expected_key: bytes) ->
     pub.verify(der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
 
 
-async def presign_for(key: Key, signers: tuple[str, ...], sid: str) -> dict[str, pb.SealedBlob]:
-    starts = {p: relay.presign(sid, signers, p, key.shares[p]) for p in signers}
+async def presign_for(
+    key: Key, signers: tuple[str, ...], sid: str, path: tuple[int, ...] = ()
+) -> dict[str, pb.SealedBlob]:
+    starts = {p: relay.presign(sid, signers, p, key.shares[p], path) for p in signers}
     res = relay.results(await relay.run(key.engines, starts))
     blobs = {p: r.sealed_presignatures[0] for p, r in res.items()}
     assert all(len(r.sealed_presignatures) == 1 for r in res.values())
@@ -64,10 +67,12 @@ async def sign_with(
     digest: bytes,
     presigs: dict[str, pb.SealedBlob] | None = None,
     path: tuple[int, ...] = (),
+    message_hash: int = pb.MESSAGE_HASH_UNSPECIFIED,
 ) -> dict[str, pb.SessionUpdate]:
     starts = {
         p: relay.sign(
-            sid, GG20, signers, p, key.shares[p], digest, path=path, presignature=presigs[p] if presigs else None
+            sid, GG20, signers, p, key.shares[p], digest, path=path, presignature=presigs[p] if presigs else None,
+            message_hash=message_hash,
         )
         for p in signers
     }
@@ -87,10 +92,12 @@ def test_dkg_results(gg20_2of2: Key, gg20_2of3: Key) -> None:
 async def test_2of3_every_pair_presign_then_sign(gg20_2of3: Key) -> None:
     for k, pair in enumerate(itertools.combinations(gg20_2of3.parties, 2)):
         presigs = await presign_for(gg20_2of3, pair, f"pre-3-{k}")
-        digest = hashlib.sha256(f"pair {pair}".encode()).digest()
-        res = relay.results(await sign_with(gg20_2of3, pair, f"sig-3-{k}", digest, presigs))
+        text = f"pair {pair}".encode()
+        digest = hashlib.sha256(text).digest()
+        res = relay.results(await sign_with(gg20_2of3, pair, f"sig-3-{k}", text, presigs, message_hash=SHA256))
         for r in res.values():
             check_ecdsa(r, digest, gg20_2of3.public_key)
+            assert r.digest == digest
             assert r.presignature_id == presigs[pair[0]].id and r.key_id == gg20_2of3.key_id
 
 
@@ -107,10 +114,10 @@ async def test_2of3_direct_sign_with_derived_path(gg20_2of3: Key) -> None:
 
 async def test_2of2_presign_sign_derived_and_direct(gg20_2of2: Key) -> None:
     pair = gg20_2of2.parties
-    presigs = await presign_for(gg20_2of2, pair, "pre-2")
-    digest = hashlib.sha256(b"two of two").digest()
     path = (44, 60, 0, 0, 5)
-    res = relay.results(await sign_with(gg20_2of2, pair, "sig-2", digest, presigs, path=path))
+    presigs = await presign_for(gg20_2of2, pair, "pre-2", path)
+    digest = hashlib.sha256(b"two of two").digest()
+    res = relay.results(await sign_with(gg20_2of2, pair, "sig-2", b"two of two", presigs, path, SHA256))
     for r in res.values():
         check_ecdsa(r, digest, ckd_pub(gg20_2of2.public_key, gg20_2of2.chain_code, path))
     res = relay.results(await sign_with(gg20_2of2, pair, "direct-2", digest))
@@ -121,8 +128,7 @@ async def test_2of2_presign_sign_derived_and_direct(gg20_2of2: Key) -> None:
 async def test_presignature_single_use(gg20_2of2: Key) -> None:
     pair = gg20_2of2.parties
     presigs = await presign_for(gg20_2of2, pair, "pre-once")
-    digest = hashlib.sha256(b"first").digest()
-    relay.results(await sign_with(gg20_2of2, pair, "once-1", digest, presigs))
+    relay.results(await sign_with(gg20_2of2, pair, "once-1", b"first", presigs, message_hash=SHA256))
     for p in pair:
         with pytest.raises(RequestRejected) as exc:
             await gg20_2of2.engines[p].start(
@@ -132,8 +138,9 @@ async def test_presignature_single_use(gg20_2of2: Key) -> None:
                     pair,
                     p,
                     gg20_2of2.shares[p],
-                    hashlib.sha256(b"second").digest(),
+                    b"second",
                     presignature=presigs[p],
+                    message_hash=SHA256,
                 )
             )
         assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
@@ -167,10 +174,12 @@ async def test_sealed_blob_altered_or_rebound(gg20_2of2: Key, gg20_2of3: Key) ->
     data = bytearray(presigs["alice"].data)
     data[-5] ^= 0x80
     bad_presig = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=presigs["alice"].id, data=bytes(data))
-    await rejected(relay.sign("alt-pre", GG20, gg20_2of2.parties, "alice", share, digest, presignature=bad_presig))
+    await rejected(relay.sign("alt-pre", GG20, gg20_2of2.parties, "alice", share, b"m", presignature=bad_presig,
+                              message_hash=SHA256))
     # a presignature under another id
     renamed = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id="f" * 64, data=presigs["alice"].data)
-    await rejected(relay.sign("ren-pre", GG20, gg20_2of2.parties, "alice", share, digest, presignature=renamed))
+    await rejected(relay.sign("ren-pre", GG20, gg20_2of2.parties, "alice", share, b"m", presignature=renamed,
+                              message_hash=SHA256))
     # the presignature still works for its own signers afterwards
     assert engine.running() == 0
 
@@ -191,7 +200,8 @@ async def test_bad_sign_requests(gg20_2of3: Key) -> None:
     presigs = await presign_for(gg20_2of3, ("alice", "bob"), "pre-set")
     with pytest.raises(RequestRejected) as exc:
         await engine.start(
-            relay.sign("set", GG20, ("alice", "carol"), "alice", share, bytes(32), presignature=presigs["alice"])
+            relay.sign("set", GG20, ("alice", "carol"), "alice", share, b"m", presignature=presigs["alice"],
+                       message_hash=SHA256)
         )
     assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT and "signer set" in exc.value.message
     assert engine.running() == 0

@@ -70,7 +70,7 @@ async def test_sessions_through_the_enclave_process(
     parties = {"remote": remote, "local": local}
     try:
         info = await remote.client.info()
-        assert set(info.protocols) == {GG20, FROST}
+        assert set(info.protocols) == {GG20, FROST, pb.PROTOCOL_FROST_SECP256K1, pb.PROTOCOL_FROST_SECP256K1_TR}
 
         frost = relay.results(await relay.run(parties, {p: relay.dkg("p-frost", FROST, PAIR, 2, p) for p in PAIR}))
         gg20 = relay.results(await relay.run(parties, {p: relay.dkg("p-gg20", GG20, PAIR, 2, p) for p in PAIR}))
@@ -111,7 +111,8 @@ async def test_sessions_through_the_enclave_process(
 
         def with_presig(sid: str, p: str, blobs: dict[str, pb.SessionResult]) -> pb.SessionStart:
             return relay.sign(
-                sid, GG20, PAIR, p, gg20[p].sealed_share, digest, presignature=blobs[p].sealed_presignatures[0]
+                sid, GG20, PAIR, p, gg20[p].sealed_share, b"with the presignature",
+                presignature=blobs[p].sealed_presignatures[0], message_hash=pb.MESSAGE_HASH_SHA256,
             )
 
         with pytest.raises(EnclaveRequestError) as exc:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.signing import VerifyKey
 
 from enclave.engine.approval import encode_approval, frost_digest
-from enclave.policy import PolicyVerifier, approval_message
+from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
 from enclave.primes import FixtureSource
 from enclave.service import EnclaveService, RequestRejected
 from mpc.v1 import enclave_pb2 as pb
@@ -154,7 +154,7 @@ async def test_policy_approval(tmp_path: Path, prime_source: FixtureSource) -> N
 
         def approve(sid: str, msg: bytes = message, signer: ec.EllipticCurvePrivateKey = policy_key) -> bytes:
             expires = int(time.time()) + 60
-            signed = approval_message(kid, frost_digest(msg), (), sid, expires)
+            signed = approval_message(ApprovalSubject(kid, "sha256", frost_digest(msg), (), "", sid), expires)
             return encode_approval(expires, signer.sign(signed, ec.ECDSA(hashes.SHA256())))
 
         def start(sid: str, p: str, approval: bytes) -> pb.SessionStart:
@@ -188,7 +188,7 @@ async def test_gg20_policy_digest(gg20_2of2: Key) -> None:
     digest = hashlib.sha256(b"policy on ecdsa").digest()
     path = (1, 2)
     expires = int(time.time()) + 60
-    signed = approval_message(gg20_2of2.key_id, digest, path, "gg20-pol", expires)
+    signed = approval_message(ApprovalSubject(gg20_2of2.key_id, "raw", digest, path, "", "gg20-pol"), expires)
     approval = encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
     saved = {p: e.policy for p, e in gg20_2of2.engines.items()}
     try:
@@ -237,5 +237,5 @@ async def test_pings_answered_while_a_session_computes(gg20_2of3: Key) -> None:
     relay.results(await work)
     assert worst < 0.25, f"a ping waited {worst:.3f}s"
     info = await service.handle(pb.Request(request_id=2, info=pb.InfoRequest()))
-    assert set(info.info.protocols) == {GG20, FROST}
+    assert set(info.info.protocols) == {GG20, FROST, pb.PROTOCOL_FROST_SECP256K1, pb.PROTOCOL_FROST_SECP256K1_TR}
     assert info.info.preparams_ready == gg20_2of3.engines["alice"].pool.ready()

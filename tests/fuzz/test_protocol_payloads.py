@@ -1,7 +1,7 @@
 """Mutated protocol messages, validly HMAC'd, into every round of every protocol.
 
-For each protocol and round (FROST key generation 1-2 and signing 1-2; GG20 key generation 1-3,
-presigning 1-4 and online signing 1), Hypothesis runs sessions between the caller's local party
+For each protocol and round (FROST, Ed25519 and secp256k1: key generation 1-2 and signing 1-2;
+GG20 key generation 1-3, presigning 1-4 and online signing 1), Hypothesis runs sessions between the caller's local party
 and a real signer node in which one message the local party sends in that round is mutated
 (tests.fuzz.mutations) and HMAC'd with the caller's key. Whatever the bytes:
 - the signer answers with a status from the table for bad input (never INTERNAL, UNKNOWN or
@@ -33,7 +33,7 @@ from signer.client.verify import verify
 from tests.fuzz.conftest import Fuzzing, examples, no_traceback
 from tests.fuzz.mutations import Mutation, mutations
 from tests.fuzz.parties import MutatingNode
-from tests.service.conftest import FROST, GG20, check_signature, dkg, message_for, presign, sid, sign
+from tests.service.conftest import FROST, GG20, KECCAK, check_signature, dkg, message_for, presign, sid, sign
 
 PARTIES = ("client", "signer")
 # What the signer may answer a hostile but authenticated message with.
@@ -51,11 +51,11 @@ class Target:
     cost: int  # relative cost of one example (MPC_FUZZ_EXAMPLES / cost examples in `make fuzz`)
 
 
+FROST_SECP256K1 = pb.PROTOCOL_FROST_SECP256K1
 TARGETS = [
-    Target("frost-dkg-r1", FROST, "dkg", 1, 1250, 1),
-    Target("frost-dkg-r2", FROST, "dkg", 2, 1250, 1),
-    Target("frost-sign-r1", FROST, "sign", 1, 1250, 1),
-    Target("frost-sign-r2", FROST, "sign", 2, 1250, 1),
+    *(Target(f"{name}-{kind}-r{r}", protocol, kind, r, 800, 1)
+      for name, protocol in (("frost", FROST), ("frost-secp256k1", FROST_SECP256K1))
+      for kind in ("dkg", "sign") for r in (1, 2)),
     Target("gg20-keygen-r1", GG20, "dkg", 1, 3, 100),
     Target("gg20-keygen-r2", GG20, "dkg", 2, 3, 100),
     Target("gg20-keygen-r3", GG20, "dkg", 3, 3, 100),
@@ -74,13 +74,16 @@ def spec_for(target: Target, fz: Fuzzing) -> tuple[SessionSpec, bytes]:
     key = KEYS[target.protocol]
     if target.kind == "presign":
         return SessionSpec("presign", sid("fuzz-pre"), GG20, PARTIES, key_id=key.key_id), b""  # type: ignore[arg-type]
-    message = message_for(target.protocol, sid("fuzz message").encode())
-    presignature_id = ""
-    if target.protocol == GG20:  # each example signs with a presignature of its own
-        presignature_id = fz.run(presign(Relay({"client": fz.local, "signer": fz.client}), PARTIES, key.key_id))
-    spec = SessionSpec("sign", sid("fuzz-sign"), target.protocol, PARTIES, key_id=key.key_id,  # type: ignore[arg-type]
-                       message=message, presignature_id=presignature_id)
-    return spec, message
+    text = sid("fuzz message").encode()
+    if target.protocol != GG20:
+        spec = SessionSpec("sign", sid("fuzz-sign"), target.protocol, PARTIES, key_id=key.key_id,  # type: ignore[arg-type]
+                           message=text)
+        return spec, text
+    # Each GG20 example signs with a presignature of its own, on a message the enclave hashes.
+    presignature_id = fz.run(presign(Relay({"client": fz.local, "signer": fz.client}), PARTIES, key.key_id))
+    spec = SessionSpec("sign", sid("fuzz-sign"), GG20, PARTIES, key_id=key.key_id, message=text,  # type: ignore[arg-type]
+                       message_hash=KECCAK, presignature_id=presignature_id)
+    return spec, message_for(GG20, text)
 
 
 def judge(target: Target, spec: SessionSpec, message: bytes, outcomes: dict[str, Outcome], changed: bool,
@@ -132,7 +135,7 @@ def fuzz_target(target: Target, fz: Fuzzing) -> collections.Counter[str]:
 @pytest.fixture(scope="module")
 def keyed(fuzzing: Fuzzing) -> Fuzzing:
     relay = Relay({"client": fuzzing.local, "signer": fuzzing.client})
-    for protocol in (FROST, GG20):
+    for protocol in (FROST, FROST_SECP256K1, GG20):
         KEYS[protocol] = fuzzing.run(dkg(relay, protocol, PARTIES, 2))
     return fuzzing
 
@@ -147,12 +150,16 @@ def test_mutated_messages_are_refused_cleanly(target: Target, keyed: Fuzzing) ->
 
 def test_the_node_still_signs_and_logged_no_traceback(keyed: Fuzzing) -> None:
     relay = Relay({"client": keyed.local, "signer": keyed.client})
-    for protocol in (FROST, GG20):
+    for protocol in (FROST, FROST_SECP256K1, GG20):
         key = KEYS[protocol]
-        message = message_for(protocol, b"after the fuzzing")
+        text = b"after the fuzzing"
         # (GG20 with a presignature named: the signer may hold some the fuzzing left unused)
         presignature_id = keyed.run(presign(relay, PARTIES, key.key_id)) if protocol == GG20 else ""
-        check_signature(protocol, key.public_key, message,
-                        keyed.run(sign(relay, protocol, PARTIES, key.key_id, message, presignature_id)))
+        rule = KECCAK if protocol == GG20 else pb.MESSAGE_HASH_UNSPECIFIED
+        result = keyed.run(sign(relay, protocol, PARTIES, key.key_id, text, presignature_id, message_hash=rule))
+        if protocol == FROST_SECP256K1:  # (check_signature knows its 64-byte siblings only)
+            assert verify(protocol, key.public_key, text, result.signature)
+        else:
+            check_signature(protocol, key.public_key, message_for(protocol, text), result)
     assert keyed.alive()
     no_traceback(keyed.node)

@@ -24,7 +24,7 @@ from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.client.relay import Relay
 from tests.fuzz.conftest import Fuzzing, examples, no_traceback
-from tests.service.conftest import FROST, GG20, check_signature, dkg, message_for, presign, sign
+from tests.service.conftest import FROST, GG20, KECCAK, check_signature, dkg, message_for, presign, sign
 
 PARTIES = ("client", "signer")
 ANSWERS = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
@@ -79,7 +79,9 @@ def requests(method: str, fz: Fuzzing) -> st.SearchStrategy[Any]:
         hostile = dict(session_id=ids, protocol=protocols, key_id=key_ids,
                        message=st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=200)),
                        derivation_path=st.lists(u32, max_size=300), party_ids=party_lists, self_party_id=ids,
-                       presignature_id=key_ids, signature_encoding=protocols, messages=messages)
+                       presignature_id=key_ids, signature_encoding=protocols, messages=messages,
+                       message_hash=protocols, taproot_merkle_root=st.binary(max_size=40),
+                       result_recipient_key=st.binary(max_size=100))
         valid = {**signs, "key_id": KEY_IDS[FROST], "message": b"fuzz"}
         return st.one_of(st.builds(pb.StartSignRequest, **hostile), near_valid(pb.StartSignRequest, valid, hostile))
     if method == "StartPresign":
@@ -234,9 +236,11 @@ def test_the_node_still_signs_and_logged_no_traceback(with_key: Fuzzing) -> None
     for protocol in (FROST, GG20):
         key = dkg(relay, protocol, PARTIES, 2)
         made = with_key.run(key)
-        message = message_for(protocol, b"after random requests")
+        text = b"after random requests"
         presignature_id = with_key.run(presign(relay, PARTIES, made.key_id)) if protocol == GG20 else ""
-        check_signature(protocol, made.public_key, message,
-                        with_key.run(sign(relay, protocol, PARTIES, made.key_id, message, presignature_id)))
+        rule = KECCAK if protocol == GG20 else pb.MESSAGE_HASH_UNSPECIFIED
+        check_signature(protocol, made.public_key, message_for(protocol, text),
+                        with_key.run(sign(relay, protocol, PARTIES, made.key_id, text, presignature_id,
+                                          message_hash=rule)))
     assert with_key.alive()
     no_traceback(with_key.node)

@@ -334,9 +334,17 @@ def test_bad_token_is_unauthenticated(server: SignerProcess, keys: Keys, case: s
 # ---- protocol message HMAC and replay ---------------------------------------------------------
 
 
+def _frame(kind: int) -> bytes:
+    """A well-formed frame of the engine's round-2 traffic (enclave/protocols/rounds.py): version 1,
+    round 2, kind (0 broadcast, 1 direct), no echoes, an opaque body. The session is in round 1,
+    so the enclave holds it unexamined (one round ahead, within its size bound) and the session
+    goes on; the envelope names the same round."""
+    return b"\x01\x00\x02" + bytes([kind]) + b"\x00\x00" + b"opaque payload"
+
+
 def _message(keys: Keys, seq: int, key_id: str = "k-active", **fields: object) -> pb.ProtocolMessage:
     message = pb.ProtocolMessage(
-        session_id=SESSION, sender="client", recipient="signer-test", round=1, seq=seq, payload=b"opaque payload",
+        session_id=SESSION, sender="client", recipient="signer-test", round=2, seq=seq, payload=_frame(1),
         hmac_key_id=key_id,
     )
     for name, value in fields.items():
@@ -360,16 +368,33 @@ TAMPER = {
     "session_id": "another-session",
     "sender": "mallory",
     "recipient": "",
-    "round": 2,
+    "round": 3,
     "seq": 99,
-    "payload": b"opaque payloaD",
+    "payload": _frame(0),
     "hmac_key_id": "k-old",
 }
 
 
+def _session_state(server: SignerProcess) -> int:
+    with server.channel() as ch:
+        return server.stub(ch).GetDKGStatus(
+            pb.GetDKGStatusRequest(session_id=SESSION), metadata=server.auth(), timeout=5
+        ).state
+
+
 def test_hmac_matrix_and_replay(server: SignerProcess, keys: Keys) -> None:
-    # A valid message is authenticated and then routed: no such session yet.
-    assert _submit(server, _message(keys, 1)) == grpc.StatusCode.NOT_FOUND
+    # A valid message for a session the node does not hold is refused before anything is
+    # recorded: the same message again is not a replay.
+    for _ in range(2):
+        assert _submit(server, _message(keys, 1)) == grpc.StatusCode.NOT_FOUND
+    with server.channel() as ch:
+        started = server.stub(ch).StartDKG(pb.StartDKGRequest(
+            session_id=SESSION, protocol=pb.PROTOCOL_FROST_ED25519, threshold=2,
+            party_ids=["client", "peer", "signer-test"], self_party_id="signer-test",
+        ), metadata=server.auth(), timeout=10)
+    assert started.state == pb.SESSION_STATE_RUNNING
+    # In the running session: authenticated, routed, delivered (and held by the enclave).
+    assert _submit(server, _message(keys, 1)) == grpc.StatusCode.OK
     # The same sequence number again is a replay, even though the HMAC is valid.
     assert _submit(server, _message(keys, 1)) == grpc.StatusCode.ALREADY_EXISTS
 
@@ -390,10 +415,14 @@ def test_hmac_matrix_and_replay(server: SignerProcess, keys: Keys) -> None:
     # One bad message rejects the whole batch.
     assert _submit(server, _message(keys, 2), wrong) == grpc.StatusCode.UNAUTHENTICATED
 
-    # None of the rejected messages consumed seq 2; the accepted (not retired) old key works too.
-    assert _submit(server, _message(keys, 2, key_id="k-old")) == grpc.StatusCode.NOT_FOUND
-    assert _submit(server, _message(keys, 2)) == grpc.StatusCode.ALREADY_EXISTS
-    assert _submit(server, _message(keys, 3)) == grpc.StatusCode.NOT_FOUND
+    # None of them reached the enclave (which would have ended the session). The accepted (not
+    # retired) old key works too, and numbers are per sender.
+    assert _submit(server, _message(keys, 2, key_id="k-old", sender="peer")) == grpc.StatusCode.OK
+    assert _submit(server, _message(keys, 2, key_id="k-old", sender="peer")) == grpc.StatusCode.ALREADY_EXISTS
+    assert _session_state(server) == pb.SESSION_STATE_RUNNING
+    # None of the rejected messages consumed the client's seq 2: the host accepts it (the enclave
+    # then ends the session, since it is a second round-2 message from the client).
+    assert _submit(server, _message(keys, 2)) == grpc.StatusCode.OK
 
 
 def test_malformed_submissions_are_invalid(server: SignerProcess, keys: Keys) -> None:

@@ -29,6 +29,9 @@ ALLOWED_LABELS: dict[str, re.Pattern[str]] = {
     "state": re.compile(r"done|failed"),
     "item": re.compile(r"presignature|preparams"),  # single-use items burned by a restart
     "round": re.compile(r"\d{1,2}|other"),
+    # the configuration key of the bound that refused a start; why a finished session was forgotten
+    "quota": re.compile(r"sessions\.(max_concurrent|per_client_max|per_caller_max|gg20_starts_per_second)|other"),
+    "cause": re.compile(r"age|count|bytes"),
     "le": re.compile(r".*"),  # histogram bucket bounds
 }
 

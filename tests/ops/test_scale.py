@@ -17,7 +17,7 @@ from mpc.v1 import signer_pb2 as pb
 from signer.client.relay import Relay
 from tests.conftest import SignerProcess
 from tests.ops.nodes import start_node
-from tests.service.conftest import FROST, GG20, PG_BASE, check_signature, dkg, message_for, presign, sign
+from tests.service.conftest import FROST, GG20, KECCAK, PG_BASE, check_signature, dkg, message_for, presign, sign
 
 pytestmark = pytest.mark.postgres
 PARTIES = ("client", "signer")
@@ -52,16 +52,18 @@ async def test_two_instances_share_keys_through_one_store(
     # signs through B once, then through neither; one made through B is refused by A's enclave.
     presignature_id = await presign(via_b, PARTIES, gg20_key.key_id)
     other_id = await presign(via_b, PARTIES, gg20_key.key_id)
-    digest = message_for(GG20, b"with a presignature of this instance")
-    result = await sign(via_b, GG20, PARTIES, gg20_key.key_id, digest, presignature_id=presignature_id)
+    text = b"with a presignature of this instance"
+    digest = message_for(GG20, text)
+    result = await sign(via_b, GG20, PARTIES, gg20_key.key_id, text, presignature_id=presignature_id,
+                        message_hash=KECCAK)
     check_signature(GG20, gg20_key.public_key, digest, result)
     client_a, client_b = connect(a), connect(b)
     for client, pid in ((client_b, presignature_id), (client_a, presignature_id), (client_a, other_id)):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await client.start_sign(pb.StartSignRequest(
                 session_id=f"reuse-{secrets.token_hex(4)}", protocol=pb.PROTOCOL_GG20_SECP256K1,
-                key_id=gg20_key.key_id, party_ids=list(PARTIES), self_party_id="signer", message=digest,
-                presignature_id=pid,
+                key_id=gg20_key.key_id, party_ids=list(PARTIES), self_party_id="signer", message=text,
+                presignature_id=pid, message_hash=KECCAK,
             ))
         assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
     assert "by another instance's enclave" in (err.value.details() or "")  # B's, refused by A

@@ -243,23 +243,29 @@ async def dkg(relay: Relay, protocol: int, parties: tuple[str, ...], threshold: 
     first = next(iter(results.values())).dkg
     assert all(r.dkg.key_id == first.key_id and r.dkg.public_key == first.public_key for r in results.values())
     assert len(first.key_id) == 64 and int(first.key_id, 16) >= 0
-    assert len(first.public_key) == (33 if protocol == GG20 else 32)
+    assert len(first.public_key) == (33 if protocol in (GG20, pb.PROTOCOL_FROST_SECP256K1) else 32)
     return first
 
 
 async def sign(
-    relay: Relay, protocol: int, signers: tuple[str, ...], key_id: str, message: bytes, presignature_id: str = ""
+    relay: Relay, protocol: int, signers: tuple[str, ...], key_id: str, message: bytes, presignature_id: str = "",
+    *, message_hash: int = pb.MESSAGE_HASH_UNSPECIFIED, path: tuple[int, ...] = (),
 ) -> pb.SignResult:
+    """GG20: `message` is the 32-byte digest (message_hash unspecified) or the message the enclave
+    hashes by `message_hash` (which a presignature needs)."""
     spec = SessionSpec("sign", sid("sign"), protocol, signers, key_id=key_id, message=message,  # type: ignore[arg-type]
-                       presignature_id=presignature_id)
+                       presignature_id=presignature_id, message_hash=message_hash,  # type: ignore[arg-type]
+                       derivation_path=path)
     results = all_ok(await relay.run(spec))
     signatures = {r.sign.signature for r in results.values()}
     assert len(signatures) == 1, "every signer must output the same signature"
     return next(iter(results.values())).sign
 
 
-async def presign(relay: Relay, signers: tuple[str, ...], key_id: str) -> str:
-    results = all_ok(await relay.run(SessionSpec("presign", sid("pre"), GG20, signers, key_id=key_id)))
+async def presign(relay: Relay, signers: tuple[str, ...], key_id: str, path: tuple[int, ...] = ()) -> str:
+    spec = SessionSpec("presign", sid("pre"), GG20, signers, key_id=key_id, derivation_path=path)
+    results = all_ok(await relay.run(spec))
+    assert all(tuple(r.presign.derivation_path) == path for r in results.values())
     ids = {r.presign.presignature_id for r in results.values()}
     assert len(ids) == 1 and len(next(iter(ids))) > 0
     return ids.pop()
@@ -270,14 +276,20 @@ def keccak(data: bytes) -> bytes:
 
 
 def message_for(protocol: int, text: bytes) -> bytes:
-    """What StartSign takes: a Keccak-256 digest for GG20 (Ethereum style), the message for FROST."""
+    """What StartSign takes without a hash rule: a Keccak-256 digest for GG20 (Ethereum style), the
+    message for FROST. With a presignature, GG20 takes `text` with KECCAK instead (the enclave
+    hashes it to this same digest)."""
     return keccak(text) if protocol == GG20 else text
+
+
+KECCAK = pb.MESSAGE_HASH_KECCAK256
 
 
 def check_signature(protocol: int, public_key: bytes, message: bytes, result: pb.SignResult) -> None:
     """Independent checks: libsecp256k1 / libsodium, and for ECDSA eth_keys address recovery."""
     assert verify(protocol, public_key, message, result.signature)
     if protocol == GG20:
+        assert result.digest == message, "SignResult.digest is the digest the enclave signed"
         assert len(result.signature) == 65 and result.recovery_id == result.signature[64]
         recovered = eth_keys.Signature(result.signature).recover_public_key_from_msg_hash(message)
         expected = eth_keys.PublicKey.from_compressed_bytes(public_key)

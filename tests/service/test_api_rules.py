@@ -12,7 +12,7 @@ import pytest
 from mpc.v1 import signer_pb2 as pb
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
-from tests.service.conftest import FROST, GG20, check_signature, dkg, message_for, presign, sign
+from tests.service.conftest import FROST, GG20, KECCAK, check_signature, dkg, message_for, presign, sign
 
 PARTIES = ("client", "signer-a")
 Code = grpc.StatusCode
@@ -148,7 +148,8 @@ async def test_presignature_is_consumed_once(node, local, connect) -> None:  # t
     rows = node.raw_sql("SELECT state FROM presignatures WHERE presig_id = ?", (presignature_id,))
     assert rows == [("available",)]
     # Two signing sessions race for the same named presignature: exactly one gets it.
-    requests = [sign_request(f"race-{i}", key.key_id, presignature_id=presignature_id) for i in range(2)]
+    requests = [sign_request(f"race-{i}", key.key_id, presignature_id=presignature_id, message=b"race",
+                             message_hash=KECCAK) for i in range(2)]
     outcomes = await asyncio.gather(*(client.start_sign(r) for r in requests), return_exceptions=True)
     winners = [o for o in outcomes if isinstance(o, pb.StartSignResponse)]
     losers = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
@@ -190,11 +191,12 @@ async def test_start_with_initial_messages(node, local, connect) -> None:  # typ
     presignature_id = await presign(relay, PARTIES, key.key_id)
     # The local party starts first; its online-round message goes with the signer's start.
     digest = message_for(GG20, b"one call")
-    spec = SessionSpec("sign", "one-call", GG20, PARTIES, key_id=key.key_id, message=digest,
-                       presignature_id=presignature_id)
+    spec = SessionSpec("sign", "one-call", GG20, PARTIES, key_id=key.key_id, message=b"one call",
+                       presignature_id=presignature_id, message_hash=KECCAK)
     mine = local.party("client")
     first = await mine.start(spec)
-    request = sign_request("one-call", key.key_id, message=digest, presignature_id=presignature_id, messages=first)
+    request = sign_request("one-call", key.key_id, message=b"one call", presignature_id=presignature_id,
+                           messages=first, message_hash=KECCAK)
 
     forged = pb.StartSignRequest()
     forged.CopyFrom(request)

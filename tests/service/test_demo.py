@@ -3,6 +3,7 @@ node; its JSON summary is checked, and each signature is checked again here inde
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -10,6 +11,7 @@ import sys
 
 import coincurve
 import nacl.signing
+from frost_rs import utility_secp256k1
 
 from tests.conftest import REPO
 
@@ -25,7 +27,9 @@ def test_demo_against_a_running_signer(start_node, dev_certs) -> None:  # type: 
     )
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
-    assert [item["protocol"] for item in summary] == ["frost-ed25519", "gg20-secp256k1"]
+    assert [item["protocol"] for item in summary] == [
+        "frost-ed25519", "frost-secp256k1", "frost-secp256k1-tr", "gg20-secp256k1",
+    ]
     for item in summary:
         assert item["verified"] is True and len(item["key_id"]) == 64
         public_key, signature = bytes.fromhex(item["public_key"]), bytes.fromhex(item["signature"])
@@ -33,6 +37,15 @@ def test_demo_against_a_running_signer(start_node, dev_certs) -> None:  # type: 
         if item["protocol"] == "frost-ed25519":
             assert len(public_key) == 32 and len(signature) == 64
             nacl.signing.VerifyKey(public_key).verify(message, signature)
+        elif item["protocol"] == "frost-secp256k1-tr":
+            assert len(public_key) == 32 and len(signature) == 64
+            assert coincurve.PublicKeyXOnly(public_key).verify(signature, message)
+        elif item["protocol"] == "frost-secp256k1":
+            # ZF frost's verifier, given a public key package holding the group key alone
+            assert len(public_key) == 33 and len(signature) == 65
+            package = bytes.fromhex("00eed6b1b100") + public_key + b"\x00"
+            b64 = base64.urlsafe_b64encode
+            assert utility_secp256k1.verify(message, b64(package).decode(), b64(signature).decode())
         else:
             digest = hashlib.sha256(message).digest()
             assert len(public_key) == 33 and len(signature) == 65 and item["digest"] == digest.hex()

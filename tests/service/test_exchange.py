@@ -42,6 +42,7 @@ from tests.conftest import SignerProcess, free_port
 from tests.service.conftest import (
     FROST,
     GG20,
+    KECCAK,
     PROTOCOLS,
     FixtureEnclave,
     Node,
@@ -222,8 +223,9 @@ async def test_two_of_three_with_both_signers_on_streams(protocol, nodes, local,
     if protocol == GG20:
         both = ("signer-a", "signer-b")
         presignature_id = await presign(relay, both, key.key_id)
-        message = message_for(protocol, b"2-of-3 with a presignature of the two signers")
-        result = await sign(relay, protocol, both, key.key_id, message, presignature_id)
+        text = b"2-of-3 with a presignature of the two signers"
+        message = message_for(protocol, text)
+        result = await sign(relay, protocol, both, key.key_id, text, presignature_id, message_hash=KECCAK)
         assert result.presignature_id == presignature_id
         check_signature(protocol, key.public_key, message, result)
     for name, c in (("signer-a", a), ("signer-b", b)):
@@ -374,7 +376,7 @@ async def test_slow_calls_across_a_new_token_and_a_close(node_a, local, clients,
     relay = Relay({"client": local, "signer-a": clients(node_a)})
     presignature_id = await presign(relay, PAIR, key.key_id)
     message = message_for(GG20, b"after the slow calls")
-    result = await sign(relay, GG20, PAIR, key.key_id, message, presignature_id)
+    result = await sign(relay, GG20, PAIR, key.key_id, b"after the slow calls", presignature_id, message_hash=KECCAK)
     check_signature(GG20, key.public_key, message, result)
 
 

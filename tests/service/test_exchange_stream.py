@@ -25,6 +25,7 @@ from signer.devcerts import write_dev_certs
 from tests.service.conftest import (
     FROST,
     GG20,
+    KECCAK,
     PROTOCOLS,
     FixtureEnclave,
     Node,
@@ -57,7 +58,8 @@ async def test_sessions_over_the_stream(protocol, node, local, clients) -> None:
     if protocol == GG20:
         presignature_id = await presign(relay, PARTIES, key.key_id)
         message = message_for(protocol, b"with a presignature")
-        result = await sign(relay, protocol, PARTIES, key.key_id, message, presignature_id)
+        result = await sign(relay, protocol, PARTIES, key.key_id, b"with a presignature", presignature_id,
+                            message_hash=KECCAK)
         assert result.presignature_id == presignature_id
         check_signature(protocol, key.public_key, message, result)
     stream = client._exchange._stream  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ import itertools
 import pytest
 
 from signer.client.relay import Relay
-from tests.service.conftest import FROST, GG20, PROTOCOLS, check_signature, dkg, message_for, presign, sign
+from tests.service.conftest import FROST, GG20, KECCAK, PROTOCOLS, check_signature, dkg, message_for, presign, sign
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ async def test_gg20_presignature_pool(pair, local, connect) -> None:  # type: ig
     key = await dkg(relay, GG20, parties, 2)
     presignature_id = await presign(relay, parties, key.key_id)
     message = message_for(GG20, b"online")
-    result = await sign(relay, GG20, parties, key.key_id, message, presignature_id)
+    result = await sign(relay, GG20, parties, key.key_id, b"online", presignature_id, message_hash=KECCAK)
     assert result.presignature_id == presignature_id
     check_signature(GG20, key.public_key, message, result)
     # The signer consumed it durably: naming it again is refused, for any signer set.
@@ -76,8 +76,8 @@ async def test_gg20_presignature_pool(pair, local, connect) -> None:  # type: ig
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await signer.start_sign(pb.StartSignRequest(
-            session_id="reuse-1", protocol=GG20, key_id=key.key_id, message=message, party_ids=parties,
-            self_party_id="signer-a", presignature_id=presignature_id,
+            session_id="reuse-1", protocol=GG20, key_id=key.key_id, message=b"online", party_ids=parties,
+            self_party_id="signer-a", presignature_id=presignature_id, message_hash=KECCAK,
         ))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert FROST != GG20

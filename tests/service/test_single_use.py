@@ -23,7 +23,7 @@ from mpc.v1 import enclave_pb2 as epb
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
 from tests.conftest import free_port, wait_for
-from tests.service.conftest import GG20, Node, check_signature, dkg, message_for, presign, sid, sign
+from tests.service.conftest import GG20, KECCAK, Node, check_signature, dkg, keccak, message_for, presign, sid, sign
 from tests.service.test_exchange import scrape
 
 PARTIES = ("client", "signer-a")
@@ -50,14 +50,17 @@ def revive(node: Node, pid: str, blob: bytes) -> None:
     )
 
 
-async def start_sign_on(connect: Callable[..., object], node: Node, key_id: str, digest: bytes, pid: str) -> object:
+async def start_sign_on(connect: Callable[..., object], node: Node, key_id: str, text: bytes, pid: str) -> object:
     """StartSign with the presignature on signer-a alone (the refusal comes at the start)."""
-    spec = SessionSpec("sign", sid("replay"), GG20, PARTIES, key_id=key_id, message=digest,  # type: ignore[arg-type]
-                       presignature_id=pid)
+    spec = SessionSpec("sign", sid("replay"), GG20, PARTIES, key_id=key_id, message=text,  # type: ignore[arg-type]
+                       presignature_id=pid, message_hash=KECCAK)
     return await connect(node).party("signer-a").start(spec)  # type: ignore[attr-defined]
 
 
-async def straight_to_the_enclave(node: Node, key_id: str, blob: bytes, pid: str, digest: bytes) -> EnclaveRequestError:
+async def straight_to_the_enclave(
+    node: Node, key_id: str, blob: bytes, pid: str, text: bytes, rule: int = epb.MESSAGE_HASH_KECCAK256,
+    path: tuple[int, ...] = (),
+) -> EnclaveRequestError:
     """The host's own move: a SIGN start on the enclave's socket with the stored share and the
     kept presignature, bypassing the signer's checks. It must be refused."""
     ((share,),) = node.raw_sql("SELECT sealed_share FROM keys WHERE key_id = ?", (key_id,))
@@ -65,7 +68,8 @@ async def straight_to_the_enclave(node: Node, key_id: str, blob: bytes, pid: str
     try:
         start = epb.SessionStart(
             session_id=sid("host-replay"), protocol=GG20, kind=epb.SESSION_KIND_SIGN,  # type: ignore[arg-type]
-            party_ids=list(PARTIES), self_party_id="signer-a", key_id=key_id, message=digest, presignature_id=pid,
+            party_ids=list(PARTIES), self_party_id="signer-a", key_id=key_id, message=text, presignature_id=pid,
+            message_hash=rule, derivation_path=list(path),  # type: ignore[arg-type]
             sealed_blobs=[
                 epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key_id, data=share),
                 epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blob),
@@ -89,8 +93,9 @@ async def test_presignature_kept_across_an_enclave_restart_is_refused(start_node
     used = await presign(relay, PARTIES, key.key_id)
     spare = await presign(relay, PARTIES, key.key_id)  # never used: burned by the restart
     kept = presig_row(node, used)  # the host keeps a copy
-    first = message_for(GG20, b"the one signature this presignature may make")
-    check_signature(GG20, key.public_key, first, await sign(relay, GG20, PARTIES, key.key_id, first, used))
+    first = b"the one signature this presignature may make"
+    check_signature(GG20, key.public_key, keccak(first),
+                    await sign(relay, GG20, PARTIES, key.key_id, first, used, message_hash=KECCAK))
 
     node.enclave.kill()  # the host restarts the enclave process
     node.enclave.start()
@@ -101,7 +106,7 @@ async def test_presignature_kept_across_an_enclave_restart_is_refused(start_node
         ("consumed", "enclave-restart")
     ]
 
-    second = message_for(GG20, b"a second digest for the same nonce")
+    second = b"a second message for the same nonce"
     refused = await straight_to_the_enclave(node, key.key_id, kept, used, second)
     assert refused.code == epb.ERROR_CODE_SEALED_IN_EARLIER_BOOT
     assert "sealed in an earlier enclave boot" in refused.message
@@ -125,8 +130,9 @@ async def test_presignature_kept_across_an_enclave_restart_is_refused(start_node
     # The honest client is unharmed: a fresh presignature of this boot signs.
     assert local.engine.running() == 0
     fresh = await presign(relay, PARTIES, key.key_id)
-    third = message_for(GG20, b"after the restart, with a new presignature")
-    check_signature(GG20, key.public_key, third, await sign(relay, GG20, PARTIES, key.key_id, third, fresh))
+    third = b"after the restart, with a new presignature"
+    check_signature(GG20, key.public_key, keccak(third),
+                    await sign(relay, GG20, PARTIES, key.key_id, third, fresh, message_hash=KECCAK))
 
 
 async def test_replay_and_an_old_database_copy_are_refused_in_one_boot(  # type: ignore[no-untyped-def]
@@ -141,10 +147,11 @@ async def test_replay_and_an_old_database_copy_are_refused_in_one_boot(  # type:
     backup = db.with_name("backup.db")
     with sqlite3.connect(db) as src, sqlite3.connect(backup) as dst:
         src.backup(dst)  # an online copy, as a backup job makes it
-    message = message_for(GG20, b"signed once")
-    check_signature(GG20, key.public_key, message, await sign(relay, GG20, PARTIES, key.key_id, message, pid))
+    message = b"signed once"
+    check_signature(GG20, key.public_key, keccak(message),
+                    await sign(relay, GG20, PARTIES, key.key_id, message, pid, message_hash=KECCAK))
 
-    second = message_for(GG20, b"signed twice?")
+    second = b"signed twice?"
     refused = await straight_to_the_enclave(node, key.key_id, kept, pid, second)
     assert (refused.code, refused.message) == (epb.ERROR_CODE_FAILED_PRECONDITION, "presignature already used")
 
@@ -168,4 +175,5 @@ async def test_replay_and_an_old_database_copy_are_refused_in_one_boot(  # type:
     other = message_for(GG20, b"interactive, after the refusals")
     check_signature(GG20, key.public_key, other, await sign(relay, GG20, PARTIES, key.key_id, other))
     fresh = await presign(relay, PARTIES, key.key_id)
-    check_signature(GG20, key.public_key, second, await sign(relay, GG20, PARTIES, key.key_id, second, fresh))
+    check_signature(GG20, key.public_key, keccak(second),
+                    await sign(relay, GG20, PARTIES, key.key_id, second, fresh, message_hash=KECCAK))

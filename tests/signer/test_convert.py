@@ -33,6 +33,16 @@ def test_valid_requests_convert() -> None:
     assert convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_GG20_SECP256K1,
                                                         key_id="f" * 64, party_ids=["a", "b"],
                                                         self_party_id="a")).kind == epb.SESSION_KIND_PRESIGN
+    start = convert.sign_start(sign(message=b"any length", message_hash=pb.MESSAGE_HASH_ETH_PERSONAL))
+    assert start.message_hash == epb.MESSAGE_HASH_ETH_PERSONAL and start.message == b"any length"
+    start = convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_GG20_SECP256K1,
+                                                         key_id="f" * 64, party_ids=["a", "b"], self_party_id="a",
+                                                         derivation_path=[44, 60]))
+    assert list(start.derivation_path) == [44, 60]
+    with pytest.raises(InvalidArgument, match="derivation_path"):
+        convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_GG20_SECP256K1,
+                                                     key_id="f" * 64, party_ids=["a", "b"], self_party_id="a",
+                                                     derivation_path=[2**31]))
 
 
 @pytest.mark.parametrize(
@@ -69,6 +79,10 @@ def test_bad_dkg(request_: pb.StartDKGRequest, field: str) -> None:
         (sign(protocol=pb.PROTOCOL_FROST_ED25519, message=b"x" * (64 * 1024 + 1)), "message"),
         (sign(protocol=pb.PROTOCOL_FROST_ED25519, presignature_id="p1"), "presignature_id"),
         (sign(signature_encoding=7), "signature_encoding"),
+        (sign(message_hash=9), "message_hash"),
+        (sign(message=b"x" * 33, message_hash=pb.MESSAGE_HASH_RAW), "32-byte digest"),
+        (sign(message=b"x" * (64 * 1024 + 1), message_hash=pb.MESSAGE_HASH_KECCAK256), "at most"),
+        (sign(protocol=pb.PROTOCOL_FROST_ED25519, message_hash=pb.MESSAGE_HASH_SHA256), "message_hash"),
     ],
 )
 def test_bad_sign(request_: pb.StartSignRequest, field: str) -> None:

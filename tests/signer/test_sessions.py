@@ -20,7 +20,6 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
-from signer.auth.replay import SequenceGuard
 from signer.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -103,7 +102,7 @@ def sessions_for(client: EnclaveClient, persisted: list | None = None, **kw: flo
         assert persisted is not None
         persisted.append((session.session_id, result.sealed_share.data))
 
-    return Sessions(client, KEYS, SequenceGuard(60, 1000), deadline_seconds=kw.get("deadline", 60),
+    return Sessions(client, KEYS, deadline_seconds=kw.get("deadline", 60),
                     max_concurrent=int(kw.get("max", 10)), persist=persist if persisted is not None else None)
 
 
@@ -235,7 +234,7 @@ async def test_hmac_keys_bound_to_parties(channel) -> None:
     keys = {"signer-key": b"s" * 32, "client-key": b"c" * 32}
     bindings = {"signer-key": frozenset({"signer"}), "client-key": frozenset({"client"})}
     ring = HmacKeyRing(keys, "signer-key", senders=bindings)
-    sessions = Sessions(client, ring, SequenceGuard(60, 1000), deadline_seconds=60, max_concurrent=10)
+    sessions = Sessions(client, ring, deadline_seconds=60, max_concurrent=10)
 
     as_client = dkg("dkg-x")
     as_client.self_party_id = "client"

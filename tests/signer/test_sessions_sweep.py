@@ -11,8 +11,8 @@ import pytest
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
-from signer.auth.replay import SequenceGuard
 from signer.errors import InvalidArgument, NotFound
+from signer.retention import FinishedSessions
 from signer.sessions import DEADLINE_REASON, Sessions
 from tests.signer.test_sessions import KEYS, channel, dkg, incoming
 
@@ -23,8 +23,9 @@ def make(client, **kw) -> Sessions:  # type: ignore[no-untyped-def]
     async def persist(session, result) -> None:  # type: ignore[no-untyped-def]
         return None
 
-    return Sessions(client, KEYS, SequenceGuard(60, 1000), deadline_seconds=kw.get("deadline", 60),
-                    max_concurrent=10, retention_seconds=kw.get("retention", 60), persist=persist)
+    retained = FinishedSessions(max_age=kw.get("retention", 60), max_count=10_000, max_bytes=1 << 25)
+    return Sessions(client, KEYS, deadline_seconds=kw.get("deadline", 60), max_concurrent=10, retained=retained,
+                    persist=persist)
 
 
 async def test_sweep_fails_overdue_sessions_aborts_them_and_evicts_old_ones(channel) -> None:  # type: ignore[no-untyped-def]
@@ -54,7 +55,8 @@ async def test_run_sweeper_in_the_background(channel) -> None:  # type: ignore[n
     task = asyncio.create_task(sessions.run_sweeper(0.05))
     await asyncio.sleep(0.3)
     task.cancel()
-    assert sessions._sessions["bg"].state == pb.SESSION_STATE_FAILED  # no lookup needed to notice
+    record = sessions.retained.get("bg")  # no lookup needed to notice
+    assert record is not None and record.state == pb.SESSION_STATE_FAILED
 
 
 async def test_failed_prepare_leaves_nothing(channel) -> None:  # type: ignore[no-untyped-def]

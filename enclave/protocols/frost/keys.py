@@ -3,7 +3,8 @@
 Shapes follow ZF frost (frost-core `keys`): a `SecretShare` is what a dealer hands one
 participant (identifier, signing share, VSS commitment); `KeyPackage` is one participant's
 long-lived signing state; `PublicKeyPackage` is the public part everyone (and the aggregator)
-holds. Elements are stored as canonical 32-byte encodings, scalars as ints.
+holds. Elements are stored as their canonical encodings (bytes: 32 for Ed25519, 33 compressed
+for secp256k1), scalars as ints; the suite's group does the arithmetic.
 
 Keys produced by `trusted_dealer_keygen` are for tests and vectors; production keys come from
 the DKG (`dkg`), where no single party ever knows the group secret.
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from enclave import polynomial
 from enclave.errors import InvalidParameters
-from enclave.protocols.frost.ciphersuite import GROUP
 from enclave.rng import Rng
+
+if TYPE_CHECKING:
+    from enclave.protocols.frost.ciphersuite import Ciphersuite
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,13 @@ class SecretShare:
     signing_share: int = field(repr=False)
     commitment: tuple[bytes, ...]  # VSS commitment a_k*G, k = 0..t-1
 
-    def verify(self) -> tuple[bytes, bytes]:
+    def verify(self, cs: Ciphersuite) -> tuple[bytes, bytes]:
         """Feldman-check the share; returns (verifying share, group verifying key)."""
-        if not polynomial.verify_share(GROUP, self.commitment, self.identifier, self.signing_share):
+        g = cs.group
+        points = [cs.point(c) for c in self.commitment]
+        if not polynomial.verify_share(g, points, self.identifier, self.signing_share):
             raise InvalidParameters("secret share does not match its commitment")
-        return GROUP.base_mul(self.signing_share), self.commitment[0]
+        return g.encode(g.base_mul(self.signing_share)), self.commitment[0]
 
 
 @dataclass(frozen=True)
@@ -54,42 +60,53 @@ def validate_num_signers(min_signers: int, max_signers: int) -> None:
         raise InvalidParameters("need 2 <= t <= n <= 255")
 
 
-def key_package_from_secret_share(share: SecretShare) -> KeyPackage:
-    verifying_share, verifying_key = share.verify()
+def key_package_from_secret_share(cs: Ciphersuite, share: SecretShare) -> KeyPackage:
+    verifying_share, verifying_key = share.verify(cs)
     return KeyPackage(
         share.identifier, share.signing_share, verifying_share, verifying_key, len(share.commitment)
     )
 
 
 def public_key_package_from_commitment(
-    identifiers: Sequence[int], commitment: Sequence[bytes], min_signers: int | None = None
+    cs: Ciphersuite, identifiers: Sequence[int], commitment: Sequence[bytes], min_signers: int | None = None
 ) -> PublicKeyPackage:
     """Verifying shares of every identifier evaluated from one (summed) VSS commitment."""
-    at = polynomial.commitments_at(GROUP, commitment, identifiers)
-    return PublicKeyPackage({i: at[i] for i in sorted(identifiers)}, commitment[0], min_signers)
+    g = cs.group
+    at = polynomial.commitments_at(g, [cs.point(c) for c in commitment], identifiers)
+    return PublicKeyPackage({i: g.encode(at[i]) for i in sorted(identifiers)}, commitment[0], min_signers)
 
 
-def sum_commitments(commitments: Sequence[Sequence[bytes]]) -> tuple[bytes, ...]:
+def sum_commitments(cs: Ciphersuite, commitments: Sequence[Sequence[bytes]]) -> tuple[bytes, ...]:
     """Coefficient-wise sum of DKG participants' VSS commitments (the group's commitment)."""
     t = len(commitments[0])
     if any(len(c) != t for c in commitments):
         raise InvalidParameters("commitments of different lengths")
-    return tuple(GROUP.sum([c[k] for c in commitments]) for k in range(t))
+    g = cs.group
+    out = []
+    for k in range(t):
+        total = g.sum([cs.point(c[k]) for c in commitments])
+        if g.is_identity(total):
+            raise InvalidParameters("a summed commitment is the identity")
+        out.append(g.encode(total))
+    return tuple(out)
 
 
 def trusted_dealer_keygen(
-    identifiers: Sequence[int], min_signers: int, rng: Rng, secret: int | None = None
+    cs: Ciphersuite, identifiers: Sequence[int], min_signers: int, rng: Rng, secret: int | None = None
 ) -> tuple[dict[int, SecretShare], PublicKeyPackage]:
-    """Split a (random unless given) group secret into t-of-n shares with a VSS commitment."""
+    """Split a (random unless given) group secret into t-of-n shares with a VSS commitment.
+
+    As ZF's `generate_with_dealer`, no suite hook runs here (a Taproot key is not tweaked)."""
     validate_num_signers(min_signers, len(identifiers))
-    s = GROUP.random_scalar(rng) if secret is None else secret % GROUP.order
+    g = cs.group
+    s = g.random_scalar(rng) if secret is None else secret % g.order
     if s == 0:
         raise InvalidParameters("group secret must be non-zero")
-    coeffs, values = polynomial.split(GROUP, s, min_signers, identifiers, rng)
-    commitment = polynomial.commit(GROUP, coeffs)
+    coeffs, values = polynomial.split(g, s, min_signers, identifiers, rng)
+    commitment = tuple(g.encode(p) for p in polynomial.commit(g, coeffs))
     shares = {i: SecretShare(i, values[i], commitment) for i in sorted(values)}
     pub = PublicKeyPackage(
-        {i: GROUP.base_mul(values[i]) for i in sorted(values)}, commitment[0], min_signers
+        {i: g.encode(g.base_mul(values[i])) for i in sorted(values)}, commitment[0], min_signers
     )
     return shares, pub
 

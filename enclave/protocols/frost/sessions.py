@@ -1,21 +1,25 @@
 """FROST signing and DKG as `Round`s for the session `Driver` (enclave.protocols.rounds).
 
 Party ids (the driver's, given by the transport) map to FROST identifiers through
-`identifiers: {party: identifier}` (small integers or `derive_identifier(name)`). Every payload
-body is a ZF frost object, so a ZF-frost client can produce and read them directly:
+`identifiers: {party: identifier}` (small integers or `cs.derive_identifier(name)`). Every
+payload body is a ZF frost object of the setup's suite, so a ZF-frost client can produce and
+read them directly:
 
 Signing (2 rounds, every signer also aggregates):
-    1. broadcast SigningCommitments                      (postcard, 69 bytes)
+    1. broadcast SigningCommitments                      (postcard; 69 bytes Ed25519, 71 secp256k1)
     2. broadcast SignatureShare (32 bytes); the driver's echo in these messages proves every
-       signer saw the same commitments. Output: the 64-byte Ed25519 signature, checked by
-       libsodium. A bad share aborts naming exactly the signers whose shares fail.
+       signer saw the same commitments. Output: the suite's signature, checked by
+       `cs.verify_signature` (libsodium for Ed25519, libsecp256k1's BIP340 verifier for
+       Taproot). A bad share aborts naming exactly the signers whose shares fail.
+    Taproot: `merkle_root` (None: the key as it is; 32 bytes: a script tree's root, b"": the
+    key-path-only commitment) tweaks the key packages first (ZF `sign_with_tweak`).
     Checks on commitments: strict point decoding (identity, small-order, mixed-order,
     non-canonical rejected), a commitment equal to this signer's own or to one in
     `used_commitments` (a caller-owned set kept across sessions of the same key) aborts
     naming the sender as a nonce-commitment replay.
 
 DKG (2 rounds):
-    1. broadcast: ZF dkg round1::Package || 32-byte ephemeral encryption key
+    1. broadcast: ZF dkg round1::Package || ephemeral encryption key (one element encoding)
     2. direct to each participant: ChaCha20-Poly1305(ZF dkg round2::Package), see `dkg`.
        The round-1 echo travels in these messages.
     Output: (KeyPackage, PublicKeyPackage).
@@ -31,7 +35,7 @@ from typing import Any
 
 from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
 from enclave.protocols.frost import dkg, signing, wire
-from enclave.protocols.frost.ciphersuite import GROUP
+from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, check_public_key_package
 from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, PartyId, Round, Send
 from enclave.rng import Rng
@@ -41,6 +45,7 @@ from enclave.rng import Rng
 
 @dataclass(frozen=True)
 class SignSetup:
+    suite: Ciphersuite
     session_id: bytes
     party: PartyId
     identifiers: Mapping[PartyId, int]  # the signers of this session
@@ -49,6 +54,7 @@ class SignSetup:
     message: bytes
     rng: Rng = field(repr=False)
     used_commitments: MutableSet[bytes] | None = field(default=None, repr=False)
+    merkle_root: bytes | None = None  # Taproot only
 
 
 def _check_sign_setup(s: SignSetup) -> None:
@@ -60,6 +66,8 @@ def _check_sign_setup(s: SignSetup) -> None:
     if any(i not in s.public.verifying_shares for i in ids):
         raise InvalidParameters("a signer has no verifying share")
     check_public_key_package(s.public, s.key)
+    if s.merkle_root is not None and not s.suite.bip340:
+        raise InvalidParameters("only Taproot keys take a merkle root")
 
 
 class SignCommitRound(Round):
@@ -69,13 +77,15 @@ class SignCommitRound(Round):
         self.s = setup
         self.nonces = nonces
         self.got: dict[PartyId, signing.SigningCommitments] = {}
+        # The key packages this signature uses (Taproot: tweaked by the merkle root).
+        self.keys = setup.suite.signing_keys(setup.key, setup.public, setup.merkle_root)
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.s.identifiers))
 
     def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
         try:
-            c = wire.decode_signing_commitments(body)
+            c = wire.decode_signing_commitments(self.s.suite, body)
         except EnclaveError:
             raise ProtocolFault(sender, "malformed or invalid nonce commitments") from None
         mine = self.nonces.commitments
@@ -94,7 +104,7 @@ class SignCommitRound(Round):
         self.got[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
-        s = self.s
+        s, cs = self.s, self.s.suite
         commitments = {s.identifiers[p]: c for p, c in self.got.items()}
         commitments[s.key.identifier] = self.nonces.commitments
         package = signing.SigningPackage(dict(sorted(commitments.items())), s.message)
@@ -102,19 +112,25 @@ class SignCommitRound(Round):
             for c in commitments.values():
                 s.used_commitments.add(c.hiding)
                 s.used_commitments.add(c.binding)
+        key, public = self.keys
         try:
-            ctx = signing.signing_context(package, s.key.verifying_key, own=(s.key.identifier, self.nonces))
+            ctx = signing.signing_context(cs, package, key.verifying_key, own=(key.identifier, self.nonces))
         except signing.InvalidCommitment as bad:
             by_ident = {i: p for p, i in s.identifiers.items()}
             return Abort(frozenset({by_ident[bad.identifier]}), "malformed or invalid nonce commitments")
-        z = signing.sign(s.key, self.nonces, package, ctx)
+        except InvalidParameters:
+            # R is the identity: the commitments cancel out, which needs a hash collision in the
+            # binding factors; who caused it cannot be told, so nobody is named.
+            return Abort(frozenset(), "nonce commitments cancel out")
+        z = signing.sign(cs, key, self.nonces, package, ctx)
         # Round two needs only public data: the signing share and nonces stay behind.
-        carry = _ShareCarry(s.identifiers, s.public, ctx, s.key.identifier, z)
-        return Next(SignShareRound(carry), (Send(None, wire.encode_signature_share(z)),))
+        carry = _ShareCarry(cs, s.identifiers, public, ctx, key.identifier, z)
+        return Next(SignShareRound(carry), (Send(None, wire.encode_signature_share(cs, z)),))
 
 
 @dataclass(frozen=True)
 class _ShareCarry:
+    suite: Ciphersuite
     identifiers: Mapping[PartyId, int]
     public: PublicKeyPackage
     ctx: signing.SigningContext
@@ -135,7 +151,7 @@ class SignShareRound(Round):
 
     def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
         try:
-            return wire.decode_signature_share(body)
+            return wire.decode_signature_share(self.s.suite, body)
         except EnclaveError:
             raise ProtocolFault(sender, "malformed signature share") from None
 
@@ -144,7 +160,7 @@ class SignShareRound(Round):
 
     def finalize(self) -> Next | Output | Abort:
         try:
-            sig = signing.aggregate(self.ctx.package, self.shares, self.s.public, self.ctx)
+            sig = signing.aggregate(self.s.suite, self.ctx.package, self.shares, self.s.public, self.ctx)
         except signing.InvalidSignatureShares as exc:
             by_ident = {i: p for p, i in self.s.identifiers.items()}
             return Abort(frozenset(by_ident[i] for i in exc.culprits), "invalid signature share")
@@ -154,10 +170,11 @@ class SignShareRound(Round):
 def signing_driver(setup: SignSetup, nonces: signing.SigningNonces | None = None) -> Driver:
     """A driver for one signer. `nonces` may be precomputed (tests); by default fresh ones."""
     _check_sign_setup(setup)
+    cs = setup.suite
     if nonces is None:
-        nonces = signing.commit(setup.key.signing_share, setup.rng)
+        nonces = signing.commit(cs, setup.key.signing_share, setup.rng)
     first = Next(
-        SignCommitRound(setup, nonces), (Send(None, wire.encode_signing_commitments(nonces.commitments)),)
+        SignCommitRound(setup, nonces), (Send(None, wire.encode_signing_commitments(cs, nonces.commitments)),)
     )
     return Driver(setup.session_id, setup.party, setup.identifiers, first, total_rounds=2)
 
@@ -167,6 +184,7 @@ def signing_driver(setup: SignSetup, nonces: signing.SigningNonces | None = None
 
 @dataclass(frozen=True)
 class DkgSetup:
+    suite: Ciphersuite
     session_id: bytes
     party: PartyId
     identifiers: Mapping[PartyId, int]
@@ -193,14 +211,16 @@ class DkgRound1(Round):
         return Expect(broadcast=frozenset(self.c.setup.identifiers))
 
     def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+        cs = self.c.setup.suite
         ident = self.c.setup.identifiers[sender]
+        n = cs.element_len
         try:
             # Strict except phi_0, R (validated by the proof check) and the encryption key
             # (validated by the checked DH multiplication) -- see wire.parse_round1_package.
-            package = wire.parse_round1_package(body[:-32])
-            their_pub = body[-32:]
-            dkg.check_round1_package(self.c.secret, ident, package)
-            shared = dkg.shared_secret(self.c.enc_secret, their_pub)
+            package = wire.parse_round1_package(cs, body[:-n])
+            their_pub = body[-n:]
+            dkg.check_round1_package(cs, self.c.secret, ident, package)
+            shared = dkg.shared_secret(cs, self.c.enc_secret, their_pub)
         except dkg.DkgFault as fault:
             raise ProtocolFault(sender, fault.reason) from None
         except EnclaveError:
@@ -211,20 +231,23 @@ class DkgRound1(Round):
         self.got[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
-        s, c = self.c.setup, self.c
+        s, c, cs = self.c.setup, self.c, self.c.setup.suite
         me = s.identifiers[s.party]
         sends = []
         for p in sorted(self.got):
             j = s.identifiers[p]
             _, their_pub, shared = self.got[p]
-            plaintext = wire.encode_round2_package(dkg.share_for(c.secret, j))
-            sends.append(Send(p, dkg.encrypt_share(s.session_id, shared, c.enc_public, their_pub, me, j, plaintext)))
+            plaintext = wire.encode_round2_package(cs, dkg.share_for(cs, c.secret, j))
+            sends.append(
+                Send(p, dkg.encrypt_share(cs, s.session_id, shared, c.enc_public, their_pub, me, j, plaintext))
+            )
         # Round two gets f_i(i), the commitments and the per-peer keys; not the polynomial.
         carry = _DkgRound2Carry(
+            cs,
             s.session_id,
             s.party,
             s.identifiers,
-            dkg.round2_secret(c.secret),
+            dkg.round2_secret(cs, c.secret),
             c.enc_public,
             {p: v[0] for p, v in self.got.items()},
             {p: v[1] for p, v in self.got.items()},
@@ -235,6 +258,7 @@ class DkgRound1(Round):
 
 @dataclass(frozen=True)
 class _DkgRound2Carry:
+    suite: Ciphersuite
     session_id: bytes
     party: PartyId
     identifiers: Mapping[PartyId, int]
@@ -260,9 +284,9 @@ class DkgRound2(Round):
         me, them = c.identifiers[c.party], c.identifiers[sender]
         try:
             plaintext = dkg.decrypt_share(
-                c.session_id, c.shared[sender], c.enc_public, c.peer_keys[sender], me, them, body
+                c.suite, c.session_id, c.shared[sender], c.enc_public, c.peer_keys[sender], me, them, body
             )
-            share = wire.decode_round2_package(plaintext)
+            share = wire.decode_round2_package(c.suite, plaintext)
         except dkg.DkgFault as fault:
             raise ProtocolFault(sender, fault.reason) from None
         except EnclaveError:
@@ -277,7 +301,7 @@ class DkgRound2(Round):
         round1 = {ids[p]: pkg for p, pkg in self.c.packages.items()}
         by_ident = {i: p for p, i in ids.items()}
         try:
-            return Output(dkg.part3(self.c.secret, round1, self.shares))
+            return Output(dkg.part3(self.c.suite, self.c.secret, round1, self.shares))
         except dkg.DkgFault as fault:
             return Abort(frozenset({by_ident[fault.culprit]}), fault.reason)
 
@@ -287,9 +311,10 @@ def dkg_driver(setup: DkgSetup) -> Driver:
     if len(set(ids)) != len(ids) or setup.party not in setup.identifiers:
         raise InvalidParameters("identifiers must be distinct and include this party's")
     me = setup.identifiers[setup.party]
-    secret, package = dkg.part1(me, len(ids), setup.min_signers, setup.rng)
-    enc_secret = GROUP.random_scalar(setup.rng)
-    enc_public = GROUP.base_mul(enc_secret)
+    cs = setup.suite
+    secret, package = dkg.part1(cs, me, len(ids), setup.min_signers, setup.rng)
+    enc_secret = cs.group.random_scalar(setup.rng)
+    enc_public = cs.group.encode(cs.group.base_mul(enc_secret))
     carry = _DkgCarry(setup, secret, enc_secret, enc_public)
-    body = wire.encode_round1_package(package) + enc_public
+    body = wire.encode_round1_package(cs, package) + enc_public
     return Driver(setup.session_id, setup.party, setup.identifiers, Next(DkgRound1(carry), (Send(None, body),)), 2)

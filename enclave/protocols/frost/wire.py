@@ -1,25 +1,27 @@
-"""ZF frost's postcard encodings for FROST(Ed25519, SHA-512), byte for byte.
+"""ZF frost's postcard encodings for every FROST suite, byte for byte.
 
 ZF frost serializes with serde + postcard: structs are their fields in order, u8 is one byte,
-u16 and lengths are LEB128 varints, fixed arrays (scalars, elements) are raw 32 bytes, byte
+u16 and lengths are LEB128 varints, fixed arrays (scalars, elements) are raw bytes, byte
 vectors and maps are a varint count followed by the items, `Option` is 0x00 | 0x01 value.
-Every top-level object starts with the header `0x00 (format version) || CRC-32 of
-"FROST-ED25519-SHA512-v1"` big endian (b1 69 f0 da).
+Every top-level object starts with the suite's header `0x00 (format version) || CRC-32 of the
+context string` big endian (`cs.header`; Ed25519 b1 69 f0 da). Scalars and identifiers are the
+suite's scalar encoding (32 bytes; little-endian Ed25519, big-endian secp256k1), elements its
+element encoding (32 bytes Ed25519, 33 compressed secp256k1), signatures `cs.encode_signature`
+(Ed25519 R || z 64, secp256k1 R || z 65, Taproot x(R) || z 64).
 
-    SigningCommitments  header || hiding(32) || binding(32)
+    SigningCommitments  header || hiding || binding
     SigningNonces       header || hiding scalar || binding scalar || SigningCommitments
     SigningPackage      header || n || n * (identifier || SigningCommitments) || len || message
-    SignatureShare      scalar(32)                         (ZF `SignatureShare::serialize`)
-    Signature           R(32) || z(32)                     (RFC 8032 form)
+    SignatureShare      scalar                             (ZF `SignatureShare::serialize`)
     SecretShare         header || identifier || signing share || t || t * element
     KeyPackage          header || identifier || signing share || verifying share || verifying key || t
     PublicKeyPackage    header || n || n * (identifier || verifying share) || verifying key
                         [|| 0x01 || t]                     (min_signers, newer ZF versions)
-    dkg round1 Package  header || t || t * element || 0x40 || Signature (proof of knowledge)
+    dkg round1 Package  header || t || t * element || len || Signature (proof of knowledge)
     dkg round2 Package  header || signing share
 
 Decoding is strict and raises `InvalidEncoding`: wrong header, non-minimal varints, elements
-that are not canonical prime-order non-identity points, scalars >= L, zero identifiers,
+that are not canonical prime-order non-identity points, scalars >= the order, zero identifiers,
 map keys not strictly increasing (ZF's BTreeMap order), lengths out of range, trailing bytes.
 One deliberate exception: a binding nonce commitment E is validated where it is used, by the
 checked multiplication in `signing.signing_context` (see `signing.SigningCommitments`), which
@@ -33,7 +35,7 @@ read the key packages back out of an enclave-sealed key share (authenticated pla
 from __future__ import annotations
 
 from enclave.errors import InvalidEncoding
-from enclave.protocols.frost.ciphersuite import GROUP, HEADER, encode_identifier
+from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.dkg import Round1Package
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, SecretShare
 from enclave.protocols.frost.signing import SigningCommitments, SigningNonces, SigningPackage
@@ -55,9 +57,10 @@ def varint(n: int) -> bytes:
 
 
 class Reader:
-    __slots__ = ("data", "pos")
+    __slots__ = ("cs", "data", "pos")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, cs: Ciphersuite, data: bytes) -> None:
+        self.cs = cs
         self.data = bytes(data)
         self.pos = 0
 
@@ -86,14 +89,20 @@ class Reader:
         return value
 
     def header(self) -> None:
-        if self.take(5) != HEADER:
-            raise InvalidEncoding("not a FROST(Ed25519, SHA-512) v0 object")
+        if self.take(5) != self.cs.header:
+            raise InvalidEncoding(f"not a {self.cs.name} v0 object")
+
+    def raw_element(self) -> bytes:
+        """An element's bytes, not validated (the caller validates them where they are used)."""
+        return self.take(self.cs.element_len)
 
     def element(self) -> bytes:
-        return GROUP.decode(self.take(32))
+        raw = self.raw_element()
+        self.cs.group.decode(raw)
+        return raw
 
     def scalar(self) -> int:
-        return GROUP.decode_scalar(self.take(32))
+        return self.cs.group.decode_scalar(self.take(32))
 
     def identifier(self) -> int:
         ident = self.scalar()
@@ -106,50 +115,51 @@ class Reader:
             raise InvalidEncoding("trailing bytes")
 
 
-def _scalar(k: int) -> bytes:
-    return GROUP.encode_scalar(k)
-
-
 # -- signing ------------------------------------------------------------------------------------
 
 
-def encode_signing_commitments(c: SigningCommitments) -> bytes:
-    return HEADER + c.hiding + c.binding
+def encode_signing_commitments(cs: Ciphersuite, c: SigningCommitments) -> bytes:
+    return cs.header + c.hiding + c.binding
 
 
 def _read_commitments(r: Reader) -> SigningCommitments:
     r.header()
     # The binding commitment is validated by the checked multiplication in
     # `signing.signing_context`, its only use as a point (see `SigningCommitments`).
-    return SigningCommitments(r.element(), r.take(32))
+    return SigningCommitments(r.element(), r.raw_element())
 
 
-def decode_signing_commitments(data: bytes) -> SigningCommitments:
-    r = Reader(data)
+def decode_signing_commitments(cs: Ciphersuite, data: bytes) -> SigningCommitments:
+    r = Reader(cs, data)
     c = _read_commitments(r)
     r.done()
     return c
 
 
-def encode_signing_nonces(n: SigningNonces) -> bytes:
-    return HEADER + _scalar(n.hiding) + _scalar(n.binding) + encode_signing_commitments(n.commitments)
+def encode_signing_nonces(cs: Ciphersuite, n: SigningNonces) -> bytes:
+    g = cs.group
+    return (
+        cs.header + g.encode_scalar(n.hiding) + g.encode_scalar(n.binding)
+        + encode_signing_commitments(cs, n.commitments)
+    )
 
 
-def decode_signing_nonces(data: bytes) -> SigningNonces:
-    r = Reader(data)
+def decode_signing_nonces(cs: Ciphersuite, data: bytes) -> SigningNonces:
+    r = Reader(cs, data)
     r.header()
     d, e = r.scalar(), r.scalar()
     c = _read_commitments(r)
     r.done()
-    if GROUP.base_mul(d) != c.hiding or GROUP.base_mul(e) != c.binding:
+    g = cs.group
+    if d == 0 or e == 0 or g.encode(g.base_mul(d)) != c.hiding or g.encode(g.base_mul(e)) != c.binding:
         raise InvalidEncoding("nonces do not match their commitments")
     return SigningNonces(d, e, c)
 
 
-def encode_signing_package(p: SigningPackage) -> bytes:
-    parts = [HEADER, varint(len(p.commitments))]
+def encode_signing_package(cs: Ciphersuite, p: SigningPackage) -> bytes:
+    parts = [cs.header, varint(len(p.commitments))]
     for i in sorted(p.commitments):
-        parts += [encode_identifier(i), encode_signing_commitments(p.commitments[i])]
+        parts += [cs.encode_identifier(i), encode_signing_commitments(cs, p.commitments[i])]
     parts += [varint(len(p.message)), p.message]
     return b"".join(parts)
 
@@ -159,8 +169,8 @@ def _read_map_keys_increasing(prev: int, ident: int) -> None:
         raise InvalidEncoding("map keys not strictly increasing")
 
 
-def decode_signing_package(data: bytes) -> SigningPackage:
-    r = Reader(data)
+def decode_signing_package(cs: Ciphersuite, data: bytes) -> SigningPackage:
+    r = Reader(cs, data)
     r.header()
     n = r.varint(MAX_SIGNERS)
     commitments: dict[int, SigningCommitments] = {}
@@ -175,18 +185,17 @@ def decode_signing_package(data: bytes) -> SigningPackage:
     return SigningPackage(commitments, message)
 
 
-def encode_signature_share(z: int) -> bytes:
-    return _scalar(z)
+def encode_signature_share(cs: Ciphersuite, z: int) -> bytes:
+    return cs.group.encode_scalar(z)
 
 
-def decode_signature_share(data: bytes) -> int:
-    return GROUP.decode_scalar(data)
+def decode_signature_share(cs: Ciphersuite, data: bytes) -> int:
+    return cs.group.decode_scalar(bytes(data))
 
 
-def decode_signature(data: bytes) -> tuple[bytes, int]:
-    if len(data) != 64:
-        raise InvalidEncoding("signature must be 64 bytes")
-    return GROUP.decode(data[:32]), GROUP.decode_scalar(data[32:])
+def decode_signature(cs: Ciphersuite, data: bytes) -> tuple[bytes, int]:
+    """(R's element encoding, z) of a signature in the suite's format, strictly."""
+    return cs.decode_signature(data)
 
 
 # -- keys ---------------------------------------------------------------------------------------
@@ -203,23 +212,26 @@ def _read_commitment_vector(r: Reader) -> tuple[bytes, ...]:
     return tuple(r.element() for _ in range(t))
 
 
-def encode_secret_share(s: SecretShare) -> bytes:
-    return HEADER + encode_identifier(s.identifier) + _scalar(s.signing_share) + _commitment_vector(s.commitment)
+def encode_secret_share(cs: Ciphersuite, s: SecretShare) -> bytes:
+    return (
+        cs.header + cs.encode_identifier(s.identifier) + cs.group.encode_scalar(s.signing_share)
+        + _commitment_vector(s.commitment)
+    )
 
 
-def decode_secret_share(data: bytes) -> SecretShare:
-    r = Reader(data)
+def decode_secret_share(cs: Ciphersuite, data: bytes) -> SecretShare:
+    r = Reader(cs, data)
     r.header()
     s = SecretShare(r.identifier(), r.scalar(), _read_commitment_vector(r))
     r.done()
     return s
 
 
-def encode_key_package(k: KeyPackage) -> bytes:
+def encode_key_package(cs: Ciphersuite, k: KeyPackage) -> bytes:
     return (
-        HEADER
-        + encode_identifier(k.identifier)
-        + _scalar(k.signing_share)
+        cs.header
+        + cs.encode_identifier(k.identifier)
+        + cs.group.encode_scalar(k.signing_share)
         + k.verifying_share
         + k.verifying_key
         + varint(k.min_signers)
@@ -233,25 +245,25 @@ def _read_key_package(r: Reader) -> KeyPackage:
     return k
 
 
-def decode_key_package(data: bytes) -> KeyPackage:
-    k = _read_key_package(Reader(data))
-    if GROUP.base_mul(k.signing_share) != k.verifying_share:
+def decode_key_package(cs: Ciphersuite, data: bytes) -> KeyPackage:
+    k = _read_key_package(Reader(cs, data))
+    if k.signing_share == 0 or cs.group.encode(cs.group.base_mul(k.signing_share)) != k.verifying_share:
         raise InvalidEncoding("signing share does not match the verifying share")
     return k
 
 
-def encode_public_key_package(p: PublicKeyPackage) -> bytes:
-    parts = [HEADER, varint(len(p.verifying_shares))]
+def encode_public_key_package(cs: Ciphersuite, p: PublicKeyPackage) -> bytes:
+    parts = [cs.header, varint(len(p.verifying_shares))]
     for i in sorted(p.verifying_shares):
-        parts += [encode_identifier(i), p.verifying_shares[i]]
+        parts += [cs.encode_identifier(i), p.verifying_shares[i]]
     parts.append(p.verifying_key)
     if p.min_signers is not None:
         parts += [b"\x01", varint(p.min_signers)]
     return b"".join(parts)
 
 
-def decode_public_key_package(data: bytes) -> PublicKeyPackage:
-    return _read_public_key_package(Reader(data))
+def decode_public_key_package(cs: Ciphersuite, data: bytes) -> PublicKeyPackage:
+    return _read_public_key_package(Reader(cs, data))
 
 
 def _read_public_key_package(r: Reader) -> PublicKeyPackage:
@@ -282,9 +294,10 @@ def _read_public_key_package(r: Reader) -> PublicKeyPackage:
 class _SealedReader(Reader):
     """`Reader` for the key packages inside an enclave-sealed key share, and nothing else.
 
-    Elements skip the curve and prime-order-subgroup checks (`GROUP.decode_trusted`); every
-    structural check stays (header, lengths, varints, scalars < L, non-zero and increasing
-    identifiers, y < p, no identity, no trailing bytes). Safe because these bytes are the
+    Elements skip what the suite's `decode_trusted` skips (Ed25519: the curve and
+    prime-order-subgroup checks; secp256k1 parses, which is its check); every structural check
+    stays (header, lengths, varints, scalars < order, non-zero and increasing identifiers, no
+    identity, no trailing bytes). Safe because these bytes are the
     plaintext of an AEAD envelope sealed by an enclave holding the sealing key (enclave.sealing;
     the associated data binds format version, key id, protocol, party and purpose "share"), and
     the only code that seals a FROST key share is the engine's FROST DKG, whose output points
@@ -294,65 +307,75 @@ class _SealedReader(Reader):
     __slots__ = ()
 
     def element(self) -> bytes:
-        return GROUP.decode_trusted(self.take(32))
+        raw = self.raw_element()
+        self.cs.group.decode_trusted(raw)
+        return raw
 
 
-def decode_sealed_key_package(data: bytes) -> KeyPackage:
+def decode_sealed_key_package(cs: Ciphersuite, data: bytes) -> KeyPackage:
     """`decode_key_package` for the authenticated plaintext of a sealed key share only.
 
     Also skips the signing-share/verifying-share consistency multiplication: the DKG set the
     verifying share to signing_share*G itself (`dkg.part3`), and the AEAD rules out any change.
     """
-    return _read_key_package(_SealedReader(data))
+    return _read_key_package(_SealedReader(cs, data))
 
 
-def decode_sealed_public_key_package(data: bytes) -> PublicKeyPackage:
+def decode_sealed_public_key_package(cs: Ciphersuite, data: bytes) -> PublicKeyPackage:
     """`decode_public_key_package` for the authenticated plaintext of a sealed key share only."""
-    return _read_public_key_package(_SealedReader(data))
+    return _read_public_key_package(_SealedReader(cs, data))
 
 
-# -- dkg ----------------------------------------------------------------------------------------
+# -- dkg ---------------------------------------------------------------------------------------
 
 
-def encode_round1_package(p: Round1Package) -> bytes:
-    return HEADER + _commitment_vector(p.commitment) + b"\x40" + p.proof_r + _scalar(p.proof_z)
+def encode_round1_package(cs: Ciphersuite, p: Round1Package) -> bytes:
+    return (
+        cs.header + _commitment_vector(p.commitment)
+        + varint(cs.signature_len) + cs.encode_signature(p.proof_r, p.proof_z)
+    )
 
 
-def parse_round1_package(data: bytes) -> Round1Package:
+def parse_round1_package(cs: Ciphersuite, data: bytes) -> Round1Package:
     """Everything of `decode_round1_package` except validating phi_0 and R as points.
 
     Only for `dkg.check_round1_package`, which validates both as part of the proof check:
-    phi_0 through the checked multiplication c*phi_0 (libsodium applies `decode`'s checks) and R
-    by byte equality with the canonical point z*G - c*phi_0. That saves two subgroup checks per
-    package; the other coefficients are decoded strictly here.
+    phi_0 through the checked multiplication c*phi_0 (`decode_mul` applies `decode`'s checks)
+    and R by byte equality with the encoding of the valid point z*G - c*phi_0. That saves two
+    subgroup checks per package (Ed25519); the other coefficients are decoded strictly here.
+    A Taproot proof carries x(R) only: R is the point with that x and an even y (ZF's
+    `deserialize_signature`), so its encoding is 0x02 || x.
     """
-    r = Reader(data)
+    r = Reader(cs, data)
     r.header()
     t = r.varint(MAX_SIGNERS)
     if t < 1:
         raise InvalidEncoding("empty commitment")
-    phi0 = r.take(32)
+    phi0 = r.raw_element()
     commitment = (phi0, *(r.element() for _ in range(t - 1)))
-    if r.varint(64) != 64:
-        raise InvalidEncoding("proof of knowledge must be a 64-byte signature")
-    proof_r, proof_z = r.take(32), r.scalar()
+    if r.varint(cs.signature_len) != cs.signature_len:
+        raise InvalidEncoding(f"proof of knowledge must be a {cs.signature_len}-byte signature")
+    proof_r = r.take(cs.signature_len - 32)
+    if cs.bip340:
+        proof_r = b"\x02" + proof_r
+    proof_z = r.scalar()
     r.done()
     return Round1Package(commitment, proof_r, proof_z)
 
 
-def decode_round1_package(data: bytes) -> Round1Package:
-    package = parse_round1_package(data)
-    GROUP.decode(package.commitment[0])
-    GROUP.decode(package.proof_r)
+def decode_round1_package(cs: Ciphersuite, data: bytes) -> Round1Package:
+    package = parse_round1_package(cs, data)
+    cs.group.decode(package.commitment[0])
+    cs.group.decode(package.proof_r)
     return package
 
 
-def encode_round2_package(share: int) -> bytes:
-    return HEADER + _scalar(share)
+def encode_round2_package(cs: Ciphersuite, share: int) -> bytes:
+    return cs.header + cs.group.encode_scalar(share)
 
 
-def decode_round2_package(data: bytes) -> int:
-    r = Reader(data)
+def decode_round2_package(cs: Ciphersuite, data: bytes) -> int:
+    r = Reader(cs, data)
     r.header()
     s = r.scalar()
     r.done()

@@ -29,8 +29,11 @@ Round 4: both checks run on the round-3 broadcasts, so every honest party takes 
 
 Output: R = δ^{-1}·Γ (so R = k^{-1}·G), and for every signer R_j = δ^{-1}·Δ_j = k_j·R and
 S_j = δ^{-1}·Ŝ_j = χ_j·R, which let the online round check each signature share on its own.
+The presignature is made for the child key of `path` (non-hardened BIP32, tweak τ; empty: the
+key itself), fixed here, before R exists (CVE-2025-66017): the output χ_i is χ_i + τ·k_i and
+S_j is S_j + τ·R_j, so Σχ_i = k·(x + τ). τ is public, so this changes no check above.
 
-Start: `start(session_id, share, signers, rng)`; `Output.value` is a `Presignature`.
+Start: `start(session_id, share, signers, rng, path=())`; `Output.value` is a `Presignature`.
 """
 
 from __future__ import annotations
@@ -41,14 +44,15 @@ from enum import Enum
 
 import gmpy2
 
-from enclave.errors import InvalidParameters, ProtocolFault
+from enclave.bip32 import derive
+from enclave.errors import BadInput, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
 from enclave.paillier import random_unit
 from enclave.polynomial import lagrange_coefficient
 from enclave.protocols.gg20.codec import Reader, dumps
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, check_party_ids, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
-from enclave.protocols.gg20.presignature import Presignature
+from enclave.protocols.gg20.presignature import MAX_PATH_DEPTH, Presignature
 from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
 from enclave.rng import Rng
 from enclave.transcript import Transcript
@@ -65,6 +69,9 @@ class Config:
     signers: tuple[int, ...]
     group: Secp256k1Group
     rng: Rng = field(repr=False)
+    path: tuple[int, ...] = ()
+    tweak: int = 0  # BIP32 tweak of `path`: the child key is Y + τ·G
+    child_key: bytes = b""  # compressed child public key
 
     @property
     def me(self) -> int:
@@ -503,6 +510,9 @@ class Round4(Round):
         big_s = {j: g.mul(v[2], d_inv) for j, v in self.pub.items()}
         if g.x_coordinate(big_r) >= q:
             return Abort(frozenset(), "degenerate R")
+        r_shares = {j: g.mul(v[1], d_inv) for j, v in sorted(self.pub.items())}
+        if cfg.tweak:  # for the child key: χ_j + τ·k_j, so S_j + τ·R_j
+            big_s = {j: g.add(p, g.mul(r_shares[j], cfg.tweak)) for j, p in big_s.items()}
         presig = Presignature(
             presign_id=cfg.session_id,
             key_id=share.key_id,
@@ -510,9 +520,11 @@ class Round4(Round):
             signers=cfg.signers,
             r_point=g.encode(big_r),
             k=c.nonces.k,
-            chi=c.chi,
-            r_shares={j: g.encode(g.mul(v[1], d_inv)) for j, v in sorted(self.pub.items())},
+            chi=(c.chi + cfg.tweak * c.nonces.k) % q,
+            r_shares={j: g.encode(p) for j, p in r_shares.items()},
             s_shares={j: g.encode(p) for j, p in sorted(big_s.items())},
+            derivation_path=cfg.path,
+            public_key=cfg.child_key,
         )
         return Output(presig)
 
@@ -574,15 +586,19 @@ class Round4(Round):
 
 
 def start(session_id: bytes, share: KeyShare, signers: Sequence[int], rng: Rng,
-          *, group: Secp256k1Group | None = None) -> Driver:
-    """A presign session for this party over `signers` (at least `threshold` parties)."""
+          *, path: Sequence[int] = (), group: Secp256k1Group | None = None) -> Driver:
+    """A presign session for this party over `signers` (at least `threshold` parties), for the
+    child key of the non-hardened BIP32 `path` (BadInput for a hardened or invalid one)."""
     ids = check_party_ids(signers)
     if not set(ids) <= set(share.parties) or share.index not in ids:
         raise InvalidParameters("signers must be parties of the key and include this party")
     if len(ids) < share.threshold:
         raise InvalidParameters("fewer signers than the threshold")
     g = group or Secp256k1Group()
-    cfg = Config(bytes(session_id), share, ids, g, rng)
+    if len(path) > MAX_PATH_DEPTH:
+        raise BadInput(f"derivation path of more than {MAX_PATH_DEPTH} levels")
+    child = derive(g, share.public_point(g), share.chain_code, tuple(path))
+    cfg = Config(bytes(session_id), share, ids, g, rng, tuple(path), child.tweak, g.encode(child.public_key))
     own = share.paillier
     k, gamma = g.random_scalar(rng), g.random_scalar(rng)
     k_enc, rho = own.encrypt(k, rng)

@@ -1,12 +1,23 @@
-"""GG20 online signing: one round, with a per-share check that names a bad signer.
+"""GG20 online signing: one round, re-randomized by what is signed, with a per-share check.
 
-Each signer i sends s_i = k_i·m + r·(χ_i + τ·k_i), where τ is the BIP32 tweak of the
-derivation path (0 for the root key): Σk_i = k and Σχ_i = k·x, so Σ(χ_i + τ·k_i) = k·(x + τ)
-and s = Σs_i = k(m + r·(x + τ)) is an ECDSA signature under the child key with nonce point
-R = k^-1·G. A received share is checked alone: s_j·R == m·R_j + r·(S_j + τ·R_j) with R_j, S_j
-from the presignature, so a bad share aborts naming its sender. The aggregate is verified
-(libsecp256k1) before it is output; a failure is terminal for the presignature, which was
-consumed before our share left.
+The presignature gives R = k^-1·G with k = Σk_i, and χ_i with Σχ_i = k·x' for the child key
+x' = x + τ of the path fixed at presigning (enclave.protocols.gg20.presign). Signing it as is
+would let whoever chooses the message pick it after seeing R (CVE-2025-66017, RUSTSEC-2025-0127;
+Groth–Shoup, "On the Security of ECDSA with Additive Key Derivation and Presignatures"). So the
+nonce is re-randomized by a value every signer derives alone from what is being signed:
+
+    δ = H("mpc-signer/gg20/rerandomize/v1", presign id, key id, signers, R, child key, path,
+          hash rule, digest) mod q          (SHA-512 over length-prefixed fields, wide reduction)
+    R' = δ·R,  r = x(R') mod q,  m = digest mod q
+    s_i = δ^-1·(m·k_i + r·χ_i)
+
+With nonce κ = δ·k^-1 (so R' = κ·G): Σs_i = δ^-1·k·(m + r·x') = κ^-1·(m + r·x'), an ordinary
+ECDSA signature under the child key. A received share is checked alone:
+    s_j·R' == m·R_j + r·S_j    (s_j·δ·R = (m·k_j + r·χ_j)·R)
+with R_j = k_j·R and S_j = χ_j·R from the presignature, so a bad share aborts naming its
+sender. The aggregate is verified (libsecp256k1) before it is output; a failure is terminal for
+the presignature, which was consumed before our share left. A presignature whose path is not the
+request's is refused (BadInput) before anything is consumed.
 
 Single use: `start` calls `consume(presign_id)` before it computes the share into a message;
 the hook must durably record the presignature as used (and raise if it already was). Nothing is
@@ -18,20 +29,23 @@ the 65-byte r || s || v, `to_der()` the DER form.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from coincurve import PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from enclave.bip32 import derive
 from enclave.errors import BadInput, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
 from enclave.protocols.gg20.keyshare import KeyShare
+from enclave.protocols.gg20.message import DIGEST_LEN, MessageHash
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
 
 PROTOCOL = "gg20/sign"
+RERANDOMIZE_TAG = b"mpc-signer/gg20/rerandomize/v1"
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,22 @@ class Signature:
         return encode_dss_signature(self.r, self.s)
 
 
+def rerandomizer(presig: Presignature, rule: MessageHash, digest: bytes, order: int) -> int:
+    """δ in [1, q): equal at every signer of `presig` for the same rule and digest. Everything
+    hashed is public and fixed before signing; 64 bytes reduced mod q leave no usable bias."""
+    h = hashlib.sha512()
+    signers = b"".join(struct.pack(">Q", j) for j in presig.signers)
+    path = b"".join(struct.pack(">I", i) for i in presig.derivation_path)
+    for part in (RERANDOMIZE_TAG, presig.presign_id, presig.key_id, signers, presig.r_point, presig.public_key, path,
+                 rule.value.encode("ascii"), digest):
+        h.update(struct.pack(">Q", len(part)))
+        h.update(part)
+    delta = int.from_bytes(h.digest(), "big") % order
+    if delta == 0:  # probability 2^-256; refuse rather than sign with R' = identity
+        raise BadInput("degenerate re-randomizer")
+    return delta
+
+
 @dataclass(frozen=True)
 class _Ctx:
     group: Secp256k1Group
@@ -55,8 +85,7 @@ class _Ctx:
     m: int
     digest: bytes
     r: int
-    big_r: Point
-    tweak: int
+    big_r: Point  # R' = δ·R, the signature's nonce point
     child_key: Point
 
 
@@ -71,10 +100,11 @@ class SignRound(Round):
         return Expect(broadcast=frozenset(self.ctx.presig.signers))
 
     def verify(self, sender: int, kind: Kind, body: bytes) -> int:
+        """s_j·R' == m·R_j + r·S_j, with R_j, S_j from the presignature (checked points)."""
         c, g = self.ctx, self.ctx.group
         s_j = g.decode_scalar(body)
         r_j = g.decode(c.presig.r_shares[sender])
-        big_s_j = g.add(g.decode(c.presig.s_shares[sender]), g.mul(r_j, c.tweak))
+        big_s_j = g.decode(c.presig.s_shares[sender])
         lhs = g.mul(c.big_r, s_j)
         rhs = g.add(g.mul(r_j, c.m), g.mul(big_s_j, c.r))
         if not g.eq(lhs, rhs):
@@ -106,26 +136,32 @@ def start(
     digest: bytes,
     consume: Callable[[bytes], None],
     *,
-    path: tuple[int, ...] = (),
+    rule: MessageHash = MessageHash.RAW,
+    path: Sequence[int] = (),
     group: Secp256k1Group | None = None,
 ) -> Driver:
     """A one-round signing session over the presignature's signer set.
 
-    `digest` is the 32-byte message hash; `path` a non-hardened BIP32 path under the key.
+    `digest` is the 32-byte message hash made by `rule` (enclave.protocols.gg20.message); `path`
+    must be the non-hardened BIP32 path the presignature was made for.
     """
     g = group or Secp256k1Group()
-    if len(digest) != 32:
+    if len(digest) != DIGEST_LEN:
         raise BadInput("message digest must be 32 bytes")
     if presig.key_id != share.key_id or presig.index != share.index:
         raise BadInput("presignature belongs to another key or party")
-    derived = derive(g, share.public_point(g), share.chain_code, path)
-    big_r = g.decode(presig.r_point)
+    if tuple(path) != presig.derivation_path:
+        raise BadInput("the presignature was made for another derivation path")
     q = g.order
-    r = g.x_coordinate(big_r) % q
+    delta = rerandomizer(presig, rule, digest, q)
+    big_r = g.mul(g.decode(presig.r_point), delta)
+    x = g.x_coordinate(big_r)
+    if x >= q:  # r = x mod q would lose the recovery id's high bit; probability ~2^-128
+        raise BadInput("degenerate re-randomized nonce point")
     m = int.from_bytes(digest, "big") % q
-    ctx = _Ctx(g, presig, m, bytes(digest), r, big_r, derived.tweak, derived.public_key)
+    ctx = _Ctx(g, presig, m, bytes(digest), x, big_r, g.decode(presig.public_key))
     consume(presig.presign_id)  # durable single use: must succeed before a share exists
-    s_i = (presig.k * m + r * (presig.chi + derived.tweak * presig.k)) % q
+    s_i = pow(delta, -1, q) * (presig.k * m + x * presig.chi) % q
     first = SignRound(ctx, s_i)
     return Driver(session_id, presig.index, presig.signers, Next(first, (Send(None, g.encode_scalar(s_i)),)),
                   total_rounds=1)

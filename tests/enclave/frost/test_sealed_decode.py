@@ -15,9 +15,13 @@ import pytest
 
 from enclave.errors import InvalidEncoding
 from enclave.protocols.frost import wire
-from enclave.protocols.frost.ciphersuite import GROUP, HEADER
+from enclave.protocols.frost.ciphersuite import FROST_ED25519 as CS
+from enclave.protocols.frost.ciphersuite import FROST_SECP256K1, Ciphersuite
+from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from tests.enclave.frost.common import dealer, run_dkg
 
+GROUP = CS.group
+HEADER = CS.header
 L = GROUP.order
 P = 2**255 - 19
 IDENTITY = GROUP.identity()
@@ -29,13 +33,28 @@ def _y(y: int, sign: int = 0) -> bytes:
     return (y | sign << 255).to_bytes(32, "little")
 
 
-def test_sealed_decoders_agree_with_the_strict_ones() -> None:
-    for kps, public in (dealer(3, 2), run_dkg(3, 2)):
-        pub_bytes = wire.encode_public_key_package(public)
-        assert wire.decode_sealed_public_key_package(pub_bytes) == wire.decode_public_key_package(pub_bytes)
+@pytest.mark.parametrize("cs", [CS, FROST_SECP256K1, FROST_SECP256K1_TR], ids=lambda cs: cs.short_name)
+def test_sealed_decoders_agree_with_the_strict_ones(cs: Ciphersuite) -> None:
+    for kps, public in (dealer(cs, 3, 2), run_dkg(cs, 3, 2)):
+        pub_bytes = wire.encode_public_key_package(cs, public)
+        assert wire.decode_sealed_public_key_package(cs, pub_bytes) == wire.decode_public_key_package(cs, pub_bytes)
         for kp in kps.values():
-            kp_bytes = wire.encode_key_package(kp)
-            assert wire.decode_sealed_key_package(kp_bytes) == wire.decode_key_package(kp_bytes) == kp
+            kp_bytes = wire.encode_key_package(cs, kp)
+            assert wire.decode_sealed_key_package(cs, kp_bytes) == wire.decode_key_package(cs, kp_bytes) == kp
+
+
+@pytest.mark.parametrize("cs", [FROST_SECP256K1, FROST_SECP256K1_TR], ids=lambda cs: cs.short_name)
+def test_sealed_secp256k1_key_package_still_parses_points(cs: Ciphersuite) -> None:
+    """libsecp256k1 parses and validates in one step, so the sealed reader refuses bad points."""
+    kps, _ = dealer(cs, 3, 2)
+    good = wire.encode_key_package(cs, kps[1])
+    at = 5 + 32 + 32  # header || identifier || signing share || verifying share (33) || key (33) || t
+    for point in (b"\x04" + good[at + 1 : at + 33], b"\x02" + (2**256 - 1).to_bytes(32, "big"), bytes(33)):
+        with pytest.raises(InvalidEncoding):
+            wire.decode_sealed_key_package(cs, good[:at] + point + good[at + 33 :])
+    with pytest.raises(InvalidEncoding):  # another suite's header
+        other = FROST_SECP256K1_TR if cs is FROST_SECP256K1 else FROST_SECP256K1
+        wire.decode_sealed_key_package(other, good)
 
 
 @pytest.mark.parametrize(
@@ -80,8 +99,8 @@ def _mutations(good: bytes, element_at: int) -> list[Callable[[bytes], bytes]]:
 
 
 def test_sealed_key_package_structural_rejections() -> None:
-    kps, _ = dealer(3, 2)
-    good = wire.encode_key_package(kps[2])
+    kps, _ = dealer(CS, 3, 2)
+    good = wire.encode_key_package(CS, kps[2])
     # header 5 || identifier 32 || signing share 32 || verifying share 32 || verifying key 32 || t
     bad = [
         *_mutations(good, 69),
@@ -93,12 +112,12 @@ def test_sealed_key_package_structural_rejections() -> None:
     ]
     for mutate in bad:
         with pytest.raises(InvalidEncoding):
-            wire.decode_sealed_key_package(mutate(good))
+            wire.decode_sealed_key_package(CS, mutate(good))
 
 
 def test_sealed_public_key_package_structural_rejections() -> None:
-    _, public = dealer(3, 2)
-    good = wire.encode_public_key_package(public)
+    _, public = dealer(CS, 3, 2)
+    good = wire.encode_public_key_package(CS, public)
     # header 5 || n=3 || (identifier 32 || share 32) * 3 || key 32 || 0x01 || t
     first_id, second_id = 6, 6 + 64
     bad = [
@@ -112,7 +131,7 @@ def test_sealed_public_key_package_structural_rejections() -> None:
     assert good[:5] == HEADER and good[5] == 3
     for mutate in bad:
         with pytest.raises(InvalidEncoding):
-            wire.decode_sealed_public_key_package(mutate(good))
+            wire.decode_sealed_public_key_package(CS, mutate(good))
 
 
 def test_trusted_decoding_is_reachable_only_from_the_sealed_share_path() -> None:

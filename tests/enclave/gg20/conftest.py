@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from enclave.primes import FixtureSource
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
+from enclave.protocols.gg20.message import MessageHash
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
 from enclave.rng import SYSTEM_RNG
@@ -32,8 +33,10 @@ def run_keygen(source: FixtureSource, parties: Sequence[int], threshold: int, si
     return run(drivers).outputs()  # type: ignore[return-value]
 
 
-def run_presign(keys: dict[int, KeyShare], signers: Sequence[int], sid: bytes, **kw: object) -> Result:
-    drivers = [presign.start(sid, keys[i], signers, SYSTEM_RNG) for i in signers]
+def run_presign(
+    keys: dict[int, KeyShare], signers: Sequence[int], sid: bytes, path: tuple[int, ...] = (), **kw: object
+) -> Result:
+    drivers = [presign.start(sid, keys[i], signers, SYSTEM_RNG, path=path) for i in signers]
     return run(drivers, **kw)  # type: ignore[arg-type]
 
 
@@ -51,10 +54,11 @@ class UsedSet:
 
 def run_sign(
     keys: dict[int, KeyShare], presigs: dict[int, Presignature], digest: bytes, sid: bytes,
-    path: tuple[int, ...] = (), consume: Callable[[bytes], None] | None = None, **kw: object,
+    path: tuple[int, ...] = (), consume: Callable[[bytes], None] | None = None,
+    rule: MessageHash = MessageHash.RAW, **kw: object,
 ) -> Result:
     hooks = {i: (consume or UsedSet()) for i in presigs}
-    drivers = [sign.start(sid, keys[i], presigs[i], digest, hooks[i], path=path) for i in presigs]
+    drivers = [sign.start(sid, keys[i], presigs[i], digest, hooks[i], rule=rule, path=path) for i in presigs]
     return run(drivers, **kw)  # type: ignore[arg-type]
 
 

@@ -50,7 +50,7 @@ def test_signature_under_child_key(keys_2of3: dict[int, KeyShare], path: str) ->
     g = Secp256k1Group()
     ours = derive(g, share.public_point(g), share.chain_code, steps)
     assert g.encode(ours.public_key) == child and ours.chain_code == chain
-    presigs = run_presign(keys_2of3, (2, 3), b"presign-bip32-" + path.encode()).outputs()
+    presigs = run_presign(keys_2of3, (2, 3), b"presign-bip32-" + path.encode(), path=steps).outputs()
     digest = digest_of(path.encode())
     sig = run_sign(keys_2of3, presigs, digest, b"sign-bip32-" + path.encode(), path=steps).outputs()[2]
     check_signature(sig, digest, child)  # type: ignore[arg-type]
