@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lock proto run certs test lint bench clean test-primes eif run-enclave tools
+.PHONY: venv lock proto run certs test lint bench soak fuzz clean test-primes eif run-enclave tools
 
 # Every package comes from requirements/dev.lock, hashes required (pip itself included), so a
 # clone installs the bytes CI tested whatever the index serves later; then the project itself,
@@ -72,6 +72,17 @@ test: venv lint tools
 
 bench: venv
 	$(PY) -m bench --out bench-results/bench.json
+
+# Mixed load against a real host and enclave for SOAK_SECONDS (README, "Soak, chaos and fuzz");
+# JSON lines on stdout and in bench-results/soak.jsonl; fails on any error or growing memory.
+SOAK_SECONDS ?= 600
+soak: venv
+	$(PY) -m bench.soak --seconds $(SOAK_SECONDS) --out bench-results/soak.jsonl
+
+# The fuzz tests of `make test` with FUZZ_EXAMPLES examples per protocol round instead of its few.
+FUZZ_EXAMPLES ?= 5000
+fuzz: venv
+	MPC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest -q tests/fuzz
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

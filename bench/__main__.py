@@ -14,11 +14,14 @@ import time
 from pathlib import Path
 
 MODULES = ["frost", "gg20", "service", "transport", "unseal"]
+# Run only when named (`--only soak`): ten minutes by default (MPC_SOAK_SECONDS), judged pass/fail.
+ON_REQUEST = ["soak"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", action="append", choices=MODULES, help="run only these benchmarks")
+    parser.add_argument("--only", action="append", choices=MODULES + ON_REQUEST,
+                        help="run only these benchmarks")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     results: dict[str, object] = {
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
-    return 0
+    # A benchmark that judges its run (the soak) fails the command when the run failed.
+    return 1 if any(isinstance(r, dict) and r.get("passed") is False for r in results.values()) else 0
 
 
 if __name__ == "__main__":

@@ -98,8 +98,10 @@ def _connectable(port: int) -> bool:
 class Service:
     """An enclave process and a signer process in a temporary directory."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, extra_config: tuple[str, ...] = ()) -> None:
+        """`extra_config`: more TOML lines for the signer's configuration (whole sections)."""
         self.work = work
+        self.extra_config = extra_config
         self.certs = write_dev_certs(work / "certs")
         self.port = _free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -123,7 +125,7 @@ class Service:
             "[jwt]", f'keys = {{ dev = "{c.jwt_pub}" }}',
             "[hmac]", f'keys = {{ dev = "{c.hmac_key}" }}', 'active_key_id = "dev"',
             "[enclave]", 'mode = "external"', f'address = "unix://{sock}"',
-            "[storage]", f'url = "sqlite:{self.work}/signer.db"', "",
+            "[storage]", f'url = "sqlite:{self.work}/signer.db"', *self.extra_config, "",
         ]))
         self.procs.append(subprocess.Popen(
             [sys.executable, "-m", "signer.cli", "serve", "--config", str(config)],
