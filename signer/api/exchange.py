@@ -79,6 +79,10 @@ class ExchangeHandler:
             # `guarded` admits this method only with a verified token; refuse rather than assume.
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "the stream was opened without a token")
             return
+        # Accepted: say so before reading anything. The SDK waits for these headers before its
+        # first write, so a refused stream (bad token, at open) ends with its own status instead of
+        # racing a write that grpc core may then report as INTERNAL (an RST_STREAM).
+        await context.send_initial_metadata(())
         stream = _Stream(self, context, caller.claims.expires_at + self._leeway)
         await stream.run()
 

@@ -51,6 +51,7 @@ class _Stream:
         self.writing = asyncio.Lock()  # grpc allows one write at a time on a call
         self.ended: grpc.aio.AioRpcError | None = None
         self.half_closed = False
+        self.opened = False  # the signer's headers arrived: the stream was accepted
         # Writes under way: a write on a call that is cancelled meanwhile never returns, so the
         # end of the stream cancels them (their callers then get the stream's status).
         self.writes: set[asyncio.Task[None]] = set()
@@ -115,6 +116,12 @@ class _Stream:
 
     async def _write(self, request: pb.ExchangeRequest) -> None:
         async with self.writing:
+            if not self.opened:
+                # The signer sends its headers once it has accepted the stream (or the call ends
+                # with the refusal): writing before that can race a refusal at open, which grpc
+                # core then reports as INTERNAL instead of the signer's UNAUTHENTICATED.
+                await self.rpc.initial_metadata()
+                self.opened = True
             await self.rpc.write(request)
 
     async def half_close(self) -> None:
