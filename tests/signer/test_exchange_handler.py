@@ -49,6 +49,7 @@ class Stream:
         self.incoming: asyncio.Queue[pb.ExchangeRequest | None] = asyncio.Queue()
         self.written: list[pb.ExchangeResponse] = []
         self.aborted: tuple[grpc.StatusCode, str] | None = None
+        self.headers_sent = False
 
     async def read(self) -> Any:
         request = await self.incoming.get()
@@ -56,6 +57,9 @@ class Stream:
 
     async def write(self, response: pb.ExchangeResponse) -> None:
         self.written.append(response)
+
+    async def send_initial_metadata(self, metadata: Any) -> None:
+        self.headers_sent = True
 
     async def abort(self, code: grpc.StatusCode, message: str) -> None:
         self.aborted = (code, message)
