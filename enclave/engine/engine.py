@@ -47,6 +47,7 @@ from typing import TypeVar
 from enclave.engine.approval import decode_approval
 from enclave.engine.blobs import PreparamsRecord
 from enclave.engine.common import SESSION_ID, Prepared, invalid
+from enclave.engine.frost import SUITES as FROST_SUITES
 from enclave.engine.frost import FrostAdapter
 from enclave.engine.gg20 import PROTOCOL as GG20_PROTOCOL
 from enclave.engine.gg20 import Gg20Adapter
@@ -60,8 +61,6 @@ from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.paillier import DEFAULT_MODULUS_BITS
 from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
 from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
-from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1
-from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
 from enclave.service import RequestRejected
@@ -166,11 +165,7 @@ class Engine:
         self.held = HeldBudget(self.config.max_held_bytes)
         self.preparams = PreparamsWaiter(self.pool)
         self._adapters: dict[int, FrostAdapter | Gg20Adapter] = {
-            pb.PROTOCOL_FROST_ED25519: FrostAdapter(sealer, rng, FROST_ED25519, pb.PROTOCOL_FROST_ED25519),
-            pb.PROTOCOL_FROST_SECP256K1: FrostAdapter(sealer, rng, FROST_SECP256K1, pb.PROTOCOL_FROST_SECP256K1),
-            pb.PROTOCOL_FROST_SECP256K1_TR: FrostAdapter(
-                sealer, rng, FROST_SECP256K1_TR, pb.PROTOCOL_FROST_SECP256K1_TR
-            ),
+            **{p: FrostAdapter(sealer, rng, suite, p) for p, suite in FROST_SUITES.items()},
             pb.PROTOCOL_GG20_SECP256K1: Gg20Adapter(
                 sealer,
                 rng,

@@ -22,7 +22,7 @@ suite's verifier (in `signing.aggregate`, once) before the session reports DONE.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from enclave.engine import blobs
 from enclave.engine.approval import FROST_APPROVAL_HASH, frost_digest
@@ -41,13 +41,20 @@ from enclave.engine.keyids import key_id
 from enclave.engine.session import Parties, Phase, Plan
 from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import wire
-from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
+from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.sessions import DkgSetup, SignSetup, dkg_driver, signing_driver
-from enclave.protocols.frost.taproot import MERKLE_ROOT_LEN, tweaked_public_key
+from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, MERKLE_ROOT_LEN, tweaked_public_key
 from enclave.rng import Rng
 from enclave.sealing import Binding, Sealer
 from mpc.v1 import enclave_pb2 as pb
+
+# The FROST protocols and their suites: the engine's adapters and key validation both read it.
+SUITES: Final[dict[pb.Protocol, Ciphersuite]] = {
+    pb.PROTOCOL_FROST_ED25519: FROST_ED25519,
+    pb.PROTOCOL_FROST_SECP256K1: FROST_SECP256K1,
+    pb.PROTOCOL_FROST_SECP256K1_TR: FROST_SECP256K1_TR,
+}
 
 
 def public_key_bytes(cs: Ciphersuite, verifying_key: bytes) -> bytes:

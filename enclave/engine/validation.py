@@ -27,6 +27,7 @@ from typing import Any
 from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, ShareRecord
 from enclave.engine.common import PROTOCOL_NAMES, invalid
+from enclave.engine.frost import SUITES as FROST_SUITES
 from enclave.engine.frost import public_key_bytes
 from enclave.engine.keyids import is_key_id
 from enclave.errors import EnclaveError, InvalidEncoding
@@ -35,8 +36,7 @@ from enclave.group.secp256k1 import SECP256K1
 from enclave.polynomial import lagrange_coefficient
 from enclave.primes import is_probable_prime
 from enclave.protocols.frost import wire
-from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
-from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
+from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.sealing import Sealer
 from mpc.v1 import enclave_pb2 as pb
@@ -119,13 +119,6 @@ def _polynomial_problem(group: Group, shares: Mapping[int, Any], threshold: int,
         if not group.eq(at(x), shares[x]):
             return f"the public share of party index {x} is not consistent with the others"
     return None
-
-
-FROST_SUITES: dict[int, Ciphersuite] = {
-    pb.PROTOCOL_FROST_ED25519: FROST_ED25519,
-    pb.PROTOCOL_FROST_SECP256K1: FROST_SECP256K1,
-    pb.PROTOCOL_FROST_SECP256K1_TR: FROST_SECP256K1_TR,
-}
 
 
 def _frost_problem(cs: Ciphersuite, record: ShareRecord) -> str | None:
