@@ -20,8 +20,7 @@ ON_REQUEST = ["soak"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", action="append", choices=MODULES + ON_REQUEST,
-                        help="run only these benchmarks")
+    parser.add_argument("--only", action="append", choices=MODULES + ON_REQUEST, help="run only these benchmarks")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     results: dict[str, object] = {

@@ -110,8 +110,9 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _protocols(source: FixtureSource, bits: int, parties: list[int], threshold: int, reps: dict[str, int],
-               tag: str) -> dict[str, Any]:
+def _protocols(
+    source: FixtureSource, bits: int, parties: list[int], threshold: int, reps: dict[str, int], tag: str
+) -> dict[str, Any]:
     pool = PreParamPool(source, bits, size=len(parties) * reps["keygen"])
     pool.fill_now()
     keygens = []
@@ -119,8 +120,9 @@ def _protocols(source: FixtureSource, bits: int, parties: list[int], threshold: 
     for rep in range(reps["keygen"]):
         sid = f"bench-keygen-{tag}-{rep}".encode()
         starts = {
-            p: partial(keygen.start, sid, p, parties, threshold, pool.take(timeout=0), SYSTEM_RNG,
-                       min_modulus_bits=bits)
+            p: partial(
+                keygen.start, sid, p, parties, threshold, pool.take(timeout=0), SYSTEM_RNG, min_modulus_bits=bits
+            )
             for p in parties
         }
         res = _run(starts)
@@ -134,11 +136,14 @@ def _protocols(source: FixtureSource, bits: int, parties: list[int], threshold: 
         presigns.append(res)
         presigs = res["outputs"]
         digest = hashlib.sha256(sid).digest()
-        res = _run({
-            p: partial(sign.start, b"sign-" + sid, keys[p], presigs[p], digest, _ConsumeOnce(),
-                       rule=MessageHash.SHA256)
-            for p in signers
-        })
+        res = _run(
+            {
+                p: partial(
+                    sign.start, b"sign-" + sid, keys[p], presigs[p], digest, _ConsumeOnce(), rule=MessageHash.SHA256
+                )
+                for p in signers
+            }
+        )
         signs.append(res)
     # A service loads the share from its sealed blob per request: the per-verifier fixed-base
     # tables are then rebuilt inside the presign. Measure that cold case too.
@@ -147,9 +152,15 @@ def _protocols(source: FixtureSource, bits: int, parties: list[int], threshold: 
         fresh = {p: KeyShare.from_bytes(keys[p].to_bytes()) for p in signers}
         sid = f"bench-presign-cold-{tag}-{rep}".encode()
         cold.append(_run({p: partial(presign.start, sid, fresh[p], signers, SYSTEM_RNG) for p in signers}))
-    return {"keygen": _summary(keygens), "presign": _summary(presigns), "presign_share_just_unsealed": _summary(cold),
-            "sign": _summary(signs), "signers": signers,
-            "presignature_bytes": len(presigs[signers[0]].to_bytes()), "_presignature": presigs[signers[0]]}
+    return {
+        "keygen": _summary(keygens),
+        "presign": _summary(presigns),
+        "presign_share_just_unsealed": _summary(cold),
+        "sign": _summary(signs),
+        "signers": signers,
+        "presignature_bytes": len(presigs[signers[0]].to_bytes()),
+        "_presignature": presigs[signers[0]],
+    }
 
 
 def _rerandomize(presig: Presignature, sign_cpu_ms: float, reps: int) -> dict[str, Any]:
@@ -181,8 +192,9 @@ def _rerandomize(presig: Presignature, sign_cpu_ms: float, reps: int) -> dict[st
         "rerandomize_us_per_party": cost,
         "sign_cpu_ms_per_party": sign_cpu_ms,
         "share_of_sign_cpu": round(cost / 1000 / sign_cpu_ms, 3) if sign_cpu_ms else None,
-        "digest_us_200_byte_message": {rule.value: us(partial(digest_of, rule, message))
-                                       for rule in MessageHash if rule is not MessageHash.RAW},
+        "digest_us_200_byte_message": {
+            rule.value: us(partial(digest_of, rule, message)) for rule in MessageHash if rule is not MessageHash.RAW
+        },
         "note": "CPU per party (thread time, median); sign_cpu_ms_per_party is the whole online signature"
         " with re-randomization, from the 2048-bit 2-of-2 runs above",
     }

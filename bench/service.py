@@ -111,26 +111,61 @@ class Service:
         log = open(self.work / "processes.log", "ab")  # noqa: SIM115 - owned by the children
         env = {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
         # The test harness's enclave entry point: `python -m enclave` with fixture primes.
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.service.fixture_enclave", "--listen", f"unix://{sock}",
-             "--sealing-key-file", str(self.work / "sealing.key"), "--generate-sealing-key"],
-            cwd=REPO, stdout=log, stderr=log, env={**env, "MPC_TEST_PRIME_SLICE": "1"},
-        ))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.service.fixture_enclave",
+                    "--listen",
+                    f"unix://{sock}",
+                    "--sealing-key-file",
+                    str(self.work / "sealing.key"),
+                    "--generate-sealing-key",
+                ],
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+                env={**env, "MPC_TEST_PRIME_SLICE": "1"},
+            )
+        )
         _wait(sock.exists, 30, "the enclave")
         c = self.certs
         config = self.work / "signer.toml"
-        config.write_text("\n".join([
-            "[server]", f'listen = "127.0.0.1:{self.port}"', 'log_level = "WARNING"',
-            "[tls]", f'ca_file = "{c.ca}"', f'cert_file = "{c.server_cert}"', f'key_file = "{c.server_key}"',
-            "[jwt]", f'keys = {{ dev = "{c.jwt_pub}" }}',
-            "[hmac]", f'keys = {{ dev = "{c.hmac_key}" }}', 'active_key_id = "dev"',
-            "[enclave]", 'mode = "external"', f'address = "unix://{sock}"',
-            "[storage]", f'url = "sqlite:{self.work}/signer.db"', *self.extra_config, "",
-        ]))
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "signer.cli", "serve", "--config", str(config)],
-            cwd=REPO, stdout=log, stderr=log, env=env,
-        ))
+        config.write_text(
+            "\n".join(
+                [
+                    "[server]",
+                    f'listen = "127.0.0.1:{self.port}"',
+                    'log_level = "WARNING"',
+                    "[tls]",
+                    f'ca_file = "{c.ca}"',
+                    f'cert_file = "{c.server_cert}"',
+                    f'key_file = "{c.server_key}"',
+                    "[jwt]",
+                    f'keys = {{ dev = "{c.jwt_pub}" }}',
+                    "[hmac]",
+                    f'keys = {{ dev = "{c.hmac_key}" }}',
+                    'active_key_id = "dev"',
+                    "[enclave]",
+                    'mode = "external"',
+                    f'address = "unix://{sock}"',
+                    "[storage]",
+                    f'url = "sqlite:{self.work}/signer.db"',
+                    *self.extra_config,
+                    "",
+                ]
+            )
+        )
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "signer.cli", "serve", "--config", str(config)],
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+        )
         _wait(lambda: _connectable(self.port), 30, "the signer")
 
     def cpu_seconds(self) -> dict[str, float]:
@@ -181,8 +216,9 @@ async def _dkg(relay: Relay, protocol: pb.Protocol, reps: int) -> tuple[dict[str
 
 async def _frost_sign(relay: Relay, key: pb.DKGResult, i: int) -> tuple[float, bytes, bytes]:
     message = f"benchmark {i}".encode()
-    ms, results = await _timed(relay, SessionSpec("sign", _sid("sign"), FROST, PARTIES, key_id=key.key_id,
-                                                  message=message))
+    ms, results = await _timed(
+        relay, SessionSpec("sign", _sid("sign"), FROST, PARTIES, key_id=key.key_id, message=message)
+    )
     return ms, message, results["signer"].sign.signature
 
 
@@ -226,10 +262,19 @@ async def _bench(relays: dict[str, Relay], cpu_seconds: Any, client: SignerClien
         # The message itself with its hash rule: a presignature never signs a bare digest, so the
         # enclave hashes (Keccak-256) and re-randomizes inside the timed region.
         message = secrets.token_bytes(64)
-        ms, results = await _timed(r, SessionSpec(
-            "sign", _sid("sign"), GG20, PARTIES, key_id=gg20_key.key_id, message=message,
-            presignature_id=presignature_id, message_hash=pb.MESSAGE_HASH_KECCAK256,
-        ))
+        ms, results = await _timed(
+            r,
+            SessionSpec(
+                "sign",
+                _sid("sign"),
+                GG20,
+                PARTIES,
+                key_id=gg20_key.key_id,
+                message=message,
+                presignature_id=presignature_id,
+                message_hash=pb.MESSAGE_HASH_KECCAK256,
+            ),
+        )
         digest = results["signer"].sign.digest
         failures += digest != keccak.new(digest_bits=256, data=message).digest()
         failures += not verify(GG20, gg20_key.public_key, digest, results["signer"].sign.signature)
@@ -279,8 +324,9 @@ async def _bench(relays: dict[str, Relay], cpu_seconds: Any, client: SignerClien
 
     async def gg20_signature(_i: int) -> None:
         digest = secrets.token_bytes(32)
-        results = await _session(relay, SessionSpec("sign", _sid("sign"), GG20, PARTIES, key_id=gg20_key.key_id,
-                                                    message=digest))
+        results = await _session(
+            relay, SessionSpec("sign", _sid("sign"), GG20, PARTIES, key_id=gg20_key.key_id, message=digest)
+        )
         gg20_signed.append((digest, results["signer"].sign.signature))
 
     out["gg20_sign_throughput"] = await _throughput(
@@ -291,9 +337,7 @@ async def _bench(relays: dict[str, Relay], cpu_seconds: Any, client: SignerClien
     return out
 
 
-async def _throughput(
-    one: Any, concurrency: int, seconds: float, cpu_seconds: Any, unit: str
-) -> dict[str, Any]:
+async def _throughput(one: Any, concurrency: int, seconds: float, cpu_seconds: Any, unit: str) -> dict[str, Any]:
     """Run `one(i)` from `concurrency` workers until `seconds` have passed (sessions started
     before then finish); rate, and CPU milliseconds per item in each process."""
     done = 0
@@ -313,8 +357,11 @@ async def _throughput(
     elapsed = time.perf_counter() - t0
     cpu = {name: round((after - cpu0[name]) * 1000 / max(done, 1), 2) for name, after in cpu_seconds().items()}
     return {
-        f"{unit}_per_second": round(done / elapsed, 1), "concurrency": concurrency, unit: done,
-        "seconds": round(elapsed, 2), f"cpu_ms_per_{unit.rstrip('s')}": cpu,
+        f"{unit}_per_second": round(done / elapsed, 1),
+        "concurrency": concurrency,
+        unit: done,
+        "seconds": round(elapsed, 2),
+        f"cpu_ms_per_{unit.rstrip('s')}": cpu,
     }
 
 
@@ -325,8 +372,15 @@ async def _main(work: Path) -> dict[str, Any]:
         c = service.certs
         ring = HmacKeyRing({"dev": read_hex_secret(c.hmac_key)}, "dev")
         clients = {
-            name: SignerClient.connect(f"127.0.0.1:{service.port}", ca=c.ca, cert=c.client_cert, key=c.client_key,
-                                       hmac=ring, token_key=c.jwt_key, exchange=(name == "exchange"))
+            name: SignerClient.connect(
+                f"127.0.0.1:{service.port}",
+                ca=c.ca,
+                cert=c.client_cert,
+                key=c.client_key,
+                hmac=ring,
+                token_key=c.jwt_key,
+                exchange=(name == "exchange"),
+            )
             for name in ("exchange", "unary")
         }
         from tests.service.fixture_enclave import prime_slice

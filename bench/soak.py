@@ -101,8 +101,13 @@ def active_sessions(metrics_port: int) -> int:
     """Sum of the host's mpc_signer_sessions_active gauge over its labels."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("mpc_signer_sessions_active{")))
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("mpc_signer_sessions_active{")
+        )
+    )
 
 
 def percentile(ordered: list[float], q: float) -> float:
@@ -145,14 +150,17 @@ def judge(samples: list[dict[str, Any]], opts: Options, errors: int) -> dict[str
         bound = max(opts.max_growth_percent / 100 * median, opts.min_growth_mib * MIB)
         fd_growth = slope([(s["t"], s[proc]["fds"]) for s in window]) * span
         out[proc] = {
-            "rss_median_mib": round(median / MIB, 1), "rss_growth_mib": round(growth / MIB, 2),
-            "rss_bound_mib": round(bound / MIB, 2), "fd_growth": round(fd_growth, 2),
+            "rss_median_mib": round(median / MIB, 1),
+            "rss_growth_mib": round(growth / MIB, 2),
+            "rss_bound_mib": round(bound / MIB, 2),
+            "fd_growth": round(fd_growth, 2),
         }
         if growth > bound:
             failures.append(f"{proc} RSS grew {growth / MIB:.1f} MiB over the window (bound {bound / MIB:.1f} MiB)")
         if fd_growth > opts.max_fd_growth:
-            failures.append(f"{proc} file descriptors grew by {fd_growth:.1f} over the window "
-                            f"(bound {opts.max_fd_growth})")
+            failures.append(
+                f"{proc} file descriptors grew by {fd_growth:.1f} over the window (bound {opts.max_fd_growth})"
+            )
     return out
 
 
@@ -187,14 +195,16 @@ class Load:
     async def frost_sign(self) -> None:
         key = secrets.choice(self.frost_keys[-64:])
         message = secrets.token_bytes(48)
-        results = await _session(self.relay, SessionSpec("sign", _sid("soak-sign"), FROST, PARTIES,
-                                                         key_id=key.key_id, message=message))
+        results = await _session(
+            self.relay, SessionSpec("sign", _sid("soak-sign"), FROST, PARTIES, key_id=key.key_id, message=message)
+        )
         if not verify(FROST, key.public_key, message, results["signer"].sign.signature):
             raise RuntimeError(f"FROST signature on key {key.key_id} does not verify")
 
     async def gg20_presign(self) -> None:
-        results = await _session(self.relay, SessionSpec("presign", _sid("soak-pre"), GG20, PARTIES,
-                                                         key_id=self.gg20_key.key_id))
+        results = await _session(
+            self.relay, SessionSpec("presign", _sid("soak-pre"), GG20, PARTIES, key_id=self.gg20_key.key_id)
+        )
         await self.pool.put(results["signer"].presign.presignature_id)
 
     async def gg20_sign(self) -> None:
@@ -202,10 +212,19 @@ class Load:
         message = secrets.token_bytes(48)
         digest = hashlib.sha256(message).digest()
         presignature_id = self.pool.get_nowait()
-        results = await _session(self.relay, SessionSpec("sign", _sid("soak-sign"), GG20, PARTIES,
-                                                         key_id=self.gg20_key.key_id, message=message,
-                                                         message_hash=pb.MESSAGE_HASH_SHA256,
-                                                         presignature_id=presignature_id))
+        results = await _session(
+            self.relay,
+            SessionSpec(
+                "sign",
+                _sid("soak-sign"),
+                GG20,
+                PARTIES,
+                key_id=self.gg20_key.key_id,
+                message=message,
+                message_hash=pb.MESSAGE_HASH_SHA256,
+                presignature_id=presignature_id,
+            ),
+        )
         sign = results["signer"].sign
         if sign.presignature_id != presignature_id:
             raise RuntimeError(f"signed with presignature {sign.presignature_id}, asked for {presignature_id}")
@@ -241,9 +260,13 @@ class Load:
             tally.all_ms.append(ms)
 
     def workers(self) -> list[asyncio.Task[None]]:
-        counts = {"frost_sign": self.opts.frost_sign, "gg20_sign": self.opts.gg20_sign,
-                  "gg20_presign": self.opts.gg20_presign, "frost_dkg": self.opts.frost_dkg,
-                  "gg20_dkg": self.opts.gg20_dkg}
+        counts = {
+            "frost_sign": self.opts.frost_sign,
+            "gg20_sign": self.opts.gg20_sign,
+            "gg20_presign": self.opts.gg20_presign,
+            "frost_dkg": self.opts.frost_dkg,
+            "gg20_dkg": self.opts.gg20_dkg,
+        }
         return [asyncio.ensure_future(self.worker(kind)) for kind, n in counts.items() for _ in range(n)]
 
 
@@ -272,11 +295,15 @@ class Monitor:
     def interval_line(self, index: int, s: dict[str, Any]) -> dict[str, Any]:
         tallies = {kind: t.take_interval() for kind, t in self.load.tallies.items()}
         return {
-            "type": "interval", "index": index, "elapsed_s": round(s["t"], 1),
-            "ops": sum(t["ops"] for t in tallies.values()), "errors": sum(t["errors"] for t in tallies.values()),
+            "type": "interval",
+            "index": index,
+            "elapsed_s": round(s["t"], 1),
+            "ops": sum(t["ops"] for t in tallies.values()),
+            "errors": sum(t["errors"] for t in tallies.values()),
             "kinds": tallies,
             **{name: {"rss_mib": round(s[name]["rss"] / MIB, 1), "fds": s[name]["fds"]} for name in self.pids},
-            "active_sessions": s["active_sessions"], "presignature_pool": self.load.pool.qsize(),
+            "active_sessions": s["active_sessions"],
+            "presignature_pool": self.load.pool.qsize(),
         }
 
     async def run(self, until: float, interval: float) -> None:
@@ -298,25 +325,39 @@ class Monitor:
 
 async def _soak(work: Path, opts: Options, emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     metrics_port = _free_port()
-    service = Service(work, extra_config=(
-        "[metrics]", f'listen = "127.0.0.1:{metrics_port}"',
-        "[sessions]", f"retention_seconds = {opts.retention}",
-    ))
+    service = Service(
+        work,
+        extra_config=(
+            "[metrics]",
+            f'listen = "127.0.0.1:{metrics_port}"',
+            "[sessions]",
+            f"retention_seconds = {opts.retention}",
+        ),
+    )
     service.start()
     try:
         c = service.certs
         ring = HmacKeyRing({"dev": read_hex_secret(c.hmac_key)}, "dev")
-        client = SignerClient.connect(f"127.0.0.1:{service.port}", ca=c.ca, cert=c.client_cert, key=c.client_key,
-                                      hmac=ring, token_key=c.jwt_key, exchange=True)
+        client = SignerClient.connect(
+            f"127.0.0.1:{service.port}",
+            ca=c.ca,
+            cert=c.client_cert,
+            key=c.client_key,
+            hmac=ring,
+            token_key=c.jwt_key,
+            exchange=True,
+        )
         from tests.service.fixture_enclave import prime_slice
 
         local = LocalNode(ring, prime_source=prime_slice(0))
         try:
             relay = Relay({"client": local, "signer": client})
-            frost_key = (await _session(relay, SessionSpec("dkg", _sid("soak-dkg"), FROST, PARTIES,
-                                                           threshold=2)))["signer"].dkg
-            gg20_key = (await _session(relay, SessionSpec("dkg", _sid("soak-dkg"), GG20, PARTIES,
-                                                          threshold=2)))["signer"].dkg
+            frost_key = (await _session(relay, SessionSpec("dkg", _sid("soak-dkg"), FROST, PARTIES, threshold=2)))[
+                "signer"
+            ].dkg
+            gg20_key = (await _session(relay, SessionSpec("dkg", _sid("soak-dkg"), GG20, PARTIES, threshold=2)))[
+                "signer"
+            ].dkg
             load = Load(relay, opts, frost_key, gg20_key)
             monitor = Monitor(service, metrics_port, load, emit)
             load.stop_at = monitor.t0 + opts.seconds
@@ -341,19 +382,33 @@ async def _soak(work: Path, opts: Options, emit: Callable[[dict[str, Any]], None
     verdict = judge(monitor.samples, opts, errors)
     total_ops = sum(t.ops for t in load.tallies.values())
     return {
-        "type": "summary", "seconds": opts.seconds, "ops": total_ops, "errors": errors,
+        "type": "summary",
+        "seconds": opts.seconds,
+        "ops": total_ops,
+        "errors": errors,
         "ops_per_second": round(total_ops / opts.seconds, 1),
         "kinds": {kind: {"ops": t.ops, "errors": t.errors, **latency(t.all_ms)} for kind, t in load.tallies.items()},
-        "concurrency": {"frost_sign": opts.frost_sign, "gg20_sign": opts.gg20_sign,
-                        "gg20_presign": opts.gg20_presign, "frost_dkg": opts.frost_dkg, "gg20_dkg": opts.gg20_dkg},
+        "concurrency": {
+            "frost_sign": opts.frost_sign,
+            "gg20_sign": opts.gg20_sign,
+            "gg20_presign": opts.gg20_presign,
+            "frost_dkg": opts.frost_dkg,
+            "gg20_dkg": opts.gg20_dkg,
+        },
         "retention_seconds": opts.retention,
-        "peak": {name: {"rss_mib": round(max(s[name]["rss"] for s in monitor.samples) / MIB, 1),
-                        "fds": max(s[name]["fds"] for s in monitor.samples)} for name in ("host", "enclave")},
+        "peak": {
+            name: {
+                "rss_mib": round(max(s[name]["rss"] for s in monitor.samples) / MIB, 1),
+                "fds": max(s[name]["fds"] for s in monitor.samples),
+            }
+            for name in ("host", "enclave")
+        },
         "max_active_sessions": max(s["active_sessions"] for s in monitor.samples),
         "error_messages": load.error_log,
-        "verdict": verdict, "passed": not verdict["failures"],
+        "verdict": verdict,
+        "passed": not verdict["failures"],
         "setup": f"2-of-2 on loopback, {os.cpu_count()} cores; relay + local party here, signer host and "
-                 "enclave as separate processes; SQLite; one Exchange stream; fixture safe primes",
+        "enclave as separate processes; SQLite; one Exchange stream; fixture safe primes",
     }
 
 
@@ -390,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=defaults.seconds, help="how long the load runs")
     parser.add_argument("--interval", type=float, default=defaults.interval, help="seconds per report line")
     for kind in KINDS:
-        parser.add_argument(f"--{kind.replace('_', '-')}", type=int, default=getattr(defaults, kind),
-                            help=f"{kind} sessions in flight")
+        parser.add_argument(
+            f"--{kind.replace('_', '-')}", type=int, default=getattr(defaults, kind), help=f"{kind} sessions in flight"
+        )
     parser.add_argument("--retention-seconds", type=float, help="the host's sessions.retention_seconds")
     parser.add_argument("--max-growth-percent", type=float, default=defaults.max_growth_percent)
     parser.add_argument("--min-growth-mib", type=float, default=defaults.min_growth_mib)

@@ -75,9 +75,7 @@ async def _unseal(work: Path, reps: int) -> dict[str, float]:
     for t, n in ((2, 3), (3, 5), (16, 32)):
         path = work / f"shares-{t}-{n}.json"
         issued = [codec.encode(s) for s in await Unsealer(path).init(n, t)]
-        encrypted = [
-            hpke.seal(identity.public_key, s.encode(), hpke.operator_share_info("unseal")) for s in issued[:t]
-        ]
+        encrypted = [hpke.seal(identity.public_key, s.encode(), hpke.operator_share_info("unseal")) for s in issued[:t]]
         entry, final = [], []
         for _ in range(reps):
             handler = UnsealHandler(Unsealer(path), identity)  # a fresh boot: sealed, nothing entered
@@ -111,9 +109,12 @@ def _validation(reps: int) -> dict[str, float]:
         record = ShareRecord(name, kid, 2, parties, 1, public_key, chain, share)
         binding = Binding(key_id=kid, protocol=name, party_id=1, purpose="share")
         return pb.ValidateKeyRequest(
-            sealed_share=pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid,
-                                       data=blobs.seal(sealer, record.encode(), binding)),
-            protocol=protocol, public_key=public_key, expected_party_id="p1",  # type: ignore[arg-type]
+            sealed_share=pb.SealedBlob(
+                kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=blobs.seal(sealer, record.encode(), binding)
+            ),
+            protocol=protocol,
+            public_key=public_key,
+            expected_party_id="p1",  # type: ignore[arg-type]
         )
 
     keys, public = _our_dkg(2, 3)
@@ -125,11 +126,21 @@ def _validation(reps: int) -> dict[str, float]:
     doc = json.loads(FIXTURES.read_text())
     pool = PreParamPool(FixtureSource(int(h, 16) for h in doc["primes"]["1024"]), 2048, size=3)
     pool.fill_now()
-    shares = _run({
-        p: partial(keygen.start, b"bench-validate", p, [1, 2, 3], 2, pool.take(timeout=0), SYSTEM_RNG,
-                   min_modulus_bits=2048)
-        for p in (1, 2, 3)
-    })["outputs"]
+    shares = _run(
+        {
+            p: partial(
+                keygen.start,
+                b"bench-validate",
+                p,
+                [1, 2, 3],
+                2,
+                pool.take(timeout=0),
+                SYSTEM_RNG,
+                min_modulus_bits=2048,
+            )
+            for p in (1, 2, 3)
+        }
+    )["outputs"]
     ks = shares[1]
     gg20 = request(pb.PROTOCOL_GG20_SECP256K1, "gg20-secp256k1", ks.public_key, ks.chain_code, ks.to_bytes())
     out = {}

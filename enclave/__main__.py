@@ -43,27 +43,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--psk-file", help="hex pre-shared key (>= 32 bytes) every connection must prove")
     parser.add_argument(
-        "--psk-provisioning", choices=("none", "attested"),
+        "--psk-provisioning",
+        choices=("none", "attested"),
         default=os.environ.get("MPC_ENCLAVE_PSK_PROVISIONING") or "none",
         help="attested: start without a key and keep the first one a host delivers encrypted to this "
         "enclave's attested identity key (the Nitro image's default; needs --attestation nitro)",
     )
     parser.add_argument(
-        "--insecure-no-channel-auth-for-development", action="store_true",
+        "--insecure-no-channel-auth-for-development",
+        action="store_true",
         help="DEVELOPMENT ONLY: listen on vsock:// or tcp:// without channel authentication",
     )
     parser.add_argument("--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES)
     parser.add_argument(
-        "--channel-handshake-timeout", type=float, default=DEFAULT_HANDSHAKE_TIMEOUT, metavar="SECONDS",
+        "--channel-handshake-timeout",
+        type=float,
+        default=DEFAULT_HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
         help="close a connection that has not completed the handshake and sent its first request by then",
     )
     parser.add_argument(
-        "--channel-idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
+        "--channel-idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
         help="close a connection idle that long (0: never); keep it well above the host's health_interval_seconds,"
         " at which the host pings over its connection",
     )
     parser.add_argument(
-        "--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
         help="connections open at once (the host keeps one); beyond it the oldest one that sent nothing is"
         " closed, or the new one when all have spoken",
     )
@@ -83,14 +93,23 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
 
     unseal = UnsealHandler(parts.unsealer, identity) if parts.unsealer is not None else None
     service = EnclaveService(
-        sessions=engine, attestor=parts.attestor, credentials=parts.credentials, identity=identity, gauges=gauges,
-        unseal=unseal, validator=KeyValidator(parts.sealer),
+        sessions=engine,
+        attestor=parts.attestor,
+        credentials=parts.credentials,
+        identity=identity,
+        gauges=gauges,
+        unseal=unseal,
+        validator=KeyValidator(parts.sealer),
     )
     receiver = AttestedKeyReceiver(identity, parts.attestor) if args.psk_provisioning == "attested" else None
     server = FrameServer(
-        service.handle, psk=psk, key_receiver=receiver,
-        allow_unauthenticated=args.insecure_no_channel_auth_for_development, max_frame_bytes=args.max_frame_bytes,
-        handshake_timeout=args.channel_handshake_timeout, idle_timeout=args.channel_idle_timeout or None,
+        service.handle,
+        psk=psk,
+        key_receiver=receiver,
+        allow_unauthenticated=args.insecure_no_channel_auth_for_development,
+        max_frame_bytes=args.max_frame_bytes,
+        handshake_timeout=args.channel_handshake_timeout,
+        idle_timeout=args.channel_idle_timeout or None,
         max_connections=args.max_connections,
     )
     await server.start(address)
@@ -121,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot start: --max-frame-bytes must be at least 1024")
         return 2
     if args.channel_handshake_timeout <= 0 or args.channel_idle_timeout < 0 or args.max_connections < 1:
-        log.error("cannot start: --channel-handshake-timeout must be positive, --channel-idle-timeout not negative"
-                  " and --max-connections at least 1")
+        log.error(
+            "cannot start: --channel-handshake-timeout must be positive, --channel-idle-timeout not negative"
+            " and --max-connections at least 1"
+        )
         return 2
     try:
         parts = engine_setup.open_parts(args)
@@ -147,8 +168,10 @@ def channel_auth_check(address: Address, args: argparse.Namespace) -> None:
     if args.psk_file and args.psk_provisioning == "attested":
         raise ValueError("--psk-file and --psk-provisioning attested are two sources of one key: choose one")
     if args.psk_provisioning == "attested" and args.attestation != NITRO_MODE:
-        raise ValueError("--psk-provisioning attested needs --attestation nitro (a host delivers its key only "
-                         "to an enclave whose attestation it verified)")
+        raise ValueError(
+            "--psk-provisioning attested needs --attestation nitro (a host delivers its key only "
+            "to an enclave whose attestation it verified)"
+        )
     authenticated = bool(args.psk_file) or args.psk_provisioning == "attested"
     if address.scheme != "unix" and not authenticated:
         if not args.insecure_no_channel_auth_for_development:
@@ -156,8 +179,11 @@ def channel_auth_check(address: Address, args: argparse.Namespace) -> None:
                 f"listening on {address} needs channel authentication: a pre-shared key (--psk-file), or "
                 "--psk-provisioning attested, or, for development only, --insecure-no-channel-auth-for-development"
             )
-        log.warning("INSECURE: --insecure-no-channel-auth-for-development: %s accepts any local process as "
-                    "the host; never use this in production", address)
+        log.warning(
+            "INSECURE: --insecure-no-channel-auth-for-development: %s accepts any local process as "
+            "the host; never use this in production",
+            address,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

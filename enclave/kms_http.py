@@ -184,8 +184,15 @@ class KmsHttpClient:
         if credentials.session_token:
             headers["X-Amz-Security-Token"] = credentials.session_token
         headers["Authorization"] = sigv4_authorization(
-            method="POST", path="/", query="", headers=headers, body=body, credentials=credentials,
-            region=self._region, service="kms", amz_date=amz_date,
+            method="POST",
+            path="/",
+            query="",
+            headers=headers,
+            body=body,
+            credentials=credentials,
+            region=self._region,
+            service="kms",
+            amz_date=amz_date,
         )
         conn = _TunnelledHttps(self.host, self._connector, self._tls, self._timeout)
         try:

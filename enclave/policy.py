@@ -80,8 +80,9 @@ def approval_message(subject: ApprovalSubject, expires_at: int) -> bytes:
     path = subject.derivation_path
     if len(path) > _MAX_PATH_DEPTH or any(not 0 <= i < 2**32 for i in path):
         raise InvalidParameters("derivation path indices must be 32-bit unsigned, at most 255 levels")
-    texts = [t.encode("utf-8") for t in (subject.key_id, subject.message_hash, subject.presignature_id,
-                                          subject.session_id)]
+    texts = [
+        t.encode("utf-8") for t in (subject.key_id, subject.message_hash, subject.presignature_id, subject.session_id)
+    ]
     if max(len(subject.digest), *(len(t) for t in texts)) > _MAX_FIELD:
         raise InvalidParameters("approval field too long")
     key_b, hash_b, presig_b, session_b = texts

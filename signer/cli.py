@@ -111,8 +111,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     target = None
     if args.target:
         target = Target(
-            address=args.target, ca=Path(args.ca), cert=Path(args.cert), key=Path(args.key),
-            token_key=Path(args.token_key), hmac_key=Path(args.hmac_key), hmac_key_id=args.hmac_key_id,
+            address=args.target,
+            ca=Path(args.ca),
+            cert=Path(args.cert),
+            key=Path(args.key),
+            token_key=Path(args.token_key),
+            hmac_key=Path(args.hmac_key),
+            hmac_key_id=args.hmac_key_id,
             server_name=args.server_name or None,
         )
     return main(target)

@@ -76,20 +76,24 @@ _positive = _check(lambda v: v > 0, "must be greater than 0")
 class ServerConfig:
     listen: str = key("127.0.0.1:9091", "gRPC listen address HOST:PORT", _listen)
     node_id: str = key(
-        "signer-1", "this node's id, reported by Ping and used in logs",
+        "signer-1",
+        "this node's id, reported by Ping and used in logs",
         _check(lambda v: bool(ID_PATTERN.fullmatch(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
     )
     grace_seconds: float = key(
         5.0, "time given to in-flight RPCs at shutdown", _check(lambda v: v >= 0, "must be >= 0")
     )
     max_message_bytes: int = key(
-        4 * 1024 * 1024, "largest gRPC request accepted",
+        4 * 1024 * 1024,
+        "largest gRPC request accepted",
         _check(lambda v: 1024 <= v <= 64 * 1024 * 1024, "must be in 1024..67108864"),
     )
     log_level: str = key("INFO", "DEBUG, INFO, WARNING or ERROR", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     log_format: str = key(
-        "text", "json: one JSON object per line (time, level, logger, message, request_id, session_id); "
-        "text: human-readable lines", choices=("json", "text"),
+        "text",
+        "json: one JSON object per line (time, level, logger, message, request_id, session_id); "
+        "text: human-readable lines",
+        choices=("json", "text"),
     )
 
 
@@ -99,7 +103,8 @@ class TlsConfig:
     cert_file: Path = key(Path("var/certs/server.pem"), "server certificate chain (PEM)")
     key_file: Path = key(Path("var/certs/server.key"), "server private key (PEM)")
     allowed_clients: tuple[str, ...] = key(
-        ["mpc-service"], "client identities allowed in, matched exactly against the certificate's DNS "
+        ["mpc-service"],
+        "client identities allowed in, matched exactly against the certificate's DNS "
         "subjectAltNames (a certificate without that extension: its subject CN)",
         _check(lambda v: len(v) > 0 and all(v), "must list at least one identity"),
     )
@@ -130,14 +135,16 @@ class JwtConfig:
 class HmacConfig:
     active_key_id: str = key("dev", "key id this node uses to HMAC its outgoing protocol messages")
     keys: Mapping[str, Path] = key(
-        {"dev": Path("var/certs/hmac.key")}, "key id -> hex secret file (>= 32 bytes)",
+        {"dev": Path("var/certs/hmac.key")},
+        "key id -> hex secret file (>= 32 bytes)",
         lambda v: "must name at least one key" if not v else _ids(v),
     )
     retired_key_ids: tuple[str, ...] = key(
         [], "key ids still listed in `keys` but rejected on incoming messages (rotation finished)"
     )
     senders: Mapping[str, str] = key(
-        {}, "key id -> the party ids (space-separated) whose messages it may authenticate; a key not "
+        {},
+        "key id -> the party ids (space-separated) whose messages it may authenticate; a key not "
         "listed may sign for any party",
         lambda v: _ids(v) or _party_lists(v),
     )
@@ -153,38 +160,46 @@ def _party_lists(value: Mapping[str, str]) -> str | None:
 @dataclass(frozen=True)
 class EnclaveConfig:
     mode: str = key(
-        "embedded", "embedded: `serve` starts and supervises the enclave process; external: connect to a running one",
+        "embedded",
+        "embedded: `serve` starts and supervises the enclave process; external: connect to a running one",
         choices=("embedded", "external"),
     )
     address: str = key(
         "unix://var/enclave.sock", "vsock://CID:PORT, unix://PATH or tcp://127.0.0.1:PORT", _enclave_address
     )
     psk_file: Path | None = key(
-        None, "hex pre-shared key file (>= 32 bytes) authenticating the enclave channel; required for vsock:// "
+        None,
+        "hex pre-shared key file (>= 32 bytes) authenticating the enclave channel; required for vsock:// "
         "and tcp://, optional for unix://",
     )
     psk_provisioning: str = key(
-        "none", "attested: deliver psk_file's key to an enclave that has none yet (the Nitro image), only after "
+        "none",
+        "attested: deliver psk_file's key to an enclave that has none yet (the Nitro image), only after "
         "verifying its attestation against expected_pcrs_file; none: the enclave was given the key itself",
         choices=("none", "attested"),
     )
     expected_pcrs_file: Path | None = key(
-        None, "JSON of the enclave image's measurements (var/pcrs.json from `make eif`); required with "
+        None,
+        "JSON of the enclave image's measurements (var/pcrs.json from `make eif`); required with "
         "psk_provisioning = attested",
     )
     insecure_no_channel_auth_for_development: bool = key(
-        False, "DEVELOPMENT ONLY: connect to a vsock:// or tcp:// enclave without channel authentication",
+        False,
+        "DEVELOPMENT ONLY: connect to a vsock:// or tcp:// enclave without channel authentication",
     )
     call_timeout_seconds: float = key(30.0, "time limit of one enclave request", _positive)
     connect_timeout_seconds: float = key(2.0, "time limit of one connection attempt", _positive)
     max_frame_bytes: int = key(
-        16 * 1024 * 1024, "largest frame on the enclave channel (both directions)",
+        16 * 1024 * 1024,
+        "largest frame on the enclave channel (both directions)",
         _check(lambda v: 1024 <= v <= 256 * 1024 * 1024, "must be in 1024..268435456"),
     )
     health_interval_seconds: float = key(1.0, "how often the host checks that the enclave answers", _positive)
     health_misses: int = key(
-        3, "consecutive late pings (no answer within the interval) before health turns NOT_SERVING; a refused "
-        "or broken connection turns it at once", _check(lambda v: 1 <= v <= 100, "must be in 1..100"),
+        3,
+        "consecutive late pings (no answer within the interval) before health turns NOT_SERVING; a refused "
+        "or broken connection turns it at once",
+        _check(lambda v: 1 <= v <= 100, "must be in 1..100"),
     )
     preparams_sync_seconds: float = key(
         5.0,
@@ -193,11 +208,14 @@ class EnclaveConfig:
         _positive,
     )
     aws_credentials: str = key(
-        "none", "imds: fetch the instance role's credentials from IMDSv2 and push them to the enclave for its "
-        "KMS calls (Nitro with KMS sealing); none: push nothing", choices=("none", "imds"),
+        "none",
+        "imds: fetch the instance role's credentials from IMDSv2 and push them to the enclave for its "
+        "KMS calls (Nitro with KMS sealing); none: push nothing",
+        choices=("none", "imds"),
     )
     imds_url: str = key(
-        "http://169.254.169.254", "instance metadata service base URL (plain http://HOST[:PORT])",
+        "http://169.254.169.254",
+        "instance metadata service base URL (plain http://HOST[:PORT])",
         _check(lambda v: bool(re.fullmatch(r"http://[A-Za-z0-9.\-\[\]:]+", v)), "expected http://HOST[:PORT]"),
     )
 
@@ -216,19 +234,24 @@ class SessionsConfig:
         10_000, "finished sessions kept queryable at most (the oldest are forgotten first)", _positive
     )
     retained_max_bytes: int = key(
-        32 * 1024 * 1024, "bytes of finished sessions' kept state at most (the oldest are forgotten first)",
+        32 * 1024 * 1024,
+        "bytes of finished sessions' kept state at most (the oldest are forgotten first)",
         _check(lambda v: v >= 4096, "must be at least 4096"),
     )
     per_caller_max: int = key(
         250, "running sessions one caller (client identity and JWT subject) may have at once", _positive
     )
     per_client_max: int = key(
-        0, "running sessions one client identity (certificate) may have at once, all its subjects together "
-        "(0: only sessions.max_concurrent)", _check(lambda v: v >= 0, "must be >= 0"),
+        0,
+        "running sessions one client identity (certificate) may have at once, all its subjects together "
+        "(0: only sessions.max_concurrent)",
+        _check(lambda v: v >= 0, "must be >= 0"),
     )
     gg20_starts_per_second: float = key(
-        10.0, "sustained rate of GG20 key generations and presignings (a GG20 signing without a stored "
-        "presignature presigns) one caller may start", _positive,
+        10.0,
+        "sustained rate of GG20 key generations and presignings (a GG20 signing without a stored "
+        "presignature presigns) one caller may start",
+        _positive,
     )
     gg20_starts_burst: int = key(20, "how many of those one caller may start at once above the rate", _positive)
 
@@ -239,8 +262,10 @@ class StorageConfig:
         "sqlite:var/signer.db",
         "store URL (signer.storage.open_store): sqlite:PATH (sqlite:///abs/path for an absolute path) or "
         "postgresql://user@host:5432/db; may hold a password, so it is never logged",
-        _check(lambda v: v.startswith(("sqlite:", "postgresql://", "postgres://")),
-               "must start with sqlite: or postgresql://"),
+        _check(
+            lambda v: v.startswith(("sqlite:", "postgresql://", "postgres://")),
+            "must start with sqlite: or postgresql://",
+        ),
         secret=True,
     )
 
@@ -267,19 +292,23 @@ class ConsulConfig:
     address: str = key("http://127.0.0.1:8500", "HTTP(S) address of the local Consul agent", _consul_address)
     token_file: Path | None = key(None, "file holding the Consul ACL token (none: anonymous)")
     service_name: str = key(
-        "mpc-signer", "Consul service name mpc-service queries",
+        "mpc-signer",
+        "Consul service name mpc-service queries",
         _check(lambda v: bool(ID_PATTERN.fullmatch(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
     )
     service_id: str = key(
-        "", "this instance's service id, unique per agent (empty: server.node_id)",
+        "",
+        "this instance's service id, unique per agent (empty: server.node_id)",
         _check(lambda v: not v or bool(ID_PATTERN.fullmatch(v)), "use 1-64 characters of [A-Za-z0-9._:-]"),
     )
     advertise_host: str = key(
-        "", "address other hosts (and the agent's gRPC check) reach this instance at (empty: the host of "
+        "",
+        "address other hosts (and the agent's gRPC check) reach this instance at (empty: the host of "
         "server.listen, which must then not be a wildcard)",
     )
     advertise_port: int = key(
-        0, "port to advertise (0: the port of server.listen)",
+        0,
+        "port to advertise (0: the port of server.listen)",
         _check(lambda v: 0 <= v < 65536, "must be in 0..65535"),
     )
     tags: tuple[str, ...] = key([], "service tags")
@@ -293,7 +322,8 @@ class ConsulConfig:
 @dataclass(frozen=True)
 class MetricsConfig:
     listen: str = key(
-        "", "Prometheus scrape endpoint HOST:PORT, plain HTTP on its own port (empty: no metrics endpoint)",
+        "",
+        "Prometheus scrape endpoint HOST:PORT, plain HTTP on its own port (empty: no metrics endpoint)",
         _optional_listen,
     )
     pool_refresh_seconds: float = key(15.0, "how often the presignature pool sizes are read from the store", _positive)
@@ -302,16 +332,16 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class PolicyConfig:
     callback_url: str = key(
-        "", "signing policy callback https://HOST[:PORT]/PATH asked before every signature (empty: no policy "
+        "",
+        "signing policy callback https://HOST[:PORT]/PATH asked before every signature (empty: no policy "
         "callback; the enclave's --policy-key decides whether approvals are required)",
         _check(lambda v: not v or v.startswith("https://"), "must be an https:// URL"),
     )
     ca_file: Path | None = key(None, "CA certificate(s) the callback's TLS certificate must chain to (only these)")
-    node_key_file: Path | None = key(
-        None, "this node's P-256 private key (PEM) signing its requests to the callback"
-    )
+    node_key_file: Path | None = key(None, "this node's P-256 private key (PEM) signing its requests to the callback")
     timeout_seconds: float = key(
-        5.0, "a callback not answering within this fails the signature with DEADLINE_EXCEEDED",
+        5.0,
+        "a callback not answering within this fails the signature with DEADLINE_EXCEEDED",
         _check(lambda v: 0 < v <= 120, "must be in (0, 120]"),
     )
 

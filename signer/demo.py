@@ -73,8 +73,14 @@ def _free_port() -> int:
 def enclave_command(listen: str, workdir: Path) -> list[str]:
     """The enclave process the embedded demo starts: a fresh sealing key in the temp dir."""
     return [
-        sys.executable, "-m", "enclave", "--listen", listen,
-        "--sealing-key-file", str(workdir / "sealing.key"), "--generate-sealing-key",
+        sys.executable,
+        "-m",
+        "enclave",
+        "--listen",
+        listen,
+        "--sealing-key-file",
+        str(workdir / "sealing.key"),
+        "--generate-sealing-key",
     ]
 
 
@@ -94,15 +100,29 @@ async def embedded_signer() -> AsyncIterator[Target]:
         port = _free_port()
         config_path = work / "signer.toml"
         config_path.write_text(
-            "\n".join([
-                "[server]", f'listen = "127.0.0.1:{port}"', 'node_id = "demo-signer"', "grace_seconds = 0.5",
-                '[tls]', f'ca_file = "{certs.ca}"', f'cert_file = "{certs.server_cert}"',
-                f'key_file = "{certs.server_key}"',
-                "[jwt]", f'keys = {{ dev = "{certs.jwt_pub}" }}',
-                "[hmac]", f'keys = {{ dev = "{certs.hmac_key}" }}', 'active_key_id = "dev"',
-                "[enclave]", 'mode = "external"', f'address = "unix://{socket_path}"',
-                "[storage]", f'url = "sqlite:{work}/signer.db"', "",
-            ])
+            "\n".join(
+                [
+                    "[server]",
+                    f'listen = "127.0.0.1:{port}"',
+                    'node_id = "demo-signer"',
+                    "grace_seconds = 0.5",
+                    "[tls]",
+                    f'ca_file = "{certs.ca}"',
+                    f'cert_file = "{certs.server_cert}"',
+                    f'key_file = "{certs.server_key}"',
+                    "[jwt]",
+                    f'keys = {{ dev = "{certs.jwt_pub}" }}',
+                    "[hmac]",
+                    f'keys = {{ dev = "{certs.hmac_key}" }}',
+                    'active_key_id = "dev"',
+                    "[enclave]",
+                    'mode = "external"',
+                    f'address = "unix://{socket_path}"',
+                    "[storage]",
+                    f'url = "sqlite:{work}/signer.db"',
+                    "",
+                ]
+            )
         )
         server: SignerServer | None = None
         try:
@@ -119,8 +139,12 @@ async def embedded_signer() -> AsyncIterator[Target]:
                     raise RuntimeError("the signer never saw its enclave answer")
                 await asyncio.sleep(0.1)
             yield Target(
-                address=f"127.0.0.1:{port}", ca=certs.ca, cert=certs.client_cert, key=certs.client_key,
-                token_key=certs.jwt_key, hmac_key=certs.hmac_key,
+                address=f"127.0.0.1:{port}",
+                ca=certs.ca,
+                cert=certs.client_cert,
+                key=certs.client_key,
+                token_key=certs.jwt_key,
+                hmac_key=certs.hmac_key,
             )
         finally:
             if server is not None:
@@ -155,18 +179,31 @@ async def run_protocol(protocol: pb.Protocol, relay: Relay, message: bytes) -> d
     presignature_id = ""
     if protocol == pb.PROTOCOL_GG20_SECP256K1:
         t0 = time.perf_counter()
-        pre = _ok(await relay.run(SessionSpec("presign", f"demo-pre-{tag}", protocol, parties, key_id=key.key_id)),
-                  "presigning")
+        pre = _ok(
+            await relay.run(SessionSpec("presign", f"demo-pre-{tag}", protocol, parties, key_id=key.key_id)),
+            "presigning",
+        )
         timings["presign_ms"] = (time.perf_counter() - t0) * 1000
         presignature_id = next(iter(pre.values())).result.presign.presignature_id  # type: ignore[union-attr]
     t0 = time.perf_counter()
     # GG20: the message goes to the enclaves with its hash rule (a presignature never signs a bare
     # digest), and each returns the digest it made.
     rule = pb.MESSAGE_HASH_SHA256 if protocol == pb.PROTOCOL_GG20_SECP256K1 else pb.MESSAGE_HASH_UNSPECIFIED
-    sign = _ok(await relay.run(SessionSpec(
-        "sign", f"demo-sign-{tag}", protocol, parties, key_id=key.key_id, message=message,
-        presignature_id=presignature_id, message_hash=rule,
-    )), "signing")
+    sign = _ok(
+        await relay.run(
+            SessionSpec(
+                "sign",
+                f"demo-sign-{tag}",
+                protocol,
+                parties,
+                key_id=key.key_id,
+                message=message,
+                presignature_id=presignature_id,
+                message_hash=rule,
+            )
+        ),
+        "signing",
+    )
     timings["sign_ms"] = (time.perf_counter() - t0) * 1000
     signatures = {o.result.sign.signature for o in sign.values() if o.result is not None}
     signature = sign[SIGNER_PARTY].result.sign.signature  # type: ignore[union-attr]
@@ -194,8 +231,14 @@ async def demo(target: Target | None) -> list[dict[str, Any]]:
             target = await stack.enter_async_context(embedded_signer())
         ring = HmacKeyRing({target.hmac_key_id: read_hex_secret(target.hmac_key)}, target.hmac_key_id)
         client = SignerClient.connect(
-            target.address, ca=target.ca, cert=target.cert, key=target.key, hmac=ring, token_key=target.token_key,
-            server_name=target.server_name, exchange=True,  # one stream for all the session calls
+            target.address,
+            ca=target.ca,
+            cert=target.cert,
+            key=target.key,
+            hmac=ring,
+            token_key=target.token_key,
+            server_name=target.server_name,
+            exchange=True,  # one stream for all the session calls
         )
         stack.push_async_callback(client.close)
         local = LocalNode(ring)

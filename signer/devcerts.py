@@ -60,8 +60,15 @@ def make_ca(common_name: str = "mpc-signer dev CA", days: int = 3650) -> Issued:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -98,9 +105,7 @@ def issue(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
     )
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
@@ -128,9 +133,16 @@ class DevCertPaths:
     @classmethod
     def under(cls, out: Path) -> DevCertPaths:
         return cls(
-            dir=out, ca=out / "ca.pem", ca_key=out / "ca.key", server_cert=out / "server.pem",
-            server_key=out / "server.key", client_cert=out / "client.pem", client_key=out / "client.key",
-            jwt_key=out / "jwt.key", jwt_pub=out / "jwt.pub", hmac_key=out / "hmac.key",
+            dir=out,
+            ca=out / "ca.pem",
+            ca_key=out / "ca.key",
+            server_cert=out / "server.pem",
+            server_key=out / "server.key",
+            client_cert=out / "client.pem",
+            client_key=out / "client.key",
+            jwt_key=out / "jwt.key",
+            jwt_pub=out / "jwt.pub",
+            hmac_key=out / "hmac.key",
             enclave_psk=out / "enclave.psk",
         )
 

@@ -183,7 +183,10 @@ class ConsulRegistrar:
                     self._last_alive = None
                     log.info(
                         "consul: registered %s as %s at %s:%d",
-                        self._s.service_name, self._s.service_id, self._s.advertise_host, self._s.advertise_port,
+                        self._s.service_name,
+                        self._s.service_id,
+                        self._s.advertise_host,
+                        self._s.advertise_port,
                     )
                     backoff = self._s.retry_initial_seconds
                 try:
@@ -204,12 +207,17 @@ class ConsulRegistrar:
                     # Consul's own text, which carries no token.
                     log.error(
                         "consul: agent at %s refused the registration (%s: %s); retrying in %.1fs",
-                        self._s.address, type(exc).__name__, str(exc)[:300], delay,
+                        self._s.address,
+                        type(exc).__name__,
+                        str(exc)[:300],
+                        delay,
                     )
                 else:
                     log.warning(
                         "consul: agent at %s unavailable (%s); retrying in %.1fs",
-                        self._s.address, type(exc).__name__, delay,
+                        self._s.address,
+                        type(exc).__name__,
+                        delay,
                     )
                 await asyncio.sleep(delay)
                 backoff = min(backoff * 2, self._s.retry_max_seconds)

@@ -62,7 +62,10 @@ def attested_offer_verifier(
             raise HandshakeError("the enclave's attestation does not bind the key it offered: key not delivered")
         if doc.user_data is None or not hmac.compare_digest(doc.user_data, CHANNEL_KEY_USER_DATA):
             raise HandshakeError("the enclave's attestation is not a channel-key offer: key not delivered")
-        log.warning("delivering the channel key to the attested enclave %s (identity %s)",
-                    doc.module_id, offer.enclave_public_key[:8].hex())
+        log.warning(
+            "delivering the channel key to the attested enclave %s (identity %s)",
+            doc.module_id,
+            offer.enclave_public_key[:8].hex(),
+        )
 
     return verify

@@ -63,8 +63,11 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        ids = [f"{name}={value}" for name, value in (("request", request_id.get()), ("session", session_id.get()))
-               if value is not None]
+        ids = [
+            f"{name}={value}"
+            for name, value in (("request", request_id.get()), ("session", session_id.get()))
+            if value is not None
+        ]
         return f"{line} [{' '.join(ids)}]" if ids else line
 
 

@@ -27,7 +27,10 @@ _KNOWN_SERVICES = ("mpc.v1.SignerService", "grpc.health.v1.Health")
 _GAUGE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _MAX_ENCLAVE_GAUGES = 64
 QUOTAS = (
-    "sessions.max_concurrent", "sessions.per_client_max", "sessions.per_caller_max", "sessions.gg20_starts_per_second"
+    "sessions.max_concurrent",
+    "sessions.per_client_max",
+    "sessions.per_caller_max",
+    "sessions.gg20_starts_per_second",
 )
 
 
@@ -39,23 +42,34 @@ class Metrics:
             "mpc_signer_rpc", "RPCs handled, by method and final status", ["method", "code"], registry=r
         )
         self.rpc_latency = Histogram(
-            "mpc_signer_rpc_latency_seconds", "RPC latency by method and final status", ["method", "code"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "mpc_signer_rpc_latency_seconds",
+            "RPC latency by method and final status",
+            ["method", "code"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.sessions = Counter(
-            "mpc_signer_sessions", "Protocol sessions that reached a final state (done or failed)",
-            ["protocol", "kind", "state"], registry=r,
+            "mpc_signer_sessions",
+            "Protocol sessions that reached a final state (done or failed)",
+            ["protocol", "kind", "state"],
+            registry=r,
         )
         self.sessions_active = Gauge(
             "mpc_signer_sessions_active", "Protocol sessions currently running", ["protocol", "kind"], registry=r
         )
         self.round_duration = Histogram(
-            "mpc_signer_protocol_round_seconds", "Time from a round's start to its completion",
-            ["protocol", "kind", "round"], buckets=_LATENCY_BUCKETS, registry=r,
+            "mpc_signer_protocol_round_seconds",
+            "Time from a round's start to its completion",
+            ["protocol", "kind", "round"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.enclave_rtt = Histogram(
-            "mpc_signer_enclave_roundtrip_seconds", "Host to enclave request round-trip time", ["request"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "mpc_signer_enclave_roundtrip_seconds",
+            "Host to enclave request round-trip time",
+            ["request"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.enclave_up = Gauge("mpc_signer_enclave_up", "1 while the enclave answers and is not sealed", registry=r)
         self.presignatures_available = Gauge(
@@ -65,13 +79,16 @@ class Metrics:
             "mpc_signer_single_use_burned",
             "Single-use items (presignatures, pre-parameter sets) dropped because they were sealed in an"
             " earlier enclave boot (a restart burns them; the pools refill)",
-            ["item"], registry=r,
+            ["item"],
+            registry=r,
         )
         for item in ("presignature", "preparams"):
             self.single_use_burned.labels(item)
         self.quota_refusals = Counter(
-            "mpc_signer_quota_refusals", "Session starts refused by a bound (RESOURCE_EXHAUSTED), by its config key",
-            ["quota"], registry=r,
+            "mpc_signer_quota_refusals",
+            "Session starts refused by a bound (RESOURCE_EXHAUSTED), by its config key",
+            ["quota"],
+            registry=r,
         )
         for quota in QUOTAS:
             self.quota_refusals.labels(quota)
@@ -79,12 +96,15 @@ class Metrics:
             "mpc_signer_finished_sessions_retained", "Finished sessions kept queryable", registry=r
         )
         self.finished_retained_bytes = Gauge(
-            "mpc_signer_finished_sessions_retained_bytes", "Bytes of the finished sessions kept queryable",
+            "mpc_signer_finished_sessions_retained_bytes",
+            "Bytes of the finished sessions kept queryable",
             registry=r,
         )
         self.finished_evicted = Counter(
-            "mpc_signer_finished_sessions_evicted", "Finished sessions forgotten, by cause (age, count, bytes)",
-            ["cause"], registry=r,
+            "mpc_signer_finished_sessions_evicted",
+            "Finished sessions forgotten, by cause (age, count, bytes)",
+            ["cause"],
+            registry=r,
         )
         for cause in ("age", "count", "bytes"):
             self.finished_evicted.labels(cause)
@@ -106,7 +126,8 @@ class Metrics:
         series = self._rpc_series.get((label, code))
         if series is None:
             series = self._rpc_series[(label, code)] = (
-                self.rpc_total.labels(label, code), self.rpc_latency.labels(label, code)
+                self.rpc_total.labels(label, code),
+                self.rpc_latency.labels(label, code),
             )
         series[0].inc()
         series[1].observe(seconds)
@@ -145,7 +166,8 @@ class Metrics:
             if info.HasField("preparams_ready"):
                 if self.preparams_pool is None:
                     self.preparams_pool = Gauge(
-                        "mpc_signer_preparams_pool_size", "Paillier pre-parameter sets ready in the enclave pool",
+                        "mpc_signer_preparams_pool_size",
+                        "Paillier pre-parameter sets ready in the enclave pool",
                         registry=self.registry,
                     )
                 self.preparams_pool.set(info.preparams_ready)
@@ -155,7 +177,8 @@ class Metrics:
                     if not _GAUGE_NAME.fullmatch(name) or len(self.enclave_gauges) >= _MAX_ENCLAVE_GAUGES:
                         continue  # bounded cardinality whatever the other side sends
                     gauge = self.enclave_gauges[name] = Gauge(
-                        f"mpc_signer_enclave_{name}", "Enclave resource count or bound (docs/limits.md)",
+                        f"mpc_signer_enclave_{name}",
+                        "Enclave resource count or bound (docs/limits.md)",
                         registry=self.registry,
                     )
                 gauge.set(value)

@@ -123,10 +123,17 @@ def cmd_backup_export(args: argparse.Namespace) -> int:
 
     async def run(store: Any) -> int:
         report = await export_backup(store, Path(args.file), hmac_key=key, caller=args.caller)
-        print(json.dumps({
-            "file": str(report.path), "keys": report.keys, "presignatures": report.presignatures,
-            "sha256": report.sha256, "authenticated": report.authenticated,
-        }))
+        print(
+            json.dumps(
+                {
+                    "file": str(report.path),
+                    "keys": report.keys,
+                    "presignatures": report.presignatures,
+                    "sha256": report.sha256,
+                    "authenticated": report.authenticated,
+                }
+            )
+        )
         return 0
 
     try:
@@ -150,12 +157,17 @@ def cmd_backup_import(args: argparse.Namespace) -> int:
         report = await import_backup(
             store, Path(args.file), hmac_key=key, restore_presignatures=args.restore_presignatures, caller=args.caller
         )
-        print(json.dumps({
-            "keys_imported": list(report.keys_imported), "keys_skipped": list(report.keys_skipped),
-            "presignatures_imported": report.presignatures_imported,
-            "presignatures_skipped": report.presignatures_skipped,
-            "presignatures_not_restored": report.presignatures_not_restored,
-        }))
+        print(
+            json.dumps(
+                {
+                    "keys_imported": list(report.keys_imported),
+                    "keys_skipped": list(report.keys_skipped),
+                    "presignatures_imported": report.presignatures_imported,
+                    "presignatures_skipped": report.presignatures_skipped,
+                    "presignatures_not_restored": report.presignatures_not_restored,
+                }
+            )
+        )
         return 0
 
     try:
@@ -249,7 +261,11 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
 
     async def run() -> dict[str, Any]:
         client = EnclaveClient(
-            parsed, psk=psk, verify_offer=verify, allow_unauthenticated=insecure, call_timeout=args.timeout,
+            parsed,
+            psk=psk,
+            verify_offer=verify,
+            allow_unauthenticated=insecure,
+            call_timeout=args.timeout,
             connect_timeout=args.timeout,
         )
         try:
@@ -285,7 +301,8 @@ def add_subcommands(sub: Any, with_config: Any) -> None:
         p.add_argument("--caller", default="cli", help="who to name in the audit record")
         if name == "import":
             p.add_argument(
-                "--restore-presignatures", action="store_true",
+                "--restore-presignatures",
+                action="store_true",
                 help="also restore presignatures (only if the source store will never sign again)",
             )
         p.set_defaults(func=func)

@@ -129,7 +129,8 @@ class PreparamsKeeper:
         if exported.sealed or exported.consumed_ids:
             log.info(
                 "pre-parameters: %d sealed set(s) stored, %d used set(s) deleted",
-                len(exported.sealed), len(exported.consumed_ids),
+                len(exported.sealed),
+                len(exported.consumed_ids),
             )
         return exported
 

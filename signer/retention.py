@@ -48,8 +48,13 @@ class FinishedSession:
     @property
     def size(self) -> int:
         return (
-            RECORD_OVERHEAD + len(self.session_id) + len(self.fingerprint) + len(self.reason)
-            + sum(len(c) for c in self.culprits) + len(self.result) + sum(len(m) for m in self.first_outgoing)
+            RECORD_OVERHEAD
+            + len(self.session_id)
+            + len(self.fingerprint)
+            + len(self.reason)
+            + sum(len(c) for c in self.culprits)
+            + len(self.result)
+            + sum(len(m) for m in self.first_outgoing)
         )
 
     def failure(self) -> pb.SessionFailure | None:
@@ -124,8 +129,10 @@ class FinishedSessions:
         return dropped
 
     def _bound(self) -> None:
-        for cause, over in (("count", lambda: len(self._records) > self._max_count),
-                            ("bytes", lambda: self._bytes > self._max_bytes)):
+        for cause, over in (
+            ("count", lambda: len(self._records) > self._max_count),
+            ("bytes", lambda: self._bytes > self._max_bytes),
+        ):
             dropped = 0
             while self._records and over():
                 oldest = next(iter(self._records))

@@ -150,11 +150,17 @@ def _refusing_malformed(handler: Any) -> Any:
     if handler.request_deserializer is None:
         return handler
     if handler.request_streaming:
-        factory = (grpc.stream_stream_rpc_method_handler if handler.response_streaming
-                   else grpc.stream_unary_rpc_method_handler)
+        factory = (
+            grpc.stream_stream_rpc_method_handler
+            if handler.response_streaming
+            else grpc.stream_unary_rpc_method_handler
+        )
         behavior = handler.stream_stream or handler.stream_unary
-        return factory(behavior, request_deserializer=_refusing(handler.request_deserializer),
-                       response_serializer=handler.response_serializer)
+        return factory(
+            behavior,
+            request_deserializer=_refusing(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
     streaming = handler.unary_stream
     checked: Any
     if inspect.isasyncgenfunction(streaming):
@@ -174,6 +180,7 @@ def _refusing_malformed(handler: Any) -> Any:
             return await result if inspect.isawaitable(result) else result
 
     return grpc.unary_stream_rpc_method_handler(
-        checked, request_deserializer=_tolerant(handler.request_deserializer),
+        checked,
+        request_deserializer=_tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )

@@ -113,13 +113,16 @@ class Credentials:
             tls_key=_read("tls.key_file", config.tls.key_file),
             jwt_keys=jwt_keys,
             hmac=HmacKeyRing(
-                hmac_keys, config.hmac.active_key_id, frozenset(config.hmac.retired_key_ids),
+                hmac_keys,
+                config.hmac.active_key_id,
+                frozenset(config.hmac.retired_key_ids),
                 senders={kid: frozenset(parties.split()) for kid, parties in config.hmac.senders.items()},
             ),
             enclave_psk=psk,
             enclave_pcrs=(
                 _load("enclave.expected_pcrs_file", load_expected_pcrs, config.enclave.expected_pcrs_file)
-                if config.enclave.psk_provisioning == "attested" and config.enclave.expected_pcrs_file else None
+                if config.enclave.psk_provisioning == "attested" and config.enclave.expected_pcrs_file
+                else None
             ),
             consul_token=_consul_token(config.consul.token_file),
             policy=_policy_client(config),
@@ -141,10 +144,15 @@ def _policy_client(config: Config) -> PolicyClient | None:
     node_key = _load("policy.node_key_file", load_key, p.node_key_file)
     _read("policy.ca_file", p.ca_file)
     try:
-        return PolicyClient(PolicyCallbackConfig(
-            url=p.callback_url, ca_file=p.ca_file, node_id=config.server.node_id, node_key=node_key,
-            timeout=p.timeout_seconds,
-        ))
+        return PolicyClient(
+            PolicyCallbackConfig(
+                url=p.callback_url,
+                ca_file=p.ca_file,
+                node_id=config.server.node_id,
+                node_key=node_key,
+                timeout=p.timeout_seconds,
+            )
+        )
     except (ValueError, OSError) as exc:  # ssl.SSLError is an OSError: a CA file that is no PEM
         raise ConfigError(f"policy: {exc}") from None
 
@@ -239,7 +247,11 @@ class HealthWatcher:
     enclave (t-of-n unseal, waiting for the operators' shares) answers but is not up either."""
 
     def __init__(
-        self, enclave: EnclaveClient, health: health_aio.HealthServicer, status: EnclaveStatus, interval: float,
+        self,
+        enclave: EnclaveClient,
+        health: health_aio.HealthServicer,
+        status: EnclaveStatus,
+        interval: float,
         misses: int = 1,
     ) -> None:
         self._enclave = enclave
@@ -346,11 +358,14 @@ class SignerServer:
         )
         self.aws_credentials = (
             CredentialsPusher(ImdsClient(c.enclave.imds_url), self.enclave)
-            if c.enclave.aws_credentials == "imds" else None
+            if c.enclave.aws_credentials == "imds"
+            else None
         )
         s = c.sessions
         retained = FinishedSessions(
-            max_age=s.retention_seconds, max_count=s.retained_max, max_bytes=s.retained_max_bytes,
+            max_age=s.retention_seconds,
+            max_count=s.retained_max,
+            max_bytes=s.retained_max_bytes,
             evicted=self.metrics.evicted,
         )
         self.metrics.finished_retained.set_function(lambda: len(retained))
@@ -362,8 +377,10 @@ class SignerServer:
             max_concurrent=s.max_concurrent,
             retained=retained,
             quotas=CallerQuotas(
-                per_caller_max=s.per_caller_max, per_client_max=s.per_client_max,
-                gg20_starts_per_second=s.gg20_starts_per_second, gg20_starts_burst=s.gg20_starts_burst,
+                per_caller_max=s.per_caller_max,
+                per_client_max=s.per_client_max,
+                gg20_starts_per_second=s.gg20_starts_per_second,
+                gg20_starts_burst=s.gg20_starts_burst,
                 refused=self.metrics.quota_refused,
             ),
             refused=self.metrics.quota_refused,
@@ -390,8 +407,12 @@ class SignerServer:
         )
         signer_pb2_grpc.add_SignerServiceServicer_to_server(
             SignerServicer(
-                node_id=c.server.node_id, enclave=self.enclave, sessions=self.sessions, status=self.status,
-                operations=self.operations, call_done=self.metrics.rpc_done,
+                node_id=c.server.node_id,
+                enclave=self.enclave,
+                sessions=self.sessions,
+                status=self.status,
+                operations=self.operations,
+                call_done=self.metrics.rpc_done,
                 token_leeway_seconds=c.jwt.leeway_seconds,
             ),
             self.server,
@@ -468,7 +489,10 @@ class SignerServer:
             await self.registrar.start()
         log.info(
             "mpc-signer %s serving on %s (enclave %s, %s)",
-            self.config.server.node_id, self.config.server.listen, self.config.enclave.mode, self.enclave.address,
+            self.config.server.node_id,
+            self.config.server.listen,
+            self.config.enclave.mode,
+            self.enclave.address,
         )
 
     async def wait(self) -> None:

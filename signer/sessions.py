@@ -497,9 +497,11 @@ class Sessions:
             )
         if session.kind == epb.SESSION_KIND_SIGN:
             return pb.SessionResult(sign=convert.sign_result(r, session.signature_encoding))
-        return pb.SessionResult(presign=pb.PresignResult(
-            key_id=r.key_id, presignature_id=r.presignature_id, derivation_path=session.start.derivation_path
-        ))
+        return pb.SessionResult(
+            presign=pb.PresignResult(
+                key_id=r.key_id, presignature_id=r.presignature_id, derivation_path=session.start.derivation_path
+            )
+        )
 
 
 def _finished_refusal(session: Answering) -> str:

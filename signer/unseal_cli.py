@@ -120,8 +120,9 @@ def _print_new(new: Any, texts: list[str], as_json: bool, pause: bool) -> None:
         if pause and sys.stdout.isatty():
             input("Copied? Press Enter to clear the screen... ")
             print(CLEAR_SCREEN, end="", flush=True)
-    print("\nGive each operator one share; lose more than "
-          f"{n - new.threshold} and the node can never be unsealed again.")
+    print(
+        f"\nGive each operator one share; lose more than {n - new.threshold} and the node can never be unsealed again."
+    )
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
@@ -156,9 +157,13 @@ def cmd_unseal_init(args: argparse.Namespace) -> int:
     from mpc.v1 import enclave_pb2 as epb
 
     async def action(s: _Session) -> int:
-        status = await s.call(init=epb.UnsealInit(
-            shares=args.shares, threshold=args.threshold, recipient_public_key=s.recipient_bytes(),
-        ))
+        status = await s.call(
+            init=epb.UnsealInit(
+                shares=args.shares,
+                threshold=args.threshold,
+                recipient_public_key=s.recipient_bytes(),
+            )
+        )
         _print_new(status.new_shares, s.new_shares(status.new_shares), args.json, args.pause)
         print(status.message, file=sys.stderr)
         return 0
@@ -204,10 +209,14 @@ def cmd_rekey(args: argparse.Namespace) -> int:
         current = status.current
         texts = _read_shares(args.share_file, current.threshold, f"share of the current set {current.set_id}")
         recipient = s.recipient_bytes()
-        rekeyed = await s.call(rekey=epb.Rekey(
-            encrypted_shares=await s.encrypt(texts, "rekey", recipient), shares=args.shares, threshold=args.threshold,
-            recipient_public_key=recipient,
-        ))
+        rekeyed = await s.call(
+            rekey=epb.Rekey(
+                encrypted_shares=await s.encrypt(texts, "rekey", recipient),
+                shares=args.shares,
+                threshold=args.threshold,
+                recipient_public_key=recipient,
+            )
+        )
         _print_new(rekeyed.new_shares, s.new_shares(rekeyed.new_shares), args.json, args.pause)
         print(rekeyed.message, file=sys.stderr)
         return 0

@@ -178,12 +178,15 @@ class SignerProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "signer.cli", "serve", "--config", str(self.config_path)],
-                cwd=REPO, stdout=log, stderr=log, env={k: v for k, v in os.environ.items()
-                                                       if not k.startswith("MPC_SIGNER_")},
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+                env={k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")},
             )
         wait_for(
             lambda: _can_connect_tcp("127.0.0.1", self.port) or self.proc.poll() is not None,
-            timeout, f"signer on {self.target}",
+            timeout,
+            f"signer on {self.target}",
         )
         if self.proc.poll() is not None:
             raise RuntimeError(f"signer exited with {self.proc.returncode}: {self.log()}")
@@ -291,8 +294,12 @@ def start_signer(
             "tls": {"ca_file": c.ca, "cert_file": c.server_cert, "key_file": c.server_key},
             "jwt": {"keys": {"dev": c.jwt_pub}},
             "hmac": {"keys": {"dev": c.hmac_key}, "active_key_id": "dev"},
-            "enclave": {"mode": "external", "address": enclave.address, "health_interval_seconds": HEALTH_INTERVAL,
-                        "connect_timeout_seconds": 1.0},
+            "enclave": {
+                "mode": "external",
+                "address": enclave.address,
+                "health_interval_seconds": HEALTH_INTERVAL,
+                "connect_timeout_seconds": 1.0,
+            },
             "storage": {"url": f"sqlite:{workdir}/signer.db"},
         }
         if enclave.psk_file is not None:

@@ -96,9 +96,7 @@ def test_an_installed_package_outside_the_lock_is_found() -> None:
         "left-over==0.1 is installed but not in dev.lock"
     ]
     version = have["cbor2"]
-    assert check_lock.venv_problems(have={**have, "cbor2": "0.0.1"}) == [
-        f"cbor2: installed 0.0.1, locked {version}"
-    ]
+    assert check_lock.venv_problems(have={**have, "cbor2": "0.0.1"}) == [f"cbor2: installed 0.0.1, locked {version}"]
 
 
 def test_the_build_system_and_lock_tools_are_locked() -> None:
@@ -108,8 +106,9 @@ def test_the_build_system_and_lock_tools_are_locked() -> None:
 
 
 def test_the_check_runs_as_make_runs_it() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "check_lock.py"), "--venv"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_lock.py"), "--venv"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "holds exactly requirements/dev.lock" in done.stdout
 
@@ -118,23 +117,41 @@ def test_lock_subset_prints_the_locked_entries_with_their_hashes(tmp_path: Path)
     text = (ROOT / "requirements" / "runtime.lock").read_text()
     out = tmp_path / "subset.txt"
     with out.open("w") as f:
-        done = subprocess.run([sys.executable, str(ROOT / "tools" / "lock_subset.py"),
-                               str(ROOT / "requirements" / "runtime.lock"), "PyNaCl", "cbor2"],
-                              stdout=f, text=True, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "tools" / "lock_subset.py"),
+                str(ROOT / "requirements" / "runtime.lock"),
+                "PyNaCl",
+                "cbor2",
+            ],
+            stdout=f,
+            text=True,
+            check=False,
+        )
     assert done.returncode == 0
     subset = check_lock.read_lock(out)
     full = check_lock.read_lock(ROOT / "requirements" / "runtime.lock")
     assert subset == {"pynacl": full["pynacl"], "cbor2": full["cbor2"]}
     assert "pynacl==" in text
-    missing = subprocess.run([sys.executable, str(ROOT / "tools" / "lock_subset.py"),
-                              str(ROOT / "requirements" / "runtime.lock"), "no-such-package"],
-                             capture_output=True, text=True, check=False)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "lock_subset.py"),
+            str(ROOT / "requirements" / "runtime.lock"),
+            "no-such-package",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert missing.returncode == 2 and "no-such-package" in missing.stderr and not missing.stdout
 
 
 def test_make_installs_only_from_the_lock() -> None:
-    out = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), ".venv/.installed"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "-B", "-C", str(ROOT), ".venv/.installed"], capture_output=True, text=True, check=True
+    ).stdout
     installs = [line for line in out.splitlines() if "pip install" in line]
     assert installs == [
         ".venv/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock",

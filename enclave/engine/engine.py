@@ -383,8 +383,15 @@ class Engine:
         sizes = {}
         if isinstance(adapter, FrostAdapter):
             sizes = {"element_len": adapter.suite.element_len, "signature_len": adapter.suite.signature_len}
-        return for_session(protocol, kind, len(prepared.parties.index), request.threshold,
-                           self.config.max_modulus_bits, with_presignature=bool(request.presignature_id), **sizes)
+        return for_session(
+            protocol,
+            kind,
+            len(prepared.parties.index),
+            request.threshold,
+            self.config.max_modulus_bits,
+            with_presignature=bool(request.presignature_id),
+            **sizes,
+        )
 
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
         if self.policy is None:

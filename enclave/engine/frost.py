@@ -165,10 +165,23 @@ class FrostAdapter:
 
         def build(deadline: float) -> Plan:
             setup = SignSetup(
-                cs, sid.encode("utf-8"), parties.self_index, self._identifiers(parties), key, public, message,
-                self._rng, merkle_root=merkle_root,
+                cs,
+                sid.encode("utf-8"),
+                parties.self_index,
+                self._identifiers(parties),
+                key,
+                public,
+                message,
+                self._rng,
+                merkle_root=merkle_root,
             )
             return Plan(Phase(signing_driver(setup), 0, finish), 2)
 
-        return Prepared(parties, build, key_id=kid, approval_digest=frost_digest(message, merkle_root or b""),
-                        approval_hash=FROST_APPROVAL_HASH, light=True)
+        return Prepared(
+            parties,
+            build,
+            key_id=kid,
+            approval_digest=frost_digest(message, merkle_root or b""),
+            approval_hash=FROST_APPROVAL_HASH,
+            light=True,
+        )

@@ -241,7 +241,11 @@ class Gg20Adapter:
             sig = value
             assert isinstance(sig, Signature)
             return pb.SessionResult(
-                key_id=kid, public_key=sig.public_key, signature=sig.to_bytes(), recovery_id=sig.v, presignature_id=pid,
+                key_id=kid,
+                public_key=sig.public_key,
+                signature=sig.to_bytes(),
+                recovery_id=sig.v,
+                presignature_id=pid,
                 digest=digest,
             )
 
@@ -264,8 +268,9 @@ class Gg20Adapter:
                 driver = sign.start(sid_b, share, presig, digest, consume, rule=rule, path=path)
                 return Plan(Phase(driver, 0, finish_signature), 1)
 
-            return Prepared(parties, build_online, key_id=kid, approval_digest=digest, approval_hash=rule.value,
-                            light=True)
+            return Prepared(
+                parties, build_online, key_id=kid, approval_digest=digest, approval_hash=rule.value, light=True
+            )
 
         def online(value: Any) -> Phase:
             fresh = value

@@ -92,37 +92,70 @@ def cbor_int_map(count: int, value: int) -> int:
 
 def enc_proof(m: int) -> int:
     # s, c mod N̂; a mod N0²; z1 response; z2 mod N0; z3 = γ + e·μ, γ in ±N̂·2^(ℓ+ε)
-    return cbor_array([cbor_int(m), cbor_int(2 * m), cbor_int(m), cbor_int(RESPONSE), cbor_int(m),
-                       cbor_int(m + RESPONSE)])
+    return cbor_array(
+        [cbor_int(m), cbor_int(2 * m), cbor_int(m), cbor_int(RESPONSE), cbor_int(m), cbor_int(m + RESPONSE)]
+    )
 
 
 def logstar_proof(m: int) -> int:
     # s, d mod N̂; a mod N0²; Y a point; z1, z2, z3 as in Πenc
-    return cbor_array([cbor_int(m), cbor_int(2 * m), cbor_bytes(POINT), cbor_int(m), cbor_int(RESPONSE),
-                       cbor_int(m), cbor_int(m + RESPONSE)])
+    return cbor_array(
+        [
+            cbor_int(m),
+            cbor_int(2 * m),
+            cbor_bytes(POINT),
+            cbor_int(m),
+            cbor_int(RESPONSE),
+            cbor_int(m),
+            cbor_int(m + RESPONSE),
+        ]
+    )
 
 
 def affg_proof(m: int) -> int:
     # A mod N0², Bx a point, By mod N1², E S F T mod N̂; z1 (x < q), z2 = β + e·y with β in
     # ±2^(ℓ'+ε); z3, z4 masked by N̂·2^(ℓ+ε); w mod N0, wy mod N1
-    return cbor_array([cbor_int(2 * m), cbor_bytes(POINT), cbor_int(2 * m)] + [cbor_int(m)] * 4
-                      + [cbor_int(RESPONSE), cbor_int(RESPONSE_PRIME), cbor_int(m + RESPONSE),
-                         cbor_int(m + RESPONSE), cbor_int(m), cbor_int(m)])
+    return cbor_array(
+        [cbor_int(2 * m), cbor_bytes(POINT), cbor_int(2 * m)]
+        + [cbor_int(m)] * 4
+        + [
+            cbor_int(RESPONSE),
+            cbor_int(RESPONSE_PRIME),
+            cbor_int(m + RESPONSE),
+            cbor_int(m + RESPONSE),
+            cbor_int(m),
+            cbor_int(m),
+        ]
+    )
 
 
 def dec_proof(m: int) -> int:
     # range ℓ' (presign identification): s, d mod N̂; a mod N0²; B a point; z1 = α + e·y with α in
     # ±2^(ℓ'+ε); z2 mod N0; z3 = γ + e·μ with γ in ±N̂·2^(ℓ'+ε)
-    return cbor_array([cbor_int(m), cbor_int(2 * m), cbor_bytes(POINT), cbor_int(m), cbor_int(RESPONSE_PRIME),
-                       cbor_int(m), cbor_int(m + RESPONSE_PRIME)])
+    return cbor_array(
+        [
+            cbor_int(m),
+            cbor_int(2 * m),
+            cbor_bytes(POINT),
+            cbor_int(m),
+            cbor_int(RESPONSE_PRIME),
+            cbor_int(m),
+            cbor_int(m + RESPONSE_PRIME),
+        ]
+    )
 
 
 def fac_proof(m: int) -> int:
     # P Q A B T mod N̂; σ in ±N0·N̂·2^ℓ; z1, z2 = α + e·p with α in ±√N0·2^(ℓ+ε); w1, w2 masked by
     # N̂·2^(ℓ+ε); v = r + e·σ̂ with r in ±N0·N̂·2^(ℓ+ε)
     root = m // 2 + 1
-    return cbor_array([cbor_int(m)] * 5 + [cbor_int(2 * m + L + 1)] + [cbor_int(root + RESPONSE + 1)] * 2
-                      + [cbor_int(m + RESPONSE)] * 2 + [cbor_int(2 * m + RESPONSE + 1)])
+    return cbor_array(
+        [cbor_int(m)] * 5
+        + [cbor_int(2 * m + L + 1)]
+        + [cbor_int(root + RESPONSE + 1)] * 2
+        + [cbor_int(m + RESPONSE)] * 2
+        + [cbor_int(2 * m + RESPONSE + 1)]
+    )
 
 
 def mod_proof(m: int) -> int:
@@ -169,11 +202,13 @@ def _framed(bodies: Sequence[RoundBound], n: int) -> list[RoundBound]:
     out = []
     for i, b in enumerate(bodies):
         extra = FRAME_HEADER + (ECHO * n if i > 0 else 0)
-        out.append(RoundBound(
-            b.broadcast + extra if b.broadcast else 0,
-            b.direct + extra if b.direct else 0,
-            None if b.broadcast_to_output is None else b.broadcast_to_output + extra,
-        ))
+        out.append(
+            RoundBound(
+                b.broadcast + extra if b.broadcast else 0,
+                b.direct + extra if b.direct else 0,
+                None if b.broadcast_to_output is None else b.broadcast_to_output + extra,
+            )
+        )
     return out
 
 
@@ -192,8 +227,9 @@ def frost_sign(n: int, element: int = ED_POINT) -> list[RoundBound]:
 
 
 def gg20_keygen(n: int, t: int, m: int) -> list[RoundBound]:
-    r1 = cbor_array([cbor_bytes(32), cbor_int(m), cbor_int(m), cbor_int(m),
-                     cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))])
+    r1 = cbor_array(
+        [cbor_bytes(32), cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))]
+    )
     r2_b = cbor_array([cbor_array([cbor_bytes(POINT)] * t), cbor_bytes(32), cbor_bytes(32), cbor_bytes(SCHNORR_PROOF)])
     r2_d = cbor_array([cbor_int(2 * m), cbor_bytes(fac_proof(m))])
     return _framed([RoundBound(r1, 0), RoundBound(r2_b, r2_d), RoundBound(SCHNORR_PROOF, 0)], n)
@@ -209,11 +245,25 @@ def gg20_presign(n: int, m: int) -> list[RoundBound]:
     r3 = RoundBound(cbor_array([cbor_bytes(SCALAR), cbor_bytes(POINT), cbor_bytes(POINT)]), logstar_proof(m))
     # round 4: "ok" [0]; or the reveal [1, k, ρ, γ, ν, {j: [y, r]}] after a failed δ check; or the
     # identification [2, {j: T}, {j: Πdlog-eq}, {j: Y}, {v: {j: Πdec}}] after a failed χ check
-    reveal = cbor_array([1, cbor_int(8 * SCALAR), cbor_int(m), cbor_int(8 * SCALAR), cbor_int(m),
-                         cbor_int_map(n - 1, cbor_array([cbor_int(L_PRIME + 1), cbor_int(m)]))])
-    ident = cbor_array([1, cbor_int_map(n, cbor_bytes(POINT)), cbor_int_map(n, cbor_bytes(dleq_proof())),
-                        cbor_int_map(n - 1, cbor_bytes(POINT)),
-                        cbor_int_map(n - 1, cbor_int_map(n - 1, cbor_bytes(dec_proof(m))))])
+    reveal = cbor_array(
+        [
+            1,
+            cbor_int(8 * SCALAR),
+            cbor_int(m),
+            cbor_int(8 * SCALAR),
+            cbor_int(m),
+            cbor_int_map(n - 1, cbor_array([cbor_int(L_PRIME + 1), cbor_int(m)])),
+        ]
+    )
+    ident = cbor_array(
+        [
+            1,
+            cbor_int_map(n, cbor_bytes(POINT)),
+            cbor_int_map(n, cbor_bytes(dleq_proof())),
+            cbor_int_map(n - 1, cbor_bytes(POINT)),
+            cbor_int_map(n - 1, cbor_int_map(n - 1, cbor_bytes(dec_proof(m)))),
+        ]
+    )
     return _framed([r1, r2, r3, RoundBound(max(2, reveal, ident), 0, 2)], n)
 
 
@@ -247,14 +297,20 @@ class MessageLimits:
         return peers * max((min(b.to_output, self.ceiling) for b in self.rounds[1:]), default=0)
 
 
-def for_session(protocol: str, kind: str, n: int, threshold: int, modulus_bits: int,
-                with_presignature: bool = False, element_len: int = ED_POINT,
-                signature_len: int = ED_POINT + SCALAR) -> MessageLimits:
+def for_session(
+    protocol: str,
+    kind: str,
+    n: int,
+    threshold: int,
+    modulus_bits: int,
+    with_presignature: bool = False,
+    element_len: int = ED_POINT,
+    signature_len: int = ED_POINT + SCALAR,
+) -> MessageLimits:
     """`protocol`: "frost" or "gg20"; `kind`: "dkg", "presign" or "sign"; n parties (signers);
     for FROST, the suite's element and signature encoding sizes."""
     if protocol == "frost":
-        rounds = (frost_dkg(n, threshold, element_len, signature_len) if kind == "dkg"
-                  else frost_sign(n, element_len))
+        rounds = frost_dkg(n, threshold, element_len, signature_len) if kind == "dkg" else frost_sign(n, element_len)
     elif kind == "dkg":
         rounds = gg20_keygen(n, threshold, modulus_bits)
     elif kind == "presign":

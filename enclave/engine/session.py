@@ -201,8 +201,10 @@ class Session:
         if rnd > furthest:
             self._refused(oversize=False)
             current = phase.offset + phase.driver.round_number
-            self.fail(f"message for round {rnd} while this party is in round {current} (no honest party is that "
-                      "far ahead)", [sender])
+            self.fail(
+                f"message for round {rnd} while this party is in round {current} (no honest party is that far ahead)",
+                [sender],
+            )
             return False
         if self.limits is None:
             return True

@@ -97,7 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--sealing-key-file", type=Path, help="32-byte key-encryption key file (mode 0600)")
     source.add_argument("--sealing-passphrase-file", type=Path, help="file whose first line is the sealing passphrase")
     source.add_argument(
-        "--sealing-shares", type=Path, default=os.environ.get("MPC_ENCLAVE_SEALING_SHARES") or None,
+        "--sealing-shares",
+        type=Path,
+        default=os.environ.get("MPC_ENCLAVE_SEALING_SHARES") or None,
         help="t-of-n unseal: share file of the wrapped data key; starts sealed (mpc-signer unseal-init / unseal)",
     )
     g.add_argument("--sealing-meta", type=Path, help="sealer metadata file (default for a key file: KEY.meta.json)")
@@ -107,41 +109,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-sessions", type=int, default=defaults.max_sessions)
     g.add_argument("--preparams-pool-size", type=int, default=defaults.preparams_pool_size)
     g.add_argument(
-        "--preparams-wait-seconds", type=float, default=PROCESS_PREPARAMS_WAIT_SECONDS,
+        "--preparams-wait-seconds",
+        type=float,
+        default=PROCESS_PREPARAMS_WAIT_SECONDS,
         help="how long a GG20 key generation may wait for pre-parameters (on the event loop); refused at once"
         " with RESOURCE_EXHAUSTED when the pool cannot make them in that time",
     )
     g.add_argument(
-        "--max-held-bytes", type=int, default=defaults.max_held_bytes,
+        "--max-held-bytes",
+        type=int,
+        default=defaults.max_held_bytes,
         help="bytes of peers' messages for later rounds all sessions may have to hold; each session reserves"
         " its bound at start (RESOURCE_EXHAUSTED when the running ones reserved it all)",
     )
     policy = g.add_mutually_exclusive_group()
     policy.add_argument("--policy-key", type=Path, help="P-256 public key (PEM) whose approval every SIGN needs")
     policy.add_argument(
-        "--policy-key-b64", default=os.environ.get("MPC_ENCLAVE_POLICY_KEY") or None,
+        "--policy-key-b64",
+        default=os.environ.get("MPC_ENCLAVE_POLICY_KEY") or None,
         help="the same key as base64 DER (SubjectPublicKeyInfo), e.g. fixed in the image at build time",
     )
     g.add_argument(
-        "--policy-boot-fence", action="store_true",
+        "--policy-boot-fence",
+        action="store_true",
         help="refuse approvals an earlier enclave boot could have accepted (expiring within the maximum"
         " approval lifetime of this start): closes approval replay across restarts; approvals shorter"
         " than that lifetime are refused for that long after a start",
     )
     g.add_argument(
-        "--allow-presigned-bare-digest", action="store_true",
+        "--allow-presigned-bare-digest",
+        action="store_true",
         help="UNSAFE: sign a bare digest (message_hash RAW) with a presignature; the enclave then signs, with a"
         " nonce fixed in advance, a hash whose message it never saw (CVE-2025-66017)",
     )
     t = parser.add_argument_group("TEE")
-    t.add_argument("--attestation", choices=(NONE_MODE, NITRO_MODE), default=NONE_MODE,
-                   help="none: no TEE (said plainly); nitro: AWS Nitro Secure Module")
-    t.add_argument("--kms-key-id", default=os.environ.get("MPC_ENCLAVE_KMS_KEY_ID") or None,
-                   help="KMS key ARN to seal with (needs --attestation nitro)")
-    t.add_argument("--kms-region", default=os.environ.get("MPC_ENCLAVE_KMS_REGION") or None,
-                   help="region of the KMS key (default: from the ARN)")
-    t.add_argument("--kms-proxy-port", type=int, default=DEFAULT_PROXY_PORT,
-                   help="vsock port of the parent's vsock-proxy to KMS (parent CID 3)")
+    t.add_argument(
+        "--attestation",
+        choices=(NONE_MODE, NITRO_MODE),
+        default=NONE_MODE,
+        help="none: no TEE (said plainly); nitro: AWS Nitro Secure Module",
+    )
+    t.add_argument(
+        "--kms-key-id",
+        default=os.environ.get("MPC_ENCLAVE_KMS_KEY_ID") or None,
+        help="KMS key ARN to seal with (needs --attestation nitro)",
+    )
+    t.add_argument(
+        "--kms-region",
+        default=os.environ.get("MPC_ENCLAVE_KMS_REGION") or None,
+        help="region of the KMS key (default: from the ARN)",
+    )
+    t.add_argument(
+        "--kms-proxy-port",
+        type=int,
+        default=DEFAULT_PROXY_PORT,
+        help="vsock port of the parent's vsock-proxy to KMS (parent CID 3)",
+    )
 
 
 @dataclass(frozen=True)
@@ -231,11 +254,15 @@ def _unsealer(args: argparse.Namespace, attestor: Attestor) -> Unsealer | None:
     if args.kms_key_id:
         raise SetupError("--sealing-shares is the local sealer's t-of-n unseal; it does not combine with --kms-key-id")
     if args.sealing_key_file is not None or args.sealing_passphrase_file is not None:
-        raise SetupError("--sealing-shares, --sealing-key-file and --sealing-passphrase-file are three sources of one "
-                         "sealing key: choose one")
+        raise SetupError(
+            "--sealing-shares, --sealing-key-file and --sealing-passphrase-file are three sources of one "
+            "sealing key: choose one"
+        )
     if args.listen.startswith("vsock://") or attestor.mode == NITRO_MODE:
-        raise SetupError("--sealing-shares keeps its share file on the enclave's file system, which a Nitro enclave "
-                         "loses at every restart: seal with --kms-key-id there")
+        raise SetupError(
+            "--sealing-shares keeps its share file on the enclave's file system, which a Nitro enclave "
+            "loses at every restart: seal with --kms-key-id there"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         unsealer = Unsealer(path)
@@ -247,8 +274,12 @@ def _unsealer(args: argparse.Namespace, attestor: Attestor) -> Unsealer | None:
     if f is None:
         log.warning("no share file at %s: sealed until one is created (mpc-signer unseal-init)", path)
     else:
-        log.warning("sealed: waiting for %d of %d operator shares of set %s (mpc-signer unseal)",
-                    f.current.threshold, f.current.shares, f.current.set_hex)
+        log.warning(
+            "sealed: waiting for %d of %d operator shares of set %s (mpc-signer unseal)",
+            f.current.threshold,
+            f.current.shares,
+            f.current.set_hex,
+        )
     return unsealer
 
 

@@ -88,7 +88,8 @@ def validate_key(sealer: Sealer, request: pb.ValidateKeyRequest) -> pb.KeyValida
     if request.public_key and record.public_key != request.public_key:
         return _verdict(
             pb.KEY_VERDICT_INCONSISTENT_SHARE,
-            "the share's group public key is not the public key this node records for the key", record,
+            "the share's group public key is not the public key this node records for the key",
+            record,
         )
     suite = FROST_SUITES.get(request.protocol)
     check = _gg20_problem if suite is None else (lambda r: _frost_problem(suite, r))

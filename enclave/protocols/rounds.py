@@ -327,9 +327,7 @@ class Driver:
                 if sent_broadcast or self.self_id not in exp.broadcast:
                     raise BadInput("round does not let this party broadcast (once)")
                 sent_broadcast = True
-                self._cur_echo[self.self_id] = echo_digest(
-                    self.session_id, rnd.number, self.self_id, s.body
-                )
+                self._cur_echo[self.self_id] = echo_digest(self.session_id, rnd.number, self.self_id, s.body)
             frame = Frame(rnd.number, kind, self._prev_echo, s.body)
             self._outbox.append(Outgoing(s.to, rnd.number, frame.encode()))
             reached |= (self.parties - {self.self_id}) if s.to is None else {s.to}

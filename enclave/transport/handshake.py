@@ -129,7 +129,7 @@ async def client_handshake(
             if verify_offer is None:
                 raise HandshakeError(
                     "the enclave has no channel key yet and this host does not provision one "
-                    "(enclave.psk_provisioning = \"attested\")"
+                    '(enclave.psk_provisioning = "attested")'
                 )
             length = provisioning.decode_length(await _read(reader, 4, "channel-key offer"))
             offer = provisioning.parse_offer(await _read(reader, length, "channel-key offer"))

@@ -129,7 +129,8 @@ class FrameServer:
         if self._key is None and address.scheme != "unix":
             log.warning(
                 "INSECURE: %s accepts unauthenticated connections (--insecure-no-channel-auth-for-development): "
-                "any local process can act as the host", address,
+                "any local process can act as the host",
+                address,
             )
         self._address = address
         self._server = await start_listener(address, self._new_connection)
@@ -206,8 +207,11 @@ class _ServerConnection(FramedProtocol):
         self._watch = None
         if not self.closed and not self.established:
             self._server._counts["silent"] += 1
-            log.warning("closing enclave connection from %s: no request within %gs of connecting",
-                        self._peer, self._server._handshake_timeout)
+            log.warning(
+                "closing enclave connection from %s: no request within %gs of connecting",
+                self._peer,
+                self._server._handshake_timeout,
+            )
             self.shut()
 
     def _idle(self) -> None:

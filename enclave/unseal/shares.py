@@ -81,7 +81,9 @@ class OperatorShare:
 
 def _body(share: OperatorShare) -> bytes:
     return (
-        bytes([SHARE_VERSION]) + share.set_id + bytes([share.threshold, share.shares, share.index])
+        bytes([SHARE_VERSION])
+        + share.set_id
+        + bytes([share.threshold, share.shares, share.index])
         + shamir.to_bytes(share.value)
     )
 

@@ -218,8 +218,14 @@ class Unsealer:
             slot, issued = keyfile.new_slot(data_key, f.data_key_id, new_threshold, new_shares, self._rng)
             await self._write(ShareFile(f.data_key_id, f.current, slot))
             replaced = f" (replacing pending set {f.pending.set_hex})" if f.pending is not None else ""
-            log.warning("rekey: set %s (%d of %d) pending beside %s%s", slot.set_hex, new_threshold, new_shares,
-                        f.current.set_hex, replaced)
+            log.warning(
+                "rekey: set %s (%d of %d) pending beside %s%s",
+                slot.set_hex,
+                new_threshold,
+                new_shares,
+                f.current.set_hex,
+                replaced,
+            )
             return issued
 
     async def verify(self, shares: Sequence[OperatorShare]) -> str:
@@ -246,8 +252,9 @@ class Unsealer:
         except RequestRejected as exc:
             log.error("the pending set %s could not be made current: %s", f.pending.set_hex, exc.message)
             return f"the new set {f.pending.set_hex} stays pending ({exc.message})"
-        log.warning("set %s is now the current share set; set %s no longer unseals", f.pending.set_hex,
-                    f.current.set_hex)
+        log.warning(
+            "set %s is now the current share set; set %s no longer unseals", f.pending.set_hex, f.current.set_hex
+        )
         return f"set {f.pending.set_hex} is now the current set; the shares of set {f.current.set_hex} no longer work"
 
     async def _write(self, file: ShareFile) -> None:

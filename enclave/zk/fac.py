@@ -106,9 +106,7 @@ def verify(transcript: Transcript, statement: Statement, proof: Proof) -> bool:
     bound = _sqrt_bound(n0) << (L + EPSILON)
     if not in_pm(proof.z1, bound) or not in_pm(proof.z2, bound):
         return False
-    e = _challenge(
-        transcript, statement, (proof.p_commit, proof.q_commit, proof.a, proof.b, proof.t, proof.sigma)
-    )
+    e = _challenge(transcript, statement, (proof.p_commit, proof.q_commit, proof.a, proof.b, proof.t, proof.sigma))
     if not prm.check(proof.z1, proof.w1, e, proof.a, proof.p_commit):
         return False
     if not prm.check(proof.z2, proof.w2, e, proof.b, proof.q_commit):

@@ -34,9 +34,7 @@ PROTOCOLS = {
     pb.PROTOCOL_FROST_SECP256K1: epb.PROTOCOL_FROST_SECP256K1,
     pb.PROTOCOL_FROST_SECP256K1_TR: epb.PROTOCOL_FROST_SECP256K1_TR,
 }
-FROST_PROTOCOLS = frozenset(
-    {epb.PROTOCOL_FROST_ED25519, epb.PROTOCOL_FROST_SECP256K1, epb.PROTOCOL_FROST_SECP256K1_TR}
-)
+FROST_PROTOCOLS = frozenset({epb.PROTOCOL_FROST_ED25519, epb.PROTOCOL_FROST_SECP256K1, epb.PROTOCOL_FROST_SECP256K1_TR})
 PUBLIC_PROTOCOLS = {enclave: public for public, enclave in PROTOCOLS.items()}
 MESSAGE_HASHES = {
     pb.MESSAGE_HASH_UNSPECIFIED: epb.MESSAGE_HASH_UNSPECIFIED,
@@ -140,7 +138,9 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
     if request.signature_encoding == pb.SIGNATURE_ENCODING_DER and protocol != epb.PROTOCOL_GG20_SECP256K1:
         raise InvalidArgument("signature_encoding DER is for ECDSA (GG20) only")
     if request.signature_encoding not in (
-        pb.SIGNATURE_ENCODING_UNSPECIFIED, pb.SIGNATURE_ENCODING_RAW, pb.SIGNATURE_ENCODING_DER
+        pb.SIGNATURE_ENCODING_UNSPECIFIED,
+        pb.SIGNATURE_ENCODING_RAW,
+        pb.SIGNATURE_ENCODING_DER,
     ):
         raise InvalidArgument("unknown signature_encoding")
     if request.presignature_id:

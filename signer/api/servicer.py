@@ -125,7 +125,10 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
 
     async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
         session, outgoing = await self._start(
-            convert.sign_start(request), convert.fingerprint(request), request.messages, request.signature_encoding,
+            convert.sign_start(request),
+            convert.fingerprint(request),
+            request.messages,
+            request.signature_encoding,
             self._prepare("sign"),
         )
         return self._start_response(pb.StartSignResponse, session, outgoing, "sign")

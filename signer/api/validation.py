@@ -23,7 +23,8 @@ VALIDITY = {
     epb.KEY_VERDICT_INCONSISTENT_SHARE: pb.KEY_VALIDITY_INCONSISTENT_SHARE,
 }
 _PROTOCOL_BY_TOKEN: dict[str, epb.Protocol] = {
-    token: epb.Protocol.ValueType(protocol) for protocol, token in PROTOCOL_TOKENS.items()  # type: ignore[misc]
+    token: epb.Protocol.ValueType(protocol)
+    for protocol, token in PROTOCOL_TOKENS.items()  # type: ignore[misc]
 }
 VALIDATE_TIMEOUT = 30.0  # a GG20 share costs two primality tests and a few multiplications per party
 
@@ -34,12 +35,14 @@ async def validate_key(enclave: EnclaveClient, key: KeyRecord, self_party_id: st
     protocol = _PROTOCOL_BY_TOKEN.get(key.protocol)
     if protocol is None:
         raise InvalidArgument(f"key {key.key_id} has a protocol this node does not know ({key.protocol})")
-    request = epb.Request(validate_key=epb.ValidateKeyRequest(
-        sealed_share=epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share),
-        protocol=protocol,
-        public_key=key.public_key,
-        expected_party_id=self_party_id,
-    ))
+    request = epb.Request(
+        validate_key=epb.ValidateKeyRequest(
+            sealed_share=epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share),
+            protocol=protocol,
+            public_key=key.public_key,
+            expected_party_id=self_party_id,
+        )
+    )
     answer = (await enclave.call(request, timeout=VALIDATE_TIMEOUT)).key_validation
     validity = VALIDITY.get(answer.verdict, pb.KEY_VALIDITY_UNSPECIFIED)
     reason = answer.reason

@@ -79,8 +79,12 @@ class Authenticator:
         try:
             identity = self._allowlist.check(auth_context)
         except SignerError:
-            log.warning("rejected %s from %s: identities %s not allowed", method, context.peer(),
-                        list(self._allowlist.identities(auth_context)))
+            log.warning(
+                "rejected %s from %s: identities %s not allowed",
+                method,
+                context.peer(),
+                list(self._allowlist.identities(auth_context)),
+            )
             raise
         claims = None
         if method not in JWT_EXEMPT_METHODS:

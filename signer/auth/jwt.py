@@ -190,6 +190,12 @@ def mint_token(
     now: int | None = None,
 ) -> str:
     issued = int(time.time()) if now is None else now
-    claims = {"iss": issuer, "aud": audience, "sub": subject, "iat": issued, "nbf": issued,
-              "exp": issued + lifetime_seconds}
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime_seconds,
+    }
     return jwt.encode(claims, signing_key, algorithm=algorithm, headers={"kid": kid})

@@ -299,9 +299,7 @@ def _optional_bytes(payload: Mapping[Any, Any], name: str, limit: int) -> bytes 
     return value
 
 
-def _verify_chain(
-    leaf: x509.Certificate, bundle: list[x509.Certificate], root: x509.Certificate, at: datetime
-) -> None:
+def _verify_chain(leaf: x509.Certificate, bundle: list[x509.Certificate], root: x509.Certificate, at: datetime) -> None:
     """cabundle is [root, intermediate..., issuer of leaf]; the root must be ours byte for byte."""
     if bundle[0].public_bytes(Encoding.DER) != root.public_bytes(Encoding.DER):
         raise AttestationError(Reason.WRONG_ROOT)

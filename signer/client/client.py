@@ -60,8 +60,14 @@ class TokenSource:
         now = time.time()
         if self.token is None or now > self._expires - TOKEN_REFRESH_MARGIN:
             self.token = mint_token(
-                self.signing_key, self.algorithm, kid=self.kid, issuer=self.issuer, audience=self.audience,
-                subject=self.subject, lifetime_seconds=self.lifetime_seconds, now=int(now),
+                self.signing_key,
+                self.algorithm,
+                kid=self.kid,
+                issuer=self.issuer,
+                audience=self.audience,
+                subject=self.subject,
+                lifetime_seconds=self.lifetime_seconds,
+                now=int(now),
             )
             self._expires = now + self.lifetime_seconds
         return self.token
@@ -217,28 +223,49 @@ class RemoteParty:
 
     remote = True  # the relay starts local parties first and hands their messages to this start
 
-    async def start(
-        self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()
-    ) -> list[pb.ProtocolMessage]:
+    async def start(self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()) -> list[pb.ProtocolMessage]:
         self._spec = spec
         me = self.party_id
         if spec.kind == "dkg":
-            response: Any = await self.client.start_dkg(pb.StartDKGRequest(
-                session_id=spec.session_id, protocol=spec.protocol, threshold=spec.threshold,
-                party_ids=spec.party_ids, self_party_id=me, messages=initial,
-            ))
+            response: Any = await self.client.start_dkg(
+                pb.StartDKGRequest(
+                    session_id=spec.session_id,
+                    protocol=spec.protocol,
+                    threshold=spec.threshold,
+                    party_ids=spec.party_ids,
+                    self_party_id=me,
+                    messages=initial,
+                )
+            )
         elif spec.kind == "sign":
-            response = await self.client.start_sign(pb.StartSignRequest(
-                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, message=spec.message,
-                derivation_path=spec.derivation_path, party_ids=spec.party_ids, self_party_id=me,
-                presignature_id=spec.presignature_id, messages=initial, taproot_merkle_root=spec.taproot_merkle_root,
-                result_recipient_key=spec.result_recipient_key, message_hash=spec.message_hash,
-            ))
+            response = await self.client.start_sign(
+                pb.StartSignRequest(
+                    session_id=spec.session_id,
+                    protocol=spec.protocol,
+                    key_id=spec.key_id,
+                    message=spec.message,
+                    derivation_path=spec.derivation_path,
+                    party_ids=spec.party_ids,
+                    self_party_id=me,
+                    presignature_id=spec.presignature_id,
+                    messages=initial,
+                    taproot_merkle_root=spec.taproot_merkle_root,
+                    result_recipient_key=spec.result_recipient_key,
+                    message_hash=spec.message_hash,
+                )
+            )
         else:
-            response = await self.client.start_presign(pb.StartPresignRequest(
-                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id, party_ids=spec.party_ids,
-                self_party_id=me, messages=initial, derivation_path=spec.derivation_path,
-            ))
+            response = await self.client.start_presign(
+                pb.StartPresignRequest(
+                    session_id=spec.session_id,
+                    protocol=spec.protocol,
+                    key_id=spec.key_id,
+                    party_ids=spec.party_ids,
+                    self_party_id=me,
+                    messages=initial,
+                    derivation_path=spec.derivation_path,
+                )
+            )
         self.outcome.state = response.state
         if response.HasField("result"):
             self.outcome.result = pb.SessionResult(**{spec.kind: response.result})

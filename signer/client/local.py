@@ -94,9 +94,7 @@ class LocalParty:
 
     remote = False
 
-    async def start(
-        self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()
-    ) -> list[pb.ProtocolMessage]:
+    async def start(self, spec: SessionSpec, initial: Sequence[pb.ProtocolMessage] = ()) -> list[pb.ProtocolMessage]:
         try:
             self.node.hmac.check_own_party(self.party_id)
         except ValueError as exc:
@@ -154,25 +152,44 @@ class LocalParty:
     def _session_start(self, spec: SessionSpec) -> epb.SessionStart:
         me = self.party_id
         if spec.kind == "dkg":
-            return convert.dkg_start(pb.StartDKGRequest(
-                session_id=spec.session_id, protocol=spec.protocol, threshold=spec.threshold,  # type: ignore[arg-type]
-                party_ids=spec.party_ids, self_party_id=me,
-            ))
+            return convert.dkg_start(
+                pb.StartDKGRequest(
+                    session_id=spec.session_id,
+                    protocol=spec.protocol,
+                    threshold=spec.threshold,  # type: ignore[arg-type]
+                    party_ids=spec.party_ids,
+                    self_party_id=me,
+                )
+            )
         key = self.node.keys.get(spec.key_id)
         if key is None:
             raise NotFound(f"key {spec.key_id} is not held by this local party")
         if spec.kind == "presign":
-            start = convert.presign_start(pb.StartPresignRequest(
-                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
-                party_ids=spec.party_ids, self_party_id=me, derivation_path=spec.derivation_path,
-            ))
+            start = convert.presign_start(
+                pb.StartPresignRequest(
+                    session_id=spec.session_id,
+                    protocol=spec.protocol,
+                    key_id=spec.key_id,  # type: ignore[arg-type]
+                    party_ids=spec.party_ids,
+                    self_party_id=me,
+                    derivation_path=spec.derivation_path,
+                )
+            )
         else:
-            start = convert.sign_start(pb.StartSignRequest(
-                session_id=spec.session_id, protocol=spec.protocol, key_id=spec.key_id,  # type: ignore[arg-type]
-                message=spec.message, derivation_path=spec.derivation_path, party_ids=spec.party_ids,
-                self_party_id=me, presignature_id=spec.presignature_id, taproot_merkle_root=spec.taproot_merkle_root,
-                message_hash=spec.message_hash,
-            ))
+            start = convert.sign_start(
+                pb.StartSignRequest(
+                    session_id=spec.session_id,
+                    protocol=spec.protocol,
+                    key_id=spec.key_id,  # type: ignore[arg-type]
+                    message=spec.message,
+                    derivation_path=spec.derivation_path,
+                    party_ids=spec.party_ids,
+                    self_party_id=me,
+                    presignature_id=spec.presignature_id,
+                    taproot_merkle_root=spec.taproot_merkle_root,
+                    message_hash=spec.message_hash,
+                )
+            )
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )
@@ -199,8 +216,12 @@ class LocalParty:
         out = []
         for m in update.outgoing:
             envelope = pb.ProtocolMessage(
-                session_id=start.session_id, sender=self.party_id, recipient=m.recipient, round=m.round,
-                seq=self._seq, payload=m.payload,
+                session_id=start.session_id,
+                sender=self.party_id,
+                recipient=m.recipient,
+                round=m.round,
+                seq=self._seq,
+                payload=m.payload,
             )
             self._seq += 1
             self.node.hmac.sign(envelope)
@@ -214,19 +235,32 @@ class LocalParty:
         protocol = convert.PUBLIC_PROTOCOLS[start.protocol]
         if start.kind == epb.SESSION_KIND_DKG:
             self.node.keys[r.key_id] = LocalKey(
-                key_id=r.key_id, protocol=protocol, party_ids=tuple(start.party_ids), threshold=start.threshold,
-                public_key=r.public_key, chain_code=r.chain_code, sealed_share=r.sealed_share.data,
+                key_id=r.key_id,
+                protocol=protocol,
+                party_ids=tuple(start.party_ids),
+                threshold=start.threshold,
+                public_key=r.public_key,
+                chain_code=r.chain_code,
+                sealed_share=r.sealed_share.data,
             )
-            return pb.SessionResult(dkg=pb.DKGResult(
-                key_id=r.key_id, public_key=r.public_key, chain_code=r.chain_code, protocol=protocol,
-                threshold=start.threshold, party_ids=start.party_ids,
-            ))
+            return pb.SessionResult(
+                dkg=pb.DKGResult(
+                    key_id=r.key_id,
+                    public_key=r.public_key,
+                    chain_code=r.chain_code,
+                    protocol=protocol,
+                    threshold=start.threshold,
+                    party_ids=start.party_ids,
+                )
+            )
         if start.kind == epb.SESSION_KIND_PRESIGN:
             pool = self.node.presignatures.setdefault(start.key_id, {})
             for blob in r.sealed_presignatures:
                 pool[blob.id] = blob.data
             first = r.sealed_presignatures[0].id if r.sealed_presignatures else ""
-            return pb.SessionResult(presign=pb.PresignResult(
-                key_id=start.key_id, presignature_id=first, derivation_path=start.derivation_path
-            ))
+            return pb.SessionResult(
+                presign=pb.PresignResult(
+                    key_id=start.key_id, presignature_id=first, derivation_path=start.derivation_path
+                )
+            )
         return pb.SessionResult(sign=convert.sign_result(r, pb.SIGNATURE_ENCODING_RAW))

@@ -88,13 +88,19 @@ class Relay:
                 while inbox:
                     waves = await _all([self._deliver(by_id[pid], msgs) for pid, msgs in inbox.items()])
                     inbox = self._route([m for out in waves for m in out], by_id)
-                await _all([p.refresh() for p in parties if not p.outcome.finished or
-                            (p.outcome.ok and p.outcome.result is None)])
+                await _all(
+                    [
+                        p.refresh()
+                        for p in parties
+                        if not p.outcome.finished or (p.outcome.ok and p.outcome.result is None)
+                    ]
+                )
         except BaseException as exc:
             # Local parties drop the session's secrets now rather than at their deadline; signer
             # nodes do the same at theirs.
-            await asyncio.gather(*(p.abort("the relay gave up on the session") for p in local.values()),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                *(p.abort("the relay gave up on the session") for p in local.values()), return_exceptions=True
+            )
             if isinstance(exc, TimeoutError):
                 raise RelayError(f"session {spec.session_id} did not finish within {timeout}s") from None
             raise

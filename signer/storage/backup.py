@@ -70,8 +70,18 @@ FORMAT_NAME = "mpc-signer-backup"
 FORMAT_VERSION = 1
 _HMAC_TAG = b"mpc-signer-backup/v1/hmac\x00"
 _KEY_FIELDS = frozenset(
-    {"key_id", "protocol", "party_id", "threshold", "party_ids", "public_key", "chain_code", "sealer_kind",
-     "sealed_share", "created_at"}
+    {
+        "key_id",
+        "protocol",
+        "party_id",
+        "threshold",
+        "party_ids",
+        "public_key",
+        "chain_code",
+        "sealer_kind",
+        "sealed_share",
+        "created_at",
+    }
 )
 _PRESIG_FIELDS = frozenset({"presig_id", "key_id", "signer_set", "sealer_kind", "sealed", "created_at"})
 MIN_HMAC_KEY_LEN = 16
@@ -123,17 +133,26 @@ def encode_backup(snapshot: Snapshot, *, created_at: datetime, hmac_key: bytes |
     body = {
         "keys": [
             {
-                "key_id": k.key_id, "protocol": k.protocol, "party_id": k.party_id, "threshold": k.threshold,
-                "party_ids": list(k.party_ids), "public_key": _b64(k.public_key), "chain_code": _b64(k.chain_code),
-                "sealer_kind": k.sealer_kind, "sealed_share": _b64(k.sealed_share),
+                "key_id": k.key_id,
+                "protocol": k.protocol,
+                "party_id": k.party_id,
+                "threshold": k.threshold,
+                "party_ids": list(k.party_ids),
+                "public_key": _b64(k.public_key),
+                "chain_code": _b64(k.chain_code),
+                "sealer_kind": k.sealer_kind,
+                "sealed_share": _b64(k.sealed_share),
                 "created_at": k.created_at.isoformat() if k.created_at else None,
             }
             for k in snapshot.keys
         ],
         "presignatures": [
             {
-                "presig_id": p.presig_id, "key_id": p.key_id, "signer_set": list(p.signer_set),
-                "sealer_kind": p.sealer_kind, "sealed": _b64(p.sealed),
+                "presig_id": p.presig_id,
+                "key_id": p.key_id,
+                "signer_set": list(p.signer_set),
+                "sealer_kind": p.sealer_kind,
+                "sealed": _b64(p.sealed),
                 "created_at": p.created_at.isoformat() if p.created_at else None,
             }
             for p in snapshot.presignatures
@@ -233,10 +252,16 @@ def _decode_key(i: int, k: Any) -> KeyRecord:
     if not isinstance(k, dict) or set(k) != _KEY_FIELDS:
         raise BackupCorrupt(f"key record {i} has the wrong fields")
     return KeyRecord(
-        key_id=k["key_id"], protocol=k["protocol"], party_id=k["party_id"], threshold=k["threshold"],
-        party_ids=tuple(k["party_ids"]), public_key=_unb64(k["public_key"], "public_key"),
-        chain_code=_unb64(k["chain_code"], "chain_code"), sealer_kind=k["sealer_kind"],
-        sealed_share=_unb64(k["sealed_share"], "sealed_share"), created_at=_time(k["created_at"], "created_at"),
+        key_id=k["key_id"],
+        protocol=k["protocol"],
+        party_id=k["party_id"],
+        threshold=k["threshold"],
+        party_ids=tuple(k["party_ids"]),
+        public_key=_unb64(k["public_key"], "public_key"),
+        chain_code=_unb64(k["chain_code"], "chain_code"),
+        sealer_kind=k["sealer_kind"],
+        sealed_share=_unb64(k["sealed_share"], "sealed_share"),
+        created_at=_time(k["created_at"], "created_at"),
     )
 
 
@@ -244,8 +269,11 @@ def _decode_presig(i: int, p: Any) -> PresignatureRecord:
     if not isinstance(p, dict) or set(p) != _PRESIG_FIELDS:
         raise BackupCorrupt(f"presignature record {i} has the wrong fields")
     return PresignatureRecord(
-        presig_id=p["presig_id"], key_id=p["key_id"], signer_set=tuple(p["signer_set"]),
-        sealer_kind=p["sealer_kind"], sealed=_unb64(p["sealed"], "sealed"),
+        presig_id=p["presig_id"],
+        key_id=p["key_id"],
+        signer_set=tuple(p["signer_set"]),
+        sealer_kind=p["sealer_kind"],
+        sealed=_unb64(p["sealed"], "sealed"),
         created_at=_time(p["created_at"], "created_at"),
     )
 
@@ -300,7 +328,10 @@ async def export_backup(
     )
     await store.append_audit(
         AuditRecord(
-            operation="export", caller=caller, session_id="", result="ok",
+            operation="export",
+            caller=caller,
+            session_id="",
+            result="ok",
             reason=f"backup of {report.keys} keys and {report.presignatures} presignatures, sha256 {report.sha256}",
         )
     )
@@ -324,7 +355,9 @@ async def import_backup(
         await _audit_import(store, caller, "failed", f"{type(e).__name__}: {e}")
         raise
     await _audit_import(
-        store, caller, "ok",
+        store,
+        caller,
+        "ok",
         f"imported {len(report.keys_imported)} keys (skipped {len(report.keys_skipped)} identical), "
         f"{report.presignatures_imported} presignatures (skipped {report.presignatures_skipped}, "
         f"not restored {report.presignatures_not_restored})",

@@ -18,7 +18,7 @@ class Store(Protocol):
 
     @property
     def backend(self) -> str:
-        """"sqlite" or "postgresql"."""
+        """ "sqlite" or "postgresql"."""
         ...
 
     async def schema_version(self) -> int: ...

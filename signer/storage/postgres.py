@@ -224,8 +224,16 @@ class PostgresStore:
             f"INSERT INTO keys ({_KEY_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (key_id) DO NOTHING RETURNING created_at",
             (
-                key.key_id, key.protocol, key.party_id, key.threshold, encode_party_set(key.party_ids),
-                key.public_key, key.chain_code, key.sealer_kind, key.sealed_share, created,
+                key.key_id,
+                key.protocol,
+                key.party_id,
+                key.threshold,
+                encode_party_set(key.party_ids),
+                key.public_key,
+                key.chain_code,
+                key.sealer_kind,
+                key.sealed_share,
+                created,
             ),
         )
         row = await cur.fetchone()
@@ -320,7 +328,11 @@ class PostgresStore:
             " p.created_at, p.consumed_at, p.consumed_by"
         )
         params = {
-            "key": key_id, "sset": sset, "id": presig_id, "at": self._clock(), "session": session_id,
+            "key": key_id,
+            "sset": sset,
+            "id": presig_id,
+            "at": self._clock(),
+            "session": session_id,
             "kind": sealer_kind,
         }
         async with self._tx() as conn:
@@ -412,8 +424,15 @@ class PostgresStore:
                 "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (
-                    at, record.operation, record.caller, record.session_id, record.key_id, record.digest,
-                    record.result, encode_party_set(record.culprits), record.reason,
+                    at,
+                    record.operation,
+                    record.caller,
+                    record.session_id,
+                    record.key_id,
+                    record.digest,
+                    record.result,
+                    encode_party_set(record.culprits),
+                    record.reason,
                 ),
             )
             row = await cur.fetchone()
@@ -429,8 +448,15 @@ class PostgresStore:
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
-                        r.time or self._clock(), r.operation, r.caller, r.session_id, r.key_id, r.digest, r.result,
-                        encode_party_set(r.culprits), r.reason,
+                        r.time or self._clock(),
+                        r.operation,
+                        r.caller,
+                        r.session_id,
+                        r.key_id,
+                        r.digest,
+                        r.result,
+                        encode_party_set(r.culprits),
+                        r.reason,
                     )
                     for r in records
                 ],

@@ -279,8 +279,16 @@ class SqliteStore:
         db.execute(
             f"INSERT INTO keys ({_KEY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                key.key_id, key.protocol, key.party_id, key.threshold, encode_party_set(key.party_ids),
-                key.public_key, key.chain_code, key.sealer_kind, key.sealed_share, _ts(created),
+                key.key_id,
+                key.protocol,
+                key.party_id,
+                key.threshold,
+                encode_party_set(key.party_ids),
+                key.public_key,
+                key.chain_code,
+                key.sealer_kind,
+                key.sealed_share,
+                _ts(created),
             ),
         )
         return KeyRecord(**{**key.__dict__, "created_at": created}), True
@@ -478,8 +486,15 @@ class SqliteStore:
                     "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        _ts(at), record.operation, record.caller, record.session_id, record.key_id, record.digest,
-                        record.result, encode_party_set(record.culprits), record.reason,
+                        _ts(at),
+                        record.operation,
+                        record.caller,
+                        record.session_id,
+                        record.key_id,
+                        record.digest,
+                        record.result,
+                        encode_party_set(record.culprits),
+                        record.reason,
                     ),
                 )
             return AuditRecord(**{**record.__dict__, "id": cur.lastrowid, "time": utc(at)})
@@ -494,8 +509,15 @@ class SqliteStore:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
-                            _ts(r.time or self._clock()), r.operation, r.caller, r.session_id, r.key_id, r.digest,
-                            r.result, encode_party_set(r.culprits), r.reason,
+                            _ts(r.time or self._clock()),
+                            r.operation,
+                            r.caller,
+                            r.session_id,
+                            r.key_id,
+                            r.digest,
+                            r.result,
+                            encode_party_set(r.culprits),
+                            r.reason,
                         )
                         for r in records
                     ],

@@ -93,8 +93,9 @@ class ChaosLoad:
     async def frost_sign(self) -> None:
         key = random.choice(self.record.frost_keys)
         message = secrets.token_bytes(32)
-        result = await self._session(SessionSpec("sign", sid("chaos-sign"), FROST, PARTIES, key_id=key.key_id,
-                                                 message=message))
+        result = await self._session(
+            SessionSpec("sign", sid("chaos-sign"), FROST, PARTIES, key_id=key.key_id, message=message)
+        )
         self._check(key, message, result.sign, "")
 
     async def frost_dkg(self) -> None:
@@ -107,8 +108,9 @@ class ChaosLoad:
 
     async def gg20_presign(self) -> None:
         epoch = self.epoch
-        result = await self._session(SessionSpec("presign", sid("chaos-pre"), GG20, PARTIES,
-                                                 key_id=self.gg20_key.key_id))
+        result = await self._session(
+            SessionSpec("presign", sid("chaos-pre"), GG20, PARTIES, key_id=self.gg20_key.key_id)
+        )
         self.pool.append(Presignature(result.presign.presignature_id, epoch))
         if len(self.pool) > 8:
             await asyncio.sleep(0.2)  # enough ahead: leave the CPU to the other workers
@@ -123,10 +125,18 @@ class ChaosLoad:
         self.record.attempted.add(presignature_id)
         message = secrets.token_bytes(48)  # hashed by the enclave: a presignature never signs a bare digest
         digest = hashlib.sha256(message).digest()
-        result = await self._session(SessionSpec("sign", sid("chaos-sign"), GG20, PARTIES,
-                                                 key_id=self.gg20_key.key_id, message=message,
-                                                 message_hash=pb.MESSAGE_HASH_SHA256,
-                                                 presignature_id=presignature_id))
+        result = await self._session(
+            SessionSpec(
+                "sign",
+                sid("chaos-sign"),
+                GG20,
+                PARTIES,
+                key_id=self.gg20_key.key_id,
+                message=message,
+                message_hash=pb.MESSAGE_HASH_SHA256,
+                presignature_id=presignature_id,
+            )
+        )
         self._check(self.gg20_key, digest, result.sign, presignature_id)
 
     def _check(self, key: pb.DKGResult, message: bytes, sign: pb.SignResult, presignature_id: str) -> None:
@@ -151,8 +161,10 @@ class ChaosLoad:
 
     def start(self) -> None:
         mix = [("frost_sign", self.frost_sign)] * 3 + [
-            ("frost_dkg", self.frost_dkg), ("gg20_dkg", self.gg20_dkg),
-            ("gg20_presign", self.gg20_presign), ("gg20_sign", self.gg20_sign),
+            ("frost_dkg", self.frost_dkg),
+            ("gg20_dkg", self.gg20_dkg),
+            ("gg20_presign", self.gg20_presign),
+            ("gg20_sign", self.gg20_sign),
         ]
         self._tasks = [asyncio.ensure_future(self._worker(kind, one)) for kind, one in mix]
 

@@ -34,8 +34,12 @@ RECOVERY_BOUND = 30.0  # seconds from the kill to the service answering again
 LOAD_BEFORE = 4.0  # seconds of load before the kill
 LOAD_AFTER = 3.0  # seconds of load after the service is back
 # What a call may fail with while a process is down or just back; never INTERNAL or UNKNOWN.
-OUTAGE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION,
-                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+OUTAGE_CODES = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+}
 STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -61,8 +65,16 @@ async def kill_and_restart(node: Node, victim: str, load: ChaosLoad) -> None:
 
 async def refused(client: Any, key_id: str, presignature_id: str) -> grpc.StatusCode | None:
     """StartSign on the signer alone with this presignature: the refusal's code, None if accepted."""
-    spec = SessionSpec("sign", sid("again"), GG20, PARTIES, key_id=key_id, message=b"again",  # type: ignore[arg-type]
-                       message_hash=pb.MESSAGE_HASH_SHA256, presignature_id=presignature_id)
+    spec = SessionSpec(
+        "sign",
+        sid("again"),
+        GG20,
+        PARTIES,
+        key_id=key_id,
+        message=b"again",  # type: ignore[arg-type]
+        message_hash=pb.MESSAGE_HASH_SHA256,
+        presignature_id=presignature_id,
+    )
     try:
         await client.party("signer").start(spec)
     except grpc.aio.AioRpcError as exc:
@@ -96,8 +108,10 @@ async def test_kill_under_load_loses_no_key_and_reuses_no_presignature(  # type:
     await asyncio.sleep(LOAD_AFTER)
     await load.stop()
     rec = load.record
-    print(f"{victim} kill on {store}: back after {back_at - killed_at:.1f}s; {len(rec.ops)} operations, "
-          f"{sum(op.failure is not None for op in rec.ops)} failed")
+    print(
+        f"{victim} kill on {store}: back after {back_at - killed_at:.1f}s; {len(rec.ops)} operations, "
+        f"{sum(op.failure is not None for op in rec.ops)} failed"
+    )
 
     # Calls failed only around the outage, and only with the table's statuses.
     late = [op for op in rec.ops if op.failure is not None and op.started >= back_at]
@@ -133,13 +147,27 @@ async def test_kill_under_load_loses_no_key_and_reuses_no_presignature(  # type:
         if key.key_id == load.gg20_key.key_id:
             continue  # it has presignatures in the signer's store: signed below with a named one
         message = message_for(key.protocol, b"after the kill " + key.key_id.encode())
-        check_signature(key.protocol, key.public_key, message,
-                        await sign(relay, key.protocol, PARTIES, key.key_id, message))
+        check_signature(
+            key.protocol, key.public_key, message, await sign(relay, key.protocol, PARTIES, key.key_id, message)
+        )
     # And GG20 presigning works on the new boot, one signature per presignature.
     fresh = await presign(relay, PARTIES, load.gg20_key.key_id)
-    check_signature(GG20, load.gg20_key.public_key, message_for(GG20, b"a fresh presignature"),
-                    await sign(relay, GG20, PARTIES, load.gg20_key.key_id, b"a fresh presignature", fresh,
-                               message_hash=pb.MESSAGE_HASH_KECCAK256))
-    assert await refused(client, load.gg20_key.key_id, fresh) in (grpc.StatusCode.FAILED_PRECONDITION,
-                                                                 grpc.StatusCode.NOT_FOUND)
+    check_signature(
+        GG20,
+        load.gg20_key.public_key,
+        message_for(GG20, b"a fresh presignature"),
+        await sign(
+            relay,
+            GG20,
+            PARTIES,
+            load.gg20_key.key_id,
+            b"a fresh presignature",
+            fresh,
+            message_hash=pb.MESSAGE_HASH_KECCAK256,
+        ),
+    )
+    assert await refused(client, load.gg20_key.key_id, fresh) in (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+    )
     assert node.enclave.alive() and node.signer.proc is not None and node.signer.proc.poll() is None

@@ -55,9 +55,15 @@ def test_every_single_typing_mistake_is_caught_by_the_checksum() -> None:
                 assert err.value.reason in ("checksum", "malformed")
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("", "malformed"), ("MPCS-ABCDE", "malformed"), ("MPCS-" + "1" * 80, "malformed"), ("hello world", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "malformed"),
+        ("MPCS-ABCDE", "malformed"),
+        ("MPCS-" + "1" * 80, "malformed"),
+        ("hello world", "malformed"),
+    ],
+)
 def test_what_is_not_a_share_is_refused_as_such(text: str, reason: str) -> None:
     with pytest.raises(ShareRefused) as err:
         codec.decode(text)

@@ -226,11 +226,24 @@ async def test_key_generations_waiting_for_preparams_hold_no_worker(
                 await relay.run(parties, {p: relay.presign("pre", PAIR, p, key[p].sealed_share) for p in PAIR})  # type: ignore[arg-type]
             )
             digest = hashlib.sha256(b"during the pile-up").digest()
-            out = relay.results(await relay.run(parties, {  # type: ignore[arg-type]
-                p: relay.sign("sig", GG20, PAIR, p, key[p].sealed_share, b"during the pile-up",
-                              presignature=pre[p].sealed_presignatures[0], message_hash=pb.MESSAGE_HASH_SHA256)
-                for p in PAIR
-            }))
+            out = relay.results(
+                await relay.run(
+                    parties,
+                    {  # type: ignore[arg-type]
+                        p: relay.sign(
+                            "sig",
+                            GG20,
+                            PAIR,
+                            p,
+                            key[p].sealed_share,
+                            b"during the pile-up",
+                            presignature=pre[p].sealed_presignatures[0],
+                            message_hash=pb.MESSAGE_HASH_SHA256,
+                        )
+                        for p in PAIR
+                    },
+                )
+            )
             sig = out["remote"].signature
             assert PublicKey.from_signature_and_message(sig, digest, hasher=None).format() == key["local"].public_key
 

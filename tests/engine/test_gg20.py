@@ -71,7 +71,14 @@ async def sign_with(
 ) -> dict[str, pb.SessionUpdate]:
     starts = {
         p: relay.sign(
-            sid, GG20, signers, p, key.shares[p], digest, path=path, presignature=presigs[p] if presigs else None,
+            sid,
+            GG20,
+            signers,
+            p,
+            key.shares[p],
+            digest,
+            path=path,
+            presignature=presigs[p] if presigs else None,
             message_hash=message_hash,
         )
         for p in signers
@@ -174,12 +181,16 @@ async def test_sealed_blob_altered_or_rebound(gg20_2of2: Key, gg20_2of3: Key) ->
     data = bytearray(presigs["alice"].data)
     data[-5] ^= 0x80
     bad_presig = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=presigs["alice"].id, data=bytes(data))
-    await rejected(relay.sign("alt-pre", GG20, gg20_2of2.parties, "alice", share, b"m", presignature=bad_presig,
-                              message_hash=SHA256))
+    await rejected(
+        relay.sign(
+            "alt-pre", GG20, gg20_2of2.parties, "alice", share, b"m", presignature=bad_presig, message_hash=SHA256
+        )
+    )
     # a presignature under another id
     renamed = pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id="f" * 64, data=presigs["alice"].data)
-    await rejected(relay.sign("ren-pre", GG20, gg20_2of2.parties, "alice", share, b"m", presignature=renamed,
-                              message_hash=SHA256))
+    await rejected(
+        relay.sign("ren-pre", GG20, gg20_2of2.parties, "alice", share, b"m", presignature=renamed, message_hash=SHA256)
+    )
     # the presignature still works for its own signers afterwards
     assert engine.running() == 0
 
@@ -200,8 +211,16 @@ async def test_bad_sign_requests(gg20_2of3: Key) -> None:
     presigs = await presign_for(gg20_2of3, ("alice", "bob"), "pre-set")
     with pytest.raises(RequestRejected) as exc:
         await engine.start(
-            relay.sign("set", GG20, ("alice", "carol"), "alice", share, b"m", presignature=presigs["alice"],
-                       message_hash=SHA256)
+            relay.sign(
+                "set",
+                GG20,
+                ("alice", "carol"),
+                "alice",
+                share,
+                b"m",
+                presignature=presigs["alice"],
+                message_hash=SHA256,
+            )
         )
     assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT and "signer set" in exc.value.message
     assert engine.running() == 0

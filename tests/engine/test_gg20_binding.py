@@ -53,8 +53,9 @@ async def test_bare_digest_with_a_presignature_is_refused_and_nothing_used(gg20_
     digest = keccak(TEXT)
     for rule in (pb.MESSAGE_HASH_UNSPECIFIED, pb.MESSAGE_HASH_RAW):
         for p in pair:
-            start = relay.sign("bind-bare", GG20, pair, p, key.shares[p], digest, presignature=presigs[p],
-                               message_hash=rule)
+            start = relay.sign(
+                "bind-bare", GG20, pair, p, key.shares[p], digest, presignature=presigs[p], message_hash=rule
+            )
             message = await refused(key, start, pb.ERROR_CODE_FAILED_PRECONDITION)
             assert "bare digest" in message and "message_hash" in message
     assert all(e.running() == 0 for e in key.engines.values())
@@ -76,8 +77,17 @@ async def test_a_path_chosen_after_presigning_is_refused(gg20_2of3: Key) -> None
     assert root["bob"].id != on_path["bob"].id
     cases = ((root, (7,), "m, not m/7"), (on_path, (), "m/44/60/0/0/3, not m"), (on_path, (44, 60, 0, 0, 4), "not"))
     for blobs, path, said in cases:
-        start = relay.sign("bind-late", GG20, pair, "bob", key.shares["bob"], TEXT, path=path,
-                           presignature=blobs["bob"], message_hash=KECCAK)
+        start = relay.sign(
+            "bind-late",
+            GG20,
+            pair,
+            "bob",
+            key.shares["bob"],
+            TEXT,
+            path=path,
+            presignature=blobs["bob"],
+            message_hash=KECCAK,
+        )
         message = await refused(key, start, pb.ERROR_CODE_FAILED_PRECONDITION)
         assert "derivation path" in message and said in message, message
     digest = keccak(TEXT)
@@ -148,15 +158,32 @@ async def test_approval_binds_rule_digest_path_and_presignature(gg20_2of3: Key) 
     pid, digest = presigs["alice"].id, keccak(TEXT)
 
     def approval(sid: str, **change: object) -> bytes:
-        fields = {"key_id": key.key_id, "message_hash": "keccak256", "digest": digest, "derivation_path": path,
-                  "presignature_id": pid, "session_id": sid, **change}
+        fields = {
+            "key_id": key.key_id,
+            "message_hash": "keccak256",
+            "digest": digest,
+            "derivation_path": path,
+            "presignature_id": pid,
+            "session_id": sid,
+            **change,
+        }
         expires = int(time.time()) + 60
         signed = approval_message(ApprovalSubject(**fields), expires)  # type: ignore[arg-type]
         return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
 
     def start(sid: str, p: str, grant: bytes, blobs: dict[str, pb.SealedBlob] = presigs) -> pb.SessionStart:
-        return relay.sign(sid, GG20, pair, p, key.shares[p], TEXT, path=path, presignature=blobs[p],
-                          message_hash=KECCAK, approval=grant)
+        return relay.sign(
+            sid,
+            GG20,
+            pair,
+            p,
+            key.shares[p],
+            TEXT,
+            path=path,
+            presignature=blobs[p],
+            message_hash=KECCAK,
+            approval=grant,
+        )
 
     saved = {p: e.policy for p, e in key.engines.items()}
     try:

@@ -89,8 +89,16 @@ async def test_chi_fault_culprit_reaches_the_session_status(
             await relay.run(
                 parties,
                 {
-                    p: relay.sign("chi-sign", GG20, PAIR, p, shares[p], b"after the chi fault",
-                                  presignature=pre[p].sealed_presignatures[0], message_hash=pb.MESSAGE_HASH_SHA256)
+                    p: relay.sign(
+                        "chi-sign",
+                        GG20,
+                        PAIR,
+                        p,
+                        shares[p],
+                        b"after the chi fault",
+                        presignature=pre[p].sealed_presignatures[0],
+                        message_hash=pb.MESSAGE_HASH_SHA256,
+                    )
                     for p in PAIR
                 },
             )

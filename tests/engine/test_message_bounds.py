@@ -115,9 +115,9 @@ async def test_gg20_rounds_fit_and_the_bounds_are_close(gg20_2of3: Key) -> None:
     parties = gg20_2of3.parties
     engines = gg20_2of3.engines
     sizes = Sizes()
-    pre = relay.results(await relay.run(
-        engines, {p: relay.presign("b-pre", parties, p, gg20_2of3.shares[p]) for p in parties}, sizes
-    ))
+    pre = relay.results(
+        await relay.run(engines, {p: relay.presign("b-pre", parties, p, gg20_2of3.shares[p]) for p in parties}, sizes)
+    )
     # round 4 "ok" is two bytes where the bound allows an identification: only the way to an
     # output is compared for closeness
     ok = {k: v for k, v in sizes.seen.items() if k[0] != 4}
@@ -126,11 +126,25 @@ async def test_gg20_rounds_fit_and_the_bounds_are_close(gg20_2of3: Key) -> None:
     sizes.check(bounds, 0.97)
     digest = hashlib.sha256(b"bounded").digest()
     sizes = Sizes()
-    out = relay.results(await relay.run(engines, {
-        p: relay.sign("b-sig", GG20, parties, p, gg20_2of3.shares[p], b"bounded",
-                      presignature=pre[p].sealed_presignatures[0], message_hash=pb.MESSAGE_HASH_SHA256)
-        for p in parties
-    }, sizes))
+    out = relay.results(
+        await relay.run(
+            engines,
+            {
+                p: relay.sign(
+                    "b-sig",
+                    GG20,
+                    parties,
+                    p,
+                    gg20_2of3.shares[p],
+                    b"bounded",
+                    presignature=pre[p].sealed_presignatures[0],
+                    message_hash=pb.MESSAGE_HASH_SHA256,
+                )
+                for p in parties
+            },
+            sizes,
+        )
+    )
     sizes.check(limits.for_session("gg20", "sign", 3, 2, M, with_presignature=True), 1.0)
     sig = out[parties[0]].signature
     assert PublicKey.from_signature_and_message(sig, digest, hasher=None).format() == gg20_2of3.public_key

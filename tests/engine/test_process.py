@@ -111,8 +111,14 @@ async def test_sessions_through_the_enclave_process(
 
         def with_presig(sid: str, p: str, blobs: dict[str, pb.SessionResult]) -> pb.SessionStart:
             return relay.sign(
-                sid, GG20, PAIR, p, gg20[p].sealed_share, b"with the presignature",
-                presignature=blobs[p].sealed_presignatures[0], message_hash=pb.MESSAGE_HASH_SHA256,
+                sid,
+                GG20,
+                PAIR,
+                p,
+                gg20[p].sealed_share,
+                b"with the presignature",
+                presignature=blobs[p].sealed_presignatures[0],
+                message_hash=pb.MESSAGE_HASH_SHA256,
             )
 
         with pytest.raises(EnclaveRequestError) as exc:

@@ -57,9 +57,15 @@ def fuzzing(start_node: Callable[..., Node], dev_certs: DevCertPaths, ring: Hmac
     loop = asyncio.new_event_loop()
 
     async def connect() -> tuple[SignerClient, LocalNode]:
-        client = SignerClient.connect(node.target, ca=dev_certs.ca, cert=dev_certs.client_cert,
-                                      key=dev_certs.client_key, hmac=ring, token_key=dev_certs.jwt_key,
-                                      exchange=True)
+        client = SignerClient.connect(
+            node.target,
+            ca=dev_certs.ca,
+            cert=dev_certs.client_cert,
+            key=dev_certs.client_key,
+            hmac=ring,
+            token_key=dev_certs.jwt_key,
+            exchange=True,
+        )
         return client, LocalNode(ring, prime_source=prime_slice(0))
 
     client, local = loop.run_until_complete(connect())
@@ -77,4 +83,3 @@ def no_traceback(node: Node) -> None:
     """Neither process logged an unexpected exception."""
     for name, text in (("enclave", node.enclave.log()), ("signer", node.signer.log())):
         assert "Traceback" not in text, f"{name} log:\n{text[-4000:]}"
-

@@ -173,7 +173,18 @@ def envelope(draw: st.DrawFn) -> Mutation:
 # Most examples change the body inside a valid frame (that is where the parsers are); the rest
 # break the frame or the envelope.
 single = st.one_of(
-    frame_body(), frame_body(), frame_body(), bit_flip(), overwrite(), truncate(), extend(), replace_all(),
-    cut_slice(), frame_round(), frame_kind(), frame_echo(), envelope(),
+    frame_body(),
+    frame_body(),
+    frame_body(),
+    bit_flip(),
+    overwrite(),
+    truncate(),
+    extend(),
+    replace_all(),
+    cut_slice(),
+    frame_round(),
+    frame_kind(),
+    frame_echo(),
+    envelope(),
 )
 mutations = st.lists(single, min_size=1, max_size=3)

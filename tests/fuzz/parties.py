@@ -39,8 +39,9 @@ class MutatingParty:
 
 
 class MutatingNode:
-    def __init__(self, node: LocalNode, ring: HmacKeyRing, round_no: int, index: int,
-                 mutations: Sequence[Mutation]) -> None:
+    def __init__(
+        self, node: LocalNode, ring: HmacKeyRing, round_no: int, index: int, mutations: Sequence[Mutation]
+    ) -> None:
         self.node, self.ring = node, ring
         self.round_no, self.index, self.mutations = round_no, index, mutations
         self.sent: pb.ProtocolMessage | None = None  # the mutated message, once sent

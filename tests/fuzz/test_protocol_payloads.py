@@ -37,8 +37,12 @@ from tests.service.conftest import FROST, GG20, KECCAK, check_signature, dkg, me
 
 PARTIES = ("client", "signer")
 # What the signer may answer a hostile but authenticated message with.
-REFUSALS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
-            grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.NOT_FOUND}
+REFUSALS = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.NOT_FOUND,
+}
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,12 @@ class Target:
 
 FROST_SECP256K1 = pb.PROTOCOL_FROST_SECP256K1
 TARGETS = [
-    *(Target(f"{name}-{kind}-r{r}", protocol, kind, r, 800, 1)
-      for name, protocol in (("frost", FROST), ("frost-secp256k1", FROST_SECP256K1))
-      for kind in ("dkg", "sign") for r in (1, 2)),
+    *(
+        Target(f"{name}-{kind}-r{r}", protocol, kind, r, 800, 1)
+        for name, protocol in (("frost", FROST), ("frost-secp256k1", FROST_SECP256K1))
+        for kind in ("dkg", "sign")
+        for r in (1, 2)
+    ),
     Target("gg20-keygen-r1", GG20, "dkg", 1, 3, 100),
     Target("gg20-keygen-r2", GG20, "dkg", 2, 3, 100),
     Target("gg20-keygen-r3", GG20, "dkg", 3, 3, 100),
@@ -76,18 +83,38 @@ def spec_for(target: Target, fz: Fuzzing) -> tuple[SessionSpec, bytes]:
         return SessionSpec("presign", sid("fuzz-pre"), GG20, PARTIES, key_id=key.key_id), b""  # type: ignore[arg-type]
     text = sid("fuzz message").encode()
     if target.protocol != GG20:
-        spec = SessionSpec("sign", sid("fuzz-sign"), target.protocol, PARTIES, key_id=key.key_id,  # type: ignore[arg-type]
-                           message=text)
+        spec = SessionSpec(
+            "sign",
+            sid("fuzz-sign"),
+            target.protocol,
+            PARTIES,
+            key_id=key.key_id,  # type: ignore[arg-type]
+            message=text,
+        )
         return spec, text
     # Each GG20 example signs with a presignature of its own, on a message the enclave hashes.
     presignature_id = fz.run(presign(Relay({"client": fz.local, "signer": fz.client}), PARTIES, key.key_id))
-    spec = SessionSpec("sign", sid("fuzz-sign"), GG20, PARTIES, key_id=key.key_id, message=text,  # type: ignore[arg-type]
-                       message_hash=KECCAK, presignature_id=presignature_id)
+    spec = SessionSpec(
+        "sign",
+        sid("fuzz-sign"),
+        GG20,
+        PARTIES,
+        key_id=key.key_id,
+        message=text,  # type: ignore[arg-type]
+        message_hash=KECCAK,
+        presignature_id=presignature_id,
+    )
     return spec, message_for(GG20, text)
 
 
-def judge(target: Target, spec: SessionSpec, message: bytes, outcomes: dict[str, Outcome], changed: bool,
-          seen: collections.Counter[str]) -> None:
+def judge(
+    target: Target,
+    spec: SessionSpec,
+    message: bytes,
+    outcomes: dict[str, Outcome],
+    changed: bool,
+    seen: collections.Counter[str],
+) -> None:
     signer, client = outcomes["signer"], outcomes["client"]
     if signer.state == pb.SESSION_STATE_FAILED:
         assert signer.failure is not None
@@ -110,8 +137,13 @@ def judge(target: Target, spec: SessionSpec, message: bytes, outcomes: dict[str,
 def fuzz_target(target: Target, fz: Fuzzing) -> collections.Counter[str]:
     seen: collections.Counter[str] = collections.Counter()
 
-    @settings(max_examples=examples(target.in_make_test, target.cost), deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+    @settings(
+        max_examples=examples(target.in_make_test, target.cost),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        print_blob=True,
+    )
     @given(index=st.integers(0, 7), chosen=mutations)
     def one(index: int, chosen: list[Mutation]) -> None:
         spec, message = spec_for(target, fz)

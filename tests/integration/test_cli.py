@@ -25,7 +25,11 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
     return subprocess.run(
-        [sys.executable, "-m", "signer.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "signer.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**base, **(env or {})},
     )
 
@@ -47,7 +51,10 @@ def test_token_verifies_with_the_configured_key(dev_certs: DevCertPaths) -> None
     assert result.returncode == 0, result.stderr
     verifier = JwtVerifier(
         {"dev": load_verification_key(dev_certs.jwt_pub)},
-        issuer="mpc-service", audience="mpc-signer", leeway_seconds=5, max_lifetime_seconds=900,
+        issuer="mpc-service",
+        audience="mpc-signer",
+        leeway_seconds=5,
+        max_lifetime_seconds=900,
     )
     claims = verifier.verify(result.stdout.strip())
     assert claims.subject == "mpc-service"
@@ -56,8 +63,9 @@ def test_token_verifies_with_the_configured_key(dev_certs: DevCertPaths) -> None
 
 def test_ping_prints_json(signer: SignerProcess) -> None:
     c = signer.certs
-    result = cli("ping", "--target", signer.target, "--ca", str(c.ca), "--cert", str(c.client_cert),
-                 "--key", str(c.client_key))
+    result = cli(
+        "ping", "--target", signer.target, "--ca", str(c.ca), "--cert", str(c.client_cert), "--key", str(c.client_key)
+    )
     assert result.returncode == 0, result.stderr
     body = json.loads(result.stdout)
     assert body["nodeId"] == "signer-test" and body["enclaveState"] == "ENCLAVE_STATE_READY"
@@ -76,8 +84,11 @@ def test_config_errors_name_the_key(tmp_path: Path, dev_certs: DevCertPaths) -> 
     write_config(
         missing,
         {
-            "tls": {"ca_file": tmp_path / "absent.pem", "cert_file": dev_certs.server_cert,
-                    "key_file": dev_certs.server_key},
+            "tls": {
+                "ca_file": tmp_path / "absent.pem",
+                "cert_file": dev_certs.server_cert,
+                "key_file": dev_certs.server_key,
+            },
             "jwt": {"keys": {"dev": dev_certs.jwt_pub}},
             "hmac": {"keys": {"dev": dev_certs.hmac_key}, "active_key_id": "dev"},
         },
@@ -108,20 +119,28 @@ def test_serve_supervises_an_embedded_enclave(
     monkeypatch.setenv("MPC_ENCLAVE_CANARY", "an enclave setting")
     port = free_port()
     c = dev_certs
-    config = write_config(tmp_path / "signer.toml", {
-        "server": {"listen": f"127.0.0.1:{port}", "node_id": "embedded-1", "grace_seconds": 0.5},
-        "tls": {"ca_file": c.ca, "cert_file": c.server_cert, "key_file": c.server_key},
-        "jwt": {"keys": {"dev": c.jwt_pub}},
-        "hmac": {"keys": {"dev": c.hmac_key}},
-        "enclave": {"mode": "embedded", "address": f"unix://{tmp_path}/enclave.sock", "health_interval_seconds": 0.2},
-    })
+    config = write_config(
+        tmp_path / "signer.toml",
+        {
+            "server": {"listen": f"127.0.0.1:{port}", "node_id": "embedded-1", "grace_seconds": 0.5},
+            "tls": {"ca_file": c.ca, "cert_file": c.server_cert, "key_file": c.server_key},
+            "jwt": {"keys": {"dev": c.jwt_pub}},
+            "hmac": {"keys": {"dev": c.hmac_key}},
+            "enclave": {
+                "mode": "embedded",
+                "address": f"unix://{tmp_path}/enclave.sock",
+                "health_interval_seconds": 0.2,
+            },
+        },
+    )
     signer = SignerProcess(config, port, c, tmp_path).start()
     try:
         signer.wait_health(SERVING, timeout=15)
         children = _children(signer.proc.pid)
         assert len(children) == 1
-        environ = dict(item.split("=", 1) for item in
-                       Path(f"/proc/{children[0]}/environ").read_text().split("\0") if item)
+        environ = dict(
+            item.split("=", 1) for item in Path(f"/proc/{children[0]}/environ").read_text().split("\0") if item
+        )
         assert "canary" not in str(environ).replace("MPC_ENCLAVE_CANARY", "")
         assert set(environ) <= {"PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "PYTHONUNBUFFERED", "MPC_ENCLAVE_CANARY"}
         assert environ["MPC_ENCLAVE_CANARY"] == "an enclave setting"

@@ -210,22 +210,38 @@ def test_vsock_listener(tmp_path: Path) -> None:
     # on vsock (Nitro) there is no development key default: the sealing key is explicit
     sealing = ["--sealing-key-file", str(tmp_path / "sealing.key"), "--generate-sealing-key"]
     # and no listening without channel authentication (any local process can reach vsock)
-    refused = subprocess.run([sys.executable, "-m", "enclave", "--listen", f"vsock://any:{port}", *sealing],
-                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "enclave", "--listen", f"vsock://any:{port}", *sealing],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "needs channel authentication" in refused.stderr
     psk = bytes(range(32))
     (tmp_path / "psk").write_text(psk.hex())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "enclave", "--listen", f"vsock://any:{port}", *sealing,
-         "--psk-file", str(tmp_path / "psk")], cwd=REPO, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "enclave",
+            "--listen",
+            f"vsock://any:{port}",
+            *sealing,
+            "--psk-file",
+            str(tmp_path / "psk"),
+        ],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
     )
     try:
         time.sleep(1.0)
         assert proc.poll() is None, "the enclave could not listen on vsock"
 
         async def ping(cid: int, key: bytes | None) -> bool:
-            client = EnclaveClient(parse_address(f"vsock://{cid}:{port}"), psk=key, allow_unauthenticated=True,
-                                   connect_timeout=0.5)
+            client = EnclaveClient(
+                parse_address(f"vsock://{cid}:{port}"), psk=key, allow_unauthenticated=True, connect_timeout=0.5
+            )
             try:
                 await client.ping()
                 return True

@@ -14,8 +14,17 @@ from tests.conftest import GRPCURL
 def grpcurl(signer, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     c = signer.certs
     command = [
-        str(GRPCURL), "-connect-timeout", "5", "-max-time", "10",
-        "-cacert", str(c.ca), "-cert", str(c.client_cert), "-key", str(c.client_key),
+        str(GRPCURL),
+        "-connect-timeout",
+        "5",
+        "-max-time",
+        "10",
+        "-cacert",
+        str(c.ca),
+        "-cert",
+        str(c.client_cert),
+        "-key",
+        str(c.client_key),
     ]
     if token:
         command += ["-H", f"authorization: Bearer {token}"]
@@ -38,8 +47,15 @@ def test_list_shows_the_service(signer) -> None:
 def test_describe_through_reflection(signer) -> None:
     result = grpcurl(signer, signer.target, "describe", "mpc.v1.SignerService")
     assert result.returncode == 0, result.stderr
-    for method in ("StartDKG", "GetDKGStatus", "StartSign", "GetSignStatus", "StartPresign", "SubmitProtocolMessage",
-                   "Ping"):
+    for method in (
+        "StartDKG",
+        "GetDKGStatus",
+        "StartSign",
+        "GetSignStatus",
+        "StartPresign",
+        "SubmitProtocolMessage",
+        "Ping",
+    ):
         assert f"rpc {method}" in result.stdout
     exchange = "rpc Exchange ( stream .mpc.v1.ExchangeRequest ) returns ( stream .mpc.v1.ExchangeResponse )"
     assert exchange in result.stdout
@@ -50,8 +66,11 @@ def test_reflection_serves_only_the_public_schema(signer) -> None:
     from mpc.v1 import enclave_pb2
 
     listed = grpcurl(signer, signer.target, "list")
-    assert set(listed.stdout.split()) == {"mpc.v1.SignerService", "grpc.health.v1.Health",
-                                          "grpc.reflection.v1alpha.ServerReflection"}
+    assert set(listed.stdout.split()) == {
+        "mpc.v1.SignerService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
     internal = next(iter(enclave_pb2.DESCRIPTOR.message_types_by_name.values())).full_name
     described = grpcurl(signer, signer.target, "describe", internal)
     assert described.returncode != 0 and "not found" in described.stderr.lower(), described.stdout
@@ -78,8 +97,9 @@ def test_jwt_methods_need_the_token(signer) -> None:
     request = json.dumps({"session_id": "g1"})
     without = grpcurl(signer, "-d", request, signer.target, "mpc.v1.SignerService/GetDKGStatus")
     assert without.returncode != 0 and "Unauthenticated" in without.stderr
-    with_token = grpcurl(signer, "-d", request, signer.target, "mpc.v1.SignerService/GetDKGStatus",
-                         token=signer.token())
+    with_token = grpcurl(
+        signer, "-d", request, signer.target, "mpc.v1.SignerService/GetDKGStatus", token=signer.token()
+    )
     assert "NotFound" in with_token.stderr
 
 
@@ -95,8 +115,19 @@ def test_exchange_stream_as_the_readme_shows(signer) -> None:
 
 def test_without_a_client_certificate_nothing_answers(signer) -> None:
     result = subprocess.run(
-        [str(GRPCURL), "-connect-timeout", "3", "-max-time", "5", "-cacert", str(signer.certs.ca),
-         signer.target, "list"],
-        capture_output=True, text=True, timeout=30,
+        [
+            str(GRPCURL),
+            "-connect-timeout",
+            "3",
+            "-max-time",
+            "5",
+            "-cacert",
+            str(signer.certs.ca),
+            signer.target,
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0

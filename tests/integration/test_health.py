@@ -15,7 +15,10 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 DKG = pb.StartDKGRequest(
-    session_id="health-dkg", protocol=pb.PROTOCOL_FROST_ED25519, threshold=2, party_ids=["client", "signer-test"],
+    session_id="health-dkg",
+    protocol=pb.PROTOCOL_FROST_ED25519,
+    threshold=2,
+    party_ids=["client", "signer-test"],
     self_party_id="signer-test",
 )
 

@@ -85,8 +85,11 @@ class Certs:
         cases = {
             "other_ca": issue(other_ca, "mpc-service", dns_names=("mpc-service",)),
             "expired": issue(
-                ca, "mpc-service", dns_names=("mpc-service",),
-                not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1),
+                ca,
+                "mpc-service",
+                dns_names=("mpc-service",),
+                not_before=now - dt.timedelta(days=30),
+                not_after=now - dt.timedelta(days=1),
             ),
             "intruder": issue(ca, "intruder", dns_names=("intruder",)),
             # the CN is not consulted when SANs are present
@@ -207,9 +210,10 @@ def test_disallowed_identity_is_denied_even_with_a_valid_token(
     with server.channel(cert, key) as ch:
         stub = server.stub(ch)
         assert _code(lambda: stub.Ping(pb.PingRequest(), timeout=5)) == grpc.StatusCode.PERMISSION_DENIED
-        assert _code(
-            lambda: stub.GetDKGStatus(pb.GetDKGStatusRequest(session_id="x"), metadata=server.auth(), timeout=5)
-        ) == grpc.StatusCode.PERMISSION_DENIED
+        assert (
+            _code(lambda: stub.GetDKGStatus(pb.GetDKGStatusRequest(session_id="x"), metadata=server.auth(), timeout=5))
+            == grpc.StatusCode.PERMISSION_DENIED
+        )
     assert "not allowed" in server.log()
 
 
@@ -223,23 +227,42 @@ def test_disallowed_identity_gets_no_health_or_reflection(server: SignerProcess,
         watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=5)
         assert _code(lambda: next(iter(watch))) == grpc.StatusCode.PERMISSION_DENIED
     listing = subprocess.run(
-        [str(GRPCURL), "-connect-timeout", "5", "-max-time", "10", "-cacert", str(server.certs.ca), "-cert", str(cert),
-         "-key", str(key), server.target, "list"],
-        capture_output=True, text=True, timeout=30,
+        [
+            str(GRPCURL),
+            "-connect-timeout",
+            "5",
+            "-max-time",
+            "10",
+            "-cacert",
+            str(server.certs.ca),
+            "-cert",
+            str(cert),
+            "-key",
+            str(key),
+            server.target,
+            "list",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert listing.returncode != 0 and "PermissionDenied" in listing.stderr
 
 
-@pytest.mark.parametrize(("case", "status"), [
-    ("dns_nul", grpc.StatusCode.UNAUTHENTICATED),
-    ("cn_nul", grpc.StatusCode.UNAUTHENTICATED),
-    ("uri_san", grpc.StatusCode.UNAUTHENTICATED),
-    ("email_san", grpc.StatusCode.UNAUTHENTICATED),
-    ("dns_with_space", grpc.StatusCode.UNAUTHENTICATED),
-    ("dns_prefix", grpc.StatusCode.PERMISSION_DENIED),
-])
-def test_identity_is_matched_exactly(server: SignerProcess, bad_certs: Certs, case: str,
-                                     status: grpc.StatusCode) -> None:
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("dns_nul", grpc.StatusCode.UNAUTHENTICATED),
+        ("cn_nul", grpc.StatusCode.UNAUTHENTICATED),
+        ("uri_san", grpc.StatusCode.UNAUTHENTICATED),
+        ("email_san", grpc.StatusCode.UNAUTHENTICATED),
+        ("dns_with_space", grpc.StatusCode.UNAUTHENTICATED),
+        ("dns_prefix", grpc.StatusCode.PERMISSION_DENIED),
+    ],
+)
+def test_identity_is_matched_exactly(
+    server: SignerProcess, bad_certs: Certs, case: str, status: grpc.StatusCode
+) -> None:
     """A trusted CA's certificate whose name only looks like an allowed one (a NUL or a space
     after it, a longer name), or names it in a SAN type other than DNS, is refused; no CN
     fallback when a SAN extension is present."""
@@ -247,9 +270,10 @@ def test_identity_is_matched_exactly(server: SignerProcess, bad_certs: Certs, ca
     with server.channel(cert, key) as ch:
         stub = server.stub(ch)
         assert _code(lambda: stub.Ping(pb.PingRequest(), timeout=5)) == status
-        assert _code(
-            lambda: stub.GetDKGStatus(pb.GetDKGStatusRequest(session_id="x"), metadata=server.auth(), timeout=5)
-        ) == status
+        assert (
+            _code(lambda: stub.GetDKGStatus(pb.GetDKGStatusRequest(session_id="x"), metadata=server.auth(), timeout=5))
+            == status
+        )
     assert "\x00" not in server.log() and "\0" not in server.log()
 
 
@@ -286,8 +310,9 @@ def _none_token() -> str:
 
 JWT_CASES = {
     "expired": lambda s, k: s.token(now=int(time.time()) - 600, lifetime_seconds=300),
-    "not_yet_valid": lambda s, k: _es256(s, _claims(nbf=int(time.time()) + 600, iat=int(time.time()) + 600,
-                                                    exp=int(time.time()) + 700)),
+    "not_yet_valid": lambda s, k: _es256(
+        s, _claims(nbf=int(time.time()) + 600, iat=int(time.time()) + 600, exp=int(time.time()) + 700)
+    ),
     "wrong_issuer": lambda s, k: s.token(issuer="someone-else"),
     "wrong_audience": lambda s, k: s.token(audience="another-service"),
     "alg_none": lambda s, k: _none_token(),
@@ -344,7 +369,12 @@ def _frame(kind: int) -> bytes:
 
 def _message(keys: Keys, seq: int, key_id: str = "k-active", **fields: object) -> pb.ProtocolMessage:
     message = pb.ProtocolMessage(
-        session_id=SESSION, sender="client", recipient="signer-test", round=2, seq=seq, payload=_frame(1),
+        session_id=SESSION,
+        sender="client",
+        recipient="signer-test",
+        round=2,
+        seq=seq,
+        payload=_frame(1),
         hmac_key_id=key_id,
     )
     for name, value in fields.items():
@@ -377,9 +407,11 @@ TAMPER = {
 
 def _session_state(server: SignerProcess) -> int:
     with server.channel() as ch:
-        return server.stub(ch).GetDKGStatus(
-            pb.GetDKGStatusRequest(session_id=SESSION), metadata=server.auth(), timeout=5
-        ).state
+        return (
+            server.stub(ch)
+            .GetDKGStatus(pb.GetDKGStatusRequest(session_id=SESSION), metadata=server.auth(), timeout=5)
+            .state
+        )
 
 
 def test_hmac_matrix_and_replay(server: SignerProcess, keys: Keys) -> None:
@@ -388,10 +420,17 @@ def test_hmac_matrix_and_replay(server: SignerProcess, keys: Keys) -> None:
     for _ in range(2):
         assert _submit(server, _message(keys, 1)) == grpc.StatusCode.NOT_FOUND
     with server.channel() as ch:
-        started = server.stub(ch).StartDKG(pb.StartDKGRequest(
-            session_id=SESSION, protocol=pb.PROTOCOL_FROST_ED25519, threshold=2,
-            party_ids=["client", "peer", "signer-test"], self_party_id="signer-test",
-        ), metadata=server.auth(), timeout=10)
+        started = server.stub(ch).StartDKG(
+            pb.StartDKGRequest(
+                session_id=SESSION,
+                protocol=pb.PROTOCOL_FROST_ED25519,
+                threshold=2,
+                party_ids=["client", "peer", "signer-test"],
+                self_party_id="signer-test",
+            ),
+            metadata=server.auth(),
+            timeout=10,
+        )
     assert started.state == pb.SESSION_STATE_RUNNING
     # In the running session: authenticated, routed, delivered (and held by the enclave).
     assert _submit(server, _message(keys, 1)) == grpc.StatusCode.OK

@@ -30,8 +30,10 @@ def _handshake(signer, ctx: ssl.SSLContext, server_name: str = "127.0.0.1") -> s
 
 def test_prefers_tls13(signer) -> None:
     assert _handshake(signer, _context(signer, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.MAXIMUM_SUPPORTED)) == "TLSv1.3"
-    assert _handshake(signer, _context(signer, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.MAXIMUM_SUPPORTED),
-                      "localhost") == "TLSv1.3"
+    assert (
+        _handshake(signer, _context(signer, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.MAXIMUM_SUPPORTED), "localhost")
+        == "TLSv1.3"
+    )
 
 
 def test_accepts_tls12(signer) -> None:

@@ -76,10 +76,27 @@ def start_agent(workdir: Path, *, http_port: int | None = None, tls: dict[str, s
     config_path.write_text(json.dumps(config))
     log_path = workdir / f"consul-{port}.log"
     args = [
-        binary, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
-        "-http-port", str(port), "-dns-port", "-1", "-grpc-port", "-1",
-        "-serf-lan-port", str(free_port()), "-serf-wan-port", str(free_port()),
-        "-server-port", str(free_port()), "-config-file", str(config_path),
+        binary,
+        "agent",
+        "-dev",
+        "-bind",
+        "127.0.0.1",
+        "-client",
+        "127.0.0.1",
+        "-http-port",
+        str(port),
+        "-dns-port",
+        "-1",
+        "-grpc-port",
+        "-1",
+        "-serf-lan-port",
+        str(free_port()),
+        "-serf-wan-port",
+        str(free_port()),
+        "-server-port",
+        str(free_port()),
+        "-config-file",
+        str(config_path),
     ]
     log = log_path.open("wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

@@ -39,8 +39,15 @@ class SharedKeyEnclave(FixtureEnclave):
 
     def start(self, timeout: float = 15.0) -> SharedKeyEnclave:
         args = [
-            sys.executable, "-m", "tests.service.fixture_enclave", "--listen", self.address,
-            "--sealing-key-file", str(self.sealing_key), "--generate-sealing-key", *self.extra_args,
+            sys.executable,
+            "-m",
+            "tests.service.fixture_enclave",
+            "--listen",
+            self.address,
+            "--sealing-key-file",
+            str(self.sealing_key),
+            "--generate-sealing-key",
+            *self.extra_args,
         ]
         env = {**os.environ, "MPC_TEST_PRIME_SLICE": str(self.prime_slice)}
         with open(self.log_path, "ab") as log:
@@ -116,8 +123,9 @@ class HookedNode:
 
 def postgres_bin() -> Path | None:
     """The newest installed PostgreSQL server binaries directory, if any."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name)
-                        if p.parent.name.isdigit() else 0)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0
+    )
     for bin_dir in reversed(candidates):
         if (bin_dir / "initdb").exists() and (bin_dir / "pg_ctl").exists():
             return bin_dir
@@ -149,14 +157,34 @@ class PrivatePostgres:
         subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
 
     def init(self) -> PrivatePostgres:
-        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            str(self.bin_dir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         return self
 
     def start(self) -> None:
         options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' -c fsync=off"
-        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log_path), "-o", options,
-                  "-w", "-t", "30", "start")
+        self._run(
+            str(self.bin_dir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log_path),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")

@@ -18,8 +18,14 @@ from tests.conftest import REPO, write_config
 
 def key(n: int, sealed: bytes | None = None) -> KeyRecord:
     return KeyRecord(
-        key_id=f"{n:064x}", protocol="frost-ed25519", party_id=1, threshold=2, party_ids=(1, 2, 3),
-        public_key=bytes([n]) * 32, chain_code=b"", sealer_kind="local",
+        key_id=f"{n:064x}",
+        protocol="frost-ed25519",
+        party_id=1,
+        threshold=2,
+        party_ids=(1, 2, 3),
+        public_key=bytes([n]) * 32,
+        chain_code=b"",
+        sealer_kind="local",
         sealed_share=sealed or b"MPCS" + secrets.token_bytes(60),
     )
 
@@ -31,7 +37,11 @@ def config_for(tmp: Path, name: str) -> Path:
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
     return subprocess.run(
-        [sys.executable, "-m", "signer.cli", *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "signer.cli", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -55,10 +65,15 @@ def seed(tmp: Path, name: str, keys: list[KeyRecord], presigs: int = 0) -> None:
             for k in keys:
                 await store.put_key(k)
             for i in range(presigs):
-                await store.put_presignature(PresignatureRecord(
-                    presig_id=f"p{i}", key_id=keys[0].key_id, signer_set=(1, 2), sealer_kind="local",
-                    sealed=b"MPCS" + secrets.token_bytes(40),
-                ))
+                await store.put_presignature(
+                    PresignatureRecord(
+                        presig_id=f"p{i}",
+                        key_id=keys[0].key_id,
+                        signer_set=(1, 2),
+                        sealer_kind="local",
+                        sealed=b"MPCS" + secrets.token_bytes(40),
+                    )
+                )
         finally:
             await store.close()
 

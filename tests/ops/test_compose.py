@@ -42,7 +42,9 @@ def schema() -> dict[str, Any]:
     if not SCHEMA.exists():
         subprocess.run(
             [str(ROOT / "tools" / "fetch-compose-schema"), str(SCHEMA)],
-            check=True, timeout=300, env={**os.environ, "PYTHON": sys.executable},
+            check=True,
+            timeout=300,
+            env={**os.environ, "PYTHON": sys.executable},
         )
     loaded: dict[str, Any] = json.loads(SCHEMA.read_text())
     return loaded
@@ -125,8 +127,13 @@ def test_signer_environment_is_the_configuration_reference(compose: dict[str, An
     assert enclave_command[enclave_command.index("--listen") + 1] == config.enclave.address
     # Files the configuration names live on volumes mounted into the signer.
     mounted = {v.split(":")[1] for v in compose["services"]["signer"]["volumes"]}
-    for path in (config.tls.ca_file, config.tls.cert_file, config.tls.key_file, *config.jwt.keys.values(),
-                 *config.hmac.keys.values()):
+    for path in (
+        config.tls.ca_file,
+        config.tls.cert_file,
+        config.tls.key_file,
+        *config.jwt.keys.values(),
+        *config.hmac.keys.values(),
+    ):
         assert any(str(path).startswith(m + "/") for m in mounted), path
 
 
@@ -153,8 +160,15 @@ def test_dockerfile_installs_the_runtime_lock_as_tested() -> None:
     runs = " && ".join(re.findall(r"^RUN (.*?)(?<!\\)$", text.replace("\\\n", " "), re.M | re.S))
     installs = [shlex.split(part) for part in runs.split("&&") if "pip install" in part]
     deps = next(argv for argv in installs if "--require-hashes" in argv)
-    assert deps[deps.index("install") + 1:] == ["--require-hashes", "--no-deps", "--only-binary=:all:",
-                                                "-r", "/build/runtime.lock", "-r", "/build/build-tools.txt"]
+    assert deps[deps.index("install") + 1 :] == [
+        "--require-hashes",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-r",
+        "/build/runtime.lock",
+        "-r",
+        "/build/build-tools.txt",
+    ]
     project = next(argv for argv in installs if argv is not deps)
     assert "--no-deps" in project, "the project itself must not resolve dependencies"
     assert "lock_subset.py /build/dev.lock setuptools wheel > /build/build-tools.txt" in runs
@@ -192,10 +206,21 @@ def test_consul_command_runs_on_the_real_agent(compose: dict[str, Any], tmp_path
     args = [a for a in args if not a.startswith("-client=")]
     port = free_port()
     proc = subprocess.Popen(
-        [consul_binary(), "agent", *args, "-client=127.0.0.1", "-bind=127.0.0.1", f"-http-port={port}",
-         "-dns-port=-1", "-grpc-port=-1", f"-serf-lan-port={free_port()}", f"-serf-wan-port={free_port()}",
-         f"-server-port={free_port()}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            consul_binary(),
+            "agent",
+            *args,
+            "-client=127.0.0.1",
+            "-bind=127.0.0.1",
+            f"-http-port={port}",
+            "-dns-port=-1",
+            "-grpc-port=-1",
+            f"-serf-lan-port={free_port()}",
+            f"-serf-wan-port={free_port()}",
+            f"-server-port={free_port()}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         import time
@@ -241,9 +266,12 @@ def test_enclave_and_signer_services_run_with_their_healthchecks(
 
     grpc_port, metrics_port = free_port(), free_port()
     mapping = {
-        "/run/mpc-enclave": str(tmp_path / "run"), "/etc/mpc-signer/sealing": str(tmp_path / "sealing"),
-        "/etc/mpc-signer/certs": str(dev_certs.dir), "0.0.0.0:9091": f"127.0.0.1:{grpc_port}",
-        "127.0.0.1:9091": f"127.0.0.1:{grpc_port}", "0.0.0.0:9464": f"127.0.0.1:{metrics_port}",
+        "/run/mpc-enclave": str(tmp_path / "run"),
+        "/etc/mpc-signer/sealing": str(tmp_path / "sealing"),
+        "/etc/mpc-signer/certs": str(dev_certs.dir),
+        "0.0.0.0:9091": f"127.0.0.1:{grpc_port}",
+        "127.0.0.1:9091": f"127.0.0.1:{grpc_port}",
+        "0.0.0.0:9464": f"127.0.0.1:{metrics_port}",
     }
     (tmp_path / "run").mkdir()
     (tmp_path / "sealing").mkdir()
@@ -252,8 +280,15 @@ def test_enclave_and_signer_services_run_with_their_healthchecks(
     agent = start_agent(tmp_path / "consul", tls=tls_agent_config(dev_certs))
     try:
         log = (tmp_path / "enclave.log").open("wb")
-        procs.append(subprocess.Popen([*CLI, *_mapped(services["enclave"]["command"], mapping)], cwd=REPO,
-                                      env=_clean_env(), stdout=log, stderr=log))
+        procs.append(
+            subprocess.Popen(
+                [*CLI, *_mapped(services["enclave"]["command"], mapping)],
+                cwd=REPO,
+                env=_clean_env(),
+                stdout=log,
+                stderr=log,
+            )
+        )
         socket_path = tmp_path / "run" / "enclave.sock"
         wait_for(lambda: socket_path.exists() or procs[0].poll() is not None, 30, "the enclave socket")
         assert procs[0].poll() is None, (tmp_path / "enclave.log").read_text()
@@ -269,8 +304,9 @@ def test_enclave_and_signer_services_run_with_their_healthchecks(
         env["MPC_SIGNER_CONSUL_CHECK_INTERVAL_SECONDS"] = "1"
         signer_env = {**_clean_env(), **env}
         log = (tmp_path / "signer.log").open("wb")
-        procs.append(subprocess.Popen([*CLI, *services["signer"]["command"]], cwd=REPO, env=signer_env,
-                                      stdout=log, stderr=log))
+        procs.append(
+            subprocess.Popen([*CLI, *services["signer"]["command"]], cwd=REPO, env=signer_env, stdout=log, stderr=log)
+        )
         check = _mapped(services["signer"]["healthcheck"]["test"][2:], mapping)
 
         def healthy() -> bool:
@@ -279,8 +315,11 @@ def test_enclave_and_signer_services_run_with_their_healthchecks(
             return ping.returncode == 0
 
         wait_for(healthy, 30, "the signer health check", interval=0.5)
-        wait_for(lambda: agent.checks().get("signer-1:grpc", {}).get("Status") == "passing", 20,
-                 "the Consul gRPC check over mTLS")
+        wait_for(
+            lambda: agent.checks().get("signer-1:grpc", {}).get("Status") == "passing",
+            20,
+            "the Consul gRPC check over mTLS",
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
             assert b"mpc_signer_enclave_up 1.0" in r.read()
         first = (tmp_path / "signer.log").read_text().splitlines()[0]

@@ -22,9 +22,14 @@ def agent(tmp_path: Path) -> Iterator[ConsulAgent]:
 
 def settings(agent_address: str, **kw: object) -> ConsulSettings:
     base: dict[str, object] = dict(
-        address=agent_address, service_id="signer-a", advertise_host="127.0.0.1",
-        advertise_port=free_port(), ttl_seconds=1.0, grpc_interval_seconds=1.0,
-        retry_initial_seconds=0.1, retry_max_seconds=0.5,
+        address=agent_address,
+        service_id="signer-a",
+        advertise_host="127.0.0.1",
+        advertise_port=free_port(),
+        ttl_seconds=1.0,
+        grpc_interval_seconds=1.0,
+        retry_initial_seconds=0.1,
+        retry_max_seconds=0.5,
     )
     base.update(kw)
     return ConsulSettings(**base)  # type: ignore[arg-type]

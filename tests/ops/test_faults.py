@@ -46,7 +46,11 @@ def stored_keys(url: str) -> list[str]:
 
 
 async def test_postgres_restarted_or_down_during_key_generation(
-    tmp_path: Path, private_postgres: PrivatePostgres, start_signer: Callable[..., SignerProcess], local, connect  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    private_postgres: PrivatePostgres,
+    start_signer: Callable[..., SignerProcess],
+    local,
+    connect,  # type: ignore[no-untyped-def]
 ) -> None:
     pg = private_postgres
     node = start_node(start_signer, tmp_path / "node", "signer", pg.url, tmp_path / "sealing.key")
@@ -97,11 +101,21 @@ async def test_postgres_restarted_or_down_during_key_generation(
 
 @pytest.mark.parametrize("protocol", [pytest.param(FROST, id="frost"), pytest.param(GG20, id="gg20")])
 async def test_enclave_killed_mid_signature(
-    protocol: int, tmp_path: Path, start_signer: Callable[..., SignerProcess], local, connect  # type: ignore[no-untyped-def]
+    protocol: int,
+    tmp_path: Path,
+    start_signer: Callable[..., SignerProcess],
+    local,
+    connect,  # type: ignore[no-untyped-def]
 ) -> None:
     metrics_port = free_port()
-    node = start_node(start_signer, tmp_path / "node", "signer", f"sqlite:{tmp_path}/signer.db",
-                      tmp_path / "sealing.key", config={"metrics": {"listen": f"127.0.0.1:{metrics_port}"}})
+    node = start_node(
+        start_signer,
+        tmp_path / "node",
+        "signer",
+        f"sqlite:{tmp_path}/signer.db",
+        tmp_path / "sealing.key",
+        config={"metrics": {"listen": f"127.0.0.1:{metrics_port}"}},
+    )
     signer_client = connect(node)
     key = await dkg(Relay({"client": local, "signer": signer_client}), protocol, PARTIES, 2)
 
@@ -125,8 +139,11 @@ async def test_enclave_killed_mid_signature(
     relay = Relay({"client": local, "signer": signer_client})
     check_signature(protocol, key.public_key, message, await sign(relay, protocol, PARTIES, key.key_id, message))
     name = "frost_ed25519" if protocol == FROST else "gg20_secp256k1"
-    wait_until(lambda: value(scrape(metrics_port), "mpc_signer_sessions_total", protocol=name, kind="sign",
-                             state="done") == 1, 10, "the signature counted")
+    wait_until(
+        lambda: value(scrape(metrics_port), "mpc_signer_sessions_total", protocol=name, kind="sign", state="done") == 1,
+        10,
+        "the signature counted",
+    )
     samples = scrape(metrics_port)
     assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="failed") == 1
     assert value(samples, "mpc_signer_sessions_total", protocol=name, kind="sign", state="done") == 1
@@ -135,14 +152,28 @@ async def test_enclave_killed_mid_signature(
 
 
 async def test_signing_continues_while_consul_is_down(
-    tmp_path: Path, start_signer: Callable[..., SignerProcess], local, connect  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    start_signer: Callable[..., SignerProcess],
+    local,
+    connect,  # type: ignore[no-untyped-def]
 ) -> None:
     agent = start_agent(tmp_path / "consul")
     try:
         node = start_node(
-            start_signer, tmp_path / "node", "signer", f"sqlite:{tmp_path}/signer.db", tmp_path / "sealing.key",
-            config={"consul": {"enabled": True, "address": agent.address, "service_id": "signer-faults",
-                               "ttl_seconds": 1.0, "check_interval_seconds": 1.0}},
+            start_signer,
+            tmp_path / "node",
+            "signer",
+            f"sqlite:{tmp_path}/signer.db",
+            tmp_path / "sealing.key",
+            config={
+                "consul": {
+                    "enabled": True,
+                    "address": agent.address,
+                    "service_id": "signer-faults",
+                    "ttl_seconds": 1.0,
+                    "check_interval_seconds": 1.0,
+                }
+            },
         )
         wait_until(lambda: "signer-faults" in agent.services(), 15, "registration")
         relay = Relay({"client": local, "signer": connect(node)})

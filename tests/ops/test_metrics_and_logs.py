@@ -63,10 +63,13 @@ def metered(
 ) -> Iterator[tuple[SignerProcess, int]]:
     port = free_port()
     enclave = start_enclave()
-    signer = start_signer(enclave, {
-        "metrics": {"listen": f"127.0.0.1:{port}", "pool_refresh_seconds": 0.2},
-        "server": {"log_format": "json", "log_level": "INFO"},
-    })
+    signer = start_signer(
+        enclave,
+        {
+            "metrics": {"listen": f"127.0.0.1:{port}", "pool_refresh_seconds": 0.2},
+            "server": {"log_format": "json", "log_level": "INFO"},
+        },
+    )
     signer.wait_health(health_pb2.HealthCheckResponse.SERVING)
     yield signer, port
     signer.stop()
@@ -85,18 +88,28 @@ def test_scrape_counts_served_and_refused_calls(metered: tuple[SignerProcess, in
     ok = ("mpc_signer_rpc_total", dict(method="SignerService/Ping", code="OK"))
     denied = ("mpc_signer_rpc_total", dict(method="SignerService/GetDKGStatus", code="UNAUTHENTICATED"))
     # The server counts a call once its handler returns, which may be just after the client has its status.
-    wait_for(lambda: value(scrape(port), denied[0], **denied[1]) > value(before, denied[0], **denied[1]), 5,
-             "the refused call counted")
+    wait_for(
+        lambda: value(scrape(port), denied[0], **denied[1]) > value(before, denied[0], **denied[1]),
+        5,
+        "the refused call counted",
+    )
     after = scrape(port)
     assert value(after, ok[0], **ok[1]) == value(before, ok[0], **ok[1]) + 1
     assert value(after, denied[0], **denied[1]) == value(before, denied[0], **denied[1]) + 1
     assert value(after, "mpc_signer_rpc_latency_seconds_count", method="SignerService/Ping", code="OK") >= 1
-    assert value(after, "mpc_signer_rpc_latency_seconds_count", method="SignerService/GetDKGStatus",
-                 code="UNAUTHENTICATED") >= 1
+    assert (
+        value(
+            after, "mpc_signer_rpc_latency_seconds_count", method="SignerService/GetDKGStatus", code="UNAUTHENTICATED"
+        )
+        >= 1
+    )
     # The health watcher asks the enclave for its info, then pings it every 0.2 s: timed per kind.
     assert value(after, "mpc_signer_enclave_roundtrip_seconds_count", request="info") >= 1
-    wait_for(lambda: value(scrape(port), "mpc_signer_enclave_roundtrip_seconds_count", request="ping") > 0,
-             5, "a timed enclave ping")
+    wait_for(
+        lambda: value(scrape(port), "mpc_signer_enclave_roundtrip_seconds_count", request="ping") > 0,
+        5,
+        "a timed enclave ping",
+    )
     assert value(after, "mpc_signer_enclave_up") == 1.0
     assert ("mpc_signer_presignatures_available", ()) in after
     # The enclave's engine reports its pre-parameter pool through Info (filled in the background).
@@ -108,7 +121,8 @@ def test_logs_are_json_lines_with_request_ids(metered: tuple[SignerProcess, int]
     signer, _port = metered
     with signer.channel() as channel, pytest.raises(grpc.RpcError):
         signer.stub(channel).GetSignStatus(
-            signer_pb2.GetSignStatusRequest(session_id="s-logs"), timeout=5,
+            signer_pb2.GetSignStatusRequest(session_id="s-logs"),
+            timeout=5,
             metadata=[("authorization", "Bearer not-a-jwt"), ("x-request-id", "req-logs-1")],
         )
 

@@ -17,10 +17,14 @@ from signer.ops_cli import _hmac_key, _since
 def test_consul_advertise_defaults_and_wildcards() -> None:
     config = load_config(environ={"MPC_SIGNER_CONSUL_ENABLED": "true", "MPC_SIGNER_SERVER_LISTEN": "10.0.0.5:9091"})
     assert consul_advertise(config) == ("10.0.0.5", 9091)
-    config = load_config(environ={
-        "MPC_SIGNER_CONSUL_ENABLED": "true", "MPC_SIGNER_SERVER_LISTEN": "0.0.0.0:9091",
-        "MPC_SIGNER_CONSUL_ADVERTISE_HOST": "signer-1.internal", "MPC_SIGNER_CONSUL_ADVERTISE_PORT": "19091",
-    })
+    config = load_config(
+        environ={
+            "MPC_SIGNER_CONSUL_ENABLED": "true",
+            "MPC_SIGNER_SERVER_LISTEN": "0.0.0.0:9091",
+            "MPC_SIGNER_CONSUL_ADVERTISE_HOST": "signer-1.internal",
+            "MPC_SIGNER_CONSUL_ADVERTISE_PORT": "19091",
+        }
+    )
     assert consul_advertise(config) == ("signer-1.internal", 19091)
     with pytest.raises(ConfigError, match=r"consul\.advertise_host: required"):
         load_config(environ={"MPC_SIGNER_CONSUL_ENABLED": "true", "MPC_SIGNER_SERVER_LISTEN": "0.0.0.0:9091"})
@@ -28,15 +32,18 @@ def test_consul_advertise_defaults_and_wildcards() -> None:
     load_config(environ={"MPC_SIGNER_SERVER_LISTEN": "0.0.0.0:9091"})
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"MPC_SIGNER_CONSUL_ADDRESS": "consul"}, "consul.address"),
-    ({"MPC_SIGNER_CONSUL_DEREGISTER_CRITICAL_AFTER": "ten minutes"}, "consul.deregister_critical_after"),
-    ({"MPC_SIGNER_CONSUL_TTL_SECONDS": "0"}, "consul.ttl_seconds"),
-    ({"MPC_SIGNER_CONSUL_SERVICE_ID": "bad id"}, "consul.service_id"),
-    ({"MPC_SIGNER_METRICS_LISTEN": "9464"}, "metrics.listen"),
-    ({"MPC_SIGNER_METRICS_LISTEN": "127.0.0.1:9091"}, "metrics.listen: must differ"),
-    ({"MPC_SIGNER_SERVER_LOG_FORMAT": "xml"}, "server.log_format"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MPC_SIGNER_CONSUL_ADDRESS": "consul"}, "consul.address"),
+        ({"MPC_SIGNER_CONSUL_DEREGISTER_CRITICAL_AFTER": "ten minutes"}, "consul.deregister_critical_after"),
+        ({"MPC_SIGNER_CONSUL_TTL_SECONDS": "0"}, "consul.ttl_seconds"),
+        ({"MPC_SIGNER_CONSUL_SERVICE_ID": "bad id"}, "consul.service_id"),
+        ({"MPC_SIGNER_METRICS_LISTEN": "9464"}, "metrics.listen"),
+        ({"MPC_SIGNER_METRICS_LISTEN": "127.0.0.1:9091"}, "metrics.listen: must differ"),
+        ({"MPC_SIGNER_SERVER_LOG_FORMAT": "xml"}, "server.log_format"),
+    ],
+)
 def test_bad_operations_values_name_their_key(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(environ=env)

@@ -21,7 +21,10 @@ PARTIES = ("client", "signer-a")
 
 
 async def test_restored_keys_sign_on_another_instance(
-    tmp_path: Path, start_signer: Callable[..., SignerProcess], local, connect  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    start_signer: Callable[..., SignerProcess],
+    local,
+    connect,  # type: ignore[no-untyped-def]
 ) -> None:
     sealing_key = tmp_path / "sealing" / "sealing.key"
     source = start_node(start_signer, tmp_path / "a", "signer-a", f"sqlite:{tmp_path}/a/signer.db", sealing_key)
@@ -36,7 +39,12 @@ async def test_restored_keys_sign_on_another_instance(
 
     metrics_port = free_port()
     target = start_node(
-        start_signer, tmp_path / "b", "signer-b", f"sqlite:{tmp_path}/b/signer.db", sealing_key, prime_slice=2,
+        start_signer,
+        tmp_path / "b",
+        "signer-b",
+        f"sqlite:{tmp_path}/b/signer.db",
+        sealing_key,
+        prime_slice=2,
         config={"metrics": {"listen": f"127.0.0.1:{metrics_port}"}},
     )
     out = cli("backup", "import", backup, "--config", target.signer.config_path)
@@ -50,16 +58,22 @@ async def test_restored_keys_sign_on_another_instance(
         check_signature(protocol, key.public_key, message, await sign(relay, protocol, PARTIES, key.key_id, message))
 
     # Final states are counted by the session registry's finished hook, just after the answer.
-    wait_for(lambda: all(
-        value(scrape(metrics_port), "mpc_signer_sessions_total", protocol=p, kind="sign", state="done") == 1
-        for p in ("frost_ed25519", "gg20_secp256k1")
-    ), 10, "both signatures counted")
+    wait_for(
+        lambda: all(
+            value(scrape(metrics_port), "mpc_signer_sessions_total", protocol=p, kind="sign", state="done") == 1
+            for p in ("frost_ed25519", "gg20_secp256k1")
+        ),
+        10,
+        "both signatures counted",
+    )
     samples = scrape(metrics_port)
     for protocol in ("frost_ed25519", "gg20_secp256k1"):
         assert value(samples, "mpc_signer_sessions_total", protocol=protocol, kind="sign", state="done") == 1
         assert value(samples, "mpc_signer_sessions_active", protocol=protocol, kind="sign") == 0
-    assert value(samples, "mpc_signer_protocol_round_seconds_count", protocol="gg20_secp256k1", kind="sign",
-                 round="1") >= 1
+    assert (
+        value(samples, "mpc_signer_protocol_round_seconds_count", protocol="gg20_secp256k1", kind="sign", round="1")
+        >= 1
+    )
     assert value(samples, "mpc_signer_rpc_total", method="SignerService/StartSign", code="OK") == 2
     assert value(samples, "mpc_signer_enclave_roundtrip_seconds_count", request="session_deliver") >= 2
     check_labels(samples)
@@ -71,6 +85,7 @@ async def test_restored_keys_sign_on_another_instance(
     assert not re.search(r"\b(signer-a|signer-b|client)\b", text.replace("mpc_signer", ""))
 
     for key in keys.values():  # audit records are written just after a session finishes
+
         def signed(key_id: str = key.key_id) -> bool:
             out = cli("audit", "--config", target.signer.config_path, "--key-id", key_id, "--operation", "sign")
             records = [json.loads(line) for line in out.stdout.splitlines()]

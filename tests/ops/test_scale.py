@@ -34,7 +34,11 @@ def shared_store() -> Iterator[str]:
 
 
 async def test_two_instances_share_keys_through_one_store(
-    tmp_path: Path, shared_store: str, start_signer: Callable[..., SignerProcess], local, connect  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    shared_store: str,
+    start_signer: Callable[..., SignerProcess],
+    local,
+    connect,  # type: ignore[no-untyped-def]
 ) -> None:
     sealing_key = tmp_path / "sealing.key"
     a = start_node(start_signer, tmp_path / "a", "signer-a", shared_store, sealing_key, prime_slice=1)
@@ -54,26 +58,40 @@ async def test_two_instances_share_keys_through_one_store(
     other_id = await presign(via_b, PARTIES, gg20_key.key_id)
     text = b"with a presignature of this instance"
     digest = message_for(GG20, text)
-    result = await sign(via_b, GG20, PARTIES, gg20_key.key_id, text, presignature_id=presignature_id,
-                        message_hash=KECCAK)
+    result = await sign(
+        via_b, GG20, PARTIES, gg20_key.key_id, text, presignature_id=presignature_id, message_hash=KECCAK
+    )
     check_signature(GG20, gg20_key.public_key, digest, result)
     client_a, client_b = connect(a), connect(b)
     for client, pid in ((client_b, presignature_id), (client_a, presignature_id), (client_a, other_id)):
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await client.start_sign(pb.StartSignRequest(
-                session_id=f"reuse-{secrets.token_hex(4)}", protocol=pb.PROTOCOL_GG20_SECP256K1,
-                key_id=gg20_key.key_id, party_ids=list(PARTIES), self_party_id="signer", message=text,
-                presignature_id=pid, message_hash=KECCAK,
-            ))
+            await client.start_sign(
+                pb.StartSignRequest(
+                    session_id=f"reuse-{secrets.token_hex(4)}",
+                    protocol=pb.PROTOCOL_GG20_SECP256K1,
+                    key_id=gg20_key.key_id,
+                    party_ids=list(PARTIES),
+                    self_party_id="signer",
+                    message=text,
+                    presignature_id=pid,
+                    message_hash=KECCAK,
+                )
+            )
         assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND)
     assert "by another instance's enclave" in (err.value.details() or "")  # B's, refused by A
 
     # Session affinity: a session lives on the instance that started it; the other does not know it.
     session_id = f"affinity-{secrets.token_hex(4)}"
-    started = await client_a.start_sign(pb.StartSignRequest(
-        session_id=session_id, protocol=pb.PROTOCOL_FROST_ED25519, key_id=frost_key.key_id,
-        party_ids=list(PARTIES), self_party_id="signer", message=b"affinity",
-    ))
+    started = await client_a.start_sign(
+        pb.StartSignRequest(
+            session_id=session_id,
+            protocol=pb.PROTOCOL_FROST_ED25519,
+            key_id=frost_key.key_id,
+            party_ids=list(PARTIES),
+            self_party_id="signer",
+            message=b"affinity",
+        )
+    )
     assert started.state == pb.SESSION_STATE_RUNNING
     assert (await client_a.sign_status(session_id)).state == pb.SESSION_STATE_RUNNING
     with pytest.raises(grpc.aio.AioRpcError) as err:

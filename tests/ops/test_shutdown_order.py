@@ -32,15 +32,18 @@ async def test_shutdown_steps_in_order(
 ) -> None:
     enclave = start_enclave()
     c = dev_certs
-    path = write_config(tmp_path / "signer.toml", {
-        "server": {"listen": f"127.0.0.1:{free_port()}", "node_id": "signer-order", "grace_seconds": 0.7},
-        "tls": {"ca_file": c.ca, "cert_file": c.server_cert, "key_file": c.server_key},
-        "jwt": {"keys": {"dev": c.jwt_pub}},
-        "hmac": {"keys": {"dev": c.hmac_key}, "active_key_id": "dev"},
-        "enclave": {"mode": "external", "address": enclave.address, "health_interval_seconds": 0.2},
-        "storage": {"url": f"sqlite:{tmp_path}/signer.db"},
-        "consul": {"enabled": True, "address": agent.address, "ttl_seconds": 1.0, "check_interval_seconds": 5.0},
-    })
+    path = write_config(
+        tmp_path / "signer.toml",
+        {
+            "server": {"listen": f"127.0.0.1:{free_port()}", "node_id": "signer-order", "grace_seconds": 0.7},
+            "tls": {"ca_file": c.ca, "cert_file": c.server_cert, "key_file": c.server_key},
+            "jwt": {"keys": {"dev": c.jwt_pub}},
+            "hmac": {"keys": {"dev": c.hmac_key}, "active_key_id": "dev"},
+            "enclave": {"mode": "external", "address": enclave.address, "health_interval_seconds": 0.2},
+            "storage": {"url": f"sqlite:{tmp_path}/signer.db"},
+            "consul": {"enabled": True, "address": agent.address, "ttl_seconds": 1.0, "check_interval_seconds": 5.0},
+        },
+    )
     config = load_config(path, environ={})
     server = SignerServer(config, Credentials.load(config))
     await server.start()

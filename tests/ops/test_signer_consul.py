@@ -41,8 +41,11 @@ def tls_agent(tmp_path: Path, dev_certs: DevCertPaths) -> Iterator[ConsulAgent]:
 
 def consul_section(agent: ConsulAgent, service_id: str) -> dict[str, Any]:
     return {
-        "enabled": True, "address": agent.address, "service_id": service_id,
-        "ttl_seconds": 1.0, "check_interval_seconds": 1.0,
+        "enabled": True,
+        "address": agent.address,
+        "service_id": service_id,
+        "ttl_seconds": 1.0,
+        "check_interval_seconds": 1.0,
     }
 
 

@@ -68,8 +68,15 @@ class FixtureEnclave(EnclaveProcess):
         from tests.conftest import wait_for
 
         args = [
-            sys.executable, "-m", "tests.service.fixture_enclave", "--listen", self.address,
-            "--sealing-key-file", str(self.workdir / "sealing.key"), "--generate-sealing-key", *self.extra_args,
+            sys.executable,
+            "-m",
+            "tests.service.fixture_enclave",
+            "--listen",
+            self.address,
+            "--sealing-key-file",
+            str(self.workdir / "sealing.key"),
+            "--generate-sealing-key",
+            *self.extra_args,
         ]
         env = {**os.environ, "MPC_TEST_PRIME_SLICE": str(self.prime_slice)}
         with open(self.log_path, "ab") as log:
@@ -152,12 +159,15 @@ def start_node(
             url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
         else:
             url = f"sqlite:{workdir}/signer.db"
-        signer = start_signer(enclave, {
-            "server": {"node_id": name},
-            "storage": {"url": url},
-            "sessions": dict(sessions or {}),
-            **dict(config or {}),
-        })
+        signer = start_signer(
+            enclave,
+            {
+                "server": {"node_id": name},
+                "storage": {"url": url},
+                "sessions": dict(sessions or {}),
+                **dict(config or {}),
+            },
+        )
         node = Node(name, enclave, signer, url)
         signer.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=20)
         nodes.append(node)
@@ -184,8 +194,13 @@ def _client_factory(dev_certs: DevCertPaths, ring: HmacKeyRing, made: list[Signe
         if "token" not in kw:
             kw["token_key"] = dev_certs.jwt_key
         client = SignerClient.connect(
-            node.target, ca=dev_certs.ca, cert=dev_certs.client_cert, key=dev_certs.client_key, hmac=ring,
-            exchange=exchange, **kw,
+            node.target,
+            ca=dev_certs.ca,
+            cert=dev_certs.client_cert,
+            key=dev_certs.client_key,
+            hmac=ring,
+            exchange=exchange,
+            **kw,
         )
         made.append(client)
         return client
@@ -212,8 +227,9 @@ async def clients(dev_certs: DevCertPaths, ring: HmacKeyRing) -> AsyncIterator[C
         await client.close()
 
 
-def jwt_for(dev_certs: DevCertPaths, lifetime: int = 300, now: float | None = None, key_file: Path | None = None,
-            **claims: Any) -> str:
+def jwt_for(
+    dev_certs: DevCertPaths, lifetime: int = 300, now: float | None = None, key_file: Path | None = None, **claims: Any
+) -> str:
     """A service token from the dev JWT key (or `key_file`), claims overridable."""
     algorithm, key = load_signing_key(key_file or dev_certs.jwt_key)
     args: dict[str, Any] = dict(kid="dev", issuer="mpc-service", audience="mpc-signer", subject="relay")
@@ -248,14 +264,29 @@ async def dkg(relay: Relay, protocol: int, parties: tuple[str, ...], threshold: 
 
 
 async def sign(
-    relay: Relay, protocol: int, signers: tuple[str, ...], key_id: str, message: bytes, presignature_id: str = "",
-    *, message_hash: int = pb.MESSAGE_HASH_UNSPECIFIED, path: tuple[int, ...] = (),
+    relay: Relay,
+    protocol: int,
+    signers: tuple[str, ...],
+    key_id: str,
+    message: bytes,
+    presignature_id: str = "",
+    *,
+    message_hash: int = pb.MESSAGE_HASH_UNSPECIFIED,
+    path: tuple[int, ...] = (),
 ) -> pb.SignResult:
     """GG20: `message` is the 32-byte digest (message_hash unspecified) or the message the enclave
     hashes by `message_hash` (which a presignature needs)."""
-    spec = SessionSpec("sign", sid("sign"), protocol, signers, key_id=key_id, message=message,  # type: ignore[arg-type]
-                       presignature_id=presignature_id, message_hash=message_hash,  # type: ignore[arg-type]
-                       derivation_path=path)
+    spec = SessionSpec(
+        "sign",
+        sid("sign"),
+        protocol,
+        signers,
+        key_id=key_id,
+        message=message,  # type: ignore[arg-type]
+        presignature_id=presignature_id,
+        message_hash=message_hash,  # type: ignore[arg-type]
+        derivation_path=path,
+    )
     results = all_ok(await relay.run(spec))
     signatures = {r.sign.signature for r in results.values()}
     assert len(signatures) == 1, "every signer must output the same signature"
@@ -296,4 +327,3 @@ def check_signature(protocol: int, public_key: bytes, message: bytes, result: pb
         assert recovered.to_checksum_address() == expected.to_checksum_address()
     else:
         assert len(result.signature) == 64
-

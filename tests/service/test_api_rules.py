@@ -37,8 +37,14 @@ def dkg_request(session_id: str, **kw) -> pb.StartDKGRequest:  # type: ignore[no
 
 
 def sign_request(session_id: str, key_id: str, **kw) -> pb.StartSignRequest:  # type: ignore[no-untyped-def]
-    base = dict(session_id=session_id, protocol=GG20, key_id=key_id, message=b"\x01" * 32, party_ids=list(PARTIES),
-                self_party_id="signer-a")
+    base = dict(
+        session_id=session_id,
+        protocol=GG20,
+        key_id=key_id,
+        message=b"\x01" * 32,
+        party_ids=list(PARTIES),
+        self_party_id="signer-a",
+    )
     base.update(kw)
     return pb.StartSignRequest(**base)  # type: ignore[arg-type]
 
@@ -70,18 +76,32 @@ async def test_bad_starts_change_nothing(node, local, connect) -> None:  # type:
         "unknown key": (Code.NOT_FOUND, sign_request("bad-s2", "ab" * 32)),
         "malformed key id": (Code.INVALID_ARGUMENT, sign_request("bad-s3", "not-hex")),
         "protocol of another key": (Code.INVALID_ARGUMENT, sign_request("bad-s4", key.key_id, protocol=FROST)),
-        "signer not of the key": (Code.INVALID_ARGUMENT,
-                                  sign_request("bad-s5", key.key_id, party_ids=["stranger", "signer-a"])),
+        "signer not of the key": (
+            Code.INVALID_ARGUMENT,
+            sign_request("bad-s5", key.key_id, party_ids=["stranger", "signer-a"]),
+        ),
         "own id missing": (Code.INVALID_ARGUMENT, sign_request("bad-s6", key.key_id, self_party_id="client")),
-        "unknown presignature": (Code.FAILED_PRECONDITION,
-                                 sign_request("bad-s7", key.key_id, presignature_id="cd" * 32)),
+        "unknown presignature": (
+            Code.FAILED_PRECONDITION,
+            sign_request("bad-s7", key.key_id, presignature_id="cd" * 32),
+        ),
     }
     for case, (code, request) in bad_sign.items():
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await client.start_sign(request)
         assert err.value.code() == code, (case, err.value.details())
-    await expect(Code.INVALID_ARGUMENT, client.start_presign(pb.StartPresignRequest(
-        session_id="bad-p1", protocol=FROST, key_id=key.key_id, party_ids=list(PARTIES), self_party_id="signer-a")))
+    await expect(
+        Code.INVALID_ARGUMENT,
+        client.start_presign(
+            pb.StartPresignRequest(
+                session_id="bad-p1",
+                protocol=FROST,
+                key_id=key.key_id,
+                party_ids=list(PARTIES),
+                self_party_id="signer-a",
+            )
+        ),
+    )
     # Nothing of any of them exists: no session, no key, and the key still signs.
     for session_id in [r.session_id for r in bad_dkg.values() if r.session_id != "bad 7"]:
         await expect(Code.NOT_FOUND, client.dkg_status(session_id))
@@ -108,8 +128,7 @@ async def test_submissions_bad_finished_unknown(node, local, connect) -> None:  
     assert response.state == pb.SESSION_STATE_RUNNING
 
     def message(seq: int, payload: bytes, session_id: str = "sub-1") -> pb.ProtocolMessage:
-        m = pb.ProtocolMessage(session_id=session_id, sender="client", recipient="", round=1, seq=seq,
-                               payload=payload)
+        m = pb.ProtocolMessage(session_id=session_id, sender="client", recipient="", round=1, seq=seq, payload=payload)
         return client.sign_outgoing(m)
 
     await expect(Code.NOT_FOUND, client.submit([message(1, b"x", session_id="nobody")]))
@@ -148,8 +167,10 @@ async def test_presignature_is_consumed_once(node, local, connect) -> None:  # t
     rows = node.raw_sql("SELECT state FROM presignatures WHERE presig_id = ?", (presignature_id,))
     assert rows == [("available",)]
     # Two signing sessions race for the same named presignature: exactly one gets it.
-    requests = [sign_request(f"race-{i}", key.key_id, presignature_id=presignature_id, message=b"race",
-                             message_hash=KECCAK) for i in range(2)]
+    requests = [
+        sign_request(f"race-{i}", key.key_id, presignature_id=presignature_id, message=b"race", message_hash=KECCAK)
+        for i in range(2)
+    ]
     outcomes = await asyncio.gather(*(client.start_sign(r) for r in requests), return_exceptions=True)
     winners = [o for o in outcomes if isinstance(o, pb.StartSignResponse)]
     losers = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
@@ -159,8 +180,9 @@ async def test_presignature_is_consumed_once(node, local, connect) -> None:  # t
 
 
 async def test_deadline_and_session_cap(start_node, connect) -> None:  # type: ignore[no-untyped-def]
-    node = start_node("signer-a", sessions={"deadline_seconds": 1.0, "sweep_interval_seconds": 0.2,
-                                           "max_concurrent": 2})
+    node = start_node(
+        "signer-a", sessions={"deadline_seconds": 1.0, "sweep_interval_seconds": 0.2, "max_concurrent": 2}
+    )
     client = connect(node)
     await client.start_dkg(dkg_request("slow-1"))
     await client.start_dkg(dkg_request("slow-2"))
@@ -175,8 +197,9 @@ async def test_deadline_and_session_cap(start_node, connect) -> None:  # type: i
         await asyncio.sleep(0.1)
     status = await client.dkg_status("slow-1")
     assert status.state == pb.SESSION_STATE_FAILED and status.failure.reason == "session deadline exceeded"
-    message = client.sign_outgoing(pb.ProtocolMessage(session_id="slow-1", sender="client", round=1, seq=1,
-                                                      payload=b"x"))
+    message = client.sign_outgoing(
+        pb.ProtocolMessage(session_id="slow-1", sender="client", round=1, seq=1, payload=b"x")
+    )
     await expect(Code.FAILED_PRECONDITION, client.submit([message]), "deadline")
     # Expired sessions no longer count against the cap.
     response = await client.start_dkg(dkg_request("slow-3"))
@@ -191,12 +214,26 @@ async def test_start_with_initial_messages(node, local, connect) -> None:  # typ
     presignature_id = await presign(relay, PARTIES, key.key_id)
     # The local party starts first; its online-round message goes with the signer's start.
     digest = message_for(GG20, b"one call")
-    spec = SessionSpec("sign", "one-call", GG20, PARTIES, key_id=key.key_id, message=b"one call",
-                       presignature_id=presignature_id, message_hash=KECCAK)
+    spec = SessionSpec(
+        "sign",
+        "one-call",
+        GG20,
+        PARTIES,
+        key_id=key.key_id,
+        message=b"one call",
+        presignature_id=presignature_id,
+        message_hash=KECCAK,
+    )
     mine = local.party("client")
     first = await mine.start(spec)
-    request = sign_request("one-call", key.key_id, message=b"one call", presignature_id=presignature_id,
-                           messages=first, message_hash=KECCAK)
+    request = sign_request(
+        "one-call",
+        key.key_id,
+        message=b"one call",
+        presignature_id=presignature_id,
+        messages=first,
+        message_hash=KECCAK,
+    )
 
     forged = pb.StartSignRequest()
     forged.CopyFrom(request)

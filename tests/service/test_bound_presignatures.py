@@ -55,8 +55,9 @@ async def test_a_bare_digest_is_not_signed_with_a_presignature(node, local, conn
     for i, rule in enumerate((pb.MESSAGE_HASH_UNSPECIFIED, pb.MESSAGE_HASH_RAW)):
         pid = await presign(relay, PARTIES, key.key_id)
         kept = presig_row(node, pid)
-        code, details = await refused_start(client, session_id=f"bare-{i}", key_id=key.key_id, message=digest,
-                                            presignature_id=pid, message_hash=rule)
+        code, details = await refused_start(
+            client, session_id=f"bare-{i}", key_id=key.key_id, message=digest, presignature_id=pid, message_hash=rule
+        )
         assert code == grpc.StatusCode.FAILED_PRECONDITION
         assert "bare digest" in details and "message_hash" in details, details
         # The host itself, on the enclave's socket with the kept blob: refused the same way.
@@ -81,8 +82,15 @@ async def test_a_path_chosen_after_presigning_is_refused(node, local, connect) -
     for path, other, said in (((), (7,), "m, not m/7"), ((44, 60, 0, 0, 9), (44, 60, 0, 0, 8), "m/44/60/0/0/9")):
         pid = await presign(relay, PARTIES, key.key_id, path)
         kept = presig_row(node, pid)
-        code, details = await refused_start(client, session_id=f"late-{len(path)}", key_id=key.key_id, message=TEXT,
-                                            presignature_id=pid, message_hash=KECCAK, derivation_path=other)
+        code, details = await refused_start(
+            client,
+            session_id=f"late-{len(path)}",
+            key_id=key.key_id,
+            message=TEXT,
+            presignature_id=pid,
+            message_hash=KECCAK,
+            derivation_path=other,
+        )
         assert code == grpc.StatusCode.FAILED_PRECONDITION
         assert "derivation path" in details and said in details, details
         refusal = await straight_to_the_enclave(node, key.key_id, kept, pid, TEXT, epb.MESSAGE_HASH_KECCAK256, other)
@@ -118,8 +126,12 @@ async def test_each_hash_rule_signs_the_digest_it_names(node, local, connect, ru
     expected = RULES[rule]
     path = (0, 5)
     child = ckd_pub(key.public_key, key.chain_code, path)
-    cases = [("presigned", (), key.public_key), ("presigned, derived", path, child),
-             ("interactive", (), key.public_key), ("interactive, derived", path, child)]
+    cases = [
+        ("presigned", (), key.public_key),
+        ("presigned, derived", path, child),
+        ("interactive", (), key.public_key),
+        ("interactive, derived", path, child),
+    ]
     for what, p, public_key in cases:
         pid = await presign(relay, PARTIES, key.key_id, p) if what.startswith("presigned") else ""
         result = await sign(relay, GG20, PARTIES, key.key_id, TEXT, pid, message_hash=rule, path=p)

@@ -40,8 +40,11 @@ def node(start_node) -> Node:  # type: ignore[no-untyped-def]
 def flood_batch(client, session_id: str, start: int, count: int) -> list[pb.ProtocolMessage]:  # type: ignore[no-untyped-def]
     """`count` validly HMAC'd messages for one unknown session, each from its own sender."""
     return [
-        client.sign_outgoing(pb.ProtocolMessage(session_id=session_id, sender=f"p{i}", recipient="signer-a",
-                                                round=1, seq=1, payload=b"x"))
+        client.sign_outgoing(
+            pb.ProtocolMessage(
+                session_id=session_id, sender=f"p{i}", recipient="signer-a", round=1, seq=1, payload=b"x"
+            )
+        )
         for i in range(start, start + count)
     ]
 
@@ -60,8 +63,9 @@ async def test_a_flood_for_unknown_sessions_records_nothing(node, local, connect
     # New sessions start, their first messages included (the relay piggybacks them on the start).
     relay = Relay({"client": local, "signer-a": client})
     key = await dkg(relay, FROST, PARTIES, 2)
-    check_signature(FROST, key.public_key, b"after the flood",
-                    await sign(relay, FROST, PARTIES, key.key_id, b"after the flood"))
+    check_signature(
+        FROST, key.public_key, b"after the flood", await sign(relay, FROST, PARTIES, key.key_id, b"after the flood")
+    )
 
 
 async def test_replay_in_a_running_session_is_still_refused(node, local, connect) -> None:  # type: ignore[no-untyped-def]
@@ -71,10 +75,17 @@ async def test_replay_in_a_running_session_is_still_refused(node, local, connect
     spec = SessionSpec("sign", sid("replayed"), FROST, PARTIES, key_id=key.key_id, message=b"m")
     mine = local.party("client")
     first = await mine.start(spec)  # the client's round-1 commitments
-    response = await client.start_sign(pb.StartSignRequest(
-        session_id=spec.session_id, protocol=FROST, key_id=key.key_id, message=b"m", party_ids=list(PARTIES),
-        self_party_id="signer-a", messages=first,
-    ))
+    response = await client.start_sign(
+        pb.StartSignRequest(
+            session_id=spec.session_id,
+            protocol=FROST,
+            key_id=key.key_id,
+            message=b"m",
+            party_ids=list(PARTIES),
+            self_party_id="signer-a",
+            messages=first,
+        )
+    )
     assert response.state == pb.SESSION_STATE_RUNNING
     code, message = await status_of(client.submit(first))  # accepted with the start already
     assert code == Code.ALREADY_EXISTS and "replay" in message
@@ -90,16 +101,20 @@ RETAINED_MAX = 5
 @pytest.fixture(scope="module")
 def small_memory(start_node) -> Iterator[tuple[Node, int]]:  # type: ignore[no-untyped-def]
     port = free_port()
-    node = start_node("signer-a", sessions={"retained_max": RETAINED_MAX},
-                      config={"metrics": {"listen": f"127.0.0.1:{port}"}})
+    node = start_node(
+        "signer-a", sessions={"retained_max": RETAINED_MAX}, config={"metrics": {"listen": f"127.0.0.1:{port}"}}
+    )
     yield node, port
 
 
 def retention_metrics(port: int) -> tuple[float, float, float]:
     samples = scrape(port)
     evicted = sum(v for (name, _labels), v in samples.items() if name == "mpc_signer_finished_sessions_evicted_total")
-    return (samples[("mpc_signer_finished_sessions_retained", ())],
-            samples[("mpc_signer_finished_sessions_retained_bytes", ())], evicted)
+    return (
+        samples[("mpc_signer_finished_sessions_retained", ())],
+        samples[("mpc_signer_finished_sessions_retained_bytes", ())],
+        evicted,
+    )
 
 
 async def test_finished_sessions_are_bounded_in_count(small_memory, local, connect) -> None:  # type: ignore[no-untyped-def]
@@ -133,8 +148,9 @@ async def test_finished_sessions_are_bounded_in_count(small_memory, local, conne
 
 async def test_finished_sessions_are_bounded_in_bytes(start_node, local, connect) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
-    node = start_node("signer-a", sessions={"retained_max_bytes": 4096},
-                      config={"metrics": {"listen": f"127.0.0.1:{port}"}})
+    node = start_node(
+        "signer-a", sessions={"retained_max_bytes": 4096}, config={"metrics": {"listen": f"127.0.0.1:{port}"}}
+    )
     client = connect(node)
     relay = Relay({"client": local, "signer-a": client})
     key = await dkg(relay, FROST, PARTIES, 2)

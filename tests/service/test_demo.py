@@ -20,15 +20,36 @@ def test_demo_against_a_running_signer(start_node, dev_certs) -> None:  # type: 
     node = start_node("demo-signer")
     c = dev_certs
     run = subprocess.run(
-        [sys.executable, "-m", "signer.cli", "demo", "--target", node.target, "--ca", str(c.ca),
-         "--cert", str(c.client_cert), "--key", str(c.client_key), "--token-key", str(c.jwt_key),
-         "--hmac-key", str(c.hmac_key)],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "signer.cli",
+            "demo",
+            "--target",
+            node.target,
+            "--ca",
+            str(c.ca),
+            "--cert",
+            str(c.client_cert),
+            "--key",
+            str(c.client_key),
+            "--token-key",
+            str(c.jwt_key),
+            "--hmac-key",
+            str(c.hmac_key),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert [item["protocol"] for item in summary] == [
-        "frost-ed25519", "frost-secp256k1", "frost-secp256k1-tr", "gg20-secp256k1",
+        "frost-ed25519",
+        "frost-secp256k1",
+        "frost-secp256k1-tr",
+        "gg20-secp256k1",
     ]
     for item in summary:
         assert item["verified"] is True and len(item["key_id"]) == 64

@@ -65,9 +65,9 @@ TRIO = ("client", "signer-a", "signer-b")
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory, start_signer: Callable[..., SignerProcess]) -> Iterator[
-    dict[str, tuple[Node, int]]
-]:
+def nodes(
+    tmp_path_factory: pytest.TempPathFactory, start_signer: Callable[..., SignerProcess]
+) -> Iterator[dict[str, tuple[Node, int]]]:
     """signer-a and signer-b (prime slices 1 and 2; 0 is the local party's), each with its metrics
     endpoint: name -> (node, metrics port)."""
     started: dict[str, tuple[Node, int]] = {}
@@ -109,7 +109,8 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         text = r.read().decode()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
     }
 
 
@@ -160,8 +161,9 @@ def sent(streams: list[Any]) -> bool:
 def presign_request(key_id: str, name: str) -> pb.StartPresignRequest:
     # The signer's start runs its first presigning round (Paillier work; tens of milliseconds with
     # the fixture primes): slow next to a status call.
-    return pb.StartPresignRequest(session_id=sid(name), protocol=GG20, key_id=key_id, party_ids=list(PAIR),
-                                  self_party_id="signer-a")
+    return pb.StartPresignRequest(
+        session_id=sid(name), protocol=GG20, key_id=key_id, party_ids=list(PAIR), self_party_id="signer-a"
+    )
 
 
 # --- tests --------------------------------------------------------------------------------------
@@ -173,8 +175,11 @@ async def test_calls_are_counted_under_their_methods_and_the_stream_once(nodes, 
     before = scrape(port)
     call = signer_pb2_grpc.SignerServiceStub(client.channel).Exchange(metadata=client._metadata())
     for call_id in (1, 2, 3):
-        await call.write(pb.ExchangeRequest(call_id=call_id, get_sign_status=pb.GetSignStatusRequest(
-            session_id=f"nothing-{call_id}")))
+        await call.write(
+            pb.ExchangeRequest(
+                call_id=call_id, get_sign_status=pb.GetSignStatusRequest(session_id=f"nothing-{call_id}")
+            )
+        )
     await call.write(pb.ExchangeRequest(call_id=4, get_dkg_status=pb.GetDKGStatusRequest(session_id="nothing")))
     await call.write(pb.ExchangeRequest(call_id=5))  # no call set
     await call.done_writing()
@@ -237,14 +242,20 @@ async def test_refusals_match_the_unary_call_and_the_stream_goes_on(node_a, loca
     unary, streamed = clients(node_a, exchange=False), clients(node_a)
     key = await dkg(Relay({"client": local, "signer-a": unary}), FROST, PAIR, 2)
     base: dict[str, Any] = dict(party_ids=list(PAIR), self_party_id="signer-a")
-    taken = pb.StartSignRequest(session_id=sid("taken"), protocol=FROST, key_id=key.key_id, message=b"first",
-                                **base)
+    taken = pb.StartSignRequest(session_id=sid("taken"), protocol=FROST, key_id=key.key_id, message=b"first", **base)
     await unary.start_sign(taken)  # the session id is in use from now on
-    running = pb.StartSignRequest(session_id=sid("running"), protocol=FROST, key_id=key.key_id, message=b"m",
-                                  **base)
+    running = pb.StartSignRequest(session_id=sid("running"), protocol=FROST, key_id=key.key_id, message=b"m", **base)
     await unary.start_sign(running)
-    forged = pb.ProtocolMessage(session_id=running.session_id, sender="client", recipient="signer-a", round=1,
-                                seq=1, payload=b"\x00" * 64, hmac_key_id="dev", hmac=b"\x00" * 32)
+    forged = pb.ProtocolMessage(
+        session_id=running.session_id,
+        sender="client",
+        recipient="signer-a",
+        round=1,
+        seq=1,
+        payload=b"\x00" * 64,
+        hmac_key_id="dev",
+        hmac=b"\x00" * 32,
+    )
 
     def bad_calls(client: SignerClient) -> dict[str, Any]:
         reused = pb.StartSignRequest()
@@ -253,13 +264,23 @@ async def test_refusals_match_the_unary_call_and_the_stream_goes_on(node_a, loca
         return {
             "unknown dkg session": client.dkg_status("no-such-dkg"),
             "unknown presign session": client.presign_status("no-such-presign"),
-            "presign of a FROST key": client.start_presign(pb.StartPresignRequest(
-                session_id=sid("frost-pre"), protocol=FROST, key_id=key.key_id, **base)),
-            "GG20 sign with a FROST key": client.start_sign(pb.StartSignRequest(
-                session_id=sid("mismatch"), protocol=GG20, key_id=key.key_id, message=b"\x01" * 32, **base)),
-            "self not a party": client.start_dkg(pb.StartDKGRequest(
-                session_id=sid("self"), protocol=FROST, threshold=2, party_ids=["client", "signer-b"],
-                self_party_id="signer-a")),
+            "presign of a FROST key": client.start_presign(
+                pb.StartPresignRequest(session_id=sid("frost-pre"), protocol=FROST, key_id=key.key_id, **base)
+            ),
+            "GG20 sign with a FROST key": client.start_sign(
+                pb.StartSignRequest(
+                    session_id=sid("mismatch"), protocol=GG20, key_id=key.key_id, message=b"\x01" * 32, **base
+                )
+            ),
+            "self not a party": client.start_dkg(
+                pb.StartDKGRequest(
+                    session_id=sid("self"),
+                    protocol=FROST,
+                    threshold=2,
+                    party_ids=["client", "signer-b"],
+                    self_party_id="signer-a",
+                )
+            ),
             "no protocol": client.start_dkg(pb.StartDKGRequest(session_id=sid("proto"), threshold=2, **base)),
             "session id reused": client.start_sign(reused),
             "forged hmac": client.submit([forged]),
@@ -289,8 +310,11 @@ async def test_more_calls_than_a_stream_runs_at_once(node_a, clients) -> None:  
     codes: dict[int, int] = {}
     async with asyncio.timeout(20):  # a stream that stops reading would hang here otherwise
         for call_id in range(1, count + 1):
-            await call.write(pb.ExchangeRequest(call_id=call_id, get_presign_status=pb.GetPresignStatusRequest(
-                session_id=f"none-{call_id}")))
+            await call.write(
+                pb.ExchangeRequest(
+                    call_id=call_id, get_presign_status=pb.GetPresignStatusRequest(session_id=f"none-{call_id}")
+                )
+            )
         await call.done_writing()
         while (answer := await call.read()) is not grpc.aio.EOF:
             assert answer.call_id not in codes, "one answer per call"

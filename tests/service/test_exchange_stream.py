@@ -58,8 +58,9 @@ async def test_sessions_over_the_stream(protocol, node, local, clients) -> None:
     if protocol == GG20:
         presignature_id = await presign(relay, PARTIES, key.key_id)
         message = message_for(protocol, b"with a presignature")
-        result = await sign(relay, protocol, PARTIES, key.key_id, b"with a presignature", presignature_id,
-                            message_hash=KECCAK)
+        result = await sign(
+            relay, protocol, PARTIES, key.key_id, b"with a presignature", presignature_id, message_hash=KECCAK
+        )
         assert result.presignature_id == presignature_id
         check_signature(protocol, key.public_key, message, result)
     stream = client._exchange._stream  # type: ignore[union-attr]
@@ -85,13 +86,14 @@ async def test_failures_carry_the_unary_status_and_the_stream_goes_on(node, loca
     def bad_calls(client: SignerClient):  # type: ignore[no-untyped-def]
         base = dict(protocol=GG20, party_ids=list(PARTIES), self_party_id="signer-a")
         return {
-            "unknown key": client.start_sign(pb.StartSignRequest(
-                session_id=sid("nokey"), key_id="ab" * 32, message=b"\x01" * 32, **base)),  # type: ignore[arg-type]
-            "short digest": client.start_sign(pb.StartSignRequest(
-                session_id=sid("short"), key_id=key.key_id, message=b"\x01" * 31, **base)),  # type: ignore[arg-type]
+            "unknown key": client.start_sign(
+                pb.StartSignRequest(session_id=sid("nokey"), key_id="ab" * 32, message=b"\x01" * 32, **base)
+            ),  # type: ignore[arg-type]
+            "short digest": client.start_sign(
+                pb.StartSignRequest(session_id=sid("short"), key_id=key.key_id, message=b"\x01" * 31, **base)
+            ),  # type: ignore[arg-type]
             "unknown session": client.sign_status("no-such-session"),
-            "threshold above n": client.start_dkg(pb.StartDKGRequest(
-                session_id=sid("thr"), threshold=3, **base)),  # type: ignore[arg-type]
+            "threshold above n": client.start_dkg(pb.StartDKGRequest(session_id=sid("thr"), threshold=3, **base)),  # type: ignore[arg-type]
         }
 
     expected = {name: await status_of(call) for name, call in bad_calls(unary).items()}
@@ -103,8 +105,14 @@ async def test_failures_carry_the_unary_status_and_the_stream_goes_on(node, loca
         assert await status_of(call) == expected[name], name
     stream = streamed._exchange._stream  # type: ignore[union-attr]
     # The stream goes on, and a start is idempotent across the two transports.
-    request = pb.StartSignRequest(session_id=sid("same"), protocol=GG20, key_id=key.key_id, message=b"\x02" * 32,
-                                  party_ids=list(PARTIES), self_party_id="signer-a")
+    request = pb.StartSignRequest(
+        session_id=sid("same"),
+        protocol=GG20,
+        key_id=key.key_id,
+        message=b"\x02" * 32,
+        party_ids=list(PARTIES),
+        self_party_id="signer-a",
+    )
     started = await streamed.start_sign(request)
     again = await unary.start_sign(request)
     assert started.outgoing and list(again.outgoing) == list(started.outgoing)
@@ -153,8 +161,14 @@ async def test_stream_rules_at_the_wire(node, local, clients) -> None:  # type: 
     # Two calls under one id while the first runs (a GG20 start with no presignature runs its
     # first presigning round, hundreds of milliseconds): the second is refused under that id.
     key = await dkg(Relay({"client": local, "signer-a": client}), GG20, PARTIES, 2)
-    slow = pb.StartSignRequest(session_id=sid("slow"), protocol=GG20, key_id=key.key_id, message=b"\x03" * 32,
-                               party_ids=list(PARTIES), self_party_id="signer-a")
+    slow = pb.StartSignRequest(
+        session_id=sid("slow"),
+        protocol=GG20,
+        key_id=key.key_id,
+        message=b"\x03" * 32,
+        party_ids=list(PARTIES),
+        self_party_id="signer-a",
+    )
     await call.write(pb.ExchangeRequest(call_id=9, start_sign=slow))
     await call.write(pb.ExchangeRequest(call_id=9, get_sign_status=pb.GetSignStatusRequest(session_id="x")))
     first, second = await call.read(), await call.read()
@@ -165,8 +179,9 @@ async def test_stream_rules_at_the_wire(node, local, clients) -> None:  # type: 
     assert answered.code == 0 and answered.WhichOneof("response") == "start_sign"
     assert answered.start_sign.session_id == slow.session_id
     # Half-closed: the calls in flight answer, then the stream ends with OK.
-    await call.write(pb.ExchangeRequest(call_id=10, get_sign_status=pb.GetSignStatusRequest(
-        session_id=slow.session_id)))
+    await call.write(
+        pb.ExchangeRequest(call_id=10, get_sign_status=pb.GetSignStatusRequest(session_id=slow.session_id))
+    )
     await call.done_writing()
     last = await call.read()
     assert last.call_id == 10 and last.get_sign_status.session_id == slow.session_id
@@ -179,10 +194,18 @@ async def test_cancelled_stream_leaves_the_node_working(node, local, clients) ->
     stub = signer_pb2_grpc.SignerServiceStub(client.channel)
     gg20 = await dkg(Relay({"client": local, "signer-a": client}), GG20, PARTIES, 2)
     call = stub.Exchange(metadata=client._metadata())
-    await call.write(pb.ExchangeRequest(call_id=1, start_presign=pb.StartPresignRequest(
-        session_id=sid("cancelled"), protocol=GG20, key_id=gg20.key_id, party_ids=list(PARTIES),
-        self_party_id="signer-a",
-    )))
+    await call.write(
+        pb.ExchangeRequest(
+            call_id=1,
+            start_presign=pb.StartPresignRequest(
+                session_id=sid("cancelled"),
+                protocol=GG20,
+                key_id=gg20.key_id,
+                party_ids=list(PARTIES),
+                self_party_id="signer-a",
+            ),
+        )
+    )
     await asyncio.sleep(0.05)
     call.cancel()
     assert await call.code() == Code.CANCELLED

@@ -63,8 +63,15 @@ async def dkg(relay: Relay, protocol: int, parties: tuple[str, ...], threshold: 
 async def sign(
     relay: Relay, protocol: int, signers: tuple[str, ...], key_id: str, message: bytes, merkle_root: bytes = b""
 ) -> pb.SignResult:
-    spec = SessionSpec("sign", sid("sign"), protocol, signers, key_id=key_id, message=message,  # type: ignore[arg-type]
-                       taproot_merkle_root=merkle_root)
+    spec = SessionSpec(
+        "sign",
+        sid("sign"),
+        protocol,
+        signers,
+        key_id=key_id,
+        message=message,  # type: ignore[arg-type]
+        taproot_merkle_root=merkle_root,
+    )
     results = all_ok(await relay.run(spec))
     assert len({r.sign.signature for r in results.values()}) == 1, "every signer outputs the same signature"
     assert len({r.sign.public_key for r in results.values()}) == 1
@@ -128,8 +135,14 @@ async def test_bad_requests_are_refused_precisely(node_a, local, connect) -> Non
     secp_key = await dkg(relay, SECP, parties, 2)
 
     def start(**kw):  # type: ignore[no-untyped-def]
-        args = dict(session_id=sid("bad"), protocol=TR, key_id=tr_key.key_id, message=b"m", party_ids=parties,
-                    self_party_id="secp-a")
+        args = dict(
+            session_id=sid("bad"),
+            protocol=TR,
+            key_id=tr_key.key_id,
+            message=b"m",
+            party_ids=parties,
+            self_party_id="secp-a",
+        )
         args.update(kw)
         return signer.start_sign(pb.StartSignRequest(**args))
 

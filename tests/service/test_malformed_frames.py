@@ -38,8 +38,9 @@ def metered(start_node) -> Iterator[tuple[Node, int]]:  # type: ignore[no-untype
 
 def raw_stream(client, metadata):  # type: ignore[no-untyped-def]
     """An Exchange call whose requests are bytes as given (no serializer) and whose answers parse."""
-    method = client.channel.stream_stream(EXCHANGE, request_serializer=None,
-                                          response_deserializer=pb.ExchangeResponse.FromString)
+    method = client.channel.stream_stream(
+        EXCHANGE, request_serializer=None, response_deserializer=pb.ExchangeResponse.FromString
+    )
     return method(metadata=metadata)
 
 
@@ -84,8 +85,9 @@ async def test_the_node_serves_after_malformed_frames(metered, local, clients) -
     check_signature(FROST, key.public_key, b"after", await sign(relay, FROST, PARTIES, key.key_id, b"after"))
 
 
-@pytest.mark.parametrize("method", ["/grpc.health.v1.Health/Watch",
-                                    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"])
+@pytest.mark.parametrize(
+    "method", ["/grpc.health.v1.Health/Watch", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]
+)
 async def test_other_streams_answer_malformed_bodies_invalid_argument(metered, clients, method) -> None:  # type: ignore[no-untyped-def]
     """The health watch (one request, a stream of answers) and reflection (a request stream)."""
     node, _port = metered

@@ -57,10 +57,15 @@ async def test_stored_preparams_are_single_use_across_restarts(  # type: ignore[
     enclave.start()
     url = f"sqlite:{tmp_path}/signer.db"
     port = free_port()
-    signer = start_signer(enclave, {
-        "server": {"node_id": "signer-a"}, "storage": {"url": url}, "enclave": {"preparams_sync_seconds": 0.3},
-        "metrics": {"listen": f"127.0.0.1:{port}"},
-    })
+    signer = start_signer(
+        enclave,
+        {
+            "server": {"node_id": "signer-a"},
+            "storage": {"url": url},
+            "enclave": {"preparams_sync_seconds": 0.3},
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+        },
+    )
     node = Node("signer-a", enclave, signer, url)
     burned = ("mpc_signer_single_use_burned_total", (("item", "preparams"),))
     try:

@@ -75,9 +75,17 @@ async def test_gg20_presignature_pool(pair, local, connect) -> None:  # type: ig
     from mpc.v1 import signer_pb2 as pb
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await signer.start_sign(pb.StartSignRequest(
-            session_id="reuse-1", protocol=GG20, key_id=key.key_id, message=b"online", party_ids=parties,
-            self_party_id="signer-a", presignature_id=presignature_id, message_hash=KECCAK,
-        ))
+        await signer.start_sign(
+            pb.StartSignRequest(
+                session_id="reuse-1",
+                protocol=GG20,
+                key_id=key.key_id,
+                message=b"online",
+                party_ids=parties,
+                self_party_id="signer-a",
+                presignature_id=presignature_id,
+                message_hash=KECCAK,
+            )
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert FROST != GG20

@@ -54,8 +54,13 @@ def refusals(port: int, quota: str) -> float:
 
 
 def dkg_request(protocol: int = FROST) -> pb.StartDKGRequest:
-    return pb.StartDKGRequest(session_id=sid("held"), protocol=protocol, threshold=2,  # type: ignore[arg-type]
-                              party_ids=list(PARTIES), self_party_id="signer-a")
+    return pb.StartDKGRequest(
+        session_id=sid("held"),
+        protocol=protocol,
+        threshold=2,  # type: ignore[arg-type]
+        party_ids=list(PARTIES),
+        self_party_id="signer-a",
+    )
 
 
 def metered_node(start_node, name: str, **sessions) -> tuple[Node, int]:  # type: ignore[no-untyped-def]
@@ -68,8 +73,10 @@ def metered_node(start_node, name: str, **sessions) -> tuple[Node, int]:  # type
 @pytest.fixture(scope="module")
 def second_client(dev_certs: DevCertPaths, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A client certificate for `relay-2` from the dev CA: another relay, another client identity."""
-    ca = Issued(x509.load_pem_x509_certificate(dev_certs.ca.read_bytes()),
-                serialization.load_pem_private_key(dev_certs.ca_key.read_bytes(), None))  # type: ignore[arg-type]
+    ca = Issued(
+        x509.load_pem_x509_certificate(dev_certs.ca.read_bytes()),
+        serialization.load_pem_private_key(dev_certs.ca_key.read_bytes(), None),
+    )  # type: ignore[arg-type]
     issued = issue(ca, "relay-2", dns_names=("relay-2",))
     out = tmp_path_factory.mktemp("relay-2")
     (out / "client.pem").write_bytes(issued.cert_pem())
@@ -85,8 +92,9 @@ async def relay2(  # type: ignore[no-untyped-def]
 
     def make(node: Node, subject: str) -> SignerClient:
         cert, key = second_client
-        client = SignerClient.connect(node.target, ca=dev_certs.ca, cert=cert, key=key, hmac=ring,
-                                      token_key=dev_certs.jwt_key, subject=subject)
+        client = SignerClient.connect(
+            node.target, ca=dev_certs.ca, cert=cert, key=key, hmac=ring, token_key=dev_certs.jwt_key, subject=subject
+        )
         made.append(client)
         return client
 
@@ -97,8 +105,11 @@ async def relay2(  # type: ignore[no-untyped-def]
 
 async def fail_session(client: SignerClient, session_id: str) -> None:
     """End a running key generation: a malformed message from the client party aborts it."""
-    message = client.sign_outgoing(pb.ProtocolMessage(session_id=session_id, sender="client", recipient="signer-a",
-                                                      round=1, seq=1, payload=b"\x00garbage"))
+    message = client.sign_outgoing(
+        pb.ProtocolMessage(
+            session_id=session_id, sender="client", recipient="signer-a", round=1, seq=1, payload=b"\x00garbage"
+        )
+    )
     response = await client.submit([message])
     assert response.state == pb.SESSION_STATE_FAILED and list(response.failure.culprits) == ["client"]
 
@@ -119,8 +130,10 @@ async def test_one_subject_filling_its_quota_does_not_stop_another(per_caller, l
         assert (await greedy.start_dkg(request)).state == pb.SESSION_STATE_RUNNING
     code, message = await status_of(greedy.start_dkg(dkg_request()))
     assert code == Code.RESOURCE_EXHAUSTED
-    assert message == ("caller 'tenant-a' of client 'mpc-service' has 3 running sessions (sessions.per_caller_max); "
-                       "retry when one finishes")
+    assert message == (
+        "caller 'tenant-a' of client 'mpc-service' has 3 running sessions (sessions.per_caller_max); "
+        "retry when one finishes"
+    )
     assert refusals(port, "sessions.per_caller_max") == 1
     # An idempotent retry of a start it holds is answered, not refused, and not counted again.
     assert (await greedy.start_dkg(held[0])).state == pb.SESSION_STATE_RUNNING
@@ -144,8 +157,13 @@ async def test_one_subject_filling_its_quota_does_not_stop_another(per_caller, l
 
 @pytest.fixture(scope="module")
 def per_client(start_node) -> Iterator[tuple[Node, int]]:  # type: ignore[no-untyped-def]
-    yield metered_node(start_node, "signer-a", per_caller_max=3, per_client_max=4,
-                       config={"tls": {"allowed_clients": ["mpc-service", "relay-2"]}})
+    yield metered_node(
+        start_node,
+        "signer-a",
+        per_caller_max=3,
+        per_client_max=4,
+        config={"tls": {"allowed_clients": ["mpc-service", "relay-2"]}},
+    )
 
 
 async def test_a_client_quota_bounds_all_its_subjects_and_no_other_client(  # type: ignore[no-untyped-def]
@@ -186,15 +204,18 @@ async def test_gg20_starts_are_rate_limited_per_caller(rate_limited, local, conn
     assert (await tenant_a.start_dkg(dkg_request(GG20))).state == pb.SESSION_STATE_RUNNING
     code, message = await status_of(tenant_a.start_dkg(dkg_request(GG20)))
     assert code == Code.RESOURCE_EXHAUSTED
-    assert message.startswith("caller 'tenant-a' of client 'mpc-service' starts GG20 key generations and "
-                              "presignings faster than sessions.gg20_starts_per_second (0.01/s, bursts of 2); retry in")
+    assert message.startswith(
+        "caller 'tenant-a' of client 'mpc-service' starts GG20 key generations and "
+        "presignings faster than sessions.gg20_starts_per_second (0.01/s, bursts of 2); retry in"
+    )
     assert refusals(port, quota) == 1
     assert (await tenant_a.start_dkg(first)).state == pb.SESSION_STATE_RUNNING  # a retry takes no token
     # FROST work takes none either.
     relay_a = Relay({"client": local, "signer-a": tenant_a})
     frost_key = await dkg(relay_a, FROST, PARTIES, 2)
-    check_signature(FROST, frost_key.public_key, b"cheap", await sign(relay_a, FROST, PARTIES, frost_key.key_id,
-                                                                       b"cheap"))
+    check_signature(
+        FROST, frost_key.public_key, b"cheap", await sign(relay_a, FROST, PARTIES, frost_key.key_id, b"cheap")
+    )
 
     # Another caller has its own bucket: a GG20 key and a presignature (its two tokens).
     tenant_b = connect(node, subject="tenant-b")
@@ -202,8 +223,9 @@ async def test_gg20_starts_are_rate_limited_per_caller(rate_limited, local, conn
     key = await dkg(relay_b, GG20, PARTIES, 2)
     presignature_id = await presign(relay_b, PARTIES, key.key_id)
     # tenant-a may not presign on it: its bucket is empty.
-    presign_request = pb.StartPresignRequest(session_id=sid("pre"), protocol=GG20, key_id=key.key_id,
-                                             party_ids=list(PARTIES), self_party_id="signer-a")
+    presign_request = pb.StartPresignRequest(
+        session_id=sid("pre"), protocol=GG20, key_id=key.key_id, party_ids=list(PARTIES), self_party_id="signer-a"
+    )
     code, message = await status_of(tenant_a.start_presign(presign_request))
     assert code == Code.RESOURCE_EXHAUSTED and quota in message
     # Signing with the stored presignature takes no token; signing that must presign does.
@@ -211,16 +233,24 @@ async def test_gg20_starts_are_rate_limited_per_caller(rate_limited, local, conn
     result = await sign(relay_b, GG20, PARTIES, key.key_id, text, presignature_id, message_hash=KECCAK)
     assert result.presignature_id == presignature_id
     check_signature(GG20, key.public_key, message_for(GG20, text), result)
-    inline = pb.StartSignRequest(session_id=sid("inline"), protocol=GG20, key_id=key.key_id,
-                                 message=message_for(GG20, b"must presign"), party_ids=list(PARTIES),
-                                 self_party_id="signer-a")
+    inline = pb.StartSignRequest(
+        session_id=sid("inline"),
+        protocol=GG20,
+        key_id=key.key_id,
+        message=message_for(GG20, b"must presign"),
+        party_ids=list(PARTIES),
+        self_party_id="signer-a",
+    )
     code, message = await status_of(tenant_b.start_sign(inline))
     assert code == Code.RESOURCE_EXHAUSTED and "caller 'tenant-b'" in message and quota in message
     assert refusals(port, quota) == 3
     # The refused starts left nothing: their ids are unknown and free.
-    for client, session_id, status in ((tenant_a, presign_request.session_id, "presign_status"),
-                                       (tenant_b, inline.session_id, "sign_status")):
+    for client, session_id, status in (
+        (tenant_a, presign_request.session_id, "presign_status"),
+        (tenant_b, inline.session_id, "sign_status"),
+    ):
         code, _ = await status_of(getattr(client, status)(session_id))
         assert code == Code.NOT_FOUND
-    assert node.raw_sql("SELECT count(*) FROM session_ids WHERE session_id IN (?, ?)",
-                        (presign_request.session_id, inline.session_id)) == [(0,)]
+    assert node.raw_sql(
+        "SELECT count(*) FROM session_ids WHERE session_id IN (?, ?)", (presign_request.session_id, inline.session_id)
+    ) == [(0,)]

@@ -54,12 +54,17 @@ async def test_altered_sealed_share_is_refused_and_other_keys_still_sign(start_n
 
     message = b"the other key is fine"
     check_signature(FROST, other.public_key, message, await sign(relay, FROST, PARTIES, other.key_id, message))
+
     # And the audit trail has the successful operations with the caller's identity (audit
     # records are written in the background once a session finishes).
     def audited() -> bool:
         rows = node.raw_sql("SELECT operation, caller, result, digest FROM audit WHERE key_id = ?", (other.key_id,))
         return ("dkg", "mpc-service (sub=mpc-service)", "ok", None) in rows and (
-            "sign", "mpc-service (sub=mpc-service)", "ok", hashlib.sha256(message).hexdigest()) in rows
+            "sign",
+            "mpc-service (sub=mpc-service)",
+            "ok",
+            hashlib.sha256(message).hexdigest(),
+        ) in rows
 
     wait_for(audited, 5, "audit records")
     assert GG20 != FROST

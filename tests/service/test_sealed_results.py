@@ -25,8 +25,15 @@ async def test_a_sealed_signature_opens_only_for_its_recipient(start_node, local
     key = await dkg(relay, protocol, PARTIES, 2)
     recipient = generate_recipient_key()
     message = message_for(protocol, b"for the recipient's eyes")
-    spec = SessionSpec("sign", sid("sealed"), protocol, PARTIES, key_id=key.key_id, message=message,  # type: ignore[arg-type]
-                       result_recipient_key=public_bytes(recipient))
+    spec = SessionSpec(
+        "sign",
+        sid("sealed"),
+        protocol,
+        PARTIES,
+        key_id=key.key_id,
+        message=message,  # type: ignore[arg-type]
+        result_recipient_key=public_bytes(recipient),
+    )
     results = all_ok(await relay.run(spec))
     sealed = results["signer-a"].sign
     assert sealed.signature == b"" and len(sealed.sealed_signature) == 65 + (65 if protocol == GG20 else 64) + 16
@@ -35,8 +42,12 @@ async def test_a_sealed_signature_opens_only_for_its_recipient(start_node, local
     signature = open_signature(sealed, spec.session_id, recipient)
     assert signature == results["client"].sign.signature  # the caller's own party computed it in the clear
     # the digest the enclave signed is public and stays in the clear beside the sealed signature
-    check_signature(protocol, key.public_key, message, pb.SignResult(
-        signature=signature, recovery_id=signature[64] if protocol == GG20 else 0, digest=sealed.digest))
+    check_signature(
+        protocol,
+        key.public_key,
+        message,
+        pb.SignResult(signature=signature, recovery_id=signature[64] if protocol == GG20 else 0, digest=sealed.digest),
+    )
 
     status = await client.sign_status(spec.session_id)  # the host's copy is the ciphertext too
     assert status.result.signature == b"" and status.result.sealed_signature == sealed.sealed_signature
@@ -51,8 +62,13 @@ async def test_a_sealed_signature_opens_only_for_its_recipient(start_node, local
 
     # A key of the right length that is no point: the enclave refuses the start.
     off_curve = pb.StartSignRequest(
-        session_id=sid("off-curve"), protocol=protocol, key_id=key.key_id, message=message, party_ids=list(PARTIES),
-        self_party_id="signer-a", result_recipient_key=b"\x04" + bytes(64),
+        session_id=sid("off-curve"),
+        protocol=protocol,
+        key_id=key.key_id,
+        message=message,
+        party_ids=list(PARTIES),
+        self_party_id="signer-a",
+        result_recipient_key=b"\x04" + bytes(64),
     )
     code, reason = await status_of(client.start_sign(off_curve))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "result_recipient_key is not a point on P-256" in reason
@@ -64,17 +80,27 @@ async def test_recipient_keys_are_checked_before_anything_starts(start_node, con
     recipient = generate_recipient_key()
 
     def request(**fields: object) -> pb.StartSignRequest:
-        base: dict[str, object] = dict(session_id=sid("bad-key"), protocol=GG20, key_id="ab" * 32, message=bytes(32),
-                                       party_ids=list(PARTIES), self_party_id="signer-a")
+        base: dict[str, object] = dict(
+            session_id=sid("bad-key"),
+            protocol=GG20,
+            key_id="ab" * 32,
+            message=bytes(32),
+            party_ids=list(PARTIES),
+            self_party_id="signer-a",
+        )
         return pb.StartSignRequest(**{**base, **fields})  # type: ignore[arg-type]
 
     code, message = await status_of(client.start_sign(request(result_recipient_key=b"\x04" * 10)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "result_recipient_key" in message
-    code, message = await status_of(client.start_sign(request(
-        result_recipient_key=public_bytes(recipient), signature_encoding=pb.SIGNATURE_ENCODING_DER)))
+    code, message = await status_of(
+        client.start_sign(
+            request(result_recipient_key=public_bytes(recipient), signature_encoding=pb.SIGNATURE_ENCODING_DER)
+        )
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "DER" in message
     compressed = recipient.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
     assert len(compressed) == 33  # accepted by the host's check; this key simply does not exist
     code, message = await status_of(client.start_sign(request(result_recipient_key=compressed)))
     assert code == grpc.StatusCode.NOT_FOUND

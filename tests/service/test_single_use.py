@@ -52,13 +52,26 @@ def revive(node: Node, pid: str, blob: bytes) -> None:
 
 async def start_sign_on(connect: Callable[..., object], node: Node, key_id: str, text: bytes, pid: str) -> object:
     """StartSign with the presignature on signer-a alone (the refusal comes at the start)."""
-    spec = SessionSpec("sign", sid("replay"), GG20, PARTIES, key_id=key_id, message=text,  # type: ignore[arg-type]
-                       presignature_id=pid, message_hash=KECCAK)
+    spec = SessionSpec(
+        "sign",
+        sid("replay"),
+        GG20,
+        PARTIES,
+        key_id=key_id,
+        message=text,  # type: ignore[arg-type]
+        presignature_id=pid,
+        message_hash=KECCAK,
+    )
     return await connect(node).party("signer-a").start(spec)  # type: ignore[attr-defined]
 
 
 async def straight_to_the_enclave(
-    node: Node, key_id: str, blob: bytes, pid: str, text: bytes, rule: int = epb.MESSAGE_HASH_KECCAK256,
+    node: Node,
+    key_id: str,
+    blob: bytes,
+    pid: str,
+    text: bytes,
+    rule: int = epb.MESSAGE_HASH_KECCAK256,
     path: tuple[int, ...] = (),
 ) -> EnclaveRequestError:
     """The host's own move: a SIGN start on the enclave's socket with the stored share and the
@@ -67,9 +80,16 @@ async def straight_to_the_enclave(
     client = EnclaveClient(parse_address(node.enclave.address), call_timeout=30.0)
     try:
         start = epb.SessionStart(
-            session_id=sid("host-replay"), protocol=GG20, kind=epb.SESSION_KIND_SIGN,  # type: ignore[arg-type]
-            party_ids=list(PARTIES), self_party_id="signer-a", key_id=key_id, message=text, presignature_id=pid,
-            message_hash=rule, derivation_path=list(path),  # type: ignore[arg-type]
+            session_id=sid("host-replay"),
+            protocol=GG20,
+            kind=epb.SESSION_KIND_SIGN,  # type: ignore[arg-type]
+            party_ids=list(PARTIES),
+            self_party_id="signer-a",
+            key_id=key_id,
+            message=text,
+            presignature_id=pid,
+            message_hash=rule,
+            derivation_path=list(path),  # type: ignore[arg-type]
             sealed_blobs=[
                 epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key_id, data=share),
                 epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blob),
@@ -85,17 +105,25 @@ async def straight_to_the_enclave(
 
 async def test_presignature_kept_across_an_enclave_restart_is_refused(start_node, local, connect) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
-    node = start_node("signer-a", config={
-        "metrics": {"listen": f"127.0.0.1:{port}"}, "enclave": {"preparams_sync_seconds": 0.3},
-    })
+    node = start_node(
+        "signer-a",
+        config={
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+            "enclave": {"preparams_sync_seconds": 0.3},
+        },
+    )
     relay = Relay({"client": local, "signer-a": connect(node)})
     key = await dkg(relay, GG20, PARTIES, 2)
     used = await presign(relay, PARTIES, key.key_id)
     spare = await presign(relay, PARTIES, key.key_id)  # never used: burned by the restart
     kept = presig_row(node, used)  # the host keeps a copy
     first = b"the one signature this presignature may make"
-    check_signature(GG20, key.public_key, keccak(first),
-                    await sign(relay, GG20, PARTIES, key.key_id, first, used, message_hash=KECCAK))
+    check_signature(
+        GG20,
+        key.public_key,
+        keccak(first),
+        await sign(relay, GG20, PARTIES, key.key_id, first, used, message_hash=KECCAK),
+    )
 
     node.enclave.kill()  # the host restarts the enclave process
     node.enclave.start()
@@ -131,8 +159,12 @@ async def test_presignature_kept_across_an_enclave_restart_is_refused(start_node
     assert local.engine.running() == 0
     fresh = await presign(relay, PARTIES, key.key_id)
     third = b"after the restart, with a new presignature"
-    check_signature(GG20, key.public_key, keccak(third),
-                    await sign(relay, GG20, PARTIES, key.key_id, third, fresh, message_hash=KECCAK))
+    check_signature(
+        GG20,
+        key.public_key,
+        keccak(third),
+        await sign(relay, GG20, PARTIES, key.key_id, third, fresh, message_hash=KECCAK),
+    )
 
 
 async def test_replay_and_an_old_database_copy_are_refused_in_one_boot(  # type: ignore[no-untyped-def]
@@ -148,8 +180,12 @@ async def test_replay_and_an_old_database_copy_are_refused_in_one_boot(  # type:
     with sqlite3.connect(db) as src, sqlite3.connect(backup) as dst:
         src.backup(dst)  # an online copy, as a backup job makes it
     message = b"signed once"
-    check_signature(GG20, key.public_key, keccak(message),
-                    await sign(relay, GG20, PARTIES, key.key_id, message, pid, message_hash=KECCAK))
+    check_signature(
+        GG20,
+        key.public_key,
+        keccak(message),
+        await sign(relay, GG20, PARTIES, key.key_id, message, pid, message_hash=KECCAK),
+    )
 
     second = b"signed twice?"
     refused = await straight_to_the_enclave(node, key.key_id, kept, pid, second)
@@ -175,5 +211,9 @@ async def test_replay_and_an_old_database_copy_are_refused_in_one_boot(  # type:
     other = message_for(GG20, b"interactive, after the refusals")
     check_signature(GG20, key.public_key, other, await sign(relay, GG20, PARTIES, key.key_id, other))
     fresh = await presign(relay, PARTIES, key.key_id)
-    check_signature(GG20, key.public_key, keccak(second),
-                    await sign(relay, GG20, PARTIES, key.key_id, second, fresh, message_hash=KECCAK))
+    check_signature(
+        GG20,
+        key.public_key,
+        keccak(second),
+        await sign(relay, GG20, PARTIES, key.key_id, second, fresh, message_hash=KECCAK),
+    )

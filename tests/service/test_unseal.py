@@ -36,8 +36,15 @@ class SharesEnclave(EnclaveProcess):
     env: dict[str, str]
 
     def start(self, timeout: float = 15.0) -> SharesEnclave:
-        args = [sys.executable, "-m", "tests.service.unseal_fixture", "--listen", self.address,
-                "--sealing-shares", str(self.workdir / "shares.json")]
+        args = [
+            sys.executable,
+            "-m",
+            "tests.service.unseal_fixture",
+            "--listen",
+            self.address,
+            "--sealing-shares",
+            str(self.workdir / "shares.json"),
+        ]
         env = {**os.environ, "MPC_TEST_PRIME_SLICE": "1", **getattr(self, "env", {})}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=log, env=env)
@@ -59,7 +66,11 @@ class SharesNode:
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "signer.cli", *args, "--config", str(self.signer.config_path)],
-            cwd=REPO, input=stdin, capture_output=True, text=True, timeout=60,
+            cwd=REPO,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
             env={k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")},
         )
 
@@ -91,8 +102,13 @@ class SharesNode:
             return self.signer.stub(channel).Ping(pb.PingRequest(), timeout=5).enclave_state  # type: ignore[no-any-return]
 
     def start_dkg(self) -> grpc.RpcError:
-        request = pb.StartDKGRequest(session_id=f"sealed-{os.urandom(4).hex()}", protocol=FROST, threshold=2,
-                                     party_ids=list(PARTIES), self_party_id="signer-a")
+        request = pb.StartDKGRequest(
+            session_id=f"sealed-{os.urandom(4).hex()}",
+            protocol=FROST,
+            threshold=2,
+            party_ids=list(PARTIES),
+            self_party_id="signer-a",
+        )
         with self.signer.channel() as channel, pytest.raises(grpc.RpcError) as err:
             self.signer.stub(channel).StartDKG(request, metadata=self.signer.auth(), timeout=5)
         return err.value
@@ -108,8 +124,9 @@ def shares_node(
         workdir = tmp_path_factory.mktemp("shares-node")
         enclave = SharesEnclave(f"unix://{workdir}/e.sock", workdir)
         enclave.start()
-        signer = start_signer(enclave, {"server": {"node_id": "signer-a"},
-                                        "storage": {"url": f"sqlite:{workdir}/signer.db"}})
+        signer = start_signer(
+            enclave, {"server": {"node_id": "signer-a"}, "storage": {"url": f"sqlite:{workdir}/signer.db"}}
+        )
         node = SharesNode(enclave, signer)
         made.append(node)
         return node
@@ -243,9 +260,27 @@ def test_a_kill_mid_rekey_leaves_a_set_that_unseals(shares_node, when: str) -> N
     share_file = node.enclave.workdir / "operators-at-the-terminal"
     share_file.write_text("\n".join(old) + "\n")
     rekey = subprocess.Popen(
-        [sys.executable, "-m", "signer.cli", "rekey", "--shares", "3", "--threshold", "2", "--share-file",
-         str(share_file), "--json", "--timeout", "60", "--config", str(node.signer.config_path)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "signer.cli",
+            "rekey",
+            "--shares",
+            "3",
+            "--threshold",
+            "2",
+            "--share-file",
+            str(share_file),
+            "--json",
+            "--timeout",
+            "60",
+            "--config",
+            str(node.signer.config_path),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     wait_for(marker.exists, 30, f"the rekey to pause {when} its rename")
     node.enclave.kill()  # SIGKILL in the middle of the rekey

@@ -39,9 +39,7 @@ ALL_PROTOCOLS = [*PROTOCOLS, pytest.param(FROST_SECP, id="frost-secp256k1"), pyt
 
 
 @pytest.fixture(scope="module")
-def nodes(
-    tmp_path_factory: pytest.TempPathFactory, start_signer: Callable[..., SignerProcess]
-) -> Any:
+def nodes(tmp_path_factory: pytest.TempPathFactory, start_signer: Callable[..., SignerProcess]) -> Any:
     """signer-a and signer-b share one sealing key (so their blobs open on each other's enclave);
     signer-d has its own."""
     made: list[Node] = []
@@ -77,8 +75,14 @@ async def keys(nodes: Any, ring: Any, dev_certs: Any) -> dict[int, pb.DKGResult]
     a, b, _ = nodes
     local = LocalNode(ring, prime_source=prime_slice(0))
     clients = [
-        SignerClient.connect(n.target, ca=dev_certs.ca, cert=dev_certs.client_cert, key=dev_certs.client_key,
-                             hmac=ring, token_key=dev_certs.jwt_key)
+        SignerClient.connect(
+            n.target,
+            ca=dev_certs.ca,
+            cert=dev_certs.client_cert,
+            key=dev_certs.client_key,
+            hmac=ring,
+            token_key=dev_certs.jwt_key,
+        )
         for n in (a, b)
     ]
     try:
@@ -178,8 +182,16 @@ def _inconsistent(node: Node, key_id: str, protocol: int, good: bytes) -> bytes:
     else:
         ks = KeyShare.from_bytes(record.share)
         share = dataclasses.replace(ks, secret=ks.secret + 1).to_bytes()
-    changed = ShareRecord(record.protocol, record.key_id, record.threshold, record.parties, record.index,
-                          record.public_key, record.chain_code, share)
+    changed = ShareRecord(
+        record.protocol,
+        record.key_id,
+        record.threshold,
+        record.parties,
+        record.index,
+        record.public_key,
+        record.chain_code,
+        share,
+    )
     return blobs.seal(sealer, changed.encode(), Binding(key_id=key_id, protocol=name, party_id=index, purpose="share"))
 
 
@@ -201,7 +213,10 @@ def test_validate_checks_every_key_of_the_store(nodes, keys) -> None:  # type: i
     def validate(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "signer.cli", "validate", *args, "--config", str(a.signer.config_path)],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
             env={k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")},
         )
 

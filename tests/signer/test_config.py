@@ -25,8 +25,12 @@ def test_embedded_defaults() -> None:
 def test_environment_overrides_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[server]\nlisten = "127.0.0.1:1000"\nnode_id = "from-file"\n[tls]\nallowed_clients = ["a"]\n')
-    env = {"MPC_SIGNER_SERVER_LISTEN": "127.0.0.1:2000", "MPC_SIGNER_TLS_ALLOWED_CLIENTS": "x, y",
-           "MPC_SIGNER_HMAC_KEYS": "a=/k/a,b=/k/b", "MPC_SIGNER_HMAC_ACTIVE_KEY_ID": "b"}
+    env = {
+        "MPC_SIGNER_SERVER_LISTEN": "127.0.0.1:2000",
+        "MPC_SIGNER_TLS_ALLOWED_CLIENTS": "x, y",
+        "MPC_SIGNER_HMAC_KEYS": "a=/k/a,b=/k/b",
+        "MPC_SIGNER_HMAC_ACTIVE_KEY_ID": "b",
+    }
     config = load_config(path, env)
     assert config.server.listen == "127.0.0.1:2000"
     assert config.server.node_id == "from-file"
@@ -107,13 +111,13 @@ def test_hmac_sender_bindings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key"),
     [
-        ('[server]\nlisten = 9091\n', "server.listen"),
+        ("[server]\nlisten = 9091\n", "server.listen"),
         ('[server]\nlistne = "127.0.0.1:1"\n', "server.listne"),
-        ('[srever]\n', "srever"),
+        ("[srever]\n", "srever"),
         ('[jwt]\nleeway_seconds = "ten"\n', "jwt.leeway_seconds"),
         ('[jwt]\nkeys = ["a"]\n', "jwt.keys"),
         ('[tls]\nallowed_clients = "mpc-service"\n', "tls.allowed_clients"),
-        ('[enclave]\nmax_frame_bytes = true\n', "enclave.max_frame_bytes"),
+        ("[enclave]\nmax_frame_bytes = true\n", "enclave.max_frame_bytes"),
         ("not toml = = =", "not valid TOML"),
     ],
 )

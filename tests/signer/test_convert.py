@@ -12,15 +12,22 @@ from signer.errors import InvalidArgument
 
 
 def dkg(**kw: object) -> pb.StartDKGRequest:
-    base = dict(session_id="s", protocol=pb.PROTOCOL_GG20_SECP256K1, threshold=2, party_ids=["a", "b", "c"],
-                self_party_id="b")
+    base = dict(
+        session_id="s", protocol=pb.PROTOCOL_GG20_SECP256K1, threshold=2, party_ids=["a", "b", "c"], self_party_id="b"
+    )
     base.update(kw)
     return pb.StartDKGRequest(**base)  # type: ignore[arg-type]
 
 
 def sign(**kw: object) -> pb.StartSignRequest:
-    base = dict(session_id="s", protocol=pb.PROTOCOL_GG20_SECP256K1, key_id="0" * 64, message=b"\x01" * 32,
-                party_ids=["a", "b"], self_party_id="a")
+    base = dict(
+        session_id="s",
+        protocol=pb.PROTOCOL_GG20_SECP256K1,
+        key_id="0" * 64,
+        message=b"\x01" * 32,
+        party_ids=["a", "b"],
+        self_party_id="a",
+    )
     base.update(kw)
     return pb.StartSignRequest(**base)  # type: ignore[arg-type]
 
@@ -30,19 +37,42 @@ def test_valid_requests_convert() -> None:
     assert start.kind == epb.SESSION_KIND_DKG and list(start.party_ids) == ["a", "b", "c"] and start.threshold == 2
     start = convert.sign_start(sign(derivation_path=[0, 7]))
     assert start.kind == epb.SESSION_KIND_SIGN and list(start.derivation_path) == [0, 7]
-    assert convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_GG20_SECP256K1,
-                                                        key_id="f" * 64, party_ids=["a", "b"],
-                                                        self_party_id="a")).kind == epb.SESSION_KIND_PRESIGN
+    assert (
+        convert.presign_start(
+            pb.StartPresignRequest(
+                session_id="p",
+                protocol=pb.PROTOCOL_GG20_SECP256K1,
+                key_id="f" * 64,
+                party_ids=["a", "b"],
+                self_party_id="a",
+            )
+        ).kind
+        == epb.SESSION_KIND_PRESIGN
+    )
     start = convert.sign_start(sign(message=b"any length", message_hash=pb.MESSAGE_HASH_ETH_PERSONAL))
     assert start.message_hash == epb.MESSAGE_HASH_ETH_PERSONAL and start.message == b"any length"
-    start = convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_GG20_SECP256K1,
-                                                         key_id="f" * 64, party_ids=["a", "b"], self_party_id="a",
-                                                         derivation_path=[44, 60]))
+    start = convert.presign_start(
+        pb.StartPresignRequest(
+            session_id="p",
+            protocol=pb.PROTOCOL_GG20_SECP256K1,
+            key_id="f" * 64,
+            party_ids=["a", "b"],
+            self_party_id="a",
+            derivation_path=[44, 60],
+        )
+    )
     assert list(start.derivation_path) == [44, 60]
     with pytest.raises(InvalidArgument, match="derivation_path"):
-        convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_GG20_SECP256K1,
-                                                     key_id="f" * 64, party_ids=["a", "b"], self_party_id="a",
-                                                     derivation_path=[2**31]))
+        convert.presign_start(
+            pb.StartPresignRequest(
+                session_id="p",
+                protocol=pb.PROTOCOL_GG20_SECP256K1,
+                key_id="f" * 64,
+                party_ids=["a", "b"],
+                self_party_id="a",
+                derivation_path=[2**31],
+            )
+        )
 
 
 @pytest.mark.parametrize(
@@ -92,8 +122,15 @@ def test_bad_sign(request_: pb.StartSignRequest, field: str) -> None:
 
 def test_presign_is_gg20_only() -> None:
     with pytest.raises(InvalidArgument, match="GG20"):
-        convert.presign_start(pb.StartPresignRequest(session_id="p", protocol=pb.PROTOCOL_FROST_ED25519,
-                                                     key_id="f" * 64, party_ids=["a", "b"], self_party_id="a"))
+        convert.presign_start(
+            pb.StartPresignRequest(
+                session_id="p",
+                protocol=pb.PROTOCOL_FROST_ED25519,
+                key_id="f" * 64,
+                party_ids=["a", "b"],
+                self_party_id="a",
+            )
+        )
 
 
 def test_submission_shape() -> None:

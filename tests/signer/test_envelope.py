@@ -28,8 +28,16 @@ def message(**fields: object) -> pb.ProtocolMessage:
 def test_mac_input_is_the_documented_encoding() -> None:
     m = message(hmac_key_id="new")
     lp = lambda b: struct.pack(">I", len(b)) + b  # noqa: E731
-    expected = (DOMAIN + lp(b"new") + lp(b"s-1") + lp(b"p1") + lp(b"p2") + lp(struct.pack(">I", 3))
-                + lp(struct.pack(">Q", 7)) + lp(b"\x00payload"))
+    expected = (
+        DOMAIN
+        + lp(b"new")
+        + lp(b"s-1")
+        + lp(b"p1")
+        + lp(b"p2")
+        + lp(struct.pack(">I", 3))
+        + lp(struct.pack(">Q", 7))
+        + lp(b"\x00payload")
+    )
     assert mac_input(m) == expected
     assert compute_mac(KEYS["new"], m) == hmac.new(KEYS["new"], expected, hashlib.sha256).digest()
 
@@ -48,8 +56,15 @@ def test_sign_then_verify_and_every_field_is_bound() -> None:
     keys.sign(m)
     assert m.hmac_key_id == "new" and len(m.hmac) == 32
     keys.verify(m)
-    changes = {"session_id": "s-2", "sender": "p3", "recipient": "", "round": 4, "seq": 8, "payload": b"x",
-               "hmac_key_id": "old"}
+    changes = {
+        "session_id": "s-2",
+        "sender": "p3",
+        "recipient": "",
+        "round": 4,
+        "seq": 8,
+        "payload": b"x",
+        "hmac_key_id": "old",
+    }
     for field, value in changes.items():
         tampered = pb.ProtocolMessage()
         tampered.CopyFrom(m)

@@ -73,8 +73,12 @@ class Stream:
 
 
 def _handler(servicer: Servicer, clock: list[float], done: list[tuple[str, str]]) -> ExchangeHandler:
-    return ExchangeHandler(servicer, call_done=lambda label, code, _s: done.append((label, code)),
-                           leeway_seconds=5, wall_clock=lambda: clock[0])
+    return ExchangeHandler(
+        servicer,
+        call_done=lambda label, code, _s: done.append((label, code)),
+        leeway_seconds=5,
+        wall_clock=lambda: clock[0],
+    )
 
 
 async def _serve(handler: ExchangeHandler, stream: Stream, expires_at: int) -> None:
@@ -88,10 +92,12 @@ def test_calls_answer_in_band_and_are_counted_as_their_methods() -> None:
         servicer.failure = KeyError("secret-share-bytes")
         server = asyncio.create_task(_serve(_handler(servicer, [NOW], done), stream, int(NOW) + 60))
         stream.incoming.put_nowait(pb.ExchangeRequest(call_id=1, start_sign=pb.StartSignRequest(session_id="slow")))
-        stream.incoming.put_nowait(pb.ExchangeRequest(call_id=2, get_sign_status=pb.GetSignStatusRequest(
-            session_id="s-2")))
-        stream.incoming.put_nowait(pb.ExchangeRequest(call_id=3, get_dkg_status=pb.GetDKGStatusRequest(
-            session_id="s-3")))
+        stream.incoming.put_nowait(
+            pb.ExchangeRequest(call_id=2, get_sign_status=pb.GetSignStatusRequest(session_id="s-2"))
+        )
+        stream.incoming.put_nowait(
+            pb.ExchangeRequest(call_id=3, get_dkg_status=pb.GetDKGStatusRequest(session_id="s-3"))
+        )
         stream.incoming.put_nowait(pb.ExchangeRequest(call_id=4))
         stream.incoming.put_nowait(pb.ExchangeRequest(call_id=1, get_sign_status=pb.GetSignStatusRequest()))
         while len(stream.written) < 4:
@@ -113,10 +119,14 @@ def test_calls_answer_in_band_and_are_counted_as_their_methods() -> None:
     duplicate = [r for r in stream.written if r.call_id == 1 and r.code]
     assert len(duplicate) == 1 and "already in flight" in duplicate[0].message
     assert stream.aborted is None  # half-closed: the stream ended normally
-    assert sorted(done) == sorted([
-        ("SignerService/StartSign", "OK"), ("SignerService/GetSignStatus", "OK"),
-        ("SignerService/GetDKGStatus", "INTERNAL"), ("SignerService/Exchange", "INVALID_ARGUMENT"),
-    ])
+    assert sorted(done) == sorted(
+        [
+            ("SignerService/StartSign", "OK"),
+            ("SignerService/GetSignStatus", "OK"),
+            ("SignerService/GetDKGStatus", "INTERNAL"),
+            ("SignerService/Exchange", "INVALID_ARGUMENT"),
+        ]
+    )
 
 
 def test_expiry_stops_reading_and_answers_the_calls_in_flight_first() -> None:

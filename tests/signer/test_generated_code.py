@@ -17,7 +17,10 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     subprocess.run(
         # STAMP points at an existing file so the order-only venv prerequisite never reinstalls
         ["make", "-s", "proto", f"PROTO_OUT={tmp_path}", f"PY={sys.executable}", "STAMP=Makefile"],
-        cwd=REPO, check=True, capture_output=True, timeout=120,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     committed = sorted(p.relative_to(REPO) for p in (REPO / "mpc" / "v1").glob("*_pb2*.py*"))

@@ -20,14 +20,19 @@ SPKI = (serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyI
 @pytest.fixture
 def keyfiles(tmp_path: Path) -> dict[str, Path]:
     files = {}
-    for name, key in (("es", ec.generate_private_key(ec.SECP256R1())),
-                      ("ed", ed25519.Ed25519PrivateKey.generate()),
-                      ("rs", rsa.generate_private_key(public_exponent=65537, key_size=2048))):
+    for name, key in (
+        ("es", ec.generate_private_key(ec.SECP256R1())),
+        ("ed", ed25519.Ed25519PrivateKey.generate()),
+        ("rs", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+    ):
         files[name] = tmp_path / f"{name}.pub"
         files[name].write_bytes(key.public_key().public_bytes(*SPKI))
         files[name + "_priv"] = tmp_path / f"{name}.key"
-        files[name + "_priv"].write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        files[name + "_priv"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     files["hs"] = tmp_path / "hs.hex"
     files["hs"].write_text("ab" * 32)
     return files
@@ -47,7 +52,11 @@ def token(files: dict[str, Path], kid: str, **kw: object) -> str:
 
 def test_algorithm_is_pinned_by_key_type(keyfiles: dict[str, Path]) -> None:
     assert {k: load_verification_key(keyfiles[k]).algorithm for k in ("es", "ed", "rs", "hs")} == {
-        "es": "ES256", "ed": "EdDSA", "rs": "RS256", "hs": "HS256"}
+        "es": "ES256",
+        "ed": "EdDSA",
+        "rs": "RS256",
+        "hs": "HS256",
+    }
     v = verifier(keyfiles)
     for kid in ("es", "ed", "rs", "hs"):
         assert v.verify(token(keyfiles, kid)).subject == "svc"
@@ -66,15 +75,19 @@ def test_rejections(keyfiles: dict[str, Path]) -> None:
         "unknown kid": mint_token(es_priv, "ES256", kid="zz", issuer="iss", audience="aud", subject="svc"),
         "alg swap": pyjwt.encode(claims, "ab" * 32, algorithm="HS256", headers={"kid": "es"}),
         "no kid": pyjwt.encode(claims, es_priv, algorithm="ES256"),
-        "no sub": pyjwt.encode({k: v for k, v in claims.items() if k != "sub"}, es_priv, algorithm="ES256",
-                               headers={"kid": "es"}),
-        "no exp": pyjwt.encode({k: v for k, v in claims.items() if k != "exp"}, es_priv, algorithm="ES256",
-                               headers={"kid": "es"}),
-        "future iat": pyjwt.encode({**claims, "iat": now + 120, "exp": now + 150}, es_priv, algorithm="ES256",
-                                   headers={"kid": "es"}),
+        "no sub": pyjwt.encode(
+            {k: v for k, v in claims.items() if k != "sub"}, es_priv, algorithm="ES256", headers={"kid": "es"}
+        ),
+        "no exp": pyjwt.encode(
+            {k: v for k, v in claims.items() if k != "exp"}, es_priv, algorithm="ES256", headers={"kid": "es"}
+        ),
+        "future iat": pyjwt.encode(
+            {**claims, "iat": now + 120, "exp": now + 150}, es_priv, algorithm="ES256", headers={"kid": "es"}
+        ),
         "nbf": pyjwt.encode({**claims, "nbf": now + 120}, es_priv, algorithm="ES256", headers={"kid": "es"}),
-        "another key's signature": pyjwt.encode(claims, load_signing_key(keyfiles["rs_priv"])[1], algorithm="RS256",
-                                                headers={"kid": "es"}),
+        "another key's signature": pyjwt.encode(
+            claims, load_signing_key(keyfiles["rs_priv"])[1], algorithm="RS256", headers={"kid": "es"}
+        ),
         "garbage": "a.b.c",
     }
     accepted = []
@@ -96,8 +109,11 @@ def test_key_loading_refuses_weak_or_wrong_keys(tmp_path: Path) -> None:
     short = tmp_path / "short.hex"
     short.write_text("ab" * 16)
     private = tmp_path / "priv.pem"
-    private.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    private.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     for path, problem in ((small, "2048"), (p384, "P-256"), (short, "32 bytes"), (private, "private key")):
         with pytest.raises(ValueError, match=problem):
             load_verification_key(path)

@@ -15,8 +15,13 @@ from signer.errors import Unauthenticated
 @pytest.fixture
 def setup() -> tuple[JwtVerifier, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    verifier = JwtVerifier({"k": VerificationKey("ES256", key.public_key())}, issuer="i", audience="a",
-                           leeway_seconds=5, max_lifetime_seconds=600)
+    verifier = JwtVerifier(
+        {"k": VerificationKey("ES256", key.public_key())},
+        issuer="i",
+        audience="a",
+        leeway_seconds=5,
+        max_lifetime_seconds=600,
+    )
     return verifier, key
 
 

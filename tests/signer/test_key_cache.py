@@ -29,8 +29,12 @@ class CountingStore:
 
 def _start(key_id: str, **kw: Any) -> epb.SessionStart:
     fields: dict[str, Any] = dict(
-        session_id="s-1", kind=epb.SESSION_KIND_SIGN, protocol=epb.PROTOCOL_FROST_ED25519, key_id=key_id,
-        party_ids=PARTIES, self_party_id="signer",
+        session_id="s-1",
+        kind=epb.SESSION_KIND_SIGN,
+        protocol=epb.PROTOCOL_FROST_ED25519,
+        key_id=key_id,
+        party_ids=PARTIES,
+        self_party_id="signer",
     )
     fields.update(kw)
     return epb.SessionStart(**fields)
@@ -40,11 +44,19 @@ async def test_key_records_are_read_once_and_still_checked(tmp_path: Path) -> No
     inner = await open_store(f"sqlite:{tmp_path}/keys.db")
     try:
         numbers = party_numbers(PARTIES)
-        key = await inner.put_key(KeyRecord(
-            key_id=secrets.token_hex(32), protocol="frost-ed25519", party_id=numbers[1], threshold=2,
-            party_ids=numbers, public_key=secrets.token_bytes(32), chain_code=b"", sealer_kind="local",
-            sealed_share=b"MPCS" + secrets.token_bytes(60),
-        ))
+        key = await inner.put_key(
+            KeyRecord(
+                key_id=secrets.token_hex(32),
+                protocol="frost-ed25519",
+                party_id=numbers[1],
+                threshold=2,
+                party_ids=numbers,
+                public_key=secrets.token_bytes(32),
+                chain_code=b"",
+                sealer_kind="local",
+                sealed_share=b"MPCS" + secrets.token_bytes(60),
+            )
+        )
         store = CountingStore(inner)
         ops = Operations(lambda: store)  # type: ignore[arg-type, return-value]
         assert (await ops._key(_start(key.key_id))).sealed_share == key.sealed_share

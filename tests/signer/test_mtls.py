@@ -25,8 +25,10 @@ def context(cert: bytes) -> dict[str, list[bytes]]:
 
 
 def test_dns_names_are_the_identities_and_the_cn_is_not_consulted() -> None:
-    cert = pem("mpc-service", [x509.DNSName("a.example"), x509.DNSName("b.example"),
-                               x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = pem(
+        "mpc-service",
+        [x509.DNSName("a.example"), x509.DNSName("b.example"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
     assert certificate_identities(cert) == ("a.example", "b.example")
 
 

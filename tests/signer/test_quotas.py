@@ -29,8 +29,11 @@ def test_running_sessions_per_caller_and_per_client() -> None:
     quotas = CallerQuotas(per_caller_max=2, per_client_max=3, refused=refused.append)
     quotas.acquire(A)
     quotas.acquire(A)
-    with pytest.raises(ResourceExhausted, match=r"caller 'tenant-a' of client 'mpc-service' has 2 running sessions "
-                                                r"\(sessions.per_caller_max\)"):
+    with pytest.raises(
+        ResourceExhausted,
+        match=r"caller 'tenant-a' of client 'mpc-service' has 2 running sessions "
+        r"\(sessions.per_caller_max\)",
+    ):
         quotas.acquire(A)
     quotas.acquire(B)
     client_full = r"client 'mpc-service' has 3 running sessions \(sessions.per_client_max\)"
@@ -49,8 +52,9 @@ def test_running_sessions_per_caller_and_per_client() -> None:
 def test_token_bucket_of_gg20_starts() -> None:
     clock = Clock()
     refused: list[str] = []
-    quotas = CallerQuotas(per_caller_max=100, gg20_starts_per_second=2.0, gg20_starts_burst=3, clock=clock,
-                          refused=refused.append)
+    quotas = CallerQuotas(
+        per_caller_max=100, gg20_starts_per_second=2.0, gg20_starts_burst=3, clock=clock, refused=refused.append
+    )
     for _ in range(3):
         quotas.acquire(A, presigning=True)
     too_fast = r"sessions.gg20_starts_per_second \(2/s, bursts of 3\); retry in 0.5 s"

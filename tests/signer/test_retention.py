@@ -14,13 +14,20 @@ from signer.retention import FinishedSession, FinishedSessions
 
 
 def record(session_id: str, at: float = 0.0, state: int = pb.SESSION_STATE_DONE) -> FinishedSession:
-    result = pb.SessionResult(sign=pb.SignResult(key_id=secrets.token_hex(32), signature=secrets.token_bytes(64),
-                                                 public_key=secrets.token_bytes(32)))
+    result = pb.SessionResult(
+        sign=pb.SignResult(
+            key_id=secrets.token_hex(32), signature=secrets.token_bytes(64), public_key=secrets.token_bytes(32)
+        )
+    )
     return FinishedSession(
-        session_id=session_id, kind=epb.SESSION_KIND_SIGN, fingerprint=hashlib.sha256(session_id.encode()).digest(),
-        state=state, finished_at=at, result=result.SerializeToString() if state == pb.SESSION_STATE_DONE else b"",
-        reason="" if state == pb.SESSION_STATE_DONE else "invalid share", culprits=() if state == pb.SESSION_STATE_DONE
-        else ("client",),
+        session_id=session_id,
+        kind=epb.SESSION_KIND_SIGN,
+        fingerprint=hashlib.sha256(session_id.encode()).digest(),
+        state=state,
+        finished_at=at,
+        result=result.SerializeToString() if state == pb.SESSION_STATE_DONE else b"",
+        reason="" if state == pb.SESSION_STATE_DONE else "invalid share",
+        culprits=() if state == pb.SESSION_STATE_DONE else ("client",),
     )
 
 

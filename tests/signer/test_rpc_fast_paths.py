@@ -27,16 +27,20 @@ METHOD = "/mpc.v1.SignerService/GetSignStatus"
 
 def test_rpc_done_counts_each_method_and_code_separately() -> None:
     m = Metrics()
-    for label, code in [("SignerService/Ping", "OK")] * 3 + [("SignerService/Ping", "UNAVAILABLE"),
-                                                            ("SignerService/StartSign", "OK")]:
+    for label, code in [("SignerService/Ping", "OK")] * 3 + [
+        ("SignerService/Ping", "UNAVAILABLE"),
+        ("SignerService/StartSign", "OK"),
+    ]:
         m.rpc_done(label, code, 0.002)
     value = m.registry.get_sample_value
     assert value("mpc_signer_rpc_total", {"method": "SignerService/Ping", "code": "OK"}) == 3
     assert value("mpc_signer_rpc_total", {"method": "SignerService/Ping", "code": "UNAVAILABLE"}) == 1
     assert value("mpc_signer_rpc_total", {"method": "SignerService/StartSign", "code": "OK"}) == 1
     assert value("mpc_signer_rpc_latency_seconds_count", {"method": "SignerService/Ping", "code": "OK"}) == 3
-    assert value("mpc_signer_rpc_latency_seconds_bucket",
-                 {"method": "SignerService/Ping", "code": "OK", "le": "0.0025"}) == 3
+    assert (
+        value("mpc_signer_rpc_latency_seconds_bucket", {"method": "SignerService/Ping", "code": "OK", "le": "0.0025"})
+        == 3
+    )
 
 
 def test_bind_sets_and_restores_only_the_ids_given() -> None:
@@ -95,8 +99,13 @@ class _Context:
 
 def _pipeline() -> tuple[RpcPipeline, Metrics, str]:
     key = ec.generate_private_key(ec.SECP256R1())
-    verifier = JwtVerifier({"k": VerificationKey("ES256", key.public_key())}, issuer="i", audience="a",
-                           leeway_seconds=5, max_lifetime_seconds=600)
+    verifier = JwtVerifier(
+        {"k": VerificationKey("ES256", key.public_key())},
+        issuer="i",
+        audience="a",
+        leeway_seconds=5,
+        max_lifetime_seconds=600,
+    )
     token = mint_token(key, "ES256", kid="k", issuer="i", audience="a", subject="svc")
     metrics = Metrics()
     return RpcPipeline(metrics, Authenticator(ClientAllowlist(["mpc-service"]), verifier)), metrics, token

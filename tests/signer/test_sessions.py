@@ -46,7 +46,8 @@ class ToyEngine:
             raise RequestRejected(epb.ERROR_CODE_ALREADY_EXISTS, "session exists")
         self.sessions[request.session_id] = request
         update = epb.SessionUpdate(
-            session_id=request.session_id, state=epb.SESSION_STATE_RUNNING,
+            session_id=request.session_id,
+            state=epb.SESSION_STATE_RUNNING,
             outgoing=[epb.EnclaveMessage(round=1, payload=b"commitments")],
         )
         if request.messages:  # applied right after the start, as the real engine does
@@ -65,19 +66,27 @@ class ToyEngine:
         sid = request.session_id
         for message in request.messages:
             if message.payload == b"bad":
-                return epb.SessionUpdate(session_id=sid, state=epb.SESSION_STATE_FAILED, culprits=[message.sender],
-                                         reason="invalid share")
+                return epb.SessionUpdate(
+                    session_id=sid, state=epb.SESSION_STATE_FAILED, culprits=[message.sender], reason="invalid share"
+                )
             if message.payload == b"finish":
-                result = epb.SessionResult(key_id="ab" * 32, public_key=b"\x02" + b"\x11" * 32,
-                                           signature=b"\x01" * 32 + b"\x02" * 32 + b"\x01", recovery_id=1)
+                result = epb.SessionResult(
+                    key_id="ab" * 32,
+                    public_key=b"\x02" + b"\x11" * 32,
+                    signature=b"\x01" * 32 + b"\x02" * 32 + b"\x01",
+                    recovery_id=1,
+                )
                 if start.kind == epb.SESSION_KIND_DKG:
-                    result.sealed_share.CopyFrom(epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id="ab" * 32,
-                                                                data=b"sealed"))
+                    result.sealed_share.CopyFrom(
+                        epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id="ab" * 32, data=b"sealed")
+                    )
                 return epb.SessionUpdate(session_id=sid, state=epb.SESSION_STATE_DONE, result=result)
         return epb.SessionUpdate(
-            session_id=sid, state=epb.SESSION_STATE_RUNNING,
-            outgoing=[epb.EnclaveMessage(recipient=m.sender, round=m.round + 1, payload=b"reply") for m in
-                      request.messages],
+            session_id=sid,
+            state=epb.SESSION_STATE_RUNNING,
+            outgoing=[
+                epb.EnclaveMessage(recipient=m.sender, round=m.round + 1, payload=b"reply") for m in request.messages
+            ],
         )
 
     async def abort(self, request: epb.SessionAbort) -> epb.SessionUpdate:
@@ -102,18 +111,29 @@ def sessions_for(client: EnclaveClient, persisted: list | None = None, **kw: flo
         assert persisted is not None
         persisted.append((session.session_id, result.sealed_share.data))
 
-    return Sessions(client, KEYS, deadline_seconds=kw.get("deadline", 60),
-                    max_concurrent=int(kw.get("max", 10)), persist=persist if persisted is not None else None)
+    return Sessions(
+        client,
+        KEYS,
+        deadline_seconds=kw.get("deadline", 60),
+        max_concurrent=int(kw.get("max", 10)),
+        persist=persist if persisted is not None else None,
+    )
 
 
 def dkg(session_id: str = "dkg-1") -> pb.StartDKGRequest:
-    return pb.StartDKGRequest(session_id=session_id, protocol=pb.PROTOCOL_FROST_ED25519, threshold=2,
-                              party_ids=["client", "signer"], self_party_id="signer")
+    return pb.StartDKGRequest(
+        session_id=session_id,
+        protocol=pb.PROTOCOL_FROST_ED25519,
+        threshold=2,
+        party_ids=["client", "signer"],
+        self_party_id="signer",
+    )
 
 
 def incoming(session_id: str, seq: int, payload: bytes, sender: str = "client") -> pb.ProtocolMessage:
-    message = pb.ProtocolMessage(session_id=session_id, sender=sender, recipient="signer", round=1, seq=seq,
-                                 payload=payload)
+    message = pb.ProtocolMessage(
+        session_id=session_id, sender=sender, recipient="signer", round=1, seq=seq, payload=payload
+    )
     KEYS.sign(message)
     return message
 
@@ -129,7 +149,8 @@ async def test_start_submit_done_with_signed_outgoing_messages(channel) -> None:
     session, outgoing = await start(sessions, dkg())
     assert session.state == pb.SESSION_STATE_RUNNING
     assert [(m.sender, m.recipient, m.round, m.seq, m.payload) for m in outgoing] == [
-        ("signer", "", 1, 1, b"commitments")]
+        ("signer", "", 1, 1, b"commitments")
+    ]
     KEYS.verify_all(outgoing)  # the caller can check the signer's HMACs
 
     session, outgoing = await sessions.submit([incoming("dkg-1", 1, b"share")])

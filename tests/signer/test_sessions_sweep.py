@@ -24,8 +24,9 @@ def make(client, **kw) -> Sessions:  # type: ignore[no-untyped-def]
         return None
 
     retained = FinishedSessions(max_age=kw.get("retention", 60), max_count=10_000, max_bytes=1 << 25)
-    return Sessions(client, KEYS, deadline_seconds=kw.get("deadline", 60), max_concurrent=10, retained=retained,
-                    persist=persist)
+    return Sessions(
+        client, KEYS, deadline_seconds=kw.get("deadline", 60), max_concurrent=10, retained=retained, persist=persist
+    )
 
 
 async def test_sweep_fails_overdue_sessions_aborts_them_and_evicts_old_ones(channel) -> None:  # type: ignore[no-untyped-def]
@@ -77,9 +78,7 @@ async def test_start_with_incoming_messages(channel) -> None:  # type: ignore[no
     sessions = make(client)
     request = dkg("early")
     first = incoming("early", 1, b"share")
-    session, outgoing = await sessions.start(
-        convert.dkg_start(request), convert.fingerprint(request), messages=[first]
-    )
+    session, outgoing = await sessions.start(convert.dkg_start(request), convert.fingerprint(request), messages=[first])
     # the start's broadcast, then the reply to the delivered message, in sequence
     assert [(m.recipient, m.round, m.seq) for m in outgoing] == [("", 1, 1), ("client", 2, 2)]
     with pytest.raises(InvalidArgument, match="session being started"):

@@ -8,8 +8,16 @@ from signer.storage import AuditQuery, AuditRecord, Store
 async def test_batch_appends_in_order_and_empty_is_a_no_op(store: Store) -> None:
     await store.append_audits([])
     records = [
-        AuditRecord(operation="sign", caller="svc", session_id=f"s{i}", result="ok", key_id=f"{i:064x}",
-                    digest="ab" * 32, culprits=(i,), reason=f"r{i}")
+        AuditRecord(
+            operation="sign",
+            caller="svc",
+            session_id=f"s{i}",
+            result="ok",
+            key_id=f"{i:064x}",
+            digest="ab" * 32,
+            culprits=(i,),
+            reason=f"r{i}",
+        )
         for i in range(1, 4)
     ]
     await store.append_audits(records)
@@ -18,4 +26,3 @@ async def test_batch_appends_in_order_and_empty_is_a_no_op(store: Store) -> None
         (r.session_id, r.key_id, r.digest, r.culprits, r.reason) for r in records
     ]
     assert all(r.id is not None and r.time is not None for r in stored)
-

@@ -179,9 +179,7 @@ async def test_hmac_protects_metadata(source: Store, target: Store, target_loc: 
 
     def forge(data: bytes, hmac_key: bytes | None = None) -> bytes:
         header, body, _ = _lines(data)
-        return _reseal(
-            header, body.replace(base64.b64encode(old_pk), base64.b64encode(forged_pk)), hmac_key
-        )
+        return _reseal(header, body.replace(base64.b64encode(old_pk), base64.b64encode(forged_pk)), hmac_key)
 
     # SHA-256 alone cannot stop someone who rewrites the file and recomputes it (documented) ...
     decoded = decode_backup(forge(plain.read_bytes()))

@@ -122,8 +122,13 @@ async def test_no_silent_overwrite(store: Store, loc: StoreLocation) -> None:
     first = await store.put_key(k)
     again = await store.put_key(k)  # a retried put is a no-op
     assert again == first
-    for change in ({"sealed_share": b"MPCS-other"}, {"threshold": 3}, {"public_key": b"\x03" * 33},
-                   {"sealer_kind": "kms"}, {"party_ids": (1, 2, 3, 4)}):
+    for change in (
+        {"sealed_share": b"MPCS-other"},
+        {"threshold": 3},
+        {"public_key": b"\x03" * 33},
+        {"sealer_kind": "kms"},
+        {"party_ids": (1, 2, 3, 4)},
+    ):
         with pytest.raises(KeyExists) as ei:
             await store.put_key(make_key(7, **{"sealed_share": k.sealed_share, **change}))
         assert ei.value.key_ids == (k.key_id,)
@@ -289,8 +294,16 @@ async def test_audit_append_and_query(store: Store, clock: Clock) -> None:
     recs = [
         AuditRecord(operation="dkg", caller="CN=svc", session_id="s1", result="ok", key_id=k1),
         AuditRecord(operation="sign", caller="CN=svc", session_id="s2", result="ok", key_id=k1, digest="ab" * 32),
-        AuditRecord(operation="sign", caller="CN=svc", session_id="s3", result="failed", key_id=k1,
-                    digest="cd" * 32, culprits=(3, 1), reason="bad proof from party 3"),
+        AuditRecord(
+            operation="sign",
+            caller="CN=svc",
+            session_id="s3",
+            result="failed",
+            key_id=k1,
+            digest="cd" * 32,
+            culprits=(3, 1),
+            reason="bad proof from party 3",
+        ),
         AuditRecord(operation="sign", caller="CN=other", session_id="s4", result="ok", key_id=k2, digest="ef" * 32),
         AuditRecord(operation="presign", caller="CN=svc", session_id="s5", result="ok", key_id=k1),
     ]

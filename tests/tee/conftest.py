@@ -31,8 +31,15 @@ class TeeEnclave(EnclaveProcess):
 
     def start(self, timeout: float = 15.0) -> TeeEnclave:
         args = [
-            sys.executable, "-m", "tests.tee.fixture_enclave", "--listen", self.address,
-            "--sealing-key-file", str(self.workdir / "sealing.key"), "--generate-sealing-key", *self.extra_args,
+            sys.executable,
+            "-m",
+            "tests.tee.fixture_enclave",
+            "--listen",
+            self.address,
+            "--sealing-key-file",
+            str(self.workdir / "sealing.key"),
+            "--generate-sealing-key",
+            *self.extra_args,
         ]
         env = {**os.environ, "MPC_TEST_PRIME_SLICE": "1", **self.env}
         with open(self.log_path, "ab") as log:

@@ -42,8 +42,9 @@ def write_chain(chain: CaChain, directory: Path) -> Path:
     (directory / "root.pem").write_bytes(chain.root.public_bytes(pem))
     (directory / "intermediate.pem").write_bytes(chain.intermediate.public_bytes(pem))
     (directory / "leaf.pem").write_bytes(chain.leaf.public_bytes(pem))
-    (directory / "leaf.key").write_bytes(chain.leaf_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / "leaf.key").write_bytes(
+        chain.leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return directory
 
 

@@ -78,8 +78,13 @@ def make_chain(
         "test.intermediate", inter_key, root_cn, root_key, ca=True, not_before=long_before, not_after=long_after
     )
     leaf = make_cert(
-        "test.enclave-leaf", leaf_key, "test.intermediate", inter_key, ca=False,
-        not_before=leaf_not_before, not_after=leaf_not_after,
+        "test.enclave-leaf",
+        leaf_key,
+        "test.intermediate",
+        inter_key,
+        ca=False,
+        not_before=leaf_not_before,
+        not_after=leaf_not_after,
     )
     return CaChain(root_key, root, inter_key, inter, leaf_key, leaf)
 

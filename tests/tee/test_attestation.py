@@ -112,8 +112,13 @@ def test_intermediate_not_a_ca(chain: CaChain) -> None:
     from tests.tee.nitro_docs import make_cert
 
     inter = make_cert(
-        "test.intermediate", chain.intermediate_key, "test.nitro-root", chain.root_key, ca=False,
-        not_before=EPOCH - timedelta(days=1), not_after=EPOCH + timedelta(days=1),
+        "test.intermediate",
+        chain.intermediate_key,
+        "test.nitro-root",
+        chain.root_key,
+        ca=False,
+        not_before=EPOCH - timedelta(days=1),
+        not_after=EPOCH + timedelta(days=1),
     )
     weak = CaChain(chain.root_key, chain.root, chain.intermediate_key, inter, chain.leaf_key, chain.leaf)
     rejected(make_document(weak), chain, Reason.BROKEN_CHAIN)

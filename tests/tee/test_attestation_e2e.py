@@ -113,8 +113,11 @@ async def test_sdk_attest_node(attested, plain, chain, connect) -> None:  # type
 
         async def ping(self, attestation_nonce: bytes = b"") -> pb.PingResponse:
             reply = await client.ping(attestation_nonce)
-            reply.enclave_public_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+            reply.enclave_public_key = (
+                ec.generate_private_key(ec.SECP256R1())
+                .public_key()
+                .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+            )
             return reply
 
     with pytest.raises(AttestationError) as err:

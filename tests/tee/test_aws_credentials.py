@@ -102,11 +102,20 @@ def _imds_handler(imds: Imds) -> type[BaseHTTPRequestHandler]:
             if self.path == base + ROLE and imds.current is not None:
                 c = imds.current
                 expiration = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=imds.lifetime)
-                return self._reply(200, json.dumps({
-                    "Code": "Success", "LastUpdated": "2026-11-22T00:00:00Z", "Type": "AWS-HMAC",
-                    "AccessKeyId": c.access_key_id, "SecretAccessKey": c.secret_access_key, "Token": c.session_token,
-                    "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                }).encode())
+                return self._reply(
+                    200,
+                    json.dumps(
+                        {
+                            "Code": "Success",
+                            "LastUpdated": "2026-11-22T00:00:00Z",
+                            "Type": "AWS-HMAC",
+                            "AccessKeyId": c.access_key_id,
+                            "SecretAccessKey": c.secret_access_key,
+                            "Token": c.session_token,
+                            "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        }
+                    ).encode(),
+                )
             self._reply(404, b"")
 
     return Handler
@@ -133,7 +142,10 @@ def test_fetch_uses_a_session_token(imds: Imds) -> None:
     got = ImdsClient(imds.url).fetch()
     assert imds.current is not None
     assert (got.access_key_id, got.secret_access_key, got.session_token) == (
-        imds.current.access_key_id, imds.current.secret_access_key, imds.current.session_token)
+        imds.current.access_key_id,
+        imds.current.secret_access_key,
+        imds.current.session_token,
+    )
     assert abs(got.expiration - (time.time() + imds.lifetime)) < 5
     assert [m for m, _, s in imds.log if s == 200] == ["PUT", "GET", "GET"]
     assert imds.current.secret_access_key not in repr(got) and imds.current.session_token not in repr(got)
@@ -178,8 +190,12 @@ def kms_enclave(start_enclave, chain, tmp_path_factory):  # type: ignore[no-unty
 
     workdir = tmp_path_factory.mktemp("kms-enclave")
     directory = write_chain(chain, workdir / "chain")
-    process = TeeEnclave(f"unix://{workdir}/e.sock", workdir, ["--attestation", "nitro", "--kms-key-id", KEY_ARN],
-                         {"MPC_TEST_ATTESTATION_DIR": str(directory)})
+    process = TeeEnclave(
+        f"unix://{workdir}/e.sock",
+        workdir,
+        ["--attestation", "nitro", "--kms-key-id", KEY_ARN],
+        {"MPC_TEST_ATTESTATION_DIR": str(directory)},
+    )
     process.start()
     yield process
     process.stop()
@@ -205,8 +221,11 @@ async def test_pusher_fetches_refreshes_and_pushes_to_the_enclave(imds: Imds, km
         assert second.secret_access_key not in kms_enclave.log() and second.session_token not in kms_enclave.log()
         # Expired credentials are refused, as are credentials for an enclave that does not use KMS.
         with pytest.raises(EnclaveRequestError) as err:
-            await client.set_aws_credentials(epb.SetAwsCredentials(
-                access_key_id=second.access_key_id, secret_access_key="s", expiration_unix=int(time.time()) - 1))
+            await client.set_aws_credentials(
+                epb.SetAwsCredentials(
+                    access_key_id=second.access_key_id, secret_access_key="s", expiration_unix=int(time.time()) - 1
+                )
+            )
         assert err.value.code == epb.ERROR_CODE_INVALID_ARGUMENT and "expired" in err.value.message
     finally:
         await client.close()
@@ -263,9 +282,11 @@ def test_kms_client_signs_with_the_pushed_credentials(capture: Captured) -> None
     now = [time.time()]
     holder = CredentialsHolder(clock=lambda: now[0])
     client = KmsHttpClient(
-        REGION, holder.current,
+        REGION,
+        holder.current,
         connector=lambda timeout: socket.create_connection(("127.0.0.1", capture.port), timeout=timeout),
-        tls=ssl.create_default_context(cafile=str(capture.ca_file)), timeout=5.0,
+        tls=ssl.create_default_context(cafile=str(capture.ca_file)),
+        timeout=5.0,
     )
     with pytest.raises(KmsUnavailable, match="no AWS credentials yet"):
         client.generate_data_key(KEY_ARN, b"document")
@@ -275,13 +296,20 @@ def test_kms_client_signs_with_the_pushed_credentials(capture: Captured) -> None
     assert secret not in repr(holder) and token not in repr(holder)
     with pytest.raises(KmsUnavailable, match="captured"):
         client.generate_data_key(KEY_ARN, b"document")
-    (headers, body), = capture.requests
-    signed = {name: headers[name] for name in ("Content-Type", "Host", "X-Amz-Date", "X-Amz-Target",
-                                               "X-Amz-Security-Token")}
+    ((headers, body),) = capture.requests
+    signed = {
+        name: headers[name] for name in ("Content-Type", "Host", "X-Amz-Date", "X-Amz-Target", "X-Amz-Security-Token")
+    }
     assert signed["X-Amz-Security-Token"] == token
     expected = sigv4_authorization(
-        method="POST", path="/", query="", headers=signed, body=body,
-        credentials=AwsCredentials("ASIAPUSHEDKEY0000001", secret, token), region=REGION, service="kms",
+        method="POST",
+        path="/",
+        query="",
+        headers=signed,
+        body=body,
+        credentials=AwsCredentials("ASIAPUSHEDKEY0000001", secret, token),
+        region=REGION,
+        service="kms",
         amz_date=headers["X-Amz-Date"],
     )
     assert headers["Authorization"] == expected
@@ -313,11 +341,21 @@ def _kms_handler(ep: KmsEndpoint, imds: Imds) -> type[BaseHTTPRequestHandler]:
             auth = self.headers["Authorization"] or ""
             key_id = auth.partition("Credential=")[2].partition("/")[0]
             credentials = imds.issued.get(key_id)
-            signed = {n: self.headers[n] for n in ("Content-Type", "Host", "X-Amz-Date", "X-Amz-Target",
-                                                   "X-Amz-Security-Token") if self.headers[n]}
+            signed = {
+                n: self.headers[n]
+                for n in ("Content-Type", "Host", "X-Amz-Date", "X-Amz-Target", "X-Amz-Security-Token")
+                if self.headers[n]
+            }
             ok = credentials is not None and auth == sigv4_authorization(
-                method="POST", path="/", query="", headers=signed, body=body, credentials=credentials,
-                region=REGION, service="kms", amz_date=self.headers["X-Amz-Date"],
+                method="POST",
+                path="/",
+                query="",
+                headers=signed,
+                body=body,
+                credentials=credentials,
+                region=REGION,
+                service="kms",
+                amz_date=self.headers["X-Amz-Date"],
             )
             action = self.headers["X-Amz-Target"].rpartition(".")[2]
             ep.calls.append((action, key_id, ok))
@@ -329,8 +367,7 @@ def _kms_handler(ep: KmsEndpoint, imds: Imds) -> type[BaseHTTPRequestHandler]:
                 answer = ep.kms.generate_data_key(request["KeyId"], document)
             else:
                 answer = ep.kms.decrypt(base64.b64decode(request["CiphertextBlob"]), document, request["KeyId"])
-            self._send(200, {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
-                             for k, v in answer.items()})
+            self._send(200, {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in answer.items()})
 
         def _send(self, status: int, doc: dict[str, Any]) -> None:
             data = json.dumps(doc).encode()
@@ -360,8 +397,11 @@ async def test_keys_sealed_with_kms_using_imds_credentials(  # type: ignore[no-u
         node = start_tee_node(
             "kms-node",
             ["--attestation", "nitro", "--kms-key-id", KEY_ARN],
-            {"MPC_TEST_ATTESTATION_DIR": str(write_chain(chain, tmp_path / "chain")),
-             "MPC_TEST_KMS_PORT": str(endpoint.port), "SSL_CERT_FILE": str(ca_file)},
+            {
+                "MPC_TEST_ATTESTATION_DIR": str(write_chain(chain, tmp_path / "chain")),
+                "MPC_TEST_KMS_PORT": str(endpoint.port),
+                "SSL_CERT_FILE": str(ca_file),
+            },
             {"enclave": {"aws_credentials": "imds", "imds_url": imds.url}},
         )
         relay = Relay({"client": local, "kms-node": connect(node)})
@@ -399,8 +439,11 @@ async def test_keys_sealed_with_kms_using_imds_credentials(  # type: ignore[no-u
         bare = start_tee_node(
             "kms-no-credentials",
             ["--attestation", "nitro", "--kms-key-id", KEY_ARN],
-            {"MPC_TEST_ATTESTATION_DIR": str(tmp_path / "chain"), "MPC_TEST_KMS_PORT": str(endpoint.port),
-             "SSL_CERT_FILE": str(ca_file)},
+            {
+                "MPC_TEST_ATTESTATION_DIR": str(tmp_path / "chain"),
+                "MPC_TEST_KMS_PORT": str(endpoint.port),
+                "SSL_CERT_FILE": str(ca_file),
+            },
         )
         outcomes = await Relay({"client": local, "kms-no-credentials": connect(bare)}).run(
             SessionSpec("dkg", f"dkg-{secrets.token_hex(4)}", FROST, ("client", "kms-no-credentials"), threshold=2)  # type: ignore[arg-type]
@@ -447,8 +490,13 @@ async def test_pusher_loop_keeps_pushing_without_hammering_imds(imds: Imds, kms_
 
 def test_refresh_cadence_near_expiry() -> None:
     now = [1000.0]
-    pusher = CredentialsPusher(ImdsClient("http://127.0.0.1:1"), None, refresh_margin=300, push_interval=5,  # type: ignore[arg-type]
-                               clock=lambda: now[0])
+    pusher = CredentialsPusher(
+        ImdsClient("http://127.0.0.1:1"),
+        None,
+        refresh_margin=300,
+        push_interval=5,  # type: ignore[arg-type]
+        clock=lambda: now[0],
+    )
     from signer.aws_credentials import RoleCredentials
 
     pusher._current = RoleCredentials("ASIA0000000000000001", "s", "t", expiration=1000 + 302)

@@ -55,7 +55,8 @@ def start_enclave(workdir: Path, args: list[str], env: dict[str, str] | None = N
 def attested_enclave(chain: CaChain, tmp_path: Path) -> Iterator[TeeEnclave]:
     directory = write_chain(chain, tmp_path / "chain")
     enclave = start_enclave(
-        tmp_path, ["--attestation", "nitro", "--psk-provisioning", "attested"],
+        tmp_path,
+        ["--attestation", "nitro", "--psk-provisioning", "attested"],
         {"MPC_TEST_ATTESTATION_DIR": str(directory)},
     )
     yield enclave
@@ -83,13 +84,15 @@ def raw_ping(address: str) -> bytes:
 def client(enclave: TeeEnclave, psk: bytes, chain: CaChain | None, pcrs: dict[int, bytes] = EXPECTED) -> EnclaveClient:
     host, _, port = enclave.address[len("tcp://") :].rpartition(":")
     verify = attested_offer_verifier(pcrs, root=chain.root) if chain is not None else None
-    return EnclaveClient(Address("tcp", host=host, port=int(port)), psk=psk, verify_offer=verify,
-                         connect_timeout=5.0, retry_interval=0.0)
+    return EnclaveClient(
+        Address("tcp", host=host, port=int(port)), psk=psk, verify_offer=verify, connect_timeout=5.0, retry_interval=0.0
+    )
 
 
 def run_enclave(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "enclave", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "enclave", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
 
 
 # --- refusing to listen without a key -------------------------------------------------------
@@ -97,8 +100,15 @@ def run_enclave(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("listen", ["vsock://any:5000", "tcp://127.0.0.1:{port}"])
 def test_enclave_refuses_to_listen_without_channel_auth(listen: str, tmp_path: Path) -> None:
-    result = run_enclave(["--listen", listen.format(port=free_port()), "--sealing-key-file",
-                          str(tmp_path / "k"), "--generate-sealing-key"])
+    result = run_enclave(
+        [
+            "--listen",
+            listen.format(port=free_port()),
+            "--sealing-key-file",
+            str(tmp_path / "k"),
+            "--generate-sealing-key",
+        ]
+    )
     assert result.returncode == 2, result.stderr
     assert "needs channel authentication" in result.stderr
     assert "--insecure-no-channel-auth-for-development" in result.stderr
@@ -218,9 +228,24 @@ def test_enclave_ping_delivers_only_to_an_aws_attested_enclave(attested_enclave:
     pcrs = tmp_path / "pcrs.json"
     pcrs.write_text(json.dumps({f"PCR{i}": v.hex() for i, v in EXPECTED.items()}))
     result = subprocess.run(
-        [sys.executable, "-m", "signer.cli", "enclave-ping", "--address", attested_enclave.address,
-         "--psk-file", str(tmp_path / "psk"), "--expected-pcrs-file", str(pcrs), "--timeout", "5"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "signer.cli",
+            "enclave-ping",
+            "--address",
+            attested_enclave.address,
+            "--psk-file",
+            str(tmp_path / "psk"),
+            "--expected-pcrs-file",
+            str(pcrs),
+            "--timeout",
+            "5",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "attestation was refused" in result.stderr and "key not delivered" in result.stderr

@@ -24,8 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "enclave" / "Dockerfile"
 LOCAL_PACKAGES = {"enclave", "mpc"}
 # environment markers as they evaluate in the image (CPython 3.11 on Linux)
-IMAGE_PYTHON = {"extra": "", "python_version": "3.11", "python_full_version": "3.11.9",
-                "implementation_name": "cpython", "platform_python_implementation": "CPython", "sys_platform": "linux"}
+IMAGE_PYTHON = {
+    "extra": "",
+    "python_version": "3.11",
+    "python_full_version": "3.11.9",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "sys_platform": "linux",
+}
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -145,14 +151,21 @@ def test_policy_key_built_into_the_image_is_enforced(
     from enclave.engine import setup as engine_setup
     from tests.tee.test_kms import DocAttestor, make_chain
 
-    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     (tmp_path / "policy.pub").write_bytes(pem)
     # What `make eif POLICY_KEY_FILE=...` hands to docker build, run with a stand-in for docker.
-    (docker,) = [x for x in make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}", f"POLICY_KEY_FILE={tmp_path / 'policy.pub'}")
-                 if x.startswith("docker build")]
-    argv = subprocess.run(["bash", "-c", "docker() { printf '%s\\n' \"$@\"; }; " + docker], capture_output=True,
-                          text=True, check=True).stdout.splitlines()
+    (docker,) = [
+        x
+        for x in make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}", f"POLICY_KEY_FILE={tmp_path / 'policy.pub'}")
+        if x.startswith("docker build")
+    ]
+    argv = subprocess.run(
+        ["bash", "-c", "docker() { printf '%s\\n' \"$@\"; }; " + docker], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     build_args = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--build-arg")
     assert build_args["KMS_KEY_ID"] == IMAGE_KEY_ARN
     args = image_arguments(parsed, monkeypatch, build_args)
@@ -242,8 +255,15 @@ def test_packages_come_from_the_runtime_lock_with_hashes(parsed: list[tuple[str,
         assert metadata.version(name) == locked[name].version, f"{name}: tested {metadata.version(name)}"
     (install,) = [r for r in _runs(parsed) if "pip install" in r]
     pip = next(part for part in install.split("&&") if "pip install" in part)
-    assert shlex.split(pip)[1:] == ["install", "--require-hashes", "--no-deps", "--only-binary=:all:",
-                                    "--no-compile", "-r", "/build/enclave.txt"]
+    assert shlex.split(pip)[1:] == [
+        "install",
+        "--require-hashes",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-compile",
+        "-r",
+        "/build/enclave.txt",
+    ]
 
 
 def test_every_input_is_pinned_and_the_build_is_reproducible(parsed: list[tuple[str, str]]) -> None:
@@ -266,7 +286,8 @@ def test_every_input_is_pinned_and_the_build_is_reproducible(parsed: list[tuple[
             continue
         assert ("ARG", "SOURCE_DATE_EPOCH") in stage
         assert runs and "touch --no-dereference --date=@${SOURCE_DATE_EPOCH}" in runs[-1].split("&&")[-1], (
-            "the last step of every build stage sets every file time")
+            "the last step of every build stage sets every file time"
+        )
         assert "chmod -R a+rX,go-w" in runs[-1]
         assert any("__pycache__" in r and "rm -rf" in r for r in runs)
     env = image_environment(final_stage(parsed), {})
@@ -280,8 +301,9 @@ def test_make_eif_builds_with_the_commit_time_as_epoch() -> None:
     lines = make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}", "SOURCE_DATE_EPOCH=1700000000")
     docker = next(line for line in lines if line.startswith("docker build"))
     assert "--build-arg SOURCE_DATE_EPOCH=1700000000" in docker
-    epoch = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True,
-                           text=True, check=False).stdout.strip()
+    epoch = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     if epoch:
         default = next(line for line in make_n("eif", f"KMS_KEY_ARN={IMAGE_KEY_ARN}") if line.startswith("docker"))
         assert f"--build-arg SOURCE_DATE_EPOCH={epoch}" in default
@@ -345,21 +367,33 @@ def test_make_eif_builds_the_image_and_records_pcrs(tmp_path: Path) -> None:
     # Run the recording step on output shaped like nitro-cli's.
     record = next(line for line in lines if "var/pcrs.json" in line and "Measurements" in line)
     (tmp_path / "var").mkdir()
-    (tmp_path / "var" / "build-enclave.json").write_text("Start building the Enclave Image...\n" + json.dumps({
-        "Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "aa" * 48, "PCR1": "bb" * 48, "PCR2": "cc" * 48},
-        "EnclaveImage": "ignored",
-    }))
+    (tmp_path / "var" / "build-enclave.json").write_text(
+        "Start building the Enclave Image...\n"
+        + json.dumps(
+            {
+                "Measurements": {
+                    "HashAlgorithm": "Sha384 { ... }",
+                    "PCR0": "aa" * 48,
+                    "PCR1": "bb" * 48,
+                    "PCR2": "cc" * 48,
+                },
+                "EnclaveImage": "ignored",
+            }
+        )
+    )
     subprocess.run(["bash", "-c", record], cwd=tmp_path, check=True)
     pcrs = json.loads((tmp_path / "var" / "pcrs.json").read_text())
     assert pcrs == {"HashAlgorithm": "Sha384 { ... }", "PCR0": "aa" * 48, "PCR1": "bb" * 48, "PCR2": "cc" * 48}
 
 
 def test_make_run_enclave_takes_its_resources_from_variables() -> None:
-    (line,) = [x for x in make_n("run-enclave", "ENCLAVE_CPUS=4", "ENCLAVE_MEMORY_MIB=8192", "ENCLAVE_CID=21")
-               if x.startswith("nitro-cli")]
+    (line,) = [
+        x
+        for x in make_n("run-enclave", "ENCLAVE_CPUS=4", "ENCLAVE_MEMORY_MIB=8192", "ENCLAVE_CID=21")
+        if x.startswith("nitro-cli")
+    ]
     argv = shlex.split(line)
     assert argv[:2] == ["nitro-cli", "run-enclave"]
     flags = dict(zip(argv[2::2], argv[3::2], strict=False))
-    assert flags == {"--eif-path": "var/mpc-enclave.eif", "--cpu-count": "4", "--memory": "8192",
-                     "--enclave-cid": "21"}
+    assert flags == {"--eif-path": "var/mpc-enclave.eif", "--cpu-count": "4", "--memory": "8192", "--enclave-cid": "21"}
     assert "--debug-mode" not in argv

@@ -30,14 +30,23 @@ def test_policy_node_key_must_be_p256(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("not a certificate")
     key = tmp_path / "node.key"
-    key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    env = {"MPC_SIGNER_POLICY_CALLBACK_URL": "https://policy.local/approve",
-           "MPC_SIGNER_POLICY_CA_FILE": str(ca), "MPC_SIGNER_POLICY_NODE_KEY_FILE": str(key)}
+    key.write_bytes(
+        ed25519.Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    env = {
+        "MPC_SIGNER_POLICY_CALLBACK_URL": "https://policy.local/approve",
+        "MPC_SIGNER_POLICY_CA_FILE": str(ca),
+        "MPC_SIGNER_POLICY_NODE_KEY_FILE": str(key),
+    }
     with pytest.raises(ConfigError, match=r"policy.node_key_file: .*not a P-256 private key"):
         _policy_client(load_config(environ=env))
-    key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     with pytest.raises(ConfigError, match=r"^policy: "):  # the CA file is no PEM certificate
         _policy_client(load_config(environ=env))
 

@@ -62,34 +62,48 @@ def build_cms(data_key: bytes, recipient: rsa.RSAPublicKey, shape: CmsShape | No
     encryptor = Cipher(algorithms.AES(cek if len(cek) in (16, 24, 32) else cek[:32]), modes.CBC(iv)).encryptor()
     content = encryptor.update(padder.update(data_key) + padder.finalize()) + encryptor.finalize()
     if shape.key_transport == "rsaes_oaep":
-        oaep = OAEP(mgf=MGF1(algorithm=getattr(hashes, shape.mgf_hash.upper())()),
-                    algorithm=getattr(hashes, shape.oaep_hash.upper())(), label=None)
+        oaep = OAEP(
+            mgf=MGF1(algorithm=getattr(hashes, shape.mgf_hash.upper())()),
+            algorithm=getattr(hashes, shape.oaep_hash.upper())(),
+            label=None,
+        )
         encrypted_key = recipient.encrypt(cek, oaep)
-        kea = cms.KeyEncryptionAlgorithm({
-            "algorithm": "rsaes_oaep",
-            "parameters": algos.RSAESOAEPParams({
-                "hash_algorithm": {"algorithm": shape.oaep_hash},
-                "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": shape.mgf_hash}},
-            }),
-        })
+        kea = cms.KeyEncryptionAlgorithm(
+            {
+                "algorithm": "rsaes_oaep",
+                "parameters": algos.RSAESOAEPParams(
+                    {
+                        "hash_algorithm": {"algorithm": shape.oaep_hash},
+                        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": shape.mgf_hash}},
+                    }
+                ),
+            }
+        )
     else:
         encrypted_key = recipient.encrypt(cek, PKCS1v15())
         kea = cms.KeyEncryptionAlgorithm({"algorithm": "rsaes_pkcs1v15"})
-    ktri = cms.RecipientInfo(name="ktri", value=cms.KeyTransRecipientInfo({
-        "version": "v2",
-        "rid": cms.RecipientIdentifier(name="subject_key_identifier", value=b"\x01" * 20),
-        "key_encryption_algorithm": kea,
-        "encrypted_key": encrypted_key,
-    }))
-    enveloped = cms.EnvelopedData({
-        "version": "v2",
-        "recipient_infos": [ktri] * shape.recipients,
-        "encrypted_content_info": {
-            "content_type": "data",
-            "content_encryption_algorithm": {"algorithm": shape.content_cipher, "parameters": core.OctetString(iv)},
-            "encrypted_content": content,
-        },
-    })
+    ktri = cms.RecipientInfo(
+        name="ktri",
+        value=cms.KeyTransRecipientInfo(
+            {
+                "version": "v2",
+                "rid": cms.RecipientIdentifier(name="subject_key_identifier", value=b"\x01" * 20),
+                "key_encryption_algorithm": kea,
+                "encrypted_key": encrypted_key,
+            }
+        ),
+    )
+    enveloped = cms.EnvelopedData(
+        {
+            "version": "v2",
+            "recipient_infos": [ktri] * shape.recipients,
+            "encrypted_content_info": {
+                "content_type": "data",
+                "content_encryption_algorithm": {"algorithm": shape.content_cipher, "parameters": core.OctetString(iv)},
+                "encrypted_content": content,
+            },
+        }
+    )
     return cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
 
 
@@ -144,8 +158,11 @@ class FakeKms:
     def _recipient_key(self, document: bytes) -> rsa.RSAPublicKey:
         payload = cbor2.loads(cbor2.loads(document).value[2])
         verified = verify_attestation(
-            document, expected_pcrs={0: PCR0}, nonce=payload["nonce"], now=datetime.fromtimestamp(
-                payload["timestamp"] / 1000, UTC), root=self.chain.root,
+            document,
+            expected_pcrs={0: PCR0},
+            nonce=payload["nonce"],
+            now=datetime.fromtimestamp(payload["timestamp"] / 1000, UTC),
+            root=self.chain.root,
         )
         assert verified.user_data == RECIPIENT_USER_DATA
         key = serialization.load_der_public_key(verified.public_key or b"")
@@ -188,8 +205,15 @@ class DocAttestor:
         self.chain = chain
 
     def attest(self, *, public_key: bytes, user_data: bytes, nonce: bytes) -> Attestation:
-        doc = make_document(self.chain, DocSpec(public_key=public_key, user_data=user_data, nonce=nonce,
-                                                timestamp=datetime.now(UTC).replace(microsecond=0)))
+        doc = make_document(
+            self.chain,
+            DocSpec(
+                public_key=public_key,
+                user_data=user_data,
+                nonce=nonce,
+                timestamp=datetime.now(UTC).replace(microsecond=0),
+            ),
+        )
         return Attestation("nitro", doc, "test")
 
 
@@ -239,8 +263,16 @@ def test_streamed_ber_normalises_to_the_der_encoding() -> None:
         ber = to_streamed_ber(der, chunk)
         assert ber != der and ber_to_der(ber) == der
     ber = to_streamed_ber(der)
-    for bad in (ber[:-2], ber[:-1], ber + b"\x00", b"\x30\x80\x02\x01\x00", b"\x1f\x01\x00", b"\x30\x85" + b"\x00" * 5,
-                b"\x04\x80\x00\x00", b"\x30\x03\x04\x05abcde"):
+    for bad in (
+        ber[:-2],
+        ber[:-1],
+        ber + b"\x00",
+        b"\x30\x80\x02\x01\x00",
+        b"\x1f\x01\x00",
+        b"\x30\x85" + b"\x00" * 5,
+        b"\x04\x80\x00\x00",
+        b"\x30\x03\x04\x05abcde",
+    ):
         with pytest.raises(ValueError):
             ber_to_der(bad)
     with pytest.raises(ValueError, match="too deep"):

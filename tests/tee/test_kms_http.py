@@ -36,9 +36,15 @@ KMS_HOST = f"kms.{REGION}.amazonaws.com"
 
 def test_sigv4_get_vanilla_vector() -> None:
     auth = sigv4_authorization(
-        method="GET", path="/", query="",
+        method="GET",
+        path="/",
+        query="",
         headers={"Host": "example.amazonaws.com", "X-Amz-Date": "20150830T123600Z"},
-        body=b"", credentials=EXAMPLE_CREDENTIALS, region="us-east-1", service="service", amz_date="20150830T123600Z",
+        body=b"",
+        credentials=EXAMPLE_CREDENTIALS,
+        region="us-east-1",
+        service="service",
+        amz_date="20150830T123600Z",
     )
     assert auth == (
         "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
@@ -48,10 +54,18 @@ def test_sigv4_get_vanilla_vector() -> None:
 
 def test_sigv4_post_form_vector() -> None:
     auth = sigv4_authorization(
-        method="POST", path="/", query="",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Host": "example.amazonaws.com",
-                 "X-Amz-Date": "20150830T123600Z"},
-        body=b"Param1=value1", credentials=EXAMPLE_CREDENTIALS, region="us-east-1", service="service",
+        method="POST",
+        path="/",
+        query="",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Host": "example.amazonaws.com",
+            "X-Amz-Date": "20150830T123600Z",
+        },
+        body=b"Param1=value1",
+        credentials=EXAMPLE_CREDENTIALS,
+        region="us-east-1",
+        service="service",
         amz_date="20150830T123600Z",
     )
     assert auth.endswith("Signature=ff11897932ad3f4e8b18135d722051e5ac45fc38421b1da7b9d196a0fe09473a")
@@ -75,24 +89,33 @@ def _tls_material(d: Path, host: str) -> tuple[Path, Path, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test root for kms")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (d / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return d / "ca.pem", d / "cert.pem", d / "key.pem"
 
 
@@ -103,15 +126,30 @@ def _handler(ep: Endpoint) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            signed = {name: self.headers[name] for name in ("Content-Type", "Host", "X-Amz-Date", "X-Amz-Target",
-                                                            "X-Amz-Security-Token") if self.headers[name]}
+            signed = {
+                name: self.headers[name]
+                for name in ("Content-Type", "Host", "X-Amz-Date", "X-Amz-Target", "X-Amz-Security-Token")
+                if self.headers[name]
+            }
             expected = sigv4_authorization(
-                method="POST", path="/", query="", headers=signed, body=body, credentials=EXAMPLE_CREDENTIALS,
-                region=REGION, service="kms", amz_date=self.headers["X-Amz-Date"],
+                method="POST",
+                path="/",
+                query="",
+                headers=signed,
+                body=body,
+                credentials=EXAMPLE_CREDENTIALS,
+                region=REGION,
+                service="kms",
+                amz_date=self.headers["X-Amz-Date"],
             )
             request = json.loads(body)
-            ep.requests.append({"target": self.headers["X-Amz-Target"], "body": request,
-                                "auth_ok": self.headers["Authorization"] == expected})
+            ep.requests.append(
+                {
+                    "target": self.headers["X-Amz-Target"],
+                    "body": request,
+                    "auth_ok": self.headers["Authorization"] == expected,
+                }
+            )
             if ep.refuse or self.headers["Authorization"] != expected:
                 return self._send(400, {"__type": "AccessDeniedException", "message": "not authorized"})
             recipient = request["Recipient"]
@@ -122,8 +160,7 @@ def _handler(ep: Endpoint) -> type[BaseHTTPRequestHandler]:
                 answer = ep.kms.generate_data_key(request["KeyId"], doc)
             else:
                 answer = ep.kms.decrypt(base64.b64decode(request["CiphertextBlob"]), doc, request["KeyId"])
-            self._send(200, {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v
-                             for k, v in answer.items()})
+            self._send(200, {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in answer.items()})
 
         def _send(self, status: int, doc: dict[str, Any]) -> None:
             data = json.dumps(doc).encode()
@@ -161,8 +198,13 @@ def client_for(ep: Endpoint, **kw: Any) -> KmsHttpClient:
         return socket.create_connection(("127.0.0.1", ep.port), timeout=timeout)
 
     tls = ssl.create_default_context(cafile=str(ep.ca_file))
-    args: dict[str, Any] = {"region": REGION, "credentials": lambda: EXAMPLE_CREDENTIALS, "connector": tcp,
-                            "tls": tls, "timeout": 5.0}
+    args: dict[str, Any] = {
+        "region": REGION,
+        "credentials": lambda: EXAMPLE_CREDENTIALS,
+        "connector": tcp,
+        "tls": tls,
+        "timeout": 5.0,
+    }
     args.update(kw)
     return KmsHttpClient(**args)
 

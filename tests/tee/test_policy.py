@@ -61,8 +61,9 @@ MESSAGE = b"the message the policy service sees"
 NOW = 1_795_000_000
 
 
-def documented_message(key_id: str, rule: str, digest: bytes, path: tuple[int, ...], presig: str, session: str,
-                       expires_at: int) -> bytes:
+def documented_message(
+    key_id: str, rule: str, digest: bytes, path: tuple[int, ...], presig: str, session: str, expires_at: int
+) -> bytes:
     """The approval encoding (v2) as docs/nitro.md describes it, written out independently."""
 
     def lp(b: bytes) -> bytes:
@@ -81,8 +82,15 @@ def documented_message(key_id: str, rule: str, digest: bytes, path: tuple[int, .
 
 
 def subject(digest: bytes = DIGEST, session: str = SESSION, **change: Any) -> ApprovalSubject:
-    fields: dict[str, Any] = {"key_id": KEY_ID, "message_hash": RULE, "digest": digest, "derivation_path": PATH,
-                              "presignature_id": PRESIG, "session_id": session, **change}
+    fields: dict[str, Any] = {
+        "key_id": KEY_ID,
+        "message_hash": RULE,
+        "digest": digest,
+        "derivation_path": PATH,
+        "presignature_id": PRESIG,
+        "session_id": session,
+        **change,
+    }
     return ApprovalSubject(**fields)
 
 
@@ -97,8 +105,14 @@ class Pki:
     server_key: Path
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificate | None,
-          issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool) -> x509.Certificate:
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = (
@@ -116,8 +130,9 @@ def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Certificat
             x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
         )
     else:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
-                                        critical=False)
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -194,12 +209,19 @@ def _handler(cb: Callback) -> type[BaseHTTPRequestHandler]:
             elif cb.mode == "expired":
                 expires_at = int(cb.clock) - 1
             message = documented_message(
-                request["key_id"], request["message_hash"], digest, tuple(request["derivation_path"]),
-                request["presignature_id"], request["session_id"], expires_at,
+                request["key_id"],
+                request["message_hash"],
+                digest,
+                tuple(request["derivation_path"]),
+                request["presignature_id"],
+                request["session_id"],
+                expires_at,
             )
             signature = signing_key.sign(message, ec.ECDSA(hashes.SHA256()))
-            self._send(200, {"decision": "approve", "expires_at": expires_at,
-                             "signature": base64.b64encode(signature).decode()})
+            self._send(
+                200,
+                {"decision": "approve", "expires_at": expires_at, "signature": base64.b64encode(signature).decode()},
+            )
 
         def _send(self, status: int, doc: dict[str, Any]) -> None:
             data = json.dumps(doc).encode()
@@ -241,8 +263,13 @@ def callback(pki: Pki, node_key: ec.EllipticCurvePrivateKey) -> Iterator[Callbac
 
 
 def client_for(cb: Callback, pki: Pki, node_key: ec.EllipticCurvePrivateKey, **kw: Any) -> PolicyClient:
-    cfg: dict[str, Any] = {"url": cb.url, "ca_file": pki.ca_file, "node_id": "node-1", "node_key": node_key,
-                           "timeout": 3.0}
+    cfg: dict[str, Any] = {
+        "url": cb.url,
+        "ca_file": pki.ca_file,
+        "node_id": "node-1",
+        "node_key": node_key,
+        "timeout": 3.0,
+    }
     cfg.update(kw)
     return PolicyClient(PolicyCallbackConfig(**cfg))
 
@@ -261,12 +288,16 @@ def approval_request(digest: bytes = DIGEST, session: str = SESSION) -> Approval
 def fetch(client: PolicyClient, digest: bytes = DIGEST, session: str = SESSION) -> Approval:
     grant = client.request_approval(approval_request(digest, session))
     r = grant.request
-    return Approval(ApprovalSubject(r.key_id, r.message_hash, r.digest, r.derivation_path, r.presignature_id,
-                                    r.session_id), grant.expires_at, grant.signature)
+    return Approval(
+        ApprovalSubject(r.key_id, r.message_hash, r.digest, r.derivation_path, r.presignature_id, r.session_id),
+        grant.expires_at,
+        grant.signature,
+    )
 
 
-def check(verifier: PolicyVerifier, approval: Approval, digest: bytes = DIGEST, session: str = SESSION,
-          **change: Any) -> None:
+def check(
+    verifier: PolicyVerifier, approval: Approval, digest: bytes = DIGEST, session: str = SESSION, **change: Any
+) -> None:
     verifier.verify_approval(approval, subject(digest, session, **change))
 
 
@@ -416,8 +447,9 @@ def test_unreachable_callback(pki: Pki, node_key: ec.EllipticCurvePrivateKey) ->
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg = PolicyCallbackConfig(url=f"https://127.0.0.1:{port}/", ca_file=pki.ca_file, node_id="node-1",
-                               node_key=node_key, timeout=2.0)
+    cfg = PolicyCallbackConfig(
+        url=f"https://127.0.0.1:{port}/", ca_file=pki.ca_file, node_id="node-1", node_key=node_key, timeout=2.0
+    )
     with pytest.raises(PolicyUnavailable):
         PolicyClient(cfg).request_approval(approval_request())
 

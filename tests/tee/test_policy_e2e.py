@@ -102,10 +102,14 @@ def _handler(cb: Callback) -> type[BaseHTTPRequestHandler]:
             elif cb.mode == "other-presignature":
                 presig = "ee" * 32
             expires_at = int(time.time()) + cb.lifetime
-            message = documented_message(request["key_id"], rule, digest, path, presig, request["session_id"],
-                                         expires_at)
-            answer = {"decision": "approve", "expires_at": expires_at,
-                      "signature": base64.b64encode(key.sign(message, ec.ECDSA(hashes.SHA256()))).decode()}
+            message = documented_message(
+                request["key_id"], rule, digest, path, presig, request["session_id"], expires_at
+            )
+            answer = {
+                "decision": "approve",
+                "expires_at": expires_at,
+                "signature": base64.b64encode(key.sign(message, ec.ECDSA(hashes.SHA256()))).decode(),
+            }
             cb.issued[request["session_id"]] = answer
             self._send(200, answer)
 
@@ -136,8 +140,9 @@ def recompute(rule: str, message: bytes) -> bytes:
 
 
 def _pem_private(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +167,11 @@ def callback(pki: Pki) -> Iterator[Callback]:  # noqa: F811
 @pytest.fixture(scope="module")
 def node(start_tee_node, callback, pki, tmp_path_factory):  # type: ignore[no-untyped-def]  # noqa: F811
     d: Path = tmp_path_factory.mktemp("policy-keys")
-    (d / "policy.pub").write_bytes(callback.policy_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (d / "policy.pub").write_bytes(
+        callback.policy_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     (d / "node.key").write_bytes(_pem_private(callback.node_key))
     return start_tee_node(
         NODE,
@@ -172,8 +180,12 @@ def node(start_tee_node, callback, pki, tmp_path_factory):  # type: ignore[no-un
         # the finished-session check (both refuse; this test is about the first).
         {"MPC_TEST_FINISHED_RETENTION": "1"},
         {
-            "policy": {"callback_url": callback.url, "ca_file": pki.ca_file, "node_key_file": d / "node.key",
-                       "timeout_seconds": 1.0},
+            "policy": {
+                "callback_url": callback.url,
+                "ca_file": pki.ca_file,
+                "node_key_file": d / "node.key",
+                "timeout_seconds": 1.0,
+            },
             "sessions": {"retention_seconds": 3.0, "sweep_interval_seconds": 0.2},
         },
     )
@@ -193,10 +205,16 @@ async def relay_sign(relay: Relay, key_id: str, message: bytes, session_id: str)
 
 async def start_at_node(client: Any, key_id: str, message: bytes, session_id: str) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await client.start_sign(pb.StartSignRequest(
-            session_id=session_id, protocol=FROST, key_id=key_id, message=message, party_ids=PARTIES,
-            self_party_id=NODE,
-        ))
+        await client.start_sign(
+            pb.StartSignRequest(
+                session_id=session_id,
+                protocol=FROST,
+                key_id=key_id,
+                message=message,
+                party_ids=PARTIES,
+                self_party_id=NODE,
+            )
+        )
     return err.value
 
 
@@ -286,10 +304,19 @@ async def test_gg20_approval_binds_rule_digest_path_and_presignature(  # type: i
         callback.mode = mode
         try:
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await client.start_sign(pb.StartSignRequest(
-                    session_id=f"g-{mode}", protocol=GG20, key_id=key.key_id, message=text, party_ids=PARTIES,
-                    self_party_id=NODE, presignature_id=pid, derivation_path=path, message_hash=KECCAK,
-                ))
+                await client.start_sign(
+                    pb.StartSignRequest(
+                        session_id=f"g-{mode}",
+                        protocol=GG20,
+                        key_id=key.key_id,
+                        message=text,
+                        party_ids=PARTIES,
+                        self_party_id=NODE,
+                        presignature_id=pid,
+                        derivation_path=path,
+                        message_hash=KECCAK,
+                    )
+                )
         finally:
             callback.mode = "approve"
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, (mode, err.value.details())
@@ -306,37 +333,58 @@ async def test_gg20_approval_binds_rule_digest_path_and_presignature(  # type: i
 
 async def test_host_without_a_callback_gets_nothing(start_tee_node, callback, local, connect, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The enclave enforces the policy whatever the host is configured to do."""
-    (tmp_path / "policy.pub").write_bytes(callback.policy_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "policy.pub").write_bytes(
+        callback.policy_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     bare = start_tee_node("bare-host", ["--policy-key", str(tmp_path / "policy.pub")])
     client = connect(bare)
     relay = Relay({"client": local, "bare-host": client})
     dkg_result = await dkg(relay, FROST, ("client", "bare-host"), 2)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await client.start_sign(pb.StartSignRequest(
-            session_id="unapproved-1", protocol=FROST, key_id=dkg_result.key_id, message=b"no approval",
-            party_ids=("client", "bare-host"), self_party_id="bare-host",
-        ))
+        await client.start_sign(
+            pb.StartSignRequest(
+                session_id="unapproved-1",
+                protocol=FROST,
+                key_id=dkg_result.key_id,
+                message=b"no approval",
+                party_ids=("client", "bare-host"),
+                self_party_id="bare-host",
+            )
+        )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "approval required" in (err.value.details() or "")
 
 
 async def test_approval_replayed_after_an_enclave_restart_is_fenced(  # type: ignore[no-untyped-def]
-    start_tee_node, callback, pki, local, connect, tmp_path  # noqa: F811
+    start_tee_node,
+    callback,
+    pki,
+    local,
+    connect,
+    tmp_path,  # noqa: F811
 ) -> None:
     """The used-approval record is in memory: a host that restarts the enclave could show it an
     approval again. With --policy-boot-fence the restarted enclave refuses any approval an earlier
     boot could have accepted; fresh approvals with the full lifetime sign."""
-    (tmp_path / "policy.pub").write_bytes(callback.policy_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "policy.pub").write_bytes(
+        callback.policy_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     (tmp_path / "node.key").write_bytes(_pem_private(callback.node_key))
     fenced = start_tee_node(
         NODE,
         ["--policy-key", str(tmp_path / "policy.pub"), "--policy-boot-fence"],
         {},
         {
-            "policy": {"callback_url": callback.url, "ca_file": pki.ca_file, "node_key_file": tmp_path / "node.key",
-                       "timeout_seconds": 1.0},
+            "policy": {
+                "callback_url": callback.url,
+                "ca_file": pki.ca_file,
+                "node_key_file": tmp_path / "node.key",
+                "timeout_seconds": 1.0,
+            },
             "sessions": {"retention_seconds": 1.0, "sweep_interval_seconds": 0.2},
         },
     )

@@ -149,9 +149,7 @@ def share_for(cs: Ciphersuite, secret: Round1Secret, recipient: int) -> int:
     return polynomial.evaluate(secret.coefficients, recipient, cs.order)
 
 
-def check_round2_share(
-    cs: Ciphersuite, recipient: int, sender: int, commitment: tuple[bytes, ...], share: int
-) -> None:
+def check_round2_share(cs: Ciphersuite, recipient: int, sender: int, commitment: tuple[bytes, ...], share: int) -> None:
     g = cs.group
     if not polynomial.verify_share(g, [cs.point(c) for c in commitment], recipient, share):
         raise DkgFault(sender, "secret share does not match the sender's commitment")
@@ -199,15 +197,15 @@ def _share_key(
 ) -> ChaCha20Poly1305:
     tag = b"mpc-signer/" + cs.short_name.encode() + b"/dkg-share-key/v1"
     info = tag + sender_pub + recipient_pub + cs.encode_identifier(sender) + cs.encode_identifier(recipient)
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=hashlib.sha256(session_id).digest(), info=info
-    ).derive(shared)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=hashlib.sha256(session_id).digest(), info=info).derive(shared)
     return ChaCha20Poly1305(key)
 
 
 def _share_ad(cs: Ciphersuite, session_id: bytes, sender: int, recipient: int) -> bytes:
     return (
-        b"mpc-signer/" + cs.short_name.encode() + b"/dkg-share/v1"
+        b"mpc-signer/"
+        + cs.short_name.encode()
+        + b"/dkg-share/v1"
         + len(session_id).to_bytes(4, "big")
         + session_id
         + cs.encode_identifier(sender)

@@ -62,9 +62,7 @@ def validate_num_signers(min_signers: int, max_signers: int) -> None:
 
 def key_package_from_secret_share(cs: Ciphersuite, share: SecretShare) -> KeyPackage:
     verifying_share, verifying_key = share.verify(cs)
-    return KeyPackage(
-        share.identifier, share.signing_share, verifying_share, verifying_key, len(share.commitment)
-    )
+    return KeyPackage(share.identifier, share.signing_share, verifying_share, verifying_key, len(share.commitment))
 
 
 def public_key_package_from_commitment(
@@ -105,9 +103,7 @@ def trusted_dealer_keygen(
     coeffs, values = polynomial.split(g, s, min_signers, identifiers, rng)
     commitment = tuple(g.encode(p) for p in polynomial.commit(g, coeffs))
     shares = {i: SecretShare(i, values[i], commitment) for i in sorted(values)}
-    pub = PublicKeyPackage(
-        {i: g.encode(g.base_mul(values[i])) for i in sorted(values)}, commitment[0], min_signers
-    )
+    pub = PublicKeyPackage({i: g.encode(g.base_mul(values[i])) for i in sorted(values)}, commitment[0], min_signers)
     return shares, pub
 
 

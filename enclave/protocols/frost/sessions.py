@@ -173,9 +173,7 @@ def signing_driver(setup: SignSetup, nonces: signing.SigningNonces | None = None
     cs = setup.suite
     if nonces is None:
         nonces = signing.commit(cs, setup.key.signing_share, setup.rng)
-    first = Next(
-        SignCommitRound(setup, nonces), (Send(None, wire.encode_signing_commitments(cs, nonces.commitments)),)
-    )
+    first = Next(SignCommitRound(setup, nonces), (Send(None, wire.encode_signing_commitments(cs, nonces.commitments)),))
     return Driver(setup.session_id, setup.party, setup.identifiers, first, total_rounds=2)
 
 

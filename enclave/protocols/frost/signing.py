@@ -119,11 +119,7 @@ def encode_group_commitment_list(cs: Ciphersuite, commitments: Mapping[int, Sign
 
 def binding_factor_prefix(cs: Ciphersuite, package: SigningPackage, verifying_key: bytes) -> bytes:
     """`verifying_key` is the key the signature verifies under (even y for BIP340)."""
-    return (
-        verifying_key
-        + cs.H4(package.message)
-        + cs.H5(encode_group_commitment_list(cs, package.commitments))
-    )
+    return verifying_key + cs.H4(package.message) + cs.H5(encode_group_commitment_list(cs, package.commitments))
 
 
 def compute_binding_factors(cs: Ciphersuite, package: SigningPackage, verifying_key: bytes) -> dict[int, int]:
@@ -205,8 +201,15 @@ def signing_context(
         raise InvalidParameters("the group commitment is the identity")
     r = g.encode(r_point)
     return SigningContext(
-        cs, package, vk, rho, parts, r, cs.challenge(r, vk, package.message),
-        cs.key_is_negated(verifying_key), cs.nonces_negated(r),
+        cs,
+        package,
+        vk,
+        rho,
+        parts,
+        r,
+        cs.challenge(r, vk, package.message),
+        cs.key_is_negated(verifying_key),
+        cs.nonces_negated(r),
     )
 
 
@@ -278,8 +281,7 @@ def aggregate(
     culprits = [
         i
         for i in sorted(shares)
-        if i not in public.verifying_shares
-        or not verify_signature_share(ctx, i, shares[i], public.verifying_shares[i])
+        if i not in public.verifying_shares or not verify_signature_share(ctx, i, shares[i], public.verifying_shares[i])
     ]
     if not culprits:
         raise LocalError("aggregate invalid although every share verifies: inconsistent key packages")

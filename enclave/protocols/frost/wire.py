@@ -139,7 +139,9 @@ def decode_signing_commitments(cs: Ciphersuite, data: bytes) -> SigningCommitmen
 def encode_signing_nonces(cs: Ciphersuite, n: SigningNonces) -> bytes:
     g = cs.group
     return (
-        cs.header + g.encode_scalar(n.hiding) + g.encode_scalar(n.binding)
+        cs.header
+        + g.encode_scalar(n.hiding)
+        + g.encode_scalar(n.binding)
         + encode_signing_commitments(cs, n.commitments)
     )
 
@@ -214,7 +216,9 @@ def _read_commitment_vector(r: Reader) -> tuple[bytes, ...]:
 
 def encode_secret_share(cs: Ciphersuite, s: SecretShare) -> bytes:
     return (
-        cs.header + cs.encode_identifier(s.identifier) + cs.group.encode_scalar(s.signing_share)
+        cs.header
+        + cs.encode_identifier(s.identifier)
+        + cs.group.encode_scalar(s.signing_share)
         + _commitment_vector(s.commitment)
     )
 
@@ -331,8 +335,10 @@ def decode_sealed_public_key_package(cs: Ciphersuite, data: bytes) -> PublicKeyP
 
 def encode_round1_package(cs: Ciphersuite, p: Round1Package) -> bytes:
     return (
-        cs.header + _commitment_vector(p.commitment)
-        + varint(cs.signature_len) + cs.encode_signature(p.proof_r, p.proof_z)
+        cs.header
+        + _commitment_vector(p.commitment)
+        + varint(cs.signature_len)
+        + cs.encode_signature(p.proof_r, p.proof_z)
     )
 
 

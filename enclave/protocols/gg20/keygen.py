@@ -114,7 +114,9 @@ class Round1(Round):
         commitments, chain, salt = self.decommit
         sch_tr = proof_transcript(cfg.session_id, PROTOCOL, 2, cfg.self_id, BROADCAST_VERIFIER, "schnorr-u")
         sch = schnorr.prove(
-            sch_tr, schnorr.Statement(g, g.base_mul(self.secrets.coeffs[0])), schnorr.Witness(self.secrets.coeffs[0]),
+            sch_tr,
+            schnorr.Statement(g, g.base_mul(self.secrets.coeffs[0])),
+            schnorr.Witness(self.secrets.coeffs[0]),
             cfg.rng,
         )
         sends = [Send(None, dumps([commitments, chain, salt, schnorr.encode(g, sch)]))]

@@ -160,8 +160,9 @@ class Round1(Round):
                     f_hat_broadcast[j] = f
                     beta_hat -= y
             st_log = logstar.Statement(g, g.generator(), big_gamma, own_key.public, self.g_enc[me], params_j)
-            proof_log = logstar.prove(_t(cfg, 2, me, j, "logstar-gamma"), st_log,
-                                      logstar.Witness(n.gamma, n.nu, own_key), cfg.rng)
+            proof_log = logstar.prove(
+                _t(cfg, 2, me, j, "logstar-gamma"), st_log, logstar.Witness(n.gamma, n.nu, own_key), cfg.rng
+            )
             # F and F̂ travel in the broadcast (everyone needs them to identify a culprit after a
             # failed δ or χ check); the direct copies are dropped
             sends.append(Send(j, dumps([parts[0], parts[2], parts[3], parts[5], wire.encode(proof_log)])))
@@ -192,8 +193,17 @@ class _R2Direct:
 class Round2(Round):
     number = 2
 
-    def __init__(self, cfg: Config, nonces: _Nonces, k_enc: dict[int, int], g_enc: dict[int, int],
-                 big_gamma: Point, masks: _Masks, beta: int, beta_hat: int):
+    def __init__(
+        self,
+        cfg: Config,
+        nonces: _Nonces,
+        k_enc: dict[int, int],
+        g_enc: dict[int, int],
+        big_gamma: Point,
+        masks: _Masks,
+        beta: int,
+        beta_hat: int,
+    ):
         self.cfg, self.nonces, self.k_enc, self.g_enc = cfg, nonces, k_enc, g_enc
         self.masks, self.beta, self.beta_hat = masks, beta, beta_hat
         self.gammas: dict[int, Point] = {cfg.me: big_gamma}
@@ -204,9 +214,7 @@ class Round2(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
 
-    def verify(
-        self, sender: int, kind: Kind, body: bytes
-    ) -> tuple[Point, dict[int, int], dict[int, int]] | _R2Direct:
+    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[Point, dict[int, int], dict[int, int]] | _R2Direct:
         """Broadcast: Γ_j (a valid point) and the maps F, F̂ keyed by every other signer, each a
         ciphertext in Z*_{N_j^2}. Direct: D, D̂ in Z*_{N_i^2} and three well-formed proofs
         (checked in finalize, against the broadcast F and F̂)."""
@@ -223,8 +231,13 @@ class Round2(Round):
                     raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
             return big_gamma, f, f_hat
         r = Reader(body, 5)
-        d, pa, d_hat, pw, pl = (r.integer(), r.proof(affg.Proof), r.integer(), r.proof(affg.Proof),
-                                r.proof(logstar.Proof))
+        d, pa, d_hat, pw, pl = (
+            r.integer(),
+            r.proof(affg.Proof),
+            r.integer(),
+            r.proof(affg.Proof),
+            r.proof(logstar.Proof),
+        )
         own = cfg.share.paillier.public
         if not own.validate(d) or not own.validate(d_hat):
             raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
@@ -249,13 +262,15 @@ class Round2(Round):
             st_log = logstar.Statement(g, g.generator(), self.gammas[j], pk_j, self.g_enc[j], my_params)
             if not logstar.verify(_t(cfg, 2, j, me, "logstar-gamma"), st_log, m.log_gamma):
                 raise ProtocolFault(j, "invalid Πlog* for Γ")
-            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d, self.f[j][me], self.gammas[j], my_params,
-                                own_key)
+            st = affg.Statement(
+                g, own_key.public, pk_j, self.k_enc[me], m.d, self.f[j][me], self.gammas[j], my_params, own_key
+            )
             if not affg.verify(_t(cfg, 2, j, me, "affg-gamma"), st, m.affg_gamma):
                 raise ProtocolFault(j, "invalid Πaff-g (MtA)")
             w_j = g.mul(g.decode(share.public_shares[j]), _lagrange(cfg, j))
-            st = affg.Statement(g, own_key.public, pk_j, self.k_enc[me], m.d_hat, self.f_hat[j][me], w_j, my_params,
-                                own_key)
+            st = affg.Statement(
+                g, own_key.public, pk_j, self.k_enc[me], m.d_hat, self.f_hat[j][me], w_j, my_params, own_key
+            )
             if not affg.verify(_t(cfg, 2, j, me, "affg-w"), st, m.affg_w):
                 raise ProtocolFault(j, "invalid Πaff-g (MtAwc)")
             alpha += own_key.decrypt_signed(m.d)
@@ -270,11 +285,13 @@ class Round2(Round):
         sends = [Send(None, dumps([g.encode_scalar(delta), g.encode(big_delta), g.encode(s_hat)]))]
         for j in cfg.others:
             st_log = logstar.Statement(g, big_gamma, big_delta, own_key.public, self.k_enc[me], share.aux[j].pedersen)
-            proof = logstar.prove(_t(cfg, 3, me, j, "logstar-delta"), st_log,
-                                  logstar.Witness(n.k, n.rho, own_key), cfg.rng)
+            proof = logstar.prove(
+                _t(cfg, 3, me, j, "logstar-delta"), st_log, logstar.Witness(n.k, n.rho, own_key), cfg.rng
+            )
             sends.append(Send(j, wire.encode(proof)))
-        carry = _R3Carry(self.nonces, self.k_enc, self.g_enc, self.gammas, big_gamma, self.f, self.f_hat, self.masks,
-                         chi)
+        carry = _R3Carry(
+            self.nonces, self.k_enc, self.g_enc, self.gammas, big_gamma, self.f, self.f_hat, self.masks, chi
+        )
         nxt = Round3(cfg, carry)
         nxt.set_own((delta, big_delta, s_hat))
         return Next(nxt, tuple(sends))
@@ -409,8 +426,9 @@ def identification(cfg: Config, c: _R3Carry, pub: dict[int, tuple[int, Point, Po
     t_proofs = {}
     for j in cfg.signers:
         st = dleq.Statement(g, pub[j][1], big_w, t_pts[j])
-        t_proofs[j] = wire.encode(dleq.prove(_t_ident(cfg, me, BROADCAST_VERIFIER, "dleq", j), st,
-                                             dleq.Witness(n.w), cfg.rng))
+        t_proofs[j] = wire.encode(
+            dleq.prove(_t_ident(cfg, me, BROADCAST_VERIFIER, "dleq", j), st, dleq.Witness(n.w), cfg.rng)
+        )
     dec_proofs: dict[int, dict[int, bytes]] = {}
     for v in cfg.others:
         params_v = share.aux[v].pedersen
@@ -419,16 +437,29 @@ def identification(cfg: Config, c: _R3Carry, pub: dict[int, tuple[int, Point, Po
             st_dec = dec.Statement(g, c.big_gamma, y_pts[j], own.public, c.f_hat[me][j], params_v, L_PRIME)
             per[j] = wire.encode(dec.prove(_t_ident(cfg, me, v, "dec", j), st_dec, dec.Witness(y, r, own), cfg.rng))
         dec_proofs[v] = per
-    body = dumps([2, {j: g.encode(p) for j, p in sorted(t_pts.items())}, t_proofs,
-                  {j: g.encode(p) for j, p in sorted(y_pts.items())}, dec_proofs])
+    body = dumps(
+        [
+            2,
+            {j: g.encode(p) for j, p in sorted(t_pts.items())},
+            t_proofs,
+            {j: g.encode(p) for j, p in sorted(y_pts.items())},
+            dec_proofs,
+        ]
+    )
     return body, _Ident(t_pts, y_pts)
 
 
 class Round4(Round):
     number = 4
 
-    def __init__(self, cfg: Config, carry: _R3Carry, pub: dict[int, tuple[int, Point, Point]], verdict: _Verdict,
-                 delta: int | None):
+    def __init__(
+        self,
+        cfg: Config,
+        carry: _R3Carry,
+        pub: dict[int, tuple[int, Point, Point]],
+        verdict: _Verdict,
+        delta: int | None,
+    ):
         self.cfg, self.c, self.pub, self.verdict, self.delta = cfg, carry, pub, verdict, delta
         self.reveals: dict[int, _Reveal | None] = {}
         self.idents: dict[int, _Ident] = {}
@@ -470,8 +501,14 @@ class Round4(Round):
         everyone, others = set(cfg.signers), set(cfg.signers) - {sender}
         t_raw, t_proofs, y_raw, dec_all = r.int_map(), r.int_map(), r.int_map(), r.int_map()
         mine = dec_all.get(cfg.me)
-        if (set(t_raw) != everyone or set(t_proofs) != everyone or set(y_raw) != others
-                or set(dec_all) != others or type(mine) is not dict or set(mine) != others):
+        if (
+            set(t_raw) != everyone
+            or set(t_proofs) != everyone
+            or set(y_raw) != others
+            or set(dec_all) != others
+            or type(mine) is not dict
+            or set(mine) != others
+        ):
             raise ProtocolFault(sender, "malformed identification")
         values = list(t_raw.values()) + list(t_proofs.values()) + list(y_raw.values()) + list(mine.values())
         if not all(type(v) is bytes for v in values):
@@ -481,8 +518,9 @@ class Round4(Round):
         big_w = _w_point(cfg, sender)
         for j in cfg.signers:
             st = dleq.Statement(g, self.pub[j][1], big_w, t_pts[j])
-            if not dleq.verify(_t_ident(cfg, sender, BROADCAST_VERIFIER, "dleq", j), st,
-                               wire.decode(dleq.Proof, t_proofs[j])):
+            if not dleq.verify(
+                _t_ident(cfg, sender, BROADCAST_VERIFIER, "dleq", j), st, wire.decode(dleq.Proof, t_proofs[j])
+            ):
                 raise ProtocolFault(sender, "invalid DLEQ proof for w·Δ")
         pk, my_params = cfg.share.aux[sender].paillier, cfg.share.own_pedersen
         for j in sorted(others):
@@ -585,8 +623,15 @@ class Round4(Round):
         return Abort(frozenset(culprits), "inconsistent δ share")
 
 
-def start(session_id: bytes, share: KeyShare, signers: Sequence[int], rng: Rng,
-          *, path: Sequence[int] = (), group: Secp256k1Group | None = None) -> Driver:
+def start(
+    session_id: bytes,
+    share: KeyShare,
+    signers: Sequence[int],
+    rng: Rng,
+    *,
+    path: Sequence[int] = (),
+    group: Secp256k1Group | None = None,
+) -> Driver:
     """A presign session for this party over `signers` (at least `threshold` parties), for the
     child key of the non-hardened BIP32 `path` (BadInput for a hardened or invalid one)."""
     ids = check_party_ids(signers)

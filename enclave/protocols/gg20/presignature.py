@@ -41,8 +41,19 @@ class Presignature:
 
     def to_bytes(self) -> bytes:
         return HEADER + dumps(
-            [self.presign_id, self.key_id, self.index, list(self.signers), self.r_point, self.k, self.chi,
-             self.r_shares, self.s_shares, list(self.derivation_path), self.public_key]
+            [
+                self.presign_id,
+                self.key_id,
+                self.index,
+                list(self.signers),
+                self.r_point,
+                self.k,
+                self.chi,
+                self.r_shares,
+                self.s_shares,
+                list(self.derivation_path),
+                self.public_key,
+            ]
         )
 
     @classmethod

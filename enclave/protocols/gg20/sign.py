@@ -68,8 +68,17 @@ def rerandomizer(presig: Presignature, rule: MessageHash, digest: bytes, order: 
     h = hashlib.sha512()
     signers = b"".join(struct.pack(">Q", j) for j in presig.signers)
     path = b"".join(struct.pack(">I", i) for i in presig.derivation_path)
-    for part in (RERANDOMIZE_TAG, presig.presign_id, presig.key_id, signers, presig.r_point, presig.public_key, path,
-                 rule.value.encode("ascii"), digest):
+    for part in (
+        RERANDOMIZE_TAG,
+        presig.presign_id,
+        presig.key_id,
+        signers,
+        presig.r_point,
+        presig.public_key,
+        path,
+        rule.value.encode("ascii"),
+        digest,
+    ):
         h.update(struct.pack(">Q", len(part)))
         h.update(part)
     delta = int.from_bytes(h.digest(), "big") % order
@@ -163,5 +172,6 @@ def start(
     consume(presig.presign_id)  # durable single use: must succeed before a share exists
     s_i = pow(delta, -1, q) * (presig.k * m + x * presig.chi) % q
     first = SignRound(ctx, s_i)
-    return Driver(session_id, presig.index, presig.signers, Next(first, (Send(None, g.encode_scalar(s_i)),)),
-                  total_rounds=1)
+    return Driver(
+        session_id, presig.index, presig.signers, Next(first, (Send(None, g.encode_scalar(s_i)),)), total_rounds=1
+    )

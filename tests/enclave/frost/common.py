@@ -95,9 +95,7 @@ def verify_independently(cs: Ciphersuite, verifying_key: bytes, message: bytes, 
         assert utility_secp256k1.verify(message, package, _b64(signature)), "ZF frost verification failed"
 
 
-def dealer(
-    cs: Ciphersuite, n: int, t: int, rng: Rng = SYSTEM_RNG
-) -> tuple[dict[int, KeyPackage], PublicKeyPackage]:
+def dealer(cs: Ciphersuite, n: int, t: int, rng: Rng = SYSTEM_RNG) -> tuple[dict[int, KeyPackage], PublicKeyPackage]:
     shares, public = keys.trusted_dealer_keygen(cs, list(range(1, n + 1)), t, rng)
     return {i: keys.key_package_from_secret_share(cs, s) for i, s in shares.items()}, public
 
@@ -116,7 +114,15 @@ def sign_drivers(
     return [
         sessions.signing_driver(
             sessions.SignSetup(
-                cs, session, p, ids, kps[p], public, message, SYSTEM_RNG, None if used is None else used[p],
+                cs,
+                session,
+                p,
+                ids,
+                kps[p],
+                public,
+                message,
+                SYSTEM_RNG,
+                None if used is None else used[p],
                 merkle_root,
             )
         )

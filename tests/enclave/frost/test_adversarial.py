@@ -83,8 +83,10 @@ def _signing(cs: Ciphersuite, rules: list[harness.Rule], signers: tuple[int, ...
 @pytest.mark.parametrize("which", ["hiding", "binding"])
 def test_bad_nonce_commitment_point(suite: Ciphersuite, index: int, which: str) -> None:
     point, n = bad_points(suite)[index], suite.element_len
+
     def fn(body: bytes) -> bytes:
         return body[:5] + point + body[5 + n :] if which == "hiding" else body[: 5 + n] + point
+
     res = _signing(suite, [harness.modify(3, 1, fn)])
     _honest_aborts(res, [1, 2], {3}, "malformed or invalid nonce commitments")
 
@@ -118,8 +120,9 @@ def test_wrong_signature_share(suite: Ciphersuite) -> None:
 
 def test_negated_signature_share_is_caught(suite: Ciphersuite) -> None:
     """The BIP340 sign flips (odd key, odd R) must not let a negated share pass."""
-    res = _signing(suite, [harness.modify(3, 2, lambda b: suite.group.encode_scalar(-suite.group.decode_scalar(b)
-                                                                                    % suite.order))])
+    res = _signing(
+        suite, [harness.modify(3, 2, lambda b: suite.group.encode_scalar(-suite.group.decode_scalar(b) % suite.order))]
+    )
     _honest_aborts(res, [1, 2], {3}, "invalid signature share")
 
 

@@ -134,10 +134,7 @@ def _mixed_session(
         wire.encode_signing_package(
             cs,
             signing.SigningPackage(
-                {
-                    i: wire.decode_signing_commitments(cs, unb64(comms[_zid(cs, i)]))
-                    for i in our_signers + zf_signers
-                },
+                {i: wire.decode_signing_commitments(cs, unb64(comms[_zid(cs, i)])) for i in our_signers + zf_signers},
                 message,
             ),
         ),

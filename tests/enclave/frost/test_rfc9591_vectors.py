@@ -17,8 +17,12 @@ from tests.enclave.frost.common import load_vector, vector_setup, verify_indepen
 
 CASES = {
     "E.1": (FROST_ED25519, "frost-ed25519-sha512-rfc9591.json", "FROST(Ed25519, SHA-512)", b"FROST-ED25519-SHA512-v1"),
-    "E.5": (FROST_SECP256K1, "frost-secp256k1-sha256-rfc9591.json", "FROST(secp256k1, SHA-256)",
-            b"FROST-secp256k1-SHA256-v1"),
+    "E.5": (
+        FROST_SECP256K1,
+        "frost-secp256k1-sha256-rfc9591.json",
+        "FROST(secp256k1, SHA-256)",
+        b"FROST-secp256k1-SHA256-v1",
+    ),
 }
 
 

@@ -144,9 +144,7 @@ def test_setup_validation(suite: Ciphersuite) -> None:
         keys.trusted_dealer_keygen(cs, list(range(1, 257)), 2, SYSTEM_RNG)
     other_kps, other_public = dealer(cs, 3, 2)
     with pytest.raises(InvalidParameters):  # key package from another key
-        sessions.signing_driver(
-            sessions.SignSetup(cs, b"s", 1, {1: 1, 2: 2}, other_kps[1], public, b"m", SYSTEM_RNG)
-        )
+        sessions.signing_driver(sessions.SignSetup(cs, b"s", 1, {1: 1, 2: 2}, other_kps[1], public, b"m", SYSTEM_RNG))
     assert other_public
     if not cs.bip340:  # only Taproot keys take a merkle root
         with pytest.raises(InvalidParameters):

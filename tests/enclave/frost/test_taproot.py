@@ -47,8 +47,13 @@ def _split(secret: int, t: int, n: int) -> tuple[dict[int, keys.KeyPackage], key
     return {i: keys.key_package_from_secret_share(TR, s) for i, s in shares.items()}, public
 
 
-def _sign(kps: dict[int, keys.KeyPackage], public: keys.PublicKeyPackage, signers: list[int], message: bytes,
-          merkle_root: bytes | None = None) -> bytes:
+def _sign(
+    kps: dict[int, keys.KeyPackage],
+    public: keys.PublicKeyPackage,
+    signers: list[int],
+    message: bytes,
+    merkle_root: bytes | None = None,
+) -> bytes:
     res = harness.run(sign_drivers(TR, kps, public, signers, message, merkle_root=merkle_root))
     sigs = set(res.outputs().values())
     assert len(sigs) == 1

@@ -34,7 +34,12 @@ def test_header_is_version_zero_and_crc32_of_context() -> None:
 
 def test_varint_is_leb128() -> None:
     assert [wire.varint(n).hex() for n in (0, 1, 127, 128, 300, 65535)] == [
-        "00", "01", "7f", "8001", "ac02", "ffff03",
+        "00",
+        "01",
+        "7f",
+        "8001",
+        "ac02",
+        "ffff03",
     ]
 
 
@@ -149,8 +154,8 @@ def test_binding_commitment_is_checked_where_it_is_used() -> None:
     c1 = signing.commit(CS, 3, SYSTEM_RNG).commitments
     c2 = signing.commit(CS, 4, SYSTEM_RNG).commitments
     for bad in (IDENTITY, SMALL_ORDER, NON_CANONICAL):
-        raw = wire.encode_signing_package(CS,
-            signing.SigningPackage({1: c1, 2: signing.SigningCommitments(c2.hiding, bad)}, b"m")
+        raw = wire.encode_signing_package(
+            CS, signing.SigningPackage({1: c1, 2: signing.SigningCommitments(c2.hiding, bad)}, b"m")
         )
         pkg = wire.decode_signing_package(CS, raw)
         with pytest.raises(signing.InvalidCommitment) as info:

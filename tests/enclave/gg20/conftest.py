@@ -53,9 +53,14 @@ class UsedSet:
 
 
 def run_sign(
-    keys: dict[int, KeyShare], presigs: dict[int, Presignature], digest: bytes, sid: bytes,
-    path: tuple[int, ...] = (), consume: Callable[[bytes], None] | None = None,
-    rule: MessageHash = MessageHash.RAW, **kw: object,
+    keys: dict[int, KeyShare],
+    presigs: dict[int, Presignature],
+    digest: bytes,
+    sid: bytes,
+    path: tuple[int, ...] = (),
+    consume: Callable[[bytes], None] | None = None,
+    rule: MessageHash = MessageHash.RAW,
+    **kw: object,
 ) -> Result:
     hooks = {i: (consume or UsedSet()) for i in presigs}
     drivers = [sign.start(sid, keys[i], presigs[i], digest, hooks[i], rule=rule, path=path) for i in presigs]

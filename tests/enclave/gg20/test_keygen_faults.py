@@ -27,7 +27,10 @@ from tests.harness import Rule, equivocate, modify, run
 
 
 def drivers(
-    source: FixtureSource, parties: Sequence[int], sid: bytes, threshold: int = 2,
+    source: FixtureSource,
+    parties: Sequence[int],
+    sid: bytes,
+    threshold: int = 2,
     overrides: dict[int, dict[str, Any]] | None = None,
 ) -> list[Driver]:
     out = []
@@ -159,8 +162,12 @@ def test_aux_proof_elements_out_of_range(
         else:
             proof[field] = new
 
-    ds = drivers(prime_source, [1, 2], b"kg-range-%d-%d-%s" % (proof_index, field, value.encode()),
-                 overrides={2: {"primes": pair}})
+    ds = drivers(
+        prime_source,
+        [1, 2],
+        b"kg-range-%d-%d-%s" % (proof_index, field, value.encode()),
+        overrides={2: {"primes": pair}},
+    )
     assert_named(run(ds, rules=[modify(2, 1, edit(edit_proof(proof_index, set_value)))]), 2, [1], reason)
 
 
@@ -206,8 +213,9 @@ def test_vss_invalid_commitment_point(prime_source: FixtureSource, point: bytes)
         items[0][1] = point
 
     ds = drivers(prime_source, [1, 2], b"kg-vss-point-" + point[:2])
-    assert_named(run(ds, rules=[modify(2, 2, edit(bad_point), kind=Kind.BROADCAST)]), 2, [1],
-                 "invalid VSS commitment point")
+    assert_named(
+        run(ds, rules=[modify(2, 2, edit(bad_point), kind=Kind.BROADCAST)]), 2, [1], "invalid VSS commitment point"
+    )
 
 
 def test_vss_share_does_not_match(prime_source: FixtureSource) -> None:
@@ -231,8 +239,9 @@ def test_share_ciphertext_outside_group(prime_source: FixtureSource) -> None:
         items[0] = 0
 
     ds = drivers(prime_source, [1, 2], b"kg-share-ct")
-    assert_named(run(ds, rules=[modify(2, 2, edit(zero), to=1, kind=Kind.DIRECT)]), 2, [1],
-                 "share ciphertext outside Z*_{N^2}")
+    assert_named(
+        run(ds, rules=[modify(2, 2, edit(zero), to=1, kind=Kind.DIRECT)]), 2, [1], "share ciphertext outside Z*_{N^2}"
+    )
 
 
 @pytest.mark.parametrize("parties", [[0, 1], [1, ORDER], [1, 1, 2], [1, ORDER + 1]])
@@ -246,8 +255,12 @@ def test_decommitment_does_not_open(prime_source: FixtureSource) -> None:
         items[2] = bytes([items[2][0] ^ 1]) + items[2][1:]
 
     ds = drivers(prime_source, [1, 2], b"kg-decommit")
-    assert_named(run(ds, rules=[modify(2, 2, edit(flip_salt), kind=Kind.BROADCAST)]), 2, [1],
-                 "decommitment does not open the commitment")
+    assert_named(
+        run(ds, rules=[modify(2, 2, edit(flip_salt), kind=Kind.BROADCAST)]),
+        2,
+        [1],
+        "decommitment does not open the commitment",
+    )
 
 
 def _flip_last(data: bytes) -> bytes:

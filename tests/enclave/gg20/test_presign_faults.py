@@ -207,7 +207,10 @@ def test_sender_outside_the_signer_set(keys_2of3: dict[int, KeyShare]) -> None:
 
 
 def _chi_fault(
-    sid: bytes, drivers: list[Driver], signers: tuple[int, ...], evil: int,
+    sid: bytes,
+    drivers: list[Driver],
+    signers: tuple[int, ...],
+    evil: int,
     identify: Callable[[list[Any]], None] | None,
 ) -> Callable[[int, int, Frame], list[Frame | bytes] | None]:
     """`evil` broadcasts Ŝ + G instead of its Ŝ = χ·Γ, to everyone alike (echoes fixed up). Its
@@ -242,8 +245,13 @@ def _chi_fault(
     return rule
 
 
-def _run_chi_fault(keys: dict[int, KeyShare], signers: tuple[int, ...], sid: bytes,
-                   identify: Callable[[list[Any]], None] | None, evil: int = 2) -> Result:
+def _run_chi_fault(
+    keys: dict[int, KeyShare],
+    signers: tuple[int, ...],
+    sid: bytes,
+    identify: Callable[[list[Any]], None] | None,
+    evil: int = 2,
+) -> Result:
     drivers: list[Driver] = [presign.start(sid, keys[i], signers, SYSTEM_RNG) for i in signers]
     return run(drivers, rules=[_chi_fault(sid, drivers, signers, evil, identify)])
 

@@ -45,9 +45,17 @@ EXPECTED = {
 
 def independent_delta(p: Presignature, rule: str, d: bytes) -> int:
     """The re-randomizer as documented in enclave.protocols.gg20.sign, written out again."""
-    fields = [b"mpc-signer/gg20/rerandomize/v1", p.presign_id, p.key_id,
-              b"".join(j.to_bytes(8, "big") for j in p.signers), p.r_point, p.public_key,
-              b"".join(struct.pack(">I", i) for i in p.derivation_path), rule.encode(), d]
+    fields = [
+        b"mpc-signer/gg20/rerandomize/v1",
+        p.presign_id,
+        p.key_id,
+        b"".join(j.to_bytes(8, "big") for j in p.signers),
+        p.r_point,
+        p.public_key,
+        b"".join(struct.pack(">I", i) for i in p.derivation_path),
+        rule.encode(),
+        d,
+    ]
     data = b"".join(len(f).to_bytes(8, "big") + f for f in fields)
     return int.from_bytes(hashlib.sha512(data).digest(), "big") % ORDER
 
@@ -63,8 +71,10 @@ def test_each_hash_rule_signs_its_digest(keys_2of2: dict[int, KeyShare], rule: M
     recovered = eth_keys.Signature(sig.to_bytes()).recover_public_key_from_msg_hash(d)  # type: ignore[attr-defined]
     assert recovered.to_checksum_address() == expected
     if rule is MessageHash.ETH_PERSONAL:  # what eth_keys itself calls a personal message
-        assert eth_keys.Signature(sig.to_bytes()).recover_public_key_from_msg(eip191(TEXT)).to_checksum_address() \
-            == expected  # type: ignore[attr-defined]
+        assert (
+            eth_keys.Signature(sig.to_bytes()).recover_public_key_from_msg(eip191(TEXT)).to_checksum_address()
+            == expected
+        )  # type: ignore[attr-defined]
 
 
 def test_rules_refuse_wrong_lengths() -> None:
@@ -86,8 +96,11 @@ def test_the_nonce_depends_on_what_is_signed(keys_2of2: dict[int, KeyShare]) -> 
     r_x = G.x_coordinate(G.decode(p1.r_point))
     d = digest_of(MessageHash.KECCAK256, TEXT)
     seen = set()
-    for rule, value in ((MessageHash.KECCAK256, d), (MessageHash.SHA256, d),
-                        (MessageHash.KECCAK256, digest_of(MessageHash.KECCAK256, TEXT + b"!"))):
+    for rule, value in (
+        (MessageHash.KECCAK256, d),
+        (MessageHash.SHA256, d),
+        (MessageHash.KECCAK256, digest_of(MessageHash.KECCAK256, TEXT + b"!")),
+    ):
         sig = run_sign(keys_2of2, presigs, value, b"sign-depends-" + rule.value.encode(), rule=rule).outputs()[1]  # type: ignore[arg-type]
         check_signature(sig, value, keys_2of2[1].public_key)  # type: ignore[arg-type]
         delta = independent_delta(p1, rule.value, value)
@@ -127,6 +140,6 @@ def test_a_path_chosen_after_presigning_is_refused(keys_2of2: dict[int, KeyShare
 def test_serialized_presignature_keeps_its_path(keys_2of2: dict[int, KeyShare]) -> None:
     p: Presignature = run_presign(keys_2of2, (1, 2), b"pre-ser-path", path=(3, 4)).outputs()[1]  # type: ignore[assignment]
     assert Presignature.from_bytes(p.to_bytes()) == p
-    old = b"mpc-signer/gg20/presignature/v1/secp256k1" + p.to_bytes()[len(HEADER):]
+    old = b"mpc-signer/gg20/presignature/v1/secp256k1" + p.to_bytes()[len(HEADER) :]
     with pytest.raises(InvalidEncoding, match="v2"):
         Presignature.from_bytes(old)

@@ -67,8 +67,19 @@ def test_wrong_group_commitment(setup: tuple[affg.Statement, affg.Proof]) -> Non
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("a", 0), ("by", -5), ("w", 0), ("wy", 1 << 5000), ("e_commit", 0), ("s", -1), ("f", 0), ("t", 0),
-     ("bx", b"\x00"), ("z1", 1 << (L + EPSILON + 1)), ("z2", -(1 << (L_PRIME + EPSILON + 1)))],
+    [
+        ("a", 0),
+        ("by", -5),
+        ("w", 0),
+        ("wy", 1 << 5000),
+        ("e_commit", 0),
+        ("s", -1),
+        ("f", 0),
+        ("t", 0),
+        ("bx", b"\x00"),
+        ("z1", 1 << (L + EPSILON + 1)),
+        ("z2", -(1 << (L_PRIME + EPSILON + 1))),
+    ],
 )
 def test_elements_out_of_range(setup: tuple[affg.Statement, affg.Proof], field: str, value: object) -> None:
     st, proof = setup

@@ -105,8 +105,20 @@ def test_every_field_tampered(setup: Setup, field: str) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("a", 0), ("a", "n2"), ("a", "non-unit"), ("z2", 0), ("z2", "n"), ("s", 0), ("s", "nhat"), ("d", -1),
-     ("b", b""), ("b", b"\x02" + b"\xff" * 32), ("z1", 1 << 3000), ("z1", -(1 << 3000))],
+    [
+        ("a", 0),
+        ("a", "n2"),
+        ("a", "non-unit"),
+        ("z2", 0),
+        ("z2", "n"),
+        ("s", 0),
+        ("s", "nhat"),
+        ("d", -1),
+        ("b", b""),
+        ("b", b"\x02" + b"\xff" * 32),
+        ("z1", 1 << 3000),
+        ("z1", -(1 << 3000)),
+    ],
 )
 def test_invalid_elements_rejected(setup: Setup, parties: tuple[Party, Party], field: str, value: object) -> None:
     st, proof, _ = setup

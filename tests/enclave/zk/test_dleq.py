@@ -62,8 +62,10 @@ def test_every_field_tampered(setup: tuple[dleq.Statement, dleq.Proof, int], fie
     assert not dleq.verify(transcript(), st, dataclasses.replace(proof, **{field: bad}))
 
 
-@pytest.mark.parametrize(("field", "value"), [("z", -1), ("z", G.order), ("a", b""), ("a", b"\x04" + bytes(32)),
-                                              ("b", b"\x02" + b"\xff" * 32)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("z", -1), ("z", G.order), ("a", b""), ("a", b"\x04" + bytes(32)), ("b", b"\x02" + b"\xff" * 32)],
+)
 def test_invalid_elements_rejected(setup: tuple[dleq.Statement, dleq.Proof, int], field: str, value: object) -> None:
     st, proof, _ = setup
     assert not dleq.verify(transcript(), st, dataclasses.replace(proof, **{field: value}))

@@ -43,21 +43,26 @@ def test_plaintext_out_of_range_fails_with_honest_proof(parties: tuple[Party, Pa
 
 
 @pytest.mark.parametrize("value", ["zero", "n2", "non-unit", "negative"])
-def test_ciphertext_outside_z_star_n2(parties: tuple[Party, Party], setup: tuple[enc.Statement, enc.Proof],
-                                      value: str) -> None:
+def test_ciphertext_outside_z_star_n2(
+    parties: tuple[Party, Party], setup: tuple[enc.Statement, enc.Proof], value: str
+) -> None:
     st, proof = setup
     key = parties[0].key
     bad = {"zero": 0, "n2": key.n * key.n, "non-unit": key.p, "negative": -st.ciphertext}[value]
     assert not enc.verify(transcript(), dataclasses.replace(st, ciphertext=bad), proof)
 
 
-@pytest.mark.parametrize(("field", "value"), [("z2", "zero"), ("z2", "n"), ("z2", "negative"), ("s", "zero"),
-                                              ("c", "nhat"), ("a", "zero"), ("z1", "big")])
-def test_elements_out_of_range(parties: tuple[Party, Party], setup: tuple[enc.Statement, enc.Proof], field: str,
-                               value: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("z2", "zero"), ("z2", "n"), ("z2", "negative"), ("s", "zero"), ("c", "nhat"), ("a", "zero"), ("z1", "big")],
+)
+def test_elements_out_of_range(
+    parties: tuple[Party, Party], setup: tuple[enc.Statement, enc.Proof], field: str, value: str
+) -> None:
     st, proof = setup
     prover, verifier = parties
     cur = getattr(proof, field)
-    new = {"zero": 0, "n": prover.key.n, "negative": -cur, "nhat": verifier.params.n,
-           "big": 1 << (L + EPSILON + 1)}[value]
+    new = {"zero": 0, "n": prover.key.n, "negative": -cur, "nhat": verifier.params.n, "big": 1 << (L + EPSILON + 1)}[
+        value
+    ]
     assert not enc.verify(transcript(), st, dataclasses.replace(proof, **{field: new}))

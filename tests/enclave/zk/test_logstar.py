@@ -47,12 +47,15 @@ def test_out_of_range_witness_fails(parties: tuple[Party, Party]) -> None:
     x = 1 << (L + EPSILON + 2)
     c, rho = prover.key.encrypt(x, SYSTEM_RNG)
     st = logstar.Statement(G, G.generator(), G.base_mul(x), prover.key.public, c, verifier.params)
-    assert not logstar.verify(transcript(), st, logstar.prove(transcript(), st, logstar.Witness(x, rho, prover.key),
-                                                                SYSTEM_RNG))
+    assert not logstar.verify(
+        transcript(), st, logstar.prove(transcript(), st, logstar.Witness(x, rho, prover.key), SYSTEM_RNG)
+    )
 
 
-@pytest.mark.parametrize(("field", "value"), [("y", b"\x02" + bytes(32)), ("y", b""), ("z2", 0), ("s", 0),
-                                              ("d", -1), ("a", 0), ("z1", 1 << 900)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("y", b"\x02" + bytes(32)), ("y", b""), ("z2", 0), ("s", 0), ("d", -1), ("a", 0), ("z1", 1 << 900)],
+)
 def test_elements_out_of_range(setup: tuple[logstar.Statement, logstar.Proof], field: str, value: object) -> None:
     st, proof = setup
     assert not logstar.verify(transcript(), st, dataclasses.replace(proof, **{field: value}))

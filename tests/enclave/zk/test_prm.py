@@ -54,8 +54,9 @@ def test_too_few_repetitions(parties: tuple[Party, Party], proof: prm.Proof, cou
     assert not prm.verify(transcript(), prm.Statement(parties[0].params), short)
 
 
-@pytest.mark.parametrize(("field", "value"), [("a", "zero"), ("a", "n"), ("a", "negative"), ("z", "n"),
-                                              ("z", "negative")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("a", "zero"), ("a", "n"), ("a", "negative"), ("z", "n"), ("z", "negative")]
+)
 def test_elements_out_of_range(parties: tuple[Party, Party], proof: prm.Proof, field: str, value: str) -> None:
     n = parties[0].params.n
     values = list(getattr(proof, field))
