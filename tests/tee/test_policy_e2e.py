@@ -360,10 +360,10 @@ async def test_host_without_a_callback_gets_nothing(start_tee_node, callback, lo
 async def test_approval_replayed_after_an_enclave_restart_is_fenced(  # type: ignore[no-untyped-def]
     start_tee_node,
     callback,
-    pki,
+    pki,  # noqa: F811 (the imported fixture)
     local,
     connect,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ) -> None:
     """The used-approval record is in memory: a host that restarts the enclave could show it an
     approval again. With --policy-boot-fence the restarted enclave refuses any approval an earlier
