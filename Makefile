@@ -58,6 +58,7 @@ run: venv proto certs
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy enclave signer
 	$(VENV)/bin/lint-imports
 
