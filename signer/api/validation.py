@@ -23,8 +23,8 @@ VALIDITY = {
     epb.KEY_VERDICT_INCONSISTENT_SHARE: pb.KEY_VALIDITY_INCONSISTENT_SHARE,
 }
 _PROTOCOL_BY_TOKEN: dict[str, epb.Protocol] = {
-    token: epb.Protocol.ValueType(protocol)
-    for protocol, token in PROTOCOL_TOKENS.items()  # type: ignore[misc]
+    token: epb.Protocol.ValueType(protocol)  # type: ignore[misc]
+    for protocol, token in PROTOCOL_TOKENS.items()
 }
 VALIDATE_TIMEOUT = 30.0  # a GG20 share costs two primality tests and a few multiplications per party
 
