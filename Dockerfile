@@ -22,6 +22,7 @@ RUN python /build/lock_subset.py /build/dev.lock setuptools wheel > /build/build
 COPY pyproject.toml README.md /src/
 COPY signer/ /src/signer/
 COPY enclave/ /src/enclave/
+COPY door/ /src/door/
 COPY mpc/ /src/mpc/
 # The project itself, from source, without touching the pinned dependencies above.
 RUN /opt/mpc-signer/bin/pip install --no-deps --no-build-isolation /src \

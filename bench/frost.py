@@ -33,12 +33,12 @@ from typing import Any
 import nacl.signing
 from coincurve import PublicKeyXOnly
 
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.protocols.frost import sessions, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from enclave.protocols.rounds import run_locally
-from enclave.rng import SYSTEM_RNG
 
 CONFIGS = [(2, 2), (2, 3), (7, 10)]
 SUITES: list[Ciphersuite] = [FROST_ED25519, FROST_SECP256K1, FROST_SECP256K1_TR]

@@ -50,7 +50,7 @@ from signer.client.local import LocalNode
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
 from signer.client.verify import verify
-from signer.devcerts import write_dev_certs
+from signer.ops.devcerts import write_dev_certs
 
 REPO = Path(__file__).resolve().parent.parent
 PARTIES = ("client", "signer")

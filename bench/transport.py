@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from enclave.transport.address import parse_address
-from enclave.transport.client import EnclaveClient
+from door.address import parse_address
 from enclave.transport.server import FrameServer
 from mpc.v1 import enclave_pb2 as pb
+from signer.link.client import EnclaveClient
 
 REPO = Path(__file__).resolve().parent.parent
 PAYLOAD_BYTES = 1024

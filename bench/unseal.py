@@ -31,17 +31,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bench.frost import _our_dkg
 from bench.gg20 import FIXTURES, _run
-from enclave import hpke
+from enclave.crypto import hpke
+from enclave.crypto.primes import FixtureSource, PreParamPool
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.engine import blobs
 from enclave.engine.blobs import ShareRecord
 from enclave.engine.keyids import key_id
 from enclave.engine.validation import validate_key
-from enclave.identity import EnclaveIdentity
-from enclave.primes import FixtureSource, PreParamPool
 from enclave.protocols.frost import wire
 from enclave.protocols.gg20 import keygen
-from enclave.rng import SYSTEM_RNG
 from enclave.sealing import Binding, LocalSealer
+from enclave.tee.identity import EnclaveIdentity
 from enclave.unseal import shares as codec
 from enclave.unseal.handler import UnsealHandler
 from enclave.unseal.unsealer import Unsealer

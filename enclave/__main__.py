@@ -15,15 +15,15 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from enclave.attestation import NITRO_MODE
-from enclave.channel_key import AttestedKeyReceiver
+from door.address import Address, parse_address
+from door.framing import DEFAULT_MAX_FRAME_BYTES
+from door.handshake import load_psk
 from enclave.engine import setup as engine_setup
 from enclave.engine.validation import KeyValidator
-from enclave.identity import EnclaveIdentity
 from enclave.service import EnclaveService
-from enclave.transport.address import Address, parse_address
-from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES
-from enclave.transport.handshake import load_psk
+from enclave.tee.attestation import NITRO_MODE
+from enclave.tee.channel_key import AttestedKeyReceiver
+from enclave.tee.identity import EnclaveIdentity
 from enclave.transport.server import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,

@@ -57,8 +57,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from enclave.crypto.rng import SYSTEM_RNG, Rng
 from enclave.errors import EnclaveError
-from enclave.rng import SYSTEM_RNG, Rng
 
 MAGIC: Final = b"MPCS"
 FORMAT_VERSION: Final = 1

@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from typing import Any, Protocol
 
-from enclave import hpke
-from enclave.attestation import Attestor, NoneAttestor
-from enclave.credentials import CredentialsHolder
+from enclave.crypto import hpke
 from enclave.errors import BadInput, EnclaveError, InvalidEncoding, InvalidParameters
-from enclave.identity import EnclaveIdentity
-from enclave.kms import KmsUnavailable
+from enclave.tee.attestation import Attestor, NoneAttestor
+from enclave.tee.credentials import CredentialsHolder
+from enclave.tee.identity import EnclaveIdentity
+from enclave.tee.kms import KmsUnavailable
 from enclave.transport.server import error_response
 from mpc.v1 import enclave_pb2 as pb
 

@@ -8,8 +8,8 @@ it is also the one host module allowed to start the enclave in-process (`mpc-sig
     mpc-signer token                        a development service JWT, signed with var/certs/jwt.key
     mpc-signer ping                         calls Ping over mTLS and prints the answer as JSON
     mpc-signer demo [--target HOST:PORT]    2-of-2 key generation and signatures, both protocols, verified
-    mpc-signer audit | backup | enclave-ping | validate   operator commands (signer.ops_cli)
-    mpc-signer unseal-status | unseal-init | unseal | rekey   operator shares (signer.unseal_cli)
+    mpc-signer audit | backup | enclave-ping | validate   operator commands (signer.ops.cli)
+    mpc-signer unseal-status | unseal-init | unseal | rekey   operator shares (signer.ops.unseal)
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def cmd_enclave(args: argparse.Namespace) -> int:
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
-    from signer.devcerts import write_dev_certs
+    from signer.ops.devcerts import write_dev_certs
 
     try:
         paths = write_dev_certs(Path(args.out), overwrite=args.force)
@@ -106,7 +106,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from signer.demo import Target, main
+    from signer.ops.demo import Target, main
 
     target = None
     if args.target:
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-name", default="", help="TLS name to expect if it differs from the target host")
     p.set_defaults(func=cmd_demo)
 
-    from signer.ops_cli import add_subcommands as add_ops_subcommands
+    from signer.ops.cli import add_subcommands as add_ops_subcommands
 
     add_ops_subcommands(sub, with_config)
     return parser

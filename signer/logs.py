@@ -1,6 +1,6 @@
 """Log records as JSON lines (or text), tagged with the request and session they belong to.
 
-`request_id` and `session_id` live in context variables: the RPC pipeline (signer/rpc_pipeline.py) sets them for the
+`request_id` and `session_id` live in context variables: the RPC pipeline (signer/api/pipeline.py) sets them for the
 duration of each RPC (asyncio copies the context into every task the handler starts), and the
 formatters read them, so a log call anywhere below the servicer carries them without passing ids
 around. Nothing here formats secrets: messages are what the callers log, and callers never log

@@ -17,8 +17,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from enclave.transport.client import EnclaveClient
 from mpc.v1 import enclave_pb2 as epb
+from signer.link.client import EnclaveClient
 
 log = logging.getLogger(__name__)
 

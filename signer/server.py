@@ -33,28 +33,28 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from enclave.transport.client import EnclaveClient, EnclaveTimeout, TransportError, load_psk, parse_address
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2, signer_pb2_grpc
 from signer.api.operations import Operations
+from signer.api.pipeline import RpcPipeline
 from signer.api.public_schema import public_pool
 from signer.api.servicer import EnclaveStatus, SignerServicer
-from signer.approvals import attach_approval
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import Authenticator
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
 from signer.auth.mtls import ClientAllowlist
-from signer.aws_credentials import CredentialsPusher, ImdsClient
 from signer.config import Config, ConfigError, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
-from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
+from signer.link.client import EnclaveClient, EnclaveTimeout, TransportError, load_psk, parse_address
+from signer.link.credentials import CredentialsPusher, ImdsClient
+from signer.link.preparams import PreparamsKeeper
+from signer.link.provisioning import attested_offer_verifier, load_expected_pcrs
 from signer.metrics import MeteredEnclaveClient, Metrics
-from signer.policy_client import PolicyCallbackConfig, PolicyClient
-from signer.preparams import PreparamsKeeper
-from signer.quotas import CallerQuotas
-from signer.retention import FinishedSessions
-from signer.rpc_pipeline import RpcPipeline
-from signer.sessions import Session, Sessions, cancel_quietly
+from signer.policy.approvals import attach_approval
+from signer.policy.client import PolicyCallbackConfig, PolicyClient
+from signer.sessions.quotas import CallerQuotas
+from signer.sessions.registry import Session, Sessions, cancel_quietly
+from signer.sessions.retention import FinishedSessions
 from signer.storage import Store, open_store
 
 log = logging.getLogger(__name__)

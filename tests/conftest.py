@@ -3,7 +3,7 @@
 Fixtures
 --------
 dev_certs (session)
-    `signer.devcerts.DevCertPaths` in a temporary directory: dev CA (`ca`, `ca_key`), server
+    `signer.ops.devcerts.DevCertPaths` in a temporary directory: dev CA (`ca`, `ca_key`), server
     certificate for localhost/127.0.0.1, client certificate for `mpc-service`, ES256 JWT key pair
     (`jwt_key`, `jwt_pub`), HMAC key (`hmac_key`) and enclave PSK (`enclave_psk`), all hex or PEM.
 start_enclave (session)
@@ -44,7 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mpc.v1 import signer_pb2_grpc
 from signer.auth.jwt import load_signing_key, mint_token
-from signer.devcerts import DevCertPaths, write_dev_certs
+from signer.ops.devcerts import DevCertPaths, write_dev_certs
 
 REPO = Path(__file__).resolve().parent.parent
 HEALTH_INTERVAL = 0.2

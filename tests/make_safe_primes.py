@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from enclave.primes import generate_safe_prime
-from enclave.rng import SYSTEM_RNG
+from enclave.crypto.primes import generate_safe_prime
+from enclave.crypto.rng import SYSTEM_RNG
 
 DEFAULT_OUT = Path(__file__).parent / "vectors" / "safe_primes.json"
 

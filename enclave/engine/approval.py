@@ -12,7 +12,7 @@ message_hash (the message itself for RAW), and for FROST SHA-256 of SessionStart
 message may be up to 64 KiB; the approval field is fixed at 32 bytes either way), with the rule
 named "sha256". A Taproot signature with a script tree's merkle root is made under a key tweaked
 by that root, so its digest covers both: SHA-256("mpc-signer/approval/taproot/v1" || root ||
-message) (signer/approvals.py computes the same). Version 1 approvals (no hash rule, no
+message) (signer/policy/approvals.py computes the same). Version 1 approvals (no hash rule, no
 presignature id) are refused with a message saying so.
 """
 

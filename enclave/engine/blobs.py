@@ -9,7 +9,7 @@ Plaintext records (all integers big-endian, `lp(x)` = u32 length || x):
                   lp(protocol) lp(key id) lp(presignature id) u16 m m*lp(signer party id)
                   u64 sequence lp(protocol presignature)
     pre-parameters: lp("mpc-signer/engine/preparams") u8 version=1 u64 sequence
-                  lp(enclave.primes.encode_pair)
+                  lp(enclave.crypto.primes.encode_pair)
 
 Presignatures and pre-parameters are single use: sealed under the per-boot sealer with the
 sequence number this boot assigned them (enclave/engine/singleuse.py). Version 1 presignature
@@ -141,7 +141,7 @@ class PresignatureRecord:
 @dataclass(frozen=True)
 class PreparamsRecord:
     sequence: int
-    pair: bytes = field(repr=False)  # enclave.primes.encode_pair
+    pair: bytes = field(repr=False)  # enclave.crypto.primes.encode_pair
 
     def encode(self) -> bytes:
         w = _Writer()

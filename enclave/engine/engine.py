@@ -44,6 +44,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
+from enclave.crypto.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
+from enclave.crypto.rng import SYSTEM_RNG, Rng
 from enclave.engine.approval import decode_approval
 from enclave.engine.blobs import PreparamsRecord
 from enclave.engine.common import SESSION_ID, Prepared, invalid
@@ -58,10 +61,7 @@ from enclave.engine.sealed_results import seal_signature
 from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, InvalidParameters
-from enclave.paillier import DEFAULT_MODULUS_BITS
 from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
-from enclave.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
-from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
@@ -221,7 +221,7 @@ class Engine:
             with contextlib.suppress(RequestRejected):  # pushed out of the window: refused anyway
                 self.used_preparams.consume(seq)
 
-    # -- pre-parameters at rest (see enclave.primes) ----------------------------------------------
+    # -- pre-parameters at rest (see enclave.crypto.primes) ----------------------------------------------
 
     async def preparams_export(self, request: pb.PreparamsExport) -> pb.PreparamsExported:
         limit = min(request.max_count or PREPARAMS_EXPORT_DEFAULT, PREPARAMS_EXPORT_MAX)

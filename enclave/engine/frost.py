@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from enclave.crypto.rng import Rng
 from enclave.engine import blobs
 from enclave.engine.approval import FROST_APPROVAL_HASH, frost_digest
 from enclave.engine.common import (
@@ -45,7 +46,6 @@ from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, 
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.sessions import DkgSetup, SignSetup, dkg_driver, signing_driver
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, MERKLE_ROOT_LEN, tweaked_public_key
-from enclave.rng import Rng
 from enclave.sealing import Binding, Sealer
 from mpc.v1 import enclave_pb2 as pb
 

@@ -38,6 +38,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
+from enclave.crypto.primes import SafePrimePair
+from enclave.crypto.rng import Rng
 from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, PresignatureRecord, ShareRecord
 from enclave.engine.common import (
@@ -57,14 +60,11 @@ from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.session import Parties, Phase, Plan
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
 from enclave.errors import BadInput, InvalidEncoding, ProtocolFault
-from enclave.paillier import DEFAULT_MODULUS_BITS
-from enclave.primes import SafePrimePair
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
-from enclave.rng import Rng
 from enclave.sealing import Binding, LocalSealer, Sealer
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb

@@ -1,6 +1,6 @@
 """GG20 key generations waiting for Paillier pre-parameters, on the event loop.
 
-A key generation needs one safe-prime pair from the pool (enclave/primes.py). When none is
+A key generation needs one safe-prime pair from the pool (enclave/crypto/primes.py). When none is
 ready it waits here, as a future on the event loop, never in one of the engine's worker threads:
 those run protocol math for every session, and a start parked in them would stall FROST and
 GG20 work alike (the head-of-line blocking of issue 16). Waiters are served first come, first
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 from collections import deque
 
-from enclave.primes import PreParamPool, SafePrimePair
+from enclave.crypto.primes import PreParamPool, SafePrimePair
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 

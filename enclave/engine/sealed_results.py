@@ -1,6 +1,6 @@
 """Signatures sealed for the caller: SessionStart.result_recipient_key set on a SIGN.
 
-The DONE update's raw signature is HPKE-encrypted (enclave/hpke.py) to the recipient key, with
+The DONE update's raw signature is HPKE-encrypted (enclave/crypto/hpke.py) to the recipient key, with
 the session id, key id and verifying public key bound in the info, and the clear signature is
 removed from the update, so what leaves the enclave in SessionResult is ciphertext. The host's
 copy, its status calls, logs and the Exchange stream then carry only ciphertext. What this does
@@ -10,7 +10,7 @@ not hide: the final round's signature shares, which the parties exchange as prot
 
 from __future__ import annotations
 
-from enclave import hpke
+from enclave.crypto import hpke
 from mpc.v1 import enclave_pb2 as pb
 
 

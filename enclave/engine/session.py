@@ -37,8 +37,8 @@ from typing import Any
 from enclave.engine.held import HeldBudget
 from enclave.engine.limits import MessageLimits
 from enclave.errors import LocalError, ProtocolFault
-from enclave.kms import KmsUnavailable
 from enclave.protocols.rounds import FRAME_VERSION, Abort, Driver, Kind, Output
+from enclave.tee.kms import KmsUnavailable
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)

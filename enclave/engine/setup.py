@@ -52,20 +52,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from enclave.attestation import (
-    NITRO_MODE,
-    NO_ATTESTATION_STATEMENT,
-    NONE_MODE,
-    AttestationUnavailable,
-    Attestor,
-    NitroAttestor,
-    NoneAttestor,
-    mix_nsm_entropy,
-)
-from enclave.credentials import CredentialsHolder
 from enclave.engine.engine import Engine, EngineConfig
-from enclave.kms import KmsSealer
-from enclave.kms_http import DEFAULT_PROXY_PORT, Connector, KmsHttpClient, vsock_connector
 from enclave.policy import PolicyVerifier, load_policy_key
 from enclave.sealing import (
     LocalSealer,
@@ -76,6 +63,19 @@ from enclave.sealing import (
     generate_key_file,
     init_passphrase,
 )
+from enclave.tee.attestation import (
+    NITRO_MODE,
+    NO_ATTESTATION_STATEMENT,
+    NONE_MODE,
+    AttestationUnavailable,
+    Attestor,
+    NitroAttestor,
+    NoneAttestor,
+    mix_nsm_entropy,
+)
+from enclave.tee.credentials import CredentialsHolder
+from enclave.tee.kms import KmsSealer
+from enclave.tee.kms_http import DEFAULT_PROXY_PORT, Connector, KmsHttpClient, vsock_connector
 from enclave.unseal.unsealer import GatedSealer, Unsealer
 
 log = logging.getLogger(__name__)

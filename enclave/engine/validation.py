@@ -24,6 +24,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from enclave.crypto.polynomial import lagrange_coefficient
+from enclave.crypto.primes import is_probable_prime
 from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, ShareRecord
 from enclave.engine.common import PROTOCOL_NAMES, invalid
@@ -33,8 +35,6 @@ from enclave.engine.keyids import is_key_id
 from enclave.errors import EnclaveError, InvalidEncoding
 from enclave.group.base import Group
 from enclave.group.secp256k1 import SECP256K1
-from enclave.polynomial import lagrange_coefficient
-from enclave.primes import is_probable_prime
 from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
 from enclave.protocols.gg20.keyshare import KeyShare

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from enclave.rng import Rng
+from enclave.crypto.rng import Rng
 
 Element = Any  # opaque per implementation; compare with Group.eq, never with ==
 

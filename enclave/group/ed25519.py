@@ -34,8 +34,8 @@ from nacl.bindings import (
     crypto_scalarmult_ed25519_noclamp,
 )
 
+from enclave.crypto.rng import Rng, random_below
 from enclave.errors import InvalidEncoding
-from enclave.rng import Rng, random_below
 
 ORDER = (1 << 252) + 27742317777372353535851937790883648493
 IDENTITY = b"\x01" + bytes(31)

@@ -27,8 +27,8 @@ from typing import Final
 
 from coincurve import PublicKey
 
+from enclave.crypto.rng import Rng, random_below
 from enclave.errors import InvalidEncoding
-from enclave.rng import Rng, random_below
 
 ORDER: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 FIELD_PRIME: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F

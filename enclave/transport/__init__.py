@@ -1,6 +1,6 @@
 """Host <-> enclave channel: length-prefixed protobuf frames over vsock, unix or loopback TCP.
 
 This package moves bytes and request ids; it knows nothing of protocols. The host side uses
-only `enclave.transport.client` (an import contract keeps it so); the enclave side uses
+only `signer.link.client` (an import contract keeps it so); the enclave side uses
 `enclave.transport.server`.
 """

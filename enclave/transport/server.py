@@ -14,7 +14,7 @@ Connections are bounded three ways, each counted in `gauges()` (InfoResponse.gau
 - a connection must complete the handshake (if any) and deliver its first complete frame within
   `handshake_timeout` seconds of being accepted, or it is closed: one that never speaks (or
   stalls mid-handshake) holds nothing for long. The host's client sends its first request as
-  soon as it connects (enclave/transport/client.py), so this never cuts an honest host;
+  soon as it connects (signer/link/client.py), so this never cuts an honest host;
 - at most `max_connections` are open at once. One more is closed at once, unless some open
   connection has not sent its first frame yet: then the oldest such one is closed instead, so
   connections that never speak cannot lock the host out;
@@ -41,12 +41,12 @@ from collections.abc import Awaitable, Callable
 
 from google.protobuf.message import DecodeError
 
-from enclave.transport import handshake
-from enclave.transport.address import Address, cleanup_listener, start_listener
-from enclave.transport.errors import FrameError, HandshakeError
-from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
-from enclave.transport.handshake import ChannelKey, KeyReceiver
-from enclave.transport.protocol import FramedProtocol
+from door import handshake
+from door.address import Address, cleanup_listener, start_listener
+from door.errors import FrameError, HandshakeError
+from door.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
+from door.handshake import ChannelKey, KeyReceiver
+from door.protocol import FramedProtocol
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)

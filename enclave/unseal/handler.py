@@ -2,7 +2,7 @@
 
 Shares arrive HPKE-encrypted to the enclave's identity key (InfoResponse.enclave_public_key, a
 new key every start), with the use ("unseal", "rekey", "verify") and, for a rekey, the key the new
-shares go to, bound in the HPKE info (enclave/hpke.py): a ciphertext made for one use or one
+shares go to, bound in the HPKE info (enclave/crypto/hpke.py): a ciphertext made for one use or one
 recipient does not open as another, and one from an earlier boot does not open at all. New shares
 leave encrypted to the requester's recipient key, one ciphertext per share. Nothing here logs a
 share or its plaintext; what is logged (set id, index, counts) is public.
@@ -15,9 +15,9 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from enclave import hpke
+from enclave.crypto import hpke
 from enclave.errors import BadInput
-from enclave.identity import EnclaveIdentity
+from enclave.tee.identity import EnclaveIdentity
 from enclave.unseal import shares as share_codec
 from enclave.unseal.shares import OperatorShare, ShareRefused
 from enclave.unseal.unsealer import Unsealer

@@ -2,7 +2,7 @@
 
 The data key (32 bytes) is the local sealer's key (enclave.sealing.LocalSealer): every key share
 is sealed under keys derived from it, and it never changes, so a rekey rewrites this file and
-nothing else. A share set is Shamir shares (enclave/shamir.py) of a secret s; the set's
+nothing else. A share set is Shamir shares (enclave/crypto/shamir.py) of a secret s; the set's
 key-encryption key is HKDF-SHA256(ikm = s as 32 bytes, salt = set id, info = WRAP_INFO), and the
 file holds, per set, AES-256-GCM(KEK, random 96-bit nonce, data key) with associated data
 
@@ -35,8 +35,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from enclave import shamir
-from enclave.rng import Rng
+from enclave.crypto import shamir
+from enclave.crypto.rng import Rng
 from enclave.sealing import (
     KEK_ID_LEN,
     KEK_LEN,

@@ -7,7 +7,7 @@ Bytes (50) of a share::
     threshold  1   shares of the set needed to unseal
     shares     1   shares in the set
     index      1   this share's evaluation point x (1..shares)
-    value      32  f(x) in GF(2^256 - 189), big-endian (enclave/shamir.py)
+    value      32  f(x) in GF(2^256 - 189), big-endian (enclave/crypto/shamir.py)
     checksum   6   first 6 bytes of SHA-256(CHECKSUM_TAG || the 44 bytes above)
 
 Text: "MPCS-" then the 50 bytes in RFC 4648 base32 (80 characters, no padding) in 16 groups of 5
@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
-from enclave import shamir
+from enclave.crypto import shamir
 from enclave.errors import BadInput, InvalidParameters
 
 SHARE_VERSION: Final = 1

@@ -29,9 +29,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from enclave import shamir
+from enclave.crypto import shamir
+from enclave.crypto.rng import SYSTEM_RNG, Rng
 from enclave.errors import BadInput
-from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import KEK_LEN, LOCAL_KIND, Binding, LocalSealer, SealerConfigError, kek_id
 from enclave.service import RequestRejected
 from enclave.unseal import keyfile

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import gmpy2
 
+from enclave.crypto.paillier import SecretKey
+from enclave.crypto.ringpedersen import Params
+from enclave.crypto.rng import Rng
+from enclave.crypto.transcript import Transcript
 from enclave.group.secp256k1 import ORDER
-from enclave.paillier import SecretKey
-from enclave.rng import Rng
-from enclave.transcript import Transcript
 from enclave.zk.params import EPSILON, L, in_pm, is_unit, sample_pm
-from enclave.zk.ringpedersen import Params
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import gmpy2
 
-from enclave.paillier import SecretKey
-from enclave.rng import Rng, random_below
-from enclave.transcript import Transcript
+from enclave.crypto.paillier import SecretKey
+from enclave.crypto.rng import Rng, random_below
+from enclave.crypto.transcript import Transcript
 from enclave.zk.params import REPETITIONS, is_unit
 
 

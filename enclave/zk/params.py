@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gmpy2
 
-from enclave.rng import Rng, random_below
+from enclave.crypto.rng import Rng, random_below
 
 L = 256
 L_PRIME = 5 * L

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from enclave.rng import Rng, random_below
-from enclave.transcript import Transcript
+from enclave.crypto.ringpedersen import Params, Trapdoor
+from enclave.crypto.rng import Rng, random_below
+from enclave.crypto.transcript import Transcript
 from enclave.zk.params import REPETITIONS, is_unit
-from enclave.zk.ringpedersen import Params, Trapdoor
 
 
 @dataclass(frozen=True)

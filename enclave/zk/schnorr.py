@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from enclave.crypto.rng import Rng
+from enclave.crypto.transcript import Transcript
 from enclave.errors import InvalidEncoding
 from enclave.group.base import Element, Group
-from enclave.rng import Rng
-from enclave.transcript import Transcript
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class _Stream:
                 except TimeoutError:
                     expired = True
                     break
-                except InvalidArgument as exc:  # a frame that did not parse (signer.rpc_pipeline)
+                except InvalidArgument as exc:  # a frame that did not parse (signer.api.pipeline)
                     malformed = exc
                     break
                 if request is grpc.aio.EOF:

@@ -20,14 +20,14 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
-from enclave.transport.client import EnclaveRequestError
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.approvals import signed_digest
 from signer.auth.interceptor import current_caller
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from signer.quotas import CallerId
-from signer.sessions import Session
+from signer.link.client import EnclaveRequestError
+from signer.policy.approvals import signed_digest
+from signer.sessions.quotas import CallerId
+from signer.sessions.registry import Session
 from signer.storage import (
     AuditRecord,
     KeyNotFound,
@@ -104,7 +104,7 @@ def caller_name() -> str:
 
 
 def caller_id() -> CallerId | None:
-    """Who the call's sessions count against (signer.quotas): certificate identity, token subject."""
+    """Who the call's sessions count against (signer.sessions.quotas): certificate identity, token subject."""
     caller = current_caller()
     if caller is None:
         return None
@@ -146,7 +146,7 @@ class AuditBatcher:
 
 
 class Operations:
-    """Store-backed hooks for `signer.sessions.Sessions` and the servicer.
+    """Store-backed hooks for `signer.sessions.registry.Sessions` and the servicer.
 
     `store` is a callable because the store is opened when the server starts, after the
     servicer and the session registry have been built."""
@@ -160,7 +160,7 @@ class Operations:
         self._store = store
         # Counts single-use items the enclave refused as sealed in an earlier boot (metrics).
         self.burned = burned or (lambda _kind, _count: None)
-        # The signing policy (signer/approvals.py), when configured: runs for every SIGN.
+        # The signing policy (signer/policy/approvals.py), when configured: runs for every SIGN.
         self._approve = approve
         self._audit = AuditBatcher(self.store)
         # Key records are write-once (never updated or deleted) and hold only public metadata and

@@ -11,7 +11,6 @@ from typing import Any
 
 import grpc
 
-from enclave.transport.client import EnclaveClient, EnclaveRequestError, TransportError
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
@@ -20,7 +19,8 @@ from signer.api.exchange import CallDone, ExchangeHandler
 from signer.api.operations import Operations, caller_id, caller_name, check_distinct_numbers, sealed_blob_refusal
 from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
-from signer.sessions import Answering, Hook, Session, Sessions
+from signer.link.client import EnclaveClient, EnclaveRequestError, TransportError
+from signer.sessions.registry import Answering, Hook, Session, Sessions
 
 log = logging.getLogger(__name__)
 

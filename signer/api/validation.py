@@ -8,12 +8,12 @@ WRONG_NODE even when the caller names no party. Shared by the RPC and `mpc-signe
 
 from __future__ import annotations
 
-from enclave.transport.client import EnclaveClient
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api.convert import PARTY_ID, PUBLIC_PROTOCOLS
 from signer.api.operations import PROTOCOL_TOKENS, party_number
 from signer.errors import InvalidArgument
+from signer.link.client import EnclaveClient
 from signer.storage import KeyRecord
 
 VALIDITY = {

@@ -3,7 +3,7 @@ exempt methods (Ping, health, reflection).
 
 grpc.aio interceptors see only the method name and metadata, not the TLS peer, so the check runs
 inside a wrapper around the method's behavior, where the servicer context (and its auth context)
-is available. The RPC pipeline (signer/rpc_pipeline.py) runs `Authenticator.admit` inside its
+is available. The RPC pipeline (signer/api/pipeline.py) runs `Authenticator.admit` inside its
 unary wrapper; `guarded` wraps the other handler shapes (streaming health and reflection, and
 SignerService.Exchange, whose token is checked once, when the stream opens).
 """
@@ -125,7 +125,7 @@ def guarded(
 ) -> Any:
     """The same handler with the caller authenticated (and recorded) before its behavior, and
     any exception it raises ended with the status the error table gives it (as unary calls get
-    from `signer.rpc_pipeline`), so no internal message reaches the caller. `on_done(code name,
+    from `signer.api.pipeline`), so no internal message reaches the caller. `on_done(code name,
     seconds)` is told how each call ended, refusals included."""
     found = [(getattr(handler, attr), factory) for attr, factory in _HANDLER_KINDS if getattr(handler, attr)]
     if not found:

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from enclave.crypto.primes import PrimeSource
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.engine import Engine, EngineConfig
-from enclave.primes import PrimeSource
-from enclave.rng import SYSTEM_RNG
 from enclave.sealing import KEK_LEN, LocalSealer, Sealer
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as epb

@@ -2,14 +2,14 @@
 
 Suite and context strings are the ones mpc.v1.StartSignRequest.result_recipient_key specifies
 (base mode, DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, single-shot, empty aad), with
-pyca/cryptography's implementation. The enclave's side is enclave/hpke.py; the two meet only in
+pyca/cryptography's implementation. The enclave's side is enclave/crypto/hpke.py; the two meet only in
 that specification (tests/service/test_sealed_results.py runs one against the other).
 
     key = generate_recipient_key()                       # keep it; send public_bytes(key)
     spec = SessionSpec("sign", ..., result_recipient_key=public_bytes(key))
     signature = open_signature(result.sign, spec.session_id, key)
 
-The operator CLI uses `seal_to` and `open_from` for the unseal shares (signer/unseal_cli.py).
+The operator CLI uses `seal_to` and `open_from` for the unseal shares (signer/ops/unseal.py).
 """
 
 from __future__ import annotations

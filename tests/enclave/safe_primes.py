@@ -9,7 +9,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from enclave.primes import FixtureSource
+from enclave.crypto.primes import FixtureSource
 
 PATH = Path(__file__).resolve().parent.parent / "vectors" / "safe_primes.json"
 

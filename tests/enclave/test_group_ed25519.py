@@ -111,7 +111,7 @@ def test_scalar_decoding_strict() -> None:
 
 
 def test_random_scalar_nonzero_in_range() -> None:
-    from enclave.rng import SYSTEM_RNG
+    from enclave.crypto.rng import SYSTEM_RNG
 
     for _ in range(50):
         k = G.random_scalar(SYSTEM_RNG)

@@ -1,6 +1,6 @@
 """HPKE (RFC 9180) base mode, DHKEM(P-256, HKDF-SHA256) / HKDF-SHA256 / AES-128-GCM.
 
-The product uses pyca/cryptography's implementation (enclave/hpke.py, signer/client/
+The product uses pyca/cryptography's implementation (enclave/crypto/hpke.py, signer/client/
 sealed_result.py). These tests hold it to RFC 9180 Appendix A.3.1, the published vector for this
 suite, through an independent receiver and sender written here from the RFC's definitions with
 cryptography's low-level primitives only (ECDH, HMAC, HKDF-Expand, AES-GCM): the vector's
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from enclave import hpke
+from enclave.crypto import hpke
 from signer.client import sealed_result
 
 h = bytes.fromhex
@@ -155,7 +155,7 @@ def test_the_enclave_and_sdk_context_strings_agree() -> None:
     assert hpke.sign_result_info(*parts) == sealed_result.context(
         sealed_result.SIGN_RESULT_LABEL, parts[0].encode(), parts[1].encode(), parts[2]
     )
-    from signer import unseal_cli
+    from signer.ops import unseal as unseal_cli
 
     assert unseal_cli.OPERATOR_SHARE_LABEL == hpke.OPERATOR_SHARE_LABEL
     assert unseal_cli.NEW_SHARE_LABEL == hpke.NEW_SHARE_LABEL

@@ -3,8 +3,8 @@ from __future__ import annotations
 import gmpy2
 import pytest
 
-from enclave.paillier import PublicKey, SecretKey, check_modulus
-from enclave.rng import SYSTEM_RNG
+from enclave.crypto.paillier import PublicKey, SecretKey, check_modulus
+from enclave.crypto.rng import SYSTEM_RNG
 from tests.enclave import safe_primes
 
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enclave import polynomial as poly
+from enclave.crypto import polynomial as poly
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
 from enclave.group.ed25519 import ED25519 as G
-from enclave.rng import SYSTEM_RNG
 
 Q = G.order
 

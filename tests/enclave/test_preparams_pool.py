@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from enclave.crypto.primes import (
+    PAIR_FORMAT_VERSION,
+    FixtureSource,
+    PreParamPool,
+    SafePrimePair,
+    decode_pair,
+    encode_pair,
+)
 from enclave.errors import InvalidParameters
-from enclave.primes import PAIR_FORMAT_VERSION, FixtureSource, PreParamPool, SafePrimePair, decode_pair, encode_pair
 from tests.enclave import safe_primes
 
 

@@ -4,8 +4,7 @@ import threading
 
 import pytest
 
-from enclave.errors import InvalidParameters, LocalError
-from enclave.primes import (
+from enclave.crypto.primes import (
     FixtureSource,
     PreParamPool,
     SafePrimePair,
@@ -13,7 +12,8 @@ from enclave.primes import (
     is_safe_prime,
     system_source,
 )
-from enclave.rng import SYSTEM_RNG
+from enclave.crypto.rng import SYSTEM_RNG
+from enclave.errors import InvalidParameters, LocalError
 from tests.enclave import safe_primes
 
 

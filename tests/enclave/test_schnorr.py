@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from enclave.crypto.rng import SYSTEM_RNG
+from enclave.crypto.transcript import Transcript
 from enclave.errors import InvalidEncoding
 from enclave.group.ed25519 import ED25519 as G
-from enclave.rng import SYSTEM_RNG
-from enclave.transcript import Transcript
 from enclave.zk import schnorr
 
 

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from enclave import shamir
+from enclave.crypto import shamir
+from enclave.crypto.primes import is_probable_prime
 from enclave.errors import InvalidParameters
-from enclave.primes import is_probable_prime
 from tests.enclave.frost.common import FixedRng
 
 

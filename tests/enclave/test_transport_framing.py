@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from enclave.transport import handshake
-from enclave.transport.address import Address
-from enclave.transport.client import EnclaveClient, EnclaveTimeout, EnclaveUnavailable, parse_address
+from door import handshake
+from door.address import Address
 from enclave.transport.server import FrameServer
 from mpc.v1 import enclave_pb2 as pb
+from signer.link.client import EnclaveClient, EnclaveTimeout, EnclaveUnavailable, parse_address
 from tests.conftest import free_port
 
 Handler = Callable[[pb.Request], Awaitable[pb.Response]]
@@ -212,7 +212,7 @@ async def test_client_timeout_then_late_answer_is_dropped(served: Served, caplog
 
     await served.start(late)
     client = EnclaveClient(served.address, call_timeout=0.1)
-    caplog.set_level(logging.INFO, logger="enclave.transport.client")
+    caplog.set_level(logging.INFO, logger="signer.link.client")
     with pytest.raises(EnclaveTimeout, match="did not answer request 1"):
         await client.ping()
     await asyncio.sleep(0.3)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from enclave import shamir
+from enclave.crypto import shamir
 from enclave.errors import BadInput
 from enclave.sealing import Binding, SealerConfigError
 from enclave.service import RequestRejected

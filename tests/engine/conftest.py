@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine
-from enclave.primes import FixtureSource
 from mpc.v1 import enclave_pb2 as pb
 from tests.enclave import safe_primes
 from tests.engine import relay

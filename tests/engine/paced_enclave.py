@@ -12,9 +12,9 @@ import threading
 import time
 
 import enclave.__main__ as enclave_main
+from enclave.crypto.primes import PrimeSource, SafePrimePair
 from enclave.engine import setup as engine_setup
 from enclave.engine.engine import Engine
-from enclave.primes import PrimeSource, SafePrimePair
 from tests.service.fixture_enclave import prime_slice
 
 

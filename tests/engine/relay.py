@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from enclave.crypto.primes import PrimeSource
 from enclave.engine import Engine, EngineConfig
 from enclave.policy import PolicyVerifier
-from enclave.primes import PrimeSource
 from enclave.sealing import generate_key_file
 from mpc.v1 import enclave_pb2 as pb
 

@@ -29,8 +29,8 @@ from prometheus_client import generate_latest
 
 from enclave.engine import Engine, limits
 from enclave.protocols.rounds import Frame, Kind
-from enclave.transport.client import EnclaveClient, EnclaveRequestError, parse_address
 from mpc.v1 import enclave_pb2 as pb
+from signer.link.client import EnclaveClient, EnclaveRequestError, parse_address
 from signer.metrics import Metrics
 from signer.storage import open_store
 from tests.conftest import REPO, EnclaveProcess, wait_for

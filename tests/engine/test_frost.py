@@ -9,9 +9,9 @@ import pytest
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine.keyids import key_id
 from enclave.group.ed25519 import ED25519
-from enclave.primes import FixtureSource
 from enclave.protocols.rounds import Frame
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb

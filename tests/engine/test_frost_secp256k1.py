@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from frost_rs import utility_secp256k1
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine.approval import encode_approval, frost_digest
 from enclave.engine.keyids import key_id
 from enclave.group.secp256k1 import SECP256K1
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
-from enclave.primes import FixtureSource
 from enclave.protocols.frost import taproot, wire
 from enclave.protocols.frost.ciphersuite import FROST_SECP256K1
 from enclave.protocols.frost.keys import PublicKeyPackage
@@ -154,7 +154,7 @@ async def test_policy_approval_covers_the_merkle_root(tmp_path: Path, prime_sour
 def test_host_and_enclave_agree_on_the_approval_digest() -> None:
     """The host asks the policy service about the digest the enclave will rebuild (and audits it)."""
     from signer.api.operations import audit_digest
-    from signer.approvals import signed_digest
+    from signer.policy.approvals import signed_digest
 
     message, root = b"spend", bytes([9]) * 32
     for protocol, start_root, enclave_digest in (

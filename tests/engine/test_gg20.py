@@ -24,7 +24,7 @@ SHA256 = pb.MESSAGE_HASH_SHA256
 
 
 def ckd_pub(public_key: bytes, chain_code: bytes, path: tuple[int, ...]) -> bytes:
-    """BIP32 CKDpub written from the spec with coincurve (independent of enclave.bip32)."""
+    """BIP32 CKDpub written from the spec with coincurve (independent of enclave.protocols.gg20.bip32)."""
     key, code = PublicKey(public_key), chain_code
     for i in path:
         digest = hmac.new(code, key.format(compressed=True) + i.to_bytes(4, "big"), hashlib.sha512).digest()

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from eth_keys import keys as eth_keys
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine.approval import encode_approval
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
-from enclave.primes import FixtureSource
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay

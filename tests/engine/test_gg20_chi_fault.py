@@ -15,9 +15,9 @@ import pytest
 from coincurve import PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine
 from enclave.group.secp256k1 import Secp256k1Group
-from enclave.primes import FixtureSource
 from enclave.protocols.gg20 import presign
 from enclave.protocols.rounds import Frame, Kind, echo_digest
 from mpc.v1 import enclave_pb2 as pb

@@ -15,9 +15,9 @@ import pytest
 from coincurve import PublicKey, PublicKeyXOnly
 from nacl.signing import VerifyKey
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine, limits
 from enclave.engine.common import MAX_PARTIES
-from enclave.primes import FixtureSource
 from enclave.protocols.rounds import Driver, Expect, Kind, Next, Output, Round, Send
 from mpc.v1 import enclave_pb2 as pb
 from signer.client.verify import verify_frost_secp256k1

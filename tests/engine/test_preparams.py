@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from enclave.crypto.primes import FixtureSource, SafePrimePair, decode_pair, encode_pair
 from enclave.engine import Engine, EngineConfig
 from enclave.engine.blobs import PreparamsRecord
 from enclave.engine.engine import preparams_binding
-from enclave.primes import FixtureSource, SafePrimePair, decode_pair, encode_pair
 from enclave.sealing import LocalSealer, SealingError, generate_key_file
 from mpc.v1 import enclave_pb2 as pb
 from tests.enclave import safe_primes

@@ -15,12 +15,12 @@ import pytest
 from coincurve import PublicKey
 from nacl.signing import VerifyKey
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine
-from enclave.primes import FixtureSource
 from enclave.sealing import generate_key_file
-from enclave.transport.client import EnclaveClient, EnclaveRequestError, parse_address
 from mpc.v1 import enclave_pb2 as pb
 from signer.cli import build_parser
+from signer.link.client import EnclaveClient, EnclaveRequestError, parse_address
 from tests.conftest import REPO, EnclaveProcess
 from tests.engine import relay
 from tests.engine.conftest import FROST, GG20

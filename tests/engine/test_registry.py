@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.signing import VerifyKey
 
+from enclave.crypto.primes import FixtureSource
 from enclave.engine.approval import encode_approval, frost_digest
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
-from enclave.primes import FixtureSource
 from enclave.service import EnclaveService, RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import VerifyKey
 
-from enclave.primes import FixtureSource
+from enclave.crypto.primes import FixtureSource
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay

@@ -18,7 +18,7 @@ import pytest
 from signer.auth.envelope import HmacKeyRing
 from signer.client.client import SignerClient
 from signer.client.local import LocalNode
-from signer.devcerts import DevCertPaths
+from signer.ops.devcerts import DevCertPaths
 from tests.service.conftest import Node, ring, start_node  # noqa: F401 (re-exported fixtures)
 from tests.service.fixture_enclave import prime_slice
 

@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from signer.auth.jwt import JwtVerifier, load_verification_key
-from signer.devcerts import DevCertPaths
+from signer.ops.devcerts import DevCertPaths
 from tests.conftest import REPO, SignerProcess, free_port, wait_for, write_config
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

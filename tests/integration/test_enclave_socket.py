@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from enclave.transport.client import EnclaveClient, EnclaveRequestError, EnclaveUnavailable, parse_address
-from enclave.transport.framing import DEFAULT_MAX_FRAME_BYTES
+from door.framing import DEFAULT_MAX_FRAME_BYTES
 from mpc.v1 import enclave_pb2 as epb
+from signer.link.client import EnclaveClient, EnclaveRequestError, EnclaveUnavailable, parse_address
 from tests.conftest import REPO, EnclaveProcess, free_port, wait_for
 
 

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import compute_mac
 from signer.auth.jwt import mint_token
-from signer.devcerts import DevCertPaths, Issued, issue, make_ca
+from signer.ops.devcerts import DevCertPaths, Issued, issue, make_ca
 from tests.conftest import GRPCURL, SignerProcess
 
 SESSION = "rejection-matrix-session"

@@ -196,7 +196,7 @@ def test_consul_command_runs_on_the_real_agent(compose: dict[str, Any], tmp_path
     """The agent's flags and inline HCL, as compose passes them, start a real Consul 1.8.7 (paths
     mapped to a temporary copy of the dev credentials, loopback and free ports instead of the
     container's network)."""
-    from signer.devcerts import write_dev_certs
+    from signer.ops.devcerts import write_dev_certs
     from tests.ops.consul_agent import consul_binary, free_port
 
     certs = write_dev_certs(tmp_path / "certs")

@@ -11,7 +11,7 @@ import pytest
 
 from signer.config import ConfigError, consul_advertise, load_config
 from signer.logs import JsonFormatter, TextFormatter, _plain, _request_session_id, bind
-from signer.ops_cli import _hmac_key, _since
+from signer.ops.cli import _hmac_key, _since
 
 
 def test_consul_advertise_defaults_and_wildcards() -> None:

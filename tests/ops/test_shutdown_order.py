@@ -13,7 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from signer.config import load_config
-from signer.devcerts import DevCertPaths
+from signer.ops.devcerts import DevCertPaths
 from signer.server import Credentials, SignerServer
 from tests.conftest import EnclaveProcess, free_port, write_config
 from tests.ops.consul_agent import ConsulAgent, start_agent

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from grpc_health.v1 import health_pb2
 
-from signer.devcerts import DevCertPaths
+from signer.ops.devcerts import DevCertPaths
 from tests.conftest import EnclaveProcess, SignerProcess, wait_for
 from tests.ops.consul_agent import ConsulAgent, start_agent
 

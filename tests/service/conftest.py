@@ -47,7 +47,7 @@ from signer.client.local import LocalNode
 from signer.client.relay import Relay
 from signer.client.spec import Outcome, SessionSpec
 from signer.client.verify import verify
-from signer.devcerts import DevCertPaths
+from signer.ops.devcerts import DevCertPaths
 from tests.conftest import REPO, EnclaveProcess, SignerProcess
 from tests.service.fixture_enclave import prime_slice
 

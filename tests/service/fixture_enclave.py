@@ -14,9 +14,9 @@ import sys
 import threading
 
 import enclave.__main__ as enclave_main
+from enclave.crypto.primes import FixtureSource, SafePrimePair
 from enclave.engine import setup as engine_setup
 from enclave.engine.engine import Engine
-from enclave.primes import FixtureSource, SafePrimePair
 from tests.enclave import safe_primes
 
 SLICES = 3  # the caller's local party and up to two signer nodes never share a prime

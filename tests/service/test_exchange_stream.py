@@ -21,7 +21,7 @@ from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.client.client import SignerClient, TokenSource
 from signer.client.relay import Relay
-from signer.devcerts import write_dev_certs
+from signer.ops.devcerts import write_dev_certs
 from tests.service.conftest import (
     FROST,
     GG20,

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from grpc_health.v1 import health_pb2
 
-from enclave.transport.client import EnclaveClient, parse_address
 from mpc.v1 import enclave_pb2 as epb
 from signer.client.relay import Relay
+from signer.link.client import EnclaveClient, parse_address
 from tests.conftest import SignerProcess, free_port, wait_for
 from tests.service.conftest import GG20, FixtureEnclave, Node, check_signature, dkg, message_for, sign
 from tests.service.test_exchange import scrape

@@ -28,7 +28,7 @@ from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
 from signer.client.client import SignerClient
 from signer.client.relay import Relay
-from signer.devcerts import DevCertPaths, Issued, issue
+from signer.ops.devcerts import DevCertPaths, Issued, issue
 from tests.conftest import free_port
 from tests.service.conftest import (
     FROST,

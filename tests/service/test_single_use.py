@@ -18,10 +18,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from enclave.transport.client import EnclaveClient, EnclaveRequestError, parse_address
 from mpc.v1 import enclave_pb2 as epb
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
+from signer.link.client import EnclaveClient, EnclaveRequestError, parse_address
 from tests.conftest import free_port, wait_for
 from tests.service.conftest import GG20, KECCAK, Node, check_signature, dkg, keccak, message_for, presign, sid, sign
 from tests.service.test_exchange import scrape

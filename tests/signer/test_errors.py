@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import grpc
 
-from enclave.transport.client import EnclaveRequestError, EnclaveTimeout, EnclaveUnavailable
 from mpc.v1 import enclave_pb2
 from signer.auth.envelope import MessageAuthError
 from signer.errors import STATUS_BY_ERROR, AlreadyExists, NotFound, status_for
+from signer.link.client import EnclaveRequestError, EnclaveTimeout, EnclaveUnavailable
 
 
 def test_typed_errors_map_through_the_table() -> None:

@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 
 from signer.auth.mtls import ClientAllowlist, certificate_identities
-from signer.devcerts import make_ca
 from signer.errors import PermissionDenied, Unauthenticated
+from signer.ops.devcerts import make_ca
 from tests.integration.test_rejections import _odd_certificate
 
 CA = make_ca()

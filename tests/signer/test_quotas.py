@@ -9,7 +9,7 @@ import pytest
 
 from mpc.v1 import enclave_pb2 as epb
 from signer.errors import ResourceExhausted
-from signer.quotas import CallerId, CallerQuotas, presigns
+from signer.sessions.quotas import CallerId, CallerQuotas, presigns
 
 A = CallerId("mpc-service", "tenant-a")
 B = CallerId("mpc-service", "tenant-b")

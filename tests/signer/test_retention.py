@@ -10,7 +10,7 @@ import tracemalloc
 
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.retention import FinishedSession, FinishedSessions
+from signer.sessions.retention import FinishedSession, FinishedSessions
 
 
 def record(session_id: str, at: float = 0.0, state: int = pb.SESSION_STATE_DONE) -> FinishedSession:

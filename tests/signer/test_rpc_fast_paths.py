@@ -12,15 +12,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mpc.v1 import signer_pb2 as pb
+from signer.api.pipeline import RpcPipeline
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import Authenticator, current_caller
 from signer.auth.jwt import JwtVerifier, VerificationKey, mint_token
 from signer.auth.mtls import ClientAllowlist
 from signer.client.client import SignerClient, TokenSource
-from signer.devcerts import issue, make_ca
 from signer.logs import _plain, bind, request_id, request_id_for, session_id
 from signer.metrics import Metrics
-from signer.rpc_pipeline import RpcPipeline
+from signer.ops.devcerts import issue, make_ca
 
 METHOD = "/mpc.v1.SignerService/GetSignStatus"
 

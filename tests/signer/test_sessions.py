@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from enclave.service import EnclaveService, RequestRejected
-from enclave.transport.client import EnclaveClient, EnclaveTimeout, parse_address
 from enclave.transport.server import FrameServer
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
@@ -28,7 +27,8 @@ from signer.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from signer.sessions import Sessions
+from signer.link.client import EnclaveClient, EnclaveTimeout, parse_address
+from signer.sessions.registry import Sessions
 
 KEYS = HmacKeyRing({"k": b"k" * 32}, "k")
 

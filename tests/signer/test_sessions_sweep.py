@@ -12,8 +12,8 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
 from signer.errors import InvalidArgument, NotFound
-from signer.retention import FinishedSessions
-from signer.sessions import DEADLINE_REASON, Sessions
+from signer.sessions.registry import DEADLINE_REASON, Sessions
+from signer.sessions.retention import FinishedSessions
 from tests.signer.test_sessions import KEYS, channel, dkg, incoming
 
 __all__ = ["channel"]  # the fixture, imported for use here

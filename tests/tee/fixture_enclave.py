@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import enclave.__main__ as enclave_main
-from enclave.attestation import NONE_MODE, Attestor, NoneAttestor
 from enclave.engine import setup as engine_setup
 from enclave.engine.engine import Engine
-from enclave.kms_http import Connector
+from enclave.tee.attestation import NONE_MODE, Attestor, NoneAttestor
+from enclave.tee.kms_http import Connector
 from tests.service.fixture_enclave import prime_slice
 from tests.tee.nitro_docs import CaChain
 from tests.tee.test_kms import DocAttestor

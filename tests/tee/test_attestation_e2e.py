@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from enclave.attestation import NO_ATTESTATION_STATEMENT
 from enclave.service import IDENTITY_USER_DATA
+from enclave.tee.attestation import NO_ATTESTATION_STATEMENT
 from mpc.v1 import signer_pb2 as pb
 from signer.client.attestation import AttestationError, Reason, attest_node, verify_attestation
 from tests.tee.fixture_enclave import write_chain

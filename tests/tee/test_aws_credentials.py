@@ -34,14 +34,14 @@ import grpc
 import nacl.signing
 import pytest
 
-from enclave.credentials import CredentialsHolder
-from enclave.kms import KmsUnavailable
-from enclave.kms_http import AwsCredentials, KmsHttpClient, sigv4_authorization
-from enclave.transport.client import EnclaveClient, EnclaveRequestError, parse_address
+from enclave.tee.credentials import CredentialsHolder
+from enclave.tee.kms import KmsUnavailable
+from enclave.tee.kms_http import AwsCredentials, KmsHttpClient, sigv4_authorization
 from mpc.v1 import enclave_pb2 as epb
-from signer.aws_credentials import CredentialsPusher, ImdsClient, ImdsError
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
+from signer.link.client import EnclaveClient, EnclaveRequestError, parse_address
+from signer.link.credentials import CredentialsPusher, ImdsClient, ImdsError
 from tests.service.conftest import FROST, dkg, sign
 from tests.tee.fixture_enclave import write_chain
 from tests.tee.nitro_docs import CaChain, make_chain
@@ -497,7 +497,7 @@ def test_refresh_cadence_near_expiry() -> None:
         push_interval=5,  # type: ignore[arg-type]
         clock=lambda: now[0],
     )
-    from signer.aws_credentials import RoleCredentials
+    from signer.link.credentials import RoleCredentials
 
     pusher._current = RoleCredentials("ASIA0000000000000001", "s", "t", expiration=1000 + 302)
     assert pusher._next_wait() == 2  # refresh due in 2 s

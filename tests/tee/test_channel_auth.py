@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from enclave.transport.address import Address
-from enclave.transport.client import EnclaveClient, EnclaveUnavailable
+from door.address import Address
 from enclave.transport.server import FrameServer
 from mpc.v1 import enclave_pb2 as epb
-from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
+from signer.link.client import EnclaveClient, EnclaveUnavailable
+from signer.link.provisioning import attested_offer_verifier, load_expected_pcrs
 from tests.conftest import REPO, free_port
 from tests.tee.conftest import TeeEnclave
 from tests.tee.fixture_enclave import write_chain

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+from door.address import parse_address
 from enclave.__main__ import add_arguments
-from enclave.transport.address import parse_address
 from tests.test_lock import check_lock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,15 +23,15 @@ from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP, PKCS1v
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from enclave.attestation import Attestation, NoneAttestor
-from enclave.kms import (
+from enclave.sealing import Binding, LocalSealer, MultiSealer, SealedBlobCorrupt, SealerConfigError, blob_kind
+from enclave.tee.attestation import Attestation, NoneAttestor
+from enclave.tee.kms import (
     RECIPIENT_USER_DATA,
     KmsResponseInvalid,
     KmsSealer,
     ber_to_der,
     open_cms_for_recipient,
 )
-from enclave.sealing import Binding, LocalSealer, MultiSealer, SealedBlobCorrupt, SealerConfigError, blob_kind
 from signer.client.attestation import verify_attestation
 from tests.tee.nitro_docs import PCR0, CaChain, DocSpec, make_chain, make_document
 

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from enclave.kms import KmsSealer, KmsUnavailable
-from enclave.kms_http import AwsCredentials, KmsHttpClient, sigv4_authorization
+from enclave.tee.kms import KmsSealer, KmsUnavailable
+from enclave.tee.kms_http import AwsCredentials, KmsHttpClient, sigv4_authorization
 from tests.tee.test_kms import BINDING, KEY_ARN, DocAttestor, FakeKms, make_chain
 
 EXAMPLE_CREDENTIALS = AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")

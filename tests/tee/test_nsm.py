@@ -13,14 +13,14 @@ import aws_nsm_interface
 import cbor2
 import pytest
 
-from enclave.attestation import (
+from enclave.errors import BadInput
+from enclave.tee.attestation import (
     NO_ATTESTATION_STATEMENT,
     AttestationUnavailable,
     NitroAttestor,
     NoneAttestor,
     mix_nsm_entropy,
 )
-from enclave.errors import BadInput
 
 NSM_IOCTL = 0xC0200A00  # _IOWR(0x0A, 0, struct nsm_message) on 64-bit Linux
 

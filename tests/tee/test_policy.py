@@ -38,7 +38,7 @@ from enclave.policy import (
     approval_message,
     load_policy_key,
 )
-from signer.policy_client import (
+from signer.policy.client import (
     NODE_HEADER,
     REQUEST_DOMAIN,
     SIGNATURE_HEADER,

@@ -41,7 +41,7 @@ from grpc_health.v1 import health_pb2
 from mpc.v1 import signer_pb2 as pb
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
-from signer.policy_client import NODE_HEADER, REQUEST_DOMAIN, SIGNATURE_HEADER
+from signer.policy.client import NODE_HEADER, REQUEST_DOMAIN, SIGNATURE_HEADER
 from tests.engine.test_gg20 import ckd_pub
 from tests.service.conftest import FROST, GG20, KECCAK, all_ok, check_signature, dkg, keccak, presign, sign
 from tests.tee.test_policy import Pki, QuietServer, documented_message, pki  # noqa: F401 (pki: fixture)

@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
+from enclave.crypto.rng import Rng
 from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.group.base import Element, Group
 from enclave.group.ed25519 import ED25519
 from enclave.group.secp256k1 import SECP256K1
 from enclave.protocols.frost.hash_to_field import hash_to_scalar
-from enclave.rng import Rng
 
 if TYPE_CHECKING:
     from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage

@@ -40,7 +40,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from enclave import polynomial
+from enclave.crypto import polynomial
+from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidEncoding, InvalidParameters
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import (
@@ -50,7 +51,6 @@ from enclave.protocols.frost.keys import (
     sum_commitments,
     validate_num_signers,
 )
-from enclave.rng import Rng
 
 
 class DkgFault(EnclaveError):

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from enclave import polynomial
+from enclave.crypto import polynomial
+from enclave.crypto.rng import Rng
 from enclave.errors import InvalidParameters
-from enclave.rng import Rng
 
 if TYPE_CHECKING:
     from enclave.protocols.frost.ciphersuite import Ciphersuite

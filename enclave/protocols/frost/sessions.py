@@ -33,12 +33,12 @@ from collections.abc import Mapping, MutableSet
 from dataclasses import dataclass, field
 from typing import Any
 
+from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
 from enclave.protocols.frost import dkg, signing, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, check_public_key_package
 from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, PartyId, Round, Send
-from enclave.rng import Rng
 
 # -- signing ------------------------------------------------------------------------------------
 

@@ -37,10 +37,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidEncoding, InvalidParameters, LocalError
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
-from enclave.rng import Rng
 
 
 class InvalidSignatureShares(EnclaveError):

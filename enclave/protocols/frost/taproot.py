@@ -31,12 +31,12 @@ from typing import Final
 
 from coincurve import PublicKeyXOnly
 
+from enclave.crypto.rng import Rng
 from enclave.errors import InvalidEncoding, InvalidParameters
 from enclave.group.base import Element
 from enclave.group.secp256k1 import SECP256K1
 from enclave.protocols.frost.ciphersuite import Secp256k1Sha256
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
-from enclave.rng import Rng
 
 MERKLE_ROOT_LEN: Final = 32
 

@@ -9,7 +9,7 @@ authenticated channel's party id); `driver.result` ends as `Output(value)` or
         3 rounds -> KeyShare. `primes` is a `SafePrimePair` taken from `PreParamPool`.
     presign.start(session_id, share, signers, rng, *, path=())
         4 rounds -> Presignature (bound to share.key_id, the signer set and the non-hardened
-        BIP32 `path` (enclave.bip32), made for that child key; single use).
+        BIP32 `path` (enclave.protocols.gg20.bip32), made for that child key; single use).
     sign.start(session_id, share, presig, digest, consume, *, rule=MessageHash.RAW, path=())
         1 round -> Signature (r, s low-s, v in {0, 1}; to_bytes() = r || s || v, to_der()).
         The nonce is re-randomized by a hash of the presignature, key, path, hash rule and

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from enclave.crypto.paillier import PublicKey
+from enclave.crypto.ringpedersen import Params
+from enclave.crypto.transcript import Transcript
 from enclave.errors import InvalidParameters
 from enclave.group.secp256k1 import ORDER
-from enclave.paillier import PublicKey
-from enclave.transcript import Transcript
-from enclave.zk.ringpedersen import Params
 
 DOMAIN = "mpc-signer/gg20/v1"
 BROADCAST_VERIFIER = 0  # party ids are >= 1, so 0 names "every verifier"

@@ -25,18 +25,19 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from enclave.crypto import ringpedersen
+from enclave.crypto.paillier import DEFAULT_MODULUS_BITS, SecretKey, check_modulus
+from enclave.crypto.polynomial import commit, commitment_at, evaluate, random_polynomial, verify_share
+from enclave.crypto.primes import SafePrimePair
+from enclave.crypto.ringpedersen import Params
+from enclave.crypto.rng import Rng
 from enclave.errors import InvalidEncoding, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
-from enclave.paillier import DEFAULT_MODULUS_BITS, SecretKey, check_modulus
-from enclave.polynomial import commit, commitment_at, evaluate, random_polynomial, verify_share
-from enclave.primes import SafePrimePair
 from enclave.protocols.gg20.codec import Reader, dumps
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, AuxInfo, check_party_ids, framed_hash, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.rounds import Driver, Expect, Kind, Next, Output, Round, Send
-from enclave.rng import Rng
-from enclave.zk import fac, mod, prm, ringpedersen, schnorr, wire
-from enclave.zk.ringpedersen import Params
+from enclave.zk import fac, mod, prm, schnorr, wire
 
 PROTOCOL = "gg20/keygen"
 _COMMIT_TAG = b"mpc-signer/gg20/keygen/commit/v1"

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from enclave.crypto.paillier import SecretKey
+from enclave.crypto.polynomial import lagrange_coefficient
+from enclave.crypto.ringpedersen import Params
 from enclave.errors import InvalidEncoding
 from enclave.group.secp256k1 import Point, Secp256k1Group
-from enclave.paillier import SecretKey
-from enclave.polynomial import lagrange_coefficient
 from enclave.protocols.gg20.codec import Reader, dumps
 from enclave.protocols.gg20.common import AuxInfo, framed_hash
-from enclave.zk.ringpedersen import Params
 
 HEADER = b"mpc-signer/gg20/keyshare/v1/secp256k1"
 

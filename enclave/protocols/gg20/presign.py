@@ -44,18 +44,18 @@ from enum import Enum
 
 import gmpy2
 
-from enclave.bip32 import derive
+from enclave.crypto.paillier import random_unit
+from enclave.crypto.polynomial import lagrange_coefficient
+from enclave.crypto.rng import Rng
+from enclave.crypto.transcript import Transcript
 from enclave.errors import BadInput, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
-from enclave.paillier import random_unit
-from enclave.polynomial import lagrange_coefficient
+from enclave.protocols.gg20.bip32 import derive
 from enclave.protocols.gg20.codec import Reader, dumps
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, check_party_ids, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import MAX_PATH_DEPTH, Presignature
 from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
-from enclave.rng import Rng
-from enclave.transcript import Transcript
 from enclave.zk import affg, dec, dleq, enc, logstar, wire
 from enclave.zk.params import L_PRIME, sample_pm
 

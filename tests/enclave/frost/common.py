@@ -20,12 +20,12 @@ import nacl.signing
 from coincurve import PublicKeyXOnly
 from frost_rs import utility_secp256k1
 
+from enclave.crypto.rng import SYSTEM_RNG, Rng
 from enclave.protocols.frost import keys, sessions, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from enclave.protocols.rounds import Driver
-from enclave.rng import SYSTEM_RNG, Rng
 from tests import harness
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidEncoding
 from enclave.group.secp256k1 import FIELD_PRIME
 from enclave.protocols.frost import dkg, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, Ciphersuite
 from enclave.protocols.rounds import Abort, Frame, Kind
-from enclave.rng import SYSTEM_RNG
 from tests import harness
 from tests.enclave.frost.common import dealer, dkg_drivers, sign_drivers, verify_independently
 

@@ -13,9 +13,9 @@ from types import ModuleType
 
 import pytest
 
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.protocols.frost import dkg, keys, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
-from enclave.rng import SYSTEM_RNG
 from tests.enclave.frost.common import run_dkg, verify_independently
 from tests.enclave.frost.zf import ZfError, b64, call, module, open_from_zf, seal_for_zf, unb64
 

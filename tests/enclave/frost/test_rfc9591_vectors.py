@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from enclave import polynomial
+from enclave.crypto import polynomial
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.protocols.frost import sessions, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.rounds import Output
-from enclave.rng import SYSTEM_RNG
 from tests import harness
 from tests.enclave.frost.common import load_vector, vector_setup, verify_independently
 

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enclave import polynomial
+from enclave.crypto import polynomial
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
 from enclave.protocols.frost import dkg, keys, sessions, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from enclave.protocols.rounds import Frame, Kind
-from enclave.rng import SYSTEM_RNG
 from tests import harness
 from tests.enclave.frost.common import (
     SUITES,

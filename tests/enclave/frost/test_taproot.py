@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from coincurve import PublicKeyXOnly
 
-from enclave import polynomial
+from enclave.crypto import polynomial
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
 from enclave.group.secp256k1 import SECP256K1
 from enclave.protocols.frost import dkg, keys, signing, taproot
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR as TR
 from enclave.protocols.rounds import Abort
-from enclave.rng import SYSTEM_RNG
 from tests import harness
 from tests.enclave.frost.common import load_vector, sign_drivers, vector_setup
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidEncoding
 from enclave.protocols.frost import dkg, keys, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519 as CS
 from enclave.protocols.frost.ciphersuite import Ciphersuite
-from enclave.rng import SYSTEM_RNG
 from tests.enclave.frost.common import SUITES
 
 GROUP = CS.group

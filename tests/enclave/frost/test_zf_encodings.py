@@ -14,12 +14,12 @@ import zlib
 
 import pytest
 
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidEncoding
 from enclave.group.secp256k1 import FIELD_PRIME
 from enclave.protocols.frost import dkg, keys, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
-from enclave.rng import SYSTEM_RNG
 from tests.enclave.frost.common import load_vector
 
 SNAPSHOTS = load_vector("zf-frost-secp256k1-postcard.json")

@@ -12,13 +12,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from enclave.primes import FixtureSource
+from enclave.crypto.primes import FixtureSource
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
-from enclave.rng import SYSTEM_RNG
 from tests.enclave import safe_primes
 from tests.harness import Result, run
 

@@ -1,7 +1,7 @@
 """Signing under BIP32 non-hardened children, checked against an independent CKDpub.
 
 The reference derivation below is written from the BIP32 text with coincurve's own point
-arithmetic (PublicKey.add adds tweak·G), sharing no code with enclave.bip32.
+arithmetic (PublicKey.add adds tweak·G), sharing no code with enclave.protocols.gg20.bip32.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import hmac
 import pytest
 from coincurve import PublicKey
 
-from enclave.bip32 import derive, parse_path
 from enclave.errors import BadInput
 from enclave.group.secp256k1 import Secp256k1Group
+from enclave.protocols.gg20.bip32 import derive, parse_path
 from enclave.protocols.gg20.keyshare import KeyShare
 from tests.enclave.gg20.conftest import check_signature, digest_of, run_presign, run_sign
 

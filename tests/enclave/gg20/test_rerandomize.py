@@ -14,10 +14,10 @@ from coincurve import PublicKey
 from Crypto.Hash import keccak as pycryptodome_keccak
 from eth_keys import keys as eth_keys
 
-from enclave.bip32 import derive
 from enclave.errors import BadInput, InvalidEncoding
 from enclave.group.secp256k1 import ORDER, Secp256k1Group
 from enclave.protocols.gg20 import sign
+from enclave.protocols.gg20.bip32 import derive
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import HEADER, Presignature

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from enclave.paillier import SecretKey
-from enclave.rng import SYSTEM_RNG
-from enclave.transcript import Transcript
-from enclave.zk import ringpedersen
+from enclave.crypto import ringpedersen
+from enclave.crypto.paillier import SecretKey
+from enclave.crypto.rng import SYSTEM_RNG
+from enclave.crypto.transcript import Transcript
 from tests.enclave import safe_primes
 
 

@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidEncoding
 from enclave.group.secp256k1 import IDENTITY, Secp256k1Group
-from enclave.rng import SYSTEM_RNG
 from enclave.zk import dleq, wire
 from tests.enclave.zk.conftest import transcript
 

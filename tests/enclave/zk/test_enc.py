@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from enclave.rng import SYSTEM_RNG
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.zk import enc, wire
 from enclave.zk.params import EPSILON, L
 from tests.enclave.zk.conftest import Party, transcript

@@ -5,8 +5,8 @@ import dataclasses
 import gmpy2
 import pytest
 
-from enclave.paillier import SecretKey
-from enclave.rng import SYSTEM_RNG
+from enclave.crypto.paillier import SecretKey
+from enclave.crypto.rng import SYSTEM_RNG
 from enclave.zk import fac
 from tests.enclave.zk.conftest import Party, transcript
 

@@ -4,8 +4,9 @@ import dataclasses
 
 import pytest
 
-from enclave.rng import SYSTEM_RNG
-from enclave.zk import prm, ringpedersen
+from enclave.crypto import ringpedersen
+from enclave.crypto.rng import SYSTEM_RNG
+from enclave.zk import prm
 from enclave.zk.params import REPETITIONS
 from tests.enclave.zk.conftest import Party, transcript
 

@@ -5,7 +5,7 @@ import random
 import gmpy2
 import pytest
 
-from enclave.zk.ringpedersen import Params
+from enclave.crypto.ringpedersen import Params
 from tests.enclave.zk.conftest import Party
 
 

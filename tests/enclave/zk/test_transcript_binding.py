@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from enclave.crypto.transcript import Transcript
 from enclave.protocols.gg20.common import proof_transcript
-from enclave.transcript import Transcript
 
 
 def _t() -> Transcript:

@@ -35,8 +35,8 @@ RUNNING between sweeps.
 Bounded state: a running session holds its own replay state (`SenderSequences`, one entry per
 sender of its party set), dropped when it ends; a message for a session not held here is refused
 before anything is recorded. A finished session leaves the running table for a compact record
-in `signer.retention.FinishedSessions`, bounded in age, count and bytes. Running sessions are
-bounded node-wide (`max_concurrent`) and per caller (`signer.quotas.CallerQuotas`).
+in `signer.sessions.retention.FinishedSessions`, bounded in age, count and bytes. Running sessions are
+bounded node-wide (`max_concurrent`) and per caller (`signer.sessions.quotas.CallerQuotas`).
 """
 
 from __future__ import annotations
@@ -49,14 +49,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from enclave.transport.client import (
-    EnclaveClient,
-    EnclaveNotReached,
-    EnclaveRequestError,
-    EnclaveTimeout,
-    EnclaveUnavailable,
-    TransportError,
-)
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert
@@ -70,8 +62,16 @@ from signer.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from signer.quotas import CallerId, CallerQuotas, presigns
-from signer.retention import FinishedSession, FinishedSessions
+from signer.link.client import (
+    EnclaveClient,
+    EnclaveNotReached,
+    EnclaveRequestError,
+    EnclaveTimeout,
+    EnclaveUnavailable,
+    TransportError,
+)
+from signer.sessions.quotas import CallerId, CallerQuotas, presigns
+from signer.sessions.retention import FinishedSession, FinishedSessions
 
 log = logging.getLogger(__name__)
 

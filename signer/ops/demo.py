@@ -88,7 +88,7 @@ def enclave_command(listen: str, workdir: Path) -> list[str]:
 async def embedded_signer() -> AsyncIterator[Target]:
     """An enclave child process and an in-process signer host, torn down on exit."""
     from signer.config import load_config
-    from signer.devcerts import write_dev_certs
+    from signer.ops.devcerts import write_dev_certs
     from signer.server import Credentials, SignerServer
 
     with tempfile.TemporaryDirectory(prefix="mpc-signer-demo-") as tmp:

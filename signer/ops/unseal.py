@@ -68,7 +68,7 @@ class _Session:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from signer.client.sealed_result import generate_recipient_key
-        from signer.ops_cli import enclave_client
+        from signer.ops.cli import enclave_client
 
         config = load_config(args.config)
         self.client = enclave_client(config, args.address, args.psk_file, args.timeout, args.command)
@@ -126,7 +126,7 @@ def _print_new(new: Any, texts: list[str], as_json: bool, pause: bool) -> None:
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
-    from enclave.transport.client import EnclaveRequestError, TransportError
+    from signer.link.client import EnclaveRequestError, TransportError
 
     async def main() -> int:
         session = _Session(args)

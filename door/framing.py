@@ -3,14 +3,14 @@
 The length is checked against the limit before any of the body is accepted, so a peer cannot
 make us buffer more than `max_bytes` for a frame; once a frame has begun, the rest must follow
 within `body_timeout` seconds, so a stalled peer cannot hold a half-read frame forever. Reading
-is done by `enclave.transport.protocol.FramedProtocol`.
+is done by `door.protocol.FramedProtocol`.
 """
 
 from __future__ import annotations
 
 import struct
 
-from enclave.transport.errors import FrameError
+from door.errors import FrameError
 
 HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024

@@ -23,9 +23,9 @@ import time
 
 from google.protobuf.message import DecodeError
 
-from enclave.transport import handshake
-from enclave.transport.address import Address, open_connection, parse_address
-from enclave.transport.errors import (
+from door import handshake
+from door.address import Address, open_connection, parse_address
+from door.errors import (
     EnclaveNotReached,
     EnclaveRequestError,
     EnclaveTimeout,
@@ -34,10 +34,10 @@ from enclave.transport.errors import (
     HandshakeError,
     TransportError,
 )
-from enclave.transport.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
-from enclave.transport.handshake import OfferVerifier, load_psk
-from enclave.transport.protocol import FramedProtocol
-from enclave.transport.provisioning import USER_DATA as CHANNEL_KEY_USER_DATA
+from door.framing import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_FRAME_BYTES, encode_frame
+from door.handshake import OfferVerifier, load_psk
+from door.protocol import FramedProtocol
+from door.provisioning import USER_DATA as CHANNEL_KEY_USER_DATA
 from mpc.v1 import enclave_pb2 as pb
 
 __all__ = [
@@ -123,7 +123,7 @@ class EnclaveClient:
         retry_interval: float = 0.25,
     ) -> None:
         """`verify_offer`: deliver `psk` to an enclave that has none yet, once the verifier accepted
-        its attested offer (enclave/transport/provisioning.py); without it such an enclave is refused."""
+        its attested offer (door/provisioning.py); without it such an enclave is refused."""
         if address.scheme in ("tcp", "vsock") and psk is None and not allow_unauthenticated:
             raise ValueError(f"a {address.scheme} enclave address needs a pre-shared key")
         if verify_offer is not None and psk is None:

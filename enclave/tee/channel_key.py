@@ -1,16 +1,16 @@
 """The enclave's half of attested channel-key provisioning (`--psk-provisioning attested`).
 
 Offers the enclave's identity key in an attestation document bound to the host's handshake nonce,
-and opens the key the host encrypted to it (enclave/transport/provisioning.py has the exchange and
+and opens the key the host encrypted to it (door/provisioning.py has the exchange and
 its residual risk). The identity key is the one `Info` reports, so a caller that pinned it after
 Ping knows which process holds the channel.
 """
 
 from __future__ import annotations
 
-from enclave.attestation import Attestor
-from enclave.identity import EnclaveIdentity
-from enclave.transport import provisioning
+from door import provisioning
+from enclave.tee.attestation import Attestor
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 
 

@@ -23,8 +23,8 @@ import asyncio
 import collections
 import logging
 
-from enclave.transport.errors import FrameError
-from enclave.transport.framing import HEADER
+from door.errors import FrameError
+from door.framing import HEADER
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The AWS credentials the in-enclave KMS client signs with, as last pushed by the host.
 
 The enclave has no network and so no IMDS: the host fetches the parent instance role's temporary
-credentials and sends them in a `SetAwsCredentials` request (signer/aws_credentials.py). They are
+credentials and sends them in a `SetAwsCredentials` request (signer/link/credentials.py). They are
 the host's own credentials and not secret from it; the KMS key policy on the enclave's
 measurements is what keeps the data keys to this enclave. They are still kept out of logs and
 reprs, since anyone else holding them could call KMS as the instance role.
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Final
 
 from enclave.errors import BadInput
-from enclave.kms import KmsUnavailable
-from enclave.kms_http import AwsCredentials
+from enclave.tee.kms import KmsUnavailable
+from enclave.tee.kms_http import AwsCredentials
 
 _MAX_FIELD: Final = 4096  # session tokens are long (about 1-2 KiB); anything far above is not one
 

@@ -4,7 +4,7 @@ Before the host hands its pre-shared key to an enclave that has none yet, it che
 offer: an attestation document (mode `nitro`) that verifies against the pinned AWS Nitro root and
 the measurements in `enclave.expected_pcrs_file` (as `make eif` writes them), is fresh, carries
 the host's own handshake nonce, binds the offered key and the channel-key user data. Only then is
-the key encrypted to that key (enclave/transport/provisioning.py). Any failure refuses the
+the key encrypted to that key (door/provisioning.py). Any failure refuses the
 connection (`UNAVAILABLE` to callers, the reason in the log).
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from cryptography import x509
 
-from enclave.transport.client import CHANNEL_KEY_USER_DATA, HandshakeError, OfferVerifier
 from mpc.v1 import enclave_pb2 as epb
 from signer.client.attestation import AWS_NITRO_ROOT, AttestationError, verify_attestation
+from signer.link.client import CHANNEL_KEY_USER_DATA, HandshakeError, OfferVerifier
 
 log = logging.getLogger(__name__)
 

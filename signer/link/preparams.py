@@ -32,8 +32,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from enclave.transport.client import EnclaveClient, EnclaveRequestError, TransportError
 from mpc.v1 import enclave_pb2 as epb
+from signer.link.client import EnclaveClient, EnclaveRequestError, TransportError
 from signer.storage import Store
 from signer.storage.errors import PresignatureUnavailable, StorageError
 

@@ -22,8 +22,8 @@ from functools import cached_property
 
 import gmpy2
 
+from enclave.crypto.rng import Rng, random_below
 from enclave.errors import InvalidParameters
-from enclave.rng import Rng, random_below
 
 DEFAULT_MODULUS_BITS = 2048
 

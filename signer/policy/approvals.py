@@ -26,7 +26,7 @@ from Crypto.Hash import keccak
 
 from mpc.v1 import enclave_pb2 as epb
 from signer.errors import DeadlineExceeded, PermissionDenied, Unavailable
-from signer.policy_client import (
+from signer.policy.client import (
     ApprovalGrant,
     ApprovalRequest,
     PolicyClient,

@@ -5,7 +5,7 @@ largest prime below 2^256, so a share's value fits in 32 bytes and the secret is
 element of 256 bits less a negligible fraction (the key-encryption key is derived from it with
 HKDF, so its distribution need only be nearly uniform). Share holders are the points x = 1..n.
 
-Pure arithmetic: `enclave.polynomial` evaluates and interpolates modulo any modulus; this module
+Pure arithmetic: `enclave.crypto.polynomial` evaluates and interpolates modulo any modulus; this module
 fixes the field, draws the coefficients from an injected `Rng`, and checks the inputs.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from enclave.crypto.polynomial import evaluate, interpolate
+from enclave.crypto.rng import Rng, random_below
 from enclave.errors import InvalidParameters
-from enclave.polynomial import evaluate, interpolate
-from enclave.rng import Rng, random_below
 
 FIELD_PRIME: Final = 2**256 - 189
 VALUE_LEN: Final = 32

@@ -5,7 +5,7 @@ which forwards a vsock port to kms.<region>.amazonaws.com:443 at the TCP level. 
 opens an AF_VSOCK connection to the parent (CID 3), runs TLS over it with the KMS host name and
 the CA roots baked into the image, and signs each request with AWS Signature Version 4. The host
 therefore relays only ciphertext: it can drop or delay a KMS call but cannot read or substitute
-an answer, which is what makes `CiphertextForRecipient` trustworthy (see enclave/kms.py).
+an answer, which is what makes `CiphertextForRecipient` trustworthy (see enclave/tee/kms.py).
 
 Credentials are not secret from the host (they are the parent instance role's, which the host
 fetches from IMDS and passes in); what protects the keys is the KMS key policy on the enclave's
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from enclave.kms import KEY_ENCRYPTION_ALGORITHM, KmsResponseInvalid, KmsUnavailable
+from enclave.tee.kms import KEY_ENCRYPTION_ALGORITHM, KmsResponseInvalid, KmsUnavailable
 
 PARENT_CID: Final = 3  # the parent instance, as seen from inside a Nitro enclave
 DEFAULT_PROXY_PORT: Final = 8000

@@ -129,7 +129,7 @@ def mix_nsm_entropy(nsm: NitroAttestor, pool: str = "/dev/random", rounds: int =
     """Stir NSM hardware randomness into the kernel pool at start-up.
 
     Writing to /dev/random mixes without crediting entropy, so this can only add to what the
-    kernel already has; `secrets` (enclave.rng) then draws from the kernel as everywhere else.
+    kernel already has; `secrets` (enclave.crypto.rng) then draws from the kernel as everywhere else.
     """
     fd = os.open(pool, os.O_WRONLY)
     try:

@@ -22,7 +22,7 @@ a claim by someone else at once, and fails closed: the enclave's proof is then m
 key and does not verify, so the host refuses to use that enclave (logged as a claimed channel).
 
 Encryption: ephemeral P-256 ECDH with the identity key, HKDF-SHA256 over a transcript of both
-public keys and the host nonce (enclave.transcript), ChaCha20-Poly1305 with that transcript as
+public keys and the host nonce (enclave.crypto.transcript), ChaCha20-Poly1305 with that transcript as
 associated data. The ephemeral key is single use, so the AEAD nonce is fixed.
 """
 
@@ -37,9 +37,9 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.protobuf.message import DecodeError
 
-from enclave.rng import SYSTEM_RNG, Rng
-from enclave.transcript import Transcript
-from enclave.transport.errors import HandshakeError
+from door.errors import HandshakeError
+from enclave.crypto.rng import SYSTEM_RNG, Rng
+from enclave.crypto.transcript import Transcript
 from mpc.v1 import enclave_pb2 as pb
 
 PROVISION_MAGIC = b"MPCEPRV1"

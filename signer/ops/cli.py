@@ -9,7 +9,7 @@
     mpc-signer validate [--key-id K ...] [--party-id P] [--address URI] [--psk-file F] [--config F]
                             every key of the store (or those named) checked by the enclave
                             (ValidateKey); one JSON line per key, exit status 1 if any is not valid
-    mpc-signer unseal-status | unseal-init | unseal | rekey   operator shares (signer.unseal_cli)
+    mpc-signer unseal-status | unseal-init | unseal | rekey   operator shares (signer.ops.unseal)
 
 They open the store named by `storage.url` directly (the service may keep running: both backends
 take concurrent writers), and they print machine-readable output: audit records as JSON lines,
@@ -179,7 +179,7 @@ def cmd_backup_import(args: argparse.Namespace) -> int:
 
 def enclave_client(config: Config, address: str | None, psk_file: str | None, timeout: float, what: str) -> Any:
     """An EnclaveClient for an operator command, on the configured channel (or the one given)."""
-    from enclave.transport.client import EnclaveClient, load_psk, parse_address
+    from signer.link.client import EnclaveClient, load_psk, parse_address
 
     address = address or config.enclave.address
     psk_path = psk_file or config.enclave.psk_file
@@ -200,10 +200,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Ask the enclave to check every key share of the store (nothing is signed)."""
     from google.protobuf.json_format import MessageToDict
 
-    from enclave.transport.client import TransportError
     from mpc.v1 import signer_pb2
     from signer.api.validation import validate_key
     from signer.errors import SignerError
+    from signer.link.client import TransportError
     from signer.storage import KeyNotFound, StorageError
 
     config = _config(args)
@@ -235,7 +235,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_enclave_ping(args: argparse.Namespace) -> int:
     """Ping the enclave over its socket (container health checks); prints its Info as JSON."""
-    from enclave.transport.client import EnclaveClient, TransportError, load_psk, parse_address
+    from signer.link.client import EnclaveClient, TransportError, load_psk, parse_address
 
     config = _config(args)
     address = args.address or config.enclave.address
@@ -251,7 +251,7 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
             config.enclave.expected_pcrs_file if config.enclave.psk_provisioning == "attested" else None
         )
         if pcrs_file is not None:
-            from signer.enclave_channel import attested_offer_verifier, load_expected_pcrs
+            from signer.link.provisioning import attested_offer_verifier, load_expected_pcrs
 
             if psk is None:
                 raise ValueError("delivering the channel key needs the key (--psk-file)")
@@ -326,6 +326,6 @@ def add_subcommands(sub: Any, with_config: Any) -> None:
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=cmd_validate)
 
-    from signer.unseal_cli import add_subcommands as add_unseal_subcommands
+    from signer.ops.unseal import add_subcommands as add_unseal_subcommands
 
     add_unseal_subcommands(sub, with_config)

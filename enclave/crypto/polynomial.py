@@ -27,9 +27,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+from enclave.crypto.rng import Rng
 from enclave.errors import InvalidParameters
 from enclave.group.base import Element, Group
-from enclave.rng import Rng
 
 
 def random_polynomial(group: Group, secret: int, threshold: int, rng: Rng) -> tuple[int, ...]:

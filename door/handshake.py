@@ -10,7 +10,7 @@ other's, and comparisons are constant-time. A failure closes the connection with
 to the peer (the reason goes to the local log).
 
 The server's key is a `ChannelKey`: fixed at start (`--psk-file`), or, with a `KeyReceiver`,
-delivered once by an attested host inside the first handshake (enclave/transport/provisioning.py).
+delivered once by an attested host inside the first handshake (door/provisioning.py).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from enclave.rng import SYSTEM_RNG, Rng
-from enclave.transport import provisioning
-from enclave.transport.errors import HandshakeError
+from door import provisioning
+from door.errors import HandshakeError
+from enclave.crypto.rng import SYSTEM_RNG, Rng
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)

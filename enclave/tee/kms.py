@@ -16,7 +16,7 @@ The one property the enclave cannot check for itself: that the KMS answers are r
 A host that could substitute `CiphertextForRecipient` could hand the enclave a data key of its
 own choosing (the enclave's RSA public key is in the attestation document, which is public). So
 the `KmsClient` used in production must terminate TLS to KMS *inside* the enclave (the parent's
-vsock-proxy only forwards TCP): see enclave/kms_http.py. A client that relays KMS responses
+vsock-proxy only forwards TCP): see enclave/tee/kms_http.py. A client that relays KMS responses
 through the host voids the guarantee.
 
 Not protected: Python cannot wipe memory; the data keys and the RSA private key live in enclave
@@ -40,9 +40,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from enclave.attestation import NITRO_MODE, Attestor
+from enclave.crypto.rng import SYSTEM_RNG, Rng
 from enclave.errors import LocalError
-from enclave.rng import SYSTEM_RNG, Rng
 from enclave.sealing import (
     NONCE_LEN,
     Binding,
@@ -52,6 +51,7 @@ from enclave.sealing import (
     encode_header,
     parse_envelope,
 )
+from enclave.tee.attestation import NITRO_MODE, Attestor
 
 KMS_KIND: Final = "kms"
 DATA_KEY_LEN: Final = 32

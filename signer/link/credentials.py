@@ -1,7 +1,7 @@
 """The parent instance role's AWS credentials, fetched from IMDSv2 and pushed into the enclave.
 
 A Nitro enclave has no network and so cannot reach the instance metadata service; its KMS client
-(enclave/kms_http.py) signs with whatever credentials the host last pushed (`SetAwsCredentials`).
+(enclave/tee/kms_http.py) signs with whatever credentials the host last pushed (`SetAwsCredentials`).
 These are the host's own credentials, not a secret from it: the KMS key policy on the enclave's
 measurements is what keeps data keys to the enclave. They are still kept out of logs and reprs.
 
@@ -35,8 +35,8 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import urlsplit
 
-from enclave.transport.client import EnclaveClient, TransportError
 from mpc.v1 import enclave_pb2 as epb
+from signer.link.client import EnclaveClient, TransportError
 
 log = logging.getLogger(__name__)
 

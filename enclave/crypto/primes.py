@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 
 import gmpy2
 
+from enclave.crypto.rng import Rng
 from enclave.errors import InvalidParameters, LocalError
-from enclave.rng import Rng
 
 _SIEVE_LIMIT = 1 << 16
 _WINDOW = 1 << 14

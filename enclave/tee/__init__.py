@@ -1,0 +1,1 @@
+"""TEE platform adapters: attestation, KMS sealing and its HTTP client, credentials, identity."""

@@ -1,0 +1,1 @@
+"""Sessions on the host: the registry, finished-session retention, per-caller quotas."""
