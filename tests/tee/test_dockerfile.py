@@ -22,7 +22,7 @@ from tests.test_lock import check_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "enclave" / "Dockerfile"
-LOCAL_PACKAGES = {"enclave", "mpc"}
+LOCAL_PACKAGES = {"enclave", "door", "mpc"}
 # environment markers as they evaluate in the image (CPython 3.11 on Linux)
 IMAGE_PYTHON = {
     "extra": "",
@@ -311,7 +311,7 @@ def test_make_eif_builds_with_the_commit_time_as_epoch() -> None:
 
 def _third_party_imports() -> set[str]:
     modules: set[str] = set()
-    for path in (ROOT / "enclave").rglob("*.py"):
+    for path in [*(ROOT / "enclave").rglob("*.py"), *(ROOT / "door").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 modules.update(a.name.split(".")[0] for a in node.names)
@@ -397,3 +397,25 @@ def test_make_run_enclave_takes_its_resources_from_variables() -> None:
     flags = dict(zip(argv[2::2], argv[3::2], strict=False))
     assert flags == {"--eif-path": "var/mpc-enclave.eif", "--cpu-count": "4", "--memory": "8192", "--enclave-cid": "21"}
     assert "--debug-mode" not in argv
+
+
+def _local_imports() -> set[str]:
+    found: set[str] = set()
+    for path in [*(ROOT / "enclave").rglob("*.py"), *(ROOT / "door").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+    return found & LOCAL_PACKAGES
+
+
+def test_image_copies_every_local_package_the_enclave_imports(parsed: list[tuple[str, str]]) -> None:
+    """The enclave runs from /app: a package of this repository it imports (the door, the wire
+    messages) and the image does not copy would fail only at boot inside the enclave."""
+    copied = {
+        Path(args[-1]).relative_to("/app").parts[0]
+        for k, args in ((k, shlex.split(a)) for k, a in parsed)
+        if k == "COPY" and args[-1].startswith("/app/") and args[-1] != "/app/"
+    }
+    assert _local_imports() <= copied, sorted(_local_imports() - copied)
