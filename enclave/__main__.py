@@ -94,6 +94,7 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
     unseal = UnsealHandler(parts.unsealer, identity) if parts.unsealer is not None else None
     service = EnclaveService(
         sessions=engine,
+        preparams=engine,
         attestor=parts.attestor,
         credentials=parts.credentials,
         identity=identity,

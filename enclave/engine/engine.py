@@ -60,10 +60,9 @@ from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.sealed_results import seal_signature
 from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
-from enclave.errors import InvalidEncoding, InvalidParameters
+from enclave.errors import InvalidEncoding, InvalidParameters, RequestRejected
 from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -132,8 +131,8 @@ def _background(source: PrimeSource) -> PrimeSource:
 
 
 class Engine:
-    """Implements `enclave.service.SessionEngine`. Construct inside or outside a running loop;
-    call `close()` when done (stops the pre-parameter pool and the worker threads)."""
+    """Implements `enclave.service.SessionEngine` and `PreparamsPool`. Construct inside or outside
+    a running loop; call `close()` when done (stops the pre-parameter pool and the worker threads)."""
 
     def __init__(
         self,

@@ -59,14 +59,13 @@ from enclave.engine.keyids import key_id, presignature_id
 from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.session import Parties, Phase, Plan
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
-from enclave.errors import BadInput, InvalidEncoding, ProtocolFault
+from enclave.errors import BadInput, InvalidEncoding, ProtocolFault, RequestRejected
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
 from enclave.sealing import Binding, LocalSealer, Sealer
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 PROTOCOL = PROTOCOL_NAMES[pb.PROTOCOL_GG20_SECP256K1]
