@@ -3,7 +3,7 @@
     engine = Engine(sealer, config=EngineConfig(...), prime_source=..., policy=...)
     EnclaveService(sessions=engine, preparams=engine)
 
-Modules: `engine` (registry, deadlines, caps, threads), `session` (phases of drivers, party
+Modules: `engine` (registry, deadlines, caps, threads), `live` (one live session: phases of drivers, party
 mapping, message routing), `frost` and `gg20` (protocol adapters), `common` (request checks,
 key-share and signer-set mapping), `singleuse` (per-boot sealing and the used-record of
 presignatures and pre-parameters), `blobs` (sealed records), `keyids`,

@@ -101,7 +101,9 @@ class ShareRecord:
 
 
 @dataclass(frozen=True)
-class PresignatureRecord:
+class PresignatureContent:
+    """What a sealed presignature blob holds (the host's row for it is signer.storage's PresignatureRecord)."""
+
     protocol: str
     key_id: str
     presignature_id: str
@@ -124,7 +126,7 @@ class PresignatureRecord:
         return w.value()
 
     @classmethod
-    def decode(cls, data: bytes) -> PresignatureRecord:
+    def decode(cls, data: bytes) -> PresignatureContent:
         r = _Reader(data)
         if r.lp() != PRESIGNATURE_MAGIC:
             raise InvalidEncoding("not a presignature record")

@@ -17,7 +17,7 @@ from typing import Final
 from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, ShareRecord
 from enclave.engine.keyids import is_key_id
-from enclave.engine.session import Parties, Plan
+from enclave.engine.live import Parties, Plan
 from enclave.errors import InvalidEncoding, RequestRejected
 from enclave.sealing import Sealer
 from mpc.v1 import enclave_pb2 as pb

@@ -39,7 +39,7 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.keyids import key_id
-from enclave.engine.session import Parties, Phase, Plan
+from enclave.engine.live import Parties, Phase, Plan
 from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
