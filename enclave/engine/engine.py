@@ -55,7 +55,6 @@ from enclave.engine.frost import FrostAdapter
 from enclave.engine.gg20 import PROTOCOL as GG20_PROTOCOL
 from enclave.engine.gg20 import Gg20Adapter
 from enclave.engine.held import HeldBudget
-from enclave.engine.limits import MessageLimits, for_session
 from enclave.engine.live import LiveSession, Plan
 from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.sealed_results import seal_signature
@@ -341,7 +340,7 @@ class Engine:
             raise invalid(f"at most {self.config.max_messages_per_deliver} messages per delivery")
         prepared = adapter.prepare(request)
         timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
-        limits = self._limits(request, prepared)
+        limits = adapter.limits(request, len(prepared.parties.index), self.config.max_modulus_bits)
         reserve = limits.queue_bound(len(prepared.parties.index) - 1)
         session = LiveSession(request, prepared.parties, self._clock() + timeout_ms / 1000, limits, self.held, reserve)
         session.light = prepared.light
@@ -374,23 +373,6 @@ class Engine:
                 del self._running[sid]
             session.fail("the session could not start")
             raise
-
-    def _limits(self, request: pb.SessionStart, prepared: Prepared) -> MessageLimits:
-        protocol = "gg20" if request.protocol == pb.PROTOCOL_GG20_SECP256K1 else "frost"
-        kind = {pb.SESSION_KIND_DKG: "dkg", pb.SESSION_KIND_PRESIGN: "presign"}.get(request.kind, "sign")
-        adapter = self._adapters[request.protocol]
-        sizes = {}
-        if isinstance(adapter, FrostAdapter):
-            sizes = {"element_len": adapter.suite.element_len, "signature_len": adapter.suite.signature_len}
-        return for_session(
-            protocol,
-            kind,
-            len(prepared.parties.index),
-            request.threshold,
-            self.config.max_modulus_bits,
-            with_presignature=bool(request.presignature_id),
-            **sizes,
-        )
 
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
         if self.policy is None:

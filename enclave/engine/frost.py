@@ -39,6 +39,7 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.keyids import key_id
+from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
 from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import wire
@@ -69,6 +70,18 @@ class FrostAdapter:
         self.suite = suite
         self.protocol = protocol
         self._name = PROTOCOL_NAMES[protocol]
+
+    def limits(self, request: pb.SessionStart, parties: int, modulus_bits: int) -> MessageLimits:
+        """The size bound of each round's messages of this session, for this suite's encodings."""
+        return for_session(
+            "frost",
+            kind_name(request.kind),
+            parties,
+            request.threshold,
+            modulus_bits,
+            element_len=self.suite.element_len,
+            signature_len=self.suite.signature_len,
+        )
 
     def prepare(self, request: pb.SessionStart) -> Prepared:
         if request.kind == pb.SESSION_KIND_DKG:

@@ -56,6 +56,7 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.keyids import key_id, presignature_id
+from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
 from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
@@ -122,6 +123,17 @@ class Gg20Adapter:
         self._clock = clock
         self._max_modulus_bits = max_modulus_bits
         self._allow_bare = allow_presigned_bare_digest
+
+    def limits(self, request: pb.SessionStart, parties: int, modulus_bits: int) -> MessageLimits:
+        """The size bound of each round's messages of this session, moduli up to `modulus_bits`."""
+        return for_session(
+            "gg20",
+            kind_name(request.kind),
+            parties,
+            request.threshold,
+            modulus_bits,
+            with_presignature=bool(request.presignature_id),
+        )
 
     def prepare(self, request: pb.SessionStart) -> Prepared:
         if request.kind == pb.SESSION_KIND_DKG:
