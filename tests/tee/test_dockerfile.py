@@ -22,7 +22,7 @@ from tests.test_lock import check_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "enclave" / "Dockerfile"
-LOCAL_PACKAGES = {"enclave", "mpc"}
+LOCAL_PACKAGES = {"enclave", "door", "mpc"}
 # environment markers as they evaluate in the image (CPython 3.11 on Linux)
 IMAGE_PYTHON = {
     "extra": "",
