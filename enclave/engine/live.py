@@ -130,10 +130,6 @@ class LiveSession:
     def running(self) -> bool:
         return self.state == pb.SESSION_STATE_RUNNING
 
-    @property
-    def holds_secrets(self) -> bool:
-        return self._phase is not None
-
     # -- worker-thread side -------------------------------------------------------------------
 
     def begin(self, plan: Plan) -> list[pb.EnclaveMessage]:
