@@ -204,7 +204,7 @@ def _single_use(presignature_bytes: int, sign_cpu_ms: float, reps: int) -> dict[
     """The enclave's single-use bookkeeping on one GG20 online signature, per party: what a SIGN
     with a sealed presignature does beyond the signing math (enclave/engine/singleuse.py). The
     ledger runs at its full window (every issue then slides it), its worst case."""
-    from enclave.engine.blobs import PresignatureRecord, seal, unseal
+    from enclave.engine.blobs import PresignatureContent, seal, unseal
     from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
     from enclave.sealing import Binding, boot_sealer
 
@@ -225,7 +225,7 @@ def _single_use(presignature_bytes: int, sign_cpu_ms: float, reps: int) -> dict[
         return round(statistics.median(samples), 2)
 
     def issue_and_seal() -> bytes:  # at presign: a number and the per-boot sealing
-        rec = PresignatureRecord("gg20-secp256k1", kid, pid, ("a", "b"), ledger.issue(), body)
+        rec = PresignatureContent("gg20-secp256k1", kid, pid, ("a", "b"), ledger.issue(), body)
         return seal(boot, rec.encode(), binding)
 
     blob = issue_and_seal()
@@ -236,7 +236,7 @@ def _single_use(presignature_bytes: int, sign_cpu_ms: float, reps: int) -> dict[
         check_this_boot(boot, blob[3:], "presignature")
         _, plaintext = unseal(boot, blob, key_id=kid, protocol="gg20-secp256k1", purpose="presignature", item_id=pid)
         seq = next(it)
-        PresignatureRecord.decode(plaintext)
+        PresignatureContent.decode(plaintext)
         ledger.check(seq)
         ledger.consume(seq)
 

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from door.address import Address, parse_address
 from door.framing import DEFAULT_MAX_FRAME_BYTES
 from door.handshake import load_psk
-from enclave.engine import setup as engine_setup
+from enclave import options
+from enclave.engine.engine import Engine
 from enclave.engine.validation import KeyValidator
 from enclave.service import EnclaveService
 from enclave.tee.attestation import NITRO_MODE
@@ -78,14 +79,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " closed, or the new one when all have spoken",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    engine_setup.add_arguments(parser)
+    options.add_arguments(parser)
 
 
-async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> None:
+def build_engine(parts: options.EngineParts) -> Engine:
+    """The session engine from the checked parts. Tests replace this function in their own entry
+    points (tests/service/fixture_enclave.py) to give the engine fixture primes."""
+    return Engine(parts.sealer, config=parts.config, policy=parts.policy)
+
+
+async def serve(args: argparse.Namespace, parts: options.EngineParts) -> None:
     address = parse_address(args.listen)
     psk = load_psk(args.psk_file) if args.psk_file else None
     # The session engine (sealer, policy and limits checked by run() before listening).
-    engine = engine_setup.build_engine(parts)
+    engine = build_engine(parts)
     identity = EnclaveIdentity.generate()
 
     def gauges() -> dict[str, int]:
@@ -94,6 +101,7 @@ async def serve(args: argparse.Namespace, parts: engine_setup.EngineParts) -> No
     unseal = UnsealHandler(parts.unsealer, identity) if parts.unsealer is not None else None
     service = EnclaveService(
         sessions=engine,
+        preparams=engine,
         attestor=parts.attestor,
         credentials=parts.credentials,
         identity=identity,
@@ -146,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        parts = engine_setup.open_parts(args)
-    except engine_setup.SetupError as exc:
+        parts = options.open_parts(args)
+    except options.SetupError as exc:
         log.error("cannot start: %s", exc)
         return 2
     try:

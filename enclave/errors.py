@@ -36,3 +36,13 @@ class BadInput(EnclaveError, ValueError):
 
 class LocalError(EnclaveError):
     """An internal failure of this party (not a peer's fault); the request may be retried."""
+
+
+class RequestRejected(EnclaveError):
+    """A typed refusal of a request; `code` is an `mpc.v1.enclave.ErrorCode` value and the message
+    is shown to the host (so it must never contain secret material)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -385,10 +385,6 @@ class MultiSealer:
     def kind(self) -> str:
         return self._primary.kind
 
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(self._by_kind)
-
     def seal(self, plaintext: bytes, binding: Binding) -> bytes:
         return self._primary.seal(plaintext, binding)
 
@@ -398,10 +394,6 @@ class MultiSealer:
         if sealer is None:
             raise SealedBlobCorrupt("kind", f"no sealer of kind {kind!r} is configured")
         return sealer.unseal(blob, binding)
-
-    def needs_reseal(self, blob: bytes) -> bool:
-        """True if the blob is not sealed by the primary sealer (a migration candidate)."""
-        return parse_envelope(blob).kind != self._primary.kind
 
 
 # --- key material and metadata files ---------------------------------------------------------

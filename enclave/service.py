@@ -1,8 +1,9 @@
 """The enclave's request dispatcher: one Request in, one Response out, never an exception out.
 
 Session requests (start / deliver / abort) go to a `SessionEngine`: the single place where the
-protocol work plugs in (`EnclaveService(..., sessions=engine)`). Without an engine they are
-answered with ERROR_CODE_UNIMPLEMENTED. An engine signals a typed refusal by raising
+protocol work plugs in (`EnclaveService(..., sessions=engine, preparams=engine)`). Without an
+engine they are answered with ERROR_CODE_UNIMPLEMENTED; without a `PreparamsPool`, pre-parameter
+export and import are. An engine signals a typed refusal by raising
 `RequestRejected(code, message)`; a protocol fault is not an error but a SessionUpdate in state
 FAILED naming the culprits. Any other exception becomes a generic INTERNAL error, with the
 details in the enclave's own log only.
@@ -18,10 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Protocol
 
 from enclave.crypto import hpke
-from enclave.errors import BadInput, EnclaveError, InvalidEncoding, InvalidParameters
+from enclave.errors import BadInput, InvalidEncoding, InvalidParameters, RequestRejected
 from enclave.tee.attestation import Attestor, NoneAttestor
 from enclave.tee.credentials import CredentialsHolder
 from enclave.tee.identity import EnclaveIdentity
@@ -39,18 +40,8 @@ def enclave_version() -> str:
         return "0.0.0+unknown"
 
 
-class RequestRejected(EnclaveError):
-    """A typed refusal of a request; `code` is an `mpc.v1.enclave.ErrorCode` value and the message
-    is shown to the host (so it must never contain secret material)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class SessionEngine(Protocol):
-    """What the protocol layer provides to run sessions inside the enclave."""
+    """What the protocol layer provides to run sessions inside the enclave (enclave/engine/)."""
 
     def protocols(self) -> Sequence[pb.Protocol]:
         """The `mpc.v1.enclave.Protocol` values this engine runs."""
@@ -61,6 +52,23 @@ class SessionEngine(Protocol):
     async def deliver(self, request: pb.SessionDeliver) -> pb.SessionUpdate: ...
 
     async def abort(self, request: pb.SessionAbort) -> pb.SessionUpdate: ...
+
+
+class PreparamsPool(Protocol):
+    """The engine's pool of GG20 pre-parameters, sealed at rest under this boot's key. Optional:
+    without one, Info reports no pool and export and import are refused as UNIMPLEMENTED."""
+
+    def preparams_ready(self) -> int:
+        """Pre-parameter sets ready in the pool (InfoResponse.preparams_ready)."""
+        ...
+
+    def boot_sealer_kind(self) -> str:
+        """The header kind of the blobs sealed under this boot's key (InfoResponse.boot_sealer_kind)."""
+        ...
+
+    async def preparams_export(self, request: pb.PreparamsExport) -> pb.PreparamsExported: ...
+
+    async def preparams_import(self, request: pb.PreparamsImport) -> pb.PreparamsImported: ...
 
 
 class UnsealGate(Protocol):
@@ -96,6 +104,7 @@ class EnclaveService:
         *,
         attestor: Attestor | None = None,
         sessions: SessionEngine | None = None,
+        preparams: PreparamsPool | None = None,
         version: str | None = None,
         identity: EnclaveIdentity | None = None,
         credentials: CredentialsHolder | None = None,
@@ -107,6 +116,7 @@ class EnclaveService:
         self._identity = identity if identity is not None else EnclaveIdentity.generate()
         self._credentials = credentials
         self._sessions = sessions
+        self._preparams = preparams
         self._gauges = gauges  # InfoResponse.gauges (the engine's, the channel's)
         self._version = version if version is not None else enclave_version()
         self._unseal = unseal
@@ -120,43 +130,48 @@ class EnclaveService:
         rid = request.request_id
         kind = request.WhichOneof("body")
         try:
-            if kind == "ping":
-                return pb.Response(request_id=rid, ping=pb.PingResponse(sealed=self.sealed))
-            if kind in _KEY_OPERATIONS and self._unseal is not None and self._unseal.sealed:
-                raise self._unseal.sealed_error()
-            if kind == "info":
-                return pb.Response(request_id=rid, info=self._info(request.info))
-            if kind in ("session_start", "session_deliver", "session_abort"):
-                return pb.Response(request_id=rid, session_update=await self._session(request))
-            if kind == "set_aws_credentials":
-                answer = self._set_credentials(request.set_aws_credentials)
-                return pb.Response(request_id=rid, aws_credentials_set=answer)
-            if kind == "preparams_export":
-                exported = await self._preparams("preparams_export")(request.preparams_export)
-                return pb.Response(request_id=rid, preparams_exported=exported)
-            if kind == "preparams_import":
-                imported = await self._preparams("preparams_import")(request.preparams_import)
-                return pb.Response(request_id=rid, preparams_imported=imported)
-            if kind == "unseal":
-                if self._unseal is None:
-                    raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, _NO_SHARES)
-                return pb.Response(request_id=rid, unseal_status=await self._unseal.handle(request.unseal))
-            if kind == "validate_key":
-                if self._validator is None:
-                    raise RequestRejected(pb.ERROR_CODE_UNIMPLEMENTED, "this enclave cannot validate keys")
-                return pb.Response(request_id=rid, key_validation=await self._validator.validate(request.validate_key))
-            return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
-        except RequestRejected as exc:
+            return await self._dispatch(rid, kind, request)
+        except Exception as exc:
+            return self._refusal(rid, kind, exc)
+
+    async def _dispatch(self, rid: int, kind: str | None, request: pb.Request) -> pb.Response:
+        """The answer to one request by its kind; raises what `_refusal` turns into an error."""
+        if kind == "ping":
+            return pb.Response(request_id=rid, ping=pb.PingResponse(sealed=self.sealed))
+        if kind in _KEY_OPERATIONS and self._unseal is not None and self._unseal.sealed:
+            raise self._unseal.sealed_error()
+        if kind == "info":
+            return pb.Response(request_id=rid, info=self._info(request.info))
+        if kind in ("session_start", "session_deliver", "session_abort"):
+            return pb.Response(request_id=rid, session_update=await self._session(request))
+        if kind == "set_aws_credentials":
+            answer = self._set_credentials(request.set_aws_credentials)
+            return pb.Response(request_id=rid, aws_credentials_set=answer)
+        if kind == "preparams_export":
+            exported = await self._pool().preparams_export(request.preparams_export)
+            return pb.Response(request_id=rid, preparams_exported=exported)
+        if kind == "preparams_import":
+            imported = await self._pool().preparams_import(request.preparams_import)
+            return pb.Response(request_id=rid, preparams_imported=imported)
+        if kind == "unseal":
+            return pb.Response(request_id=rid, unseal_status=await self._gate().handle(request.unseal))
+        if kind == "validate_key":
+            return pb.Response(request_id=rid, key_validation=await self._checker().validate(request.validate_key))
+        return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, "empty or unknown request kind")
+
+    @staticmethod
+    def _refusal(rid: int, kind: str | None, exc: Exception) -> pb.Response:
+        """The error response for what a request raised; only typed errors say more than "internal"."""
+        if isinstance(exc, RequestRejected):
             return error_response(rid, exc.code, exc.message)
-        except KmsUnavailable as exc:
+        if isinstance(exc, KmsUnavailable):
             # Written for operators (KMS's error type and message, never a key or credential).
             return error_response(rid, pb.ERROR_CODE_UNAVAILABLE, f"sealing unavailable: {exc}")
-        except (BadInput, InvalidParameters, InvalidEncoding) as exc:
+        if isinstance(exc, (BadInput, InvalidParameters, InvalidEncoding)):
             # These carry messages written for callers (no secret values, see enclave.errors).
             return error_response(rid, pb.ERROR_CODE_INVALID_ARGUMENT, str(exc))
-        except Exception:
-            log.exception("request %d (%s) failed", rid, kind)
-            return error_response(rid, pb.ERROR_CODE_INTERNAL, "internal error in the enclave")
+        log.error("request %d (%s) failed", rid, kind, exc_info=exc)
+        return error_response(rid, pb.ERROR_CODE_INTERNAL, "internal error in the enclave")
 
     def _info(self, request: pb.InfoRequest) -> pb.InfoResponse:
         nonce = request.attestation_nonce
@@ -173,13 +188,10 @@ class EnclaveService:
             protocols=list(self._sessions.protocols()) if self._sessions is not None else [],
             enclave_public_key=self._identity.public_key,
         )
-        # Optional on engines: one without a pre-parameter pool simply does not report it.
-        preparams_ready = getattr(self._sessions, "preparams_ready", None)
-        if callable(preparams_ready):
-            response.preparams_ready = int(preparams_ready())
-        boot_sealer_kind = getattr(self._sessions, "boot_sealer_kind", None)
-        if callable(boot_sealer_kind):
-            response.boot_sealer_kind = str(boot_sealer_kind())
+        # Optional: an enclave without a pre-parameter pool simply does not report it.
+        if self._preparams is not None:
+            response.preparams_ready = int(self._preparams.preparams_ready())
+            response.boot_sealer_kind = str(self._preparams.boot_sealer_kind())
         if self._gauges is not None:
             for name, value in self._gauges().items():
                 response.gauges[name] = max(0, int(value))
@@ -195,12 +207,20 @@ class EnclaveService:
             log.info("AWS credentials %s set, expiring at %d", request.access_key_id, request.expiration_unix)
         return pb.AwsCredentialsSet(access_key_id=request.access_key_id, expiration_unix=request.expiration_unix)
 
-    def _preparams(self, name: str) -> Any:
-        # Optional on engines, like preparams_ready: one without a pool cannot export or import.
-        method = getattr(self._sessions, name, None)
-        if not callable(method):
+    def _pool(self) -> PreparamsPool:
+        if self._preparams is None:
             raise RequestRejected(pb.ERROR_CODE_UNIMPLEMENTED, "this enclave keeps no pre-parameter pool")
-        return method
+        return self._preparams
+
+    def _gate(self) -> UnsealGate:
+        if self._unseal is None:
+            raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, _NO_SHARES)
+        return self._unseal
+
+    def _checker(self) -> KeyChecker:
+        if self._validator is None:
+            raise RequestRejected(pb.ERROR_CODE_UNIMPLEMENTED, "this enclave cannot validate keys")
+        return self._validator
 
     async def _session(self, request: pb.Request) -> pb.SessionUpdate:
         if self._sessions is None:

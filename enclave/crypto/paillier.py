@@ -168,6 +168,3 @@ class SecretKey:
     def encrypt(self, m: int, rng: Rng) -> tuple[int, int]:
         r = random_unit(rng, self.n)
         return self.encrypt_with(m, r), r
-
-    def to_ints(self) -> tuple[int, int]:
-        return self.p, self.q

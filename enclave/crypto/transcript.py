@@ -38,12 +38,6 @@ class Transcript:
         self._absorb(b"round", round.to_bytes(4, "big"))
         self.append("party", party)
 
-    @classmethod
-    def _raw(cls) -> Transcript:
-        t = cls.__new__(cls)
-        t._h = hashlib.shake_256()
-        return t
-
     def _absorb(self, label: bytes, data: bytes) -> None:
         self._h.update(_frame(label) + _frame(data))
 
@@ -65,13 +59,6 @@ class Transcript:
         self.append(label + "#count", len(values))
         for i, v in enumerate(values):
             self.append(f"{label}[{i}]", v)
-
-    def fork(self, label: str) -> Transcript:
-        """An independent copy with an extra label, for per-prover or per-verifier sub-proofs."""
-        t = Transcript._raw()
-        t._h = self._h.copy()
-        t._absorb(b"fork", label.encode())
-        return t
 
     def challenge_bytes(self, label: str, n: int) -> bytes:
         """Draw n challenge bytes; the draw itself is absorbed so later challenges differ."""

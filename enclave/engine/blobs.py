@@ -66,7 +66,7 @@ class ShareRecord:
         return self.parties[self.index - 1]
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = _RecordWriter()
         w.lp(SHARE_MAGIC)
         w.u8(RECORD_VERSION)
         w.text(self.protocol)
@@ -83,7 +83,7 @@ class ShareRecord:
 
     @classmethod
     def decode(cls, data: bytes) -> ShareRecord:
-        r = _Reader(data)
+        r = _RecordReader(data)
         if r.lp() != SHARE_MAGIC:
             raise InvalidEncoding("not a key-share record")
         version = r.u8()
@@ -101,7 +101,9 @@ class ShareRecord:
 
 
 @dataclass(frozen=True)
-class PresignatureRecord:
+class PresignatureContent:
+    """What a sealed presignature blob holds (the host's row for it is signer.storage's PresignatureRecord)."""
+
     protocol: str
     key_id: str
     presignature_id: str
@@ -110,7 +112,7 @@ class PresignatureRecord:
     presignature: bytes = field(repr=False)
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = _RecordWriter()
         w.lp(PRESIGNATURE_MAGIC)
         w.u8(PRESIGNATURE_RECORD_VERSION)
         w.text(self.protocol)
@@ -124,8 +126,8 @@ class PresignatureRecord:
         return w.value()
 
     @classmethod
-    def decode(cls, data: bytes) -> PresignatureRecord:
-        r = _Reader(data)
+    def decode(cls, data: bytes) -> PresignatureContent:
+        r = _RecordReader(data)
         if r.lp() != PRESIGNATURE_MAGIC:
             raise InvalidEncoding("not a presignature record")
         version = r.u8()
@@ -144,7 +146,7 @@ class PreparamsRecord:
     pair: bytes = field(repr=False)  # enclave.crypto.primes.encode_pair
 
     def encode(self) -> bytes:
-        w = _Writer()
+        w = _RecordWriter()
         w.lp(PREPARAMS_MAGIC)
         w.u8(PREPARAMS_RECORD_VERSION)
         w.u64(self.sequence)
@@ -153,7 +155,7 @@ class PreparamsRecord:
 
     @classmethod
     def decode(cls, data: bytes) -> PreparamsRecord:
-        r = _Reader(data)
+        r = _RecordReader(data)
         if r.lp() != PREPARAMS_MAGIC:
             raise InvalidEncoding("not a pre-parameter record")
         version = r.u8()
@@ -193,7 +195,7 @@ def unseal(
         raise BlobInvalid(str(exc)) from None
 
 
-class _Writer:
+class _RecordWriter:
     def __init__(self) -> None:
         self._parts: list[bytes] = []
 
@@ -216,7 +218,7 @@ class _Writer:
         return b"".join(self._parts)
 
 
-class _Reader:
+class _RecordReader:
     def __init__(self, data: bytes) -> None:
         self._data = bytes(data)
         self._pos = 0
@@ -258,14 +260,14 @@ class _Reader:
 
 def pack(*parts: bytes) -> bytes:
     """Length-prefixed concatenation (for protocol shares made of several encodings)."""
-    w = _Writer()
+    w = _RecordWriter()
     for p in parts:
         w.lp(p)
     return w.value()
 
 
 def unpack(data: bytes, count: int) -> list[bytes]:
-    r = _Reader(data)
+    r = _RecordReader(data)
     parts = [r.lp() for _ in range(count)]
     r.end()
     return parts

@@ -17,10 +17,9 @@ from typing import Final
 from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, ShareRecord
 from enclave.engine.keyids import is_key_id
-from enclave.engine.session import Parties, Plan
-from enclave.errors import InvalidEncoding
+from enclave.engine.live import Parties, Plan
+from enclave.errors import InvalidEncoding, RequestRejected
 from enclave.sealing import Sealer
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 SESSION_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")

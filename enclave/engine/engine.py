@@ -55,15 +55,13 @@ from enclave.engine.frost import FrostAdapter
 from enclave.engine.gg20 import PROTOCOL as GG20_PROTOCOL
 from enclave.engine.gg20 import Gg20Adapter
 from enclave.engine.held import HeldBudget
-from enclave.engine.limits import MessageLimits, for_session
+from enclave.engine.live import LiveSession, Plan
 from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.sealed_results import seal_signature
-from enclave.engine.session import Plan, Session
 from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this_boot
-from enclave.errors import InvalidEncoding, InvalidParameters
+from enclave.errors import InvalidEncoding, InvalidParameters, RequestRejected
 from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -132,8 +130,8 @@ def _background(source: PrimeSource) -> PrimeSource:
 
 
 class Engine:
-    """Implements `enclave.service.SessionEngine`. Construct inside or outside a running loop;
-    call `close()` when done (stops the pre-parameter pool and the worker threads)."""
+    """Implements `enclave.service.SessionEngine` and `PreparamsPool`. Construct inside or outside
+    a running loop; call `close()` when done (stops the pre-parameter pool and the worker threads)."""
 
     def __init__(
         self,
@@ -180,8 +178,8 @@ class Engine:
         }
         self._sealer = sealer
         self._rng = rng
-        self._running: dict[str, Session] = {}
-        self._finished: OrderedDict[str, Session] = OrderedDict()
+        self._running: dict[str, LiveSession] = {}
+        self._finished: OrderedDict[str, LiveSession] = OrderedDict()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -320,7 +318,7 @@ class Engine:
     async def _in_worker(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    async def _step(self, session: Session, fn: Callable[[], T]) -> T:
+    async def _step(self, session: LiveSession, fn: Callable[[], T]) -> T:
         return fn() if session.light else await self._in_worker(fn)
 
     # -- start ----------------------------------------------------------------------------------
@@ -342,9 +340,9 @@ class Engine:
             raise invalid(f"at most {self.config.max_messages_per_deliver} messages per delivery")
         prepared = adapter.prepare(request)
         timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
-        limits = self._limits(request, prepared)
+        limits = adapter.limits(request, len(prepared.parties.index), self.config.max_modulus_bits)
         reserve = limits.queue_bound(len(prepared.parties.index) - 1)
-        session = Session(request, prepared.parties, self._clock() + timeout_ms / 1000, limits, self.held, reserve)
+        session = LiveSession(request, prepared.parties, self._clock() + timeout_ms / 1000, limits, self.held, reserve)
         session.light = prepared.light
         initial = self._batch(session, request.messages)
         if not self.held.reserve(reserve):
@@ -376,23 +374,6 @@ class Engine:
             session.fail("the session could not start")
             raise
 
-    def _limits(self, request: pb.SessionStart, prepared: Prepared) -> MessageLimits:
-        protocol = "gg20" if request.protocol == pb.PROTOCOL_GG20_SECP256K1 else "frost"
-        kind = {pb.SESSION_KIND_DKG: "dkg", pb.SESSION_KIND_PRESIGN: "presign"}.get(request.kind, "sign")
-        adapter = self._adapters[request.protocol]
-        sizes = {}
-        if isinstance(adapter, FrostAdapter):
-            sizes = {"element_len": adapter.suite.element_len, "signature_len": adapter.suite.signature_len}
-        return for_session(
-            protocol,
-            kind,
-            len(prepared.parties.index),
-            request.threshold,
-            self.config.max_modulus_bits,
-            with_presignature=bool(request.presignature_id),
-            **sizes,
-        )
-
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
         if self.policy is None:
             return
@@ -412,14 +393,14 @@ class Engine:
 
     # -- deliver / abort ------------------------------------------------------------------------
 
-    def _lookup(self, sid: str) -> Session:
+    def _lookup(self, sid: str) -> LiveSession:
         session = self._running.get(sid) or self._finished.get(sid)
         if session is None:
             raise RequestRejected(pb.ERROR_CODE_NOT_FOUND, f"unknown session {sid}")
         return session
 
     @staticmethod
-    def _finished_error(session: Session) -> RequestRejected:
+    def _finished_error(session: LiveSession) -> RequestRejected:
         what = "done" if session.state == pb.SESSION_STATE_DONE else f"failed: {session.reason}"
         return RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, f"session {session.id} is {what}")
 
@@ -440,7 +421,7 @@ class Engine:
             return self._answer(session, outgoing)
 
     @staticmethod
-    def _batch(session: Session, messages: Sequence[pb.EnclaveMessage]) -> list[tuple[int, int, bytes]]:
+    def _batch(session: LiveSession, messages: Sequence[pb.EnclaveMessage]) -> list[tuple[int, int, bytes]]:
         """(round, sender index, payload) of messages from other parties to this one; BadInput
         (the whole request refused, nothing applied) for any message that is not."""
         me, index = session.parties.self_name, session.parties.index
@@ -467,29 +448,29 @@ class Engine:
 
     # -- deadlines and bookkeeping ---------------------------------------------------------------
 
-    def _arm_deadline(self, session: Session, seconds: float) -> None:
+    def _arm_deadline(self, session: LiveSession, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         self._timers[session.id] = loop.call_later(seconds, self._on_deadline, session)
 
-    def _on_deadline(self, session: Session) -> None:
+    def _on_deadline(self, session: LiveSession) -> None:
         self._timers.pop(session.id, None)
         task = asyncio.get_running_loop().create_task(self._expire(session))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _expire(self, session: Session) -> None:
+    async def _expire(self, session: LiveSession) -> None:
         async with session.lock:
             if session.running:
                 self._expire_now(session)
 
-    def _expire_now(self, session: Session) -> pb.SessionUpdate:
+    def _expire_now(self, session: LiveSession) -> pb.SessionUpdate:
         session.fail("deadline exceeded")
         log.info("session %s: deadline exceeded, secrets dropped", session.id)
         self._settle(session)
         return session.update()
 
     @staticmethod
-    def _answer(session: Session, outgoing: Sequence[pb.EnclaveMessage]) -> pb.SessionUpdate:
+    def _answer(session: LiveSession, outgoing: Sequence[pb.EnclaveMessage]) -> pb.SessionUpdate:
         update = session.update(outgoing)
         seal_signature(update, session.result_recipient)  # when the caller asked for it
         # The DONE update is the one place the result is handed out (the host stores its sealed
@@ -497,7 +478,7 @@ class Engine:
         session.result = None
         return update
 
-    def _settle(self, session: Session) -> None:
+    def _settle(self, session: LiveSession) -> None:
         """Move a finished session out of the running set (its secrets are already dropped)."""
         if session.running or self._running.get(session.id) is not session:
             return

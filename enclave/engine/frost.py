@@ -39,7 +39,8 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.keyids import key_id
-from enclave.engine.session import Parties, Phase, Plan
+from enclave.engine.limits import MessageLimits, for_session, kind_name
+from enclave.engine.live import Parties, Phase, Plan
 from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
@@ -69,6 +70,18 @@ class FrostAdapter:
         self.suite = suite
         self.protocol = protocol
         self._name = PROTOCOL_NAMES[protocol]
+
+    def limits(self, request: pb.SessionStart, parties: int, modulus_bits: int) -> MessageLimits:
+        """The size bound of each round's messages of this session, for this suite's encodings."""
+        return for_session(
+            "frost",
+            kind_name(request.kind),
+            parties,
+            request.threshold,
+            modulus_bits,
+            element_len=self.suite.element_len,
+            signature_len=self.suite.signature_len,
+        )
 
     def prepare(self, request: pb.SessionStart) -> Prepared:
         if request.kind == pb.SESSION_KIND_DKG:

@@ -42,7 +42,7 @@ from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
 from enclave.crypto.primes import SafePrimePair
 from enclave.crypto.rng import Rng
 from enclave.engine import blobs
-from enclave.engine.blobs import BlobInvalid, PresignatureRecord, ShareRecord
+from enclave.engine.blobs import BlobInvalid, PresignatureContent, ShareRecord
 from enclave.engine.common import (
     HARDENED,
     MAX_PATH_DEPTH,
@@ -56,17 +56,17 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.keyids import key_id, presignature_id
+from enclave.engine.limits import MessageLimits, for_session, kind_name
+from enclave.engine.live import Parties, Phase, Plan
 from enclave.engine.preparams_wait import PreparamsWaiter
-from enclave.engine.session import Parties, Phase, Plan
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
-from enclave.errors import BadInput, InvalidEncoding, ProtocolFault
+from enclave.errors import BadInput, InvalidEncoding, ProtocolFault, RequestRejected
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
 from enclave.sealing import Binding, LocalSealer, Sealer
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 PROTOCOL = PROTOCOL_NAMES[pb.PROTOCOL_GG20_SECP256K1]
@@ -123,6 +123,17 @@ class Gg20Adapter:
         self._clock = clock
         self._max_modulus_bits = max_modulus_bits
         self._allow_bare = allow_presigned_bare_digest
+
+    def limits(self, request: pb.SessionStart, parties: int, modulus_bits: int) -> MessageLimits:
+        """The size bound of each round's messages of this session, moduli up to `modulus_bits`."""
+        return for_session(
+            "gg20",
+            kind_name(request.kind),
+            parties,
+            request.threshold,
+            modulus_bits,
+            with_presignature=bool(request.presignature_id),
+        )
 
     def prepare(self, request: pb.SessionStart) -> Prepared:
         if request.kind == pb.SESSION_KIND_DKG:
@@ -204,7 +215,7 @@ class Gg20Adapter:
             presig = value
             assert isinstance(presig, Presignature)
             pid = presignature_id(kid, sid, presig.r_point, presig.derivation_path)
-            rec = PresignatureRecord(PROTOCOL, kid, pid, signers, self._used.issue(), presig.to_bytes())
+            rec = PresignatureContent(PROTOCOL, kid, pid, signers, self._used.issue(), presig.to_bytes())
             binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=record.index, purpose="presignature", item_id=pid)
             blob = pb.SealedBlob(
                 kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blobs.seal(self._boot, rec.encode(), binding)
@@ -298,7 +309,7 @@ class Gg20Adapter:
             index, plaintext = blobs.unseal(
                 self._boot, blob.data, key_id=record.key_id, protocol=PROTOCOL, purpose="presignature", item_id=pid
             )
-            rec = PresignatureRecord.decode(plaintext)
+            rec = PresignatureContent.decode(plaintext)
             presig = Presignature.from_bytes(rec.presignature)
         except (BlobInvalid, InvalidEncoding) as exc:
             raise blob_invalid(f"presignature: {exc}") from None

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from enclave.zk.params import EPSILON, L_PRIME, REPETITIONS, L
+from mpc.v1 import enclave_pb2 as pb
 
 MESSAGE_CEILING = 1 << 20
 FRAME_HEADER = 6
@@ -295,6 +296,14 @@ class MessageLimits:
         one broadcast and one direct message per peer for one later round is ever waiting.
         (Round 1 is never later: a session starts in it.)"""
         return peers * max((min(b.to_output, self.ceiling) for b in self.rounds[1:]), default=0)
+
+
+_KIND_NAMES: dict[int, str] = {pb.SESSION_KIND_DKG: "dkg", pb.SESSION_KIND_PRESIGN: "presign"}
+
+
+def kind_name(kind: int) -> str:
+    """`for_session`'s name of an `mpc.v1.enclave.SessionKind` value: "dkg", "presign" or "sign"."""
+    return _KIND_NAMES.get(kind, "sign")
 
 
 def for_session(

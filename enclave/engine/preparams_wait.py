@@ -20,7 +20,7 @@ import contextlib
 from collections import deque
 
 from enclave.crypto.primes import PreParamPool, SafePrimePair
-from enclave.service import RequestRejected
+from enclave.errors import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 

@@ -32,8 +32,8 @@ from __future__ import annotations
 import threading
 from typing import Final
 
+from enclave.errors import RequestRejected
 from enclave.sealing import LocalSealer, SealingError, parse_envelope
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 
 DEFAULT_WINDOW: Final = 1 << 16

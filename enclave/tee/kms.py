@@ -29,7 +29,7 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from asn1crypto import cms
 from cryptography.exceptions import InvalidTag
@@ -96,38 +96,7 @@ def open_cms_for_recipient(envelope: bytes, private_key: rsa.RSAPrivateKey) -> b
     """
     if not isinstance(envelope, bytes) or not 0 < len(envelope) <= _MAX_CMS:
         raise KmsResponseInvalid("CiphertextForRecipient missing or too large")
-    try:
-        info = cms.ContentInfo.load(ber_to_der(envelope), strict=True)
-        if info["content_type"].native != "enveloped_data":
-            raise KmsResponseInvalid("CiphertextForRecipient is not CMS EnvelopedData")
-        enveloped = info["content"]
-        recipients = enveloped["recipient_infos"]
-        if len(recipients) != 1 or recipients[0].name != "ktri":
-            raise KmsResponseInvalid("expected exactly one key-transport recipient")
-        ktri = recipients[0].chosen
-        kea = ktri["key_encryption_algorithm"]
-        if kea["algorithm"].native != "rsaes_oaep":
-            raise KmsResponseInvalid(f"key transport {kea['algorithm'].dotted} is not RSAES-OAEP")
-        oaep = kea["parameters"]
-        if (
-            oaep["hash_algorithm"]["algorithm"].native != "sha256"
-            or oaep["mask_gen_algorithm"]["algorithm"].native != "mgf1"
-            or oaep["mask_gen_algorithm"]["parameters"]["algorithm"].native != "sha256"
-            or oaep["p_source_algorithm"]["algorithm"].native != "p_specified"
-            or oaep["p_source_algorithm"]["parameters"].native != b""
-        ):
-            raise KmsResponseInvalid("RSAES-OAEP parameters are not SHA-256 / MGF1-SHA-256 / empty label")
-        encrypted_key = ktri["encrypted_key"].native
-        content_info = enveloped["encrypted_content_info"]
-        cea = content_info["content_encryption_algorithm"]
-        if cea["algorithm"].native != "aes256_cbc":
-            raise KmsResponseInvalid(f"content encryption {cea['algorithm'].dotted} is not AES-256-CBC")
-        iv = cea["parameters"].native
-        ciphertext = content_info["encrypted_content"].native
-    except KmsResponseInvalid:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
-        raise KmsResponseInvalid("CiphertextForRecipient is not well-formed CMS") from exc
+    encrypted_key, iv, ciphertext = _envelope_parts(envelope)
     if not isinstance(iv, bytes) or len(iv) != 16:
         raise KmsResponseInvalid("AES-256-CBC IV must be 16 bytes")
     if not isinstance(ciphertext, bytes) or not ciphertext or len(ciphertext) % 16:
@@ -154,6 +123,48 @@ def open_cms_for_recipient(envelope: bytes, private_key: rsa.RSAPrivateKey) -> b
     if len(data_key) != DATA_KEY_LEN:
         raise KmsResponseInvalid(unusable)
     return data_key
+
+
+def _envelope_parts(envelope: bytes) -> tuple[object, object, object]:
+    """(encrypted key, IV, ciphertext) of a CMS EnvelopedData, its algorithms checked as
+    `open_cms_for_recipient` says; their types and sizes are the caller's to check."""
+    try:
+        info = cms.ContentInfo.load(ber_to_der(envelope), strict=True)
+        if info["content_type"].native != "enveloped_data":
+            raise KmsResponseInvalid("CiphertextForRecipient is not CMS EnvelopedData")
+        enveloped = info["content"]
+        recipients = enveloped["recipient_infos"]
+        if len(recipients) != 1 or recipients[0].name != "ktri":
+            raise KmsResponseInvalid("expected exactly one key-transport recipient")
+        ktri = recipients[0].chosen
+        kea = ktri["key_encryption_algorithm"]
+        if kea["algorithm"].native != "rsaes_oaep":
+            raise KmsResponseInvalid(f"key transport {kea['algorithm'].dotted} is not RSAES-OAEP")
+        _check_oaep(kea["parameters"])
+        encrypted_key = ktri["encrypted_key"].native
+        content_info = enveloped["encrypted_content_info"]
+        cea = content_info["content_encryption_algorithm"]
+        if cea["algorithm"].native != "aes256_cbc":
+            raise KmsResponseInvalid(f"content encryption {cea['algorithm'].dotted} is not AES-256-CBC")
+        iv = cea["parameters"].native
+        ciphertext = content_info["encrypted_content"].native
+    except KmsResponseInvalid:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
+        raise KmsResponseInvalid("CiphertextForRecipient is not well-formed CMS") from exc
+    return encrypted_key, iv, ciphertext
+
+
+def _check_oaep(oaep: Any) -> None:
+    """RSAES-OAEP with SHA-256, MGF1-SHA-256 and an empty label, or KmsResponseInvalid."""
+    if (
+        oaep["hash_algorithm"]["algorithm"].native != "sha256"
+        or oaep["mask_gen_algorithm"]["algorithm"].native != "mgf1"
+        or oaep["mask_gen_algorithm"]["parameters"]["algorithm"].native != "sha256"
+        or oaep["p_source_algorithm"]["algorithm"].native != "p_specified"
+        or oaep["p_source_algorithm"]["parameters"].native != b""
+    ):
+        raise KmsResponseInvalid("RSAES-OAEP parameters are not SHA-256 / MGF1-SHA-256 / empty label")
 
 
 _MAX_BER_DEPTH: Final = 24

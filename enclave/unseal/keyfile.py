@@ -87,12 +87,6 @@ class ShareFile:
     current: ShareSlot
     pending: ShareSlot | None = None
 
-    def slot(self, set_id: bytes) -> ShareSlot | None:
-        for slot in (self.current, self.pending):
-            if slot is not None and hmac.compare_digest(slot.set_id, set_id):
-                return slot
-        return None
-
 
 def _kek(secret: int, set_id: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEK_LEN, salt=set_id, info=WRAP_INFO).derive(shamir.to_bytes(secret))

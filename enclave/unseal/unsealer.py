@@ -31,9 +31,8 @@ from pathlib import Path
 
 from enclave.crypto import shamir
 from enclave.crypto.rng import SYSTEM_RNG, Rng
-from enclave.errors import BadInput
+from enclave.errors import BadInput, RequestRejected
 from enclave.sealing import KEK_LEN, LOCAL_KIND, Binding, LocalSealer, SealerConfigError, kek_id
-from enclave.service import RequestRejected
 from enclave.unseal import keyfile
 from enclave.unseal.keyfile import ShareFile, ShareSlot
 from enclave.unseal.shares import MAX_SET_SIZE, OperatorShare, ShareRefused

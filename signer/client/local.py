@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from enclave.crypto.primes import PrimeSource
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.engine import Engine, EngineConfig
+from enclave.errors import RequestRejected
 from enclave.sealing import KEK_LEN, LocalSealer, Sealer
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api import convert

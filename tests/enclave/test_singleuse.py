@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
+from enclave.errors import RequestRejected
 from enclave.sealing import Binding, LocalSealer, SealedBlobCorrupt, boot_sealer, is_boot_kind
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.enclave.frost.common import FixedRng
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from enclave.crypto import shamir
-from enclave.errors import BadInput
+from enclave.errors import BadInput, RequestRejected
 from enclave.sealing import Binding, SealerConfigError
-from enclave.service import RequestRejected
 from enclave.unseal import keyfile
 from enclave.unseal import shares as codec
 from enclave.unseal.shares import OperatorShare, ShareRefused

@@ -12,8 +12,8 @@ import threading
 import time
 
 import enclave.__main__ as enclave_main
+from enclave import options
 from enclave.crypto.primes import PrimeSource, SafePrimePair
-from enclave.engine import setup as engine_setup
 from enclave.engine.engine import Engine
 from tests.service.fixture_enclave import prime_slice
 
@@ -33,7 +33,7 @@ def paced(source: PrimeSource, at_once: int, seconds: float) -> PrimeSource:
     return search
 
 
-def _build_engine(parts: engine_setup.EngineParts) -> Engine:
+def _build_engine(parts: options.EngineParts) -> Engine:
     source = paced(
         prime_slice(int(os.environ.get("MPC_TEST_PRIME_SLICE", "1"))),
         int(os.environ.get("MPC_TEST_PAIRS_AT_ONCE", "1")),
@@ -43,5 +43,5 @@ def _build_engine(parts: engine_setup.EngineParts) -> Engine:
 
 
 if __name__ == "__main__":
-    engine_setup.build_engine = _build_engine  # type: ignore[assignment]
+    enclave_main.build_engine = _build_engine  # type: ignore[assignment]
     sys.exit(enclave_main.main())

@@ -20,12 +20,12 @@ from frost_rs import utility_secp256k1
 from enclave.crypto.primes import FixtureSource
 from enclave.engine.approval import encode_approval, frost_digest
 from enclave.engine.keyids import key_id
+from enclave.errors import RequestRejected
 from enclave.group.secp256k1 import SECP256K1
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
 from enclave.protocols.frost import taproot, wire
 from enclave.protocols.frost.ciphersuite import FROST_SECP256K1
 from enclave.protocols.frost.keys import PublicKeyPackage
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from signer.client.verify import verify_frost_secp256k1
 from tests.engine import relay

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
 from enclave.engine.keyids import key_id
-from enclave.service import RequestRejected
+from enclave.errors import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.conftest import GG20, Key

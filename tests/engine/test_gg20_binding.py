@@ -17,8 +17,8 @@ from eth_keys import keys as eth_keys
 
 from enclave.crypto.primes import FixtureSource
 from enclave.engine.approval import encode_approval
+from enclave.errors import RequestRejected
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
-from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.conftest import GG20, Key

@@ -193,7 +193,7 @@ def test_wrong_sealing_key_refuses_to_start(tmp_path: Path) -> None:
 
 
 def test_passphrase_sealer_and_cli_pass_through(tmp_path: Path) -> None:
-    from enclave.engine.setup import SetupError, open_parts
+    from enclave.options import SetupError, open_parts
 
     meta = tmp_path / "sealer.json"
     (tmp_path / "pass").write_text("correct horse battery staple\n")

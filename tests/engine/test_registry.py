@@ -15,8 +15,9 @@ from nacl.signing import VerifyKey
 
 from enclave.crypto.primes import FixtureSource
 from enclave.engine.approval import encode_approval, frost_digest
+from enclave.errors import RequestRejected
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
-from enclave.service import EnclaveService, RequestRejected
+from enclave.service import EnclaveService
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.conftest import FROST, GG20, Key
@@ -223,7 +224,8 @@ async def test_gg20_policy_digest(gg20_2of2: Key) -> None:
 
 
 async def test_pings_answered_while_a_session_computes(gg20_2of3: Key) -> None:
-    service = EnclaveService(sessions=gg20_2of3.engines["alice"])
+    engine = gg20_2of3.engines["alice"]
+    service = EnclaveService(sessions=engine, preparams=engine)
     pair = ("alice", "bob")
     starts = {p: relay.presign("busy", pair, p, gg20_2of3.shares[p]) for p in pair}
     work = asyncio.create_task(relay.run(gg20_2of3.engines, starts))

@@ -8,7 +8,7 @@ import pytest
 from nacl.signing import VerifyKey
 
 from enclave.crypto.primes import FixtureSource
-from enclave.service import RequestRejected
+from enclave.errors import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.conftest import FROST

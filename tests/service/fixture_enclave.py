@@ -14,8 +14,8 @@ import sys
 import threading
 
 import enclave.__main__ as enclave_main
+from enclave import options
 from enclave.crypto.primes import FixtureSource, SafePrimePair
-from enclave.engine import setup as engine_setup
 from enclave.engine.engine import Engine
 from tests.enclave import safe_primes
 
@@ -35,7 +35,7 @@ def never(modulus_bits: int) -> SafePrimePair:
     raise AssertionError("unreachable")
 
 
-def _build_engine(parts: engine_setup.EngineParts) -> Engine:
+def _build_engine(parts: options.EngineParts) -> Engine:
     if os.environ.get("MPC_TEST_PRIME_SOURCE") == "never":
         config = dataclasses.replace(parts.config, preparams_wait_seconds=3.0)
         return Engine(parts.sealer, config=config, policy=parts.policy, prime_source=never)
@@ -44,5 +44,5 @@ def _build_engine(parts: engine_setup.EngineParts) -> Engine:
 
 
 if __name__ == "__main__":
-    engine_setup.build_engine = _build_engine  # type: ignore[assignment]
+    enclave_main.build_engine = _build_engine  # type: ignore[assignment]
     sys.exit(enclave_main.main())

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import enclave.__main__ as enclave_main
-from enclave.engine import setup as engine_setup
 from enclave.unseal import keyfile
 from tests.service.fixture_enclave import _build_engine
 
@@ -35,7 +34,7 @@ def paused(original: Callable[[Path, Path], None], when: str, marker: Path) -> C
 
 
 if __name__ == "__main__":
-    engine_setup.build_engine = _build_engine  # type: ignore[assignment]
+    enclave_main.build_engine = _build_engine  # type: ignore[assignment]
     when = os.environ.get("MPC_TEST_PAUSE_COMMIT")
     if when:
         keyfile.commit_file = paused(keyfile.commit_file, when, Path(os.environ["MPC_TEST_PAUSE_MARKER"]))  # type: ignore[assignment]

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from enclave.service import EnclaveService, RequestRejected
+from enclave.errors import RequestRejected
+from enclave.service import EnclaveService
 from enclave.transport.server import FrameServer
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb

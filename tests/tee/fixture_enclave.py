@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import enclave.__main__ as enclave_main
-from enclave.engine import setup as engine_setup
+from enclave import options
 from enclave.engine.engine import Engine
 from enclave.tee.attestation import NONE_MODE, Attestor, NoneAttestor
 from enclave.tee.kms_http import Connector
@@ -73,7 +73,7 @@ def _kms_connector(port: int) -> Connector:
     return connect
 
 
-def _build_engine(parts: engine_setup.EngineParts) -> Engine:
+def _build_engine(parts: options.EngineParts) -> Engine:
     config = parts.config
     if "MPC_TEST_FINISHED_RETENTION" in os.environ:
         config = replace(config, finished_retention=int(os.environ["MPC_TEST_FINISHED_RETENTION"]))
@@ -83,8 +83,8 @@ def _build_engine(parts: engine_setup.EngineParts) -> Engine:
 
 if __name__ == "__main__":
     if "MPC_TEST_ATTESTATION_DIR" in os.environ:
-        engine_setup.make_attestor = _make_attestor
+        options.make_attestor = _make_attestor
     if "MPC_TEST_KMS_PORT" in os.environ:
-        engine_setup.kms_connector = _kms_connector
-    engine_setup.build_engine = _build_engine  # type: ignore[assignment]
+        options.kms_connector = _kms_connector
+    enclave_main.build_engine = _build_engine  # type: ignore[assignment]
     sys.exit(enclave_main.main())

@@ -132,11 +132,11 @@ def test_entrypoint_is_the_enclave_in_nitro_mode_with_kms_sealing(
     assert args.sealing_key_file is None and args.sealing_passphrase_file is None
     # What the process builds from these arguments: a KMS sealer (the NSM replaced by a test
     # attestor, since /dev/nsm exists only inside Nitro).
-    from enclave.engine import setup as engine_setup
+    from enclave import options
     from tests.tee.test_kms import DocAttestor, make_chain
 
-    monkeypatch.setattr(engine_setup, "make_attestor", lambda mode: DocAttestor(make_chain()))
-    parts = engine_setup.open_parts(args)
+    monkeypatch.setattr(options, "make_attestor", lambda mode: DocAttestor(make_chain()))
+    parts = options.open_parts(args)
     assert parts.sealer.kind == "kms" and parts.attestor.mode == "nitro"
     assert parts.credentials is not None  # the host's SetAwsCredentials have somewhere to go
     assert parts.policy is None  # built without a policy key
@@ -148,7 +148,7 @@ def test_policy_key_built_into_the_image_is_enforced(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from enclave.engine import setup as engine_setup
+    from enclave import options
     from tests.tee.test_kms import DocAttestor, make_chain
 
     pem = (
@@ -169,8 +169,8 @@ def test_policy_key_built_into_the_image_is_enforced(
     build_args = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--build-arg")
     assert build_args["KMS_KEY_ID"] == IMAGE_KEY_ARN
     args = image_arguments(parsed, monkeypatch, build_args)
-    monkeypatch.setattr(engine_setup, "make_attestor", lambda mode: DocAttestor(make_chain()))
-    parts = engine_setup.open_parts(args)
+    monkeypatch.setattr(options, "make_attestor", lambda mode: DocAttestor(make_chain()))
+    parts = options.open_parts(args)
     assert parts.policy is not None
     assert b"".join(pem.splitlines()[1:-1]).decode() == build_args["POLICY_KEY"]
 
@@ -180,24 +180,24 @@ def test_image_built_without_a_kms_key_refuses_to_start(
 ) -> None:
     args = image_arguments(parsed, monkeypatch, {})
     assert args.kms_key_id is None
-    from enclave.engine import setup as engine_setup
+    from enclave import options
     from tests.tee.test_kms import DocAttestor, make_chain
 
-    monkeypatch.setattr(engine_setup, "make_attestor", lambda mode: DocAttestor(make_chain()))
-    with pytest.raises(engine_setup.SetupError, match="no sealing key configured"):
-        engine_setup.open_parts(args)
+    monkeypatch.setattr(options, "make_attestor", lambda mode: DocAttestor(make_chain()))
+    with pytest.raises(options.SetupError, match="no sealing key configured"):
+        options.open_parts(args)
 
 
 def test_nitro_mode_refuses_to_start_without_the_nsm(
     parsed: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = image_arguments(parsed, monkeypatch, {"KMS_KEY_ID": IMAGE_KEY_ARN})
-    from enclave.engine import setup as engine_setup
+    from enclave import options
 
     if Path("/dev/nsm").exists():
         pytest.skip("running inside a Nitro enclave")
-    with pytest.raises(engine_setup.SetupError, match="Nitro Secure Module"):
-        engine_setup.open_parts(args)
+    with pytest.raises(options.SetupError, match="Nitro Secure Module"):
+        options.open_parts(args)
 
 
 def test_no_network_exposure(parsed: list[tuple[str, str]]) -> None:

@@ -1,4 +1,8 @@
-"""Command-line options of the enclave process for its session engine, and their checking.
+"""Command-line options of the enclave process for its engine, sealing and TEE, and their checking.
+
+Part of the composition root with enclave/__main__.py: `open_parts` checks the options and opens
+what they name (sealer, policy, attestor, unseal state); `__main__` builds the engine and the
+service from those parts. Nothing below the composition root reads options.
 
     --sealing-key-file PATH         32-byte key-encryption key (mode 0600); metadata (key check)
                                     at PATH.meta.json unless --sealing-meta says otherwise
@@ -52,7 +56,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from enclave.engine.engine import Engine, EngineConfig
+from enclave.engine.engine import EngineConfig
 from enclave.policy import PolicyVerifier, load_policy_key
 from enclave.sealing import (
     LocalSealer,
@@ -221,10 +225,6 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
     sealer = GatedSealer(unsealer) if unsealer is not None else _sealer(args, attestor, credentials)
     policy = _policy(args.policy_key, args.policy_key_b64, getattr(args, "policy_boot_fence", False))
     return EngineParts(sealer, policy, config, attestor, credentials, unsealer)
-
-
-def build_engine(parts: EngineParts) -> Engine:
-    return Engine(parts.sealer, config=parts.config, policy=parts.policy)
 
 
 def _sealer(args: argparse.Namespace, attestor: Attestor, credentials: CredentialsHolder | None) -> Sealer:

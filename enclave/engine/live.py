@@ -1,4 +1,4 @@
-"""One session inside the enclave: its parties, its phases of `Driver`s, its state.
+"""One live session inside the enclave (`LiveSession`): its parties, its phases of `Driver`s, its state.
 
 Party mapping. Party ids are strings at the API; drivers use ints. A session's `Parties` maps
 each party id string to the int its protocol driver uses (DKG: 1-based position in the ordered
@@ -92,7 +92,10 @@ class Plan:
 _HEADER = 6
 
 
-class Session:
+class LiveSession:
+    """A session the engine runs: its phases and secrets while running, its public outcome once
+    finished (the engine keeps finished ones to answer late requests)."""
+
     def __init__(
         self,
         request: pb.SessionStart,
@@ -126,10 +129,6 @@ class Session:
     @property
     def running(self) -> bool:
         return self.state == pb.SESSION_STATE_RUNNING
-
-    @property
-    def holds_secrets(self) -> bool:
-        return self._phase is not None
 
     # -- worker-thread side -------------------------------------------------------------------
 
