@@ -18,34 +18,26 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from signer.storage.errors import InvalidRecord, KeyNotFound, SchemaTooNew, StoreUnavailable
-from signer.storage.migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
-from signer.storage.records import (
-    AuditQuery,
-    AuditRecord,
-    ImportReport,
-    KeyRecord,
-    Snapshot,
-    StoredPresignature,
-    check_key_id,
-    check_preparams_id,
-    now_utc,
-    utc,
-)
+from signer.storage.errors import InvalidRecord, KeyNotFound, StoreUnavailable
+from signer.storage.migrations import BOOTSTRAP, pending
+from signer.storage.records import Snapshot, check_key_id, check_preparams_id, now_utc, utc
 from signer.storage.sql import (
     SnapshotImport,
     Sql,
-    consume_target,
+    SqlStore,
     settle_key,
     settle_presignature,
     unavailable,
 )
+
+if TYPE_CHECKING:
+    from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, StoredPresignature
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -69,7 +61,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute("SET synchronous_commit = on")
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """Build with `await PostgresStore.open(conninfo)`."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], *, clock: Callable[[], datetime] = now_utc) -> None:
@@ -146,11 +138,7 @@ class PostgresStore:
             await conn.execute(BOOTSTRAP["postgresql"])
             row = await (await conn.execute(_SQL.schema_version)).fetchone()
             current = int(row["v"]) if row else 0
-            if current > LATEST_VERSION:
-                raise SchemaTooNew(current, LATEST_VERSION)
-            for m in MIGRATIONS:
-                if m.version <= current:
-                    continue
+            for m in pending(current):
                 for stmt in m.statements("postgresql"):
                     await conn.execute(stmt.encode())  # bytes: no placeholder parsing of '%' in DDL
                 await conn.execute(_SQL.record_migration, (m.version, m.description, self._clock()))
@@ -220,15 +208,9 @@ class PostgresStore:
             raise StoreUnavailable(f"presignature {p.presig_id} conflicted but cannot be read")
         return _SQL.presig(existing), False
 
-    async def consume_presignature(
-        self,
-        key_id: str,
-        signer_set: tuple[int, ...],
-        session_id: str,
-        presig_id: str | None = None,
-        sealer_kind: str | None = None,
+    async def _consume(
+        self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
     ) -> StoredPresignature:
-        sset = consume_target(key_id, signer_set, session_id)
         if presig_id is None:
             target = (
                 "SELECT presig_id, sealed FROM presignatures WHERE key_id = %(key)s AND signer_set = %(sset)s"

@@ -8,6 +8,7 @@ locking, the transactions and the connection handling stay in `sqlite.py` and `p
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -190,7 +191,7 @@ class Sql:
 # --- rules both backends apply ----------------------------------------------------------------
 
 
-def consume_target(key_id: str, signer_set: tuple[int, ...], session_id: str) -> str:
+def consume_target(key_id: str, signer_set: Sequence[int], session_id: str) -> str:
     """Check `consume_presignature`'s arguments; the signer set in its stored form."""
     check_key_id(key_id)
     if not session_id:
@@ -223,6 +224,29 @@ def settle_presignature(new: StoredPresignature, stored: StoredPresignature, ins
     if stored.state == "consumed" and same_slot:
         return stored
     raise PresignatureExists(new.presig_id)
+
+
+class SqlStore(ABC):
+    """The part of `Store` both backends implement alike, over a primitive each writes its own way."""
+
+    async def consume_presignature(
+        self,
+        key_id: str,
+        signer_set: Sequence[int],
+        session_id: str,
+        presig_id: str | None = None,
+        sealer_kind: str | None = None,
+    ) -> StoredPresignature:
+        """`Store.consume_presignature`: the arguments are checked here, the single-use take is `_consume`."""
+        sset = consume_target(key_id, signer_set, session_id)
+        return await self._consume(key_id, sset, session_id, presig_id, sealer_kind)
+
+    @abstractmethod
+    async def _consume(
+        self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature:
+        """Atomically mark `presig_id` (or the oldest available in the slot, of `sealer_kind` if
+        given) consumed by `session_id` and return it with its blob; `unavailable(...)` if none."""
 
 
 class SnapshotImport:

@@ -20,32 +20,23 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from signer.private_files import NotPrivate, private_dir, private_file, refuse_if_shared
 from signer.storage.errors import (
     InvalidRecord,
     KeyNotFound,
     PresignatureUnavailable,
-    SchemaTooNew,
     StorageError,
     StoreNotPrivate,
     StoreUnavailable,
 )
-from signer.storage.migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
-from signer.storage.records import (
-    AuditQuery,
-    AuditRecord,
-    ImportReport,
-    KeyRecord,
-    Snapshot,
-    StoredPresignature,
-    check_key_id,
-    check_preparams_id,
-    now_utc,
-    utc,
-)
-from signer.storage.sql import SnapshotImport, Sql, consume_target, settle_key, settle_presignature, unavailable
+from signer.storage.migrations import BOOTSTRAP, pending
+from signer.storage.records import Snapshot, check_key_id, check_preparams_id, now_utc, utc
+from signer.storage.sql import SnapshotImport, Sql, SqlStore, settle_key, settle_presignature, unavailable
+
+if TYPE_CHECKING:
+    from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, StoredPresignature
 
 T = TypeVar("T")
 
@@ -76,7 +67,7 @@ def make_private(path: Path) -> None:
         raise StoreNotPrivate(f"sqlite store: {exc} (the store holds every sealed share and the audit trail)") from None
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """Build with `await SqliteStore.open(path)`."""
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] = now_utc, busy_timeout_ms: int = 10_000) -> None:
@@ -189,11 +180,7 @@ class SqliteStore:
         with self._tx() as db:
             db.execute(BOOTSTRAP["sqlite"])
             current = int(db.execute(_SQL.schema_version).fetchone()[0])
-            if current > LATEST_VERSION:
-                raise SchemaTooNew(current, LATEST_VERSION)
-            for m in MIGRATIONS:
-                if m.version <= current:
-                    continue
+            for m in pending(current):
                 for stmt in m.statements("sqlite"):
                     db.execute(stmt)
                 db.execute(_SQL.record_migration, (m.version, m.description, _ts(self._clock())))
@@ -258,15 +245,9 @@ class SqliteStore:
         db.execute(_SQL.insert_presig, _SQL.presig_values(p, created))
         return replace(p, created_at=created), True
 
-    async def consume_presignature(
-        self,
-        key_id: str,
-        signer_set: tuple[int, ...],
-        session_id: str,
-        presig_id: str | None = None,
-        sealer_kind: str | None = None,
+    async def _consume(
+        self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
     ) -> StoredPresignature:
-        sset = consume_target(key_id, signer_set, session_id)
         return await self._run(self._consume_sync, key_id, sset, session_id, presig_id, sealer_kind)
 
     def _consume_sync(
