@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from signer.cli import build_parser
-from signer.config import ENV_PREFIX, env_var_names, load_config
+from signer.config.loader import ENV_PREFIX, env_var_names, load_config
 from tests.test_lock import check_lock
 
 ROOT = Path(__file__).resolve().parents[2]
