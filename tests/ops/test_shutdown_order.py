@@ -19,6 +19,8 @@ from tests.conftest import EnclaveProcess, free_port, write_config
 from tests.ops.consul_agent import ConsulAgent, start_agent
 from tests.ops.test_consul_registration import wait_for
 
+pytestmark = pytest.mark.consul
+
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[ConsulAgent]:
