@@ -22,7 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from signer.config import Config, ConfigError, load_config
+from signer.config.loader import ConfigError, load_config
+from signer.config.schema import Config
 
 log = logging.getLogger("mpc-signer")
 

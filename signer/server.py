@@ -43,7 +43,8 @@ from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import Authenticator
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
 from signer.auth.mtls import ClientAllowlist
-from signer.config import Config, ConfigError, consul_advertise
+from signer.config.loader import ConfigError
+from signer.config.schema import Config, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
 from signer.link.client import EnclaveClient, EnclaveTimeout, TransportError, load_psk, parse_address
 from signer.link.credentials import CredentialsPusher, ImdsClient

@@ -32,9 +32,9 @@ from signer.storage import (
     AuditRecord,
     KeyNotFound,
     KeyRecord,
-    PresignatureRecord,
     PresignatureUnavailable,
     Store,
+    StoredPresignature,
     StoreUnavailable,
 )
 
@@ -267,7 +267,7 @@ class Operations:
             return
         for blob in result.sealed_presignatures:
             await store.put_presignature(
-                PresignatureRecord(
+                StoredPresignature(
                     presig_id=blob.id,
                     key_id=start.key_id,
                     signer_set=party_numbers(start.party_ids),

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from signer.config import Config, ConfigError, load_config
+from signer.config.loader import ConfigError, load_config
+from signer.config.schema import Config
 
 
 def _config(args: argparse.Namespace) -> Config:

@@ -87,7 +87,7 @@ def enclave_command(listen: str, workdir: Path) -> list[str]:
 @contextlib.asynccontextmanager
 async def embedded_signer() -> AsyncIterator[Target]:
     """An enclave child process and an in-process signer host, torn down on exit."""
-    from signer.config import load_config
+    from signer.config.loader import load_config
     from signer.ops.devcerts import write_dev_certs
     from signer.server import Credentials, SignerServer
 

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-from signer.config import ConfigError, load_config
+from signer.config.loader import ConfigError, load_config
 
 OPERATOR_SHARE_LABEL: Final = b"mpc-signer/operator-share/v1"
 NEW_SHARE_LABEL: Final = b"mpc-signer/new-operator-share/v1"

@@ -29,14 +29,7 @@ from signer.storage.errors import (
     StoreUnavailable,
 )
 from signer.storage.migrations import LATEST_VERSION
-from signer.storage.records import (
-    AuditQuery,
-    AuditRecord,
-    ImportReport,
-    KeyRecord,
-    PresignatureRecord,
-    Snapshot,
-)
+from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, Snapshot, StoredPresignature
 
 
 async def open_store(url: str, **options: Any) -> Store:
@@ -68,12 +61,12 @@ __all__ = [
     "KeyNotFound",
     "KeyRecord",
     "PresignatureExists",
-    "PresignatureRecord",
     "PresignatureUnavailable",
     "SchemaTooNew",
     "Snapshot",
     "StorageError",
     "Store",
     "StoreUnavailable",
+    "StoredPresignature",
     "open_store",
 ]

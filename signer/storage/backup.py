@@ -59,9 +59,9 @@ from signer.storage.records import (
     AuditRecord,
     ImportReport,
     KeyRecord,
-    PresignatureRecord,
     Result,
     Snapshot,
+    StoredPresignature,
     now_utc,
     utc,
 )
@@ -207,8 +207,15 @@ def decode_backup(data: bytes, *, hmac_key: bytes | None = None) -> Snapshot:
         raise BackupCorrupt(f"backup format version {header.get('version')!r} is not supported")
     if set(header) != {"format", "version", "created_at", "integrity"}:
         raise BackupCorrupt("unexpected header fields")
-    signed = lines[0] + b"\n" + lines[1] + b"\n"
-    trailer = _strict_json(lines[2], "integrity trailer")
+    _verify_integrity(
+        header, lines[0] + b"\n" + lines[1] + b"\n", _strict_json(lines[2], "integrity trailer"), hmac_key
+    )
+    _time(header.get("created_at"), "header created_at")
+    return _decode_body(lines[1])
+
+
+def _verify_integrity(header: dict[str, Any], signed: bytes, trailer: dict[str, Any], hmac_key: bytes | None) -> None:
+    """The trailer's SHA-256, then its HMAC: present exactly when the header says so and a key is given."""
     digest = trailer.get("sha256")
     if not isinstance(digest, str) or not hmac.compare_digest(digest, hashlib.sha256(signed).hexdigest()):
         raise BackupCorrupt("SHA-256 mismatch: the file is damaged or was altered")
@@ -221,15 +228,15 @@ def decode_backup(data: bytes, *, hmac_key: bytes | None = None) -> Snapshot:
         raise BackupCorrupt("this backup is authenticated with an HMAC key; supply that key to import it")
     if not keyed and hmac_key is not None:
         raise BackupCorrupt("an HMAC key was given but the backup carries no HMAC (refusing an unauthenticated file)")
-    if keyed:
-        assert hmac_key is not None
+    if hmac_key is not None:
         mac = trailer["hmac_sha256"]
         if not isinstance(mac, str) or not hmac.compare_digest(mac, _hmac(hmac_key, signed)):
             raise BackupCorrupt("HMAC mismatch: wrong key, or the file was altered")
-    _time(header.get("created_at"), "header created_at")
 
-    body = _strict_json(lines[1], "body")
-    if _canonical(body) != lines[1]:
+
+def _decode_body(line: bytes) -> Snapshot:
+    body = _strict_json(line, "body")
+    if _canonical(body) != line:
         raise BackupCorrupt("body is not in canonical form")
     if set(body) != {"keys", "presignatures"} or not all(isinstance(body[f], list) for f in body):
         raise BackupCorrupt("body must hold exactly the keys and presignatures lists")
@@ -251,31 +258,19 @@ def decode_backup(data: bytes, *, hmac_key: bytes | None = None) -> Snapshot:
 def _decode_key(i: int, k: Any) -> KeyRecord:
     if not isinstance(k, dict) or set(k) != _KEY_FIELDS:
         raise BackupCorrupt(f"key record {i} has the wrong fields")
-    return KeyRecord(
-        key_id=k["key_id"],
-        protocol=k["protocol"],
-        party_id=k["party_id"],
-        threshold=k["threshold"],
-        party_ids=tuple(k["party_ids"]),
-        public_key=_unb64(k["public_key"], "public_key"),
-        chain_code=_unb64(k["chain_code"], "chain_code"),
-        sealer_kind=k["sealer_kind"],
-        sealed_share=_unb64(k["sealed_share"], "sealed_share"),
-        created_at=_time(k["created_at"], "created_at"),
-    )
+    fields = {**k, "party_ids": tuple(k["party_ids"])}
+    for name in ("public_key", "chain_code", "sealed_share"):
+        fields[name] = _unb64(k[name], name)
+    fields["created_at"] = _time(k["created_at"], "created_at")
+    return KeyRecord(**fields)
 
 
-def _decode_presig(i: int, p: Any) -> PresignatureRecord:
+def _decode_presig(i: int, p: Any) -> StoredPresignature:
     if not isinstance(p, dict) or set(p) != _PRESIG_FIELDS:
         raise BackupCorrupt(f"presignature record {i} has the wrong fields")
-    return PresignatureRecord(
-        presig_id=p["presig_id"],
-        key_id=p["key_id"],
-        signer_set=tuple(p["signer_set"]),
-        sealer_kind=p["sealer_kind"],
-        sealed=_unb64(p["sealed"], "sealed"),
-        created_at=_time(p["created_at"], "created_at"),
-    )
+    fields = {**p, "signer_set": tuple(p["signer_set"]), "sealed": _unb64(p["sealed"], "sealed")}
+    fields["created_at"] = _time(p["created_at"], "created_at")
+    return StoredPresignature(**fields)
 
 
 def _write_new_file(path: Path, data: bytes) -> None:

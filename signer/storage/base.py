@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, PresignatureRecord, Snapshot
+from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, Snapshot, StoredPresignature
 
 
 class Store(Protocol):
@@ -40,7 +40,7 @@ class Store(Protocol):
 
     async def list_keys(self) -> list[KeyRecord]: ...
 
-    async def put_presignature(self, presig: PresignatureRecord) -> PresignatureRecord:
+    async def put_presignature(self, presig: StoredPresignature) -> StoredPresignature:
         """Store a new available presignature (KeyNotFound if its key is unknown; identical
         repeat = no-op; other content under the id = PresignatureExists)."""
         ...
@@ -52,7 +52,7 @@ class Store(Protocol):
         session_id: str,
         presig_id: str | None = None,
         sealer_kind: str | None = None,
-    ) -> PresignatureRecord:
+    ) -> StoredPresignature:
         """Atomically mark one available presignature consumed by `session_id` and return it with
         its sealed blob: the named one, or the oldest for (key_id, signer_set) — with
         `sealer_kind`, the oldest sealed by that sealer (the enclave's current boot: others can

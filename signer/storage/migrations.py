@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from signer.storage.errors import SchemaTooNew
+
 Dialect = Literal["sqlite", "postgresql"]
 
 _TYPES: dict[str, dict[str, str]] = {
@@ -157,3 +159,11 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1..n"
+
+
+def pending(current: int) -> list[Migration]:
+    """The steps a database at schema version `current` lacks, in order; SchemaTooNew if a newer
+    release migrated it."""
+    if current > LATEST_VERSION:
+        raise SchemaTooNew(current, LATEST_VERSION)
+    return [m for m in MIGRATIONS if m.version > current]

@@ -16,96 +16,41 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from signer.storage.errors import (
-    InvalidRecord,
-    KeyExists,
-    KeyNotFound,
-    PresignatureExists,
-    PresignatureUnavailable,
-    SchemaTooNew,
-    StoreUnavailable,
+from signer.storage.errors import InvalidRecord, KeyNotFound, StoreUnavailable
+from signer.storage.migrations import BOOTSTRAP, pending
+from signer.storage.records import Snapshot, check_key_id, check_preparams_id, now_utc, utc
+from signer.storage.sql import (
+    SnapshotImport,
+    Sql,
+    SqlStore,
+    settle_key,
+    settle_presignature,
+    unavailable,
 )
-from signer.storage.migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
-from signer.storage.records import (
-    AuditQuery,
-    AuditRecord,
-    ImportReport,
-    KeyRecord,
-    PresignatureRecord,
-    Snapshot,
-    check_key_id,
-    check_preparams_id,
-    decode_party_set,
-    encode_party_set,
-    now_utc,
-    utc,
-)
+
+if TYPE_CHECKING:
+    from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, StoredPresignature
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 
 # any 64-bit constant unique to this program: serializes concurrent migrators
 _MIGRATION_LOCK = 0x6D70_632D_7369_676E  # "mpc-sign"
 
-_KEY_COLS = (
-    "key_id, protocol, party_id, threshold, party_ids, public_key, chain_code, sealer_kind, sealed_share, created_at"
-)
-_PRESIG_COLS = "presig_id, key_id, signer_set, sealer_kind, sealed, state, created_at, consumed_at, consumed_by"
-_AUDIT_COLS = "id, at, operation, caller, session_id, key_id, digest, result, culprits, reason"
+
+def _time_out(t: datetime | None) -> datetime | None:
+    return None if t is None else utc(t)
 
 
-def _key(row: dict[str, Any]) -> KeyRecord:
-    return KeyRecord(
-        key_id=row["key_id"],
-        protocol=row["protocol"],
-        party_id=row["party_id"],
-        threshold=row["threshold"],
-        party_ids=decode_party_set(row["party_ids"]),
-        public_key=bytes(row["public_key"]),
-        chain_code=bytes(row["chain_code"]),
-        sealer_kind=row["sealer_kind"],
-        sealed_share=bytes(row["sealed_share"]),
-        created_at=utc(row["created_at"]),
-    )
-
-
-def _presig(row: dict[str, Any]) -> PresignatureRecord:
-    return PresignatureRecord(
-        presig_id=row["presig_id"],
-        key_id=row["key_id"],
-        signer_set=decode_party_set(row["signer_set"]),
-        sealer_kind=row["sealer_kind"],
-        sealed=bytes(row["sealed"]),
-        state=row["state"],
-        created_at=utc(row["created_at"]),
-        consumed_at=None if row["consumed_at"] is None else utc(row["consumed_at"]),
-        consumed_by=row["consumed_by"],
-    )
-
-
-def _audit(row: dict[str, Any]) -> AuditRecord:
-    return AuditRecord(
-        id=row["id"],
-        time=utc(row["at"]),
-        operation=row["operation"],
-        caller=row["caller"],
-        session_id=row["session_id"],
-        key_id=row["key_id"],
-        digest=row["digest"],
-        result=row["result"],
-        culprits=decode_party_set(row["culprits"]),
-        reason=row["reason"],
-    )
-
-
-def _same_slot(a: PresignatureRecord, b: PresignatureRecord) -> bool:
-    return (a.key_id, a.signer_set, a.sealer_kind) == (b.key_id, b.signer_set, b.sealer_kind)
+# timestamps are timestamptz: psycopg passes aware datetimes both ways
+_SQL = Sql("%s", lambda t: t, _time_out)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -116,7 +61,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute("SET synchronous_commit = on")
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """Build with `await PostgresStore.open(conninfo)`."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], *, clock: Callable[[], datetime] = now_utc) -> None:
@@ -183,7 +128,7 @@ class PostgresStore:
     async def schema_version(self) -> int:
         async with self._tx() as conn:
             await conn.execute(BOOTSTRAP["postgresql"])
-            row = await (await conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")).fetchone()
+            row = await (await conn.execute(_SQL.schema_version)).fetchone()
             return int(row["v"]) if row else 0
 
     async def migrate(self) -> list[int]:
@@ -191,19 +136,12 @@ class PostgresStore:
         async with self._tx() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             await conn.execute(BOOTSTRAP["postgresql"])
-            row = await (await conn.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations")).fetchone()
+            row = await (await conn.execute(_SQL.schema_version)).fetchone()
             current = int(row["v"]) if row else 0
-            if current > LATEST_VERSION:
-                raise SchemaTooNew(current, LATEST_VERSION)
-            for m in MIGRATIONS:
-                if m.version <= current:
-                    continue
+            for m in pending(current):
                 for stmt in m.statements("postgresql"):
                     await conn.execute(stmt.encode())  # bytes: no placeholder parsing of '%' in DDL
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (%s, %s, %s)",
-                    (m.version, m.description, self._clock()),
-                )
+                await conn.execute(_SQL.record_migration, (m.version, m.description, self._clock()))
                 applied.append(m.version)
         return applied
 
@@ -215,99 +153,64 @@ class PostgresStore:
 
     async def put_key(self, key: KeyRecord) -> KeyRecord:
         async with self._tx() as conn:
-            stored, _ = await self._insert_key(conn, key, self._clock())
-        return stored
+            return settle_key(key, *await self._insert_key(conn, key, self._clock()))
 
     async def _insert_key(self, conn: Conn, key: KeyRecord, at: datetime) -> tuple[KeyRecord, bool]:
+        """Insert unless the id is present (the unique key decides); (stored, inserted?)."""
         created = key.created_at or at
         cur = await conn.execute(
-            f"INSERT INTO keys ({_KEY_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (key_id) DO NOTHING RETURNING created_at",
-            (
-                key.key_id,
-                key.protocol,
-                key.party_id,
-                key.threshold,
-                encode_party_set(key.party_ids),
-                key.public_key,
-                key.chain_code,
-                key.sealer_kind,
-                key.sealed_share,
-                created,
-            ),
+            _SQL.insert_key + " ON CONFLICT (key_id) DO NOTHING RETURNING created_at", _SQL.key_values(key, created)
         )
         row = await cur.fetchone()
         if row is not None:
-            return KeyRecord(**{**key.__dict__, "created_at": utc(row["created_at"])}), True
-        cur = await conn.execute(f"SELECT {_KEY_COLS} FROM keys WHERE key_id = %s", (key.key_id,))
-        existing_row = await cur.fetchone()
-        if existing_row is None:  # keys are never deleted; a conflict without a row is a broken database
+            return replace(key, created_at=utc(row["created_at"])), True
+        existing = await (await conn.execute(_SQL.get_key, (key.key_id,))).fetchone()
+        if existing is None:  # keys are never deleted; a conflict without a row is a broken database
             raise StoreUnavailable(f"key {key.key_id} conflicted but cannot be read")
-        existing = _key(existing_row)
-        if not existing.same_content(key):
-            raise KeyExists(key.key_id)
-        return existing, False
+        return _SQL.key(existing), False
 
     async def get_key(self, key_id: str) -> KeyRecord:
         check_key_id(key_id)
         async with self._tx() as conn:
-            row = await (await conn.execute(f"SELECT {_KEY_COLS} FROM keys WHERE key_id = %s", (key_id,))).fetchone()
+            row = await (await conn.execute(_SQL.get_key, (key_id,))).fetchone()
         if row is None:
             raise KeyNotFound(key_id)
-        return _key(row)
+        return _SQL.key(row)
 
     async def list_keys(self) -> list[KeyRecord]:
         async with self._tx() as conn:
-            rows = await (await conn.execute(f"SELECT {_KEY_COLS} FROM keys ORDER BY created_at, key_id")).fetchall()
-        return [_key(r) for r in rows]
+            rows = await (await conn.execute(_SQL.list_keys)).fetchall()
+        return [_SQL.key(r) for r in rows]
 
     # --- presignatures ----------------------------------------------------------------------
 
-    async def put_presignature(self, presig: PresignatureRecord) -> PresignatureRecord:
+    async def put_presignature(self, presig: StoredPresignature) -> StoredPresignature:
         if presig.state != "available":
             raise InvalidRecord("only available presignatures can be put")
         async with self._tx() as conn:
-            stored, _ = await self._insert_presig(conn, presig, self._clock())
-        return stored
+            return settle_presignature(presig, *await self._insert_presig(conn, presig, self._clock()))
 
-    async def _insert_presig(self, conn: Conn, p: PresignatureRecord, at: datetime) -> tuple[PresignatureRecord, bool]:
+    async def _insert_presig(self, conn: Conn, p: StoredPresignature, at: datetime) -> tuple[StoredPresignature, bool]:
         created = p.created_at or at
         try:
             async with conn.transaction():  # savepoint: a foreign-key failure must not spoil the outer transaction
                 cur = await conn.execute(
-                    f"INSERT INTO presignatures ({_PRESIG_COLS})"
-                    " VALUES (%s, %s, %s, %s, %s, 'available', %s, NULL, NULL)"
-                    " ON CONFLICT (presig_id) DO NOTHING RETURNING created_at",
-                    (p.presig_id, p.key_id, encode_party_set(p.signer_set), p.sealer_kind, p.sealed, created),
+                    _SQL.insert_presig + " ON CONFLICT (presig_id) DO NOTHING RETURNING created_at",
+                    _SQL.presig_values(p, created),
                 )
                 row = await cur.fetchone()
         except psycopg.errors.ForeignKeyViolation:
             raise KeyNotFound(p.key_id) from None
         if row is not None:
-            return PresignatureRecord(**{**p.__dict__, "created_at": utc(row["created_at"])}), True
-        cur = await conn.execute(f"SELECT {_PRESIG_COLS} FROM presignatures WHERE presig_id = %s", (p.presig_id,))
-        existing_row = await cur.fetchone()
-        if existing_row is None:
+            return replace(p, created_at=utc(row["created_at"])), True
+        existing = await (await conn.execute(_SQL.get_presig, (p.presig_id,))).fetchone()
+        if existing is None:
             raise StoreUnavailable(f"presignature {p.presig_id} conflicted but cannot be read")
-        existing = _presig(existing_row)
-        if existing.state == "available" and existing.same_content(p):
-            return existing, False
-        if existing.state == "consumed" and _same_slot(existing, p):
-            return existing, False  # a consumed id is never made available again
-        raise PresignatureExists(p.presig_id)
+        return _SQL.presig(existing), False
 
-    async def consume_presignature(
-        self,
-        key_id: str,
-        signer_set: tuple[int, ...],
-        session_id: str,
-        presig_id: str | None = None,
-        sealer_kind: str | None = None,
-    ) -> PresignatureRecord:
-        check_key_id(key_id)
-        if not session_id:
-            raise ValueError("session_id is required")
-        sset = encode_party_set(tuple(sorted(signer_set)))
+    async def _consume(
+        self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature:
         if presig_id is None:
             target = (
                 "SELECT presig_id, sealed FROM presignatures WHERE key_id = %(key)s AND signer_set = %(sset)s"
@@ -338,17 +241,12 @@ class PostgresStore:
         async with self._tx() as conn:
             row = await (await conn.execute(sql, params)).fetchone()
         if row is None:
-            which = f"presignature {presig_id}" if presig_id else "presignature"
-            raise PresignatureUnavailable(f"no available {which} for key {key_id} and signers {sset}")
-        return _presig(row)
+            raise unavailable(key_id, sset, presig_id)
+        return _SQL.presig(row)
 
     async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int:
         check_key_id(key_id)
-        sql = "SELECT count(*) AS n FROM presignatures WHERE key_id = %s AND state = 'available'"
-        args: tuple[str, ...] = (key_id,)
-        if signer_set is not None:
-            sql += " AND signer_set = %s"
-            args += (encode_party_set(tuple(sorted(signer_set))),)
+        sql, args = _SQL.count_available(key_id, signer_set)
         async with self._tx() as conn:
             row = await (await conn.execute(sql, args)).fetchone()
         return int(row["n"]) if row else 0
@@ -360,10 +258,7 @@ class PostgresStore:
         if not sealed:
             raise InvalidRecord("sealed pre-parameters are empty")
         async with self._tx() as conn:
-            cur = await conn.execute(
-                "INSERT INTO preparams (id, sealed, created_at) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                (preparams_id, bytes(sealed), self._clock()),
-            )
+            cur = await conn.execute(_SQL.put_preparams, (preparams_id, bytes(sealed), self._clock()))
             return cur.rowcount == 1
 
     async def take_preparams(self, limit: int) -> list[tuple[str, bytes]]:
@@ -391,28 +286,23 @@ class PostgresStore:
 
     async def count_preparams(self) -> int:
         async with self._tx() as conn:
-            row = await (await conn.execute("SELECT count(*) AS n FROM preparams")).fetchone()
+            row = await (await conn.execute(_SQL.count_preparams)).fetchone()
         return int(row["n"]) if row else 0
 
     # --- used session ids -------------------------------------------------------------------
 
     async def claim_session_id(self, session_id: str, kind: str) -> bool:
         async with self._tx() as conn:
-            cur = await conn.execute(
-                "INSERT INTO session_ids (session_id, kind, started_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (session_id) DO NOTHING",
-                (session_id, kind, self._clock()),
-            )
+            cur = await conn.execute(_SQL.claim_session_id, (session_id, kind, self._clock()))
             return cur.rowcount == 1
 
     async def release_session_id(self, session_id: str) -> None:
         async with self._tx() as conn:
-            await conn.execute("DELETE FROM session_ids WHERE session_id = %s", (session_id,))
+            await conn.execute(_SQL.release_session_id, (session_id,))
 
     async def session_id_used(self, session_id: str) -> bool:
         async with self._tx() as conn:
-            cur = await conn.execute("SELECT 1 FROM session_ids WHERE session_id = %s", (session_id,))
-            row = await cur.fetchone()
+            row = await (await conn.execute(_SQL.session_id_used, (session_id,))).fetchone()
         return row is not None
 
     # --- audit ------------------------------------------------------------------------------
@@ -420,68 +310,23 @@ class PostgresStore:
     async def append_audit(self, record: AuditRecord) -> AuditRecord:
         at = record.time or self._clock()
         async with self._tx() as conn:
-            cur = await conn.execute(
-                "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (
-                    at,
-                    record.operation,
-                    record.caller,
-                    record.session_id,
-                    record.key_id,
-                    record.digest,
-                    record.result,
-                    encode_party_set(record.culprits),
-                    record.reason,
-                ),
-            )
-            row = await cur.fetchone()
+            row = await (
+                await conn.execute(_SQL.append_audit + " RETURNING id", _SQL.audit_values(record, at))
+            ).fetchone()
         assert row is not None
-        return AuditRecord(**{**record.__dict__, "id": int(row["id"]), "time": utc(at)})
+        return replace(record, id=int(row["id"]), time=utc(at))
 
     async def append_audits(self, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
         async with self._tx() as conn, conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        r.time or self._clock(),
-                        r.operation,
-                        r.caller,
-                        r.session_id,
-                        r.key_id,
-                        r.digest,
-                        r.result,
-                        encode_party_set(r.culprits),
-                        r.reason,
-                    )
-                    for r in records
-                ],
-            )
+            await cur.executemany(_SQL.append_audit, [_SQL.audit_values(r, r.time or self._clock()) for r in records])
 
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.key_id is not None:
-            where.append("key_id = %s")
-            args.append(query.key_id)
-        if query.operation is not None:
-            where.append("operation = %s")
-            args.append(query.operation)
-        if query.since is not None:
-            where.append("at >= %s")
-            args.append(query.since)
-        sql = f"SELECT {_AUDIT_COLS} FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT %s"
-        args.append(query.limit)
+        sql, args = _SQL.query_audit(query)
         async with self._tx() as conn:
             rows = await (await conn.execute(sql, args)).fetchall()
-        return [_audit(r) for r in rows]
+        return [_SQL.audit(r) for r in rows]
 
     # --- backup -----------------------------------------------------------------------------
 
@@ -489,42 +334,19 @@ class PostgresStore:
         async with self._tx() as conn:
             # one snapshot for both reads, so keys and presignatures agree with each other
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            keys = await (await conn.execute(f"SELECT {_KEY_COLS} FROM keys ORDER BY key_id")).fetchall()
-            presigs = await (
-                await conn.execute(
-                    f"SELECT {_PRESIG_COLS} FROM presignatures WHERE state = 'available' ORDER BY presig_id"
-                )
-            ).fetchall()
-        return Snapshot(tuple(_key(r) for r in keys), tuple(_presig(r) for r in presigs))
+            keys = await (await conn.execute(_SQL.export_keys)).fetchall()
+            presigs = await (await conn.execute(_SQL.export_presigs)).fetchall()
+        return Snapshot(tuple(_SQL.key(r) for r in keys), tuple(_SQL.presig(r) for r in presigs))
 
     async def import_snapshot(self, snapshot: Snapshot, *, restore_presignatures: bool = False) -> ImportReport:
         at = self._clock()
-        imported: list[str] = []
-        skipped: list[str] = []
-        conflicts: list[str] = []
-        p_imported = p_skipped = 0
+        tally = SnapshotImport(snapshot.presignatures, restore_presignatures)
         async with self._tx() as conn:
             for k in snapshot.keys:
-                try:
-                    _, inserted = await self._insert_key(conn, k, at)
-                except KeyExists:
-                    conflicts.append(k.key_id)
-                    continue
-                (imported if inserted else skipped).append(k.key_id)
-            if conflicts:
-                raise KeyExists(conflicts)
-            if restore_presignatures:
-                for p in snapshot.presignatures:
-                    _, inserted = await self._insert_presig(conn, p, at)
-                    p_imported += inserted
-                    p_skipped += not inserted
-        return ImportReport(
-            keys_imported=tuple(imported),
-            keys_skipped=tuple(skipped),
-            presignatures_imported=p_imported,
-            presignatures_skipped=p_skipped,
-            presignatures_not_restored=0 if restore_presignatures else len(snapshot.presignatures),
-        )
+                tally.key(k, *await self._insert_key(conn, k, at))
+            for p in tally.presignatures():
+                tally.presignature(p, *await self._insert_presig(conn, p, at))
+        return tally.report()
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -116,7 +116,7 @@ class KeyRecord:
 
 
 @dataclass(frozen=True)
-class PresignatureRecord:
+class StoredPresignature:
     """A sealed GG20 presignature for one key and one signer set; single use."""
 
     presig_id: str
@@ -145,7 +145,7 @@ class PresignatureRecord:
             if t is not None:
                 object.__setattr__(self, name, utc(t))
 
-    def same_content(self, other: PresignatureRecord) -> bool:
+    def same_content(self, other: StoredPresignature) -> bool:
         return (self.presig_id, self.key_id, self.signer_set, self.sealer_kind, self.sealed) == (
             other.presig_id,
             other.key_id,
@@ -216,7 +216,7 @@ class Snapshot:
     """A consistent view of every key and every available presignature (for backups)."""
 
     keys: tuple[KeyRecord, ...]
-    presignatures: tuple[PresignatureRecord, ...]
+    presignatures: tuple[StoredPresignature, ...]
 
 
 @dataclass(frozen=True)

@@ -17,47 +17,30 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from signer.private_files import NotPrivate, private_dir, private_file, refuse_if_shared
 from signer.storage.errors import (
     InvalidRecord,
-    KeyExists,
     KeyNotFound,
-    PresignatureExists,
     PresignatureUnavailable,
-    SchemaTooNew,
     StorageError,
     StoreNotPrivate,
     StoreUnavailable,
 )
-from signer.storage.migrations import BOOTSTRAP, LATEST_VERSION, MIGRATIONS
-from signer.storage.records import (
-    AuditQuery,
-    AuditRecord,
-    ImportReport,
-    KeyRecord,
-    PresignatureRecord,
-    Snapshot,
-    check_key_id,
-    check_preparams_id,
-    decode_party_set,
-    encode_party_set,
-    now_utc,
-    utc,
-)
+from signer.storage.migrations import BOOTSTRAP, pending
+from signer.storage.records import Snapshot, check_key_id, check_preparams_id, now_utc, utc
+from signer.storage.sql import SnapshotImport, Sql, SqlStore, settle_key, settle_presignature, unavailable
+
+if TYPE_CHECKING:
+    from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, StoredPresignature
 
 T = TypeVar("T")
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-_KEY_COLS = (
-    "key_id, protocol, party_id, threshold, party_ids, public_key, chain_code, sealer_kind, sealed_share, created_at"
-)
-_PRESIG_COLS = "presig_id, key_id, signer_set, sealer_kind, sealed, state, created_at, consumed_at, consumed_by"
-_AUDIT_COLS = "id, at, operation, caller, session_id, key_id, digest, result, culprits, reason"
 
 
 def _ts(t: datetime) -> str:
@@ -68,52 +51,8 @@ def _from_ts(s: str | None) -> datetime | None:
     return None if s is None else datetime.strptime(s, _TS_FORMAT).replace(tzinfo=UTC)
 
 
-def _key(row: sqlite3.Row) -> KeyRecord:
-    return KeyRecord(
-        key_id=row["key_id"],
-        protocol=row["protocol"],
-        party_id=row["party_id"],
-        threshold=row["threshold"],
-        party_ids=decode_party_set(row["party_ids"]),
-        public_key=bytes(row["public_key"]),
-        chain_code=bytes(row["chain_code"]),
-        sealer_kind=row["sealer_kind"],
-        sealed_share=bytes(row["sealed_share"]),
-        created_at=_from_ts(row["created_at"]),
-    )
-
-
-def _presig(row: sqlite3.Row, sealed: bytes | None = None) -> PresignatureRecord:
-    return PresignatureRecord(
-        presig_id=row["presig_id"],
-        key_id=row["key_id"],
-        signer_set=decode_party_set(row["signer_set"]),
-        sealer_kind=row["sealer_kind"],
-        sealed=bytes(row["sealed"]) if sealed is None else sealed,
-        state=row["state"],
-        created_at=_from_ts(row["created_at"]),
-        consumed_at=_from_ts(row["consumed_at"]),
-        consumed_by=row["consumed_by"],
-    )
-
-
-def _audit(row: sqlite3.Row) -> AuditRecord:
-    return AuditRecord(
-        id=row["id"],
-        time=_from_ts(row["at"]),
-        operation=row["operation"],
-        caller=row["caller"],
-        session_id=row["session_id"],
-        key_id=row["key_id"],
-        digest=row["digest"],
-        result=row["result"],
-        culprits=decode_party_set(row["culprits"]),
-        reason=row["reason"],
-    )
-
-
-def _same_slot(a: PresignatureRecord, b: PresignatureRecord) -> bool:
-    return (a.key_id, a.signer_set, a.sealer_kind) == (b.key_id, b.signer_set, b.sealer_kind)
+# timestamps are ISO text in UTC with microseconds, so they sort as they compare
+_SQL = Sql("?", _ts, _from_ts)
 
 
 def make_private(path: Path) -> None:
@@ -128,7 +67,7 @@ def make_private(path: Path) -> None:
         raise StoreNotPrivate(f"sqlite store: {exc} (the store holds every sealed share and the audit trail)") from None
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """Build with `await SqliteStore.open(path)`."""
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] = now_utc, busy_timeout_ms: int = 10_000) -> None:
@@ -231,7 +170,7 @@ class SqliteStore:
     def _schema_version_sync(self) -> int:
         with self._tx(write=False) as db:
             db.execute(BOOTSTRAP["sqlite"])
-            return int(db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+            return int(db.execute(_SQL.schema_version).fetchone()[0])
 
     async def migrate(self) -> list[int]:
         return await self._run(self._migrate_sync)
@@ -240,18 +179,11 @@ class SqliteStore:
         applied: list[int] = []
         with self._tx() as db:
             db.execute(BOOTSTRAP["sqlite"])
-            current = int(db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
-            if current > LATEST_VERSION:
-                raise SchemaTooNew(current, LATEST_VERSION)
-            for m in MIGRATIONS:
-                if m.version <= current:
-                    continue
+            current = int(db.execute(_SQL.schema_version).fetchone()[0])
+            for m in pending(current):
                 for stmt in m.statements("sqlite"):
                     db.execute(stmt)
-                db.execute(
-                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-                    (m.version, m.description, _ts(self._clock())),
-                )
+                db.execute(_SQL.record_migration, (m.version, m.description, _ts(self._clock())))
                 applied.append(m.version)
         return applied
 
@@ -265,116 +197,73 @@ class SqliteStore:
 
     def _put_key_sync(self, key: KeyRecord) -> KeyRecord:
         with self._tx() as db:
-            return self._insert_key(db, key, self._clock())[0]
+            return settle_key(key, *self._insert_key(db, key, self._clock()))
 
     def _insert_key(self, db: sqlite3.Connection, key: KeyRecord, at: datetime) -> tuple[KeyRecord, bool]:
-        """Insert unless present; (stored record, inserted?). KeyExists if present and different."""
-        row = db.execute(f"SELECT {_KEY_COLS} FROM keys WHERE key_id = ?", (key.key_id,)).fetchone()
+        """Insert unless the id is present (read first, under the write lock); (stored, inserted?)."""
+        row = db.execute(_SQL.get_key, (key.key_id,)).fetchone()
         if row is not None:
-            existing = _key(row)
-            if not existing.same_content(key):
-                raise KeyExists(key.key_id)
-            return existing, False
+            return _SQL.key(row), False
         created = key.created_at or at
-        db.execute(
-            f"INSERT INTO keys ({_KEY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key.key_id,
-                key.protocol,
-                key.party_id,
-                key.threshold,
-                encode_party_set(key.party_ids),
-                key.public_key,
-                key.chain_code,
-                key.sealer_kind,
-                key.sealed_share,
-                _ts(created),
-            ),
-        )
-        return KeyRecord(**{**key.__dict__, "created_at": created}), True
+        db.execute(_SQL.insert_key, _SQL.key_values(key, created))
+        return replace(key, created_at=created), True
 
     async def get_key(self, key_id: str) -> KeyRecord:
         check_key_id(key_id)
 
         def q() -> KeyRecord:
-            row = self._db.execute(f"SELECT {_KEY_COLS} FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+            row = self._db.execute(_SQL.get_key, (key_id,)).fetchone()
             if row is None:
                 raise KeyNotFound(key_id)
-            return _key(row)
+            return _SQL.key(row)
 
         return await self._run(q)
 
     async def list_keys(self) -> list[KeyRecord]:
-        def q() -> list[KeyRecord]:
-            return [_key(r) for r in self._db.execute(f"SELECT {_KEY_COLS} FROM keys ORDER BY created_at, key_id")]
-
-        return await self._run(q)
+        return await self._run(lambda: [_SQL.key(r) for r in self._db.execute(_SQL.list_keys)])
 
     # --- presignatures ----------------------------------------------------------------------
 
-    async def put_presignature(self, presig: PresignatureRecord) -> PresignatureRecord:
+    async def put_presignature(self, presig: StoredPresignature) -> StoredPresignature:
         if presig.state != "available":
             raise InvalidRecord("only available presignatures can be put")
         return await self._run(self._put_presig_sync, presig)
 
-    def _put_presig_sync(self, presig: PresignatureRecord) -> PresignatureRecord:
+    def _put_presig_sync(self, presig: StoredPresignature) -> StoredPresignature:
         with self._tx() as db:
-            return self._insert_presig(db, presig, self._clock())[0]
+            return settle_presignature(presig, *self._insert_presig(db, presig, self._clock()))
 
     def _insert_presig(
-        self, db: sqlite3.Connection, p: PresignatureRecord, at: datetime
-    ) -> tuple[PresignatureRecord, bool]:
-        row = db.execute(f"SELECT {_PRESIG_COLS} FROM presignatures WHERE presig_id = ?", (p.presig_id,)).fetchone()
+        self, db: sqlite3.Connection, p: StoredPresignature, at: datetime
+    ) -> tuple[StoredPresignature, bool]:
+        row = db.execute(_SQL.get_presig, (p.presig_id,)).fetchone()
         if row is not None:
-            existing = _presig(row)
-            if existing.state == "available" and existing.same_content(p):
-                return existing, False
-            if existing.state == "consumed" and _same_slot(existing, p):
-                return existing, False  # a consumed id is never made available again
-            raise PresignatureExists(p.presig_id)
+            return _SQL.presig(row), False
         if db.execute("SELECT 1 FROM keys WHERE key_id = ?", (p.key_id,)).fetchone() is None:
             raise KeyNotFound(p.key_id)
         created = p.created_at or at
-        db.execute(
-            f"INSERT INTO presignatures ({_PRESIG_COLS}) VALUES (?, ?, ?, ?, ?, 'available', ?, NULL, NULL)",
-            (p.presig_id, p.key_id, encode_party_set(p.signer_set), p.sealer_kind, p.sealed, _ts(created)),
-        )
-        return PresignatureRecord(**{**p.__dict__, "created_at": created}), True
+        db.execute(_SQL.insert_presig, _SQL.presig_values(p, created))
+        return replace(p, created_at=created), True
 
-    async def consume_presignature(
-        self,
-        key_id: str,
-        signer_set: tuple[int, ...],
-        session_id: str,
-        presig_id: str | None = None,
-        sealer_kind: str | None = None,
-    ) -> PresignatureRecord:
-        check_key_id(key_id)
-        sset = encode_party_set(tuple(sorted(signer_set)))
-        if not session_id:
-            raise ValueError("session_id is required")
+    async def _consume(
+        self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature:
         return await self._run(self._consume_sync, key_id, sset, session_id, presig_id, sealer_kind)
 
     def _consume_sync(
         self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
-    ) -> PresignatureRecord:
+    ) -> StoredPresignature:
         with self._tx() as db:
             if presig_id is None:
                 row = db.execute(
-                    f"SELECT {_PRESIG_COLS} FROM presignatures WHERE key_id = ? AND signer_set = ?"
-                    " AND state = 'available' AND (? IS NULL OR sealer_kind = ?)"
-                    " ORDER BY created_at, presig_id LIMIT 1",
+                    f"{_SQL.get_presig_by_slot}"
+                    " AND (? IS NULL OR sealer_kind = ?) ORDER BY created_at, presig_id LIMIT 1",
                     (key_id, sset, sealer_kind, sealer_kind),
                 ).fetchone()
             else:
-                row = db.execute(
-                    f"SELECT {_PRESIG_COLS} FROM presignatures WHERE presig_id = ? AND key_id = ?"
-                    " AND signer_set = ? AND state = 'available'",
-                    (presig_id, key_id, sset),
-                ).fetchone()
+                row = db.execute(f"{_SQL.get_presig_by_slot} AND presig_id = ?", (key_id, sset, presig_id)).fetchone()
             if row is None:
-                which = f"presignature {presig_id}" if presig_id else "presignature"
-                raise PresignatureUnavailable(f"no available {which} for key {key_id} and signers {sset}")
+                raise unavailable(key_id, sset, presig_id)
             at = self._clock()
             cur = db.execute(
                 "UPDATE presignatures SET state = 'consumed', consumed_at = ?, consumed_by = ?, sealed = X''"
@@ -383,24 +272,13 @@ class SqliteStore:
             )
             if cur.rowcount != 1:  # cannot happen under the write lock; refuse rather than guess
                 raise PresignatureUnavailable(f"presignature {row['presig_id']} was consumed concurrently")
-            consumed = _presig(row)
-        return PresignatureRecord(
-            **{**consumed.__dict__, "state": "consumed", "consumed_at": utc(at), "consumed_by": session_id}
-        )
+            consumed = _SQL.presig(row)
+        return replace(consumed, state="consumed", consumed_at=utc(at), consumed_by=session_id)
 
     async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int:
         check_key_id(key_id)
-
-        def q() -> int:
-            args: tuple[str, ...]
-            if signer_set is None:
-                sql, args = "SELECT count(*) FROM presignatures WHERE key_id = ? AND state = 'available'", (key_id,)
-            else:
-                sql = "SELECT count(*) FROM presignatures WHERE key_id = ? AND signer_set = ? AND state = 'available'"
-                args = (key_id, encode_party_set(tuple(sorted(signer_set))))
-            return int(self._db.execute(sql, args).fetchone()[0])
-
-        return await self._run(q)
+        sql, args = _SQL.count_available(key_id, signer_set)
+        return await self._run(lambda: int(self._db.execute(sql, args).fetchone()[0]))
 
     # --- pre-parameters ---------------------------------------------------------------------
 
@@ -411,10 +289,7 @@ class SqliteStore:
 
         def w() -> bool:
             with self._tx() as db:
-                cur = db.execute(
-                    "INSERT INTO preparams (id, sealed, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                    (preparams_id, bytes(sealed), _ts(self._clock())),
-                )
+                cur = db.execute(_SQL.put_preparams, (preparams_id, bytes(sealed), _ts(self._clock())))
                 return cur.rowcount == 1
 
         return await self._run(w)
@@ -446,35 +321,26 @@ class SqliteStore:
         return await self._run(w) if ids else 0
 
     async def count_preparams(self) -> int:
-        return await self._run(lambda: int(self._db.execute("SELECT count(*) FROM preparams").fetchone()[0]))
+        return await self._run(lambda: int(self._db.execute(_SQL.count_preparams).fetchone()[0]))
 
     # --- used session ids -------------------------------------------------------------------
 
     async def claim_session_id(self, session_id: str, kind: str) -> bool:
         def w() -> bool:
             with self._tx() as db:
-                cur = db.execute(
-                    "INSERT INTO session_ids (session_id, kind, started_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (session_id) DO NOTHING",
-                    (session_id, kind, _ts(self._clock())),
-                )
-                return cur.rowcount == 1
+                return db.execute(_SQL.claim_session_id, (session_id, kind, _ts(self._clock()))).rowcount == 1
 
         return await self._run(w)
 
     async def release_session_id(self, session_id: str) -> None:
         def w() -> None:
             with self._tx() as db:
-                db.execute("DELETE FROM session_ids WHERE session_id = ?", (session_id,))
+                db.execute(_SQL.release_session_id, (session_id,))
 
         await self._run(w)
 
     async def session_id_used(self, session_id: str) -> bool:
-        def q() -> bool:
-            row = self._db.execute("SELECT 1 FROM session_ids WHERE session_id = ?", (session_id,)).fetchone()
-            return row is not None
-
-        return await self._run(q)
+        return await self._run(lambda: self._db.execute(_SQL.session_id_used, (session_id,)).fetchone() is not None)
 
     # --- audit ------------------------------------------------------------------------------
 
@@ -482,84 +348,30 @@ class SqliteStore:
         def w() -> AuditRecord:
             at = record.time or self._clock()
             with self._tx() as db:
-                cur = db.execute(
-                    "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        _ts(at),
-                        record.operation,
-                        record.caller,
-                        record.session_id,
-                        record.key_id,
-                        record.digest,
-                        record.result,
-                        encode_party_set(record.culprits),
-                        record.reason,
-                    ),
-                )
-            return AuditRecord(**{**record.__dict__, "id": cur.lastrowid, "time": utc(at)})
+                cur = db.execute(_SQL.append_audit, _SQL.audit_values(record, at))
+            return replace(record, id=cur.lastrowid, time=utc(at))
 
         return await self._run(w)
 
     async def append_audits(self, records: Sequence[AuditRecord]) -> None:
         def w() -> None:
             with self._tx() as db:
-                db.executemany(
-                    "INSERT INTO audit (at, operation, caller, session_id, key_id, digest, result, culprits, reason)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            _ts(r.time or self._clock()),
-                            r.operation,
-                            r.caller,
-                            r.session_id,
-                            r.key_id,
-                            r.digest,
-                            r.result,
-                            encode_party_set(r.culprits),
-                            r.reason,
-                        )
-                        for r in records
-                    ],
-                )
+                db.executemany(_SQL.append_audit, [_SQL.audit_values(r, r.time or self._clock()) for r in records])
 
         if records:
             await self._run(w)
 
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]:
-        where, args = [], []
-        if query.key_id is not None:
-            where.append("key_id = ?")
-            args.append(query.key_id)
-        if query.operation is not None:
-            where.append("operation = ?")
-            args.append(query.operation)
-        if query.since is not None:
-            where.append("at >= ?")
-            args.append(_ts(query.since))
-        sql = f"SELECT {_AUDIT_COLS} FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(str(query.limit))
-
-        def q() -> list[AuditRecord]:
-            return [_audit(r) for r in self._db.execute(sql, args)]
-
-        return await self._run(q)
+        sql, args = _SQL.query_audit(query)
+        return await self._run(lambda: [_SQL.audit(r) for r in self._db.execute(sql, args)])
 
     # --- backup -----------------------------------------------------------------------------
 
     async def export_snapshot(self) -> Snapshot:
         def q() -> Snapshot:
             with self._tx(write=False) as db:
-                keys = tuple(_key(r) for r in db.execute(f"SELECT {_KEY_COLS} FROM keys ORDER BY key_id"))
-                presigs = tuple(
-                    _presig(r)
-                    for r in db.execute(
-                        f"SELECT {_PRESIG_COLS} FROM presignatures WHERE state = 'available' ORDER BY presig_id"
-                    )
-                )
+                keys = tuple(_SQL.key(r) for r in db.execute(_SQL.export_keys))
+                presigs = tuple(_SQL.presig(r) for r in db.execute(_SQL.export_presigs))
             return Snapshot(keys, presigs)
 
         return await self._run(q)
@@ -567,32 +379,13 @@ class SqliteStore:
     async def import_snapshot(self, snapshot: Snapshot, *, restore_presignatures: bool = False) -> ImportReport:
         def w() -> ImportReport:
             at = self._clock()
-            imported: list[str] = []
-            skipped: list[str] = []
-            conflicts: list[str] = []
-            p_imported = p_skipped = 0
+            tally = SnapshotImport(snapshot.presignatures, restore_presignatures)
             with self._tx() as db:
                 for k in snapshot.keys:
-                    try:
-                        _, inserted = self._insert_key(db, k, at)
-                    except KeyExists:
-                        conflicts.append(k.key_id)
-                        continue
-                    (imported if inserted else skipped).append(k.key_id)
-                if conflicts:
-                    raise KeyExists(conflicts)
-                if restore_presignatures:
-                    for p in snapshot.presignatures:
-                        _, inserted = self._insert_presig(db, p, at)
-                        p_imported += inserted
-                        p_skipped += not inserted
-            return ImportReport(
-                keys_imported=tuple(imported),
-                keys_skipped=tuple(skipped),
-                presignatures_imported=p_imported,
-                presignatures_skipped=p_skipped,
-                presignatures_not_restored=0 if restore_presignatures else len(snapshot.presignatures),
-            )
+                    tally.key(k, *self._insert_key(db, k, at))
+                for p in tally.presignatures():
+                    tally.presignature(p, *self._insert_presig(db, p, at))
+            return tally.report()
 
         return await self._run(w)
 

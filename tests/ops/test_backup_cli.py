@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from signer.storage import AuditQuery, KeyRecord, PresignatureRecord, open_store
+from signer.storage import AuditQuery, KeyRecord, StoredPresignature, open_store
 from tests.conftest import REPO, write_config
 
 
@@ -66,7 +66,7 @@ def seed(tmp: Path, name: str, keys: list[KeyRecord], presigs: int = 0) -> None:
                 await store.put_key(k)
             for i in range(presigs):
                 await store.put_presignature(
-                    PresignatureRecord(
+                    StoredPresignature(
                         presig_id=f"p{i}",
                         key_id=keys[0].key_id,
                         signer_set=(1, 2),

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from signer.cli import build_parser
-from signer.config import ENV_PREFIX, env_var_names, load_config
+from signer.config.loader import ENV_PREFIX, env_var_names, load_config
 from tests.test_lock import check_lock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,6 +192,7 @@ def _mapped(args: list[str], mapping: dict[str, str]) -> list[str]:
     return out
 
 
+@pytest.mark.consul
 def test_consul_command_runs_on_the_real_agent(compose: dict[str, Any], tmp_path: Path) -> None:
     """The agent's flags and inline HCL, as compose passes them, start a real Consul 1.8.7 (paths
     mapped to a temporary copy of the dev credentials, loopback and free ports instead of the
@@ -250,6 +251,7 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MPC_SIGNER_")}
 
 
+@pytest.mark.consul
 def test_enclave_and_signer_services_run_with_their_healthchecks(
     compose: dict[str, Any], tmp_path: Path, dev_certs: Any
 ) -> None:

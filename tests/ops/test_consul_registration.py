@@ -12,6 +12,8 @@ import pytest
 from signer.discovery import ConsulRegistrar, ConsulSettings
 from tests.ops.consul_agent import ConsulAgent, free_port, start_agent
 
+pytestmark = pytest.mark.consul
+
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[ConsulAgent]:

@@ -45,6 +45,7 @@ def stored_keys(url: str) -> list[str]:
         return [row[0] for row in conn.execute(b"SELECT key_id FROM keys ORDER BY key_id").fetchall()]
 
 
+@pytest.mark.postgres
 async def test_postgres_restarted_or_down_during_key_generation(
     tmp_path: Path,
     private_postgres: PrivatePostgres,
@@ -151,6 +152,7 @@ async def test_enclave_killed_mid_signature(
     node.stop()
 
 
+@pytest.mark.consul
 async def test_signing_continues_while_consul_is_down(
     tmp_path: Path,
     start_signer: Callable[..., SignerProcess],

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from signer.config import ConfigError, consul_advertise, load_config
+from signer.config.loader import ConfigError, load_config
+from signer.config.schema import consul_advertise
 from signer.logs import JsonFormatter, TextFormatter, _plain, _request_session_id, bind
 from signer.ops.cli import _hmac_key, _since
 

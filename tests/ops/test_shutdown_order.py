@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from grpc_health.v1 import health_pb2
 
-from signer.config import load_config
+from signer.config.loader import load_config
 from signer.ops.devcerts import DevCertPaths
 from signer.server import Credentials, SignerServer
 from tests.conftest import EnclaveProcess, free_port, write_config
 from tests.ops.consul_agent import ConsulAgent, start_agent
 from tests.ops.test_consul_registration import wait_for
+
+pytestmark = pytest.mark.consul
 
 
 @pytest.fixture

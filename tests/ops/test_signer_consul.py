@@ -19,6 +19,8 @@ from signer.ops.devcerts import DevCertPaths
 from tests.conftest import EnclaveProcess, SignerProcess, wait_for
 from tests.ops.consul_agent import ConsulAgent, start_agent
 
+pytestmark = pytest.mark.consul
+
 
 def tls_agent_config(certs: DevCertPaths) -> dict[str, Any]:
     """Agent settings for checks over mTLS. Consul 1.8 verifies the signer's certificate against

@@ -100,6 +100,7 @@ async def test_two_of_two_dkg_and_sign(protocol, node_a, local, connect) -> None
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.postgres
 async def test_two_of_three_every_pair_signs_across_stores(protocol, node_a, node_b, local, connect) -> None:  # type: ignore[no-untyped-def]
     relay = Relay({"client": local, "secp-a": connect(node_a), "secp-b": connect(node_b)})
     parties = ("client", "secp-a", "secp-b")
@@ -161,6 +162,7 @@ async def test_bad_requests_are_refused_precisely(node_a, local, connect) -> Non
     check(TR, tr_key.public_key, b"after", await sign(relay, TR, parties, tr_key.key_id, b"after"))
 
 
+@pytest.mark.postgres
 async def test_keys_survive_a_node_restart(start_node, local, connect) -> None:  # type: ignore[no-untyped-def]
     node = start_node("secp-restart", store="postgresql")
     parties = ("client", "secp-restart")

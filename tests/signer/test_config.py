@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signer.config import ConfigError, describe_keys, env_var_names, load_config
+from signer.config.loader import ConfigError, describe_keys, env_var_names, load_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from signer.storage import KeyRecord, PresignatureRecord, Store, open_store
+from signer.storage import KeyRecord, Store, StoredPresignature, open_store
 
 PG_BASE = os.environ.get("MPC_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -117,7 +117,7 @@ def make_key(n: int = 1, **kw: Any) -> KeyRecord:
     return KeyRecord(**base)
 
 
-def make_presig(key: KeyRecord, i: int, signers: tuple[int, ...] = (1, 2), **kw: Any) -> PresignatureRecord:
+def make_presig(key: KeyRecord, i: int, signers: tuple[int, ...] = (1, 2), **kw: Any) -> StoredPresignature:
     base: dict[str, Any] = dict(
         presig_id=f"ps-{key.key_id[-6:]}-{i}",
         key_id=key.key_id,
@@ -126,7 +126,7 @@ def make_presig(key: KeyRecord, i: int, signers: tuple[int, ...] = (1, 2), **kw:
         sealed=b"MPCS" + secrets.token_bytes(40),
     )
     base.update(kw)
-    return PresignatureRecord(**base)
+    return StoredPresignature(**base)
 
 
 StoreFactory = Callable[[], StoreLocation]

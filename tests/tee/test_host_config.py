@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from signer.config import ConfigError, load_config
+from signer.config.loader import ConfigError, load_config
 from signer.server import _policy_client
 
 ROOT = Path(__file__).resolve().parents[2]

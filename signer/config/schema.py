@@ -1,37 +1,22 @@
-"""Configuration: embedded defaults, then a TOML file, then MPC_SIGNER_* environment variables.
+"""What the host's configuration holds: one frozen dataclass per section, each key declared
+with its default, one line of documentation and the check its value must pass.
 
-Every key is `section.name`; its environment variable is `MPC_SIGNER_<SECTION>_<NAME>` in upper
-case (`server.listen` -> `MPC_SIGNER_SERVER_LISTEN`), and `MPC_SIGNER_CONFIG` names the file.
-Environment values are text: lists are comma-separated (`a,b`), maps are `k=v,k2=v2`, booleans
-`true`/`false`. Unknown keys, unknown MPC_SIGNER_* variables and bad values are errors that name
-the key and where the value came from. Relative paths are relative to the working directory.
-
-The result is a frozen `Config` built once by the CLI and passed down; nothing reads the
-environment or the file later. Files named here (certificates, keys) are read when the server
-starts, with errors that name the key as well (see `signer.server`).
+`signer.config.loader` fills them from the TOML file and the environment.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from signer.link.client import parse_address
 
-ENV_PREFIX = "MPC_SIGNER_"
-CONFIG_ENV = "MPC_SIGNER_CONFIG"
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the key and its source."""
 
 
 def _check(predicate: Callable[[Any], bool], problem: str) -> Callable[[Any], str | None]:
@@ -364,206 +349,16 @@ class Config:
         return f"Config(listen={s.listen!r}, node_id={s.node_id!r}, enclave={e.mode}:{e.address!r})"
 
 
-def _sections() -> dict[str, type]:
+def sections() -> dict[str, type]:
+    """Section name -> its dataclass, in declaration order."""
     hints = typing.get_type_hints(Config)
     return {f.name: hints[f.name] for f in fields(Config)}
 
 
-def _keys(section_type: type) -> dict[str, tuple[Any, Any]]:
+def section_keys(section_type: type) -> dict[str, tuple[Any, Field[Any]]]:
+    """Key name -> (its type, its field) for one section's dataclass."""
     hints = typing.get_type_hints(section_type)
     return {f.name: (hints[f.name], f) for f in fields(section_type)}
-
-
-def env_var_name(section: str, name: str) -> str:
-    return f"{ENV_PREFIX}{section}_{name}".upper()
-
-
-def env_var_names() -> list[str]:
-    """Every environment variable the configuration accepts (MPC_SIGNER_CONFIG included)."""
-    names = [CONFIG_ENV]
-    for section, section_type in _sections().items():
-        names += [env_var_name(section, name) for name in _keys(section_type)]
-    return names
-
-
-def describe_keys() -> list[tuple[str, str, Any, str]]:
-    """(key, env var, default, doc) for every key: the source of the README reference."""
-    rows = []
-    for section, section_type in _sections().items():
-        defaults = section_type()
-        for name, (_hint, f) in _keys(section_type).items():
-            rows.append((f"{section}.{name}", env_var_name(section, name), getattr(defaults, name), f.metadata["doc"]))
-    return rows
-
-
-def _coerce(hint: Any, raw: Any, from_env: bool) -> Any:
-    """Convert a TOML value (or an environment string) to the field's type; TypeError/ValueError
-    with a short description otherwise."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):  # `X | None`
-        inner = next(a for a in args if a is not type(None))
-        if raw is None or (from_env and raw == "") or raw == "":
-            return None
-        return _coerce(inner, raw, from_env)
-    if hint is bool:
-        if from_env:
-            if raw.lower() in ("true", "1", "yes"):
-                return True
-            if raw.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError("expected true or false")
-        if not isinstance(raw, bool):
-            raise TypeError("expected a boolean")
-        return raw
-    if hint is int:
-        if from_env:
-            return int(raw)
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise TypeError("expected an integer")
-        return raw
-    if hint is float:
-        if from_env:
-            return float(raw)
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise TypeError("expected a number")
-        return float(raw)
-    if hint is str:
-        if not isinstance(raw, str):
-            raise TypeError("expected a string")
-        return raw
-    if hint is Path:
-        if not isinstance(raw, str) or not raw:
-            raise TypeError("expected a non-empty path string")
-        return Path(raw)
-    if origin is tuple:
-        items = [s.strip() for s in raw.split(",") if s.strip()] if from_env else raw
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise TypeError("expected a list of strings")
-        return tuple(items)
-    if origin in (Mapping, dict):
-        if from_env:
-            pairs = {}
-            for item in (s.strip() for s in raw.split(",") if s.strip()):
-                k, sep, v = item.partition("=")
-                if not sep or not k.strip() or not v.strip():
-                    raise ValueError("expected key=value pairs separated by commas")
-                pairs[k.strip()] = v.strip()
-            raw = pairs
-        if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
-            raise TypeError("expected a table of non-empty strings")
-        value_type = args[1] if args else str
-        return types.MappingProxyType({k: (Path(v) if value_type is Path else v) for k, v in raw.items()})
-    raise TypeError(f"unsupported type {hint}")
-
-
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Defaults <- file <- environment. `path` defaults to $MPC_SIGNER_CONFIG (no file if unset)."""
-    env = dict(os.environ if environ is None else environ)
-    if path is None:
-        path = env.get(CONFIG_ENV) or None
-    file_values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                file_values = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
-
-    sections = _sections()
-    for section in file_values:
-        if section not in sections:
-            raise ConfigError(f"{section}: unknown section in {path} (known: {', '.join(sections)})")
-        if not isinstance(file_values[section], dict):
-            raise ConfigError(f"{section}: must be a table in {path}")
-    known_env = set(env_var_names())
-    for name in env:
-        if name.startswith(ENV_PREFIX) and name not in known_env:
-            raise ConfigError(f"{name}: unknown MPC_SIGNER_* environment variable")
-
-    built: dict[str, Any] = {}
-    for section, section_type in sections.items():
-        keys = _keys(section_type)
-        given = file_values.get(section, {})
-        for name in given:
-            if name not in keys:
-                raise ConfigError(f"{section}.{name}: unknown key in {path}")
-        values: dict[str, Any] = {}
-        for name, (hint, f) in keys.items():
-            env_name = env_var_name(section, name)
-            if env_name in env:
-                raw, source, from_env = env[env_name], f"environment {env_name}", True
-            elif name in given:
-                raw, source, from_env = given[name], f"file {path}", False
-            else:
-                continue
-            try:
-                value = _coerce(hint, raw, from_env)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{section}.{name}: {exc} (from {source})") from None
-            values[name] = value
-            _validate(section, name, f, value, source)
-        for name, (_hint, f) in keys.items():
-            if name not in values:
-                _validate(section, name, f, getattr(section_type(), name), "default")
-        built[section] = section_type(**values)
-    config = Config(**built)
-    _cross_check(config)
-    return config
-
-
-def _validate(section: str, name: str, f: Any, value: Any, source: str) -> None:
-    choices = f.metadata.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"{section}.{name}: {value!r} is not one of {', '.join(choices)} (from {source})")
-    check = f.metadata.get("check")
-    problem = check(value) if check is not None else None
-    if problem:
-        raise ConfigError(f"{section}.{name}: {problem} (from {source})")
-
-
-def _cross_check(config: Config) -> None:
-    h = config.hmac
-    if h.active_key_id not in h.keys:
-        raise ConfigError(f"hmac.active_key_id: {h.active_key_id!r} is not in hmac.keys")
-    if h.active_key_id in h.retired_key_ids:
-        raise ConfigError(f"hmac.active_key_id: {h.active_key_id!r} is listed in hmac.retired_key_ids")
-    unknown = [k for k in h.retired_key_ids if k not in h.keys]
-    if unknown:
-        raise ConfigError(f"hmac.retired_key_ids: {unknown} not in hmac.keys")
-    unknown = [k for k in h.senders if k not in h.keys]
-    if unknown:
-        raise ConfigError(f"hmac.senders: {unknown} not in hmac.keys")
-    e = config.enclave
-    address = parse_address(e.address)
-    if address.scheme in ("tcp", "vsock") and e.psk_file is None and not e.insecure_no_channel_auth_for_development:
-        raise ConfigError(
-            f"enclave.psk_file: required when enclave.address is {address.scheme}:// (any local process can "
-            "connect to it; enclave.insecure_no_channel_auth_for_development is for development only)"
-        )
-    if e.psk_provisioning == "attested":
-        if e.psk_file is None or e.expected_pcrs_file is None:
-            raise ConfigError(
-                "enclave.psk_file and enclave.expected_pcrs_file: required with psk_provisioning = attested"
-            )
-        if e.mode == "embedded":
-            raise ConfigError("enclave.psk_provisioning: 'attested' is for an external (Nitro) enclave")
-    if e.mode == "embedded" and address.scheme == "vsock":
-        raise ConfigError("enclave.mode: 'embedded' runs the enclave as a local process; use unix:// or tcp://")
-    c = config.consul
-    if c.enabled and not c.advertise_host:
-        host = config.server.listen.rpartition(":")[0].strip("[]")
-        if host in ("0.0.0.0", "::", ""):  # noqa: S104 (detecting a wildcard, not binding one)
-            raise ConfigError(
-                f"consul.advertise_host: required when consul.enabled and server.listen binds a wildcard ({host})"
-            )
-    p = config.policy
-    if p.callback_url and (p.ca_file is None or p.node_key_file is None):
-        raise ConfigError("policy.ca_file and policy.node_key_file: required when policy.callback_url is set")
-    if config.metrics.listen and config.metrics.listen == config.server.listen:
-        raise ConfigError("metrics.listen: must differ from server.listen")
 
 
 def consul_advertise(config: Config) -> tuple[str, int]:
