@@ -160,7 +160,7 @@ def test_bounds_grow_as_the_protocol_does() -> None:
     assert limits.for_session("frost", "sign", 3, 0, M).queue_bound(2) < 512
 
 
-class _Hello(Round):
+class _Hello(Round[bytes, None]):
     number = 1
 
     def __init__(self, parties: frozenset[int], to: frozenset[int]) -> None:
@@ -169,10 +169,10 @@ class _Hello(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=self.parties)
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> bytes:
+    def verify_broadcast(self, sender: int, body: bytes) -> bytes:
         return body
 
-    def store(self, sender: int, kind: Kind, value: bytes) -> None:
+    def store_broadcast(self, sender: int, value: bytes) -> None:
         pass
 
     def finalize(self) -> Next | Output:

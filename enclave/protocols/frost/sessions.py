@@ -31,14 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableSet
 from dataclasses import dataclass, field
-from typing import Any
 
 from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
 from enclave.protocols.frost import dkg, signing, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, check_public_key_package
-from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, PartyId, Round, Send
+from enclave.protocols.rounds import Abort, Driver, Expect, Next, Output, PartyId, Round, Send
 
 # -- signing ------------------------------------------------------------------------------------
 
@@ -70,7 +69,7 @@ def _check_sign_setup(s: SignSetup) -> None:
         raise InvalidParameters("only Taproot keys take a merkle root")
 
 
-class SignCommitRound(Round):
+class SignCommitRound(Round[signing.SigningCommitments, None]):
     number = 1
 
     def __init__(self, setup: SignSetup, nonces: signing.SigningNonces) -> None:
@@ -83,7 +82,7 @@ class SignCommitRound(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.s.identifiers))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_broadcast(self, sender: PartyId, body: bytes) -> signing.SigningCommitments:
         try:
             c = wire.decode_signing_commitments(self.s.suite, body)
         except EnclaveError:
@@ -100,7 +99,7 @@ class SignCommitRound(Round):
                 raise ProtocolFault(frozenset({sender, other}), "reused nonce commitment")
         return c
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+    def store_broadcast(self, sender: PartyId, value: signing.SigningCommitments) -> None:
         self.got[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
@@ -138,7 +137,7 @@ class _ShareCarry:
     own_share: int = field(repr=False)
 
 
-class SignShareRound(Round):
+class SignShareRound(Round[int, None]):
     number = 2
 
     def __init__(self, carry: _ShareCarry) -> None:
@@ -149,13 +148,13 @@ class SignShareRound(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.s.identifiers))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_broadcast(self, sender: PartyId, body: bytes) -> int:
         try:
             return wire.decode_signature_share(self.s.suite, body)
         except EnclaveError:
             raise ProtocolFault(sender, "malformed signature share") from None
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+    def store_broadcast(self, sender: PartyId, value: int) -> None:
         self.shares[self.s.identifiers[sender]] = value
 
     def finalize(self) -> Next | Output | Abort:
@@ -198,7 +197,7 @@ class _DkgCarry:
     enc_public: bytes
 
 
-class DkgRound1(Round):
+class DkgRound1(Round[tuple[dkg.Round1Package, bytes, bytes], None]):
     number = 1
 
     def __init__(self, carry: _DkgCarry) -> None:
@@ -208,7 +207,7 @@ class DkgRound1(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.c.setup.identifiers))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_broadcast(self, sender: PartyId, body: bytes) -> tuple[dkg.Round1Package, bytes, bytes]:
         cs = self.c.setup.suite
         ident = self.c.setup.identifiers[sender]
         n = cs.element_len
@@ -225,7 +224,7 @@ class DkgRound1(Round):
             raise ProtocolFault(sender, "malformed round-1 package") from None
         return package, their_pub, shared
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+    def store_broadcast(self, sender: PartyId, value: tuple[dkg.Round1Package, bytes, bytes]) -> None:
         self.got[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
@@ -267,7 +266,7 @@ class _DkgRound2Carry:
     shared: Mapping[PartyId, bytes] = field(repr=False)  # per-peer DH secrets for the share keys
 
 
-class DkgRound2(Round):
+class DkgRound2(Round[None, int]):
     number = 2
 
     def __init__(self, carry: _DkgRound2Carry) -> None:
@@ -277,7 +276,7 @@ class DkgRound2(Round):
     def expects(self) -> Expect:
         return Expect(direct=frozenset(self.c.packages))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_direct(self, sender: PartyId, body: bytes) -> int:
         c = self.c
         me, them = c.identifiers[c.party], c.identifiers[sender]
         try:
@@ -291,7 +290,7 @@ class DkgRound2(Round):
             raise ProtocolFault(sender, "malformed round-2 package") from None
         return share
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+    def store_direct(self, sender: PartyId, value: int) -> None:
         self.shares[self.c.identifiers[sender]] = value
 
     def finalize(self) -> Next | Output | Abort:

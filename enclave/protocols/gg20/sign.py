@@ -42,7 +42,7 @@ from enclave.group.secp256k1 import Point, Secp256k1Group
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import DIGEST_LEN, MessageHash
 from enclave.protocols.gg20.presignature import Presignature
-from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
+from enclave.protocols.rounds import Abort, Driver, Expect, Next, Output, Round, Send
 
 PROTOCOL = "gg20/sign"
 RERANDOMIZE_TAG = b"mpc-signer/gg20/rerandomize/v1"
@@ -98,7 +98,7 @@ class _Ctx:
     child_key: Point
 
 
-class SignRound(Round):
+class SignRound(Round[int, None]):
     number = 1
 
     def __init__(self, ctx: _Ctx, own_share: int):
@@ -108,7 +108,7 @@ class SignRound(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.ctx.presig.signers))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> int:
+    def verify_broadcast(self, sender: int, body: bytes) -> int:
         """s_j·R' == m·R_j + r·S_j, with R_j, S_j from the presignature (checked points)."""
         c, g = self.ctx, self.ctx.group
         s_j = g.decode_scalar(body)
@@ -120,7 +120,7 @@ class SignRound(Round):
             raise ProtocolFault(sender, "bad signature share")
         return s_j
 
-    def store(self, sender: int, kind: Kind, value: int) -> None:
+    def store_broadcast(self, sender: int, value: int) -> None:
         self.shares[sender] = value
 
     def finalize(self) -> Output | Abort:
