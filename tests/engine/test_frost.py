@@ -12,7 +12,7 @@ from nacl.signing import VerifyKey
 from enclave.crypto.primes import FixtureSource
 from enclave.engine.keyids import key_id
 from enclave.group.ed25519 import ED25519
-from enclave.protocols.rounds import Frame
+from enclave.protocols.driver import Frame
 from enclave.service import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay

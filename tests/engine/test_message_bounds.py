@@ -18,7 +18,7 @@ from nacl.signing import VerifyKey
 from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine, limits
 from enclave.engine.common import MAX_PARTIES
-from enclave.protocols.rounds import Driver, Expect, Kind, Next, Output, Round, Send
+from enclave.protocols.driver import Driver, Expect, Kind, Next, Output, Round, Send
 from mpc.v1 import enclave_pb2 as pb
 from signer.client.verify import verify_frost_secp256k1
 from tests.engine import relay
@@ -181,7 +181,7 @@ class _Hello(Round[bytes, None]):
 
 def test_driver_refuses_a_message_two_rounds_ahead_and_a_round_that_leaves_a_peer_out() -> None:
     from enclave.errors import BadInput
-    from enclave.protocols.rounds import Frame
+    from enclave.protocols.driver import Frame
 
     ps = frozenset({1, 2, 3})
     d = Driver(b"sid", 1, ps, Next(_Hello(ps, ps), (Send(None, b"hi"),)), total_rounds=3)

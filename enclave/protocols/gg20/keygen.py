@@ -33,9 +33,9 @@ from enclave.crypto.ringpedersen import Params
 from enclave.crypto.rng import Rng
 from enclave.errors import InvalidEncoding, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
+from enclave.protocols.driver import Driver, Expect, Next, Output, Round, Send
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, AuxInfo, check_party_ids, framed_hash, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
-from enclave.protocols.rounds import Driver, Expect, Next, Output, Round, Send
 from enclave.zk import fac, mod, prm, schnorr, wire
 from enclave.zk.wire import CborReader
 

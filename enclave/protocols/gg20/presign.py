@@ -50,11 +50,11 @@ from enclave.crypto.rng import Rng
 from enclave.crypto.transcript import Transcript
 from enclave.errors import BadInput, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
+from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, Round, Send
 from enclave.protocols.gg20.bip32 import derive
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, check_party_ids, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import MAX_PATH_DEPTH, Presignature
-from enclave.protocols.rounds import Abort, Driver, Expect, Next, Output, Round, Send
 from enclave.zk import affg, dec, dleq, enc, logstar, wire
 from enclave.zk.params import L_PRIME, sample_pm
 from enclave.zk.wire import CborReader

@@ -76,7 +76,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
@@ -436,18 +436,3 @@ class Driver:
                     self.result = res
                     self._round = None
                 return
-
-
-def run_locally(drivers: Sequence[Driver]) -> None:
-    """Deliver messages between in-process drivers until quiet (tests and local parties)."""
-    by_id = {d.self_id: d for d in drivers}
-    progress = True
-    while progress:
-        progress = False
-        for d in drivers:
-            for out in d.take_outgoing():
-                progress = True
-                targets = [out.to] if out.to is not None else [p for p in d.parties if p != d.self_id]
-                for t in targets:
-                    if t in by_id:
-                        by_id[t].receive(d.self_id, out.payload)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from enclave.errors import BadInput, LocalError, ProtocolFault
-from enclave.protocols.rounds import (
+from enclave.protocols.driver import (
     Abort,
     Driver,
     Expect,
