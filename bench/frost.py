@@ -34,11 +34,11 @@ import nacl.signing
 from coincurve import PublicKeyXOnly
 
 from enclave.crypto.rng import SYSTEM_RNG
-from enclave.protocols.frost import sessions, signing, wire
+from enclave.protocols.frost import rounds, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
-from enclave.protocols.rounds import run_locally
+from tests import harness
 
 CONFIGS = [(2, 2), (2, 3), (7, 10)]
 SUITES: list[Ciphersuite] = [FROST_ED25519, FROST_SECP256K1, FROST_SECP256K1_TR]
@@ -101,9 +101,8 @@ def _verifier(cs: Ciphersuite, public: PublicKeyPackage) -> Callable[[bytes], No
 
 def _our_dkg(cs: Ciphersuite, t: int, n: int) -> tuple[dict[int, KeyPackage], PublicKeyPackage]:
     ids = {p: p for p in range(1, n + 1)}
-    drivers = [sessions.dkg_driver(sessions.DkgSetup(cs, b"bench-dkg", p, ids, t, SYSTEM_RNG)) for p in ids]
-    run_locally(drivers)
-    outs = {d.self_id: d.result.value for d in drivers}  # type: ignore[union-attr]
+    drivers = [rounds.dkg_driver(rounds.DkgSetup(cs, b"bench-dkg", p, ids, t, SYSTEM_RNG)) for p in ids]
+    outs = harness.run(drivers).outputs()
     return {p: o[0] for p, o in outs.items()}, outs[1][1]
 
 

@@ -31,12 +31,12 @@ from typing import Any
 from enclave.crypto.primes import FixtureSource, PreParamPool, system_source
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.group.secp256k1 import Secp256k1Group
+from enclave.protocols.driver import Driver, Output
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import rerandomizer
-from enclave.protocols.rounds import Driver, Output
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "safe_primes.json"
 TARGETS = {

@@ -19,7 +19,7 @@ class ProtocolFault(EnclaveError):
     """A peer broke the protocol; the session aborts naming `culprits` (party ids).
 
     `reason` is a fixed, non-secret description. Raised by a round's `verify`/`finalize` and
-    turned into `enclave.protocols.rounds.Abort` by the driver.
+    turned into `enclave.protocols.driver.Abort` by the driver.
     """
 
     def __init__(self, culprits: frozenset[int] | set[int] | int, reason: str) -> None:

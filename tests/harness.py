@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from enclave.errors import BadInput
-from enclave.protocols.rounds import Abort, Driver, Frame, Kind, Output, PartyId
+from enclave.protocols.driver import Abort, Driver, Frame, Kind, Output, PartyId
 
 Rule = Callable[[PartyId, PartyId, Frame], "list[Frame | bytes] | None"]
 

@@ -45,7 +45,7 @@ from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
-from enclave.protocols.frost.sessions import DkgSetup, SignSetup, dkg_driver, signing_driver
+from enclave.protocols.frost.rounds import DkgSetup, SignSetup, dkg_driver, signing_driver
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, MERKLE_ROOT_LEN, tweaked_public_key
 from enclave.sealing import Binding, Sealer
 from mpc.v1 import enclave_pb2 as pb
@@ -169,7 +169,7 @@ class FrostAdapter:
             # The signing driver's only output is `signing.aggregate`'s return value, which it
             # returns only after the suite's verifier accepted it for this message under the
             # (tweaked) public.verifying_key, equal to key.verifying_key
-            # (sessions._check_sign_setup), itself equal to the record's public key (checked
+            # (rounds._check_sign_setup), itself equal to the record's public key (checked
             # above). So it is verified once, there; verifying again here would only repeat it.
             sig = bytes(value)
             if len(sig) != cs.signature_len:

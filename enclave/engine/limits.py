@@ -14,7 +14,7 @@ response such as z = α + e·x with α in ±N̂·2^(ℓ+ε) and e in ±q is at m
 (ℓ = 256, ℓ' = 1280, ε = 512, enclave/zk/params.py). Each value is then counted at its CBOR
 length (cbor2: a big integer is a tag, a byte-string head and its magnitude bytes).
 
-Frames (enclave/protocols/rounds.py) add a 6-byte header and 32 bytes of echo per broadcaster
+Frames (enclave/protocols/driver.py) add a 6-byte header and 32 bytes of echo per broadcaster
 of the driver's previous round (none in a driver's first round).
 
 A bound can exceed `MESSAGE_CEILING`, the largest payload the host relays (1 MiB,
@@ -292,7 +292,7 @@ class MessageLimits:
 
     def queue_bound(self, peers: int) -> int:
         """Most bytes honest peers make this party hold for later rounds on the way to an
-        output: they run at most one round ahead of it (enclave/protocols/rounds.py), so at most
+        output: they run at most one round ahead of it (enclave/protocols/driver.py), so at most
         one broadcast and one direct message per peer for one later round is ever waiting.
         (Round 1 is never later: a session starts in it.)"""
         return peers * max((min(b.to_output, self.ceiling) for b in self.rounds[1:]), default=0)

@@ -37,7 +37,7 @@ from typing import Any
 from enclave.engine.held import HeldBudget
 from enclave.engine.limits import MessageLimits
 from enclave.errors import LocalError, ProtocolFault
-from enclave.protocols.rounds import FRAME_VERSION, Abort, Driver, Kind, Output
+from enclave.protocols.driver import FRAME_VERSION, Abort, Driver, Kind, Output
 from enclave.tee.kms import KmsUnavailable
 from mpc.v1 import enclave_pb2 as pb
 

@@ -1,1 +1,1 @@
-"""Threshold protocols, each driven by the round state machine in rounds.py."""
+"""Threshold protocols, each a chain of `Round`s run by the session `Driver` in driver.py."""

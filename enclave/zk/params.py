@@ -29,8 +29,3 @@ def in_pm(x: int, bound: int) -> bool:
 def is_unit(x: int, n: int) -> bool:
     """x in Z*_n, as a canonical residue: 0 < x < n and gcd(x, n) = 1."""
     return 0 < x < n and gmpy2.gcd(x, n) == 1
-
-
-def pow_signed(base: int, exp: int, mod: int) -> int:
-    """base^exp mod `mod`, exp of any sign (base must be a unit when exp < 0)."""
-    return int(gmpy2.powmod(base, exp, mod))

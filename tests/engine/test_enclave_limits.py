@@ -28,7 +28,7 @@ from nacl.signing import VerifyKey
 from prometheus_client import generate_latest
 
 from enclave.engine import Engine, limits
-from enclave.protocols.rounds import Frame, Kind
+from enclave.protocols.driver import Frame, Kind
 from mpc.v1 import enclave_pb2 as pb
 from signer.link.client import EnclaveClient, EnclaveRequestError, parse_address
 from signer.metrics import Metrics

@@ -13,7 +13,7 @@ from enclave.crypto.primes import FixtureSource
 from enclave.engine.keyids import key_id
 from enclave.errors import RequestRejected
 from enclave.group.ed25519 import ED25519
-from enclave.protocols.rounds import Frame
+from enclave.protocols.driver import Frame
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.conftest import FROST

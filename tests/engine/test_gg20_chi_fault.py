@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine
 from enclave.group.secp256k1 import Secp256k1Group
+from enclave.protocols.driver import Frame, Kind, echo_digest
 from enclave.protocols.gg20 import presign
-from enclave.protocols.rounds import Frame, Kind, echo_digest
 from mpc.v1 import enclave_pb2 as pb
 from tests.conftest import EnclaveProcess
 from tests.engine import relay

@@ -18,7 +18,7 @@ from nacl.signing import VerifyKey
 from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine, limits
 from enclave.engine.common import MAX_PARTIES
-from enclave.protocols.rounds import Driver, Expect, Kind, Next, Output, Round, Send
+from enclave.protocols.driver import Driver, Expect, Kind, Next, Output, Round, Send
 from mpc.v1 import enclave_pb2 as pb
 from signer.client.verify import verify_frost_secp256k1
 from tests.engine import relay
@@ -160,7 +160,7 @@ def test_bounds_grow_as_the_protocol_does() -> None:
     assert limits.for_session("frost", "sign", 3, 0, M).queue_bound(2) < 512
 
 
-class _Hello(Round):
+class _Hello(Round[bytes, None]):
     number = 1
 
     def __init__(self, parties: frozenset[int], to: frozenset[int]) -> None:
@@ -169,10 +169,10 @@ class _Hello(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=self.parties)
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> bytes:
+    def verify_broadcast(self, sender: int, body: bytes) -> bytes:
         return body
 
-    def store(self, sender: int, kind: Kind, value: bytes) -> None:
+    def store_broadcast(self, sender: int, value: bytes) -> None:
         pass
 
     def finalize(self) -> Next | Output:
@@ -181,7 +181,7 @@ class _Hello(Round):
 
 def test_driver_refuses_a_message_two_rounds_ahead_and_a_round_that_leaves_a_peer_out() -> None:
     from enclave.errors import BadInput
-    from enclave.protocols.rounds import Frame
+    from enclave.protocols.driver import Frame
 
     ps = frozenset({1, 2, 3})
     d = Driver(b"sid", 1, ps, Next(_Hello(ps, ps), (Send(None, b"hi"),)), total_rounds=3)

@@ -4,7 +4,7 @@ A mutation is a function of the original `ProtocolMessage` that returns the enve
 send instead; the party wrapper (tests.fuzz.parties) then HMACs the result with the caller's key,
 so the signer's authentication passes and its round parsing, proofs and state machine are what
 the bytes reach. Mutations work on the raw payload (bit flips, overwrites, truncation, extension,
-random bytes), on the round frame (`enclave.protocols.rounds.Frame`: round, kind, echo digests,
+random bytes), on the round frame (`enclave.protocols.driver.Frame`: round, kind, echo digests,
 body) and on the envelope's own round and recipient.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from enclave.errors import InvalidEncoding
-from enclave.protocols.rounds import ECHO_LEN, Frame, Kind
+from enclave.protocols.driver import ECHO_LEN, Frame, Kind
 from mpc.v1 import signer_pb2 as pb
 
 

@@ -360,7 +360,7 @@ def test_bad_token_is_unauthenticated(server: SignerProcess, keys: Keys, case: s
 
 
 def _frame(kind: int) -> bytes:
-    """A well-formed frame of the engine's round-2 traffic (enclave/protocols/rounds.py): version 1,
+    """A well-formed frame of the engine's round-2 traffic (enclave/protocols/driver.py): version 1,
     round 2, kind (0 broadcast, 1 direct), no echoes, an opaque body. The session is in round 1,
     so the enclave holds it unexamined (one round ahead, within its size bound) and the session
     goes on; the envelope names the same round."""

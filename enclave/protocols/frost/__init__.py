@@ -12,5 +12,5 @@ Layers (each usable on its own):
   share verification naming the culprit, aggregation. Pure functions, injected randomness.
 - `dkg`: Pedersen DKG with ZF frost's proof of knowledge, round-2 shares encrypted to the
   recipient.
-- `sessions`: both protocols as `Round`s for `enclave.protocols.rounds.Driver`.
+- `rounds`: signing and DKG as `Round`s for `enclave.protocols.driver.Driver`.
 """

@@ -1,8 +1,11 @@
 """Pedersen DKG with proof of knowledge, as ZF frost's `keys::dkg` (FROST paper, figure 1).
 
     secret1, package = part1(cs, identifier, max_signers, min_signers, rng)   # broadcast package
-    secret2, shares_out = part2(cs, secret1, {other_id: package, ...})        # send shares_out[j] to j
+    check_round1_package(cs, secret1, other_id, package)                      # each peer's package
+    secret2 = round2_secret(cs, secret1); share_for(cs, secret1, j)           # send f_i(j) to j
     key, public = part3(cs, secret2, {other_id: package, ...}, {other_id: share_for_me, ...})
+
+(ZF's `part2` is the middle line; `enclave.protocols.frost.rounds.DkgRound1` runs it per message.)
 
 As in ZF frost, the round-2 secret keeps only f_i(i) and the commitment: the polynomial's
 coefficients are not carried past round one.
@@ -133,16 +136,6 @@ def check_round1_package(cs: Ciphersuite, secret: Round1Secret, sender: int, pac
 def _check_peers(secret: Round1Secret | Round2Secret, peers: Mapping[int, object]) -> None:
     if len(peers) != secret.max_signers - 1 or secret.identifier in peers:
         raise InvalidParameters("need one package from every other participant")
-
-
-def part2(
-    cs: Ciphersuite, secret: Round1Secret, round1: Mapping[int, Round1Package]
-) -> tuple[Round2Secret, dict[int, int]]:
-    """Verify every round-1 package and compute the share f_i(j) for each other participant."""
-    _check_peers(secret, round1)
-    for sender in sorted(round1):
-        check_round1_package(cs, secret, sender, round1[sender])
-    return round2_secret(cs, secret), {j: share_for(cs, secret, j) for j in sorted(round1)}
 
 
 def share_for(cs: Ciphersuite, secret: Round1Secret, recipient: int) -> int:

@@ -34,11 +34,16 @@ read the key packages back out of an enclave-sealed key share (authenticated pla
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from enclave.errors import InvalidEncoding
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.dkg import Round1Package
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, SecretShare
 from enclave.protocols.frost.signing import SigningCommitments, SigningNonces, SigningPackage
+
+T = TypeVar("T")
 
 MAX_SIGNERS = 255
 MAX_MESSAGE = 1 << 20
@@ -56,7 +61,7 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
-class Reader:
+class FrostWireReader:
     __slots__ = ("cs", "data", "pos")
 
     def __init__(self, cs: Ciphersuite, data: bytes) -> None:
@@ -122,7 +127,7 @@ def encode_signing_commitments(cs: Ciphersuite, c: SigningCommitments) -> bytes:
     return cs.header + c.hiding + c.binding
 
 
-def _read_commitments(r: Reader) -> SigningCommitments:
+def _read_commitments(r: FrostWireReader) -> SigningCommitments:
     r.header()
     # The binding commitment is validated by the checked multiplication in
     # `signing.signing_context`, its only use as a point (see `SigningCommitments`).
@@ -130,7 +135,7 @@ def _read_commitments(r: Reader) -> SigningCommitments:
 
 
 def decode_signing_commitments(cs: Ciphersuite, data: bytes) -> SigningCommitments:
-    r = Reader(cs, data)
+    r = FrostWireReader(cs, data)
     c = _read_commitments(r)
     r.done()
     return c
@@ -147,7 +152,7 @@ def encode_signing_nonces(cs: Ciphersuite, n: SigningNonces) -> bytes:
 
 
 def decode_signing_nonces(cs: Ciphersuite, data: bytes) -> SigningNonces:
-    r = Reader(cs, data)
+    r = FrostWireReader(cs, data)
     r.header()
     d, e = r.scalar(), r.scalar()
     c = _read_commitments(r)
@@ -166,22 +171,24 @@ def encode_signing_package(cs: Ciphersuite, p: SigningPackage) -> bytes:
     return b"".join(parts)
 
 
-def _read_map_keys_increasing(prev: int, ident: int) -> None:
-    if ident <= prev:
-        raise InvalidEncoding("map keys not strictly increasing")
-
-
-def decode_signing_package(cs: Ciphersuite, data: bytes) -> SigningPackage:
-    r = Reader(cs, data)
-    r.header()
+def _read_id_map(r: FrostWireReader, read_value: Callable[[FrostWireReader], T]) -> dict[int, T]:
+    """A postcard map keyed by identifier, keys strictly increasing (ZF's BTreeMap order)."""
     n = r.varint(MAX_SIGNERS)
-    commitments: dict[int, SigningCommitments] = {}
+    out: dict[int, T] = {}
     prev = 0
     for _ in range(n):
         ident = r.identifier()
-        _read_map_keys_increasing(prev, ident)
+        if ident <= prev:
+            raise InvalidEncoding("map keys not strictly increasing")
         prev = ident
-        commitments[ident] = _read_commitments(r)
+        out[ident] = read_value(r)
+    return out
+
+
+def decode_signing_package(cs: Ciphersuite, data: bytes) -> SigningPackage:
+    r = FrostWireReader(cs, data)
+    r.header()
+    commitments = _read_id_map(r, _read_commitments)
     message = r.take(r.varint(MAX_MESSAGE))
     r.done()
     return SigningPackage(commitments, message)
@@ -207,7 +214,7 @@ def _commitment_vector(commitment: tuple[bytes, ...]) -> bytes:
     return varint(len(commitment)) + b"".join(commitment)
 
 
-def _read_commitment_vector(r: Reader) -> tuple[bytes, ...]:
+def _read_commitment_vector(r: FrostWireReader) -> tuple[bytes, ...]:
     t = r.varint(MAX_SIGNERS)
     if t < 1:
         raise InvalidEncoding("empty commitment")
@@ -224,7 +231,7 @@ def encode_secret_share(cs: Ciphersuite, s: SecretShare) -> bytes:
 
 
 def decode_secret_share(cs: Ciphersuite, data: bytes) -> SecretShare:
-    r = Reader(cs, data)
+    r = FrostWireReader(cs, data)
     r.header()
     s = SecretShare(r.identifier(), r.scalar(), _read_commitment_vector(r))
     r.done()
@@ -242,7 +249,7 @@ def encode_key_package(cs: Ciphersuite, k: KeyPackage) -> bytes:
     )
 
 
-def _read_key_package(r: Reader) -> KeyPackage:
+def _read_key_package(r: FrostWireReader) -> KeyPackage:
     r.header()
     k = KeyPackage(r.identifier(), r.scalar(), r.element(), r.element(), r.varint(0xFFFF))
     r.done()
@@ -250,7 +257,7 @@ def _read_key_package(r: Reader) -> KeyPackage:
 
 
 def decode_key_package(cs: Ciphersuite, data: bytes) -> KeyPackage:
-    k = _read_key_package(Reader(cs, data))
+    k = _read_key_package(FrostWireReader(cs, data))
     if k.signing_share == 0 or cs.group.encode(cs.group.base_mul(k.signing_share)) != k.verifying_share:
         raise InvalidEncoding("signing share does not match the verifying share")
     return k
@@ -267,19 +274,12 @@ def encode_public_key_package(cs: Ciphersuite, p: PublicKeyPackage) -> bytes:
 
 
 def decode_public_key_package(cs: Ciphersuite, data: bytes) -> PublicKeyPackage:
-    return _read_public_key_package(Reader(cs, data))
+    return _read_public_key_package(FrostWireReader(cs, data))
 
 
-def _read_public_key_package(r: Reader) -> PublicKeyPackage:
+def _read_public_key_package(r: FrostWireReader) -> PublicKeyPackage:
     r.header()
-    n = r.varint(MAX_SIGNERS)
-    shares: dict[int, bytes] = {}
-    prev = 0
-    for _ in range(n):
-        ident = r.identifier()
-        _read_map_keys_increasing(prev, ident)
-        prev = ident
-        shares[ident] = r.element()
+    shares = _read_id_map(r, lambda rr: rr.element())  # the subclass's element for sealed bytes
     vk = r.element()
     min_signers: int | None = None
     if r.pos < len(r.data):
@@ -295,8 +295,8 @@ def _read_public_key_package(r: Reader) -> PublicKeyPackage:
 # -- sealed key shares (never from the wire) ------------------------------------------------------
 
 
-class _SealedReader(Reader):
-    """`Reader` for the key packages inside an enclave-sealed key share, and nothing else.
+class _SealedReader(FrostWireReader):
+    """`FrostWireReader` for the key packages inside an enclave-sealed key share, and nothing else.
 
     Elements skip what the suite's `decode_trusted` skips (Ed25519: the curve and
     prime-order-subgroup checks; secp256k1 parses, which is its check); every structural check
@@ -352,7 +352,7 @@ def parse_round1_package(cs: Ciphersuite, data: bytes) -> Round1Package:
     A Taproot proof carries x(R) only: R is the point with that x and an even y (ZF's
     `deserialize_signature`), so its encoding is 0x02 || x.
     """
-    r = Reader(cs, data)
+    r = FrostWireReader(cs, data)
     r.header()
     t = r.varint(MAX_SIGNERS)
     if t < 1:
@@ -381,7 +381,7 @@ def encode_round2_package(cs: Ciphersuite, share: int) -> bytes:
 
 
 def decode_round2_package(cs: Ciphersuite, data: bytes) -> int:
-    r = Reader(cs, data)
+    r = FrostWireReader(cs, data)
     r.header()
     s = r.scalar()
     r.done()

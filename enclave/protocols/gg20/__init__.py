@@ -1,6 +1,6 @@
 """GG20 threshold ECDSA on secp256k1 with CGGMP21's zero-knowledge proofs.
 
-Each protocol runs as one `enclave.protocols.rounds.Driver` per party and session; the host
+Each protocol runs as one `enclave.protocols.driver.Driver` per party and session; the host
 relays `driver.take_outgoing()` and feeds `driver.receive(sender, payload)` (sender = the
 authenticated channel's party id); `driver.result` ends as `Output(value)` or
 `Abort(culprits, reason)`.

@@ -33,11 +33,11 @@ from enclave.crypto.ringpedersen import Params
 from enclave.crypto.rng import Rng
 from enclave.errors import InvalidEncoding, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
-from enclave.protocols.gg20.codec import Reader, dumps
+from enclave.protocols.driver import Driver, Expect, Next, Output, Round, Send
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, AuxInfo, check_party_ids, framed_hash, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
-from enclave.protocols.rounds import Driver, Expect, Kind, Next, Output, Round, Send
 from enclave.zk import fac, mod, prm, schnorr, wire
+from enclave.zk.wire import CborReader
 
 PROTOCOL = "gg20/keygen"
 _COMMIT_TAG = b"mpc-signer/gg20/keygen/commit/v1"
@@ -45,7 +45,9 @@ _CHAIN_TAG = b"mpc-signer/gg20/chain-code/v1"
 
 
 @dataclass(frozen=True)
-class Config:
+class KeygenSetup:
+    """What every round of one keygen session knows: the session, the parties and the rules."""
+
     session_id: bytes
     self_id: int
     parties: tuple[int, ...]
@@ -54,9 +56,13 @@ class Config:
     group: Secp256k1Group
     rng: Rng = field(repr=False)
 
+    @property
+    def others(self) -> frozenset[int]:
+        return frozenset(p for p in self.parties if p != self.self_id)
 
-def _commitment_hash(cfg: Config, sender: int, commitments: Sequence[bytes], chain: bytes, salt: bytes) -> bytes:
-    return framed_hash(_COMMIT_TAG, cfg.session_id, sender.to_bytes(4, "big"), *commitments, chain, salt)
+
+def _commitment_hash(setup: KeygenSetup, sender: int, commitments: Sequence[bytes], chain: bytes, salt: bytes) -> bytes:
+    return framed_hash(_COMMIT_TAG, setup.session_id, sender.to_bytes(4, "big"), *commitments, chain, salt)
 
 
 @dataclass(frozen=True)
@@ -66,72 +72,104 @@ class _Secrets:
 
 
 @dataclass(frozen=True)
+class _Dealing:
+    """Round 1's carry: this party's secrets, the opening of its round-1 commitment (sent in
+    round 2) and its aux info."""
+
+    setup: KeygenSetup
+    secrets: _Secrets = field(repr=False)
+    commitments: tuple[bytes, ...]
+    chain: bytes
+    salt: bytes
+    aux: AuxInfo
+
+
+@dataclass(frozen=True)
 class _Round1Msg:
     v: bytes
     aux: AuxInfo
 
 
-class Round1(Round):
+class Round1(Round[_Round1Msg, None]):
     number = 1
 
-    def __init__(self, cfg: Config, secrets: _Secrets, decommit: tuple[list[bytes], bytes, bytes], aux: AuxInfo):
-        self.cfg, self.secrets, self.decommit, self.aux = cfg, secrets, decommit, aux
+    def __init__(self, carry: _Dealing) -> None:
+        self.c = carry
         self.got: dict[int, _Round1Msg] = {}
 
     def expects(self) -> Expect:
-        return Expect(broadcast=frozenset(self.cfg.parties))
+        return Expect(broadcast=frozenset(self.c.setup.parties))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> _Round1Msg:
-        cfg = self.cfg
-        r = Reader(body, 6)
+    def verify_broadcast(self, sender: int, body: bytes) -> _Round1Msg:
+        """[V, N, s, t, Πmod, Πprm]: N of at least `min_modulus_bits` with the modulus checks
+        of `check_modulus`, Πmod for N, ring-Pedersen (N, s, t) valid, Πprm for it. Blames
+        the sender."""
+        setup = self.c.setup
+        r = CborReader(body, 6)
         v, n, s, t = r.blob(32), r.integer(), r.integer(), r.integer()
         mod_proof, prm_proof = r.proof(mod.Proof), r.proof(prm.Proof)
-        reason = check_modulus(n, cfg.min_modulus_bits)
+        reason = check_modulus(n, setup.min_modulus_bits)
         if reason is not None:
             raise ProtocolFault(sender, reason)
-        tr = proof_transcript(cfg.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "mod")
+        tr = proof_transcript(setup.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "mod")
         if not mod.verify(tr, mod.Statement(n), mod_proof):
             raise ProtocolFault(sender, "invalid Πmod")
         aux = AuxInfo(n, s, t)
         if not aux.pedersen.validate():
             raise ProtocolFault(sender, "invalid ring-Pedersen parameters")
-        tr = proof_transcript(cfg.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "prm")
+        tr = proof_transcript(setup.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "prm")
         if not prm.verify(tr, prm.Statement(aux.pedersen), prm_proof):
             raise ProtocolFault(sender, "invalid Πprm")
         return _Round1Msg(v, aux)
 
-    def store(self, sender: int, kind: Kind, value: _Round1Msg) -> None:
+    def store_broadcast(self, sender: int, value: _Round1Msg) -> None:
         self.got[sender] = value
 
     def finalize(self) -> Next:
-        cfg, g = self.cfg, self.cfg.group
-        moduli = [m.aux.n for m in self.got.values()] + [self.aux.n]
+        """Checks that no two parties share a Paillier modulus (names every party that does),
+        then makes round 2: the decommitment with a Schnorr proof of u_i, and for each peer j
+        f_i(j) under j's Paillier key with Πfac for N_i under j's ring-Pedersen parameters."""
+        c = self.c
+        setup, g = c.setup, c.setup.group
+        moduli = [m.aux.n for m in self.got.values()] + [c.aux.n]
         if len(set(moduli)) != len(moduli):
             # only a party that knows the factors can prove Πmod for a modulus, so every peer
             # sharing one with another party is in on it
             dup = {j for j, m in self.got.items() if moduli.count(m.aux.n) > 1}
             raise ProtocolFault(dup, "reused Paillier modulus")
-        aux = {j: m.aux for j, m in self.got.items()} | {cfg.self_id: self.aux}
-        commitments, chain, salt = self.decommit
-        sch_tr = proof_transcript(cfg.session_id, PROTOCOL, 2, cfg.self_id, BROADCAST_VERIFIER, "schnorr-u")
+        aux = {j: m.aux for j, m in self.got.items()} | {setup.self_id: c.aux}
+        coeffs = c.secrets.coeffs
+        sch_tr = proof_transcript(setup.session_id, PROTOCOL, 2, setup.self_id, BROADCAST_VERIFIER, "schnorr-u")
         sch = schnorr.prove(
             sch_tr,
-            schnorr.Statement(g, g.base_mul(self.secrets.coeffs[0])),
-            schnorr.Witness(self.secrets.coeffs[0]),
-            cfg.rng,
+            schnorr.Statement(g, g.base_mul(coeffs[0])),
+            schnorr.Witness(coeffs[0]),
+            setup.rng,
         )
-        sends = [Send(None, dumps([commitments, chain, salt, schnorr.encode(g, sch)]))]
-        for j in cfg.parties:
-            if j == cfg.self_id:
+        sends = [Send(None, wire.dumps([list(c.commitments), c.chain, c.salt, schnorr.encode(g, sch)]))]
+        for j in setup.parties:
+            if j == setup.self_id:
                 continue
-            share = evaluate(self.secrets.coeffs, j, g.order)
-            enc_share, _ = aux[j].paillier.encrypt(share, cfg.rng)
-            tr = proof_transcript(cfg.session_id, PROTOCOL, 2, cfg.self_id, j, "fac")
-            st = fac.Statement(self.aux.n, aux[j].pedersen)
-            proof = fac.prove(tr, st, fac.Witness(self.secrets.paillier), cfg.rng)
-            sends.append(Send(j, dumps([enc_share, wire.encode(proof)])))
-        v_hashes = {j: m.v for j, m in self.got.items()}
-        return Next(Round2(cfg, self.secrets, aux, v_hashes, chain), tuple(sends))
+            share = evaluate(coeffs, j, g.order)
+            enc_share, _ = aux[j].paillier.encrypt(share, setup.rng)
+            tr = proof_transcript(setup.session_id, PROTOCOL, 2, setup.self_id, j, "fac")
+            st = fac.Statement(c.aux.n, aux[j].pedersen)
+            proof = fac.prove(tr, st, fac.Witness(c.secrets.paillier), setup.rng)
+            sends.append(Send(j, wire.dumps([enc_share, wire.encode(proof)])))
+        carry = _Committed(setup, c.secrets, aux, {j: m.v for j, m in self.got.items()}, c.chain)
+        return Next(Round2(carry), tuple(sends))
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """Round 2's carry: this party's secrets and chain-code share, every party's aux info and
+    every peer's round-1 commitment V_j."""
+
+    setup: KeygenSetup
+    secrets: _Secrets = field(repr=False)
+    aux: dict[int, AuxInfo]
+    v: dict[int, bytes]
+    own_chain: bytes
 
 
 @dataclass(frozen=True)
@@ -140,117 +178,139 @@ class _Decommit:
     chain: bytes
 
 
-class Round2(Round):
+class Round2(Round[_Decommit, int]):
     number = 2
 
-    def __init__(self, cfg: Config, secrets: _Secrets, aux: dict[int, AuxInfo], v: dict[int, bytes], chain: bytes):
-        self.cfg, self.secrets, self.aux, self.v, self.own_chain = cfg, secrets, aux, v, chain
+    def __init__(self, carry: _Committed) -> None:
+        self.c = carry
         self.decommits: dict[int, _Decommit] = {}
         self.shares: dict[int, int] = {}
 
     def expects(self) -> Expect:
-        others = frozenset(p for p in self.cfg.parties if p != self.cfg.self_id)
-        return Expect(broadcast=frozenset(self.cfg.parties), direct=others)
+        return Expect(broadcast=frozenset(self.c.setup.parties), direct=self.c.setup.others)
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> _Decommit | int:
-        cfg, g = self.cfg, self.cfg.group
-        if kind is Kind.BROADCAST:
-            r = Reader(body, 4)
-            raw = r._next()
-            if type(raw) is not list or not all(type(c) is bytes for c in raw):
-                raise ProtocolFault(sender, "malformed commitments")
-            if len(raw) != cfg.threshold:
-                raise ProtocolFault(sender, "wrong number of VSS commitments")
-            chain, salt, sch_raw = r.blob(32), r.blob(32), r.blob()
-            try:
-                commitments = tuple(g.decode(c) for c in raw)
-            except InvalidEncoding as exc:
-                raise ProtocolFault(sender, "invalid VSS commitment point") from exc
-            opened = framed_hash(_COMMIT_TAG, cfg.session_id, sender.to_bytes(4, "big"), *raw, chain, salt)
-            if not hmac.compare_digest(opened, self.v[sender]):
-                raise ProtocolFault(sender, "decommitment does not open the commitment")
-            proof = schnorr.decode(g, sch_raw)
-            tr = proof_transcript(cfg.session_id, PROTOCOL, 2, sender, BROADCAST_VERIFIER, "schnorr-u")
-            if not schnorr.verify(tr, schnorr.Statement(g, commitments[0]), proof):
-                raise ProtocolFault(sender, "invalid Schnorr proof")
-            return _Decommit(commitments, chain)
-        r = Reader(body, 2)
+    def verify_broadcast(self, sender: int, body: bytes) -> _Decommit:
+        """[commitments, chain, salt, Schnorr]: `threshold` valid points that, with chain and
+        salt, open the sender's V; a Schnorr proof of knowledge of the constant term's discrete
+        log. Blames the sender."""
+        setup, g = self.c.setup, self.c.setup.group
+        r = CborReader(body, 4)
+        raw = r.any()
+        if type(raw) is not list or not all(type(c) is bytes for c in raw):
+            raise ProtocolFault(sender, "malformed commitments")
+        if len(raw) != setup.threshold:
+            raise ProtocolFault(sender, "wrong number of VSS commitments")
+        chain, salt, sch_raw = r.blob(32), r.blob(32), r.blob()
+        try:
+            commitments = tuple(g.decode(c) for c in raw)
+        except InvalidEncoding as exc:
+            raise ProtocolFault(sender, "invalid VSS commitment point") from exc
+        opened = framed_hash(_COMMIT_TAG, setup.session_id, sender.to_bytes(4, "big"), *raw, chain, salt)
+        if not hmac.compare_digest(opened, self.c.v[sender]):
+            raise ProtocolFault(sender, "decommitment does not open the commitment")
+        proof = schnorr.decode(g, sch_raw)
+        tr = proof_transcript(setup.session_id, PROTOCOL, 2, sender, BROADCAST_VERIFIER, "schnorr-u")
+        if not schnorr.verify(tr, schnorr.Statement(g, commitments[0]), proof):
+            raise ProtocolFault(sender, "invalid Schnorr proof")
+        return _Decommit(commitments, chain)
+
+    def store_broadcast(self, sender: int, value: _Decommit) -> None:
+        self.decommits[sender] = value
+
+    def verify_direct(self, sender: int, body: bytes) -> int:
+        """[Enc(f_j(i)), Πfac]: the ciphertext in Z*_{N_i^2}, Πfac for N_j under this party's
+        ring-Pedersen parameters, the decrypted share below q and on the sender's VSS
+        commitments (its broadcast of this round). Blames the sender (on this party's word for
+        the share)."""
+        setup, g = self.c.setup, self.c.setup.group
+        r = CborReader(body, 2)
         enc_share, fac_proof = r.integer(), r.proof(fac.Proof)
-        own = self.secrets.paillier
+        own = self.c.secrets.paillier
         if not own.public.validate(enc_share):
             raise ProtocolFault(sender, "share ciphertext outside Z*_{N^2}")
-        tr = proof_transcript(cfg.session_id, PROTOCOL, 2, sender, cfg.self_id, "fac")
-        mine = self.aux[cfg.self_id]
+        tr = proof_transcript(setup.session_id, PROTOCOL, 2, sender, setup.self_id, "fac")
+        mine = self.c.aux[setup.self_id]
         own_params = Params(mine.n, mine.s, mine.t, owner_key=own)
-        if not fac.verify(tr, fac.Statement(self.aux[sender].n, own_params), fac_proof):
+        if not fac.verify(tr, fac.Statement(self.c.aux[sender].n, own_params), fac_proof):
             raise ProtocolFault(sender, "invalid Πfac")
         share = own.decrypt(enc_share)
         if share >= g.order:
             raise ProtocolFault(sender, "share out of range")
+        if not verify_share(g, self.decommits[sender].commitments, setup.self_id, share):
+            raise ProtocolFault(sender, "share does not match the VSS commitments")
         return share
 
-    def store(self, sender: int, kind: Kind, value: _Decommit | int) -> None:
-        if isinstance(value, _Decommit):
-            self.decommits[sender] = value
-        else:
-            self.shares[sender] = value
+    def store_direct(self, sender: int, value: int) -> None:
+        self.shares[sender] = value
 
     def finalize(self) -> Next:
-        cfg, g = self.cfg, self.cfg.group
-        me = cfg.self_id
-        for j, share in sorted(self.shares.items()):
-            if not verify_share(g, self.decommits[j].commitments, me, share):
-                raise ProtocolFault(j, "share does not match the VSS commitments")
-        own_commitments = commit(g, self.secrets.coeffs)
+        """x_i = f_i(i) + Σ f_j(i), Y = Σ C_j[0] (the identity aborts naming nobody), every
+        party's X_k from the commitments, the chain code from every chain share; sends a
+        Schnorr proof of knowledge of x_i."""
+        c = self.c
+        setup, g = c.setup, c.setup.group
+        me = setup.self_id
+        coeffs = c.secrets.coeffs
+        own_commitments = commit(g, coeffs)
         all_commitments = {j: d.commitments for j, d in self.decommits.items()} | {me: own_commitments}
-        x = (evaluate(self.secrets.coeffs, me, g.order) + sum(self.shares.values())) % g.order
-        public = g.add_many([c[0] for c in all_commitments.values()])
+        x = (evaluate(coeffs, me, g.order) + sum(self.shares.values())) % g.order
+        public = g.add_many([cm[0] for cm in all_commitments.values()])
         if g.is_identity(public):
             raise ProtocolFault(frozenset(), "degenerate public key")
         public_shares = {
-            k: g.encode(g.add_many([commitment_at(g, c, k) for c in all_commitments.values()])) for k in cfg.parties
+            k: g.encode(g.add_many([commitment_at(g, cm, k) for cm in all_commitments.values()])) for k in setup.parties
         }
-        chains = {j: d.chain for j, d in self.decommits.items()} | {me: self.own_chain}
-        chain_code = framed_hash(_CHAIN_TAG, cfg.session_id, *(chains[j] for j in cfg.parties))
+        chains = {j: d.chain for j, d in self.decommits.items()} | {me: c.own_chain}
+        chain_code = framed_hash(_CHAIN_TAG, setup.session_id, *(chains[j] for j in setup.parties))
         key_share = KeyShare(
             index=me,
-            threshold=cfg.threshold,
-            parties=cfg.parties,
+            threshold=setup.threshold,
+            parties=setup.parties,
             secret=x,
             public_key=g.encode(public),
             public_shares=public_shares,
             chain_code=chain_code,
-            paillier_p=self.secrets.paillier.p,
-            paillier_q=self.secrets.paillier.q,
-            aux=self.aux,
+            paillier_p=c.secrets.paillier.p,
+            paillier_q=c.secrets.paillier.q,
+            aux=c.aux,
         )
-        tr = proof_transcript(cfg.session_id, PROTOCOL, 3, me, BROADCAST_VERIFIER, "schnorr-x")
-        proof = schnorr.prove(tr, schnorr.Statement(g, g.base_mul(x)), schnorr.Witness(x), cfg.rng)
-        return Next(Round3(cfg, key_share), (Send(None, schnorr.encode(g, proof)),))
+        tr = proof_transcript(setup.session_id, PROTOCOL, 3, me, BROADCAST_VERIFIER, "schnorr-x")
+        proof = schnorr.prove(tr, schnorr.Statement(g, g.base_mul(x)), schnorr.Witness(x), setup.rng)
+        return Next(Round3(_KeyShareMade(setup, key_share)), (Send(None, schnorr.encode(g, proof)),))
 
 
-class Round3(Round):
+@dataclass(frozen=True)
+class _KeyShareMade:
+    """Round 3's carry: the key share this party computed, output once every X_j is proven."""
+
+    setup: KeygenSetup
+    share: KeyShare = field(repr=False)
+
+
+class Round3(Round[None, None]):
     number = 3
 
-    def __init__(self, cfg: Config, share: KeyShare):
-        self.cfg, self.share = cfg, share
+    def __init__(self, carry: _KeyShareMade) -> None:
+        self.c = carry
 
     def expects(self) -> Expect:
-        return Expect(broadcast=frozenset(self.cfg.parties))
+        return Expect(broadcast=frozenset(self.c.setup.parties))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> None:
-        cfg, g = self.cfg, self.cfg.group
+    def verify_broadcast(self, sender: int, body: bytes) -> None:
+        """A Schnorr proof of knowledge of x_j for the sender's X_j. Blames the sender."""
+        setup, g = self.c.setup, self.c.setup.group
         proof = schnorr.decode(g, body)
-        tr = proof_transcript(cfg.session_id, PROTOCOL, 3, sender, BROADCAST_VERIFIER, "schnorr-x")
-        point = g.decode(self.share.public_shares[sender])
+        tr = proof_transcript(setup.session_id, PROTOCOL, 3, sender, BROADCAST_VERIFIER, "schnorr-x")
+        point = g.decode(self.c.share.public_shares[sender])
         if not schnorr.verify(tr, schnorr.Statement(g, point), proof):
             raise ProtocolFault(sender, "invalid Schnorr proof of the key share")
 
-    def store(self, sender: int, kind: Kind, value: None) -> None:
+    def store_broadcast(self, sender: int, value: None) -> None:
         pass
 
     def finalize(self) -> Output:
-        return Output(self.share)
+        """Outputs the key share (nothing left to check)."""
+        return Output(self.c.share)
 
 
 def start(
@@ -271,7 +331,7 @@ def start(
     if not 1 <= threshold <= len(ids) or len(ids) < 2:
         raise InvalidParameters("need 2 <= parties and 1 <= threshold <= parties")
     g = group or Secp256k1Group()
-    cfg = Config(bytes(session_id), self_id, ids, threshold, min_modulus_bits, g, rng)
+    cfg = KeygenSetup(bytes(session_id), self_id, ids, threshold, min_modulus_bits, g, rng)
     key = SecretKey(primes.p, primes.q)
     if key.n.bit_length() < min_modulus_bits:
         raise InvalidParameters("pre-parameters below the configured modulus size")
@@ -294,6 +354,6 @@ def start(
         prm.Witness(trapdoor),
         rng,
     )
-    body = dumps([v, aux.n, aux.s, aux.t, wire.encode(mod_proof), wire.encode(prm_proof)])
-    first = Round1(cfg, _Secrets(tuple(coeffs), key), (commitments, chain, salt), aux)
+    body = wire.dumps([v, aux.n, aux.s, aux.t, wire.encode(mod_proof), wire.encode(prm_proof)])
+    first = Round1(_Dealing(cfg, _Secrets(tuple(coeffs), key), tuple(commitments), chain, salt, aux))
     return Driver(cfg.session_id, self_id, ids, Next(first, (Send(None, body),)), total_rounds=3)

@@ -15,8 +15,9 @@ from enclave.crypto.polynomial import lagrange_coefficient
 from enclave.crypto.ringpedersen import Params
 from enclave.errors import InvalidEncoding
 from enclave.group.secp256k1 import Point, Secp256k1Group
-from enclave.protocols.gg20.codec import Reader, dumps
 from enclave.protocols.gg20.common import AuxInfo, framed_hash
+from enclave.zk import wire
+from enclave.zk.wire import CborReader
 
 HEADER = b"mpc-signer/gg20/keyshare/v1/secp256k1"
 
@@ -57,7 +58,7 @@ class KeyShare:
         return self.secret * lagrange_coefficient(order, self.index, signers) % order
 
     def to_bytes(self) -> bytes:
-        return HEADER + dumps(
+        return HEADER + wire.dumps(
             [
                 self.index,
                 self.threshold,
@@ -76,9 +77,9 @@ class KeyShare:
     def from_bytes(cls, data: bytes) -> KeyShare:
         if not data.startswith(HEADER):
             raise InvalidEncoding("not a GG20 key share")
-        r = Reader(data[len(HEADER) :], 10)
+        r = CborReader(data[len(HEADER) :], 10)
         index, threshold = r.integer(), r.integer()
-        parties = r._next()
+        parties = r.any()
         if type(parties) is not list or not all(type(p) is int for p in parties):
             raise InvalidEncoding("bad party list")
         secret, public_key = r.integer(), r.blob(33)

@@ -50,20 +50,22 @@ from enclave.crypto.rng import Rng
 from enclave.crypto.transcript import Transcript
 from enclave.errors import BadInput, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
+from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, Round, Send
 from enclave.protocols.gg20.bip32 import derive
-from enclave.protocols.gg20.codec import Reader, dumps
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, check_party_ids, proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import MAX_PATH_DEPTH, Presignature
-from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
 from enclave.zk import affg, dec, dleq, enc, logstar, wire
 from enclave.zk.params import L_PRIME, sample_pm
+from enclave.zk.wire import CborReader
 
 PROTOCOL = "gg20/presign"
 
 
 @dataclass(frozen=True)
-class Config:
+class PresignSetup:
+    """What every round of one presign session knows: the key share, the signers, the path."""
+
     session_id: bytes
     share: KeyShare = field(repr=False)
     signers: tuple[int, ...]
@@ -82,7 +84,7 @@ class Config:
         return tuple(j for j in self.signers if j != self.share.index)
 
 
-def _t(cfg: Config, round_no: int, prover: int, verifier: int, proof: str) -> Transcript:
+def _t(cfg: PresignSetup, round_no: int, prover: int, verifier: int, proof: str) -> Transcript:
     return proof_transcript(cfg.session_id, PROTOCOL, round_no, prover, verifier, proof)
 
 
@@ -95,43 +97,62 @@ class _Nonces:
     w: int = field(repr=False)
 
 
-class Round1(Round):
+@dataclass(frozen=True)
+class _OwnNonces:
+    """Round 1's carry: this party's nonces and their encryptions K_i = Enc_i(k_i), G_i = Enc_i(γ_i)."""
+
+    setup: PresignSetup
+    nonces: _Nonces = field(repr=False)
+    k_enc: int
+    g_enc: int
+
+
+class Round1(Round[tuple[int, int], None]):
     number = 1
 
-    def __init__(self, cfg: Config, nonces: _Nonces, own_k: int, own_g: int):
-        self.cfg, self.nonces = cfg, nonces
-        self.k_enc: dict[int, int] = {cfg.me: own_k}
-        self.g_enc: dict[int, int] = {cfg.me: own_g}
-        self.enc_proofs: dict[int, enc.Proof] = {}
+    def __init__(self, carry: _OwnNonces) -> None:
+        self.c = carry
+        me = carry.setup.me
+        self.k_enc: dict[int, int] = {me: carry.k_enc}
+        self.g_enc: dict[int, int] = {me: carry.g_enc}
 
     def expects(self) -> Expect:
-        return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
+        cfg = self.c.setup
+        return Expect(broadcast=frozenset(cfg.signers), direct=frozenset(cfg.others))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[int, int] | enc.Proof:
-        if kind is Kind.BROADCAST:
-            r = Reader(body, 2)
-            k_c, g_c = r.integer(), r.integer()
-            pk = self.cfg.share.aux[sender].paillier
-            if not pk.validate(k_c) or not pk.validate(g_c):
-                raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
-            return k_c, g_c
-        return wire.decode(enc.Proof, body)
+    def verify_broadcast(self, sender: int, body: bytes) -> tuple[int, int]:
+        """[K_j, G_j]: both in Z*_{N_j^2}. Blames the sender."""
+        r = CborReader(body, 2)
+        k_c, g_c = r.integer(), r.integer()
+        pk = self.c.setup.share.aux[sender].paillier
+        if not pk.validate(k_c) or not pk.validate(g_c):
+            raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
+        return k_c, g_c
 
-    def store(self, sender: int, kind: Kind, value: tuple[int, int] | enc.Proof) -> None:
-        if isinstance(value, enc.Proof):
-            self.enc_proofs[sender] = value
-        else:
-            self.k_enc[sender], self.g_enc[sender] = value
+    def store_broadcast(self, sender: int, value: tuple[int, int]) -> None:
+        self.k_enc[sender], self.g_enc[sender] = value
+
+    def verify_direct(self, sender: int, body: bytes) -> None:
+        """Πenc for the sender's K_j (its broadcast of this round) under this party's
+        ring-Pedersen parameters. Blames the sender."""
+        cfg = self.c.setup
+        share = cfg.share
+        proof = wire.decode(enc.Proof, body)
+        st_enc = enc.Statement(share.aux[sender].paillier, self.k_enc[sender], share.own_pedersen)
+        if not enc.verify(_t(cfg, 1, sender, cfg.me, "enc"), st_enc, proof):
+            raise ProtocolFault(sender, "invalid Πenc for Enc(k)")
+
+    def store_direct(self, sender: int, value: None) -> None:
+        pass
 
     def finalize(self) -> Next:
-        cfg, g, share = self.cfg, self.cfg.group, self.cfg.share
+        """Computes nothing to check; makes round 2: for each peer j the MtA (k_j·γ_i) and
+        MtAwc (k_j·w_i) responses with Πaff-g, Πlog* tying Γ_i to G_i, and the broadcast
+        Γ_i, F_{j,i}, F̂_{j,i}."""
+        cfg = self.c.setup
+        g, share = cfg.group, cfg.share
         me, own_key = cfg.me, share.paillier
-        my_params = share.own_pedersen
-        for j in cfg.others:
-            st_enc = enc.Statement(share.aux[j].paillier, self.k_enc[j], my_params)
-            if not enc.verify(_t(cfg, 1, j, me, "enc"), st_enc, self.enc_proofs[j]):
-                raise ProtocolFault(j, "invalid Πenc for Enc(k)")
-        n = self.nonces
+        n = self.c.nonces
         big_gamma = g.base_mul(n.gamma)
         big_w = g.base_mul(n.w)
         masks: dict[int, tuple[int, int]] = {}  # j -> (y, randomness of F_{j,i})
@@ -165,11 +186,21 @@ class Round1(Round):
             )
             # F and F̂ travel in the broadcast (everyone needs them to identify a culprit after a
             # failed δ or χ check); the direct copies are dropped
-            sends.append(Send(j, dumps([parts[0], parts[2], parts[3], parts[5], wire.encode(proof_log)])))
-        sends.insert(0, Send(None, dumps([g.encode(big_gamma), f_broadcast, f_hat_broadcast])))
-        nxt = Round2(cfg, n, self.k_enc, self.g_enc, big_gamma, _Masks(masks, masks_hat), beta, beta_hat)
-        nxt.f[me], nxt.f_hat[me] = f_broadcast, f_hat_broadcast
-        return Next(nxt, tuple(sends))
+            sends.append(Send(j, wire.dumps([parts[0], parts[2], parts[3], parts[5], wire.encode(proof_log)])))
+        sends.insert(0, Send(None, wire.dumps([g.encode(big_gamma), f_broadcast, f_hat_broadcast])))
+        carry = _MtaSent(
+            cfg,
+            n,
+            dict(self.k_enc),
+            dict(self.g_enc),
+            big_gamma,
+            _Masks(masks, masks_hat),
+            beta,
+            beta_hat,
+            f_broadcast,
+            f_hat_broadcast,
+        )
+        return Next(Round2(carry), tuple(sends))
 
 
 @dataclass(frozen=True)
@@ -184,53 +215,67 @@ class _Masks:
 @dataclass(frozen=True)
 class _R2Direct:
     d: int
-    affg_gamma: affg.Proof
     d_hat: int
-    affg_w: affg.Proof
-    log_gamma: logstar.Proof
 
 
-class Round2(Round):
+@dataclass(frozen=True)
+class _MtaSent:
+    """Round 2's carry: this party's nonces, every signer's K and G, this party's Γ_i, MtA
+    masks and β sums, and the F_{j,i}, F̂_{j,i} it broadcast."""
+
+    setup: PresignSetup
+    nonces: _Nonces = field(repr=False)
+    k_enc: dict[int, int]
+    g_enc: dict[int, int]
+    big_gamma: Point
+    masks: _Masks = field(repr=False)
+    beta: int = field(repr=False)
+    beta_hat: int = field(repr=False)
+    f: dict[int, int]
+    f_hat: dict[int, int]
+
+
+class Round2(Round[tuple[Point, dict[int, int], dict[int, int]], _R2Direct]):
     number = 2
 
-    def __init__(
-        self,
-        cfg: Config,
-        nonces: _Nonces,
-        k_enc: dict[int, int],
-        g_enc: dict[int, int],
-        big_gamma: Point,
-        masks: _Masks,
-        beta: int,
-        beta_hat: int,
-    ):
-        self.cfg, self.nonces, self.k_enc, self.g_enc = cfg, nonces, k_enc, g_enc
-        self.masks, self.beta, self.beta_hat = masks, beta, beta_hat
-        self.gammas: dict[int, Point] = {cfg.me: big_gamma}
-        self.f: dict[int, dict[int, int]] = {}
-        self.f_hat: dict[int, dict[int, int]] = {}
+    def __init__(self, carry: _MtaSent) -> None:
+        self.c = carry
+        me = carry.setup.me
+        self.gammas: dict[int, Point] = {me: carry.big_gamma}
+        self.f: dict[int, dict[int, int]] = {me: carry.f}
+        self.f_hat: dict[int, dict[int, int]] = {me: carry.f_hat}
         self.direct: dict[int, _R2Direct] = {}
 
     def expects(self) -> Expect:
-        return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
+        cfg = self.c.setup
+        return Expect(broadcast=frozenset(cfg.signers), direct=frozenset(cfg.others))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[Point, dict[int, int], dict[int, int]] | _R2Direct:
-        """Broadcast: Γ_j (a valid point) and the maps F, F̂ keyed by every other signer, each a
-        ciphertext in Z*_{N_j^2}. Direct: D, D̂ in Z*_{N_i^2} and three well-formed proofs
-        (checked in finalize, against the broadcast F and F̂)."""
-        cfg, g = self.cfg, self.cfg.group
-        if kind is Kind.BROADCAST:
-            r = Reader(body, 3)
-            big_gamma = r.point(g)
-            f, f_hat = r.int_map(), r.int_map()
-            pk = cfg.share.aux[sender].paillier
-            for m in (f, f_hat):
-                if set(m) != set(cfg.signers) - {sender} or not all(type(v) is int for v in m.values()):
-                    raise ProtocolFault(sender, "malformed MtA ciphertext map")
-                if not all(pk.validate(v) for v in m.values()):
-                    raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
-            return big_gamma, f, f_hat
-        r = Reader(body, 5)
+    def verify_broadcast(self, sender: int, body: bytes) -> tuple[Point, dict[int, int], dict[int, int]]:
+        """[Γ_j, F, F̂]: Γ_j a valid point; F and F̂ maps keyed by every other signer, each
+        value a ciphertext in Z*_{N_j^2}. Blames the sender."""
+        cfg, g = self.c.setup, self.c.setup.group
+        r = CborReader(body, 3)
+        big_gamma = r.point(g)
+        f, f_hat = r.int_map(), r.int_map()
+        pk = cfg.share.aux[sender].paillier
+        for m in (f, f_hat):
+            if set(m) != set(cfg.signers) - {sender} or not all(type(v) is int for v in m.values()):
+                raise ProtocolFault(sender, "malformed MtA ciphertext map")
+            if not all(pk.validate(v) for v in m.values()):
+                raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
+        return big_gamma, f, f_hat
+
+    def store_broadcast(self, sender: int, value: tuple[Point, dict[int, int], dict[int, int]]) -> None:
+        self.gammas[sender], self.f[sender], self.f_hat[sender] = value
+
+    def verify_direct(self, sender: int, body: bytes) -> _R2Direct:
+        """[D, Πaff-g, D̂, Πaff-g, Πlog*]: D, D̂ in Z*_{N_i^2}; Πlog* tying the sender's Γ_j to
+        its G_j; Πaff-g for D against K_i, F_{i,j} and Γ_j (MtA); Πaff-g for D̂ against K_i,
+        F̂_{i,j} and W_j (MtAwc). F, F̂ and Γ_j come from the sender's broadcast of this
+        round. Blames the sender."""
+        cfg, g, share = self.c.setup, self.c.setup.group, self.c.setup.share
+        me, own_key = cfg.me, share.paillier
+        r = CborReader(body, 5)
         d, pa, d_hat, pw, pl = (
             r.integer(),
             r.proof(affg.Proof),
@@ -238,71 +283,81 @@ class Round2(Round):
             r.proof(affg.Proof),
             r.proof(logstar.Proof),
         )
-        own = cfg.share.paillier.public
-        if not own.validate(d) or not own.validate(d_hat):
+        if not own_key.public.validate(d) or not own_key.public.validate(d_hat):
             raise ProtocolFault(sender, "ciphertext outside Z*_{N^2}")
-        return _R2Direct(d, pa, d_hat, pw, pl)
+        my_params, k_enc = share.own_pedersen, self.c.k_enc
+        pk_j = share.aux[sender].paillier
+        st_log = logstar.Statement(g, g.generator(), self.gammas[sender], pk_j, self.c.g_enc[sender], my_params)
+        if not logstar.verify(_t(cfg, 2, sender, me, "logstar-gamma"), st_log, pl):
+            raise ProtocolFault(sender, "invalid Πlog* for Γ")
+        st = affg.Statement(
+            g, own_key.public, pk_j, k_enc[me], d, self.f[sender][me], self.gammas[sender], my_params, own_key
+        )
+        if not affg.verify(_t(cfg, 2, sender, me, "affg-gamma"), st, pa):
+            raise ProtocolFault(sender, "invalid Πaff-g (MtA)")
+        w_j = g.mul(g.decode(share.public_shares[sender]), _lagrange(cfg, sender))
+        st = affg.Statement(g, own_key.public, pk_j, k_enc[me], d_hat, self.f_hat[sender][me], w_j, my_params, own_key)
+        if not affg.verify(_t(cfg, 2, sender, me, "affg-w"), st, pw):
+            raise ProtocolFault(sender, "invalid Πaff-g (MtAwc)")
+        return _R2Direct(d, d_hat)
 
-    def store(self, sender: int, kind: Kind, value: tuple[Point, dict[int, int], dict[int, int]] | _R2Direct) -> None:
-        if isinstance(value, _R2Direct):
-            self.direct[sender] = value
-        else:
-            self.gammas[sender], self.f[sender], self.f_hat[sender] = value
+    def store_direct(self, sender: int, value: _R2Direct) -> None:
+        self.direct[sender] = value
 
     def finalize(self) -> Next:
-        cfg, g, share = self.cfg, self.cfg.group, self.cfg.share
+        """α, α̂ from D, D̂; Γ = ΣΓ_j (the identity aborts naming nobody); δ_i, χ_i, Δ_i = k_i·Γ,
+        Ŝ_i = χ_i·Γ; sends them with Πlog* tying Δ_i to K_i (base Γ) to each peer."""
+        c = self.c
+        cfg, g, share = c.setup, c.setup.group, c.setup.share
         me, own_key = cfg.me, share.paillier
-        my_params = share.own_pedersen
         q = g.order
-        n = self.nonces
+        n = c.nonces
         alpha = alpha_hat = 0
         for j in cfg.others:
             m = self.direct[j]
-            pk_j = share.aux[j].paillier
-            st_log = logstar.Statement(g, g.generator(), self.gammas[j], pk_j, self.g_enc[j], my_params)
-            if not logstar.verify(_t(cfg, 2, j, me, "logstar-gamma"), st_log, m.log_gamma):
-                raise ProtocolFault(j, "invalid Πlog* for Γ")
-            st = affg.Statement(
-                g, own_key.public, pk_j, self.k_enc[me], m.d, self.f[j][me], self.gammas[j], my_params, own_key
-            )
-            if not affg.verify(_t(cfg, 2, j, me, "affg-gamma"), st, m.affg_gamma):
-                raise ProtocolFault(j, "invalid Πaff-g (MtA)")
-            w_j = g.mul(g.decode(share.public_shares[j]), _lagrange(cfg, j))
-            st = affg.Statement(
-                g, own_key.public, pk_j, self.k_enc[me], m.d_hat, self.f_hat[j][me], w_j, my_params, own_key
-            )
-            if not affg.verify(_t(cfg, 2, j, me, "affg-w"), st, m.affg_w):
-                raise ProtocolFault(j, "invalid Πaff-g (MtAwc)")
             alpha += own_key.decrypt_signed(m.d)
             alpha_hat += own_key.decrypt_signed(m.d_hat)
         big_gamma = g.add_many(list(self.gammas.values()))
         if g.is_identity(big_gamma):
             raise ProtocolFault(frozenset(), "degenerate Γ")
-        delta = (n.k * n.gamma + alpha + self.beta) % q
-        chi = (n.k * n.w + alpha_hat + self.beta_hat) % q
+        delta = (n.k * n.gamma + alpha + c.beta) % q
+        chi = (n.k * n.w + alpha_hat + c.beta_hat) % q
         big_delta = g.mul(big_gamma, n.k)
         s_hat = g.mul(big_gamma, chi)
-        sends = [Send(None, dumps([g.encode_scalar(delta), g.encode(big_delta), g.encode(s_hat)]))]
+        sends = [Send(None, wire.dumps([g.encode_scalar(delta), g.encode(big_delta), g.encode(s_hat)]))]
         for j in cfg.others:
-            st_log = logstar.Statement(g, big_gamma, big_delta, own_key.public, self.k_enc[me], share.aux[j].pedersen)
+            st_log = logstar.Statement(g, big_gamma, big_delta, own_key.public, c.k_enc[me], share.aux[j].pedersen)
             proof = logstar.prove(
                 _t(cfg, 3, me, j, "logstar-delta"), st_log, logstar.Witness(n.k, n.rho, own_key), cfg.rng
             )
             sends.append(Send(j, wire.encode(proof)))
-        carry = _R3Carry(
-            self.nonces, self.k_enc, self.g_enc, self.gammas, big_gamma, self.f, self.f_hat, self.masks, chi
+        carry = _MtaDone(
+            cfg,
+            n,
+            c.k_enc,
+            c.g_enc,
+            self.gammas,
+            big_gamma,
+            self.f,
+            self.f_hat,
+            c.masks,
+            chi,
+            (delta, big_delta, s_hat),
         )
-        nxt = Round3(cfg, carry)
-        nxt.set_own((delta, big_delta, s_hat))
-        return Next(nxt, tuple(sends))
+        return Next(Round3(carry), tuple(sends))
 
 
-def _lagrange(cfg: Config, j: int) -> int:
+def _lagrange(cfg: PresignSetup, j: int) -> int:
     return lagrange_coefficient(cfg.group.order, j, cfg.signers)
 
 
 @dataclass(frozen=True)
-class _R3Carry:
+class _MtaDone:
+    """Round 3's carry: everything round 4 may need to check or identify after the MtA: every
+    signer's K, G, Γ_j, F, F̂; Γ; this party's nonces, masks, χ_i and round-3 broadcast
+    (δ_i, Δ_i, Ŝ_i)."""
+
+    setup: PresignSetup
     nonces: _Nonces = field(repr=False)
     k_enc: dict[int, int]
     g_enc: dict[int, int]
@@ -312,65 +367,67 @@ class _R3Carry:
     f_hat: dict[int, dict[int, int]]  # F̂_{j,i} broadcast by i, keyed f_hat[i][j]
     masks: _Masks = field(repr=False)
     chi: int = field(repr=False)
+    own: tuple[int, Point, Point]
 
 
-class Round3(Round):
+class Round3(Round[tuple[int, Point, Point], None]):
     number = 3
 
-    def __init__(self, cfg: Config, carry: _R3Carry):
-        self.cfg, self.c = cfg, carry
-        self.pub: dict[int, tuple[int, Point, Point]] = {}
-        self.proofs: dict[int, logstar.Proof] = {}
+    def __init__(self, carry: _MtaDone) -> None:
+        self.c = carry
+        self.pub: dict[int, tuple[int, Point, Point]] = {carry.setup.me: carry.own}
 
     def expects(self) -> Expect:
-        return Expect(broadcast=frozenset(self.cfg.signers), direct=frozenset(self.cfg.others))
+        cfg = self.c.setup
+        return Expect(broadcast=frozenset(cfg.signers), direct=frozenset(cfg.others))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> tuple[int, Point, Point] | logstar.Proof:
-        g = self.cfg.group
-        if kind is Kind.BROADCAST:
-            r = Reader(body, 3)
-            return g.decode_scalar(r.blob(32)), r.point(g), r.point(g)
-        return wire.decode(logstar.Proof, body)
+    def verify_broadcast(self, sender: int, body: bytes) -> tuple[int, Point, Point]:
+        """[δ_j, Δ_j, Ŝ_j]: a canonical scalar and two valid points. Blames the sender."""
+        g = self.c.setup.group
+        r = CborReader(body, 3)
+        return g.decode_scalar(r.blob(32)), r.point(g), r.point(g)
 
-    def store(self, sender: int, kind: Kind, value: tuple[int, Point, Point] | logstar.Proof) -> None:
-        if isinstance(value, logstar.Proof):
-            self.proofs[sender] = value
-        else:
-            self.pub[sender] = value
+    def store_broadcast(self, sender: int, value: tuple[int, Point, Point]) -> None:
+        self.pub[sender] = value
+
+    def verify_direct(self, sender: int, body: bytes) -> None:
+        """Πlog* tying the sender's Δ_j (its broadcast of this round) to K_j, base Γ, under
+        this party's ring-Pedersen parameters. Blames the sender."""
+        c = self.c
+        cfg, g, share = c.setup, c.setup.group, c.setup.share
+        proof = wire.decode(logstar.Proof, body)
+        st = logstar.Statement(
+            g, c.big_gamma, self.pub[sender][1], share.aux[sender].paillier, c.k_enc[sender], share.own_pedersen
+        )
+        if not logstar.verify(_t(cfg, 3, sender, cfg.me, "logstar-delta"), st, proof):
+            raise ProtocolFault(sender, "invalid Πlog* for Δ")
+
+    def store_direct(self, sender: int, value: None) -> None:
+        pass
 
     def finalize(self) -> Next:
-        cfg, g, share, c = self.cfg, self.cfg.group, self.cfg.share, self.c
-        me = cfg.me
-        my_params = share.own_pedersen
-        for j in cfg.others:
-            st = logstar.Statement(g, c.big_gamma, self.pub[j][1], share.aux[j].paillier, c.k_enc[j], my_params)
-            if not logstar.verify(_t(cfg, 3, j, me, "logstar-delta"), st, self.proofs[j]):
-                raise ProtocolFault(j, "invalid Πlog* for Δ")
+        """Runs the δ and χ checks (`_decide`) and sends this party's round-4 broadcast."""
         return self._decide()
 
     def _decide(self) -> Next:
         """δ check δ·G = ΣΔ_j (δ ≠ 0); then χ check ΣŜ_j = δ·Y. Both use only round-3
         broadcasts, so every honest party reaches the same verdict (the round-4 echoes confirm
         the broadcasts agreed)."""
-        cfg, g, c = self.cfg, self.cfg.group, self.c
+        c = self.c
+        cfg, g = c.setup, c.setup.group
         q = g.order
         delta = sum(v[0] for v in self.pub.values()) % q
         delta_ok = delta != 0 and g.eq(g.base_mul(delta), g.add_many([v[1] for v in self.pub.values()]))
         if not delta_ok:
             n = c.nonces
             masks = {j: [y, r] for j, (y, r) in sorted(c.masks.gamma.items())}
-            body = dumps([1, n.k, n.rho, n.gamma, n.nu, masks])
-            return Next(Round4(cfg, c, self.pub, _Verdict.REVEAL, None), (Send(None, body),))
+            body = wire.dumps([1, n.k, n.rho, n.gamma, n.nu, masks])
+            return Next(Round4(_Decision(c, self.pub, _Verdict.REVEAL, None)), (Send(None, body),))
         chi_sum = g.add_many([v[2] for v in self.pub.values()])
         if g.eq(chi_sum, g.mul(g.decode(cfg.share.public_key), delta)):
-            return Next(Round4(cfg, c, self.pub, _Verdict.OK, delta), (Send(None, dumps([0])),))
+            return Next(Round4(_Decision(c, self.pub, _Verdict.OK, delta)), (Send(None, wire.dumps([0])),))
         body, own = identification(cfg, c, self.pub)
-        nxt = Round4(cfg, c, self.pub, _Verdict.IDENTIFY, delta)
-        nxt.idents[cfg.me] = own
-        return Next(nxt, (Send(None, body),))
-
-    def set_own(self, value: tuple[int, Point, Point]) -> None:
-        self.pub[self.cfg.me] = value
+        return Next(Round4(_Decision(c, self.pub, _Verdict.IDENTIFY, delta, own)), (Send(None, body),))
 
 
 @dataclass(frozen=True)
@@ -400,18 +457,18 @@ class _Ident:
     y: dict[int, Point]
 
 
-def _w_point(cfg: Config, j: int) -> Point:
+def _w_point(cfg: PresignSetup, j: int) -> Point:
     g = cfg.group
     return g.mul(g.decode(cfg.share.public_shares[j]), _lagrange(cfg, j))
 
 
-def _t_ident(cfg: Config, prover: int, verifier: int, proof: str, counterparty: int) -> Transcript:
+def _t_ident(cfg: PresignSetup, prover: int, verifier: int, proof: str, counterparty: int) -> Transcript:
     t = _t(cfg, 4, prover, verifier, proof)
     t.append("counterparty", counterparty)
     return t
 
 
-def identification(cfg: Config, c: _R3Carry, pub: dict[int, tuple[int, Point, Point]]) -> tuple[bytes, _Ident]:
+def identification(cfg: PresignSetup, c: _MtaDone, pub: dict[int, tuple[int, Point, Point]]) -> tuple[bytes, _Ident]:
     """This party's round-4 broadcast after a failed χ check, and its own values.
 
     Body: [2, {j: T_j}, {j: Chaum–Pedersen proof}, {j: Y_j}, {v: {j: Πdec proof for verifier v}}]. What it
@@ -437,7 +494,7 @@ def identification(cfg: Config, c: _R3Carry, pub: dict[int, tuple[int, Point, Po
             st_dec = dec.Statement(g, c.big_gamma, y_pts[j], own.public, c.f_hat[me][j], params_v, L_PRIME)
             per[j] = wire.encode(dec.prove(_t_ident(cfg, me, v, "dec", j), st_dec, dec.Witness(y, r, own), cfg.rng))
         dec_proofs[v] = per
-    body = dumps(
+    body = wire.dumps(
         [
             2,
             {j: g.encode(p) for j, p in sorted(t_pts.items())},
@@ -449,37 +506,47 @@ def identification(cfg: Config, c: _R3Carry, pub: dict[int, tuple[int, Point, Po
     return body, _Ident(t_pts, y_pts)
 
 
-class Round4(Round):
+@dataclass(frozen=True)
+class _Decision:
+    """Round 4's carry: round 3's carry, every signer's round-3 broadcast, the branch every
+    honest party took on it, δ (None after a failed δ check) and, when identifying, this
+    party's own identification values."""
+
+    mta: _MtaDone
+    pub: dict[int, tuple[int, Point, Point]]
+    verdict: _Verdict
+    delta: int | None
+    own_ident: _Ident | None = None
+
+
+class Round4(Round[_Reveal | _Ident | None, None]):
     number = 4
 
-    def __init__(
-        self,
-        cfg: Config,
-        carry: _R3Carry,
-        pub: dict[int, tuple[int, Point, Point]],
-        verdict: _Verdict,
-        delta: int | None,
-    ):
-        self.cfg, self.c, self.pub, self.verdict, self.delta = cfg, carry, pub, verdict, delta
+    def __init__(self, carry: _Decision) -> None:
+        self.cfg, self.c, self.pub = carry.mta.setup, carry.mta, carry.pub
+        self.verdict, self.delta = carry.verdict, carry.delta
         self.reveals: dict[int, _Reveal | None] = {}
         self.idents: dict[int, _Ident] = {}
+        if carry.own_ident is not None:
+            self.idents[self.cfg.me] = carry.own_ident
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.cfg.signers))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> _Reveal | _Ident | None:
+    def verify_broadcast(self, sender: int, body: bytes) -> _Reveal | _Ident | None:
         """OK: the body is exactly [0]. REVEAL: [1, k, ρ, γ, ν, masks] (opened in finalize).
         IDENTIFY: the shape of `identification`'s body, every point valid, and every proof for
         this verifier: Chaum–Pedersen for each T_j against W_sender and Δ_j, Πdec for each Y_j against
-        F̂ that sender broadcast for j (range ℓ', this party's ring-Pedersen parameters)."""
+        F̂ that sender broadcast for j (range ℓ', this party's ring-Pedersen parameters).
+        Blames the sender."""
         if self.verdict is _Verdict.OK:
-            Reader(body, 1)
-            if body != dumps([0]):
+            CborReader(body, 1)
+            if body != wire.dumps([0]):
                 raise ProtocolFault(sender, "unexpected reveal")
             return None
         if self.verdict is _Verdict.IDENTIFY:
             return self._verify_ident(sender, body)
-        r = Reader(body, 6)
+        r = CborReader(body, 6)
         if r.integer() != 1:
             raise ProtocolFault(sender, "missing reveal after a failed δ check")
         k, rho, gamma, nu = r.integer(), r.integer(), r.integer(), r.integer()
@@ -493,9 +560,9 @@ class Round4(Round):
 
     def _verify_ident(self, sender: int, body: bytes) -> _Ident:
         cfg, g, c = self.cfg, self.cfg.group, self.c
-        if body == dumps([0]):
+        if body == wire.dumps([0]):
             raise ProtocolFault(sender, "missing identification after a failed χ check")
-        r = Reader(body, 5)
+        r = CborReader(body, 5)
         if r.integer() != 2:
             raise ProtocolFault(sender, "missing identification after a failed χ check")
         everyone, others = set(cfg.signers), set(cfg.signers) - {sender}
@@ -529,13 +596,15 @@ class Round4(Round):
                 raise ProtocolFault(sender, "invalid Πdec for the MtAwc mask")
         return _Ident(t_pts, y_pts)
 
-    def store(self, sender: int, kind: Kind, value: _Reveal | _Ident | None) -> None:
+    def store_broadcast(self, sender: int, value: _Reveal | _Ident | None) -> None:
         if isinstance(value, _Ident):
             self.idents[sender] = value
         else:
             self.reveals[sender] = value
 
     def finalize(self) -> Output | Abort:
+        """REVEAL: `_blame`; IDENTIFY: `_identify`; OK: R = δ^{-1}·Γ (an x-coordinate ≥ q
+        aborts naming nobody), R_j, S_j (tweaked for the path) and the presignature."""
         if self.verdict is _Verdict.REVEAL:
             return self._blame()
         if self.verdict is _Verdict.IDENTIFY:
@@ -643,15 +712,17 @@ def start(
     if len(path) > MAX_PATH_DEPTH:
         raise BadInput(f"derivation path of more than {MAX_PATH_DEPTH} levels")
     child = derive(g, share.public_point(g), share.chain_code, tuple(path))
-    cfg = Config(bytes(session_id), share, ids, g, rng, tuple(path), child.tweak, g.encode(child.public_key))
+    cfg = PresignSetup(bytes(session_id), share, ids, g, rng, tuple(path), child.tweak, g.encode(child.public_key))
     own = share.paillier
     k, gamma = g.random_scalar(rng), g.random_scalar(rng)
     k_enc, rho = own.encrypt(k, rng)
     g_enc, nu = own.encrypt(gamma, rng)
     nonces = _Nonces(k, rho, gamma, nu, share.additive_share(ids, g.order))
-    sends = [Send(None, dumps([k_enc, g_enc]))]
+    sends = [Send(None, wire.dumps([k_enc, g_enc]))]
     for j in cfg.others:
         st = enc.Statement(own.public, k_enc, share.aux[j].pedersen)
         proof = enc.prove(_t(cfg, 1, cfg.me, j, "enc"), st, enc.Witness(k, rho, own), rng)
         sends.append(Send(j, wire.encode(proof)))
-    return Driver(cfg.session_id, cfg.me, ids, Next(Round1(cfg, nonces, k_enc, g_enc), tuple(sends)), total_rounds=4)
+    return Driver(
+        cfg.session_id, cfg.me, ids, Next(Round1(_OwnNonces(cfg, nonces, k_enc, g_enc)), tuple(sends)), total_rounds=4
+    )

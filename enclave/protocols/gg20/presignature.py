@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from enclave.errors import InvalidEncoding
-from enclave.protocols.gg20.codec import Reader, dumps
+from enclave.zk import wire
+from enclave.zk.wire import CborReader
 
 HEADER = b"mpc-signer/gg20/presignature/v2/secp256k1"
 MAX_PATH_DEPTH = 255
@@ -40,7 +41,7 @@ class Presignature:
     public_key: bytes = b""  # the child key of that path, compressed (what the signature verifies under)
 
     def to_bytes(self) -> bytes:
-        return HEADER + dumps(
+        return HEADER + wire.dumps(
             [
                 self.presign_id,
                 self.key_id,
@@ -60,16 +61,16 @@ class Presignature:
     def from_bytes(cls, data: bytes) -> Presignature:
         if not data.startswith(HEADER):
             raise InvalidEncoding("not a GG20 presignature of this version (v2, bound to a derivation path)")
-        r = Reader(data[len(HEADER) :], 11)
+        r = CborReader(data[len(HEADER) :], 11)
         pid, kid, index = r.blob(), r.blob(32), r.integer()
-        signers = r._next()
+        signers = r.any()
         if type(signers) is not list or not all(type(p) is int for p in signers):
             raise InvalidEncoding("bad signer list")
         r_point, k, chi = r.blob(33), r.integer(), r.integer()
         rs, ss = r.int_map(), r.int_map()
         if not all(type(v) is bytes for v in list(rs.values()) + list(ss.values())):
             raise InvalidEncoding("bad presignature shares")
-        path = r._next()
+        path = r.any()
         if (
             type(path) is not list
             or len(path) > MAX_PATH_DEPTH

@@ -39,10 +39,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from enclave.errors import BadInput, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
+from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, Round, Send
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import DIGEST_LEN, MessageHash
 from enclave.protocols.gg20.presignature import Presignature
-from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, Round, Send
 
 PROTOCOL = "gg20/sign"
 RERANDOMIZE_TAG = b"mpc-signer/gg20/rerandomize/v1"
@@ -88,7 +88,10 @@ def rerandomizer(presig: Presignature, rule: MessageHash, digest: bytes, order: 
 
 
 @dataclass(frozen=True)
-class _Ctx:
+class _SigningInputs:
+    """The round's carry: the presignature, the message as a scalar m and its digest, the
+    re-randomized nonce point R' and its r, the child key, and this signer's share s_i."""
+
     group: Secp256k1Group
     presig: Presignature = field(repr=False)
     m: int
@@ -96,20 +99,22 @@ class _Ctx:
     r: int
     big_r: Point  # R' = δ·R, the signature's nonce point
     child_key: Point
+    own_share: int = field(repr=False)
 
 
-class SignRound(Round):
+class SignRound(Round[int, None]):
     number = 1
 
-    def __init__(self, ctx: _Ctx, own_share: int):
+    def __init__(self, ctx: _SigningInputs) -> None:
         self.ctx = ctx
-        self.shares: dict[int, int] = {ctx.presig.index: own_share}
+        self.shares: dict[int, int] = {ctx.presig.index: ctx.own_share}
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.ctx.presig.signers))
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> int:
-        """s_j·R' == m·R_j + r·S_j, with R_j, S_j from the presignature (checked points)."""
+    def verify_broadcast(self, sender: int, body: bytes) -> int:
+        """A canonical scalar s_j with s_j·R' == m·R_j + r·S_j, R_j and S_j from the
+        presignature (checked points). Blames the sender."""
         c, g = self.ctx, self.ctx.group
         s_j = g.decode_scalar(body)
         r_j = g.decode(c.presig.r_shares[sender])
@@ -120,10 +125,12 @@ class SignRound(Round):
             raise ProtocolFault(sender, "bad signature share")
         return s_j
 
-    def store(self, sender: int, kind: Kind, value: int) -> None:
+    def store_broadcast(self, sender: int, value: int) -> None:
         self.shares[sender] = value
 
     def finalize(self) -> Output | Abort:
+        """s = Σ s_j (zero aborts naming nobody), normalized to low-s with the recovery id; the
+        signature must verify under the child key (else abort naming nobody)."""
         c, g = self.ctx, self.ctx.group
         q = g.order
         s = sum(self.shares.values()) % q
@@ -168,10 +175,10 @@ def start(
     if x >= q:  # r = x mod q would lose the recovery id's high bit; probability ~2^-128
         raise BadInput("degenerate re-randomized nonce point")
     m = int.from_bytes(digest, "big") % q
-    ctx = _Ctx(g, presig, m, bytes(digest), x, big_r, g.decode(presig.public_key))
+    child_key = g.decode(presig.public_key)
     consume(presig.presign_id)  # durable single use: must succeed before a share exists
     s_i = pow(delta, -1, q) * (presig.k * m + x * presig.chi) % q
-    first = SignRound(ctx, s_i)
+    first = SignRound(_SigningInputs(g, presig, m, bytes(digest), x, big_r, child_key, s_i))
     return Driver(
         session_id, presig.index, presig.signers, Next(first, (Send(None, g.encode_scalar(s_i)),)), total_rounds=1
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,11 @@ from coincurve import PublicKeyXOnly
 from frost_rs import utility_secp256k1
 
 from enclave.crypto.rng import SYSTEM_RNG, Rng
-from enclave.protocols.frost import keys, sessions, signing, wire
+from enclave.protocols.driver import Driver
+from enclave.protocols.frost import dkg, keys, rounds, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
-from enclave.protocols.rounds import Driver
 from tests import harness
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
@@ -112,8 +112,8 @@ def sign_drivers(
 ) -> list[Driver]:
     ids = {p: kps[p].identifier for p in signers}
     return [
-        sessions.signing_driver(
-            sessions.SignSetup(
+        rounds.signing_driver(
+            rounds.SignSetup(
                 cs,
                 session,
                 p,
@@ -130,11 +130,22 @@ def sign_drivers(
     ]
 
 
+def dkg_part2(
+    cs: Ciphersuite, secret: dkg.Round1Secret, round1: Mapping[int, dkg.Round1Package]
+) -> tuple[dkg.Round2Secret, dict[int, int]]:
+    """ZF frost's `dkg::part2` from the pieces `DkgRound1` uses: check every round-1 package,
+    then the round-2 secret and the share f_i(j) for each other participant."""
+    assert len(round1) == secret.max_signers - 1 and secret.identifier not in round1
+    for sender in sorted(round1):
+        dkg.check_round1_package(cs, secret, sender, round1[sender])
+    return dkg.round2_secret(cs, secret), {j: dkg.share_for(cs, secret, j) for j in sorted(round1)}
+
+
 def dkg_drivers(
     cs: Ciphersuite, n: int, t: int, session: bytes = b"dkg-session", ids: dict[int, int] | None = None
 ) -> list[Driver]:
     ids = ids or {p: p for p in range(1, n + 1)}
-    return [sessions.dkg_driver(sessions.DkgSetup(cs, session, p, ids, t, SYSTEM_RNG)) for p in ids]
+    return [rounds.dkg_driver(rounds.DkgSetup(cs, session, p, ids, t, SYSTEM_RNG)) for p in ids]
 
 
 def run_dkg(cs: Ciphersuite, n: int, t: int, **kw: Any) -> tuple[dict[int, KeyPackage], PublicKeyPackage]:

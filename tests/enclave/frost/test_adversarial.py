@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidEncoding
 from enclave.group.secp256k1 import FIELD_PRIME
+from enclave.protocols.driver import Abort, Frame, Kind
 from enclave.protocols.frost import dkg, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, Ciphersuite
-from enclave.protocols.rounds import Abort, Frame, Kind
 from tests import harness
 from tests.enclave.frost.common import dealer, dkg_drivers, sign_drivers, verify_independently
 
@@ -286,5 +286,5 @@ def test_any_corrupted_byte_aborts_naming_the_sender(rnd: int, pos: int, xor: in
     out = res.outcomes[1]
     assert isinstance(out, Abort), out
     # A flip inside party 3's echo about party 2's broadcast is party 3 accusing party 2: the
-    # documented limit of echo-by-hash (tests/enclave/test_rounds.py); otherwise exactly {3}.
+    # documented limit of echo-by-hash (tests/enclave/test_driver.py); otherwise exactly {3}.
     assert out.culprits == frozenset({3}) or (out.culprits == frozenset({2}) and out.accusers == frozenset({3}))

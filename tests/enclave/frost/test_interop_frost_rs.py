@@ -16,7 +16,7 @@ import pytest
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.protocols.frost import dkg, keys, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
-from tests.enclave.frost.common import run_dkg, verify_independently
+from tests.enclave.frost.common import dkg_part2, run_dkg, verify_independently
 from tests.enclave.frost.zf import ZfError, b64, call, module, open_from_zf, seal_for_zf, unb64
 
 ZF_SUITES = [FROST_ED25519, FROST_SECP256K1]
@@ -84,7 +84,7 @@ def _mixed_dkg(cs: Ciphersuite, t: int, ours: list[int], theirs: list[int]) -> K
         r2[i] = {j: out[_zid(cs, j)] for j in everyone if j != i}
     for i in ours:
         packages = {j: wire.decode_round1_package(cs, unb64(r1[j])) for j in everyone if j != i}
-        our_secret2[i], shares = dkg.part2(cs, our_secret[i], packages)
+        our_secret2[i], shares = dkg_part2(cs, our_secret[i], packages)
         a0 = our_secret[i].coefficients[0]
         r2[i] = {j: seal_for_zf(cs, a0, phi0[j], shares[j]) for j in shares}
     out_keys: dict[int, keys.KeyPackage] = {}

@@ -9,9 +9,9 @@ import pytest
 
 from enclave.crypto import polynomial
 from enclave.crypto.rng import SYSTEM_RNG
-from enclave.protocols.frost import sessions, signing, wire
+from enclave.protocols.driver import Output
+from enclave.protocols.frost import rounds, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
-from enclave.protocols.rounds import Output
 from tests import harness
 from tests.enclave.frost.common import load_vector, vector_setup, verify_independently
 
@@ -103,8 +103,8 @@ def test_vector_through_the_session_driver(case: tuple[Ciphersuite, dict[str, An
     signers = v["inputs"]["participant_list"]
     ids = {p: p for p in signers}
     drivers = [
-        sessions.signing_driver(
-            sessions.SignSetup(cs, b"rfc9591", p, ids, kps[p], public, message, SYSTEM_RNG), nonces=nonces[p]
+        rounds.signing_driver(
+            rounds.SignSetup(cs, b"rfc9591", p, ids, kps[p], public, message, SYSTEM_RNG), nonces=nonces[p]
         )
         for p in signers
     ]

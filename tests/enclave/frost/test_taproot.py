@@ -17,11 +17,11 @@ from enclave.crypto import polynomial
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
 from enclave.group.secp256k1 import SECP256K1
+from enclave.protocols.driver import Abort
 from enclave.protocols.frost import dkg, keys, signing, taproot
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR as TR
-from enclave.protocols.rounds import Abort
 from tests import harness
-from tests.enclave.frost.common import load_vector, sign_drivers, vector_setup
+from tests.enclave.frost.common import dkg_part2, load_vector, sign_drivers, vector_setup
 
 G = SECP256K1
 BIP341 = load_vector("bip341-taproot-tweak.json")
@@ -153,7 +153,7 @@ def test_dkg_output_commits_to_an_unspendable_script_path() -> None:
     every share is a share of Q's discrete log, and the key signs as is and with a merkle root."""
     n, t = 3, 2
     r1 = {i: dkg.part1(TR, i, n, t, SYSTEM_RNG) for i in range(1, n + 1)}
-    r2 = {i: dkg.part2(TR, r1[i][0], {j: r1[j][1] for j in r1 if j != i}) for i in r1}
+    r2 = {i: dkg_part2(TR, r1[i][0], {j: r1[j][1] for j in r1 if j != i}) for i in r1}
     outs = {
         i: dkg.part3(TR, r2[i][0], {j: r1[j][1] for j in r1 if j != i}, {j: r2[j][1][i] for j in r2 if j != i})
         for i in r1

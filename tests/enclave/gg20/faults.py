@@ -7,7 +7,7 @@ from typing import Any
 
 import cbor2
 
-from enclave.protocols.rounds import Abort
+from enclave.protocols.driver import Abort
 from tests.harness import Result
 
 

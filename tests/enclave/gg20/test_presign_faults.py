@@ -11,10 +11,10 @@ import pytest
 
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.group.secp256k1 import Secp256k1Group
+from enclave.protocols.driver import Driver, Frame, Kind, echo_digest
 from enclave.protocols.gg20 import presign
 from enclave.protocols.gg20.common import proof_transcript
 from enclave.protocols.gg20.keyshare import KeyShare
-from enclave.protocols.rounds import Driver, Frame, Kind, echo_digest
 from enclave.zk import enc, wire
 from tests.enclave.gg20.conftest import check_signature, digest_of, run_presign, run_sign
 from tests.enclave.gg20.faults import assert_named, edit, edit_proof

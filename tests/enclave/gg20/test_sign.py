@@ -10,10 +10,10 @@ from enclave.crypto.primes import FixtureSource
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import BadInput
 from enclave.group.secp256k1 import ORDER
+from enclave.protocols.driver import Abort
 from enclave.protocols.gg20 import keygen, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import Presignature
-from enclave.protocols.rounds import Abort
 from tests.enclave.gg20.conftest import UsedSet, check_signature, digest_of, run_presign, run_sign
 from tests.harness import run
 

@@ -6,10 +6,13 @@ turns them into the next round:
 - `expects()` -> `Expect(broadcast=..., direct=...)`: the parties that broadcast in this round
   (this party included if it broadcasts too) and the parties that send this party a
   point-to-point ("direct") message. Every party builds the same broadcaster set.
-- `verify(sender, kind, body)` decodes and checks one message. It is pure (no state change)
-  and returns the decoded value, or raises `ProtocolFault(culprits, reason)`. Any other
-  exception it raises is a fault of `sender` too: garbage from a peer never escapes.
-- `store(sender, kind, value)` records a verified value.
+- `verify_broadcast(sender, body) -> B` and `verify_direct(sender, body) -> D` decode and
+  check one message of that kind. They are pure (no state change) and return the decoded
+  value, or raise `ProtocolFault(culprits, reason)`. Any other exception they raise is a fault
+  of `sender` too: garbage from a peer never escapes. A direct message is verified only after
+  its sender's broadcast of the same round is stored (when the sender broadcasts in that
+  round), so `verify_direct` may rely on it: proofs of direct messages are checked there.
+- `store_broadcast(sender, value: B)` / `store_direct(sender, value: D)` record a verified value.
 - `finalize()` runs once everything expected is stored and returns `Next(round, sends)` (the
   next round and this party's messages for it), `Output(value)` or `Abort(culprits, reason)`;
   it may also raise `ProtocolFault`.
@@ -30,8 +33,9 @@ their round comes, but only one round ahead: while this party is in round r, a m
 round r+2 or later aborts naming its sender, because no honest party gets that far without this
 party's round-(r+1) message. That needs every round to have each party send to each other one
 (a broadcast, or a direct message to each): `Driver` checks it of every round it enters. So
-what waits unexamined is at most one broadcast and one direct message per peer
-(`held_bytes`). A message that arrives after the session ended is ignored.
+what waits unexamined is, per peer, at most one direct message of the current round (held
+until that peer's broadcast of the round is stored) and one broadcast and one direct message
+of the next round (`held_bytes`). A message that arrives after the session ended is ignored.
 
 Wire frame (what `Outgoing.payload` carries and `receive` takes):
     0x01 || round (u16 BE) || kind (u8: 0 broadcast, 1 direct) || n_echo (u16 BE)
@@ -50,14 +54,14 @@ a protocol whose output depends on last-round broadcast consistency adds one mor
 
 Example (a one-round protocol where everybody broadcasts a byte string and outputs them all):
 
-    class Hello(Round):
+    class Hello(Round[bytes, None]):
         number = 1
         def __init__(self, parties): self.parties, self.got = parties, {}
         def expects(self): return Expect(broadcast=self.parties)
-        def verify(self, sender, kind, body):
+        def verify_broadcast(self, sender, body):
             if len(body) != 5: raise ProtocolFault(sender, "bad length")
             return body
-        def store(self, sender, kind, value): self.got[sender] = value
+        def store_broadcast(self, sender, value): self.got[sender] = value
         def finalize(self): return Output(self.got)
 
     d = Driver(b"sid", self_id=1, parties=[1, 2], total_rounds=1,
@@ -72,14 +76,16 @@ from __future__ import annotations
 import abc
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from enclave.errors import BadInput, InvalidEncoding, LocalError, ProtocolFault
 
 PartyId = int
+B = TypeVar("B")
+D = TypeVar("D")
 
 FRAME_VERSION = 1
 _HEADER_LEN = 6
@@ -129,19 +135,28 @@ class Abort:
     accusers: frozenset[PartyId] = frozenset()
 
 
-class Round(abc.ABC):
-    """One protocol round; see the module docstring for the contract."""
+class Round(abc.ABC, Generic[B, D]):
+    """One protocol round whose broadcasts decode to `B` and direct messages to `D` (see the
+    module docstring for the contract). The driver hands a round only the kinds its
+    `expects()` lists, so a round without direct messages (or broadcasts) leaves that pair of
+    methods as they are here."""
 
     number: int
 
     @abc.abstractmethod
     def expects(self) -> Expect: ...
 
-    @abc.abstractmethod
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any: ...
+    def verify_broadcast(self, sender: PartyId, body: bytes) -> B:
+        raise ProtocolFault(sender, "no broadcast expected in this round")
 
-    @abc.abstractmethod
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None: ...
+    def verify_direct(self, sender: PartyId, body: bytes) -> D:
+        raise ProtocolFault(sender, "no direct message expected in this round")
+
+    def store_broadcast(self, sender: PartyId, value: B) -> None:
+        raise LocalError("a broadcast stored in a round without broadcasts")
+
+    def store_direct(self, sender: PartyId, value: D) -> None:
+        raise LocalError("a direct message stored in a round without direct messages")
 
     @abc.abstractmethod
     def finalize(self) -> Next | Output | Abort: ...
@@ -149,7 +164,7 @@ class Round(abc.ABC):
 
 @dataclass(frozen=True)
 class Next:
-    round: Round
+    round: Round[Any, Any]
     sends: tuple[Send, ...] = ()
 
 
@@ -225,7 +240,7 @@ class Driver:
         self._queue: dict[tuple[int, PartyId, Kind], Frame] = {}
         self._seen: set[tuple[int, PartyId, Kind]] = set()
         self._stored: set[tuple[PartyId, Kind]] = set()
-        self._round: Round | None = None
+        self._round: Round[Any, Any] | None = None
         # Echo state: digests of the previous round's broadcasts (what we send and compare
         # against) and the digests being collected in the current round.
         self._prev_echo: tuple[bytes, ...] = ()
@@ -249,7 +264,8 @@ class Driver:
         return out
 
     def held_bytes(self) -> int:
-        """Bytes of the queued messages of later rounds (their wire size), not examined yet."""
+        """Bytes of the queued messages not examined yet (their wire size): those of the next
+        round and direct messages of this round waiting for their sender's broadcast."""
         return sum(_HEADER_LEN + ECHO_LEN * len(f.echo) + len(f.body) for f in self._queue.values())
 
     def furthest_round(self) -> int:
@@ -358,33 +374,45 @@ class Driver:
             frozenset({sender}) if accused else frozenset(),
         )
 
+    def _accept(self, rnd: Round[Any, Any], exp: Expect, sender: PartyId, kind: Kind, frame: Frame) -> bool:
+        """Check, verify and store one message of the current round; False once aborted."""
+        allowed = exp.broadcast if kind is Kind.BROADCAST else exp.direct
+        if sender not in allowed:
+            self._abort(Abort(frozenset({sender}), "message kind not expected from sender"))
+            return False
+        bad_echo = self._check_echo(sender, frame)
+        if bad_echo is not None:
+            self._abort(bad_echo)
+            return False
+        try:
+            if kind is Kind.BROADCAST:
+                value = rnd.verify_broadcast(sender, frame.body)
+            else:
+                value = rnd.verify_direct(sender, frame.body)
+        except ProtocolFault as fault:
+            self._abort(Abort(fault.culprits, fault.reason))
+            return False
+        except Exception as exc:  # garbage from a peer must never escape the session
+            self._abort(Abort(frozenset({sender}), f"invalid message ({type(exc).__name__})"))
+            return False
+        if kind is Kind.BROADCAST:
+            rnd.store_broadcast(sender, value)
+            self._cur_echo[sender] = echo_digest(self.session_id, rnd.number, sender, frame.body)
+        else:
+            rnd.store_direct(sender, value)
+        self._stored.add((sender, kind))
+        return True
+
     def _advance(self) -> None:
         while self._round is not None:
             rnd = self._round
             exp = rnd.expects()
             for key in sorted(k for k in self._queue if k[0] == rnd.number):
-                frame = self._queue.pop(key)
                 _, sender, kind = key
-                allowed = exp.broadcast if kind is Kind.BROADCAST else exp.direct
-                if sender not in allowed:
-                    self._abort(Abort(frozenset({sender}), "message kind not expected from sender"))
+                if kind is Kind.DIRECT and sender in exp.broadcast and (sender, Kind.BROADCAST) not in self._stored:
+                    continue  # held until the sender's broadcast of this round is stored
+                if not self._accept(rnd, exp, sender, kind, self._queue.pop(key)):
                     return
-                bad_echo = self._check_echo(sender, frame)
-                if bad_echo is not None:
-                    self._abort(bad_echo)
-                    return
-                try:
-                    value = rnd.verify(sender, kind, frame.body)
-                except ProtocolFault as fault:
-                    self._abort(Abort(fault.culprits, fault.reason))
-                    return
-                except Exception as exc:  # garbage from a peer must never escape the session
-                    self._abort(Abort(frozenset({sender}), f"invalid message ({type(exc).__name__})"))
-                    return
-                rnd.store(sender, kind, value)
-                self._stored.add((sender, kind))
-                if kind is Kind.BROADCAST:
-                    self._cur_echo[sender] = echo_digest(self.session_id, rnd.number, sender, frame.body)
             if self.missing():
                 return
             try:
@@ -408,18 +436,3 @@ class Driver:
                     self.result = res
                     self._round = None
                 return
-
-
-def run_locally(drivers: Sequence[Driver]) -> None:
-    """Deliver messages between in-process drivers until quiet (tests and local parties)."""
-    by_id = {d.self_id: d for d in drivers}
-    progress = True
-    while progress:
-        progress = False
-        for d in drivers:
-            for out in d.take_outgoing():
-                progress = True
-                targets = [out.to] if out.to is not None else [p for p in d.parties if p != d.self_id]
-                for t in targets:
-                    if t in by_id:
-                        by_id[t].receive(d.self_id, out.payload)

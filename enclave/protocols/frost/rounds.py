@@ -1,4 +1,4 @@
-"""FROST signing and DKG as `Round`s for the session `Driver` (enclave.protocols.rounds).
+"""FROST signing and DKG as `Round`s for the session `Driver` (enclave.protocols.driver).
 
 Party ids (the driver's, given by the transport) map to FROST identifiers through
 `identifiers: {party: identifier}` (small integers or `cs.derive_identifier(name)`). Every
@@ -31,14 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableSet
 from dataclasses import dataclass, field
-from typing import Any
 
 from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
+from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, PartyId, Round, Send
 from enclave.protocols.frost import dkg, signing, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, check_public_key_package
-from enclave.protocols.rounds import Abort, Driver, Expect, Kind, Next, Output, PartyId, Round, Send
 
 # -- signing ------------------------------------------------------------------------------------
 
@@ -70,7 +69,7 @@ def _check_sign_setup(s: SignSetup) -> None:
         raise InvalidParameters("only Taproot keys take a merkle root")
 
 
-class SignCommitRound(Round):
+class SignCommitRound(Round[signing.SigningCommitments, None]):
     number = 1
 
     def __init__(self, setup: SignSetup, nonces: signing.SigningNonces) -> None:
@@ -83,7 +82,10 @@ class SignCommitRound(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.s.identifiers))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_broadcast(self, sender: PartyId, body: bytes) -> signing.SigningCommitments:
+        """SigningCommitments: strict decoding of both points; hiding != binding, neither equal
+        to this signer's own nor in `used_commitments` (blames the sender), nor to a commitment
+        another peer already sent (blames both)."""
         try:
             c = wire.decode_signing_commitments(self.s.suite, body)
         except EnclaveError:
@@ -100,10 +102,13 @@ class SignCommitRound(Round):
                 raise ProtocolFault(frozenset({sender, other}), "reused nonce commitment")
         return c
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+    def store_broadcast(self, sender: PartyId, value: signing.SigningCommitments) -> None:
         self.got[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
+        """Records every commitment in `used_commitments`, builds the signing package and the
+        binding factors (a commitment the context rejects names its signer; R = identity names
+        nobody) and sends this signer's share z_i."""
         s, cs = self.s, self.s.suite
         commitments = {s.identifiers[p]: c for p, c in self.got.items()}
         commitments[s.key.identifier] = self.nonces.commitments
@@ -124,12 +129,15 @@ class SignCommitRound(Round):
             return Abort(frozenset(), "nonce commitments cancel out")
         z = signing.sign(cs, key, self.nonces, package, ctx)
         # Round two needs only public data: the signing share and nonces stay behind.
-        carry = _ShareCarry(cs, s.identifiers, public, ctx, key.identifier, z)
+        carry = _OwnShare(cs, s.identifiers, public, ctx, key.identifier, z)
         return Next(SignShareRound(carry), (Send(None, wire.encode_signature_share(cs, z)),))
 
 
 @dataclass(frozen=True)
-class _ShareCarry:
+class _OwnShare:
+    """Round 2's carry: the signing context, the (tweaked) public key package and this
+    signer's share z_i; not the signing share or the nonces."""
+
     suite: Ciphersuite
     identifiers: Mapping[PartyId, int]
     public: PublicKeyPackage
@@ -138,10 +146,10 @@ class _ShareCarry:
     own_share: int = field(repr=False)
 
 
-class SignShareRound(Round):
+class SignShareRound(Round[int, None]):
     number = 2
 
-    def __init__(self, carry: _ShareCarry) -> None:
+    def __init__(self, carry: _OwnShare) -> None:
         self.s = carry
         self.ctx = carry.ctx
         self.shares = {carry.own_identifier: carry.own_share}
@@ -149,16 +157,20 @@ class SignShareRound(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.s.identifiers))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_broadcast(self, sender: PartyId, body: bytes) -> int:
+        """SignatureShare: a canonical scalar. Blames the sender (each share is checked
+        against its verifying share in finalize, only if the aggregate fails)."""
         try:
             return wire.decode_signature_share(self.s.suite, body)
         except EnclaveError:
             raise ProtocolFault(sender, "malformed signature share") from None
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+    def store_broadcast(self, sender: PartyId, value: int) -> None:
         self.shares[self.s.identifiers[sender]] = value
 
     def finalize(self) -> Next | Output | Abort:
+        """Aggregates the shares and checks the signature with the suite's verifier; on failure
+        checks every share and names exactly the signers whose shares fail."""
         try:
             sig = signing.aggregate(self.s.suite, self.ctx.package, self.shares, self.s.public, self.ctx)
         except signing.InvalidSignatureShares as exc:
@@ -191,24 +203,29 @@ class DkgSetup:
 
 
 @dataclass(frozen=True)
-class _DkgCarry:
+class _DkgPolynomial:
+    """Round 1's carry: this party's polynomial (round-1 secret) and ephemeral encryption key."""
+
     setup: DkgSetup
     secret: dkg.Round1Secret = field(repr=False)
     enc_secret: int = field(repr=False)
     enc_public: bytes
 
 
-class DkgRound1(Round):
+class DkgRound1(Round[tuple[dkg.Round1Package, bytes, bytes], None]):
     number = 1
 
-    def __init__(self, carry: _DkgCarry) -> None:
+    def __init__(self, carry: _DkgPolynomial) -> None:
         self.c = carry
         self.got: dict[PartyId, tuple[dkg.Round1Package, bytes, bytes]] = {}
 
     def expects(self) -> Expect:
         return Expect(broadcast=frozenset(self.c.setup.identifiers))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_broadcast(self, sender: PartyId, body: bytes) -> tuple[dkg.Round1Package, bytes, bytes]:
+        """round1::Package || encryption key: the package's shape and commitment count, its
+        proof of knowledge of the constant term, and the DH with the sender's key (a valid,
+        non-identity point). Blames the sender."""
         cs = self.c.setup.suite
         ident = self.c.setup.identifiers[sender]
         n = cs.element_len
@@ -225,10 +242,12 @@ class DkgRound1(Round):
             raise ProtocolFault(sender, "malformed round-1 package") from None
         return package, their_pub, shared
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
+    def store_broadcast(self, sender: PartyId, value: tuple[dkg.Round1Package, bytes, bytes]) -> None:
         self.got[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
+        """Checks nothing more; sends each peer its share f_i(j), encrypted under the pairwise
+        DH key."""
         s, c, cs = self.c.setup, self.c, self.c.setup.suite
         me = s.identifiers[s.party]
         sends = []
@@ -240,11 +259,8 @@ class DkgRound1(Round):
                 Send(p, dkg.encrypt_share(cs, s.session_id, shared, c.enc_public, their_pub, me, j, plaintext))
             )
         # Round two gets f_i(i), the commitments and the per-peer keys; not the polynomial.
-        carry = _DkgRound2Carry(
-            cs,
-            s.session_id,
-            s.party,
-            s.identifiers,
+        carry = _DkgPeers(
+            s,
             dkg.round2_secret(cs, c.secret),
             c.enc_public,
             {p: v[0] for p, v in self.got.items()},
@@ -255,11 +271,11 @@ class DkgRound1(Round):
 
 
 @dataclass(frozen=True)
-class _DkgRound2Carry:
-    suite: Ciphersuite
-    session_id: bytes
-    party: PartyId
-    identifiers: Mapping[PartyId, int]
+class _DkgPeers:
+    """Round 2's carry: f_i(i) and the commitment, this party's encryption key, and every
+    peer's round-1 package, encryption key and pairwise DH secret; not the polynomial."""
+
+    setup: DkgSetup
     secret: dkg.Round2Secret = field(repr=False)
     enc_public: bytes
     packages: Mapping[PartyId, dkg.Round1Package]
@@ -267,39 +283,44 @@ class _DkgRound2Carry:
     shared: Mapping[PartyId, bytes] = field(repr=False)  # per-peer DH secrets for the share keys
 
 
-class DkgRound2(Round):
+class DkgRound2(Round[None, int]):
     number = 2
 
-    def __init__(self, carry: _DkgRound2Carry) -> None:
+    def __init__(self, carry: _DkgPeers) -> None:
         self.c = carry
         self.shares: dict[int, int] = {}
 
     def expects(self) -> Expect:
         return Expect(direct=frozenset(self.c.packages))
 
-    def verify(self, sender: PartyId, kind: Kind, body: bytes) -> Any:
+    def verify_direct(self, sender: PartyId, body: bytes) -> int:
+        """Encrypted round2::Package: decrypts and authenticates under the pairwise key (bound
+        to the session and both identifiers), then a canonical scalar. Blames the sender."""
         c = self.c
-        me, them = c.identifiers[c.party], c.identifiers[sender]
+        s = c.setup
+        me, them = s.identifiers[s.party], s.identifiers[sender]
         try:
             plaintext = dkg.decrypt_share(
-                c.suite, c.session_id, c.shared[sender], c.enc_public, c.peer_keys[sender], me, them, body
+                s.suite, s.session_id, c.shared[sender], c.enc_public, c.peer_keys[sender], me, them, body
             )
-            share = wire.decode_round2_package(c.suite, plaintext)
+            share = wire.decode_round2_package(s.suite, plaintext)
         except dkg.DkgFault as fault:
             raise ProtocolFault(sender, fault.reason) from None
         except EnclaveError:
             raise ProtocolFault(sender, "malformed round-2 package") from None
         return share
 
-    def store(self, sender: PartyId, kind: Kind, value: Any) -> None:
-        self.shares[self.c.identifiers[sender]] = value
+    def store_direct(self, sender: PartyId, value: int) -> None:
+        self.shares[self.c.setup.identifiers[sender]] = value
 
     def finalize(self) -> Next | Output | Abort:
-        ids = self.c.identifiers
+        """dkg.part3: each share against its dealer's commitments (a mismatch names the
+        dealer), then the key package and the public key package."""
+        ids = self.c.setup.identifiers
         round1 = {ids[p]: pkg for p, pkg in self.c.packages.items()}
         by_ident = {i: p for p, i in ids.items()}
         try:
-            return Output(dkg.part3(self.c.suite, self.c.secret, round1, self.shares))
+            return Output(dkg.part3(self.c.setup.suite, self.c.secret, round1, self.shares))
         except dkg.DkgFault as fault:
             return Abort(frozenset({by_ident[fault.culprit]}), fault.reason)
 
@@ -313,6 +334,6 @@ def dkg_driver(setup: DkgSetup) -> Driver:
     secret, package = dkg.part1(cs, me, len(ids), setup.min_signers, setup.rng)
     enc_secret = cs.group.random_scalar(setup.rng)
     enc_public = cs.group.encode(cs.group.base_mul(enc_secret))
-    carry = _DkgCarry(setup, secret, enc_secret, enc_public)
+    carry = _DkgPolynomial(setup, secret, enc_secret, enc_public)
     body = wire.encode_round1_package(cs, package) + enc_public
     return Driver(setup.session_id, setup.party, setup.identifiers, Next(DkgRound1(carry), (Send(None, body),)), 2)

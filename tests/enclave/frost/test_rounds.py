@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from enclave.crypto import polynomial
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
-from enclave.protocols.frost import dkg, keys, sessions, signing, wire
+from enclave.protocols.driver import Frame, Kind
+from enclave.protocols.frost import dkg, keys, rounds, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
-from enclave.protocols.rounds import Frame, Kind
 from tests import harness
 from tests.enclave.frost.common import (
     SUITES,
@@ -86,8 +86,8 @@ def test_derived_identifiers_through_dkg_and_signing(suite: Ciphersuite) -> None
     pkps = {p: kps[p] for p in kps}
     signers = [1, 3]
     drivers = [
-        sessions.signing_driver(
-            sessions.SignSetup(cs, b"s", p, {q: ids[q] for q in signers}, pkps[p], public, b"derived", SYSTEM_RNG)
+        rounds.signing_driver(
+            rounds.SignSetup(cs, b"s", p, {q: ids[q] for q in signers}, pkps[p], public, b"derived", SYSTEM_RNG)
         )
         for p in signers
     ]
@@ -144,7 +144,7 @@ def test_setup_validation(suite: Ciphersuite) -> None:
         keys.trusted_dealer_keygen(cs, list(range(1, 257)), 2, SYSTEM_RNG)
     other_kps, other_public = dealer(cs, 3, 2)
     with pytest.raises(InvalidParameters):  # key package from another key
-        sessions.signing_driver(sessions.SignSetup(cs, b"s", 1, {1: 1, 2: 2}, other_kps[1], public, b"m", SYSTEM_RNG))
+        rounds.signing_driver(rounds.SignSetup(cs, b"s", 1, {1: 1, 2: 2}, other_kps[1], public, b"m", SYSTEM_RNG))
     assert other_public
     if not cs.bip340:  # only Taproot keys take a merkle root
         with pytest.raises(InvalidParameters):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from enclave.errors import BadInput, LocalError, ProtocolFault
-from enclave.protocols.rounds import (
+from enclave.protocols.driver import (
     Abort,
     Driver,
     Expect,
@@ -31,7 +30,7 @@ class Carry:
     val: int = 0
 
 
-class Round1(Round):
+class Round1(Round[bytes, bytes]):
     """Everybody broadcasts 4 bytes and sends each peer a 2-byte direct message."""
 
     number = 1
@@ -44,16 +43,26 @@ class Round1(Round):
     def expects(self) -> Expect:
         return Expect(broadcast=self.c.parties, direct=self.c.parties - {self.c.me})
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> Any:
-        want = 4 if kind is Kind.BROADCAST else 2
+    def _check(self, sender: int, body: bytes, want: int) -> bytes:
         if len(body) != want:
             raise ProtocolFault(sender, "wrong length")
         if body == b"boom":
             raise ValueError("decoder blew up")
         return body
 
-    def store(self, sender: int, kind: Kind, value: Any) -> None:
-        (self.bc if kind is Kind.BROADCAST else self.dm)[sender] = value
+    def verify_broadcast(self, sender: int, body: bytes) -> bytes:
+        return self._check(sender, body, 4)
+
+    def verify_direct(self, sender: int, body: bytes) -> bytes:
+        # the driver stores a sender's broadcast of a round before its direct message
+        assert sender in self.bc, "direct message verified before its sender's broadcast"
+        return self._check(sender, body, 2)
+
+    def store_broadcast(self, sender: int, value: bytes) -> None:
+        self.bc[sender] = value
+
+    def store_direct(self, sender: int, value: bytes) -> None:
+        self.dm[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
         # A round never receives its own messages; it knows what it sent.
@@ -61,21 +70,22 @@ class Round1(Round):
         return Next(Round2(self.c, total), (Send(None, b"ok" + bytes([self.c.me])),))
 
 
-class Round2(Round):
+class Round2(Round[bytes, None]):
     number = 2
 
     def __init__(self, carry: Carry, total: int) -> None:
-        self.c, self.total, self.got = carry, total, {}
+        self.c, self.total = carry, total
+        self.got: dict[int, bytes] = {}
 
     def expects(self) -> Expect:
         return Expect(broadcast=self.c.parties)
 
-    def verify(self, sender: int, kind: Kind, body: bytes) -> Any:
+    def verify_broadcast(self, sender: int, body: bytes) -> bytes:
         if body != b"ok" + bytes([sender]):
             raise ProtocolFault(sender, "bad ack")
         return body
 
-    def store(self, sender: int, kind: Kind, value: Any) -> None:
+    def store_broadcast(self, sender: int, value: bytes) -> None:
         self.got[sender] = value
 
     def finalize(self) -> Next | Output | Abort:
@@ -275,3 +285,43 @@ def test_lying_echo_about_a_third_party_is_recorded_with_its_accuser() -> None:
 def test_round_expecting_outsiders_is_rejected() -> None:
     with pytest.raises(BadInput):
         Driver(SID, 1, [1, 2], Next(Round1(Carry(1, frozenset({1, 2, 3}))), (Send(None, bytes(4)),)), 2)
+
+
+def _frames_of(d: Driver) -> dict[tuple[int | None, Kind], bytes]:
+    return {(o.to, Frame.decode(o.payload).kind): o.payload for o in d.take_outgoing()}
+
+
+def test_direct_message_is_held_until_its_senders_broadcast_is_stored() -> None:
+    order: list[tuple[int, Kind]] = []
+
+    class Recording(Round1):
+        def verify_broadcast(self, sender: int, body: bytes) -> bytes:
+            order.append((sender, Kind.BROADCAST))
+            return super().verify_broadcast(sender, body)
+
+        def verify_direct(self, sender: int, body: bytes) -> bytes:
+            order.append((sender, Kind.DIRECT))
+            return super().verify_direct(sender, body)
+
+    ps = frozenset({1, 2})
+    d1 = Driver(SID, 1, ps, Next(Recording(Carry(1, ps)), (Send(None, bytes(4)), Send(2, b"d1"))), 2)
+    from2 = _frames_of(make([1, 2])[1])
+    d1.receive(2, from2[(1, Kind.DIRECT)])
+    assert order == [] and d1.result is None
+    assert d1.held_bytes() == len(from2[(1, Kind.DIRECT)]) and d1.missing() == frozenset({2})
+    d1.receive(2, from2[(None, Kind.BROADCAST)])
+    assert order == [(2, Kind.BROADCAST), (2, Kind.DIRECT)]
+    assert d1.held_bytes() == 0 and d1.round_number == 2
+
+
+def test_direct_message_of_a_sender_that_never_broadcasts_stays_bounded() -> None:
+    d1, d2 = make([1, 2])
+    from2 = _frames_of(d2)
+    d1.receive(2, from2[(1, Kind.DIRECT)])
+    assert d1.result is None and d1.missing() == frozenset({2})  # timeout blame names 2
+    d1.receive(2, from2[(1, Kind.DIRECT)])  # a second copy is a duplicate, not held twice
+    assert d1.result == Abort(frozenset({2}), "duplicate message")
+    d1 = make([1, 2])[0]
+    d1.receive(2, from2[(1, Kind.DIRECT)])
+    d1.receive(2, Frame(3, Kind.BROADCAST, (), b"ok\x02").encode())  # and no further ahead
+    assert d1.result is not None and d1.result.culprits == frozenset({2})  # type: ignore[union-attr]
