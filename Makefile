@@ -59,7 +59,7 @@ run: venv proto certs
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy enclave signer
+	$(VENV)/bin/mypy enclave signer door
 	$(VENV)/bin/lint-imports
 
 # Test tools outside the virtualenv, under .tools/: the Consul 1.8.7 agent (Debian 11's package,

@@ -14,8 +14,8 @@ from functools import cached_property
 import gmpy2
 
 from enclave.crypto.paillier import SecretKey, random_unit
+from enclave.crypto.params import EPSILON, L, is_unit
 from enclave.crypto.rng import Rng, random_below
-from enclave.zk.params import EPSILON, L, is_unit
 
 _WINDOW = 5
 

@@ -11,7 +11,7 @@ ring-Pedersen N̂) of any party, in bits (`EngineConfig.max_modulus_bits`; key g
 a peer modulus above it, enclave/engine/gg20.py). Every integer is bounded by its origin in the
 prover (enclave/zk): a residue mod N is at most M bits, a ciphertext mod N² 2M, and a masked
 response such as z = α + e·x with α in ±N̂·2^(ℓ+ε) and e in ±q is at most M + ℓ + ε + 1 bits
-(ℓ = 256, ℓ' = 1280, ε = 512, enclave/zk/params.py). Each value is then counted at its CBOR
+(ℓ = 256, ℓ' = 1280, ε = 512, enclave/crypto/params.py). Each value is then counted at its CBOR
 length (cbor2: a big integer is a tag, a byte-string head and its magnitude bytes).
 
 Frames (enclave/protocols/driver.py) add a 6-byte header and 32 bytes of echo per broadcaster
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from enclave.zk.params import EPSILON, L_PRIME, REPETITIONS, L
+from enclave.crypto.params import EPSILON, L_PRIME, REPETITIONS, L
 from mpc.v1 import enclave_pb2 as pb
 
 MESSAGE_CEILING = 1 << 20

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import gmpy2
 
 from enclave.crypto.paillier import PublicKey, SecretKey, random_unit
+from enclave.crypto.params import EPSILON, in_pm, is_unit, sample_pm
 from enclave.crypto.ringpedersen import Params
 from enclave.crypto.rng import Rng
 from enclave.crypto.transcript import Transcript
 from enclave.errors import InvalidEncoding
 from enclave.group.base import Element, Group
-from enclave.zk.params import EPSILON, in_pm, is_unit, sample_pm
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import gmpy2
 
 from enclave.crypto.paillier import SecretKey
+from enclave.crypto.params import REPETITIONS, is_unit
 from enclave.crypto.rng import Rng, random_below
 from enclave.crypto.transcript import Transcript
-from enclave.zk.params import REPETITIONS, is_unit
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from enclave.crypto.params import REPETITIONS, is_unit
 from enclave.crypto.ringpedersen import Params, Trapdoor
 from enclave.crypto.rng import Rng, random_below
 from enclave.crypto.transcript import Transcript
-from enclave.zk.params import REPETITIONS, is_unit
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from enum import Enum
 import gmpy2
 
 from enclave.crypto.paillier import random_unit
+from enclave.crypto.params import L_PRIME, sample_pm
 from enclave.crypto.polynomial import lagrange_coefficient
 from enclave.crypto.rng import Rng
 from enclave.crypto.transcript import Transcript
@@ -56,7 +57,6 @@ from enclave.protocols.gg20.common import BROADCAST_VERIFIER, check_party_ids, p
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.presignature import MAX_PATH_DEPTH, Presignature
 from enclave.zk import affg, dec, dleq, enc, logstar, wire
-from enclave.zk.params import L_PRIME, sample_pm
 from enclave.zk.wire import CborReader
 
 PROTOCOL = "gg20/presign"

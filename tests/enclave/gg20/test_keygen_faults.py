@@ -15,13 +15,13 @@ import pytest
 from coincurve import PublicKey
 
 from enclave.crypto import ringpedersen
+from enclave.crypto.params import REPETITIONS
 from enclave.crypto.primes import FixtureSource, SafePrimePair
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
 from enclave.group.secp256k1 import ORDER
 from enclave.protocols.driver import Abort, Driver, Frame, Kind
 from enclave.protocols.gg20 import keygen
-from enclave.zk.params import REPETITIONS
 from tests.enclave.gg20.faults import assert_named, edit, edit_proof
 from tests.harness import Rule, equivocate, modify, run
 

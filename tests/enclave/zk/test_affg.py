@@ -6,10 +6,10 @@ import gmpy2
 import pytest
 
 from enclave.crypto.paillier import random_unit
+from enclave.crypto.params import EPSILON, L_PRIME, L, sample_pm
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.group.secp256k1 import Secp256k1Group
 from enclave.zk import affg
-from enclave.zk.params import EPSILON, L_PRIME, L, sample_pm
 from tests.enclave.zk.conftest import Party, transcript
 
 G = Secp256k1Group()

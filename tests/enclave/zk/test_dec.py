@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
+from enclave.crypto.params import EPSILON, L_PRIME, sample_pm
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.group.secp256k1 import Secp256k1Group
 from enclave.zk import dec, wire
-from enclave.zk.params import EPSILON, L_PRIME, sample_pm
 from tests.enclave.zk.conftest import Party, transcript
 
 G = Secp256k1Group()

@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
+from enclave.crypto.params import EPSILON, L
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.zk import enc, wire
-from enclave.zk.params import EPSILON, L
 from tests.enclave.zk.conftest import Party, transcript
 
 K = 0x1234567890ABCDEF << 190

@@ -5,9 +5,9 @@ import dataclasses
 import gmpy2
 import pytest
 
+from enclave.crypto.params import REPETITIONS
 from enclave.crypto.rng import SYSTEM_RNG, random_below
 from enclave.zk import mod, wire
-from enclave.zk.params import REPETITIONS
 from tests.enclave.zk.conftest import Party, transcript
 
 

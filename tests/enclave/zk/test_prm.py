@@ -5,9 +5,9 @@ import dataclasses
 import pytest
 
 from enclave.crypto import ringpedersen
+from enclave.crypto.params import REPETITIONS
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.zk import prm
-from enclave.zk.params import REPETITIONS
 from tests.enclave.zk.conftest import Party, transcript
 
 

@@ -1,4 +1,4 @@
-"""Parameters and integer helpers shared by the CGGMP21 proofs (eprint 2021/060, section 6.1).
+"""Parameters and integer helpers shared by ring-Pedersen and the CGGMP21 proofs (eprint 2021/060, section 6.1).
 
 ℓ = 256 (the bit size of the secp256k1 order), ℓ' = 5ℓ, ε = 2ℓ as in CGGMP21; the Paillier–
 Blum and ring-Pedersen repetition count is the paper's statistical m = 80 (not a reduced value).
