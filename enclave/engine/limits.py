@@ -291,11 +291,18 @@ class MessageLimits:
         return self.derived(rnd, broadcast) > self.ceiling
 
     def queue_bound(self, peers: int) -> int:
-        """Most bytes honest peers make this party hold for later rounds on the way to an
-        output: they run at most one round ahead of it (enclave/protocols/driver.py), so at most
-        one broadcast and one direct message per peer for one later round is ever waiting.
-        (Round 1 is never later: a session starts in it.)"""
-        return peers * max((min(b.to_output, self.ceiling) for b in self.rounds[1:]), default=0)
+        """Most bytes honest peers make this party hold unexamined on the way to an output.
+
+        Per peer, in the round r this party is in: its direct message of r, held until its
+        broadcast of r is stored (enclave/protocols/driver.py), and its messages of r + 1 (it
+        runs at most one round ahead). Nothing of a round after that can be waiting."""
+        rounds = self.rounds
+        worst = 0
+        for r, b in enumerate(rounds):
+            current = min(b.direct, self.ceiling) if b.broadcast else 0
+            after = min(rounds[r + 1].to_output, self.ceiling) if r + 1 < len(rounds) else 0
+            worst = max(worst, current + after)
+        return peers * worst
 
 
 _KIND_NAMES: dict[int, str] = {pb.SESSION_KIND_DKG: "dkg", pb.SESSION_KIND_PRESIGN: "presign"}

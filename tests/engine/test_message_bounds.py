@@ -203,3 +203,15 @@ def test_held_budget_reserves_lends_and_reports(tmp_path: Path) -> None:
     g = b.gauges()
     assert g["held_message_bytes_reserved"] == 0 and g["held_message_starts_refused_total"] == 1
     assert g["held_message_sessions_short_total"] == 1
+
+
+@pytest.mark.parametrize(("protocol", "kind"), [("gg20", "dkg"), ("gg20", "presign"), ("frost", "dkg")])
+def test_queue_bound_covers_a_direct_message_waiting_for_its_broadcast(protocol: str, kind: str) -> None:
+    """A peer's direct message waits for that peer's broadcast of the same round, beside its
+    messages of the next round: the reservation covers both, in every round."""
+    bounds = limits.for_session(protocol, kind, 4, 2, M)
+    rounds = bounds.rounds
+    for r, b in enumerate(rounds):
+        waiting = min(b.direct, bounds.ceiling) if b.broadcast else 0
+        ahead = min(rounds[r + 1].to_output, bounds.ceiling) if r + 1 < len(rounds) else 0
+        assert bounds.queue_bound(3) >= 3 * (waiting + ahead), f"round {r + 1}"
