@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -20,6 +19,7 @@ from signer.api.operations import Operations, caller_id, caller_name, check_dist
 from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
 from signer.link.client import EnclaveClient, EnclaveRequestError, TransportError
+from signer.link.health import EnclaveStatus
 from signer.sessions.registry import Answering, Hook, Session, Sessions
 
 log = logging.getLogger(__name__)
@@ -33,16 +33,6 @@ def signer_version() -> str:
         return metadata.version("mpc-signer")
     except metadata.PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-@dataclass
-class EnclaveStatus:
-    """Last enclave info seen by the health watcher (for Ping when the enclave is down)."""
-
-    up: bool = False  # answers and is not sealed
-    sealed: bool = False
-    attestation_mode: str = ""
-    version: str = ""
 
 
 class SignerServicer(signer_pb2_grpc.SignerServiceServicer):

@@ -508,10 +508,3 @@ def _finished_refusal(session: Answering) -> str:
     return "the session has already finished" + (
         f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else ""
     )
-
-
-async def cancel_quietly(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
