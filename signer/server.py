@@ -53,7 +53,7 @@ from signer.metrics import Metrics
 from signer.policy.approvals import attach_approval
 from signer.policy.client import PolicyCallbackConfig, PolicyClient
 from signer.sessions.quotas import CallerQuotas
-from signer.sessions.registry import Session, Sessions
+from signer.sessions.registry import HostSession, Sessions
 from signer.sessions.retention import FinishedSessions
 from signer.storage import Store, open_store
 from signer.tasks import cancel_quietly
@@ -298,7 +298,7 @@ class SignerServer:
         if self.port == 0:
             raise ConfigError(f"server.listen: cannot listen on {c.server.listen}")
 
-    async def _session_finished(self, session: Session) -> None:
+    async def _session_finished(self, session: HostSession) -> None:
         done = session.state == signer_pb2.SESSION_STATE_DONE
         self.metrics.session_finished(session.start.protocol, session.kind, done)
         await self.operations.audit(session)

@@ -27,7 +27,7 @@ from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavail
 from signer.link.client import EnclaveRequestError
 from signer.policy.approvals import signed_digest
 from signer.sessions.quotas import CallerId
-from signer.sessions.registry import Session
+from signer.sessions.registry import HostSession
 from signer.storage import (
     AuditRecord,
     KeyNotFound,
@@ -208,7 +208,7 @@ class Operations:
             raise InvalidArgument(f"party_ids must list at least the key's threshold ({key.threshold}) of parties")
         return key
 
-    async def prepare_sign(self, session: Session) -> None:
+    async def prepare_sign(self, session: HostSession) -> None:
         start = session.start
         key = await self._key(start)
         if self._approve is not None:
@@ -240,13 +240,13 @@ class Operations:
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=presig.presig_id, data=presig.sealed)
         )
 
-    async def prepare_presign(self, session: Session) -> None:
+    async def prepare_presign(self, session: HostSession) -> None:
         key = await self._key(session.start)
         session.start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )
 
-    async def persist(self, session: Session, result: epb.SessionResult) -> None:
+    async def persist(self, session: HostSession, result: epb.SessionResult) -> None:
         start = session.start
         store = self.store()
         if session.kind == epb.SESSION_KIND_DKG:
@@ -276,7 +276,7 @@ class Operations:
                 )
             )
 
-    async def audit(self, session: Session) -> None:
+    async def audit(self, session: HostSession) -> None:
         start = session.start
         ok = session.state == pb.SESSION_STATE_DONE
         key_id = start.key_id or (session.result.key_id if session.result is not None else "") or None

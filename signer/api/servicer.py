@@ -20,7 +20,7 @@ from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
 from signer.link.client import EnclaveClient, EnclaveRequestError, TransportError
 from signer.link.health import EnclaveStatus
-from signer.sessions.registry import Answering, Hook, Session, Sessions
+from signer.sessions.registry import Answering, Hook, HostSession, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
 
 
 def _submit_response(
-    session: Session, outgoing: list[pb.ProtocolMessage], result: pb.SessionResult | None
+    session: HostSession, outgoing: list[pb.ProtocolMessage], result: pb.SessionResult | None
 ) -> pb.SubmitProtocolMessageResponse:
     return pb.SubmitProtocolMessageResponse(
         session_id=session.session_id,

@@ -79,7 +79,7 @@ DEADLINE_REASON = "session deadline exceeded"
 
 
 @dataclass
-class Session:
+class HostSession:
     session_id: str
     kind: int  # enclave_pb2.SessionKind
     start: epb.SessionStart = field(repr=False)
@@ -108,10 +108,10 @@ class Session:
         return pb.SessionFailure(culprits=self.culprits, reason=self.reason)
 
 
-Persist = Callable[[Session, epb.SessionResult], Awaitable[None]]
-Hook = Callable[[Session], Awaitable[None]]
+Persist = Callable[[HostSession, epb.SessionResult], Awaitable[None]]
+Hook = Callable[[HostSession], Awaitable[None]]
 # What a start or status call answers from: a session held in full, or a finished one's record.
-Answering = Session | FinishedSession
+Answering = HostSession | FinishedSession
 
 NO_LONGER_KEPT = (
     "session is no longer kept on this node: it ran here, and finished sessions are kept for "
@@ -162,7 +162,7 @@ class Sessions:
         self._finished_hook = finished
         self._ids = ids
         self._clock = clock
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, HostSession] = {}
         self._running = 0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -220,7 +220,7 @@ class Sessions:
         start.timeout_ms = int(self._deadline * 1000)
         # The enclave applies them right after the start: one request instead of two.
         start.messages.extend(convert.to_enclave_messages(messages))
-        session = Session(
+        session = HostSession(
             session_id=start.session_id,
             kind=start.kind,
             start=start,
@@ -286,7 +286,7 @@ class Sessions:
         session: Answering | None = self._sessions.get(session_id) or self._retained.get(session_id)
         if session is None or session.kind != kind:
             raise NotFound("unknown session")
-        if isinstance(session, Session):
+        if isinstance(session, HostSession):
             self._check_deadline(session)
         return session
 
@@ -300,7 +300,7 @@ class Sessions:
                 raise NotFound(NO_LONGER_KEPT) from None
             raise
 
-    async def submit(self, messages: Sequence[pb.ProtocolMessage]) -> tuple[Session, list[pb.ProtocolMessage]]:
+    async def submit(self, messages: Sequence[pb.ProtocolMessage]) -> tuple[HostSession, list[pb.ProtocolMessage]]:
         session_id = convert.submitted_session(messages)
         # Authenticity first, all or nothing; no field is interpreted before it verifies.
         self._keyring.verify_all(messages)
@@ -321,7 +321,7 @@ class Sessions:
             session.sequences.accept(messages)
             return session, await self._deliver(session, messages)
 
-    async def _deliver(self, session: Session, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
+    async def _deliver(self, session: HostSession, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         deliver = epb.SessionDeliver(session_id=session.session_id, messages=convert.to_enclave_messages(messages))
         try:
             update = await self._enclave.session_deliver(deliver)
@@ -333,11 +333,11 @@ class Sessions:
 
     # -- deadlines and eviction ------------------------------------------------------------
 
-    def _check_deadline(self, session: Session) -> None:
+    def _check_deadline(self, session: HostSession) -> None:
         if not session.finished and self._clock() > session.deadline:
             self._expire(session)
 
-    def _expire(self, session: Session) -> None:
+    def _expire(self, session: HostSession) -> None:
         self._fail(session, DEADLINE_REASON)
         self._spawn(self._abort_in_enclave(session.session_id, "deadline exceeded"))
 
@@ -385,7 +385,7 @@ class Sessions:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _terminal(self, session: Session, state: int) -> None:
+    def _terminal(self, session: HostSession, state: int) -> None:
         if session.finished:
             return
         session.state = state
@@ -399,14 +399,14 @@ class Sessions:
         if self._finished_hook is not None:
             self._spawn(self._run_finished_hook(session))
 
-    def _leave_running(self, session: Session) -> None:
+    def _leave_running(self, session: HostSession) -> None:
         self._running -= 1
         if session.caller_id is not None:
             assert self._quotas is not None
             self._quotas.release(session.caller_id)
             session.caller_id = None
 
-    def _record(self, session: Session) -> FinishedSession:
+    def _record(self, session: HostSession) -> FinishedSession:
         assert session.finished_at is not None
         result = self.public_result(session)
         return FinishedSession(
@@ -420,21 +420,21 @@ class Sessions:
             result=result.SerializeToString() if result is not None else b"",
         )
 
-    async def _run_finished_hook(self, session: Session) -> None:
+    async def _run_finished_hook(self, session: HostSession) -> None:
         assert self._finished_hook is not None
         try:
             await self._finished_hook(session)
         except Exception:
             log.exception("finished-session hook failed for session %s", session.session_id)
 
-    def _fail(self, session: Session, reason: str, culprits: Sequence[str] = ()) -> None:
+    def _fail(self, session: HostSession, reason: str, culprits: Sequence[str] = ()) -> None:
         if session.finished:
             return
         session.reason = reason
         session.culprits = list(culprits)
         self._terminal(session, pb.SESSION_STATE_FAILED)
 
-    async def _apply(self, session: Session, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
+    async def _apply(self, session: HostSession, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
         state = convert.STATES.get(update.state)
         if update.session_id != session.session_id or state is None:
             self._fail(session, "the enclave answered for another session or with no state")
