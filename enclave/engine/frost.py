@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from door.protocols import PROTOCOL_NAMES
 from enclave.crypto.rng import Rng
 from enclave.engine import blobs
 from enclave.engine.approval import FROST_APPROVAL_HASH, frost_digest
 from enclave.engine.common import (
     MAX_FROST_MESSAGE,
-    PROTOCOL_NAMES,
     Prepared,
     blob_invalid,
     dkg_parties,

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from door.protocols import PROTOCOL_NAMES
 from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
 from enclave.crypto.primes import SafePrimePair
 from enclave.crypto.rng import Rng
@@ -46,7 +47,6 @@ from enclave.engine.blobs import BlobInvalid, PresignatureRecord, ShareRecord
 from enclave.engine.common import (
     HARDENED,
     MAX_PATH_DEPTH,
-    PROTOCOL_NAMES,
     Prepared,
     blob_invalid,
     dkg_parties,

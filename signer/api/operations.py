@@ -20,6 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
+from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.interceptor import current_caller
@@ -42,12 +43,6 @@ log = logging.getLogger(__name__)
 
 KEY_CACHE_SIZE = 1024
 
-PROTOCOL_TOKENS: dict[int, str] = {
-    epb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
-    epb.PROTOCOL_FROST_ED25519: "frost-ed25519",
-    epb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
-    epb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
-}
 _PARTY_DOMAIN = b"mpc-signer/party-id/v1"
 _SEALED_MAGIC = b"MPCS"
 AUDIT_OPERATIONS: dict[int, str] = {
@@ -197,7 +192,7 @@ class Operations:
                 self._keys.popitem(last=False)
         else:
             self._keys.move_to_end(start.key_id)
-        if key.protocol != PROTOCOL_TOKENS[start.protocol]:
+        if key.protocol != PROTOCOL_NAMES[start.protocol]:
             raise InvalidArgument(f"protocol does not match key {start.key_id} ({key.protocol})")
         signers = party_numbers(start.party_ids)
         if not set(signers) <= set(key.party_ids):
@@ -254,7 +249,7 @@ class Operations:
             await store.put_key(
                 KeyRecord(
                     key_id=result.key_id,
-                    protocol=PROTOCOL_TOKENS[start.protocol],
+                    protocol=PROTOCOL_NAMES[start.protocol],
                     party_id=party_number(start.self_party_id),
                     threshold=start.threshold,
                     party_ids=party_numbers(start.party_ids),
