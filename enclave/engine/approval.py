@@ -12,20 +12,18 @@ message_hash (the message itself for RAW), and for FROST SHA-256 of SessionStart
 message may be up to 64 KiB; the approval field is fixed at 32 bytes either way), with the rule
 named "sha256". A Taproot signature with a script tree's merkle root is made under a key tweaked
 by that root, so its digest covers both: SHA-256("mpc-signer/approval/taproot/v1" || root ||
-message) (signer/policy/approvals.py computes the same). Version 1 approvals (no hash rule, no
+message) (door.digests.frost_digest, which the host calls too). Version 1 approvals (no hash rule, no
 presignature id) are refused with a message saying so.
 """
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from typing import Final
 
 from enclave.policy import Approval, ApprovalRejected, ApprovalSubject
 
 APPROVAL_VERSION: Final = 2
-FROST_APPROVAL_HASH: Final = "sha256"
 _MAX_SIGNATURE: Final = 80  # DER P-256 signatures are at most 72 bytes
 V1_REFUSED: Final = (
     "approval format v1 is no longer accepted: the policy service must sign v2 approvals, which bind"
@@ -46,12 +44,3 @@ def decode_approval(data: bytes, subject: ApprovalSubject) -> Approval:
         raise ApprovalRejected("malformed approval")
     (expires_at,) = struct.unpack(">Q", data[1:9])
     return Approval(subject, expires_at, bytes(data[9:]))
-
-
-TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
-
-
-def frost_digest(message: bytes, taproot_merkle_root: bytes = b"") -> bytes:
-    if taproot_merkle_root:
-        return hashlib.sha256(TAPROOT_APPROVAL_TAG + taproot_merkle_root + message).digest()
-    return hashlib.sha256(message).digest()

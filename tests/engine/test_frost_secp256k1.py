@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from frost_rs import utility_secp256k1
 
+from door.digests import frost_digest
 from enclave.crypto.primes import FixtureSource
-from enclave.engine.approval import encode_approval, frost_digest
+from enclave.engine.approval import encode_approval
 from enclave.engine.keyids import key_id
 from enclave.group.secp256k1 import SECP256K1
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message

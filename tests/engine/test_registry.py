@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.signing import VerifyKey
 
+from door.digests import frost_digest
 from enclave.crypto.primes import FixtureSource
-from enclave.engine.approval import encode_approval, frost_digest
+from enclave.engine.approval import encode_approval
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
 from enclave.service import EnclaveService, RequestRejected
 from mpc.v1 import enclave_pb2 as pb
