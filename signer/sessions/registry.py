@@ -191,32 +191,10 @@ class Sessions:
         """Start a session; `messages` from other parties are applied right after the start (all
         checked before anything starts), and the returned messages answer both. `caller` names
         the caller in audit records; `caller_id` is who the session counts against (quotas)."""
-        record = self._retained.get(start.session_id)
-        if record is not None:
-            if record.fingerprint != fingerprint:
-                raise AlreadyExists("session_id is already in use by a different request")
-            return record, record.outgoing()
-        existing = self._sessions.get(start.session_id)
-        if existing is not None:
-            if existing.fingerprint != fingerprint:
-                raise AlreadyExists("session_id is already in use by a different request")
-            async with existing.lock:  # a concurrent identical start may still be talking to the enclave
-                if self._sessions.get(start.session_id) is not existing and not existing.finished:
-                    raise Unavailable("a concurrent start of this session failed; retry")
-                self._check_deadline(existing)
-                return existing, existing.first_outgoing
-        if self._running >= self._max:
-            self._refused("sessions.max_concurrent")
-            raise ResourceExhausted("too many sessions are running (sessions.max_concurrent); retry later")
-        try:
-            self._keyring.check_own_party(start.self_party_id)
-        except ValueError as exc:
-            raise FailedPrecondition(f"{exc} (hmac.senders); its messages would be refused") from None
-        if messages:
-            if convert.submitted_session(messages) != start.session_id:
-                raise InvalidArgument("messages must belong to the session being started")
-            self._keyring.verify_all(messages)
-            convert.check_routing(messages, start.party_ids, start.self_party_id)
+        repeated = await self._repeated_start(start, fingerprint)
+        if repeated is not None:
+            return repeated
+        self._admit(start, messages)
         start.timeout_ms = int(self._deadline * 1000)
         # The enclave applies them right after the start: one request instead of two.
         start.messages.extend(convert.to_enclave_messages(messages))
@@ -281,6 +259,42 @@ class Sessions:
                 self._spawn(self._abort_in_enclave(session.session_id, "the start was refused"))
             raise
         return session, outgoing
+
+    async def _repeated_start(
+        self, start: epb.SessionStart, fingerprint: bytes
+    ) -> tuple[Answering, list[pb.ProtocolMessage]] | None:
+        """The answer to a start this node has seen (same request: same answer; another: refused)."""
+        record = self._retained.get(start.session_id)
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                raise AlreadyExists("session_id is already in use by a different request")
+            return record, record.outgoing()
+        existing = self._sessions.get(start.session_id)
+        if existing is None:
+            return None
+        if existing.fingerprint != fingerprint:
+            raise AlreadyExists("session_id is already in use by a different request")
+        async with existing.lock:  # a concurrent identical start may still be talking to the enclave
+            if self._sessions.get(start.session_id) is not existing and not existing.finished:
+                raise Unavailable("a concurrent start of this session failed; retry")
+            self._check_deadline(existing)
+            return existing, existing.first_outgoing
+
+    def _admit(self, start: epb.SessionStart, messages: Sequence[pb.ProtocolMessage]) -> None:
+        """Refuse a new start over the concurrency bound, for a party this node may not write
+        as, or with first messages that are not authentic or not routed to this party."""
+        if self._running >= self._max:
+            self._refused("sessions.max_concurrent")
+            raise ResourceExhausted("too many sessions are running (sessions.max_concurrent); retry later")
+        try:
+            self._keyring.check_own_party(start.self_party_id)
+        except ValueError as exc:
+            raise FailedPrecondition(f"{exc} (hmac.senders); its messages would be refused") from None
+        if messages:
+            if convert.submitted_session(messages) != start.session_id:
+                raise InvalidArgument("messages must belong to the session being started")
+            self._keyring.verify_all(messages)
+            convert.check_routing(messages, start.party_ids, start.self_party_id)
 
     def get(self, session_id: str, kind: int) -> Answering:
         session: Answering | None = self._sessions.get(session_id) or self._retained.get(session_id)
