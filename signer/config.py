@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from signer.link.client import parse_address
+from door.address import parse_address
 
 ENV_PREFIX = "MPC_SIGNER_"
 CONFIG_ENV = "MPC_SIGNER_CONFIG"

@@ -13,13 +13,13 @@ import grpc
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
-from signer.api import convert
 from signer.api.exchange import CallDone, ExchangeHandler
 from signer.api.operations import Operations, caller_id, caller_name, check_distinct_numbers, sealed_blob_refusal
 from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
 from signer.link.client import EnclaveClient, EnclaveRequestError, TransportError
 from signer.link.health import EnclaveStatus
+from signer.sessions import convert
 from signer.sessions.registry import Answering, Hook, HostSession, Sessions
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api.convert import PARTY_ID, PUBLIC_PROTOCOLS
 from signer.api.operations import party_number
 from signer.errors import InvalidArgument
 from signer.link.client import EnclaveClient
+from signer.sessions.convert import PARTY_ID, PUBLIC_PROTOCOLS
 from signer.storage import KeyRecord
 
 VALIDITY = {

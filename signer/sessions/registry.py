@@ -51,7 +51,6 @@ from typing import Protocol
 
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.replay import SenderSequences
 from signer.errors import (
@@ -70,6 +69,7 @@ from signer.link.client import (
     EnclaveUnavailable,
     TransportError,
 )
+from signer.sessions import convert
 from signer.sessions.quotas import CallerId, CallerQuotas, presigns
 from signer.sessions.retention import FinishedSession, FinishedSessions
 
