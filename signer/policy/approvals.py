@@ -18,7 +18,6 @@ DEADLINE_EXCEEDED, anything else UNAVAILABLE, each with the policy client's mess
 
 from __future__ import annotations
 
-import struct
 from typing import Final
 
 from door.digests import FROST_APPROVAL_HASH, frost_digest, message_digest
@@ -33,7 +32,7 @@ from signer.policy.client import (
     PolicyUnavailable,
 )
 
-# SessionStart.policy_approval: u8 version || u64 expires_at || DER signature (docs/nitro.md §7).
+# SessionStart.policy_approval: a PolicyApproval {version, expires_at, DER signature} (docs/nitro.md §7).
 APPROVAL_VERSION: Final = 2
 
 # The rule names approvals bind (the enclave's MessageHash values). FROST approvals cover
@@ -73,8 +72,8 @@ def approval_request(start: epb.SessionStart) -> ApprovalRequest:
     )
 
 
-def encode_approval(grant: ApprovalGrant) -> bytes:
-    return bytes([APPROVAL_VERSION]) + struct.pack(">Q", grant.expires_at) + grant.signature
+def encode_approval(grant: ApprovalGrant) -> epb.PolicyApproval:
+    return epb.PolicyApproval(version=APPROVAL_VERSION, expires_at=grant.expires_at, signature=grant.signature)
 
 
 async def attach_approval(policy: PolicyClient, start: epb.SessionStart) -> None:
@@ -89,4 +88,4 @@ async def attach_approval(policy: PolicyClient, start: epb.SessionStart) -> None
         raise Unavailable(str(exc)) from None
     if not 0 <= grant.expires_at < 2**64:
         raise Unavailable("policy service approval has an out-of-range expires_at")
-    start.policy_approval = encode_approval(grant)
+    start.policy_approval.CopyFrom(encode_approval(grant))

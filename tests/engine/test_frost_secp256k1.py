@@ -55,7 +55,7 @@ async def frost_key(engines, protocol, parties, threshold, sid="dkg"):  # type: 
     return relay.results(await relay.run(engines, starts))
 
 
-def taproot_sign(sid, signers, me, share, message, root=b"", approval=b""):  # type: ignore[no-untyped-def]
+def taproot_sign(sid, signers, me, share, message, root=b"", approval=None):  # type: ignore[no-untyped-def]
     start = relay.sign(sid, TR, signers, me, share, message, approval=approval)
     start.taproot_merkle_root = root
     return start
@@ -132,7 +132,7 @@ async def test_policy_approval_covers_the_merkle_root(tmp_path: Path, prime_sour
             e.policy = PolicyVerifier(policy_key.public_key())
         kid, message, root = res["alice"].key_id, b"spend this", bytes([7]) * 32
 
-        def approve(sid: str, digest: bytes) -> bytes:
+        def approve(sid: str, digest: bytes) -> pb.PolicyApproval:
             expires = int(time.time()) + 60
             signed = approval_message(ApprovalSubject(kid, "sha256", digest, (), "", sid), expires)
             return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
