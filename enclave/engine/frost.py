@@ -101,7 +101,9 @@ class FrostAdapter:
             return pb.SessionResult(
                 key_id=kid,
                 public_key=public_key,
-                sealed_share=pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=sealed),
+                sealed_share=pb.SealedBlob(
+                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=sealed, sealer_kind=self._sealer.kind
+                ),
             )
 
         def build(deadline: float) -> Plan:

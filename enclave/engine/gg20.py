@@ -163,7 +163,10 @@ class Gg20Adapter:
                 public_key=share.public_key,
                 chain_code=share.chain_code,
                 sealed_share=pb.SealedBlob(
-                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=blobs.seal(self._sealer, record.encode(), binding)
+                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
+                    id=kid,
+                    data=blobs.seal(self._sealer, record.encode(), binding),
+                    sealer_kind=self._sealer.kind,
                 ),
             )
 
@@ -207,7 +210,10 @@ class Gg20Adapter:
             rec = PresignatureRecord(PROTOCOL, kid, pid, signers, self._used.issue(), presig.to_bytes())
             binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=record.index, purpose="presignature", item_id=pid)
             blob = pb.SealedBlob(
-                kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blobs.seal(self._boot, rec.encode(), binding)
+                kind=pb.SEALED_BLOB_KIND_PRESIGNATURE,
+                id=pid,
+                data=blobs.seal(self._boot, rec.encode(), binding),
+                sealer_kind=self._boot.kind,
             )
             return pb.SessionResult(key_id=kid, public_key=record.public_key, sealed_presignatures=[blob])
 

@@ -285,14 +285,16 @@ class PreparamsImported(_message.Message):
     def __init__(self, imported_ids: _Optional[_Iterable[str]] = ..., refused: _Optional[_Iterable[_Union[PreparamsRefusal, _Mapping]]] = ..., ready: _Optional[int] = ...) -> None: ...
 
 class SealedBlob(_message.Message):
-    __slots__ = ("kind", "id", "data")
+    __slots__ = ("kind", "id", "data", "sealer_kind")
     KIND_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    SEALER_KIND_FIELD_NUMBER: _ClassVar[int]
     kind: SealedBlobKind
     id: str
     data: bytes
-    def __init__(self, kind: _Optional[_Union[SealedBlobKind, str]] = ..., id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    sealer_kind: str
+    def __init__(self, kind: _Optional[_Union[SealedBlobKind, str]] = ..., id: _Optional[str] = ..., data: _Optional[bytes] = ..., sealer_kind: _Optional[str] = ...) -> None: ...
 
 class EnclaveMessage(_message.Message):
     __slots__ = ("sender", "recipient", "round", "payload")

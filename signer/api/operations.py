@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 KEY_CACHE_SIZE = 1024
 
 _PARTY_DOMAIN = b"mpc-signer/party-id/v1"
-_SEALED_MAGIC = b"MPCS"
 AUDIT_OPERATIONS: dict[int, str] = {
     epb.SESSION_KIND_DKG: "dkg",
     epb.SESSION_KIND_SIGN: "sign",
@@ -63,22 +62,6 @@ def party_numbers(party_ids: Sequence[str]) -> tuple[int, ...]:
 def check_distinct_numbers(party_ids: Sequence[str]) -> None:
     if len(set(party_numbers(party_ids))) != len(party_ids):
         raise InvalidArgument("party_ids: two ids map to the same party number; rename one of them")
-
-
-def sealer_kind(blob: bytes) -> str:
-    """The sealer kind recorded in a sealed blob's public header, for the store's bookkeeping.
-
-    The engine's blob is u8 blob version || u16 party index || sealer envelope, and the envelope
-    starts with "MPCS", u8 version, u8 suite, u8 kind length, kind (enclave/engine/blobs.py,
-    enclave/sealing.py). Everything after the kind is opaque to the host."""
-    for offset in (3, 0):
-        envelope = blob[offset:]
-        if len(envelope) >= 7 and envelope[:4] == _SEALED_MAGIC:
-            length = envelope[6]
-            kind = envelope[7 : 7 + length].decode("ascii", errors="replace").lower()
-            if len(kind) == length and kind:
-                return kind
-    raise ValueError("the enclave returned a sealed blob without a sealed-envelope header")
 
 
 def audit_digest(start: epb.SessionStart) -> str:
@@ -255,7 +238,7 @@ class Operations:
                     party_ids=party_numbers(start.party_ids),
                     public_key=result.public_key,
                     chain_code=result.chain_code,
-                    sealer_kind=sealer_kind(share.data),
+                    sealer_kind=share.sealer_kind,
                     sealed_share=share.data,
                 )
             )
@@ -266,7 +249,7 @@ class Operations:
                     presig_id=blob.id,
                     key_id=start.key_id,
                     signer_set=party_numbers(start.party_ids),
-                    sealer_kind=sealer_kind(blob.data),
+                    sealer_kind=blob.sealer_kind,
                     sealed=blob.data,
                 )
             )
