@@ -19,13 +19,13 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from door import provisioning
 from door.errors import HandshakeError
-from enclave.crypto.rng import SYSTEM_RNG, Rng
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,13 @@ _LABEL_SERVER = b"mpc-signer/enclave-channel/v1/server-proof"
 _LABEL_CLIENT = b"mpc-signer/enclave-channel/v1/client-proof"
 
 
-class Reader(Protocol):
+class ByteReader(Protocol):
     """What the handshake reads through (an asyncio.StreamReader, or a connection in raw mode)."""
 
     async def readexactly(self, n: int) -> bytes: ...
 
 
-class Writer(Protocol):
+class ByteWriter(Protocol):
     def write(self, data: bytes) -> None: ...
 
     async def drain(self) -> None: ...
@@ -57,6 +57,9 @@ class KeyReceiver(Protocol):
 
     def unwrap(self, delivery: pb.ChannelKeyDelivery, host_nonce: bytes) -> bytes: ...
 
+
+# Randomness is a parameter (`secrets.token_bytes` unless a test passes its own): n -> n bytes.
+TokenBytes = Callable[[int], bytes]
 
 # Host side: raises HandshakeError unless the offer's document is one the host trusts.
 OfferVerifier = Callable[[pb.ChannelKeyOffer, bytes], None]
@@ -102,7 +105,7 @@ def _proof(psk: bytes, label: bytes, client_nonce: bytes, server_nonce: bytes) -
     return hmac.new(psk, label + client_nonce + server_nonce, hashlib.sha256).digest()
 
 
-async def _read(reader: Reader, n: int, what: str) -> bytes:
+async def _read(reader: ByteReader, n: int, what: str) -> bytes:
     try:
         return await reader.readexactly(n)
     except asyncio.IncompleteReadError:
@@ -110,18 +113,18 @@ async def _read(reader: Reader, n: int, what: str) -> bytes:
 
 
 async def client_handshake(
-    reader: Reader,
-    writer: Writer,
+    reader: ByteReader,
+    writer: ByteWriter,
     psk: bytes,
     timeout: float,
-    rng: Rng = SYSTEM_RNG,
+    token_bytes: TokenBytes = secrets.token_bytes,
     verify_offer: OfferVerifier | None = None,
 ) -> None:
     """The host's side. With `verify_offer`, an enclave that has no key yet is given `psk` once
     the verifier accepted its attested offer; without it such an enclave is refused."""
 
     async def run() -> None:
-        client_nonce = rng.random_bytes(NONCE_BYTES)
+        client_nonce = token_bytes(NONCE_BYTES)
         writer.write(MAGIC + client_nonce)
         await writer.drain()
         magic = await _read(reader, len(MAGIC), "server hello")
@@ -134,7 +137,7 @@ async def client_handshake(
             length = provisioning.decode_length(await _read(reader, 4, "channel-key offer"))
             offer = provisioning.parse_offer(await _read(reader, length, "channel-key offer"))
             verify_offer(offer, client_nonce)
-            delivery = provisioning.wrap_psk(psk, offer.enclave_public_key, client_nonce, rng)
+            delivery = provisioning.wrap_psk(psk, offer.enclave_public_key, client_nonce, token_bytes)
             writer.write(provisioning.encode_message(delivery))
             await writer.drain()
             magic = await _read(reader, len(MAGIC), "server hello after provisioning")
@@ -159,11 +162,11 @@ async def client_handshake(
 
 
 async def server_handshake(
-    reader: Reader,
-    writer: Writer,
+    reader: ByteReader,
+    writer: ByteWriter,
     key: ChannelKey,
     timeout: float,
-    rng: Rng = SYSTEM_RNG,
+    token_bytes: TokenBytes = secrets.token_bytes,
     peer: object = "local peer",
 ) -> None:
     async def run() -> None:
@@ -174,7 +177,7 @@ async def server_handshake(
         psk = key.value
         if psk is None:
             psk = await _provision(reader, writer, key, client_nonce, peer)
-        server_nonce = rng.random_bytes(NONCE_BYTES)
+        server_nonce = token_bytes(NONCE_BYTES)
         writer.write(MAGIC + server_nonce + _proof(psk, _LABEL_SERVER, client_nonce, server_nonce))
         await writer.drain()
         client_mac = await _read(reader, MAC_BYTES, "client proof")
@@ -188,7 +191,9 @@ async def server_handshake(
         raise HandshakeError(f"handshake not completed within {timeout:g}s") from None
 
 
-async def _provision(reader: Reader, writer: Writer, key: ChannelKey, client_nonce: bytes, peer: object) -> bytes:
+async def _provision(
+    reader: ByteReader, writer: ByteWriter, key: ChannelKey, client_nonce: bytes, peer: object
+) -> bytes:
     receiver = key.receiver
     assert receiver is not None  # a ChannelKey without a key has a receiver
     writer.write(provisioning.PROVISION_MAGIC + provisioning.encode_message(receiver.offer(client_nonce)))

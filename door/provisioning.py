@@ -22,13 +22,16 @@ a claim by someone else at once, and fails closed: the enclave's proof is then m
 key and does not verify, so the host refuses to use that enclave (logged as a claimed channel).
 
 Encryption: ephemeral P-256 ECDH with the identity key, HKDF-SHA256 over a transcript of both
-public keys and the host nonce (enclave.crypto.transcript), ChaCha20-Poly1305 with that transcript as
+public keys and the host nonce (`_context`, the layout of the enclave's Fiat–Shamir
+transcripts, written out here so the door needs neither wing), ChaCha20-Poly1305 with that transcript as
 associated data. The ephemeral key is single use, so the AEAD nonce is fixed.
 """
 
 from __future__ import annotations
 
-import struct
+import hashlib
+import secrets
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -37,9 +40,8 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.protobuf.message import DecodeError
 
+from door.encoding import lp64, u32
 from door.errors import HandshakeError
-from enclave.crypto.rng import SYSTEM_RNG, Rng
-from enclave.crypto.transcript import Transcript
 from mpc.v1 import enclave_pb2 as pb
 
 PROVISION_MAGIC = b"MPCEPRV1"
@@ -48,13 +50,14 @@ MAX_MESSAGE_BYTES = 64 * 1024
 POINT_BYTES = 65
 _DOMAIN = "mpc-signer/enclave-channel-key/v1"
 _AEAD_NONCE = bytes(12)
-# P-256 group order, for drawing the ephemeral scalar from the injected Rng.
+_TRANSCRIPT_VERSION = b"mpc-signer/transcript/v1"
+# P-256 group order, for drawing the ephemeral scalar from the injected randomness.
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def encode_message(message: pb.ChannelKeyOffer | pb.ChannelKeyDelivery) -> bytes:
     body = message.SerializeToString()
-    return struct.pack(">I", len(body)) + body
+    return u32(len(body)) + body
 
 
 def decode_length(header: bytes) -> int:
@@ -94,10 +97,24 @@ def _public_bytes(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _context(host_nonce: bytes, enclave_public: bytes, ephemeral_public: bytes) -> bytes:
-    t = Transcript(_DOMAIN, session_id=host_nonce, protocol="channel-key", round=0, party="host")
-    t.append("enclave-public-key", enclave_public)
-    t.append("ephemeral-public-key", ephemeral_public)
-    return t.challenge_bytes("context", 32)
+    """SHAKE-256 over labelled items, each `lp64(label) || lp64(data)`: the bytes a transcript
+    bound to (_DOMAIN, host nonce, "channel-key", round 0, party "host") absorbs for the two
+    public keys, then a 32-byte challenge "context" (version 1 of that layout)."""
+    items = (
+        (b"version", _TRANSCRIPT_VERSION),
+        (b"domain", _DOMAIN.encode()),
+        (b"session", host_nonce),
+        (b"protocol", b"channel-key"),
+        (b"round", u32(0)),
+        (b"str:party", b"host"),
+        (b"bytes:enclave-public-key", enclave_public),
+        (b"bytes:ephemeral-public-key", ephemeral_public),
+        (b"challenge", b"context/" + u32(32)),
+    )
+    h = hashlib.shake_256()
+    for label, data in items:
+        h.update(lp64(label) + lp64(data))
+    return h.digest(32)
 
 
 def _aead(shared: bytes, context: bytes) -> ChaCha20Poly1305:
@@ -105,10 +122,15 @@ def _aead(shared: bytes, context: bytes) -> ChaCha20Poly1305:
     return ChaCha20Poly1305(key)
 
 
-def wrap_psk(psk: bytes, enclave_public: bytes, host_nonce: bytes, rng: Rng = SYSTEM_RNG) -> pb.ChannelKeyDelivery:
+def wrap_psk(
+    psk: bytes,
+    enclave_public: bytes,
+    host_nonce: bytes,
+    token_bytes: Callable[[int], bytes] = secrets.token_bytes,
+) -> pb.ChannelKeyDelivery:
     """Encrypt `psk` to the (verified) enclave identity key. Host side."""
     peer = _point(enclave_public, "offered enclave key")
-    scalar = int.from_bytes(rng.random_bytes(48), "big") % (_P256_ORDER - 1) + 1
+    scalar = int.from_bytes(token_bytes(48), "big") % (_P256_ORDER - 1) + 1
     ephemeral = ec.derive_private_key(scalar, ec.SECP256R1())
     ephemeral_public = _public_bytes(ephemeral)
     context = _context(host_nonce, enclave_public, ephemeral_public)

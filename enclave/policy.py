@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from door.encoding import lp32, u32, u64
 from enclave.errors import EnclaveError, InvalidParameters
 
 APPROVAL_DOMAIN: Final = b"mpc-signer/policy-approval/v2"
@@ -86,19 +86,15 @@ def approval_message(subject: ApprovalSubject, expires_at: int) -> bytes:
     if max(len(subject.digest), *(len(t) for t in texts)) > _MAX_FIELD:
         raise InvalidParameters("approval field too long")
     key_b, hash_b, presig_b, session_b = texts
-    out = bytearray(_lp(APPROVAL_DOMAIN))
-    out += _lp(key_b)
-    out += _lp(hash_b)
-    out += _lp(subject.digest)
-    out += _lp(b"".join(struct.pack(">I", i) for i in path))
-    out += _lp(presig_b)
-    out += _lp(session_b)
-    out += struct.pack(">Q", expires_at)
+    out = bytearray(lp32(APPROVAL_DOMAIN))
+    out += lp32(key_b)
+    out += lp32(hash_b)
+    out += lp32(subject.digest)
+    out += lp32(b"".join(u32(i) for i in path))
+    out += lp32(presig_b)
+    out += lp32(session_b)
+    out += u64(expires_at)
     return bytes(out)
-
-
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
 
 
 def load_policy_key(pem_or_der: bytes) -> ec.EllipticCurvePublicKey:

@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from door.encoding import lp32
 from enclave.crypto.rng import SYSTEM_RNG, Rng
 from enclave.errors import EnclaveError
 
@@ -133,15 +134,11 @@ class Binding:
             ("purpose", self.purpose),
             ("item_id", self.item_id),
         )
-        out = bytearray(_lp(_BINDING_TAG))
+        out = bytearray(lp32(_BINDING_TAG))
         for name, value in fields:
-            out += _lp(name.encode("ascii"))
-            out += _lp(value.encode("utf-8"))
+            out += lp32(name.encode("ascii"))
+            out += lp32(value.encode("utf-8"))
         return bytes(out)
-
-
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
 
 
 class Sealer(Protocol):

@@ -20,7 +20,6 @@ Two checks are registered:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,8 @@ from urllib.parse import urlsplit
 
 import consul
 from consul.exceptions import ACLPermissionDenied, BadRequest
+
+from signer.tasks import cancel_quietly
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,7 @@ class ConsulRegistrar:
     async def stop(self) -> None:
         """Stop the loop, then deregister (best effort, bounded by the request timeout)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_quietly(self._task)
             self._task = None
         try:
             await asyncio.to_thread(self._client.agent.service.deregister, self._s.service_id)

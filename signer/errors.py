@@ -14,8 +14,8 @@ import secrets
 
 import grpc
 
+from door.errors import EnclaveRequestError, EnclaveTimeout, EnclaveUnavailable
 from mpc.v1 import enclave_pb2
-from signer.link.client import EnclaveRequestError, EnclaveTimeout, EnclaveUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,11 @@ embedded enclave -> stop the metrics endpoint -> close the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
@@ -38,7 +35,7 @@ from mpc.v1 import signer_pb2, signer_pb2_grpc
 from signer.api.operations import Operations
 from signer.api.pipeline import RpcPipeline
 from signer.api.public_schema import public_pool
-from signer.api.servicer import EnclaveStatus, SignerServicer
+from signer.api.servicer import SignerServicer
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.interceptor import Authenticator
 from signer.auth.jwt import JwtVerifier, VerificationKey, load_verification_key, read_hex_secret
@@ -46,22 +43,23 @@ from signer.auth.mtls import ClientAllowlist
 from signer.config.loader import ConfigError
 from signer.config.schema import Config, consul_advertise
 from signer.discovery import ConsulRegistrar, ConsulSettings
-from signer.link.client import EnclaveClient, EnclaveTimeout, TransportError, load_psk, parse_address
+from signer.link.client import EnclaveClient, load_psk, parse_address
 from signer.link.credentials import CredentialsPusher, ImdsClient
+from signer.link.health import HEALTH_SERVICES, SERVICE_NAME, EnclaveStatus, HealthWatcher
+from signer.link.metered import MeteredEnclaveClient
 from signer.link.preparams import PreparamsKeeper
 from signer.link.provisioning import attested_offer_verifier, load_expected_pcrs
-from signer.metrics import MeteredEnclaveClient, Metrics
+from signer.link.supervisor import EmbeddedEnclave
+from signer.metrics import Metrics
 from signer.policy.approvals import attach_approval
 from signer.policy.client import PolicyCallbackConfig, PolicyClient
 from signer.sessions.quotas import CallerQuotas
-from signer.sessions.registry import Session, Sessions, cancel_quietly
+from signer.sessions.registry import HostSession, Sessions
 from signer.sessions.retention import FinishedSessions
 from signer.storage import Store, open_store
+from signer.tasks import cancel_quietly
 
 log = logging.getLogger(__name__)
-
-SERVICE_NAME = signer_pb2.DESCRIPTOR.services_by_name["SignerService"].full_name
-HEALTH_SERVICES = ("", SERVICE_NAME)
 
 
 def _read(key: str, path: Path) -> bytes:
@@ -158,19 +156,6 @@ def _policy_client(config: Config) -> PolicyClient | None:
         raise ConfigError(f"policy: {exc}") from None
 
 
-# What the embedded enclave inherits from the host's environment: enough to find Python and its
-# packages and to read its own MPC_ENCLAVE_* settings. Nothing else: the host's environment can
-# hold MPC_SIGNER_STORAGE_URL with a database password, AWS credentials, tokens.
-ENCLAVE_ENVIRONMENT: Final = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ")
-
-
-def enclave_environment(host: Mapping[str, str]) -> dict[str, str]:
-    env = {name: host[name] for name in ENCLAVE_ENVIRONMENT if name in host}
-    env.update((name, value) for name, value in host.items() if name.startswith("MPC_ENCLAVE_"))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 class StoredSessionIds:
     """The sessions layer's durable record of used session ids, in the store's session_ids table."""
 
@@ -192,125 +177,6 @@ class StoredSessionIds:
 
     async def used(self, session_id: str) -> bool:
         return await self._open().session_id_used(session_id)
-
-
-class EmbeddedEnclave:
-    """The enclave as a supervised child process (`python -m enclave`), restarted if it exits,
-    started with `enclave_environment` only."""
-
-    def __init__(self, address: str, psk_file: Path | None, max_frame_bytes: int, restart_delay: float = 1.0) -> None:
-        self._args = [sys.executable, "-m", "enclave", "--listen", address, "--max-frame-bytes", str(max_frame_bytes)]
-        if psk_file is not None:
-            self._args += ["--psk-file", str(psk_file)]
-        self._restart_delay = restart_delay
-        self._process: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(*self._args, env=enclave_environment(os.environ))
-        self._task = asyncio.create_task(self._supervise())
-
-    async def _supervise(self) -> None:
-        while not self._stopping:
-            assert self._process is not None
-            code = await self._process.wait()
-            if self._stopping:
-                return
-            log.error("embedded enclave exited with status %s; restarting in %.1fs", code, self._restart_delay)
-            await asyncio.sleep(self._restart_delay)
-            if self._stopping:  # e.g. Ctrl-C reached the child first
-                return
-            self._process = await asyncio.create_subprocess_exec(*self._args, env=enclave_environment(os.environ))
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            try:
-                await asyncio.wait_for(self._process.wait(), 5)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-class HealthWatcher:
-    """SERVING only while the enclave answers: pings it every `interval` seconds.
-
-    A ping that is late (no answer within the interval) counts as a miss, and only `misses`
-    consecutive ones turn the node NOT_SERVING: one slow answer under load is not an outage, and
-    flapping health makes Consul and load balancers move traffic for nothing. An enclave that is
-    not there at all (connection refused or broken) is down at once: that is no guess. A sealed
-    enclave (t-of-n unseal, waiting for the operators' shares) answers but is not up either."""
-
-    def __init__(
-        self,
-        enclave: EnclaveClient,
-        health: health_aio.HealthServicer,
-        status: EnclaveStatus,
-        interval: float,
-        misses: int = 1,
-    ) -> None:
-        self._enclave = enclave
-        self._health = health
-        self._status = status
-        self._interval = interval
-        self._misses_allowed = misses
-        self._missed = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _set(self, up: bool) -> None:
-        serving = health_pb2.HealthCheckResponse.SERVING if up else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in HEALTH_SERVICES:
-            await self._health.set(name, serving)
-
-    async def check_once(self) -> bool:
-        try:
-            if self._status.up:
-                pong = await self._enclave.call(epb.Request(ping=epb.PingRequest()), timeout=self._interval)
-                sealed = pong.ping.sealed
-            else:
-                info = await self._enclave.info(timeout=self._interval)
-                self._status.attestation_mode = info.attestation_mode
-                self._status.version = info.version
-                sealed = info.state == epb.ENCLAVE_STATE_SEALED
-            if sealed and not self._status.sealed:
-                log.warning("the enclave is sealed: it waits for the operators' shares (mpc-signer unseal)")
-            self._status.sealed = sealed
-            up = not sealed
-            self._missed = 0
-        except EnclaveTimeout as exc:
-            self._missed += 1
-            up = self._status.up and self._missed < self._misses_allowed
-            if self._status.up:
-                log.warning("enclave ping %d of %d missed: %s", self._missed, self._misses_allowed, exc)
-        except TransportError as exc:
-            up = False
-            if self._status.up:
-                log.warning("enclave stopped answering: %s", exc)
-        if up and not self._status.up:
-            log.info("enclave answers (mode %s, version %s)", self._status.attestation_mode, self._status.version)
-        self._status.up = up
-        await self._set(up)
-        return up
-
-    async def _run(self) -> None:
-        while True:
-            await self.check_once()
-            await asyncio.sleep(self._interval)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 class SignerServer:
@@ -433,7 +299,7 @@ class SignerServer:
         if self.port == 0:
             raise ConfigError(f"server.listen: cannot listen on {c.server.listen}")
 
-    async def _session_finished(self, session: Session) -> None:
+    async def _session_finished(self, session: HostSession) -> None:
         done = session.state == signer_pb2.SESSION_STATE_DONE
         self.metrics.session_finished(session.start.protocol, session.kind, done)
         await self.operations.audit(session)
@@ -514,10 +380,7 @@ class SignerServer:
         await self.enclave.close()
         if self.embedded is not None:
             await self.embedded.stop()
-        if self._pool_task is not None:
-            self._pool_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pool_task
+        await cancel_quietly(self._pool_task)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
         if self.store is not None:

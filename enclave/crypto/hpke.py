@@ -16,13 +16,13 @@ with lp(x) = u32be(len(x)) || x.
 
 from __future__ import annotations
 
-import struct
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
+from door.encoding import lp32
 from enclave.errors import BadInput
 
 SUITE: Final = Suite(KEM.P256, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
@@ -38,12 +38,8 @@ class HpkeError(BadInput):
     """A recipient key or ciphertext that cannot be used; the message says which (no secrets)."""
 
 
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
 def info(label: bytes, *parts: bytes) -> bytes:
-    return label + b"".join(_lp(p) for p in parts)
+    return label + b"".join(lp32(p) for p in parts)
 
 
 def sign_result_info(session_id: str, key_id: str, public_key: bytes) -> bytes:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from door.encoding import lp64
+
 _VERSION = b"mpc-signer/transcript/v1"
-
-
-def _frame(data: bytes) -> bytes:
-    return len(data).to_bytes(8, "big") + data
 
 
 class Transcript:
@@ -39,7 +37,7 @@ class Transcript:
         self.append("party", party)
 
     def _absorb(self, label: bytes, data: bytes) -> None:
-        self._h.update(_frame(label) + _frame(data))
+        self._h.update(lp64(label) + lp64(data))
 
     def append(self, label: str, value: bytes | str | int) -> None:
         """Absorb a labelled value. Ints are encoded with a sign byte and minimal length."""

@@ -102,7 +102,7 @@ class ShareRecord:
 
 @dataclass(frozen=True)
 class PresignatureContent:
-    """What a sealed presignature blob holds (the host's row for it is signer.storage's PresignatureRecord)."""
+    """What a sealed presignature blob holds (the host's row for it is signer.storage's StoredPresignature)."""
 
     protocol: str
     key_id: str

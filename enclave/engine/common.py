@@ -29,13 +29,6 @@ MAX_FROST_MESSAGE: Final = 64 * 1024
 MAX_PATH_DEPTH: Final = 255
 HARDENED: Final = 1 << 31
 
-PROTOCOL_NAMES: Final = {
-    pb.PROTOCOL_FROST_ED25519: "frost-ed25519",
-    pb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
-    pb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
-    pb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
-}
-
 
 def invalid(message: str) -> RequestRejected:
     return RequestRejected(pb.ERROR_CODE_INVALID_ARGUMENT, message)

@@ -16,7 +16,7 @@ share: lp(ZF KeyPackage) || lp(ZF PublicKeyPackage) inside the engine's key-shar
 No chain code (empty) and no derivation; no presigning. Taproot signing may name a script
 tree's merkle root (SessionStart.taproot_merkle_root, 32 bytes): the key packages are tweaked
 with it (ZF `sign_with_tweak`) and the result names the tweaked x-only key. The approval
-digest then covers the root (`approval.frost_digest`). The signature is checked by the
+digest then covers the root (`door.digests.frost_digest`). The signature is checked by the
 suite's verifier (in `signing.aggregate`, once) before the session reports DONE.
 """
 
@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from door.digests import FROST_APPROVAL_HASH, frost_digest
+from door.protocols import PROTOCOL_NAMES
 from enclave.crypto.rng import Rng
 from enclave.engine import blobs
-from enclave.engine.approval import FROST_APPROVAL_HASH, frost_digest
 from enclave.engine.common import (
     MAX_FROST_MESSAGE,
-    PROTOCOL_NAMES,
     Prepared,
     blob_invalid,
     dkg_parties,
@@ -114,7 +114,9 @@ class FrostAdapter:
             return pb.SessionResult(
                 key_id=kid,
                 public_key=public_key,
-                sealed_share=pb.SealedBlob(kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=sealed),
+                sealed_share=pb.SealedBlob(
+                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=sealed, sealer_kind=self._sealer.kind
+                ),
             )
 
         def build(deadline: float) -> Plan:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from door.protocols import PROTOCOL_NAMES
 from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
 from enclave.crypto.primes import SafePrimePair
 from enclave.crypto.rng import Rng
@@ -46,7 +47,6 @@ from enclave.engine.blobs import BlobInvalid, PresignatureContent, ShareRecord
 from enclave.engine.common import (
     HARDENED,
     MAX_PATH_DEPTH,
-    PROTOCOL_NAMES,
     Prepared,
     blob_invalid,
     dkg_parties,
@@ -174,7 +174,10 @@ class Gg20Adapter:
                 public_key=share.public_key,
                 chain_code=share.chain_code,
                 sealed_share=pb.SealedBlob(
-                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=blobs.seal(self._sealer, record.encode(), binding)
+                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
+                    id=kid,
+                    data=blobs.seal(self._sealer, record.encode(), binding),
+                    sealer_kind=self._sealer.kind,
                 ),
             )
 
@@ -218,7 +221,10 @@ class Gg20Adapter:
             rec = PresignatureContent(PROTOCOL, kid, pid, signers, self._used.issue(), presig.to_bytes())
             binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=record.index, purpose="presignature", item_id=pid)
             blob = pb.SealedBlob(
-                kind=pb.SEALED_BLOB_KIND_PRESIGNATURE, id=pid, data=blobs.seal(self._boot, rec.encode(), binding)
+                kind=pb.SEALED_BLOB_KIND_PRESIGNATURE,
+                id=pid,
+                data=blobs.seal(self._boot, rec.encode(), binding),
+                sealer_kind=self._boot.kind,
             )
             return pb.SessionResult(key_id=kid, public_key=record.public_key, sealed_presignatures=[blob])
 

@@ -17,35 +17,32 @@ different paths gets different ids, and no signing session can name both.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Sequence
 from typing import Final
+
+from door.encoding import lp32, u32
 
 KEY_ID_TAG: Final = b"mpc-signer/engine/key-id/v1"
 PRESIGNATURE_ID_TAG: Final = b"mpc-signer/engine/presignature-id/v2"
 KEY_ID_LEN: Final = 64
 
 
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
 def key_id(protocol: str, session_id: str, threshold: int, parties: Sequence[str], public_key: bytes) -> str:
-    h = hashlib.sha256(_lp(KEY_ID_TAG))
-    h.update(_lp(protocol.encode("utf-8")))
-    h.update(_lp(session_id.encode("utf-8")))
-    h.update(struct.pack(">II", threshold, len(parties)))
+    h = hashlib.sha256(lp32(KEY_ID_TAG))
+    h.update(lp32(protocol.encode("utf-8")))
+    h.update(lp32(session_id.encode("utf-8")))
+    h.update(u32(threshold) + u32(len(parties)))
     for p in parties:
-        h.update(_lp(p.encode("utf-8")))
-    h.update(_lp(public_key))
+        h.update(lp32(p.encode("utf-8")))
+    h.update(lp32(public_key))
     return h.hexdigest()
 
 
 def presignature_id(key: str, session_id: str, r_point: bytes, path: Sequence[int] = ()) -> str:
-    h = hashlib.sha256(_lp(PRESIGNATURE_ID_TAG))
-    path_b = b"".join(struct.pack(">I", i) for i in path)
+    h = hashlib.sha256(lp32(PRESIGNATURE_ID_TAG))
+    path_b = b"".join(u32(i) for i in path)
     for part in (key.encode("ascii"), session_id.encode("utf-8"), r_point, path_b):
-        h.update(_lp(part))
+        h.update(lp32(part))
     return h.hexdigest()
 
 

@@ -18,7 +18,7 @@ Frames (enclave/protocols/driver.py) add a 6-byte header and 32 bytes of echo pe
 of the driver's previous round (none in a driver's first round).
 
 A bound can exceed `MESSAGE_CEILING`, the largest payload the host relays (1 MiB,
-signer/api/convert.py): only GG20's round-4 identification after a failed χ check, which
+signer/sessions/convert.py): only GG20's round-4 identification after a failed χ check, which
 carries (n−1)² Πdec proofs, from about 24 signers up (2048-bit moduli). Such a round is
 `capped`: a message over the ceiling there is no proof of malice, so the session fails naming
 nobody (the identification cannot travel at that size).

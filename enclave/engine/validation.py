@@ -24,11 +24,12 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from door.protocols import PROTOCOL_NAMES
 from enclave.crypto.polynomial import lagrange_coefficient
 from enclave.crypto.primes import is_probable_prime
 from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, ShareRecord
-from enclave.engine.common import PROTOCOL_NAMES, invalid
+from enclave.engine.common import invalid
 from enclave.engine.frost import SUITES as FROST_SUITES
 from enclave.engine.frost import public_key_bytes
 from enclave.engine.keyids import is_key_id

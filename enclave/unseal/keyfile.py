@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import os
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from door.encoding import lp32
 from enclave.crypto import shamir
 from enclave.crypto.rng import Rng
 from enclave.sealing import (
@@ -54,10 +54,6 @@ _NONCE_LEN: Final = 12
 _TMP_MARK: Final = ".tmp-"
 
 
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
 @dataclass(frozen=True)
 class ShareSlot:
     """One share set as the file records it (all public: ids, counts, hashes, ciphertext)."""
@@ -73,8 +69,8 @@ class ShareSlot:
         return self.set_id.hex()
 
     def associated_data(self, data_key_id: bytes) -> bytes:
-        out = _lp(WRAP_AD_TAG) + _lp(self.set_id) + bytes([self.threshold, self.shares]) + _lp(data_key_id)
-        return out + b"".join(_lp(c) for c in self.checks)
+        out = lp32(WRAP_AD_TAG) + lp32(self.set_id) + bytes([self.threshold, self.shares]) + lp32(data_key_id)
+        return out + b"".join(lp32(c) for c in self.checks)
 
     def check_matches(self, share: OperatorShare) -> bool:
         expected = self.checks[share.index - 1]

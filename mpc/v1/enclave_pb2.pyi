@@ -285,14 +285,16 @@ class PreparamsImported(_message.Message):
     def __init__(self, imported_ids: _Optional[_Iterable[str]] = ..., refused: _Optional[_Iterable[_Union[PreparamsRefusal, _Mapping]]] = ..., ready: _Optional[int] = ...) -> None: ...
 
 class SealedBlob(_message.Message):
-    __slots__ = ("kind", "id", "data")
+    __slots__ = ("kind", "id", "data", "sealer_kind")
     KIND_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    SEALER_KIND_FIELD_NUMBER: _ClassVar[int]
     kind: SealedBlobKind
     id: str
     data: bytes
-    def __init__(self, kind: _Optional[_Union[SealedBlobKind, str]] = ..., id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    sealer_kind: str
+    def __init__(self, kind: _Optional[_Union[SealedBlobKind, str]] = ..., id: _Optional[str] = ..., data: _Optional[bytes] = ..., sealer_kind: _Optional[str] = ...) -> None: ...
 
 class EnclaveMessage(_message.Message):
     __slots__ = ("sender", "recipient", "round", "payload")
@@ -305,6 +307,16 @@ class EnclaveMessage(_message.Message):
     round: int
     payload: bytes
     def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., round: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class PolicyApproval(_message.Message):
+    __slots__ = ("version", "expires_at", "signature")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    expires_at: int
+    signature: bytes
+    def __init__(self, version: _Optional[int] = ..., expires_at: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
     __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash")
@@ -338,11 +350,11 @@ class SessionStart(_message.Message):
     presignature_id: str
     key_id: str
     timeout_ms: int
-    policy_approval: bytes
+    policy_approval: PolicyApproval
     messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
     result_recipient_key: bytes
     message_hash: MessageHash
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[bytes] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[_Union[PolicyApproval, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")

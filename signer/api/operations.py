@@ -20,6 +20,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
+from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.interceptor import current_caller
@@ -27,7 +28,7 @@ from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavail
 from signer.link.client import EnclaveRequestError
 from signer.policy.approvals import signed_digest
 from signer.sessions.quotas import CallerId
-from signer.sessions.registry import Session
+from signer.sessions.registry import HostSession
 from signer.storage import (
     AuditRecord,
     KeyNotFound,
@@ -42,14 +43,7 @@ log = logging.getLogger(__name__)
 
 KEY_CACHE_SIZE = 1024
 
-PROTOCOL_TOKENS: dict[int, str] = {
-    epb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
-    epb.PROTOCOL_FROST_ED25519: "frost-ed25519",
-    epb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
-    epb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
-}
 _PARTY_DOMAIN = b"mpc-signer/party-id/v1"
-_SEALED_MAGIC = b"MPCS"
 AUDIT_OPERATIONS: dict[int, str] = {
     epb.SESSION_KIND_DKG: "dkg",
     epb.SESSION_KIND_SIGN: "sign",
@@ -68,22 +62,6 @@ def party_numbers(party_ids: Sequence[str]) -> tuple[int, ...]:
 def check_distinct_numbers(party_ids: Sequence[str]) -> None:
     if len(set(party_numbers(party_ids))) != len(party_ids):
         raise InvalidArgument("party_ids: two ids map to the same party number; rename one of them")
-
-
-def sealer_kind(blob: bytes) -> str:
-    """The sealer kind recorded in a sealed blob's public header, for the store's bookkeeping.
-
-    The engine's blob is u8 blob version || u16 party index || sealer envelope, and the envelope
-    starts with "MPCS", u8 version, u8 suite, u8 kind length, kind (enclave/engine/blobs.py,
-    enclave/sealing.py). Everything after the kind is opaque to the host."""
-    for offset in (3, 0):
-        envelope = blob[offset:]
-        if len(envelope) >= 7 and envelope[:4] == _SEALED_MAGIC:
-            length = envelope[6]
-            kind = envelope[7 : 7 + length].decode("ascii", errors="replace").lower()
-            if len(kind) == length and kind:
-                return kind
-    raise ValueError("the enclave returned a sealed blob without a sealed-envelope header")
 
 
 def audit_digest(start: epb.SessionStart) -> str:
@@ -197,7 +175,7 @@ class Operations:
                 self._keys.popitem(last=False)
         else:
             self._keys.move_to_end(start.key_id)
-        if key.protocol != PROTOCOL_TOKENS[start.protocol]:
+        if key.protocol != PROTOCOL_NAMES[start.protocol]:
             raise InvalidArgument(f"protocol does not match key {start.key_id} ({key.protocol})")
         signers = party_numbers(start.party_ids)
         if not set(signers) <= set(key.party_ids):
@@ -208,7 +186,7 @@ class Operations:
             raise InvalidArgument(f"party_ids must list at least the key's threshold ({key.threshold}) of parties")
         return key
 
-    async def prepare_sign(self, session: Session) -> None:
+    async def prepare_sign(self, session: HostSession) -> None:
         start = session.start
         key = await self._key(start)
         if self._approve is not None:
@@ -240,13 +218,13 @@ class Operations:
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=presig.presig_id, data=presig.sealed)
         )
 
-    async def prepare_presign(self, session: Session) -> None:
+    async def prepare_presign(self, session: HostSession) -> None:
         key = await self._key(session.start)
         session.start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )
 
-    async def persist(self, session: Session, result: epb.SessionResult) -> None:
+    async def persist(self, session: HostSession, result: epb.SessionResult) -> None:
         start = session.start
         store = self.store()
         if session.kind == epb.SESSION_KIND_DKG:
@@ -254,13 +232,13 @@ class Operations:
             await store.put_key(
                 KeyRecord(
                     key_id=result.key_id,
-                    protocol=PROTOCOL_TOKENS[start.protocol],
+                    protocol=PROTOCOL_NAMES[start.protocol],
                     party_id=party_number(start.self_party_id),
                     threshold=start.threshold,
                     party_ids=party_numbers(start.party_ids),
                     public_key=result.public_key,
                     chain_code=result.chain_code,
-                    sealer_kind=sealer_kind(share.data),
+                    sealer_kind=share.sealer_kind,
                     sealed_share=share.data,
                 )
             )
@@ -271,12 +249,12 @@ class Operations:
                     presig_id=blob.id,
                     key_id=start.key_id,
                     signer_set=party_numbers(start.party_ids),
-                    sealer_kind=sealer_kind(blob.data),
+                    sealer_kind=blob.sealer_kind,
                     sealed=blob.data,
                 )
             )
 
-    async def audit(self, session: Session) -> None:
+    async def audit(self, session: HostSession) -> None:
         start = session.start
         ok = session.state == pb.SESSION_STATE_DONE
         key_id = start.key_id or (session.result.key_id if session.result is not None else "") or None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -14,13 +13,14 @@ import grpc
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
-from signer.api import convert
 from signer.api.exchange import CallDone, ExchangeHandler
 from signer.api.operations import Operations, caller_id, caller_name, check_distinct_numbers, sealed_blob_refusal
 from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
 from signer.link.client import EnclaveClient, EnclaveRequestError, TransportError
-from signer.sessions.registry import Answering, Hook, Session, Sessions
+from signer.link.health import EnclaveStatus
+from signer.sessions import convert
+from signer.sessions.registry import Answering, Hook, HostSession, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,6 @@ def signer_version() -> str:
         return metadata.version("mpc-signer")
     except metadata.PackageNotFoundError:
         return "0.0.0+unknown"
-
-
-@dataclass
-class EnclaveStatus:
-    """Last enclave info seen by the health watcher (for Ping when the enclave is down)."""
-
-    up: bool = False  # answers and is not sealed
-    sealed: bool = False
-    attestation_mode: str = ""
-    version: str = ""
 
 
 class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
@@ -199,7 +189,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
 
 
 def _submit_response(
-    session: Session, outgoing: list[pb.ProtocolMessage], result: pb.SessionResult | None
+    session: HostSession, outgoing: list[pb.ProtocolMessage], result: pb.SessionResult | None
 ) -> pb.SubmitProtocolMessageResponse:
     return pb.SubmitProtocolMessageResponse(
         session_id=session.session_id,

@@ -8,12 +8,13 @@ WRONG_NODE even when the caller names no party. Shared by the RPC and `mpc-signe
 
 from __future__ import annotations
 
+from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api.convert import PARTY_ID, PUBLIC_PROTOCOLS
-from signer.api.operations import PROTOCOL_TOKENS, party_number
+from signer.api.operations import party_number
 from signer.errors import InvalidArgument
 from signer.link.client import EnclaveClient
+from signer.sessions.convert import PARTY_ID, PUBLIC_PROTOCOLS
 from signer.storage import KeyRecord
 
 VALIDITY = {
@@ -24,7 +25,7 @@ VALIDITY = {
 }
 _PROTOCOL_BY_TOKEN: dict[str, epb.Protocol] = {
     token: epb.Protocol.ValueType(protocol)  # type: ignore[misc]
-    for protocol, token in PROTOCOL_TOKENS.items()
+    for protocol, token in PROTOCOL_NAMES.items()
 }
 VALIDATE_TIMEOUT = 30.0  # a GG20 share costs two primality tests and a few multiplications per party
 

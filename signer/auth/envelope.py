@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from door.encoding import lp32, u32, u64
 from mpc.v1 import signer_pb2
 from signer.errors import Unauthenticated
 
@@ -37,21 +37,17 @@ class MessageAuthError(Unauthenticated):
     """A protocol message that fails authentication. The message names the field, not secrets."""
 
 
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
 def mac_input(message: signer_pb2.ProtocolMessage) -> bytes:
     return b"".join(
         (
             DOMAIN,
-            _lp(message.hmac_key_id.encode("utf-8")),
-            _lp(message.session_id.encode("utf-8")),
-            _lp(message.sender.encode("utf-8")),
-            _lp(message.recipient.encode("utf-8")),
-            _lp(struct.pack(">I", message.round)),
-            _lp(struct.pack(">Q", message.seq)),
-            _lp(message.payload),
+            lp32(message.hmac_key_id.encode("utf-8")),
+            lp32(message.session_id.encode("utf-8")),
+            lp32(message.sender.encode("utf-8")),
+            lp32(message.recipient.encode("utf-8")),
+            lp32(u32(message.round)),
+            lp32(u64(message.seq)),
+            lp32(message.payload),
         )
     )
 

@@ -15,7 +15,7 @@ import contextvars
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,71 @@ _HANDLER_KINDS: tuple[tuple[str, Any], ...] = (
 )
 
 
+def _report(
+    on_done: Callable[[str, float], None] | None,
+    context: grpc.aio.ServicerContext,
+    start: float,
+    error: BaseException | None,
+) -> None:
+    """Tell `on_done` how a call ended: its status code name and how long it took."""
+    if on_done is None:
+        return
+    if isinstance(error, asyncio.CancelledError):
+        code = "CANCELLED"
+    else:
+        status = context.code()
+        code = status.name if status is not None else ("UNKNOWN" if error is not None else "OK")
+    on_done(code, time.perf_counter() - start)
+
+
+def _guard_streaming(
+    behavior: Any, method: str, authenticator: Authenticator, on_done: Callable[[str, float], None] | None
+) -> Any:
+    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        start, error = time.perf_counter(), None
+        try:
+            if await authenticator.admit(method, context):
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    await abort_with_status(exc, method, context)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _report(on_done, context, start, error)
+
+    return streaming
+
+
+def _guard_plain(
+    behavior: Any, method: str, authenticator: Authenticator, on_done: Callable[[str, float], None] | None
+) -> Any:
+    async def plain(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start, error = time.perf_counter(), None
+        try:
+            if not await authenticator.admit(method, context):
+                return None
+            try:
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await abort_with_status(exc, method, context)
+                return None
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _report(on_done, context, start, error)
+
+    return plain
+
+
 def guarded(
     handler: Any, method: str, authenticator: Authenticator, on_done: Callable[[str, float], None] | None = None
 ) -> Any:
@@ -131,64 +196,9 @@ def guarded(
     if not found:
         return handler
     behavior, factory = found[0]
-
-    def admit(context: grpc.aio.ServicerContext) -> Awaitable[bool]:
-        return authenticator.admit(method, context)
-
-    def ended(context: grpc.aio.ServicerContext, start: float, error: BaseException | None) -> None:
-        if on_done is None:
-            return
-        if isinstance(error, asyncio.CancelledError):
-            code = "CANCELLED"
-        else:
-            status = context.code()
-            code = status.name if status is not None else ("UNKNOWN" if error is not None else "OK")
-        on_done(code, time.perf_counter() - start)
-
-    if inspect.isasyncgenfunction(behavior):
-
-        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            start, error = time.perf_counter(), None
-            try:
-                if await admit(context):
-                    try:
-                        async for item in behavior(request, context):
-                            yield item
-                    except grpc.aio.AbortError:
-                        raise
-                    except Exception as exc:
-                        await abort_with_status(exc, method, context)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                ended(context, start, error)
-
-        wrapped: Any = streaming
-    else:
-
-        async def plain(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start, error = time.perf_counter(), None
-            try:
-                if not await admit(context):
-                    return None
-                try:
-                    result = behavior(request, context)
-                    return await result if inspect.isawaitable(result) else result
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await abort_with_status(exc, method, context)
-                    return None
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                ended(context, start, error)
-
-        wrapped = plain
+    guard = _guard_streaming if inspect.isasyncgenfunction(behavior) else _guard_plain
     return factory(
-        wrapped,
+        guard(behavior, method, authenticator, on_done),
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )

@@ -112,7 +112,8 @@ class JwtVerifier:
             self._verified.popitem(last=False)
         return claims
 
-    def _verify(self, token: str, current: float) -> Claims:
+    def _key_for(self, token: str) -> VerificationKey:
+        """The pinned key the token's header names (kid known, alg the one pinned for it)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -125,8 +126,12 @@ class JwtVerifier:
             raise Unauthenticated("token key id (kid) is not known")
         if header.get("alg") != key.algorithm:
             raise Unauthenticated("token algorithm is not the one pinned for its key id")
+        return key
+
+    def _decode(self, token: str, key: VerificationKey) -> dict[str, Any]:
+        """The token's claims, signature, audience, issuer, times and required claims checked."""
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key.key,
                 algorithms=[key.algorithm],
@@ -149,6 +154,9 @@ class JwtVerifier:
             raise Unauthenticated("token signature is invalid") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token") from None
+
+    def _verify(self, token: str, current: float) -> Claims:
+        claims = self._decode(token, self._key_for(token))
         iat, exp, sub = claims["iat"], claims["exp"], claims["sub"]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
             raise Unauthenticated("token times must be integers")

@@ -27,11 +27,11 @@ from enclave.errors import RequestRejected
 from enclave.sealing import KEK_LEN, LocalSealer, Sealer
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.replay import SenderSequences
 from signer.client.spec import Outcome, SessionSpec
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound
+from signer.sessions import convert
 
 
 @dataclass

@@ -19,7 +19,7 @@ import grpc
 from mpc.v1 import signer_pb2 as pb
 from signer.client.spec import Outcome, SessionSpec
 
-MAX_BATCH = 64  # signer.api.convert.MAX_MESSAGES_PER_SUBMIT
+MAX_BATCH = 64  # signer.sessions.convert.MAX_MESSAGES_PER_SUBMIT
 T = TypeVar("T")
 
 

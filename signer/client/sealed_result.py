@@ -14,7 +14,6 @@ The operator CLI uses `seal_to` and `open_from` for the unseal shares (signer/op
 
 from __future__ import annotations
 
-import struct
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
+from door.encoding import lp32
 from mpc.v1 import signer_pb2 as pb
 
 SUITE: Final = Suite(KEM.P256, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
@@ -32,12 +32,8 @@ class SealedResultError(Exception):
     """A sealed result that does not open with this key and context (or is not sealed)."""
 
 
-def _lp(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
 def context(label: bytes, *parts: bytes) -> bytes:
-    return label + b"".join(_lp(p) for p in parts)
+    return label + b"".join(lp32(p) for p in parts)
 
 
 def generate_recipient_key() -> ec.EllipticCurvePrivateKey:

@@ -23,8 +23,8 @@ from dataclasses import Field
 from pathlib import Path
 from typing import Any
 
+from door.address import parse_address
 from signer.config.schema import Config, section_keys, sections
-from signer.link.client import parse_address
 
 ENV_PREFIX = "MPC_SIGNER_"
 CONFIG_ENV = "MPC_SIGNER_CONFIG"

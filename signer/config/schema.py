@@ -14,7 +14,7 @@ from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from signer.link.client import parse_address
+from door.address import parse_address
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 

@@ -23,7 +23,6 @@ within that interval. Failures are logged and retried; KMS calls in the enclave 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -37,6 +36,7 @@ from urllib.parse import urlsplit
 
 from mpc.v1 import enclave_pb2 as epb
 from signer.link.client import EnclaveClient, TransportError
+from signer.tasks import cancel_quietly
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,4 @@ class CredentialsPusher:
         self._task = asyncio.create_task(self.run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_quietly(self._task)

@@ -33,6 +33,7 @@ from typing import Any
 
 import grpc
 
+from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.jwt import read_hex_secret
@@ -44,12 +45,13 @@ from signer.client.verify import verify
 
 CLIENT_PARTY = "client"
 SIGNER_PARTY = "signer"
-PROTOCOL_NAMES: dict[pb.Protocol, str] = {
-    pb.PROTOCOL_FROST_ED25519: "frost-ed25519",
-    pb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1",
-    pb.PROTOCOL_FROST_SECP256K1_TR: "frost-secp256k1-tr",
-    pb.PROTOCOL_GG20_SECP256K1: "gg20-secp256k1",
-}
+# The order the demo runs them in (names from door.protocols).
+DEMO_PROTOCOLS: tuple[pb.Protocol, ...] = (
+    pb.PROTOCOL_FROST_ED25519,
+    pb.PROTOCOL_FROST_SECP256K1,
+    pb.PROTOCOL_FROST_SECP256K1_TR,
+    pb.PROTOCOL_GG20_SECP256K1,
+)
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ async def demo(target: Target | None) -> list[dict[str, Any]]:
         local = LocalNode(ring)
         stack.push_async_callback(local.close)
         summary = []
-        for protocol in PROTOCOL_NAMES:
+        for protocol in DEMO_PROTOCOLS:
             relay = Relay({CLIENT_PARTY: local, SIGNER_PARTY: client})
             message = f"mpc-signer demo {PROTOCOL_NAMES[protocol]} {time.time():.0f}".encode()
             summary.append(await run_protocol(protocol, relay, message))

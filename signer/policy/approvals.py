@@ -8,8 +8,8 @@ itself from the message, and checks the policy key's signature, expiry and singl
 sign something unapproved.
 
 What an approval names (version 2): key id, hash rule, digest, derivation path, presignature id
-(empty without one), session id. The host computes the digest here too, the same way the
-enclave does (enclave/protocols/gg20/message.py), for the policy request and the audit record;
+(empty without one), session id. The host computes the digest too, with the rules the
+enclave uses (door/digests.py), for the policy request and the audit record;
 a policy service should recompute it from the message it is sent.
 
 Errors become the API's: a refusal PERMISSION_DENIED, a callback that does not answer in time
@@ -18,12 +18,9 @@ DEADLINE_EXCEEDED, anything else UNAVAILABLE, each with the policy client's mess
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from typing import Final
 
-from Crypto.Hash import keccak
-
+from door.digests import FROST_APPROVAL_HASH, frost_digest, message_digest
 from mpc.v1 import enclave_pb2 as epb
 from signer.errors import DeadlineExceeded, PermissionDenied, Unavailable
 from signer.policy.client import (
@@ -35,7 +32,7 @@ from signer.policy.client import (
     PolicyUnavailable,
 )
 
-# SessionStart.policy_approval: u8 version || u64 expires_at || DER signature (docs/nitro.md §7).
+# SessionStart.policy_approval: a PolicyApproval {version, expires_at, DER signature} (docs/nitro.md §7).
 APPROVAL_VERSION: Final = 2
 
 # The rule names approvals bind (the enclave's MessageHash values). FROST approvals cover
@@ -50,15 +47,6 @@ HASH_NAMES: Final[dict[int, str]] = {
 }
 
 
-# Taproot with a script tree: the key is tweaked by the merkle root, so the approval covers both
-# (enclave/engine/approval.py computes the same bytes).
-TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
-
-
-def _keccak256(data: bytes) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
-
-
 def signed_digest(start: epb.SessionStart) -> tuple[str, bytes]:
     """(hash rule name, 32-byte digest) of a validated SIGN start: what an approval covers and the
     audit records. GG20: the digest the enclave will sign; FROST: SHA-256 of the message (whose
@@ -66,19 +54,9 @@ def signed_digest(start: epb.SessionStart) -> tuple[str, bytes]:
     script tree's merkle root."""
     message = bytes(start.message)
     if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
-        if start.taproot_merkle_root:
-            return "sha256", hashlib.sha256(TAPROOT_APPROVAL_TAG + start.taproot_merkle_root + message).digest()
-        return "sha256", hashlib.sha256(message).digest()
+        return FROST_APPROVAL_HASH, frost_digest(message, start.taproot_merkle_root)
     name = HASH_NAMES[start.message_hash]
-    if name == "raw":
-        return name, message
-    if name == "sha256":
-        return name, hashlib.sha256(message).digest()
-    if name == "double-sha256":
-        return name, hashlib.sha256(hashlib.sha256(message).digest()).digest()
-    if name == "keccak256":
-        return name, _keccak256(message)
-    return name, _keccak256(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode("ascii") + message)
+    return name, message_digest(name, message)
 
 
 def approval_request(start: epb.SessionStart) -> ApprovalRequest:
@@ -94,8 +72,8 @@ def approval_request(start: epb.SessionStart) -> ApprovalRequest:
     )
 
 
-def encode_approval(grant: ApprovalGrant) -> bytes:
-    return bytes([APPROVAL_VERSION]) + struct.pack(">Q", grant.expires_at) + grant.signature
+def encode_approval(grant: ApprovalGrant) -> epb.PolicyApproval:
+    return epb.PolicyApproval(version=APPROVAL_VERSION, expires_at=grant.expires_at, signature=grant.signature)
 
 
 async def attach_approval(policy: PolicyClient, start: epb.SessionStart) -> None:
@@ -110,4 +88,4 @@ async def attach_approval(policy: PolicyClient, start: epb.SessionStart) -> None
         raise Unavailable(str(exc)) from None
     if not 0 <= grant.expires_at < 2**64:
         raise Unavailable("policy service approval has an out-of-range expires_at")
-    start.policy_approval = encode_approval(grant)
+    start.policy_approval.CopyFrom(encode_approval(grant))

@@ -51,7 +51,6 @@ from typing import Protocol
 
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.replay import SenderSequences
 from signer.errors import (
@@ -70,6 +69,7 @@ from signer.link.client import (
     EnclaveUnavailable,
     TransportError,
 )
+from signer.sessions import convert
 from signer.sessions.quotas import CallerId, CallerQuotas, presigns
 from signer.sessions.retention import FinishedSession, FinishedSessions
 
@@ -79,7 +79,7 @@ DEADLINE_REASON = "session deadline exceeded"
 
 
 @dataclass
-class Session:
+class HostSession:
     session_id: str
     kind: int  # enclave_pb2.SessionKind
     start: epb.SessionStart = field(repr=False)
@@ -108,10 +108,10 @@ class Session:
         return pb.SessionFailure(culprits=self.culprits, reason=self.reason)
 
 
-Persist = Callable[[Session, epb.SessionResult], Awaitable[None]]
-Hook = Callable[[Session], Awaitable[None]]
+Persist = Callable[[HostSession, epb.SessionResult], Awaitable[None]]
+Hook = Callable[[HostSession], Awaitable[None]]
 # What a start or status call answers from: a session held in full, or a finished one's record.
-Answering = Session | FinishedSession
+Answering = HostSession | FinishedSession
 
 NO_LONGER_KEPT = (
     "session is no longer kept on this node: it ran here, and finished sessions are kept for "
@@ -162,7 +162,7 @@ class Sessions:
         self._finished_hook = finished
         self._ids = ids
         self._clock = clock
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, HostSession] = {}
         self._running = 0
         self._background: set[asyncio.Task[None]] = set()
 
@@ -191,36 +191,14 @@ class Sessions:
         """Start a session; `messages` from other parties are applied right after the start (all
         checked before anything starts), and the returned messages answer both. `caller` names
         the caller in audit records; `caller_id` is who the session counts against (quotas)."""
-        record = self._retained.get(start.session_id)
-        if record is not None:
-            if record.fingerprint != fingerprint:
-                raise AlreadyExists("session_id is already in use by a different request")
-            return record, record.outgoing()
-        existing = self._sessions.get(start.session_id)
-        if existing is not None:
-            if existing.fingerprint != fingerprint:
-                raise AlreadyExists("session_id is already in use by a different request")
-            async with existing.lock:  # a concurrent identical start may still be talking to the enclave
-                if self._sessions.get(start.session_id) is not existing and not existing.finished:
-                    raise Unavailable("a concurrent start of this session failed; retry")
-                self._check_deadline(existing)
-                return existing, existing.first_outgoing
-        if self._running >= self._max:
-            self._refused("sessions.max_concurrent")
-            raise ResourceExhausted("too many sessions are running (sessions.max_concurrent); retry later")
-        try:
-            self._keyring.check_own_party(start.self_party_id)
-        except ValueError as exc:
-            raise FailedPrecondition(f"{exc} (hmac.senders); its messages would be refused") from None
-        if messages:
-            if convert.submitted_session(messages) != start.session_id:
-                raise InvalidArgument("messages must belong to the session being started")
-            self._keyring.verify_all(messages)
-            convert.check_routing(messages, start.party_ids, start.self_party_id)
+        repeated = await self._repeated_start(start, fingerprint)
+        if repeated is not None:
+            return repeated
+        self._admit(start, messages)
         start.timeout_ms = int(self._deadline * 1000)
         # The enclave applies them right after the start: one request instead of two.
         start.messages.extend(convert.to_enclave_messages(messages))
-        session = Session(
+        session = HostSession(
             session_id=start.session_id,
             kind=start.kind,
             start=start,
@@ -282,11 +260,47 @@ class Sessions:
             raise
         return session, outgoing
 
+    async def _repeated_start(
+        self, start: epb.SessionStart, fingerprint: bytes
+    ) -> tuple[Answering, list[pb.ProtocolMessage]] | None:
+        """The answer to a start this node has seen (same request: same answer; another: refused)."""
+        record = self._retained.get(start.session_id)
+        if record is not None:
+            if record.fingerprint != fingerprint:
+                raise AlreadyExists("session_id is already in use by a different request")
+            return record, record.outgoing()
+        existing = self._sessions.get(start.session_id)
+        if existing is None:
+            return None
+        if existing.fingerprint != fingerprint:
+            raise AlreadyExists("session_id is already in use by a different request")
+        async with existing.lock:  # a concurrent identical start may still be talking to the enclave
+            if self._sessions.get(start.session_id) is not existing and not existing.finished:
+                raise Unavailable("a concurrent start of this session failed; retry")
+            self._check_deadline(existing)
+            return existing, existing.first_outgoing
+
+    def _admit(self, start: epb.SessionStart, messages: Sequence[pb.ProtocolMessage]) -> None:
+        """Refuse a new start over the concurrency bound, for a party this node may not write
+        as, or with first messages that are not authentic or not routed to this party."""
+        if self._running >= self._max:
+            self._refused("sessions.max_concurrent")
+            raise ResourceExhausted("too many sessions are running (sessions.max_concurrent); retry later")
+        try:
+            self._keyring.check_own_party(start.self_party_id)
+        except ValueError as exc:
+            raise FailedPrecondition(f"{exc} (hmac.senders); its messages would be refused") from None
+        if messages:
+            if convert.submitted_session(messages) != start.session_id:
+                raise InvalidArgument("messages must belong to the session being started")
+            self._keyring.verify_all(messages)
+            convert.check_routing(messages, start.party_ids, start.self_party_id)
+
     def get(self, session_id: str, kind: int) -> Answering:
         session: Answering | None = self._sessions.get(session_id) or self._retained.get(session_id)
         if session is None or session.kind != kind:
             raise NotFound("unknown session")
-        if isinstance(session, Session):
+        if isinstance(session, HostSession):
             self._check_deadline(session)
         return session
 
@@ -300,7 +314,7 @@ class Sessions:
                 raise NotFound(NO_LONGER_KEPT) from None
             raise
 
-    async def submit(self, messages: Sequence[pb.ProtocolMessage]) -> tuple[Session, list[pb.ProtocolMessage]]:
+    async def submit(self, messages: Sequence[pb.ProtocolMessage]) -> tuple[HostSession, list[pb.ProtocolMessage]]:
         session_id = convert.submitted_session(messages)
         # Authenticity first, all or nothing; no field is interpreted before it verifies.
         self._keyring.verify_all(messages)
@@ -321,7 +335,7 @@ class Sessions:
             session.sequences.accept(messages)
             return session, await self._deliver(session, messages)
 
-    async def _deliver(self, session: Session, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
+    async def _deliver(self, session: HostSession, messages: Sequence[pb.ProtocolMessage]) -> list[pb.ProtocolMessage]:
         deliver = epb.SessionDeliver(session_id=session.session_id, messages=convert.to_enclave_messages(messages))
         try:
             update = await self._enclave.session_deliver(deliver)
@@ -333,11 +347,11 @@ class Sessions:
 
     # -- deadlines and eviction ------------------------------------------------------------
 
-    def _check_deadline(self, session: Session) -> None:
+    def _check_deadline(self, session: HostSession) -> None:
         if not session.finished and self._clock() > session.deadline:
             self._expire(session)
 
-    def _expire(self, session: Session) -> None:
+    def _expire(self, session: HostSession) -> None:
         self._fail(session, DEADLINE_REASON)
         self._spawn(self._abort_in_enclave(session.session_id, "deadline exceeded"))
 
@@ -385,7 +399,7 @@ class Sessions:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _terminal(self, session: Session, state: int) -> None:
+    def _terminal(self, session: HostSession, state: int) -> None:
         if session.finished:
             return
         session.state = state
@@ -399,14 +413,14 @@ class Sessions:
         if self._finished_hook is not None:
             self._spawn(self._run_finished_hook(session))
 
-    def _leave_running(self, session: Session) -> None:
+    def _leave_running(self, session: HostSession) -> None:
         self._running -= 1
         if session.caller_id is not None:
             assert self._quotas is not None
             self._quotas.release(session.caller_id)
             session.caller_id = None
 
-    def _record(self, session: Session) -> FinishedSession:
+    def _record(self, session: HostSession) -> FinishedSession:
         assert session.finished_at is not None
         result = self.public_result(session)
         return FinishedSession(
@@ -420,21 +434,21 @@ class Sessions:
             result=result.SerializeToString() if result is not None else b"",
         )
 
-    async def _run_finished_hook(self, session: Session) -> None:
+    async def _run_finished_hook(self, session: HostSession) -> None:
         assert self._finished_hook is not None
         try:
             await self._finished_hook(session)
         except Exception:
             log.exception("finished-session hook failed for session %s", session.session_id)
 
-    def _fail(self, session: Session, reason: str, culprits: Sequence[str] = ()) -> None:
+    def _fail(self, session: HostSession, reason: str, culprits: Sequence[str] = ()) -> None:
         if session.finished:
             return
         session.reason = reason
         session.culprits = list(culprits)
         self._terminal(session, pb.SESSION_STATE_FAILED)
 
-    async def _apply(self, session: Session, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
+    async def _apply(self, session: HostSession, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
         state = convert.STATES.get(update.state)
         if update.session_id != session.session_id or state is None:
             self._fail(session, "the enclave answered for another session or with no state")
@@ -508,10 +522,3 @@ def _finished_refusal(session: Answering) -> str:
     return "the session has already finished" + (
         f" ({session.reason})" if session.state == pb.SESSION_STATE_FAILED else ""
     )
-
-
-async def cancel_quietly(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -55,7 +55,7 @@ def sign(
     *,
     path: Sequence[int] = (),
     presignature: pb.SealedBlob | None = None,
-    approval: bytes = b"",
+    approval: pb.PolicyApproval | None = None,
     message_hash: int = pb.MESSAGE_HASH_UNSPECIFIED,
 ) -> pb.SessionStart:
     blobs = [share] + ([presignature] if presignature is not None else [])

@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from frost_rs import utility_secp256k1
 
+from door.digests import frost_digest
 from enclave.crypto.primes import FixtureSource
-from enclave.engine.approval import encode_approval, frost_digest
+from enclave.engine.approval import encode_approval
 from enclave.engine.keyids import key_id
 from enclave.errors import RequestRejected
 from enclave.group.secp256k1 import SECP256K1
@@ -54,7 +55,7 @@ async def frost_key(engines, protocol, parties, threshold, sid="dkg"):  # type: 
     return relay.results(await relay.run(engines, starts))
 
 
-def taproot_sign(sid, signers, me, share, message, root=b"", approval=b""):  # type: ignore[no-untyped-def]
+def taproot_sign(sid, signers, me, share, message, root=b"", approval=None):  # type: ignore[no-untyped-def]
     start = relay.sign(sid, TR, signers, me, share, message, approval=approval)
     start.taproot_merkle_root = root
     return start
@@ -131,7 +132,7 @@ async def test_policy_approval_covers_the_merkle_root(tmp_path: Path, prime_sour
             e.policy = PolicyVerifier(policy_key.public_key())
         kid, message, root = res["alice"].key_id, b"spend this", bytes([7]) * 32
 
-        def approve(sid: str, digest: bytes) -> bytes:
+        def approve(sid: str, digest: bytes) -> pb.PolicyApproval:
             expires = int(time.time()) + 60
             signed = approval_message(ApprovalSubject(kid, "sha256", digest, (), "", sid), expires)
             return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))

@@ -157,7 +157,7 @@ async def test_approval_binds_rule_digest_path_and_presignature(gg20_2of3: Key) 
     other = await presign_for(key, pair, "bind-pol-other", path)
     pid, digest = presigs["alice"].id, keccak(TEXT)
 
-    def approval(sid: str, **change: object) -> bytes:
+    def approval(sid: str, **change: object) -> pb.PolicyApproval:
         fields = {
             "key_id": key.key_id,
             "message_hash": "keccak256",
@@ -171,7 +171,7 @@ async def test_approval_binds_rule_digest_path_and_presignature(gg20_2of3: Key) 
         signed = approval_message(ApprovalSubject(**fields), expires)  # type: ignore[arg-type]
         return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
 
-    def start(sid: str, p: str, grant: bytes, blobs: dict[str, pb.SealedBlob] = presigs) -> pb.SessionStart:
+    def start(sid: str, p: str, grant: pb.PolicyApproval, blobs: dict[str, pb.SealedBlob] = presigs) -> pb.SessionStart:
         return relay.sign(
             sid,
             GG20,
@@ -200,7 +200,8 @@ async def test_approval_binds_rule_digest_path_and_presignature(gg20_2of3: Key) 
             assert "does not verify" in await refused(key, start(sid, "alice", grant), denied), sid
         # the right approval, used with another presignature: refused too
         assert "does not verify" in await refused(key, start("pol-swap", "alice", approval("pol-swap"), other), denied)
-        v1 = bytes([1]) + approval("pol-v1")[1:]
+        v1 = approval("pol-v1")
+        v1.version = 1
         assert "v1" in await refused(key, start("pol-v1", "alice", v1), denied)
         good = {p: start("pol-ok", p, approval("pol-ok")) for p in pair}
         for r in relay.results(await relay.run(key.engines, good)).values():

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.signing import VerifyKey
 
+from door.digests import frost_digest
 from enclave.crypto.primes import FixtureSource
-from enclave.engine.approval import encode_approval, frost_digest
+from enclave.engine.approval import encode_approval
 from enclave.errors import RequestRejected
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
 from enclave.service import EnclaveService
@@ -153,16 +154,18 @@ async def test_policy_approval(tmp_path: Path, prime_source: FixtureSource) -> N
         kid = key["alice"].key_id
         message = b"pay 1 coin to bob"
 
-        def approve(sid: str, msg: bytes = message, signer: ec.EllipticCurvePrivateKey = policy_key) -> bytes:
+        def approve(
+            sid: str, msg: bytes = message, signer: ec.EllipticCurvePrivateKey = policy_key
+        ) -> pb.PolicyApproval:
             expires = int(time.time()) + 60
             signed = approval_message(ApprovalSubject(kid, "sha256", frost_digest(msg), (), "", sid), expires)
             return encode_approval(expires, signer.sign(signed, ec.ECDSA(hashes.SHA256())))
 
-        def start(sid: str, p: str, approval: bytes) -> pb.SessionStart:
+        def start(sid: str, p: str, approval: pb.PolicyApproval | None) -> pb.SessionStart:
             return relay.sign(sid, FROST, PAIR, p, key[p].sealed_share, message, approval=approval)
 
         assert "required" in await rejected(
-            engines["alice"].start(start("s0", "alice", b"")), pb.ERROR_CODE_PERMISSION_DENIED
+            engines["alice"].start(start("s0", "alice", None)), pb.ERROR_CODE_PERMISSION_DENIED
         )
         forged = approve("s1", signer=ec.generate_private_key(ec.SECP256R1()))
         assert "does not verify" in await rejected(
@@ -172,7 +175,9 @@ async def test_policy_approval(tmp_path: Path, prime_source: FixtureSource) -> N
         await rejected(engines["alice"].start(start("s2", "alice", other_message)), pb.ERROR_CODE_PERMISSION_DENIED)
         other_session = approve("s3-other")
         await rejected(engines["alice"].start(start("s3", "alice", other_session)), pb.ERROR_CODE_PERMISSION_DENIED)
-        await rejected(engines["alice"].start(start("s4", "alice", b"\x01\x00")), pb.ERROR_CODE_PERMISSION_DENIED)
+        await rejected(
+            engines["alice"].start(start("s4", "alice", pb.PolicyApproval(version=1))), pb.ERROR_CODE_PERMISSION_DENIED
+        )
         assert engines["alice"].running() == 0
         good = approve("s5")
         out = relay.results(await relay.run(engines, {p: start("s5", p, good) for p in PAIR}))

@@ -20,9 +20,9 @@ import pytest
 import pytest_asyncio
 from grpc_health.v1 import health_pb2
 
+from door.protocols import PROTOCOL_NAMES
 from enclave.engine import blobs
 from enclave.engine.blobs import ShareRecord
-from enclave.engine.common import PROTOCOL_NAMES
 from enclave.engine.validation import FROST_SUITES
 from enclave.protocols.frost import wire
 from enclave.protocols.gg20.keyshare import KeyShare

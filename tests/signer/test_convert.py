@@ -7,8 +7,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api import convert
 from signer.errors import InvalidArgument
+from signer.sessions import convert
 
 
 def dkg(**kw: object) -> pb.StartDKGRequest:

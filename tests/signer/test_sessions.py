@@ -18,7 +18,6 @@ from enclave.service import EnclaveService
 from enclave.transport.server import FrameServer
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api import convert
 from signer.auth.envelope import HmacKeyRing
 from signer.errors import (
     AlreadyExists,
@@ -29,6 +28,7 @@ from signer.errors import (
     Unauthenticated,
 )
 from signer.link.client import EnclaveClient, EnclaveTimeout, parse_address
+from signer.sessions import convert
 from signer.sessions.registry import Sessions
 
 KEYS = HmacKeyRing({"k": b"k" * 32}, "k")

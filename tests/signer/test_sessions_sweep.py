@@ -10,8 +10,8 @@ import pytest
 
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
-from signer.api import convert
 from signer.errors import InvalidArgument, NotFound
+from signer.sessions import convert
 from signer.sessions.registry import DEADLINE_REASON, Sessions
 from signer.sessions.retention import FinishedSessions
 from tests.signer.test_sessions import KEYS, channel, dkg, incoming

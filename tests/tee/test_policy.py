@@ -38,6 +38,7 @@ from enclave.policy import (
     approval_message,
     load_policy_key,
 )
+from mpc.v1 import enclave_pb2 as epb
 from signer.policy.client import (
     NODE_HEADER,
     REQUEST_DOMAIN,
@@ -310,11 +311,12 @@ def test_encoding_matches_documentation() -> None:
 
 
 def test_v1_approvals_are_refused_by_name() -> None:
-    v1 = bytes([1]) + NOW.to_bytes(8, "big") + b"\x30\x06\x02\x01\x01\x02\x01\x01"
+    signature = b"\x30\x06\x02\x01\x01\x02\x01\x01"
+    v1 = epb.PolicyApproval(version=1, expires_at=NOW, signature=signature)
     with pytest.raises(ApprovalRejected, match="v1 is no longer accepted"):
         decode_approval(v1, subject())
     with pytest.raises(ApprovalRejected, match="malformed"):
-        decode_approval(bytes([3]) + v1[1:], subject())
+        decode_approval(epb.PolicyApproval(version=3, expires_at=NOW, signature=signature), subject())
 
 
 def test_approve(callback: Callback, pki: Pki, node_key: ec.EllipticCurvePrivateKey) -> None:

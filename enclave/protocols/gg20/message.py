@@ -3,7 +3,8 @@
 A presignature fixes the nonce before the message is known, so the enclave must see what it
 signs: with a named rule the request carries the message and the enclave hashes it here; RAW
 takes the request's 32 bytes as the digest (a "bare digest", whose message nobody in the enclave
-saw; the engine refuses it with a presignature unless configured otherwise).
+saw; the engine refuses it with a presignature unless configured otherwise). The rules
+themselves are door.digests' (the host makes the same digests):
 
     RAW            the 32-byte digest itself
     SHA256         SHA-256(message)
@@ -18,17 +19,14 @@ re-randomizer bind (enclave.policy, enclave.protocols.gg20.sign).
 
 from __future__ import annotations
 
-import hashlib
 from enum import Enum
 from typing import Final
 
-from Crypto.Hash import keccak
-
+from door.digests import message_digest
 from enclave.errors import BadInput
 
 DIGEST_LEN: Final = 32
 MAX_MESSAGE: Final = 64 * 1024
-_ETH_PREFIX: Final = b"\x19Ethereum Signed Message:\n"
 
 
 class MessageHash(Enum):
@@ -39,10 +37,6 @@ class MessageHash(Enum):
     ETH_PERSONAL = "eth-personal-message"
 
 
-def _keccak256(data: bytes) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
-
-
 def digest_of(rule: MessageHash, message: bytes) -> bytes:
     """The 32-byte digest `rule` makes of `message` (BadInput for a wrong length)."""
     if rule is MessageHash.RAW:
@@ -51,10 +45,4 @@ def digest_of(rule: MessageHash, message: bytes) -> bytes:
         return bytes(message)
     if len(message) > MAX_MESSAGE:
         raise BadInput(f"message must be at most {MAX_MESSAGE} bytes")
-    if rule is MessageHash.SHA256:
-        return hashlib.sha256(message).digest()
-    if rule is MessageHash.DOUBLE_SHA256:
-        return hashlib.sha256(hashlib.sha256(message).digest()).digest()
-    if rule is MessageHash.KECCAK256:
-        return _keccak256(message)
-    return _keccak256(_ETH_PREFIX + str(len(message)).encode("ascii") + message)
+    return message_digest(rule.value, message)
