@@ -75,9 +75,11 @@ COVERAGE := --cov --cov-report=term:skip-covered --cov-report=xml:var/coverage.x
 test: venv lint tools
 	$(VENV)/bin/pytest -q $(COVERAGE)
 
-# The tests that need neither PostgreSQL nor a Consul agent (markers `postgres`, `consul`).
+# The in-process rooms (maths, protocols, host units, the SQLite store): no PostgreSQL, no
+# Consul agent (markers `postgres`, `consul`), a few minutes. `make test` runs everything.
+UNIT_TESTS := tests/enclave tests/signer tests/storage
 test-unit: venv
-	$(VENV)/bin/pytest -q -m "not postgres and not consul"
+	$(VENV)/bin/pytest -q -m "not postgres and not consul" $(UNIT_TESTS)
 
 bench: venv
 	$(PY) -m bench --out bench-results/bench.json

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 import grpc
 
@@ -124,7 +125,7 @@ def refusal_status(exc: BaseException, method: str, peer: str) -> tuple[grpc.Sta
     return code, message
 
 
-async def abort_with_status(exc: Exception, method: str, context: grpc.aio.ServicerContext) -> None:
+async def abort_with_status(exc: Exception, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """End the call with the status the table gives `exc` (raises grpc's AbortError)."""
     code, message = refusal_status(exc, method, context.peer())
     await context.abort(code, message)

@@ -73,7 +73,7 @@ class ExchangeHandler:
         self._max = max_in_flight
         self._now = wall_clock
 
-    async def serve(self, context: grpc.aio.ServicerContext) -> None:
+    async def serve(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         caller = current_caller()
         if caller is None or caller.claims is None:
             # `guarded` admits this method only with a verified token; refuse rather than assume.
@@ -91,7 +91,9 @@ class _Stream:
     """One open Exchange stream: reads calls while its token is valid, runs each as a task, and
     writes each response when its call finishes."""
 
-    def __init__(self, handler: ExchangeHandler, context: grpc.aio.ServicerContext, expires_at: float) -> None:
+    def __init__(
+        self, handler: ExchangeHandler, context: grpc.aio.ServicerContext[Any, Any], expires_at: float
+    ) -> None:
         self.h = handler
         self.context = context
         self.expires_at = expires_at

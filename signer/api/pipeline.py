@@ -68,7 +68,7 @@ class RpcPipeline(grpc.aio.ServerInterceptor):
         rpc_done = self._metrics.rpc_done
         admit = self._auth.admit
 
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             start = time.perf_counter()
             code = "OK"
             try:
@@ -165,7 +165,7 @@ def _refusing_malformed(handler: Any) -> Any:
     checked: Any
     if inspect.isasyncgenfunction(streaming):
 
-        async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def checked(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             if request is MALFORMED:
                 raise InvalidArgument(MALFORMED_BODY)
             async for item in streaming(request, context):
@@ -173,7 +173,7 @@ def _refusing_malformed(handler: Any) -> Any:
 
     else:  # writes with context.write (grpc's health Watch)
 
-        async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def checked(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             if request is MALFORMED:
                 raise InvalidArgument(MALFORMED_BODY)
             result = streaming(request, context)

@@ -4,9 +4,9 @@ shape the response. Errors propagate as typed exceptions to the error-mapping in
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -21,6 +21,8 @@ from signer.link.client import EnclaveClient, EnclaveRequestError, TransportErro
 from signer.link.health import EnclaveStatus
 from signer.sessions import convert
 from signer.sessions.registry import Answering, Hook, HostSession, Sessions
+
+_Response = TypeVar("_Response")
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             raise InvalidArgument("this node has no key store")
         return self._operations.prepare_sign if kind == "sign" else self._operations.prepare_presign
 
-    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
+    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.PingResponse:
         if len(request.attestation_nonce) > MAX_ATTESTATION_NONCE_BYTES:
             raise InvalidArgument(f"attestation_nonce must be at most {MAX_ATTESTATION_NONCE_BYTES} bytes")
         response = pb.PingResponse(version=self._version, node_id=self._node_id)
@@ -102,18 +104,22 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         response.enclave_public_key = info.enclave_public_key
         return response
 
-    async def StartDKG(self, request: pb.StartDKGRequest, context: grpc.aio.ServicerContext) -> pb.StartDKGResponse:
+    async def StartDKG(
+        self, request: pb.StartDKGRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StartDKGResponse:
         start = convert.dkg_start(request)
         check_distinct_numbers(start.party_ids)
         session, outgoing = await self._start(start, convert.fingerprint(request), request.messages)
         return self._start_response(pb.StartDKGResponse, session, outgoing, "dkg")
 
     async def GetDKGStatus(
-        self, request: pb.GetDKGStatusRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetDKGStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetDKGStatusResponse:
         return await self._session_status(request.session_id, epb.SESSION_KIND_DKG, pb.GetDKGStatusResponse, "dkg")
 
-    async def StartSign(self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext) -> pb.StartSignResponse:
+    async def StartSign(
+        self, request: pb.StartSignRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StartSignResponse:
         session, outgoing = await self._start(
             convert.sign_start(request),
             convert.fingerprint(request),
@@ -124,12 +130,12 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         return self._start_response(pb.StartSignResponse, session, outgoing, "sign")
 
     async def GetSignStatus(
-        self, request: pb.GetSignStatusRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetSignStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetSignStatusResponse:
         return await self._session_status(request.session_id, epb.SESSION_KIND_SIGN, pb.GetSignStatusResponse, "sign")
 
     async def StartPresign(
-        self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext
+        self, request: pb.StartPresignRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StartPresignResponse:
         start = convert.presign_start(request)
         session, outgoing = await self._start(
@@ -138,14 +144,18 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         return self._start_response(pb.StartPresignResponse, session, outgoing, "presign")
 
     async def GetPresignStatus(
-        self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetPresignStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetPresignStatusResponse:
         kind = epb.SESSION_KIND_PRESIGN
         return await self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
 
     def _start_response(
-        self, response_type: Any, session: Answering, outgoing: list[pb.ProtocolMessage], field: str
-    ) -> Any:
+        self,
+        response_type: Callable[..., _Response],
+        session: Answering,
+        outgoing: list[pb.ProtocolMessage],
+        field: str,
+    ) -> _Response:
         result = self._sessions.public_result(session)
         return response_type(
             session_id=session.session_id,
@@ -155,7 +165,9 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             failure=session.failure(),
         )
 
-    async def _session_status(self, session_id: str, kind: int, response_type: Any, field: str) -> Any:
+    async def _session_status(
+        self, session_id: str, kind: int, response_type: Callable[..., _Response], field: str
+    ) -> _Response:
         session = await self._sessions.status(session_id, kind)
         result = self._sessions.public_result(session)
         return response_type(
@@ -166,16 +178,16 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         )
 
     async def SubmitProtocolMessage(
-        self, request: pb.SubmitProtocolMessageRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SubmitProtocolMessageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SubmitProtocolMessageResponse:
         session, outgoing = await self._sessions.submit(request.messages)
         return _submit_response(session, outgoing, self._sessions.public_result(session))
 
-    async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+    async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await self._exchange.serve(context)
 
     async def ValidateKey(
-        self, request: pb.ValidateKeyRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ValidateKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ValidateKeyResponse:
         key_id = convert.key_id(request.key_id)
         if request.self_party_id and not convert.PARTY_ID.fullmatch(request.self_party_id):

@@ -72,7 +72,7 @@ class Authenticator:
         self._allowlist = allowlist
         self._verifier = verifier
 
-    def authenticate(self, method: str, context: grpc.aio.ServicerContext, metadata: Any = None) -> Caller:
+    def authenticate(self, method: str, context: grpc.aio.ServicerContext[Any, Any], metadata: Any = None) -> Caller:
         """`metadata`: the call's invocation metadata when the caller has already read it (each
         `invocation_metadata()` builds a fresh tuple); read from `context` otherwise."""
         auth_context = context.auth_context()
@@ -97,7 +97,7 @@ class Authenticator:
                 raise
         return Caller(identity, claims)
 
-    async def admit(self, method: str, context: grpc.aio.ServicerContext, metadata: Any = None) -> bool:
+    async def admit(self, method: str, context: grpc.aio.ServicerContext[Any, Any], metadata: Any = None) -> bool:
         """Authenticate and record the caller; a refusal aborts the call with its status."""
         try:
             _current_caller.set(self.authenticate(method, context, metadata))
@@ -107,7 +107,7 @@ class Authenticator:
         return True
 
 
-async def _reject(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+async def _reject(context: grpc.aio.ServicerContext[Any, Any], exc: Exception) -> None:
     code, message = status_for(exc)
     await context.abort(code, message)
 
@@ -122,7 +122,7 @@ _HANDLER_KINDS: tuple[tuple[str, Any], ...] = (
 
 def _report(
     on_done: Callable[[str, float], None] | None,
-    context: grpc.aio.ServicerContext,
+    context: grpc.aio.ServicerContext[Any, Any],
     start: float,
     error: BaseException | None,
 ) -> None:
@@ -140,7 +140,7 @@ def _report(
 def _guard_streaming(
     behavior: Any, method: str, authenticator: Authenticator, on_done: Callable[[str, float], None] | None
 ) -> Any:
-    async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         start, error = time.perf_counter(), None
         try:
             if await authenticator.admit(method, context):
@@ -163,7 +163,7 @@ def _guard_streaming(
 def _guard_plain(
     behavior: Any, method: str, authenticator: Authenticator, on_done: Callable[[str, float], None] | None
 ) -> Any:
-    async def plain(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def plain(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         start, error = time.perf_counter(), None
         try:
             if not await authenticator.admit(method, context):

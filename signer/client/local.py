@@ -156,7 +156,7 @@ class LocalParty:
                 pb.StartDKGRequest(
                     session_id=spec.session_id,
                     protocol=spec.protocol,
-                    threshold=spec.threshold,  # type: ignore[arg-type]
+                    threshold=spec.threshold,
                     party_ids=spec.party_ids,
                     self_party_id=me,
                 )
@@ -169,7 +169,7 @@ class LocalParty:
                 pb.StartPresignRequest(
                     session_id=spec.session_id,
                     protocol=spec.protocol,
-                    key_id=spec.key_id,  # type: ignore[arg-type]
+                    key_id=spec.key_id,
                     party_ids=spec.party_ids,
                     self_party_id=me,
                     derivation_path=spec.derivation_path,
@@ -180,7 +180,7 @@ class LocalParty:
                 pb.StartSignRequest(
                     session_id=spec.session_id,
                     protocol=spec.protocol,
-                    key_id=spec.key_id,  # type: ignore[arg-type]
+                    key_id=spec.key_id,
                     message=spec.message,
                     derivation_path=spec.derivation_path,
                     party_ids=spec.party_ids,

@@ -59,7 +59,7 @@ def _session_id(value: str) -> str:
 
 
 def _protocol(value: int) -> epb.Protocol:
-    protocol = PROTOCOLS.get(value)  # type: ignore[call-overload]
+    protocol: epb.Protocol | None = PROTOCOLS.get(value)  # type: ignore[call-overload]
     if protocol is None:
         names = ", ".join(pb.Protocol.Name(p) for p in PROTOCOLS)
         raise InvalidArgument(f"protocol must be one of {names}")
@@ -110,7 +110,7 @@ def _derivation_path(path: Sequence[int]) -> list[int]:
 
 
 def _message_hash(request: pb.StartSignRequest, protocol: epb.Protocol) -> epb.MessageHash:
-    rule = MESSAGE_HASHES.get(request.message_hash)  # type: ignore[call-overload]
+    rule = MESSAGE_HASHES.get(request.message_hash)
     if rule is None:
         raise InvalidArgument("unknown message_hash")
     if protocol in FROST_PROTOCOLS:
@@ -123,7 +123,7 @@ def _message_hash(request: pb.StartSignRequest, protocol: epb.Protocol) -> epb.M
             raise InvalidArgument("message must be the 32-byte digest for GG20 with message_hash RAW or unspecified")
     elif len(request.message) > MAX_GG20_MESSAGE_BYTES:
         raise InvalidArgument(f"message must be at most {MAX_GG20_MESSAGE_BYTES} bytes")
-    return rule  # type: ignore[no-any-return]
+    return rule
 
 
 def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:

@@ -129,10 +129,9 @@ class FinishedSessions:
         return dropped
 
     def _bound(self) -> None:
-        for cause, over in (
-            ("count", lambda: len(self._records) > self._max_count),
-            ("bytes", lambda: self._bytes > self._max_bytes),
-        ):
+        over_count: Callable[[], bool] = lambda: len(self._records) > self._max_count  # noqa: E731
+        over_bytes: Callable[[], bool] = lambda: self._bytes > self._max_bytes  # noqa: E731
+        for cause, over in (("count", over_count), ("bytes", over_bytes)):
             dropped = 0
             while self._records and over():
                 oldest = next(iter(self._records))
