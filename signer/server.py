@@ -159,14 +159,11 @@ def _policy_client(config: Config) -> PolicyClient | None:
 class StoredSessionIds:
     """The sessions layer's durable record of used session ids, in the store's session_ids table."""
 
-    def __init__(self, store: Callable[[], Store | None]) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     def _open(self) -> Store:
-        store = self._store()
-        if store is None:
-            raise RuntimeError("the store is not open")
-        return store
+        return self._store
 
     async def claim(self, session_id: str, kind: int) -> bool:
         name = epb.SessionKind.Name(kind).removeprefix("SESSION_KIND_").lower()
@@ -180,10 +177,23 @@ class StoredSessionIds:
 
 
 class SignerServer:
-    """Composition of the host. `start()`, then `wait()`/`stop()`."""
+    """Composition of the host: `await SignerServer.open(...)`, `start()`, then `wait()`/`stop()`.
 
-    def __init__(self, config: Config, credentials: Credentials) -> None:
+    The store is opened first and handed to what needs it, so nothing holds a store that might
+    not be there yet."""
+
+    @classmethod
+    async def open(cls, config: Config, credentials: Credentials) -> SignerServer:
+        store = await open_store(config.storage.url)
+        try:
+            return cls(config, credentials, store)
+        except BaseException:
+            await store.close()
+            raise
+
+    def __init__(self, config: Config, credentials: Credentials, store: Store) -> None:
         self.config = config
+        self.store = store
         c = config
         self.metrics = Metrics()
         self.enclave: EnclaveClient = MeteredEnclaveClient(
@@ -203,7 +213,6 @@ class SignerServer:
             if c.enclave.mode == "embedded"
             else None
         )
-        self.store: Store | None = None
         self.status = EnclaveStatus()
         self.health = health_aio.HealthServicer()
         self.watcher = HealthWatcher(
@@ -214,12 +223,12 @@ class SignerServer:
         self._metrics_http: Any = None
         self._pool_task: asyncio.Task[None] | None = None
         self.preparams = PreparamsKeeper(
-            self.enclave, lambda: self.store, c.enclave.preparams_sync_seconds, burned=self.metrics.burned
+            self.enclave, self.store, c.enclave.preparams_sync_seconds, burned=self.metrics.burned
         )
         self._preparams_task: asyncio.Task[None] | None = None
         policy = credentials.policy
         self.operations = Operations(
-            lambda: self.store,
+            self.store,
             approve=(lambda start: attach_approval(policy, start)) if policy is not None else None,
             burned=self.metrics.burned,
         )
@@ -253,7 +262,7 @@ class SignerServer:
             refused=self.metrics.quota_refused,
             persist=self.operations.persist,
             finished=self._session_finished,
-            ids=StoredSessionIds(lambda: self.store),
+            ids=StoredSessionIds(self.store),
         )
         self.sweeper: asyncio.Task[None] | None = None
         verifier = JwtVerifier(
@@ -328,7 +337,6 @@ class SignerServer:
         return ConsulRegistrar(settings, enclave_alive)
 
     async def start(self) -> None:
-        self.store = await open_store(self.config.storage.url)
         for name in HEALTH_SERVICES:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.config.metrics.listen:
@@ -383,13 +391,12 @@ class SignerServer:
         await cancel_quietly(self._pool_task)
         if self._metrics_http is not None:
             self._metrics_http.shutdown()
-        if self.store is not None:
-            await self.store.close()
+        await self.store.close()
 
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT when it is not given)."""
-    server = SignerServer(config, Credentials.load(config))
+    server = await SignerServer.open(config, Credentials.load(config))
     await server.start()
     if stop is None:
         import signal

@@ -96,7 +96,7 @@ class AuditBatcher:
 
     MAX_BATCH = 512
 
-    def __init__(self, store: Callable[[], Store]) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._pending: list[tuple[AuditRecord, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -112,7 +112,7 @@ class AuditBatcher:
         while self._pending:
             batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH :]
             try:
-                await self._store().append_audits([record for record, _ in batch])
+                await self._store.append_audits([record for record, _ in batch])
             except Exception as exc:
                 for _, done in batch:
                     if not done.done():
@@ -124,14 +124,12 @@ class AuditBatcher:
 
 
 class Operations:
-    """Store-backed hooks for `signer.sessions.registry.Sessions` and the servicer.
-
-    `store` is a callable because the store is opened when the server starts, after the
-    servicer and the session registry have been built."""
+    """Store-backed hooks for `signer.sessions.registry.Sessions` and the servicer, over the
+    store the server opened before building them."""
 
     def __init__(
         self,
-        store: Callable[[], Store | None],
+        store: Store,
         approve: Callable[[epb.SessionStart], Awaitable[None]] | None = None,
         burned: Callable[[str, int], None] | None = None,
     ) -> None:
@@ -140,17 +138,14 @@ class Operations:
         self.burned = burned or (lambda _kind, _count: None)
         # The signing policy (signer/policy/approvals.py), when configured: runs for every SIGN.
         self._approve = approve
-        self._audit = AuditBatcher(self.store)
+        self._audit = AuditBatcher(store)
         # Key records are write-once (never updated or deleted) and hold only public metadata and
         # the sealed share, so a record once read stays right: signing skips the store's thread
         # for keys it has seen. Bounded, least recently used out.
         self._keys: OrderedDict[str, KeyRecord] = OrderedDict()
 
     def store(self) -> Store:
-        store = self._store()
-        if store is None:
-            raise Unavailable("the key store is not open")
-        return store
+        return self._store
 
     async def key_record(self, key_id: str) -> KeyRecord:
         """The key as the store holds it now (not the cache: a validation must see the store)."""

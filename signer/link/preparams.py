@@ -66,7 +66,7 @@ class PreparamsKeeper:
     def __init__(
         self,
         enclave: EnclaveClient,
-        store: Callable[[], Store | None],
+        store: Store,
         interval: float,
         burned: Callable[[str, int], None] | None = None,
     ) -> None:
@@ -89,9 +89,7 @@ class PreparamsKeeper:
             await asyncio.sleep(self._interval)
 
     async def sync_once(self) -> None:
-        store = self._store()
-        if store is None:
-            return
+        store = self._store
         info = await self._enclave.info(timeout=self._interval)
         new_enclave = info.enclave_public_key != self._enclave_key
         if new_enclave and info.boot_sealer_kind:

@@ -134,7 +134,7 @@ async def embedded_signer() -> AsyncIterator[Target]:
                     raise RuntimeError(f"the enclave did not start: {(work / 'enclave.log').read_text()}")
                 await asyncio.sleep(0.05)
             config = load_config(config_path, environ={})
-            server = SignerServer(config, Credentials.load(config))
+            server = await SignerServer.open(config, Credentials.load(config))
             await server.start()
             while not await server.watcher.check_once():
                 if time.monotonic() > deadline:

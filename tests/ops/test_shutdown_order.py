@@ -47,7 +47,7 @@ async def test_shutdown_steps_in_order(
         },
     )
     config = load_config(path, environ={})
-    server = SignerServer(config, Credentials.load(config))
+    server = await SignerServer.open(config, Credentials.load(config))
     await server.start()
     await wait_for(lambda: "signer-order" in agent.services())
     status = await server.health.Check(health_pb2.HealthCheckRequest(service=""), None)  # type: ignore[arg-type]

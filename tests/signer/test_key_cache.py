@@ -58,7 +58,7 @@ async def test_key_records_are_read_once_and_still_checked(tmp_path: Path) -> No
             )
         )
         store = CountingStore(inner)
-        ops = Operations(lambda: store)  # type: ignore[arg-type, return-value]
+        ops = Operations(store)  # type: ignore[arg-type]
         assert (await ops._key(_start(key.key_id))).sealed_share == key.sealed_share
         assert (await ops._key(_start(key.key_id))).key_id == key.key_id
         assert store.gets == 1
