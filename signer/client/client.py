@@ -227,45 +227,11 @@ class RemoteParty:
         self._spec = spec
         me = self.party_id
         if spec.kind == "dkg":
-            response: Any = await self.client.start_dkg(
-                pb.StartDKGRequest(
-                    session_id=spec.session_id,
-                    protocol=spec.protocol,
-                    threshold=spec.threshold,
-                    party_ids=spec.party_ids,
-                    self_party_id=me,
-                    messages=initial,
-                )
-            )
+            response: Any = await self.client.start_dkg(spec.dkg_request(me, initial))
         elif spec.kind == "sign":
-            response = await self.client.start_sign(
-                pb.StartSignRequest(
-                    session_id=spec.session_id,
-                    protocol=spec.protocol,
-                    key_id=spec.key_id,
-                    message=spec.message,
-                    derivation_path=spec.derivation_path,
-                    party_ids=spec.party_ids,
-                    self_party_id=me,
-                    presignature_id=spec.presignature_id,
-                    messages=initial,
-                    taproot_merkle_root=spec.taproot_merkle_root,
-                    result_recipient_key=spec.result_recipient_key,
-                    message_hash=spec.message_hash,
-                )
-            )
+            response = await self.client.start_sign(spec.sign_request(me, initial))
         else:
-            response = await self.client.start_presign(
-                pb.StartPresignRequest(
-                    session_id=spec.session_id,
-                    protocol=spec.protocol,
-                    key_id=spec.key_id,
-                    party_ids=spec.party_ids,
-                    self_party_id=me,
-                    messages=initial,
-                    derivation_path=spec.derivation_path,
-                )
-            )
+            response = await self.client.start_presign(spec.presign_request(me, initial))
         self.outcome.state = response.state
         if response.HasField("result"):
             self.outcome.result = pb.SessionResult(**{spec.kind: response.result})

@@ -152,44 +152,17 @@ class LocalParty:
     def _session_start(self, spec: SessionSpec) -> epb.SessionStart:
         me = self.party_id
         if spec.kind == "dkg":
-            return convert.dkg_start(
-                pb.StartDKGRequest(
-                    session_id=spec.session_id,
-                    protocol=spec.protocol,
-                    threshold=spec.threshold,
-                    party_ids=spec.party_ids,
-                    self_party_id=me,
-                )
-            )
+            return convert.dkg_start(spec.dkg_request(me))
         key = self.node.keys.get(spec.key_id)
         if key is None:
             raise NotFound(f"key {spec.key_id} is not held by this local party")
         if spec.kind == "presign":
-            start = convert.presign_start(
-                pb.StartPresignRequest(
-                    session_id=spec.session_id,
-                    protocol=spec.protocol,
-                    key_id=spec.key_id,
-                    party_ids=spec.party_ids,
-                    self_party_id=me,
-                    derivation_path=spec.derivation_path,
-                )
-            )
+            start = convert.presign_start(spec.presign_request(me))
         else:
-            start = convert.sign_start(
-                pb.StartSignRequest(
-                    session_id=spec.session_id,
-                    protocol=spec.protocol,
-                    key_id=spec.key_id,
-                    message=spec.message,
-                    derivation_path=spec.derivation_path,
-                    party_ids=spec.party_ids,
-                    self_party_id=me,
-                    presignature_id=spec.presignature_id,
-                    taproot_merkle_root=spec.taproot_merkle_root,
-                    message_hash=spec.message_hash,
-                )
-            )
+            request = spec.sign_request(me)
+            # This party's result stays in the caller's process: nothing to seal for it.
+            request.ClearField("result_recipient_key")
+            start = convert.sign_start(request)
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,6 +28,45 @@ class SessionSpec:
     # sign, optional: signer nodes seal the signature to this P-256 key (signer.client.sealed_result)
     result_recipient_key: bytes = b""
     message_hash: pb.MessageHash = pb.MESSAGE_HASH_UNSPECIFIED  # sign (GG20)
+
+    def dkg_request(self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()) -> pb.StartDKGRequest:
+        return pb.StartDKGRequest(
+            session_id=self.session_id,
+            protocol=self.protocol,
+            threshold=self.threshold,
+            party_ids=self.party_ids,
+            self_party_id=self_party_id,
+            messages=messages,
+        )
+
+    def sign_request(self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()) -> pb.StartSignRequest:
+        return pb.StartSignRequest(
+            session_id=self.session_id,
+            protocol=self.protocol,
+            key_id=self.key_id,
+            message=self.message,
+            derivation_path=self.derivation_path,
+            party_ids=self.party_ids,
+            self_party_id=self_party_id,
+            presignature_id=self.presignature_id,
+            messages=messages,
+            taproot_merkle_root=self.taproot_merkle_root,
+            result_recipient_key=self.result_recipient_key,
+            message_hash=self.message_hash,
+        )
+
+    def presign_request(
+        self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()
+    ) -> pb.StartPresignRequest:
+        return pb.StartPresignRequest(
+            session_id=self.session_id,
+            protocol=self.protocol,
+            key_id=self.key_id,
+            party_ids=self.party_ids,
+            self_party_id=self_party_id,
+            messages=messages,
+            derivation_path=self.derivation_path,
+        )
 
 
 @dataclass
