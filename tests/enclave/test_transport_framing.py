@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -324,3 +325,17 @@ async def test_call_timeout_covers_a_peer_that_does_not_read(tmp_path: Path) -> 
     await asyncio.wait_for(client.close(), 2)
     stalled.set()
     server.close()
+
+
+def test_channel_key_context_is_the_transcript_the_enclave_would_draw() -> None:
+    """The door may not import the enclave, so door/provisioning.py spells out the transcript
+    bytes it binds the channel key to; they must stay those of enclave.crypto.transcript."""
+    from door import provisioning
+    from enclave.crypto.transcript import Transcript
+
+    for _ in range(8):
+        nonce, enclave_pub, ephemeral_pub = (os.urandom(n) for n in (32, 65, 65))
+        t = Transcript(provisioning._DOMAIN, session_id=nonce, protocol="channel-key", round=0, party="host")
+        t.append("enclave-public-key", enclave_pub)
+        t.append("ephemeral-public-key", ephemeral_pub)
+        assert provisioning._context(nonce, enclave_pub, ephemeral_pub) == t.challenge_bytes("context", 32)
