@@ -23,6 +23,9 @@ DKG (2 rounds):
     2. direct to each participant: ChaCha20-Poly1305(ZF dkg round2::Package), see `dkg`.
        The round-1 echo travels in these messages.
     Output: (KeyPackage, PublicKeyPackage).
+    With `DkgSetup.refresh` the same two rounds refresh an existing key (ZF's refresh by DKG,
+    enclave.protocols.frost.refresh): zero-constant polynomials, t-1 commitment elements, and
+    the output is the same key with new shares.
 
     driver = signing_driver(SignSetup(...)); dkg_driver(DkgSetup(...))
 """
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
 from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, PartyId, Round, Send
-from enclave.protocols.frost import dkg, signing, wire
+from enclave.protocols.frost import dkg, refresh, signing, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, check_public_key_package
 
@@ -200,6 +203,9 @@ class DkgSetup:
     identifiers: Mapping[PartyId, int]
     min_signers: int
     rng: Rng = field(repr=False)
+    # A refresh of this key (enclave.protocols.frost.refresh): zero-constant polynomials, and
+    # the output is this key with new shares. None: a DKG of a new key.
+    refresh: tuple[KeyPackage, PublicKeyPackage] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -230,11 +236,15 @@ class DkgRound1(Round[tuple[dkg.Round1Package, bytes, bytes], None]):
         ident = self.c.setup.identifiers[sender]
         n = cs.element_len
         try:
-            # Strict except phi_0, R (validated by the proof check) and the encryption key
-            # (validated by the checked DH multiplication) -- see wire.parse_round1_package.
-            package = wire.parse_round1_package(cs, body[:-n])
             their_pub = body[-n:]
-            dkg.check_round1_package(cs, self.c.secret, ident, package)
+            if self.c.setup.refresh is None:
+                # Strict except phi_0, R (validated by the proof check) and the encryption key
+                # (validated by the checked DH multiplication) -- see wire.parse_round1_package.
+                package = wire.parse_round1_package(cs, body[:-n])
+                dkg.check_round1_package(cs, self.c.secret, ident, package)
+            else:  # no proof to check: every element decoded strictly
+                package = wire.decode_round1_package(cs, body[:-n])
+                refresh.check_round1_package(cs, self.c.secret, ident, package)
             shared = dkg.shared_secret(cs, self.c.enc_secret, their_pub)
         except dkg.DkgFault as fault:
             raise ProtocolFault(sender, fault.reason) from None
@@ -319,8 +329,11 @@ class DkgRound2(Round[None, int]):
         ids = self.c.setup.identifiers
         round1 = {ids[p]: pkg for p, pkg in self.c.packages.items()}
         by_ident = {i: p for p, i in ids.items()}
+        cs, old = self.c.setup.suite, self.c.setup.refresh
         try:
-            return Output(dkg.part3(self.c.setup.suite, self.c.secret, round1, self.shares))
+            if old is None:
+                return Output(dkg.part3(cs, self.c.secret, round1, self.shares))
+            return Output(refresh.part3(cs, self.c.secret, round1, self.shares, *old))
         except dkg.DkgFault as fault:
             return Abort(frozenset({by_ident[fault.culprit]}), fault.reason)
 
@@ -331,7 +344,14 @@ def dkg_driver(setup: DkgSetup) -> Driver:
         raise InvalidParameters("identifiers must be distinct and include this party's")
     me = setup.identifiers[setup.party]
     cs = setup.suite
-    secret, package = dkg.part1(cs, me, len(ids), setup.min_signers, setup.rng)
+    if setup.refresh is None:
+        secret, package = dkg.part1(cs, me, len(ids), setup.min_signers, setup.rng)
+    else:
+        key, public = setup.refresh
+        if key.identifier != me:
+            raise InvalidParameters("the key to refresh is another participant's")
+        refresh.check_old_key(key, public, ids, setup.min_signers)
+        secret, package = refresh.part1(cs, me, len(ids), setup.min_signers, setup.rng)
     enc_secret = cs.group.random_scalar(setup.rng)
     enc_public = cs.group.encode(cs.group.base_mul(enc_secret))
     carry = _DkgPolynomial(setup, secret, enc_secret, enc_public)
