@@ -327,7 +327,12 @@ class Engine:
         sid = request.session_id
         if not SESSION_ID.fullmatch(sid):
             raise invalid("session_id must be 1-128 characters of [A-Za-z0-9._:-]")
-        if request.kind not in (pb.SESSION_KIND_DKG, pb.SESSION_KIND_SIGN, pb.SESSION_KIND_PRESIGN):
+        if request.kind not in (
+            pb.SESSION_KIND_DKG,
+            pb.SESSION_KIND_SIGN,
+            pb.SESSION_KIND_PRESIGN,
+            pb.SESSION_KIND_REFRESH,
+        ):
             raise invalid("unknown session kind")
         adapter = self._adapters.get(request.protocol)
         if adapter is None:

@@ -38,6 +38,7 @@ from enclave.engine.common import (
     open_share,
     signer_parties,
 )
+from enclave.engine.frost_refresh import prepare_refresh
 from enclave.engine.keyids import key_id
 from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
@@ -88,7 +89,9 @@ class FrostAdapter:
             return self._dkg(request)
         if request.kind == pb.SESSION_KIND_SIGN:
             return self._sign(request)
-        raise invalid("FROST sessions are DKG or SIGN (no presigning)")
+        if request.kind == pb.SESSION_KIND_REFRESH:
+            return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
+        raise invalid("FROST sessions are DKG, SIGN or REFRESH (no presigning)")
 
     def _identifiers(self, parties: Parties) -> dict[int, int]:
         return {i: identifier_from_int(i) for i in parties.index.values()}

@@ -140,7 +140,9 @@ class Gg20Adapter:
             return self._dkg(request)
         if request.kind == pb.SESSION_KIND_PRESIGN:
             return self._presign(request)
-        return self._sign(request)
+        if request.kind == pb.SESSION_KIND_SIGN:
+            return self._sign(request)
+        raise invalid("GG20 sessions are DKG, PRESIGN or SIGN (no refresh yet)")
 
     # -- key generation -------------------------------------------------------------------------
 

@@ -305,7 +305,12 @@ class MessageLimits:
         return peers * worst
 
 
-_KIND_NAMES: dict[int, str] = {pb.SESSION_KIND_DKG: "dkg", pb.SESSION_KIND_PRESIGN: "presign"}
+# A refresh runs the DKG's rounds (one commitment element fewer), so the DKG's bounds hold it.
+_KIND_NAMES: dict[int, str] = {
+    pb.SESSION_KIND_DKG: "dkg",
+    pb.SESSION_KIND_PRESIGN: "presign",
+    pb.SESSION_KIND_REFRESH: "dkg",
+}
 
 
 def kind_name(kind: int) -> str:

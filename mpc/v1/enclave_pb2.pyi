@@ -21,6 +21,7 @@ class SessionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_KIND_DKG: _ClassVar[SessionKind]
     SESSION_KIND_SIGN: _ClassVar[SessionKind]
     SESSION_KIND_PRESIGN: _ClassVar[SessionKind]
+    SESSION_KIND_REFRESH: _ClassVar[SessionKind]
 
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -82,6 +83,7 @@ SESSION_KIND_UNSPECIFIED: SessionKind
 SESSION_KIND_DKG: SessionKind
 SESSION_KIND_SIGN: SessionKind
 SESSION_KIND_PRESIGN: SessionKind
+SESSION_KIND_REFRESH: SessionKind
 SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_RUNNING: SessionState
 SESSION_STATE_DONE: SessionState
@@ -373,7 +375,7 @@ class SessionAbort(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionResult(_message.Message):
-    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id", "sealed_signature", "digest")
+    __slots__ = ("key_id", "public_key", "chain_code", "signature", "recovery_id", "sealed_share", "sealed_presignatures", "presignature_id", "sealed_signature", "digest", "predecessor_key_id")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +386,7 @@ class SessionResult(_message.Message):
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     SEALED_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    PREDECESSOR_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     public_key: bytes
     chain_code: bytes
@@ -394,7 +397,8 @@ class SessionResult(_message.Message):
     presignature_id: str
     sealed_signature: bytes
     digest: bytes
-    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
+    predecessor_key_id: str
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., sealed_share: _Optional[_Union[SealedBlob, _Mapping]] = ..., sealed_presignatures: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., digest: _Optional[bytes] = ..., predecessor_key_id: _Optional[str] = ...) -> None: ...
 
 class SessionUpdate(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "culprits", "reason")

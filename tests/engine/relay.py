@@ -90,6 +90,21 @@ def presign(
     )
 
 
+def refresh(
+    sid: str, protocol: int, parties: Sequence[str], threshold: int, me: str, share: pb.SealedBlob
+) -> pb.SessionStart:
+    return pb.SessionStart(
+        session_id=sid,
+        protocol=protocol,  # type: ignore[arg-type]
+        kind=pb.SESSION_KIND_REFRESH,
+        party_ids=list(parties),
+        self_party_id=me,
+        threshold=threshold,
+        key_id=share.id,
+        sealed_blobs=[share],
+    )
+
+
 async def run(
     engines: Mapping[str, Engine],
     starts: Mapping[str, pb.SessionStart],

@@ -1,0 +1,111 @@
+"""FROST key refresh in the engine: SESSION_KIND_REFRESH (enclave.protocols.frost.refresh).
+
+The start names the source key (key_id, its sealed share in sealed_blobs); party_ids must be the
+key's parties in the key's order and threshold the key's, because a refresh keeps both (moving a
+key is a reshare). The two rounds are the DKG's with zero-constant polynomials. The result is a
+new key id (`keyids.key_id` over this session id) for the same public key and chain code, a new
+sealed share, and predecessor_key_id = the source key. The source share is untouched: the host
+keeps both until it retires the old key (README "Keys: lookup and retirement").
+
+No policy approval is asked: a refresh signs nothing, and a host that plays every other party
+learns no more of this party's new share than it knew of the old one (it knows the zero
+shares it dealt, not this party's own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enclave.crypto.rng import Rng
+from enclave.engine import blobs
+from enclave.engine.common import Prepared, blob_invalid, invalid, only_kinds, open_share
+from enclave.engine.keyids import key_id
+from enclave.engine.live import Parties, Phase, Plan
+from enclave.errors import EnclaveError, LocalError
+from enclave.protocols.frost import wire
+from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
+from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
+from enclave.protocols.frost.rounds import DkgSetup, dkg_driver
+from enclave.sealing import Binding, Sealer
+from mpc.v1 import enclave_pb2 as pb
+
+
+def open_key(
+    cs: Ciphersuite, sealer: Sealer, request: pb.SessionStart, name: str
+) -> tuple[blobs.ShareRecord, KeyPackage, PublicKeyPackage]:
+    """The request's sealed FROST share: its record and its ZF key packages, checked to agree."""
+    record = open_share(sealer, request, name)
+    try:
+        key_bytes, public_bytes = blobs.unpack(record.share, 2)
+        # Authenticated plaintext (open_share checked the sealing AEAD and its binding) that
+        # our own DKG produced with validated points: decode it structurally, without
+        # repeating the subgroup checks (see wire._SealedReader). Peer points are never
+        # decoded this way; they go through the strict wire decoders in the rounds.
+        key = wire.decode_sealed_key_package(cs, key_bytes)
+        public = wire.decode_sealed_public_key_package(cs, public_bytes)
+    except EnclaveError:
+        raise blob_invalid("key share: unreadable FROST key package") from None
+    shown = key.verifying_key[1:] if cs.bip340 else key.verifying_key
+    if key.identifier != identifier_from_int(record.index) or shown != record.public_key:
+        raise blob_invalid("key share: FROST key package does not match its record")
+    return record, key, public
+
+
+def sealed_key_result(
+    sealer: Sealer,
+    name: str,
+    kid: str,
+    record: blobs.ShareRecord,
+    key: KeyPackage,
+    public: PublicKeyPackage,
+    cs: Ciphersuite,
+) -> pb.SessionResult:
+    """A key's result: `record` (already naming `kid`) with `key`/`public` as its share, sealed."""
+    share = blobs.pack(wire.encode_key_package(cs, key), wire.encode_public_key_package(cs, public))
+    sealed_record = blobs.ShareRecord(
+        name, kid, record.threshold, record.parties, record.index, record.public_key, record.chain_code, share
+    )
+    binding = Binding(key_id=kid, protocol=name, party_id=record.index, purpose="share")
+    return pb.SessionResult(
+        key_id=kid,
+        public_key=record.public_key,
+        chain_code=record.chain_code,
+        sealed_share=pb.SealedBlob(
+            kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
+            id=kid,
+            data=blobs.seal(sealer, sealed_record.encode(), binding),
+            sealer_kind=sealer.kind,
+        ),
+    )
+
+
+def prepare_refresh(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, request: pb.SessionStart) -> Prepared:
+    only_kinds(request, {pb.SEALED_BLOB_KIND_KEY_SHARE})
+    if request.message or request.derivation_path or request.presignature_id or request.taproot_merkle_root:
+        raise invalid("a refresh takes no message, derivation_path, presignature_id or taproot_merkle_root")
+    if request.message_hash != pb.MESSAGE_HASH_UNSPECIFIED or request.result_recipient_key:
+        raise invalid("a refresh takes no message_hash or result_recipient_key")
+    record, key, public = open_key(cs, sealer, request, name)
+    if tuple(request.party_ids) != record.parties:
+        raise invalid("a refresh keeps the key's parties: party_ids must be the key's, in the key's order")
+    if request.threshold != record.threshold:
+        raise invalid(f"a refresh keeps the key's threshold ({record.threshold})")
+    parties = Parties(request.self_party_id, {p: i + 1 for i, p in enumerate(record.parties)})
+    sid, source = request.session_id, record.key_id
+    kid = key_id(name, sid, record.threshold, record.parties, record.public_key)
+
+    def finish(value: Any) -> pb.SessionResult:
+        new_key, new_public = value
+        assert isinstance(new_key, KeyPackage) and isinstance(new_public, PublicKeyPackage)
+        if new_key.verifying_key != key.verifying_key:  # refresh.part3 keeps it; never trust less
+            raise LocalError("refresh changed the verifying key")
+        result = sealed_key_result(sealer, name, kid, record, new_key, new_public, cs)
+        result.predecessor_key_id = source
+        return result
+
+    def build(deadline: float) -> Plan:
+        ids = {i: identifier_from_int(i) for i in parties.index.values()}
+        setup = DkgSetup(cs, sid.encode("utf-8"), parties.self_index, ids, record.threshold, rng, refresh=(key, public))
+        return Plan(Phase(dkg_driver(setup), 0, finish), 2)
+
+    return Prepared(parties, build, key_id=source)
