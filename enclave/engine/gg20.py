@@ -13,6 +13,10 @@ PRESIGN -> `presign` (4 rounds) over the signer set, for the child key of deriva
     path; binding purpose "presignature", item id = that id) recording the signer set, the path
     and this boot's sequence number for it, sealed under the per-boot sealer
     (enclave/engine/singleuse.py).
+REFRESH -> `keygen` with refresh=the sealed share (3 rounds, a new Paillier key from the pool,
+    zero-constant sharings): party_ids and threshold must be the key's, in the key's order;
+    result: a new key id for the same public key and chain code, predecessor_key_id = the
+    source key, the new sealed share. The source share stays valid (the host retires it).
 SIGN with a sealed presignature -> the one-round online `sign` (EnclaveMessage.round 1). The
     signer set must be the presignature's, and so must the derivation path (FAILED_PRECONDITION
     otherwise). A bare digest (message_hash RAW or UNSPECIFIED) is refused (FAILED_PRECONDITION)
@@ -35,7 +39,7 @@ recovery_id = v.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from door.protocols import PROTOCOL_NAMES
@@ -60,7 +64,7 @@ from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
 from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
-from enclave.errors import BadInput, InvalidEncoding, ProtocolFault, RequestRejected
+from enclave.errors import BadInput, InvalidEncoding, LocalError, ProtocolFault, RequestRejected
 from enclave.protocols.gg20 import keygen, presign, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
@@ -142,7 +146,9 @@ class Gg20Adapter:
             return self._presign(request)
         if request.kind == pb.SESSION_KIND_SIGN:
             return self._sign(request)
-        raise invalid("GG20 sessions are DKG, PRESIGN or SIGN (no refresh yet)")
+        if request.kind == pb.SESSION_KIND_REFRESH:
+            return self._refresh(request)
+        raise invalid("GG20 sessions are DKG, PRESIGN, SIGN or REFRESH")
 
     # -- key generation -------------------------------------------------------------------------
 
@@ -154,46 +160,80 @@ class Gg20Adapter:
         threshold, sid = request.threshold, request.session_id
 
         def finish(value: Any) -> pb.SessionResult:
-            share = value
-            assert isinstance(share, KeyShare)
-            too_big = {j for j, aux in share.aux.items() if aux.n.bit_length() > self._max_modulus_bits}
-            if too_big:
-                raise ProtocolFault(too_big, f"Paillier modulus above the {self._max_modulus_bits} bits accepted")
-            kid = key_id(PROTOCOL, sid, threshold, order, share.public_key)
-            record = ShareRecord(
-                PROTOCOL,
-                kid,
-                threshold,
-                order,
-                parties.self_index,
-                share.public_key,
-                share.chain_code,
-                share.to_bytes(),
-            )
-            binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=parties.self_index, purpose="share")
-            return pb.SessionResult(
-                key_id=kid,
-                public_key=share.public_key,
-                chain_code=share.chain_code,
-                sealed_share=pb.SealedBlob(
-                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
-                    id=kid,
-                    data=blobs.seal(self._sealer, record.encode(), binding),
-                    sealer_kind=self._sealer.kind,
-                ),
-            )
+            assert isinstance(value, KeyShare)
+            return self._sealed_key(key_id(PROTOCOL, sid, threshold, order, value.public_key), order, value)
 
         taken: list[SafePrimePair] = []
-
-        async def wait(deadline: float) -> None:
-            taken.append(await self._preparams.take(max(0.0, min(self._wait, deadline - self._clock()))))
 
         def build(deadline: float) -> Plan:
             ids = tuple(parties.index.values())
             driver = keygen.start(sid.encode("utf-8"), parties.self_index, ids, threshold, taken.pop(), self._rng)
             return Plan(Phase(driver, 0, finish), 3)
 
-        return Prepared(parties, build, wait=wait)
+        return Prepared(parties, build, wait=self._take_preparams(taken))
+
+    def _take_preparams(self, taken: list[SafePrimePair]) -> Callable[[float], Awaitable[None]]:
+        async def wait(deadline: float) -> None:
+            taken.append(await self._preparams.take(max(0.0, min(self._wait, deadline - self._clock()))))
+
+        return wait
+
+    def _sealed_key(self, kid: str, order: tuple[str, ...], share: KeyShare) -> pb.SessionResult:
+        """A new key's result: `share` (this party's, of key `kid` over `order`) sealed durably."""
+        too_big = {j for j, aux in share.aux.items() if aux.n.bit_length() > self._max_modulus_bits}
+        if too_big:
+            raise ProtocolFault(too_big, f"Paillier modulus above the {self._max_modulus_bits} bits accepted")
+        record = ShareRecord(
+            PROTOCOL, kid, share.threshold, order, share.index, share.public_key, share.chain_code, share.to_bytes()
+        )
+        binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=share.index, purpose="share")
+        return pb.SessionResult(
+            key_id=kid,
+            public_key=share.public_key,
+            chain_code=share.chain_code,
+            sealed_share=pb.SealedBlob(
+                kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
+                id=kid,
+                data=blobs.seal(self._sealer, record.encode(), binding),
+                sealer_kind=self._sealer.kind,
+            ),
+        )
+
+    # -- refresh --------------------------------------------------------------------------------
+
+    def _refresh(self, request: pb.SessionStart) -> Prepared:
+        """New shares and new aux info for the key's own parties and threshold (keygen's
+        refresh); a new key id for the same public key and chain code."""
+        if request.message or request.derivation_path or request.presignature_id or request.message_hash:
+            raise invalid("a refresh takes no message, message_hash, derivation_path or presignature_id")
+        record, share, _ = self._key(request, {pb.SEALED_BLOB_KIND_KEY_SHARE})
+        if tuple(request.party_ids) != record.parties:
+            raise invalid("a refresh keeps the key's parties: party_ids must be the key's, in the key's order")
+        if request.threshold != record.threshold:
+            raise invalid(f"a refresh keeps the key's threshold ({record.threshold})")
+        parties = Parties(request.self_party_id, {p: i + 1 for i, p in enumerate(record.parties)})
+        sid, source, order = request.session_id, record.key_id, record.parties
+        kid = key_id(PROTOCOL, sid, record.threshold, order, record.public_key)
+
+        def finish(value: Any) -> pb.SessionResult:
+            assert isinstance(value, KeyShare)
+            if (value.public_key, value.chain_code) != (record.public_key, record.chain_code):
+                raise LocalError("refresh changed the key")  # keygen's refresh keeps both
+            result = self._sealed_key(kid, order, value)
+            result.predecessor_key_id = source
+            return result
+
+        taken: list[SafePrimePair] = []
+
+        def build(deadline: float) -> Plan:
+            ids = tuple(parties.index.values())
+            sid_b = sid.encode("utf-8")
+            driver = keygen.start(
+                sid_b, parties.self_index, ids, record.threshold, taken.pop(), self._rng, refresh=share
+            )
+            return Plan(Phase(driver, 0, finish), 3)
+
+        return Prepared(parties, build, key_id=source, wait=self._take_preparams(taken))
 
     # -- presigning -----------------------------------------------------------------------------
 

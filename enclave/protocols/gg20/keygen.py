@@ -17,6 +17,14 @@ can therefore blame an honest dealer, a limit shared with GG20's complaint model
 
 Start: `start(session_id, self_id, parties, threshold, primes, rng)` returns a `Driver`;
 its `Output.value` is a `KeyShare`.
+
+Refresh (`start(..., refresh=share)`, CGGMP21's key refresh with GG20's sharing): the same three
+rounds for the key's own parties and threshold, with two changes. Every polynomial has the
+constant term zero, so its commitment vector leaves out a_0*G (threshold - 1 points, checked
+with the identity put back: a dealer of anything but zero fails the Feldman check of every
+recipient and is named) and round 2 carries no Schnorr proof of u_i (there is no u_i). The
+output keeps the public key and chain code, adds the zero shares to x_i and to every X_j, and
+carries the new Paillier key and every party's new aux info, proven as in a key generation.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ class KeygenSetup:
     min_modulus_bits: int
     group: Secp256k1Group
     rng: Rng = field(repr=False)
+    refresh: KeyShare | None = field(default=None, repr=False)  # the share being refreshed
 
     @property
     def others(self) -> frozenset[int]:
@@ -139,14 +148,14 @@ class Round1(Round[_Round1Msg, None]):
             raise ProtocolFault(dup, "reused Paillier modulus")
         aux = {j: m.aux for j, m in self.got.items()} | {setup.self_id: c.aux}
         coeffs = c.secrets.coeffs
-        sch_tr = proof_transcript(setup.session_id, PROTOCOL, 2, setup.self_id, BROADCAST_VERIFIER, "schnorr-u")
-        sch = schnorr.prove(
-            sch_tr,
-            schnorr.Statement(g, g.base_mul(coeffs[0])),
-            schnorr.Witness(coeffs[0]),
-            setup.rng,
-        )
-        sends = [Send(None, wire.dumps([list(c.commitments), c.chain, c.salt, schnorr.encode(g, sch)]))]
+        proof_of_u = b""  # a refresh has no u_i to prove
+        if setup.refresh is None:
+            sch_tr = proof_transcript(setup.session_id, PROTOCOL, 2, setup.self_id, BROADCAST_VERIFIER, "schnorr-u")
+            sch = schnorr.prove(
+                sch_tr, schnorr.Statement(g, g.base_mul(coeffs[0])), schnorr.Witness(coeffs[0]), setup.rng
+            )
+            proof_of_u = schnorr.encode(g, sch)
+        sends = [Send(None, wire.dumps([list(c.commitments), c.chain, c.salt, proof_of_u]))]
         for j in setup.parties:
             if j == setup.self_id:
                 continue
@@ -198,7 +207,7 @@ class Round2(Round[_Decommit, int]):
         raw = r.any()
         if type(raw) is not list or not all(type(c) is bytes for c in raw):
             raise ProtocolFault(sender, "malformed commitments")
-        if len(raw) != setup.threshold:
+        if len(raw) != setup.threshold - (setup.refresh is not None):
             raise ProtocolFault(sender, "wrong number of VSS commitments")
         chain, salt, sch_raw = r.blob(32), r.blob(32), r.blob()
         try:
@@ -208,6 +217,10 @@ class Round2(Round[_Decommit, int]):
         opened = framed_hash(_COMMIT_TAG, setup.session_id, sender.to_bytes(4, "big"), *raw, chain, salt)
         if not hmac.compare_digest(opened, self.c.v[sender]):
             raise ProtocolFault(sender, "decommitment does not open the commitment")
+        if setup.refresh is not None:
+            if sch_raw:
+                raise ProtocolFault(sender, "a refresh decommitment carries no Schnorr proof")
+            return _Decommit((g.identity(), *commitments), chain)
         proof = schnorr.decode(g, sch_raw)
         tr = proof_transcript(setup.session_id, PROTOCOL, 2, sender, BROADCAST_VERIFIER, "schnorr-u")
         if not schnorr.verify(tr, schnorr.Statement(g, commitments[0]), proof):
@@ -254,20 +267,26 @@ class Round2(Round[_Decommit, int]):
         own_commitments = commit(g, coeffs)
         all_commitments = {j: d.commitments for j, d in self.decommits.items()} | {me: own_commitments}
         x = (evaluate(coeffs, me, g.order) + sum(self.shares.values())) % g.order
-        public = g.add_many([cm[0] for cm in all_commitments.values()])
-        if g.is_identity(public):
-            raise ProtocolFault(frozenset(), "degenerate public key")
-        public_shares = {
-            k: g.encode(g.add_many([commitment_at(g, cm, k) for cm in all_commitments.values()])) for k in setup.parties
-        }
-        chains = {j: d.chain for j, d in self.decommits.items()} | {me: c.own_chain}
-        chain_code = framed_hash(_CHAIN_TAG, setup.session_id, *(chains[j] for j in setup.parties))
+        summed = {k: g.add_many([commitment_at(g, cm, k) for cm in all_commitments.values()]) for k in setup.parties}
+        old = setup.refresh
+        if old is None:
+            public = g.add_many([cm[0] for cm in all_commitments.values()])
+            if g.is_identity(public):
+                raise ProtocolFault(frozenset(), "degenerate public key")
+            public_key = g.encode(public)
+            public_shares = {k: g.encode(summed[k]) for k in setup.parties}
+            chains = {j: d.chain for j, d in self.decommits.items()} | {me: c.own_chain}
+            chain_code = framed_hash(_CHAIN_TAG, setup.session_id, *(chains[j] for j in setup.parties))
+        else:  # the zero shares move every share and X_k, never the key or its chain code
+            x = (x + old.secret) % g.order
+            public_key, chain_code = old.public_key, old.chain_code
+            public_shares = {k: g.encode(g.add(g.decode(old.public_shares[k]), summed[k])) for k in setup.parties}
         key_share = KeyShare(
             index=me,
             threshold=setup.threshold,
             parties=setup.parties,
             secret=x,
-            public_key=g.encode(public),
+            public_key=public_key,
             public_shares=public_shares,
             chain_code=chain_code,
             paillier_p=c.secrets.paillier.p,
@@ -323,22 +342,30 @@ def start(
     *,
     min_modulus_bits: int = DEFAULT_MODULUS_BITS,
     group: Secp256k1Group | None = None,
+    refresh: KeyShare | None = None,
 ) -> Driver:
-    """A keygen session for this party. `primes` comes from the pre-parameter pool."""
+    """A keygen session for this party, or with `refresh` a refresh of that key share.
+    `primes` (the new Paillier key) comes from the pre-parameter pool."""
     ids = check_party_ids(parties)
     if self_id not in ids:
         raise InvalidParameters("self is not a party")
     if not 1 <= threshold <= len(ids) or len(ids) < 2:
         raise InvalidParameters("need 2 <= parties and 1 <= threshold <= parties")
+    if refresh is not None:
+        if (refresh.index, refresh.parties, refresh.threshold) != (self_id, ids, threshold):
+            raise InvalidParameters("a refresh keeps the key's parties, threshold and this party's index")
+        if threshold < 2:
+            raise InvalidParameters("a refresh needs a threshold of at least 2")
     g = group or Secp256k1Group()
-    cfg = KeygenSetup(bytes(session_id), self_id, ids, threshold, min_modulus_bits, g, rng)
+    cfg = KeygenSetup(bytes(session_id), self_id, ids, threshold, min_modulus_bits, g, rng, refresh)
     key = SecretKey(primes.p, primes.q)
     if key.n.bit_length() < min_modulus_bits:
         raise InvalidParameters("pre-parameters below the configured modulus size")
     params, trapdoor = ringpedersen.generate(key, rng)
     aux = AuxInfo(params.n, params.s, params.t)
-    coeffs = random_polynomial(g, g.random_scalar(rng), threshold, rng)
-    commitments = [g.encode(c) for c in commit(g, coeffs)]
+    coeffs = random_polynomial(g, 0 if refresh is not None else g.random_scalar(rng), threshold, rng)
+    # a refresh leaves a_0*G = identity out (it has no encoding); receivers put it back
+    commitments = [g.encode(c) for c in commit(g, coeffs)[1 if refresh is not None else 0 :]]
     chain = rng.random_bytes(32)
     salt = rng.random_bytes(32)
     v = _commitment_hash(cfg, self_id, commitments, chain, salt)
