@@ -409,8 +409,10 @@ class Driver:
             exp = rnd.expects()
             for key in sorted(k for k in self._queue if k[0] == rnd.number):
                 _, sender, kind = key
-                if kind is Kind.DIRECT and sender in exp.broadcast and (sender, Kind.BROADCAST) not in self._stored:
+                held = kind is Kind.DIRECT and sender in exp.direct and sender in exp.broadcast
+                if held and (sender, Kind.BROADCAST) not in self._stored:
                     continue  # held until the sender's broadcast of this round is stored
+                # (a direct message the round does not expect is not held: _accept aborts on it)
                 if not self._accept(rnd, exp, sender, kind, self._queue.pop(key)):
                     return
             if self.missing():

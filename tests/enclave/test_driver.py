@@ -325,3 +325,15 @@ def test_direct_message_of_a_sender_that_never_broadcasts_stays_bounded() -> Non
     d1.receive(2, from2[(1, Kind.DIRECT)])
     d1.receive(2, Frame(3, Kind.BROADCAST, (), b"ok\x02").encode())  # and no further ahead
     assert d1.result is not None and d1.result.culprits == frozenset({2})  # type: ignore[union-attr]
+
+
+def test_direct_message_in_a_broadcast_only_round_aborts_at_once() -> None:
+    """Round 2 expects broadcasts only. A direct message there from a party that broadcasts in
+    it is not held for that broadcast (it would wait forever, as hypothesis once found with a
+    flipped kind byte): the round does not expect it, so it aborts naming its sender."""
+    d1, d2 = make([1, 2])
+    for out in d2.take_outgoing():
+        d1.receive(2, out.payload)
+    assert d1.round_number == 2
+    d1.receive(2, Frame(2, Kind.DIRECT, d1._prev_echo, b"ok\x02").encode())
+    assert d1.result == Abort(frozenset({2}), "message kind not expected from sender")
