@@ -175,3 +175,24 @@ async def test_zf_client_with_a_tampered_signature_share_is_named(protocol, node
     assert outcomes["zf-a"].result is None
     assert failure(outcomes["client"]).reason.startswith("ZfFailure: frost_rs aggregate")
     await zf_sign(relay, key_id, key, parties, b"m")
+
+
+@pytest.mark.parametrize("kind", ["dkg", "sign"])
+async def test_zf_client_with_a_false_echo_is_named(kind, node_a, ring: HmacKeyRing, connect) -> None:  # type: ignore[no-untyped-def]
+    """The client's round-2 echo misreports the signer's own round-1 broadcast (the last party
+    in the list): the signer knows what it sent, so it names the client (the contract's rule),
+    in a DKG (direct messages) and in a signature (broadcasts)."""
+    parties = ("client", "zf-a")
+    cheat = ZfNode(ring, tamper="echo")
+    if kind == "dkg":
+        spec = SessionSpec("dkg", sid("zf-echo"), ED, parties, threshold=2)
+    else:
+        honest = ZfNode(ring)
+        key = await zf_dkg(Relay({"client": honest, "zf-a": connect(node_a)}), honest, ED, parties)
+        key_id = key_id_of(honest, key)
+        cheat.keys[key_id] = key
+        spec = SessionSpec("sign", sid("zf-echo"), ED, parties, key_id=key_id, message=b"m")
+    outcomes = await Relay({"client": cheat, "zf-a": connect(node_a)}).run(spec)
+    failed = failure(outcomes["zf-a"])
+    assert list(failed.culprits) == ["client"] and failed.reason == "broadcast inconsistency"
+    assert outcomes["zf-a"].result is None

@@ -18,8 +18,9 @@ nonce first, plaintext the JSON string of the share's hex encoding) instead of a
 dkg::round2::Package. `_FrostRsEnvelope` takes that envelope off and puts it back; the bytes in
 between are the round2::Package ZF frost-core would have produced.
 
-`ZfNode(ring, tamper="dkg-share" | "sign-share")` makes the client misbehave on purpose: its
-DKG share for each peer, or its signature share, is off by one (well formed, well encrypted).
+`ZfNode(ring, tamper="dkg-share" | "sign-share" | "echo")` makes the client misbehave on
+purpose: its DKG share for each peer, or its signature share, is off by one (well formed, well
+encrypted), or its round-2 echo misreports the round-1 broadcast of the last party.
 """
 
 from __future__ import annotations
@@ -336,7 +337,7 @@ class ZfNode:
     """The client's keys; `party(party_id)` is its party in one relayed session."""
 
     def __init__(self, ring: HmacKeyRing, tamper: str = "") -> None:
-        assert tamper in ("", "dkg-share", "sign-share")
+        assert tamper in ("", "dkg-share", "sign-share", "echo")
         self.ring = ring
         self.tamper = tamper
         self.keys: dict[str, ZfKey] = {}  # by key id
@@ -450,7 +451,10 @@ class ZfParty:
             self._round1.update({i: f.body for i, f in first.items()})
             sid = self.session_id
             self._echo = tuple(echo_digest(sid, 1, i, self._round1[i]) for i in sorted(self._round1))
-            out += self._round_two({i: f.body for i, f in first.items()})
+            sent = self._echo
+            if self.node.tamper == "echo":
+                sent = (*sent[:-1], bytes(32))
+            out += self._round_two({i: f.body for i, f in first.items()}, sent)
             self._round = 2
         second = self._bodies(2) if self._round == 2 else None
         if second is not None:
@@ -466,13 +470,13 @@ class ZfParty:
         assert self._spec is not None
         return self._spec.session_id.encode("utf-8")
 
-    def _round_two(self, bodies: dict[int, bytes]) -> list[pb.ProtocolMessage]:
+    def _round_two(self, bodies: dict[int, bytes], echo: tuple[bytes, ...]) -> list[pb.ProtocolMessage]:
         name = {i: p for p, i in self._index.items()}
         if isinstance(self._proto, _Dkg):
             sends = self._proto.round1(bodies)
-            return [self._envelope(name[i], 2, frame(2, DIRECT, self._echo, sends[i])) for i in sorted(sends)]
+            return [self._envelope(name[i], 2, frame(2, DIRECT, echo, sends[i])) for i in sorted(sends)]
         assert isinstance(self._proto, _Sign)
-        return [self._envelope("", 2, frame(2, BROADCAST, self._echo, self._proto.round1(bodies)))]
+        return [self._envelope("", 2, frame(2, BROADCAST, echo, self._proto.round1(bodies)))]
 
     def _finish(self, bodies: dict[int, bytes]) -> None:
         spec, proto = self._spec, self._proto
