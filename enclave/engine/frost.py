@@ -13,9 +13,16 @@ is the suite and the public encodings:
 Identifiers: a party's FROST identifier is `identifier_from_int(index)`, its party index (DKG:
 1-based position in party_ids; signing: its DKG index from the key share). Sealed protocol
 share: lp(ZF KeyPackage) || lp(ZF PublicKeyPackage) inside the engine's key-share record.
-No chain code (empty) and no derivation; no presigning. Taproot signing may name a script
-tree's merkle root (SessionStart.taproot_merkle_root, 32 bytes): the key packages are tweaked
-with it (ZF `sign_with_tweak`) and the result names the tweaked x-only key. The approval
+Chain code: a DKG ends with a 32-byte chain code every party computes from the public
+transcript (`enclave.protocols.frost.derive.chain_code`), sealed in the share record and
+returned in SessionResult.chain_code. Derivation: SessionStart.derivation_path (non-hardened,
+at most 255 levels) derives the key packages by `derive.derive_packages` (the additive rule
+documented there) before signing; the result names the derived key, and a policy approval
+binds the path (the engine puts request.derivation_path in the approval subject). A key made
+before FROST keys had a chain code (record chain code empty) signs only at the root: a path
+for it is FAILED_PRECONDITION. No presigning. Taproot signing may name a script
+tree's merkle root (SessionStart.taproot_merkle_root, 32 bytes): the (derived) key packages are
+tweaked with it (ZF `sign_with_tweak`) and the result names the tweaked x-only key. The approval
 digest then covers the root (`door.digests.frost_digest`). The signature is checked by the
 suite's verifier (in `signing.aggregate`, once) before the session reports DONE.
 """
@@ -29,7 +36,9 @@ from door.protocols import PROTOCOL_NAMES
 from enclave.crypto.rng import Rng
 from enclave.engine import blobs
 from enclave.engine.common import (
+    HARDENED,
     MAX_FROST_MESSAGE,
+    MAX_PATH_DEPTH,
     Prepared,
     blob_invalid,
     dkg_parties,
@@ -41,8 +50,8 @@ from enclave.engine.common import (
 from enclave.engine.keyids import key_id
 from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
-from enclave.errors import EnclaveError, LocalError
-from enclave.protocols.frost import wire
+from enclave.errors import EnclaveError, InvalidParameters, LocalError, RequestRejected
+from enclave.protocols.frost import derive, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.rounds import DkgSetup, SignSetup, dkg_driver, signing_driver
@@ -90,6 +99,32 @@ class FrostAdapter:
             return self._sign(request)
         raise invalid("FROST sessions are DKG or SIGN (no presigning)")
 
+    def _signing_key(self, verifying_key: bytes, merkle_root: bytes | None) -> bytes:
+        """The public key a signature verifies under, as the API shows it: the (derived) key,
+        or for Taproot with a script tree's root the BIP341 output key it is tweaked to."""
+        if merkle_root is not None:
+            verifying_key = tweaked_public_key(verifying_key, merkle_root)
+        return public_key_bytes(self.suite, verifying_key)
+
+    def _derived(
+        self, record: blobs.ShareRecord, key: KeyPackage, public: PublicKeyPackage, path: tuple[int, ...]
+    ) -> tuple[KeyPackage, PublicKeyPackage]:
+        """The key packages of the child key of `path` (derive.derive_packages)."""
+        if not record.chain_code:
+            # Keys generated before FROST DKGs made a chain code: the request is well formed,
+            # the key cannot serve it (as a presignature made for another path cannot).
+            raise RequestRejected(
+                pb.ERROR_CODE_FAILED_PRECONDITION,
+                f"key {record.key_id} has no chain code (generated before FROST keys had one): it signs only"
+                " under its own key, with an empty derivation_path",
+            )
+        if len(record.chain_code) != derive.CHAIN_CODE_LEN:
+            raise blob_invalid("key share: FROST chain code has the wrong length")
+        try:
+            return derive.derive_packages(self.suite, key, public, record.chain_code, path)
+        except InvalidParameters as exc:
+            raise invalid(str(exc)) from None
+
     def _identifiers(self, parties: Parties) -> dict[int, int]:
         return {i: identifier_from_int(i) for i in parties.index.values()}
 
@@ -103,17 +138,18 @@ class FrostAdapter:
         threshold, sid, cs, name = request.threshold, request.session_id, self.suite, self._name
 
         def finish(value: Any) -> pb.SessionResult:
-            key, public = value
+            key, public, chain_code = value
             assert isinstance(key, KeyPackage) and isinstance(public, PublicKeyPackage)
             public_key = public_key_bytes(cs, key.verifying_key)
             kid = key_id(name, sid, threshold, order, public_key)
             share = blobs.pack(wire.encode_key_package(cs, key), wire.encode_public_key_package(cs, public))
-            record = blobs.ShareRecord(name, kid, threshold, order, parties.self_index, public_key, b"", share)
+            record = blobs.ShareRecord(name, kid, threshold, order, parties.self_index, public_key, chain_code, share)
             binding = Binding(key_id=kid, protocol=name, party_id=parties.self_index, purpose="share")
             sealed = blobs.seal(self._sealer, record.encode(), binding)
             return pb.SessionResult(
                 key_id=kid,
                 public_key=public_key,
+                chain_code=chain_code,
                 sealed_share=pb.SealedBlob(
                     kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=sealed, sealer_kind=self._sealer.kind
                 ),
@@ -132,8 +168,9 @@ class FrostAdapter:
         cs = self.suite
         if request.presignature_id:
             raise invalid("FROST signing takes no presignature")
-        if request.derivation_path:
-            raise invalid("FROST keys have no derivation paths")
+        path = tuple(request.derivation_path)
+        if len(path) > MAX_PATH_DEPTH or any(i >= HARDENED for i in path):
+            raise invalid(f"derivation_path must be non-hardened indices (< 2^31), at most {MAX_PATH_DEPTH} levels")
         root = bytes(request.taproot_merkle_root)
         if root and not cs.bip340:
             raise invalid("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
@@ -162,10 +199,10 @@ class FrostAdapter:
         ):
             raise blob_invalid("key share: FROST key package does not match its record")
         sid, kid = request.session_id, record.key_id
+        if path:
+            key, public = self._derived(record, key, public, path)
         merkle_root = root or None
-        signing_key = public_key_bytes(
-            cs, key.verifying_key if merkle_root is None else tweaked_public_key(key.verifying_key, merkle_root)
-        )
+        signing_key = self._signing_key(key.verifying_key, merkle_root)
 
         def finish(value: Any) -> pb.SessionResult:
             # The signing driver's only output is `signing.aggregate`'s return value, which it
