@@ -67,6 +67,12 @@ SUITES: Final[dict[pb.Protocol, Ciphersuite]] = {
 }
 
 
+# Paths up to this depth (BIP44's 5 levels and more) derive in well under a millisecond, so
+# such a signature stays on the event loop like any other FROST signature; a deeper one (the
+# enclave accepts 255 levels, about 0.2 ms each) runs its steps in a worker thread.
+_LIGHT_PATH_DEPTH: Final = 8
+
+
 def public_key_bytes(cs: Ciphersuite, verifying_key: bytes) -> bytes:
     """The key as this project's API shows it: BIP340 x-only for Taproot, else the encoding."""
     return verifying_key[1:] if cs.bip340 else verifying_key
@@ -109,7 +115,15 @@ class FrostAdapter:
     def _derived(
         self, record: blobs.ShareRecord, key: KeyPackage, public: PublicKeyPackage, path: tuple[int, ...]
     ) -> tuple[KeyPackage, PublicKeyPackage]:
-        """The key packages of the child key of `path` (derive.derive_packages)."""
+        """The key packages of the child key of `path` (derive.derive_packages); the chain code
+        was checked in `_sign` (`_check_chain_code`)."""
+        try:
+            return derive.derive_packages(self.suite, key, public, record.chain_code, path)
+        except InvalidParameters as exc:
+            raise invalid(str(exc)) from None
+
+    @staticmethod
+    def _check_chain_code(record: blobs.ShareRecord) -> None:
         if not record.chain_code:
             # Keys generated before FROST DKGs made a chain code: the request is well formed,
             # the key cannot serve it (as a presignature made for another path cannot).
@@ -120,10 +134,6 @@ class FrostAdapter:
             )
         if len(record.chain_code) != derive.CHAIN_CODE_LEN:
             raise blob_invalid("key share: FROST chain code has the wrong length")
-        try:
-            return derive.derive_packages(self.suite, key, public, record.chain_code, path)
-        except InvalidParameters as exc:
-            raise invalid(str(exc)) from None
 
     def _identifiers(self, parties: Parties) -> dict[int, int]:
         return {i: identifier_from_int(i) for i in parties.index.values()}
@@ -200,29 +210,33 @@ class FrostAdapter:
             raise blob_invalid("key share: FROST key package does not match its record")
         sid, kid = request.session_id, record.key_id
         if path:
-            key, public = self._derived(record, key, public, path)
+            self._check_chain_code(record)
         merkle_root = root or None
-        signing_key = self._signing_key(key.verifying_key, merkle_root)
-
-        def finish(value: Any) -> pb.SessionResult:
-            # The signing driver's only output is `signing.aggregate`'s return value, which it
-            # returns only after the suite's verifier accepted it for this message under the
-            # (tweaked) public.verifying_key, equal to key.verifying_key
-            # (rounds._check_sign_setup), itself equal to the record's public key (checked
-            # above). So it is verified once, there; verifying again here would only repeat it.
-            sig = bytes(value)
-            if len(sig) != cs.signature_len:
-                raise LocalError("aggregated FROST signature has the wrong length")
-            return pb.SessionResult(key_id=kid, public_key=signing_key, signature=sig)
 
         def build(deadline: float) -> Plan:
+            # Derivation runs here, after the policy check, and off the event loop for deep paths.
+            signing, signing_public = self._derived(record, key, public, path) if path else (key, public)
+            signing_key = self._signing_key(signing.verifying_key, merkle_root)
+
+            def finish(value: Any) -> pb.SessionResult:
+                # The signing driver's only output is `signing.aggregate`'s return value, which
+                # it returns only after the suite's verifier accepted it for this message under
+                # the (tweaked) signing_public.verifying_key, equal to signing.verifying_key
+                # (rounds._check_sign_setup): the record's public key (checked above) or the
+                # child derived from it. So it is verified once, there; verifying again here
+                # would only repeat it.
+                sig = bytes(value)
+                if len(sig) != cs.signature_len:
+                    raise LocalError("aggregated FROST signature has the wrong length")
+                return pb.SessionResult(key_id=kid, public_key=signing_key, signature=sig)
+
             setup = SignSetup(
                 cs,
                 sid.encode("utf-8"),
                 parties.self_index,
                 self._identifiers(parties),
-                key,
-                public,
+                signing,
+                signing_public,
                 message,
                 self._rng,
                 merkle_root=merkle_root,
@@ -235,5 +249,5 @@ class FrostAdapter:
             key_id=kid,
             approval_digest=frost_digest(message, merkle_root or b""),
             approval_hash=FROST_APPROVAL_HASH,
-            light=True,
+            light=len(path) <= _LIGHT_PATH_DEPTH,
         )
