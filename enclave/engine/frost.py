@@ -13,9 +13,16 @@ is the suite and the public encodings:
 Identifiers: a party's FROST identifier is `identifier_from_int(index)`, its party index (DKG:
 1-based position in party_ids; signing: its DKG index from the key share). Sealed protocol
 share: lp(ZF KeyPackage) || lp(ZF PublicKeyPackage) inside the engine's key-share record.
-No chain code (empty) and no derivation; no presigning. Taproot signing may name a script
-tree's merkle root (SessionStart.taproot_merkle_root, 32 bytes): the key packages are tweaked
-with it (ZF `sign_with_tweak`) and the result names the tweaked x-only key. The approval
+Chain code: a DKG ends with a 32-byte chain code every party computes from the public
+transcript (`enclave.protocols.frost.derive.chain_code`), sealed in the share record and
+returned in SessionResult.chain_code. Derivation: SessionStart.derivation_path (non-hardened,
+at most 255 levels) derives the key packages by `derive.derive_packages` (the additive rule
+documented there) before signing; the result names the derived key, and a policy approval
+binds the path (the engine puts request.derivation_path in the approval subject). A key made
+before FROST keys had a chain code (record chain code empty) signs only at the root: a path
+for it is FAILED_PRECONDITION. No presigning. Taproot signing may name a script
+tree's merkle root (SessionStart.taproot_merkle_root, 32 bytes): the (derived) key packages are
+tweaked with it (ZF `sign_with_tweak`) and the result names the tweaked x-only key. The approval
 digest then covers the root (`door.digests.frost_digest`). The signature is checked by the
 suite's verifier (in `signing.aggregate`, once) before the session reports DONE.
 """
@@ -29,26 +36,28 @@ from door.protocols import PROTOCOL_NAMES
 from enclave.crypto.rng import Rng
 from enclave.engine import blobs
 from enclave.engine.common import (
+    HARDENED,
     MAX_FROST_MESSAGE,
+    MAX_PATH_DEPTH,
     Prepared,
     blob_invalid,
     dkg_parties,
     invalid,
     only_kinds,
-    open_share,
     signer_parties,
 )
 from enclave.engine.frost_refresh import prepare_refresh
+from enclave.engine.frost_share import open_key, sealed_key_result
 from enclave.engine.keyids import key_id
 from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
-from enclave.errors import EnclaveError, LocalError
-from enclave.protocols.frost import wire
+from enclave.errors import InvalidParameters, LocalError, RequestRejected
+from enclave.protocols.frost import derive
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.rounds import DkgSetup, SignSetup, dkg_driver, signing_driver
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, MERKLE_ROOT_LEN, tweaked_public_key
-from enclave.sealing import Binding, Sealer
+from enclave.sealing import Sealer
 from mpc.v1 import enclave_pb2 as pb
 
 # The FROST protocols and their suites: the engine's adapters and key validation both read it.
@@ -57,6 +66,12 @@ SUITES: Final[dict[pb.Protocol, Ciphersuite]] = {
     pb.PROTOCOL_FROST_SECP256K1: FROST_SECP256K1,
     pb.PROTOCOL_FROST_SECP256K1_TR: FROST_SECP256K1_TR,
 }
+
+
+# Paths up to this depth (BIP44's 5 levels and more) derive in well under a millisecond, so
+# such a signature stays on the event loop like any other FROST signature; a deeper one (the
+# enclave accepts 255 levels, about 0.2 ms each) runs its steps in a worker thread.
+_LIGHT_PATH_DEPTH: Final = 8
 
 
 def public_key_bytes(cs: Ciphersuite, verifying_key: bytes) -> bytes:
@@ -93,6 +108,36 @@ class FrostAdapter:
             return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
         raise invalid("FROST sessions are DKG, SIGN or REFRESH (no presigning)")
 
+    def _signing_key(self, verifying_key: bytes, merkle_root: bytes | None) -> bytes:
+        """The public key a signature verifies under, as the API shows it: the (derived) key,
+        or for Taproot with a script tree's root the BIP341 output key it is tweaked to."""
+        if merkle_root is not None:
+            verifying_key = tweaked_public_key(verifying_key, merkle_root)
+        return public_key_bytes(self.suite, verifying_key)
+
+    def _derived(
+        self, record: blobs.ShareRecord, key: KeyPackage, public: PublicKeyPackage, path: tuple[int, ...]
+    ) -> tuple[KeyPackage, PublicKeyPackage]:
+        """The key packages of the child key of `path` (derive.derive_packages); the chain code
+        was checked in `_sign` (`_check_chain_code`)."""
+        try:
+            return derive.derive_packages(self.suite, key, public, record.chain_code, path)
+        except InvalidParameters as exc:
+            raise invalid(str(exc)) from None
+
+    @staticmethod
+    def _check_chain_code(record: blobs.ShareRecord) -> None:
+        if not record.chain_code:
+            # Keys generated before FROST DKGs made a chain code: the request is well formed,
+            # the key cannot serve it (as a presignature made for another path cannot).
+            raise RequestRejected(
+                pb.ERROR_CODE_FAILED_PRECONDITION,
+                f"key {record.key_id} has no chain code (generated before FROST keys had one): it signs only"
+                " under its own key, with an empty derivation_path",
+            )
+        if len(record.chain_code) != derive.CHAIN_CODE_LEN:
+            raise blob_invalid("key share: FROST chain code has the wrong length")
+
     def _identifiers(self, parties: Parties) -> dict[int, int]:
         return {i: identifier_from_int(i) for i in parties.index.values()}
 
@@ -106,21 +151,12 @@ class FrostAdapter:
         threshold, sid, cs, name = request.threshold, request.session_id, self.suite, self._name
 
         def finish(value: Any) -> pb.SessionResult:
-            key, public = value
+            key, public, chain_code = value
             assert isinstance(key, KeyPackage) and isinstance(public, PublicKeyPackage)
             public_key = public_key_bytes(cs, key.verifying_key)
             kid = key_id(name, sid, threshold, order, public_key)
-            share = blobs.pack(wire.encode_key_package(cs, key), wire.encode_public_key_package(cs, public))
-            record = blobs.ShareRecord(name, kid, threshold, order, parties.self_index, public_key, b"", share)
-            binding = Binding(key_id=kid, protocol=name, party_id=parties.self_index, purpose="share")
-            sealed = blobs.seal(self._sealer, record.encode(), binding)
-            return pb.SessionResult(
-                key_id=kid,
-                public_key=public_key,
-                sealed_share=pb.SealedBlob(
-                    kind=pb.SEALED_BLOB_KIND_KEY_SHARE, id=kid, data=sealed, sealer_kind=self._sealer.kind
-                ),
-            )
+            record = blobs.ShareRecord(name, kid, threshold, order, parties.self_index, public_key, chain_code, b"")
+            return sealed_key_result(self._sealer, cs, record, key, public)
 
         def build(deadline: float) -> Plan:
             setup = DkgSetup(
@@ -135,8 +171,9 @@ class FrostAdapter:
         cs = self.suite
         if request.presignature_id:
             raise invalid("FROST signing takes no presignature")
-        if request.derivation_path:
-            raise invalid("FROST keys have no derivation paths")
+        path = tuple(request.derivation_path)
+        if len(path) > MAX_PATH_DEPTH or any(i >= HARDENED for i in path):
+            raise invalid(f"derivation_path must be non-hardened indices (< 2^31), at most {MAX_PATH_DEPTH} levels")
         root = bytes(request.taproot_merkle_root)
         if root and not cs.bip340:
             raise invalid("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
@@ -147,48 +184,37 @@ class FrostAdapter:
         message = bytes(request.message)
         if len(message) > MAX_FROST_MESSAGE:
             raise invalid(f"message must be at most {MAX_FROST_MESSAGE} bytes")
-        record = open_share(self._sealer, request, self._name)
+        record, key, public = open_key(cs, self._sealer, request, self._name)
         parties = signer_parties(request, record)
-        try:
-            key_bytes, public_bytes = blobs.unpack(record.share, 2)
-            # Authenticated plaintext (open_share checked the sealing AEAD and its binding) that
-            # our own DKG produced with validated points: decode it structurally, without
-            # repeating the subgroup checks (see wire._SealedReader). Peer points are never
-            # decoded this way; they go through the strict wire decoders in the rounds.
-            key = wire.decode_sealed_key_package(cs, key_bytes)
-            public = wire.decode_sealed_public_key_package(cs, public_bytes)
-        except EnclaveError:
-            raise blob_invalid("key share: unreadable FROST key package") from None
-        if (
-            key.identifier != identifier_from_int(record.index)
-            or public_key_bytes(cs, key.verifying_key) != record.public_key
-        ):
-            raise blob_invalid("key share: FROST key package does not match its record")
         sid, kid = request.session_id, record.key_id
+        if path:
+            self._check_chain_code(record)
         merkle_root = root or None
-        signing_key = public_key_bytes(
-            cs, key.verifying_key if merkle_root is None else tweaked_public_key(key.verifying_key, merkle_root)
-        )
-
-        def finish(value: Any) -> pb.SessionResult:
-            # The signing driver's only output is `signing.aggregate`'s return value, which it
-            # returns only after the suite's verifier accepted it for this message under the
-            # (tweaked) public.verifying_key, equal to key.verifying_key
-            # (rounds._check_sign_setup), itself equal to the record's public key (checked
-            # above). So it is verified once, there; verifying again here would only repeat it.
-            sig = bytes(value)
-            if len(sig) != cs.signature_len:
-                raise LocalError("aggregated FROST signature has the wrong length")
-            return pb.SessionResult(key_id=kid, public_key=signing_key, signature=sig)
 
         def build(deadline: float) -> Plan:
+            # Derivation runs here, after the policy check, and off the event loop for deep paths.
+            signing, signing_public = self._derived(record, key, public, path) if path else (key, public)
+            signing_key = self._signing_key(signing.verifying_key, merkle_root)
+
+            def finish(value: Any) -> pb.SessionResult:
+                # The signing driver's only output is `signing.aggregate`'s return value, which
+                # it returns only after the suite's verifier accepted it for this message under
+                # the (tweaked) signing_public.verifying_key, equal to signing.verifying_key
+                # (rounds._check_sign_setup): the record's public key (checked above) or the
+                # child derived from it. So it is verified once, there; verifying again here
+                # would only repeat it.
+                sig = bytes(value)
+                if len(sig) != cs.signature_len:
+                    raise LocalError("aggregated FROST signature has the wrong length")
+                return pb.SessionResult(key_id=kid, public_key=signing_key, signature=sig)
+
             setup = SignSetup(
                 cs,
                 sid.encode("utf-8"),
                 parties.self_index,
                 self._identifiers(parties),
-                key,
-                public,
+                signing,
+                signing_public,
                 message,
                 self._rng,
                 merkle_root=merkle_root,
@@ -201,5 +227,5 @@ class FrostAdapter:
             key_id=kid,
             approval_digest=frost_digest(message, merkle_root or b""),
             approval_hash=FROST_APPROVAL_HASH,
-            light=True,
+            light=len(path) <= _LIGHT_PATH_DEPTH,
         )

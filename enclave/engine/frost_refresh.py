@@ -14,6 +14,7 @@ shares it dealt, not this party's own).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from enclave.crypto.rng import Rng
@@ -49,7 +50,7 @@ def prepare_refresh(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, reques
         assert isinstance(new_key, KeyPackage) and isinstance(new_public, PublicKeyPackage)
         if new_key.verifying_key != key.verifying_key:  # refresh.part3 keeps it; never trust less
             raise LocalError("refresh changed the verifying key")
-        result = sealed_key_result(sealer, name, kid, record, new_key, new_public, cs)
+        result = sealed_key_result(sealer, cs, replace(record, key_id=kid), new_key, new_public)
         result.predecessor_key_id = source
         return result
 

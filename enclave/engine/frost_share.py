@@ -9,6 +9,8 @@ result that carries it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from enclave.engine import blobs
 from enclave.engine.common import blob_invalid, open_share
 from enclave.errors import EnclaveError
@@ -41,20 +43,14 @@ def open_key(
 
 
 def sealed_key_result(
-    sealer: Sealer,
-    name: str,
-    kid: str,
-    record: blobs.ShareRecord,
-    key: KeyPackage,
-    public: PublicKeyPackage,
-    cs: Ciphersuite,
+    sealer: Sealer, cs: Ciphersuite, record: blobs.ShareRecord, key: KeyPackage, public: PublicKeyPackage
 ) -> pb.SessionResult:
-    """A key's result: `record` (already naming `kid`) with `key`/`public` as its share, sealed."""
+    """A key's result: `record` (naming the key; its `share` is replaced) with `key`/`public` as
+    its share, sealed under the durable sealer."""
     share = blobs.pack(wire.encode_key_package(cs, key), wire.encode_public_key_package(cs, public))
-    sealed_record = blobs.ShareRecord(
-        name, kid, record.threshold, record.parties, record.index, record.public_key, record.chain_code, share
-    )
-    binding = Binding(key_id=kid, protocol=name, party_id=record.index, purpose="share")
+    sealed_record = replace(record, share=share)
+    kid = record.key_id
+    binding = Binding(key_id=kid, protocol=record.protocol, party_id=record.index, purpose="share")
     return pb.SessionResult(
         key_id=kid,
         public_key=record.public_key,

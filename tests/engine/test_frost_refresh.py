@@ -14,6 +14,7 @@ from enclave.crypto.primes import FixtureSource
 from enclave.engine.keyids import key_id
 from enclave.errors import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
+from tests.enclave.frost import derivation_rule
 from tests.engine import relay
 from tests.engine.test_frost_secp256k1 import check as check_secp256k1
 
@@ -70,6 +71,18 @@ async def test_refresh_then_sign_under_the_same_key(tmp_path: Path, prime_source
             out = relay.results(await _sign(engines, protocol, signers, new_shares, message, f"new-{k}"))
             assert {o.key_id for o in out.values()} == {kid}
             verify(protocol, first.public_key, message, out[signers[0]].signature)
+        # a child key of the refreshed key is the child of the old one (same chain code)
+        suite_name = {pb.PROTOCOL_FROST_ED25519: "frost-ed25519", pb.PROTOCOL_FROST_SECP256K1: "frost-secp256k1"}.get(
+            protocol, "frost-secp256k1-tr"
+        )
+        child, _ = derivation_rule.child_key(suite_name, first.public_key, first.chain_code, (5, 1))
+        starts = {
+            p: relay.sign("child", protocol, ("alice", "bob"), p, new_shares[p], b"child", path=(5, 1))
+            for p in ("alice", "bob")
+        }
+        out = relay.results(await relay.run(engines, starts))
+        assert out["alice"].public_key == child
+        verify(protocol, child, b"child", out["alice"].signature)
         # the old key keeps signing until it is retired
         out = relay.results(await _sign(engines, protocol, ("alice", "carol"), old_shares, b"old", "old-0"))
         verify(protocol, first.public_key, b"old", out["alice"].signature)

@@ -22,10 +22,13 @@ DKG (2 rounds):
     1. broadcast: ZF dkg round1::Package || ephemeral encryption key (one element encoding)
     2. direct to each participant: ChaCha20-Poly1305(ZF dkg round2::Package), see `dkg`.
        The round-1 echo travels in these messages.
-    Output: (KeyPackage, PublicKeyPackage).
+    Output: (KeyPackage, PublicKeyPackage, chain code): the chain code (`derive.chain_code`)
+    hashes the key and every participant's round-1 package, which the round-2 echo proved
+    every party saw alike, so it is equal at every party and adds nothing to the wire.
     With `DkgSetup.refresh` the same two rounds refresh an existing key (ZF's refresh by DKG,
     enclave.protocols.frost.refresh): zero-constant polynomials, t-1 commitment elements, and
-    the output is the same key with new shares.
+    the output is (KeyPackage, PublicKeyPackage) of the same key with new shares (its chain
+    code is the key's own).
 
     driver = signing_driver(SignSetup(...)); dkg_driver(DkgSetup(...))
 """
@@ -38,7 +41,7 @@ from dataclasses import dataclass, field
 from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidParameters, ProtocolFault
 from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, PartyId, Round, Send
-from enclave.protocols.frost import dkg, refresh, signing, wire
+from enclave.protocols.frost import derive, dkg, refresh, signing, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, check_public_key_package
 
@@ -216,6 +219,7 @@ class _DkgPolynomial:
     secret: dkg.Round1Secret = field(repr=False)
     enc_secret: int = field(repr=False)
     enc_public: bytes
+    package: dkg.Round1Package  # this party's own broadcast, for the chain code
 
 
 class DkgRound1(Round[tuple[dkg.Round1Package, bytes, bytes], None]):
@@ -273,6 +277,7 @@ class DkgRound1(Round[tuple[dkg.Round1Package, bytes, bytes], None]):
             s,
             dkg.round2_secret(cs, c.secret),
             c.enc_public,
+            c.package,
             {p: v[0] for p, v in self.got.items()},
             {p: v[1] for p, v in self.got.items()},
             {p: v[2] for p, v in self.got.items()},
@@ -288,6 +293,7 @@ class _DkgPeers:
     setup: DkgSetup
     secret: dkg.Round2Secret = field(repr=False)
     enc_public: bytes
+    own_package: dkg.Round1Package
     packages: Mapping[PartyId, dkg.Round1Package]
     peer_keys: Mapping[PartyId, bytes]
     shared: Mapping[PartyId, bytes] = field(repr=False)  # per-peer DH secrets for the share keys
@@ -325,17 +331,19 @@ class DkgRound2(Round[None, int]):
 
     def finalize(self) -> Next | Output | Abort:
         """dkg.part3: each share against its dealer's commitments (a mismatch names the
-        dealer), then the key package and the public key package."""
-        ids = self.c.setup.identifiers
+        dealer), then the key package and the public key package; then the chain code over the
+        key and every round-1 package (this party's own included)."""
+        ids, cs, old = self.c.setup.identifiers, self.c.setup.suite, self.c.setup.refresh
         round1 = {ids[p]: pkg for p, pkg in self.c.packages.items()}
         by_ident = {i: p for p, i in ids.items()}
-        cs, old = self.c.setup.suite, self.c.setup.refresh
         try:
-            if old is None:
-                return Output(dkg.part3(cs, self.c.secret, round1, self.shares))
-            return Output(refresh.part3(cs, self.c.secret, round1, self.shares, *old))
+            if old is not None:
+                return Output(refresh.part3(cs, self.c.secret, round1, self.shares, *old))
+            key, public = dkg.part3(cs, self.c.secret, round1, self.shares)
         except dkg.DkgFault as fault:
             return Abort(frozenset({by_ident[fault.culprit]}), fault.reason)
+        transcript = round1 | {self.c.secret.identifier: self.c.own_package}
+        return Output((key, public, derive.chain_code(cs, public.verifying_key, transcript)))
 
 
 def dkg_driver(setup: DkgSetup) -> Driver:
@@ -354,6 +362,6 @@ def dkg_driver(setup: DkgSetup) -> Driver:
         secret, package = refresh.part1(cs, me, len(ids), setup.min_signers, setup.rng)
     enc_secret = cs.group.random_scalar(setup.rng)
     enc_public = cs.group.encode(cs.group.base_mul(enc_secret))
-    carry = _DkgPolynomial(setup, secret, enc_secret, enc_public)
+    carry = _DkgPolynomial(setup, secret, enc_secret, enc_public, package)
     body = wire.encode_round1_package(cs, package) + enc_public
     return Driver(setup.session_id, setup.party, setup.identifiers, Next(DkgRound1(carry), (Send(None, body),)), 2)

@@ -151,7 +151,7 @@ def dkg_drivers(
 def run_dkg(cs: Ciphersuite, n: int, t: int, **kw: Any) -> tuple[dict[int, KeyPackage], PublicKeyPackage]:
     res = harness.run(dkg_drivers(cs, n, t, **kw))
     outs = res.outputs()
-    publics = {o[1] for o in [(k, _freeze(p)) for k, p in outs.values()]}
+    publics = {_freeze(o[1]) for o in outs.values()}
     assert len(publics) == 1, "parties disagree on the public key package"
     first = next(iter(outs.values()))
     return {p: o[0] for p, o in outs.items()}, first[1]

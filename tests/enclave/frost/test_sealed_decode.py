@@ -145,5 +145,5 @@ def test_trusted_decoding_is_reachable_only_from_the_sealed_share_path() -> None
                 callers[name].add(path.relative_to(ROOT).as_posix())
     assert callers == {
         "decode_trusted": {"enclave/protocols/frost/wire.py"},
-        "decode_sealed_": {"enclave/engine/frost.py", "enclave/engine/frost_share.py"},
+        "decode_sealed_": {"enclave/engine/frost_share.py"},
     }
