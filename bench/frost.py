@@ -15,6 +15,9 @@ Measured per configuration (t-of-n), median over repetitions, milliseconds:
   serialized commitments, nonces and key package (it also base64-decodes them).
 - aggregate_ms: decode the shares, aggregate and check the signature (ours: libsodium for
   Ed25519, libsecp256k1's BIP340 verifier for Taproot, the Schnorr equation for secp256k1).
+- refresh: this project's refresh by DKG (zero-constant polynomials, the same two rounds)
+  against its own DKG of the same configuration, measured alternately in the same run
+  (frost_rs 1.0.0 has no refresh); target: refresh at most 2x the DKG.
 Operations of the two implementations are measured alternately, so load changes hit both
 alike. Each produced signature is verified independently (libsodium, coincurve's BIP340
 verifier, or ZF's own verifier for FROST(secp256k1)).
@@ -226,10 +229,39 @@ def run_suite(cs: Ciphersuite, reps: int = 80, configs: list[tuple[int, int]] = 
     return out
 
 
+def _refresh_vs_dkg(cs: Ciphersuite, t: int, n: int, reps: int) -> dict[str, float]:
+    """Every participant's whole refresh against a whole DKG, alternately (one key refreshed)."""
+    keys, public = _our_dkg(cs, t, n)
+    ids = {p: p for p in range(1, n + 1)}
+
+    def refresh(_: None) -> None:
+        drivers = [
+            rounds.dkg_driver(rounds.DkgSetup(cs, b"bench-refresh", p, ids, t, SYSTEM_RNG, refresh=(keys[p], public)))
+            for p in ids
+        ]
+        outs = harness.run(drivers).outputs()
+        if {o[1].verifying_key for o in outs.values()} != {public.verifying_key}:  # type: ignore[index]
+            raise RuntimeError("refresh changed the key")
+
+    refresh_ms, dkg_ms = _paired_ms((refresh, _none), (lambda _: _our_dkg(cs, t, n), _none), reps)
+    return {
+        "refresh_total_ms": round(refresh_ms, 4),
+        "dkg_total_ms": round(dkg_ms, 4),
+        "ratio": round(refresh_ms / dkg_ms, 3),
+    }
+
+
 def run(reps: int = 80) -> dict[str, Any]:
     return {
         "unit": "ms, median of interleaved runs",
         "suites": {cs.short_name: run_suite(cs, reps) for cs in SUITES},
+        "refresh": {
+            "target_ratio_at_most": 2.0,
+            "suites": {
+                cs.short_name: {f"{t}-of-{n}": _refresh_vs_dkg(cs, t, n, max(7, reps // (4 * n))) for t, n in CONFIGS}
+                for cs in SUITES
+            },
+        },
     }
 
 
