@@ -8,6 +8,7 @@ presignatures gone; the calls work on the Exchange stream too."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from mpc.v1 import signer_pb2 as pb
 from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay
+from tests.conftest import free_port
+from tests.ops.test_metrics_and_logs import check_labels, scrape, value
 from tests.service.conftest import (
     FROST,
     GG20,
@@ -37,9 +40,13 @@ PARTIES = ("client", "signer-a", "signer-b")
 SIGNERS = ("client", "signer-a")
 
 
+METRICS_PORT = free_port()
+
+
 @pytest.fixture(scope="module")
 def nodes(start_node: Callable[..., Node]) -> tuple[Node, Node]:
-    return start_node("signer-a", store="sqlite"), start_node("signer-b", store="postgresql")
+    metrics = {"metrics": {"listen": f"127.0.0.1:{METRICS_PORT}", "pool_refresh_seconds": 0.2}}
+    return start_node("signer-a", store="sqlite", config=metrics), start_node("signer-b", store="postgresql")
 
 
 def relay_for(local: LocalNode, a: SignerClient, b: SignerClient) -> Relay:
@@ -215,3 +222,25 @@ async def test_exchange_stream_variants(nodes, local, clients) -> None:  # type:
     assert code == grpc.StatusCode.NOT_FOUND and "not known" in message
     code, message = await status_of(a.start_sign(start_sign_request(FROST, key.key_id, b"late")))
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "is retired" in message
+
+
+async def test_retirements_are_counted(nodes, local, connect) -> None:  # type: ignore[no-untyped-def]
+    a_node, b_node = nodes
+    a, b = connect(a_node), connect(b_node)
+    key = await dkg(relay_for(local, a, b), FROST, PARTIES, 2)
+    before = value(scrape(METRICS_PORT), "mpc_signer_keys_retired_total")
+    await a.retire_key(key.key_id)
+    await a.retire_key(key.key_id)  # a repeat destroys nothing and counts nothing
+    samples = scrape(METRICS_PORT)
+    check_labels(samples)
+    assert value(samples, "mpc_signer_keys_retired_total") == before + 1
+    retired = len(await a.all_keys(state=pb.KEY_STATE_RETIRED))
+    active = len(await a.all_keys(state=pb.KEY_STATE_ACTIVE))
+    deadline = time.monotonic() + 10
+    while (
+        value(samples, "mpc_signer_keys", state="retired"),
+        value(samples, "mpc_signer_keys", state="active"),
+    ) != (retired, active):
+        assert time.monotonic() < deadline, "the key gauges never caught up"
+        await asyncio.sleep(0.2)
+        samples = scrape(METRICS_PORT)
