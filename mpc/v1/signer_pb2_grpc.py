@@ -165,9 +165,9 @@ class SignerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Exchange(self, request_iterator, context):
-        """The session methods above (all but Ping) over one long-lived bidirectional stream, for a
-        relay that makes many calls: each call is one message each way on an open stream instead of
-        a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
+        """The session methods above (all but Ping), and GetKey, ListKeys and RetireKey, over one
+        long-lived bidirectional stream, for a relay that makes many calls: each call is one message
+        each way on an open stream instead of a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
         checks and status codes, and is counted, logged and audited as that method.
         - Authentication happens when the stream opens (mTLS identity and JWT, as for a unary
         call). The stream lives until its token expires (exp plus the configured leeway): then
