@@ -6,8 +6,9 @@ record per finished operation.
 Party numbers. The store keeps party sets as integers; the public API names parties with
 strings. A party's number is the first 31 bits of SHA-256("mpc-signer/party-id/v1" || id): a
 pure function of the id, so a stored key's party set can be checked against the names in a later
-request without keeping the names themselves. Key generation refuses a party list whose numbers
-collide, so within one key the mapping is one-to-one. The enclave remains the authority on the
+request (keys stored before schema 5 have no names; since then the DKG's names are kept too, for
+GetKey). Key generation refuses a party list whose numbers collide, so within one key the mapping
+is one-to-one. The enclave remains the authority on the
 exact party list of a share (its sealed share binds it); the host check only rejects bad requests
 early with a precise status.
 """
