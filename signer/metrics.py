@@ -111,6 +111,12 @@ class Metrics:
         )
         for cause in ("age", "count", "bytes"):
             self.finished_evicted.labels(cause)
+        self.keys_retired = Counter(
+            "mpc_signer_keys_retired", "Keys retired on this node (RetireKey that destroyed a share)", registry=r
+        )
+        self.keys = Gauge("mpc_signer_keys", "Keys in the store, by state", ["state"], registry=r)
+        for state in ("active", "retired"):
+            self.keys.labels(state)
         # Registered when the enclave first reports it, so a scrape never shows a pool that is not there.
         self.preparams_pool: Gauge | None = None
         # InfoResponse.gauges, as mpc_signer_enclave_<name>; names are the enclave's fixed words.
@@ -148,6 +154,9 @@ class Metrics:
         if count > 0:
             self.single_use_burned.labels(item).inc(count)
 
+    def key_retired(self) -> None:
+        self.keys_retired.inc()
+
     def session_finished(self, protocol: int, kind: int, done: bool) -> None:
         """Count a session as the host's registry ends it: its final word, including failures the
         enclave never saw (the result could not be stored, the deadline passed)."""
@@ -161,9 +170,14 @@ class Metrics:
         """Set the presignature pool gauge from the store (sum over every key) and the
         pre-parameter gauge from the enclave's Info, when it reports one."""
         total = 0
+        states = {"active": 0, "retired": 0}
         for key in await store.list_keys():
-            total += await store.count_available(key.key_id)
+            states[key.state] = states.get(key.state, 0) + 1
+            if key.state == "active":  # a retired key has none
+                total += await store.count_available(key.key_id)
         self.presignatures_available.set(total)
+        for state, count in states.items():
+            self.keys.labels(state).set(count)
         if enclave is not None:
             info = await enclave.info()
             if info.HasField("preparams_ready"):

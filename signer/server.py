@@ -290,6 +290,7 @@ class SignerServer:
                 operations=self.operations,
                 call_done=self.metrics.rpc_done,
                 token_leeway_seconds=c.jwt.leeway_seconds,
+                key_retired=self.metrics.key_retired,
             ),
             self.server,
         )

@@ -15,6 +15,12 @@ class Protocol(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROTOCOL_FROST_SECP256K1: _ClassVar[Protocol]
     PROTOCOL_FROST_SECP256K1_TR: _ClassVar[Protocol]
 
+class KeyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KEY_STATE_UNSPECIFIED: _ClassVar[KeyState]
+    KEY_STATE_ACTIVE: _ClassVar[KeyState]
+    KEY_STATE_RETIRED: _ClassVar[KeyState]
+
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SESSION_STATE_UNSPECIFIED: _ClassVar[SessionState]
@@ -56,6 +62,9 @@ PROTOCOL_GG20_SECP256K1: Protocol
 PROTOCOL_FROST_ED25519: Protocol
 PROTOCOL_FROST_SECP256K1: Protocol
 PROTOCOL_FROST_SECP256K1_TR: Protocol
+KEY_STATE_UNSPECIFIED: KeyState
+KEY_STATE_ACTIVE: KeyState
+KEY_STATE_RETIRED: KeyState
 SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_RUNNING: SessionState
 SESSION_STATE_DONE: SessionState
@@ -108,20 +117,22 @@ class SessionFailure(_message.Message):
     def __init__(self, culprits: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DKGResult(_message.Message):
-    __slots__ = ("key_id", "public_key", "chain_code", "protocol", "threshold", "party_ids")
+    __slots__ = ("key_id", "public_key", "chain_code", "protocol", "threshold", "party_ids", "predecessor_key_id")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    PREDECESSOR_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     public_key: bytes
     chain_code: bytes
     protocol: Protocol
     threshold: int
     party_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    predecessor_key_id: str
+    def __init__(self, key_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ..., predecessor_key_id: _Optional[str] = ...) -> None: ...
 
 class SignResult(_message.Message):
     __slots__ = ("key_id", "signature", "recovery_id", "public_key", "presignature_id", "sealed_signature", "digest")
@@ -366,7 +377,7 @@ class SubmitProtocolMessageResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[SessionResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class ExchangeRequest(_message.Message):
-    __slots__ = ("call_id", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message")
+    __slots__ = ("call_id", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message", "get_key", "list_keys", "retire_key")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     START_DKG_FIELD_NUMBER: _ClassVar[int]
     GET_DKG_STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -375,6 +386,9 @@ class ExchangeRequest(_message.Message):
     START_PRESIGN_FIELD_NUMBER: _ClassVar[int]
     GET_PRESIGN_STATUS_FIELD_NUMBER: _ClassVar[int]
     SUBMIT_PROTOCOL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    GET_KEY_FIELD_NUMBER: _ClassVar[int]
+    LIST_KEYS_FIELD_NUMBER: _ClassVar[int]
+    RETIRE_KEY_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     start_dkg: StartDKGRequest
     get_dkg_status: GetDKGStatusRequest
@@ -383,10 +397,13 @@ class ExchangeRequest(_message.Message):
     start_presign: StartPresignRequest
     get_presign_status: GetPresignStatusRequest
     submit_protocol_message: SubmitProtocolMessageRequest
-    def __init__(self, call_id: _Optional[int] = ..., start_dkg: _Optional[_Union[StartDKGRequest, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusRequest, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignRequest, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusRequest, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignRequest, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusRequest, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageRequest, _Mapping]] = ...) -> None: ...
+    get_key: GetKeyRequest
+    list_keys: ListKeysRequest
+    retire_key: RetireKeyRequest
+    def __init__(self, call_id: _Optional[int] = ..., start_dkg: _Optional[_Union[StartDKGRequest, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusRequest, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignRequest, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusRequest, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignRequest, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusRequest, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageRequest, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyRequest, _Mapping]] = ..., list_keys: _Optional[_Union[ListKeysRequest, _Mapping]] = ..., retire_key: _Optional[_Union[RetireKeyRequest, _Mapping]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
-    __slots__ = ("call_id", "code", "message", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message")
+    __slots__ = ("call_id", "code", "message", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message", "get_key", "list_keys", "retire_key")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -397,6 +414,9 @@ class ExchangeResponse(_message.Message):
     START_PRESIGN_FIELD_NUMBER: _ClassVar[int]
     GET_PRESIGN_STATUS_FIELD_NUMBER: _ClassVar[int]
     SUBMIT_PROTOCOL_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    GET_KEY_FIELD_NUMBER: _ClassVar[int]
+    LIST_KEYS_FIELD_NUMBER: _ClassVar[int]
+    RETIRE_KEY_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     code: int
     message: str
@@ -407,7 +427,10 @@ class ExchangeResponse(_message.Message):
     start_presign: StartPresignResponse
     get_presign_status: GetPresignStatusResponse
     submit_protocol_message: SubmitProtocolMessageResponse
-    def __init__(self, call_id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., start_dkg: _Optional[_Union[StartDKGResponse, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusResponse, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignResponse, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusResponse, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignResponse, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusResponse, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageResponse, _Mapping]] = ...) -> None: ...
+    get_key: GetKeyResponse
+    list_keys: ListKeysResponse
+    retire_key: RetireKeyResponse
+    def __init__(self, call_id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., start_dkg: _Optional[_Union[StartDKGResponse, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusResponse, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignResponse, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusResponse, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignResponse, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusResponse, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageResponse, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyResponse, _Mapping]] = ..., list_keys: _Optional[_Union[ListKeysResponse, _Mapping]] = ..., retire_key: _Optional[_Union[RetireKeyResponse, _Mapping]] = ...) -> None: ...
 
 class ValidateKeyRequest(_message.Message):
     __slots__ = ("key_id", "self_party_id")
@@ -432,3 +455,73 @@ class ValidateKeyResponse(_message.Message):
     public_key: bytes
     party_id: str
     def __init__(self, key_id: _Optional[str] = ..., validity: _Optional[_Union[KeyValidity, str]] = ..., reason: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., public_key: _Optional[bytes] = ..., party_id: _Optional[str] = ...) -> None: ...
+
+class KeyInfo(_message.Message):
+    __slots__ = ("key_id", "protocol", "public_key", "chain_code", "threshold", "party_ids", "self_party_id", "state", "created_at_unix_ms", "predecessor_key_id", "retired_at_unix_ms")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    PREDECESSOR_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    protocol: Protocol
+    public_key: bytes
+    chain_code: bytes
+    threshold: int
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    self_party_id: str
+    state: KeyState
+    created_at_unix_ms: int
+    predecessor_key_id: str
+    retired_at_unix_ms: int
+    def __init__(self, key_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., threshold: _Optional[int] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., state: _Optional[_Union[KeyState, str]] = ..., created_at_unix_ms: _Optional[int] = ..., predecessor_key_id: _Optional[str] = ..., retired_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class GetKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class GetKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "protocol", "state")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    protocol: Protocol
+    state: KeyState
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., state: _Optional[_Union[KeyState, str]] = ...) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys", "next_page_token")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[KeyInfo]
+    next_page_token: str
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyInfo, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RetireKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class RetireKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: KeyInfo
+    def __init__(self, key: _Optional[_Union[KeyInfo, _Mapping]] = ...) -> None: ...

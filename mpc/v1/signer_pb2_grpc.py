@@ -84,6 +84,21 @@ class SignerServiceStub:
                 request_serializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyRequest.SerializeToString,
                 response_deserializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyResponse.FromString,
                 _registered_method=True)
+        self.GetKey = channel.unary_unary(
+                '/mpc.v1.SignerService/GetKey',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.GetKeyRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.GetKeyResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/mpc.v1.SignerService/ListKeys',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.RetireKey = channel.unary_unary(
+                '/mpc.v1.SignerService/RetireKey',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.RetireKeyRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.RetireKeyResponse.FromString,
+                _registered_method=True)
 
 
 class SignerServiceServicer:
@@ -150,9 +165,9 @@ class SignerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Exchange(self, request_iterator, context):
-        """The session methods above (all but Ping) over one long-lived bidirectional stream, for a
-        relay that makes many calls: each call is one message each way on an open stream instead of
-        a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
+        """The session methods above (all but Ping), and GetKey, ListKeys and RetireKey, over one
+        long-lived bidirectional stream, for a relay that makes many calls: each call is one message
+        each way on an open stream instead of a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
         checks and status codes, and is counted, logged and audited as that method.
         - Authentication happens when the stream opens (mTLS identity and JWT, as for a unary
         call). The stream lives until its token expires (exp plus the configured leeway): then
@@ -177,6 +192,35 @@ class SignerServiceServicer:
         unseal, belong to this node's party, and agree with its public share, the key's public
         shares and the public key this node records. Answers VALID or the precise reason; a key that
         is not on this node is NOT_FOUND, a sealed node FAILED_PRECONDITION "node is sealed".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetKey(self, request, context):
+        """This node's record of one key (README "Keys: lookup and retirement"): protocol, public key,
+        party set, state and lineage. Unknown here: NOT_FOUND. Answers for a retired key too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """This node's keys in key id order, a page at a time, optionally of one protocol or state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetireKey(self, request, context):
+        """Destroys this node's share of a key and its unused presignatures in one transaction and
+        keeps the public record as KEY_STATE_RETIRED; the key then refuses StartSign, StartPresign
+        and ValidateKey with FAILED_PRECONDITION "key ... is retired (at ...)". Idempotent: a retired
+        key answers OK with the same record. NOT_FOUND for a key unknown here. FAILED_PRECONDITION,
+        naming what blocks it, while a session of this node is running with the key, or while a
+        successor of the key is recorded here and none of them holds a share. Destructive and
+        irreversible for this node: retire a key anywhere only once every party of its successor
+        answers GetKey with ACTIVE and the same public key (README).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -234,6 +278,21 @@ def add_SignerServiceServicer_to_server(servicer, server):
                     servicer.ValidateKey,
                     request_deserializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyRequest.FromString,
                     response_serializer=mpc_dot_v1_dot_signer__pb2.ValidateKeyResponse.SerializeToString,
+            ),
+            'GetKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKey,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.GetKeyRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.GetKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.ListKeysRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'RetireKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetireKey,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.RetireKeyRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.RetireKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -506,6 +565,87 @@ class SignerService:
             '/mpc.v1.SignerService/ValidateKey',
             mpc_dot_v1_dot_signer__pb2.ValidateKeyRequest.SerializeToString,
             mpc_dot_v1_dot_signer__pb2.ValidateKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/GetKey',
+            mpc_dot_v1_dot_signer__pb2.GetKeyRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.GetKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/ListKeys',
+            mpc_dot_v1_dot_signer__pb2.ListKeysRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetireKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/RetireKey',
+            mpc_dot_v1_dot_signer__pb2.RetireKeyRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.RetireKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

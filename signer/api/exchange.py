@@ -46,6 +46,9 @@ METHODS: dict[str, str] = {
     "start_presign": "StartPresign",
     "get_presign_status": "GetPresignStatus",
     "submit_protocol_message": "SubmitProtocolMessage",
+    "get_key": "GetKey",
+    "list_keys": "ListKeys",
+    "retire_key": "RetireKey",
 }
 
 EXPIRED = "the stream's token has expired; open a new stream with a fresh token"

@@ -6,8 +6,9 @@ record per finished operation.
 Party numbers. The store keeps party sets as integers; the public API names parties with
 strings. A party's number is the first 31 bits of SHA-256("mpc-signer/party-id/v1" || id): a
 pure function of the id, so a stored key's party set can be checked against the names in a later
-request without keeping the names themselves. Key generation refuses a party list whose numbers
-collide, so within one key the mapping is one-to-one. The enclave remains the authority on the
+request (keys stored before schema 5 have no names; since then the DKG's names are kept too, for
+GetKey). Key generation refuses a party list whose numbers collide, so within one key the mapping
+is one-to-one. The enclave remains the authority on the
 exact party list of a share (its sealed share binds it); the host check only rejects bad requests
 early with a precise status.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -42,6 +44,7 @@ from signer.storage import (
 log = logging.getLogger(__name__)
 
 KEY_CACHE_SIZE = 1024
+KEY_CACHE_SECONDS = 2.0
 
 _PARTY_DOMAIN = b"mpc-signer/party-id/v1"
 AUDIT_OPERATIONS: dict[int, str] = {
@@ -132,6 +135,7 @@ class Operations:
         store: Store,
         approve: Callable[[epb.SessionStart], Awaitable[None]] | None = None,
         burned: Callable[[str, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         # Counts single-use items the enclave refused as sealed in an earlier boot (metrics).
@@ -139,16 +143,24 @@ class Operations:
         # The signing policy (signer/policy/approvals.py), when configured: runs for every SIGN.
         self._approve = approve
         self._audit = AuditBatcher(store)
-        # Key records are write-once (never updated or deleted) and hold only public metadata and
-        # the sealed share, so a record once read stays right: signing skips the store's thread
-        # for keys it has seen. Bounded, least recently used out.
-        self._keys: OrderedDict[str, KeyRecord] = OrderedDict()
+        # Key records change once at most (retirement; an operator's revival from a backup is
+        # offline), so signing skips the store's thread for keys it has seen recently. A
+        # retirement through this process evicts its entry; one through another instance on the
+        # same PostgreSQL database is seen within KEY_CACHE_SECONDS. Bounded, least recently used out.
+        self._keys: OrderedDict[str, tuple[float, KeyRecord]] = OrderedDict()
+        self._clock = clock
+        # Keys a RetireKey of this process is retiring: no session may start with them meanwhile.
+        self.retiring: set[str] = set()
 
     def store(self) -> Store:
         return self._store
 
+    def forget_key(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
     async def key_record(self, key_id: str) -> KeyRecord:
-        """The key as the store holds it now (not the cache: a validation must see the store)."""
+        """The key as the store holds it now (not the cache: a validation must see the store),
+        retired or not."""
         try:
             return await self.store().get_key(key_id)
         except KeyNotFound:
@@ -157,19 +169,27 @@ class Operations:
             raise Unavailable("the key store is unavailable; retry") from None
 
     async def _key(self, start: epb.SessionStart) -> KeyRecord:
-        key = self._keys.get(start.key_id)
-        if key is None:
+        if start.key_id in self.retiring:
+            raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+        now = self._clock()
+        cached = self._keys.get(start.key_id)
+        if cached is None or now - cached[0] > KEY_CACHE_SECONDS:
             try:
                 key = await self.store().get_key(start.key_id)
             except KeyNotFound:
                 raise NotFound(f"key {start.key_id} is not known on this node") from None
             except StoreUnavailable:
                 raise Unavailable("the key store is unavailable; retry") from None
-            self._keys[key.key_id] = key
+            if start.key_id in self.retiring:  # began while the store was read
+                raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+            self._keys[key.key_id] = (now, key)
+            self._keys.move_to_end(key.key_id)
             if len(self._keys) > KEY_CACHE_SIZE:
                 self._keys.popitem(last=False)
         else:
+            key = cached[1]
             self._keys.move_to_end(start.key_id)
+        refuse_retired(key)
         if key.protocol != PROTOCOL_NAMES[start.protocol]:
             raise InvalidArgument(f"protocol does not match key {start.key_id} ({key.protocol})")
         signers = party_numbers(start.party_ids)
@@ -235,6 +255,8 @@ class Operations:
                     chain_code=result.chain_code,
                     sealer_kind=share.sealer_kind,
                     sealed_share=share.data,
+                    party_names=tuple(start.party_ids),
+                    self_name=start.self_party_id,
                 )
             )
             return
@@ -286,6 +308,17 @@ class Operations:
             )
         except Exception:
             log.exception("audit record for refused session %s not written", start.session_id)
+
+
+def retired_refusal(key: KeyRecord) -> FailedPrecondition:
+    at = key.retired_at.isoformat(timespec="milliseconds") if key.retired_at else "an unknown time"
+    return FailedPrecondition(f"key {key.key_id} is retired (at {at}): this node holds no share of it")
+
+
+def refuse_retired(key: KeyRecord) -> None:
+    """FAILED_PRECONDITION for a key retired on this node (its share is gone)."""
+    if key.retired:
+        raise retired_refusal(key)
 
 
 def sealed_blob_refusal(exc: EnclaveRequestError, start: epb.SessionStart) -> FailedPrecondition | None:

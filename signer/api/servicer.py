@@ -14,7 +14,15 @@ from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from mpc.v1 import signer_pb2_grpc
 from signer.api.exchange import CallDone, ExchangeHandler
-from signer.api.operations import Operations, caller_id, caller_name, check_distinct_numbers, sealed_blob_refusal
+from signer.api.keys import KeyDirectory
+from signer.api.operations import (
+    Operations,
+    caller_id,
+    caller_name,
+    check_distinct_numbers,
+    refuse_retired,
+    sealed_blob_refusal,
+)
 from signer.api.validation import validate_key
 from signer.errors import InvalidArgument
 from signer.link.client import EnclaveClient, EnclaveRequestError, TransportError
@@ -48,6 +56,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         operations: Operations | None = None,
         call_done: CallDone | None = None,
         token_leeway_seconds: float = 0.0,
+        key_retired: Callable[[], None] | None = None,
     ) -> None:
         self._node_id = node_id
         self._enclave = enclave
@@ -55,6 +64,9 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         self._status = status
         self._operations = operations
         self._version = signer_version()
+        self._keys = (
+            KeyDirectory(operations, sessions.running_with_key, key_retired) if operations is not None else None
+        )
         self._exchange = ExchangeHandler(self, call_done=call_done, leeway_seconds=token_leeway_seconds)
 
     async def _start(
@@ -195,9 +207,28 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
         if self._operations is None:
             raise InvalidArgument("this node has no key store")
         key = await self._operations.key_record(key_id)
+        refuse_retired(key)
         answer = await validate_key(self._enclave, key, request.self_party_id)
         log.info("key %s validated: %s %s", key_id, pb.KeyValidity.Name(answer.validity), answer.reason)
         return answer
+
+    def _key_directory(self) -> KeyDirectory:
+        if self._keys is None:
+            raise InvalidArgument("this node has no key store")
+        return self._keys
+
+    async def GetKey(self, request: pb.GetKeyRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.GetKeyResponse:
+        return await self._key_directory().get_key(request)
+
+    async def ListKeys(
+        self, request: pb.ListKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListKeysResponse:
+        return await self._key_directory().list_keys(request)
+
+    async def RetireKey(
+        self, request: pb.RetireKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RetireKeyResponse:
+        return await self._key_directory().retire_key(request)
 
 
 def _submit_response(

@@ -177,6 +177,42 @@ class SignerClient:
         request = pb.ValidateKeyRequest(key_id=key_id, self_party_id=self_party_id)
         return await self._stub.ValidateKey(request, metadata=self._metadata(), timeout=self._timeout)  # type: ignore[no-any-return]
 
+    async def get_key(self, key_id: str) -> pb.KeyInfo:
+        """This node's record of `key_id` (NOT_FOUND if it has none)."""
+        response = await self._session_call("get_key", self._stub.GetKey, pb.GetKeyRequest(key_id=key_id))
+        return response.key  # type: ignore[no-any-return]
+
+    async def list_keys(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        protocol: pb.Protocol = pb.PROTOCOL_UNSPECIFIED,
+        state: pb.KeyState = pb.KEY_STATE_UNSPECIFIED,
+    ) -> pb.ListKeysResponse:
+        """One page of this node's keys (key id order); pass `next_page_token` back for the next."""
+        request = pb.ListKeysRequest(page_size=page_size, page_token=page_token, protocol=protocol, state=state)
+        return await self._session_call("list_keys", self._stub.ListKeys, request)  # type: ignore[no-any-return]
+
+    async def all_keys(
+        self, *, protocol: pb.Protocol = pb.PROTOCOL_UNSPECIFIED, state: pb.KeyState = pb.KEY_STATE_UNSPECIFIED
+    ) -> list[pb.KeyInfo]:
+        """Every page of `list_keys`, in key id order."""
+        keys: list[pb.KeyInfo] = []
+        token = ""
+        while True:
+            page = await self.list_keys(page_token=token, protocol=protocol, state=state)
+            keys.extend(page.keys)
+            token = page.next_page_token
+            if not token:
+                return keys
+
+    async def retire_key(self, key_id: str) -> pb.KeyInfo:
+        """Destroy this node's share of `key_id` (idempotent); the retired record. Only once every
+        party of the key's successor answers `get_key` ACTIVE with the same public key (README)."""
+        response = await self._session_call("retire_key", self._stub.RetireKey, pb.RetireKeyRequest(key_id=key_id))
+        return response.key  # type: ignore[no-any-return]
+
     async def start_dkg(self, request: pb.StartDKGRequest) -> pb.StartDKGResponse:
         response = await self._session_call("start_dkg", self._stub.StartDKG, request)
         self.check_incoming(response.outgoing)

@@ -2,7 +2,7 @@
 
     mpc-signer audit [--key-id K] [--operation OP] [--since TIME] [--limit N] [--config F]
     mpc-signer backup export FILE [--hmac-key-file F] [--config F]
-    mpc-signer backup import FILE [--hmac-key-file F] [--restore-presignatures] [--config F]
+    mpc-signer backup import FILE [--hmac-key-file F] [--restore-presignatures] [--revive KEY_ID ...] [--config F]
     mpc-signer enclave-ping [--address URI] [--psk-file F] [--expected-pcrs-file F] [--timeout S] [--config F]
                             (with PCRs, this delivers the key to a keyless enclave whose
                             attestation matches them, as the host would: `make run-enclave`)
@@ -156,7 +156,12 @@ def cmd_backup_import(args: argparse.Namespace) -> int:
 
     async def run(store: Any) -> int:
         report = await import_backup(
-            store, Path(args.file), hmac_key=key, restore_presignatures=args.restore_presignatures, caller=args.caller
+            store,
+            Path(args.file),
+            hmac_key=key,
+            restore_presignatures=args.restore_presignatures,
+            revive=args.revive or (),
+            caller=args.caller,
         )
         print(
             json.dumps(
@@ -166,6 +171,8 @@ def cmd_backup_import(args: argparse.Namespace) -> int:
                     "presignatures_imported": report.presignatures_imported,
                     "presignatures_skipped": report.presignatures_skipped,
                     "presignatures_not_restored": report.presignatures_not_restored,
+                    "keys_revived": list(report.keys_revived),
+                    "keys_left_active": list(report.keys_left_active),
                 }
             )
         )
@@ -174,7 +181,8 @@ def cmd_backup_import(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_with_store(config, run))
     except (StorageError, ValueError, OSError) as exc:
-        # KeyExists names the conflicting ids; BackupCorrupt says what failed. Nothing was written.
+        # KeyExists names the conflicting ids, WouldRevive the retired keys the file would bring
+        # back (--revive each to mean it); BackupCorrupt says what failed. Nothing was written.
         return _fail(f"backup import refused, nothing imported: {type(exc).__name__}: {exc}")
 
 
@@ -215,6 +223,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             keys = [await store.get_key(k) for k in args.key_id] if args.key_id else await store.list_keys()
             bad = 0
             for key in keys:
+                if key.retired:  # no share left to check
+                    print(json.dumps({"key_id": key.key_id, "state": "retired"}, sort_keys=True), flush=True)
+                    continue
                 answer = await validate_key(client, key, args.party_id or "")
                 bad += answer.validity != signer_pb2.KEY_VALIDITY_VALID
                 doc = MessageToDict(answer, preserving_proto_field_name=True)
@@ -285,7 +296,7 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
 def add_subcommands(sub: Any, with_config: Any) -> None:
     p = with_config(sub.add_parser("audit", help="print audit records from the configured store as JSON lines"))
     p.add_argument("--key-id", help="only records of this key (64 hex characters)")
-    p.add_argument("--operation", choices=("dkg", "sign", "presign", "import", "export"))
+    p.add_argument("--operation", choices=("dkg", "sign", "presign", "import", "export", "retire"))
     p.add_argument("--since", type=_since, help="only records at or after this ISO 8601 time (UTC if no zone)")
     p.add_argument("--limit", type=int, default=100, help="at most this many records, newest first (1..10000)")
     p.set_defaults(func=cmd_audit)
@@ -305,6 +316,13 @@ def add_subcommands(sub: Any, with_config: Any) -> None:
                 "--restore-presignatures",
                 action="store_true",
                 help="also restore presignatures (only if the source store will never sign again)",
+            )
+            p.add_argument(
+                "--revive",
+                action="append",
+                metavar="KEY_ID",
+                help="bring back the backup's share of this key although this store records it as retired "
+                "(repeatable; without it such an import is refused and lists the keys)",
             )
         p.set_defaults(func=func)
 

@@ -296,6 +296,11 @@ class Sessions:
             self._keyring.verify_all(messages)
             convert.check_routing(messages, start.party_ids, start.self_party_id)
 
+    def running_with_key(self, key_id: str) -> list[str]:
+        """The ids of the sessions running on this node with `key_id` as their key (RetireKey
+        waits for them)."""
+        return sorted(s.session_id for s in self._sessions.values() if s.start.key_id == key_id and not s.finished)
+
     def get(self, session_id: str, kind: int) -> Answering:
         session: Answering | None = self._sessions.get(session_id) or self._retained.get(session_id)
         if session is None or session.kind != kind:

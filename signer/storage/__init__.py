@@ -22,14 +22,27 @@ from signer.storage.errors import (
     InvalidRecord,
     KeyExists,
     KeyNotFound,
+    KeyRetired,
     PresignatureExists,
     PresignatureUnavailable,
     SchemaTooNew,
     StorageError,
     StoreUnavailable,
+    SuccessorNotStored,
+    WouldRevive,
 )
 from signer.storage.migrations import LATEST_VERSION
-from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, Snapshot, StoredPresignature
+from signer.storage.records import (
+    AuditQuery,
+    AuditRecord,
+    ImportReport,
+    KeyPage,
+    KeyQuery,
+    KeyRecord,
+    KeyState,
+    Snapshot,
+    StoredPresignature,
+)
 
 
 async def open_store(url: str, **options: Any) -> Store:
@@ -59,7 +72,11 @@ __all__ = [
     "InvalidRecord",
     "KeyExists",
     "KeyNotFound",
+    "KeyPage",
+    "KeyQuery",
     "KeyRecord",
+    "KeyRetired",
+    "KeyState",
     "PresignatureExists",
     "PresignatureUnavailable",
     "SchemaTooNew",
@@ -68,5 +85,7 @@ __all__ = [
     "Store",
     "StoreUnavailable",
     "StoredPresignature",
+    "SuccessorNotStored",
+    "WouldRevive",
     "open_store",
 ]

@@ -2,7 +2,7 @@
 
 Format (UTF-8 text, exactly three lines, each ending in "\\n")::
 
-    {"created_at":"...","format":"mpc-signer-backup","integrity":"sha256"|"sha256+hmac-sha256","version":1}
+    {"created_at":"...","format":"mpc-signer-backup","integrity":"sha256"|"sha256+hmac-sha256","version":2}
     {"keys":[...],"presignatures":[...]}                      (canonical JSON: sorted keys, no spaces)
     {"hmac_sha256":"<hex>","sha256":"<hex>"}                  (hmac_sha256 only when keyed)
 
@@ -22,6 +22,13 @@ What the check protects, and what it does not:
   before they ever reach the host, so their confidentiality and integrity never depend on this
   file: a swapped or altered blob fails to unseal in the enclave whatever this check says.
 - Nothing here stops replay of an older, genuine backup, and the metadata is not encrypted.
+
+Retired keys (README "Keys: lookup and retirement"): a retired key's record is backed up without
+a share. An import never brings a retired share back silently: if the store records a key as
+RETIRED and the backup holds its share, the import fails (WouldRevive) naming every such key and
+writes nothing, unless the operator names the key (`revive`, `--revive KEY_ID`); an import never
+retires a key either. What this cannot see: a backup restored into a store that has lost the
+record of the retirement (a new or rolled-back database) brings the share back as ACTIVE.
 
 Import rules (chosen to never lose or silently replace key material):
 
@@ -47,7 +54,7 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,9 +74,12 @@ from signer.storage.records import (
 )
 
 FORMAT_NAME = "mpc-signer-backup"
-FORMAT_VERSION = 1
+# Version 2 adds each key's lifecycle (state, retired_at, predecessor_key_id) and party names;
+# version 1 files are still read (their keys are ACTIVE, with no names).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
 _HMAC_TAG = b"mpc-signer-backup/v1/hmac\x00"
-_KEY_FIELDS = frozenset(
+_KEY_FIELDS_V1 = frozenset(
     {
         "key_id",
         "protocol",
@@ -83,6 +93,7 @@ _KEY_FIELDS = frozenset(
         "created_at",
     }
 )
+_KEY_FIELDS_V2 = _KEY_FIELDS_V1 | {"party_names", "self_name", "predecessor_key_id", "state", "retired_at"}
 _PRESIG_FIELDS = frozenset({"presig_id", "key_id", "signer_set", "sealer_kind", "sealed", "created_at"})
 MIN_HMAC_KEY_LEN = 16
 
@@ -143,6 +154,11 @@ def encode_backup(snapshot: Snapshot, *, created_at: datetime, hmac_key: bytes |
                 "sealer_kind": k.sealer_kind,
                 "sealed_share": _b64(k.sealed_share),
                 "created_at": k.created_at.isoformat() if k.created_at else None,
+                "party_names": list(k.party_names),
+                "self_name": k.self_name,
+                "predecessor_key_id": k.predecessor_key_id,
+                "state": k.state,
+                "retired_at": k.retired_at.isoformat() if k.retired_at else None,
             }
             for k in snapshot.keys
         ],
@@ -203,15 +219,16 @@ def decode_backup(data: bytes, *, hmac_key: bytes | None = None) -> Snapshot:
     header = _strict_json(lines[0], "header")
     if header.get("format") != FORMAT_NAME:
         raise BackupCorrupt("not an mpc-signer backup (format name)")
-    if header.get("version") != FORMAT_VERSION:
-        raise BackupCorrupt(f"backup format version {header.get('version')!r} is not supported")
+    version = header.get("version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise BackupCorrupt(f"backup format version {version!r} is not supported")
     if set(header) != {"format", "version", "created_at", "integrity"}:
         raise BackupCorrupt("unexpected header fields")
     _verify_integrity(
         header, lines[0] + b"\n" + lines[1] + b"\n", _strict_json(lines[2], "integrity trailer"), hmac_key
     )
     _time(header.get("created_at"), "header created_at")
-    return _decode_body(lines[1])
+    return _decode_body(lines[1], version)
 
 
 def _verify_integrity(header: dict[str, Any], signed: bytes, trailer: dict[str, Any], hmac_key: bytes | None) -> None:
@@ -234,14 +251,14 @@ def _verify_integrity(header: dict[str, Any], signed: bytes, trailer: dict[str, 
             raise BackupCorrupt("HMAC mismatch: wrong key, or the file was altered")
 
 
-def _decode_body(line: bytes) -> Snapshot:
+def _decode_body(line: bytes, version: int) -> Snapshot:
     body = _strict_json(line, "body")
     if _canonical(body) != line:
         raise BackupCorrupt("body is not in canonical form")
     if set(body) != {"keys", "presignatures"} or not all(isinstance(body[f], list) for f in body):
         raise BackupCorrupt("body must hold exactly the keys and presignatures lists")
     try:
-        keys = tuple(_decode_key(i, k) for i, k in enumerate(body["keys"]))
+        keys = tuple(_decode_key(i, k, version) for i, k in enumerate(body["keys"]))
         presigs = tuple(_decode_presig(i, p) for i, p in enumerate(body["presignatures"]))
     except (InvalidRecord, TypeError) as e:
         raise BackupCorrupt(f"invalid record: {e}") from None
@@ -255,13 +272,18 @@ def _decode_body(line: bytes) -> Snapshot:
     return Snapshot(keys, presigs)
 
 
-def _decode_key(i: int, k: Any) -> KeyRecord:
-    if not isinstance(k, dict) or set(k) != _KEY_FIELDS:
+def _decode_key(i: int, k: Any, version: int) -> KeyRecord:
+    if not isinstance(k, dict) or set(k) != (_KEY_FIELDS_V1 if version == 1 else _KEY_FIELDS_V2):
         raise BackupCorrupt(f"key record {i} has the wrong fields")
     fields = {**k, "party_ids": tuple(k["party_ids"])}
     for name in ("public_key", "chain_code", "sealed_share"):
         fields[name] = _unb64(k[name], name)
     fields["created_at"] = _time(k["created_at"], "created_at")
+    if version > 1:
+        if not isinstance(k["party_names"], list):
+            raise BackupCorrupt(f"key record {i}: party_names is not a list")
+        fields["party_names"] = tuple(k["party_names"])
+        fields["retired_at"] = _time(k["retired_at"], "retired_at")
     return KeyRecord(**fields)
 
 
@@ -339,13 +361,18 @@ async def import_backup(
     *,
     hmac_key: bytes | None = None,
     restore_presignatures: bool = False,
+    revive: Collection[str] = (),
     caller: str = "cli",
 ) -> ImportReport:
-    """Verify the backup at `path` and import it all-or-nothing (see the module notes)."""
+    """Verify the backup at `path` and import it all-or-nothing (see the module notes). A share
+    of a key this store records as retired is restored only if `revive` names the key
+    (WouldRevive, naming every such key, otherwise)."""
     try:
         data = Path(path).read_bytes()
         snapshot = decode_backup(data, hmac_key=hmac_key)
-        report = await store.import_snapshot(snapshot, restore_presignatures=restore_presignatures)
+        report = await store.import_snapshot(
+            snapshot, restore_presignatures=restore_presignatures, revive=frozenset(revive)
+        )
     except StorageError as e:
         await _audit_import(store, caller, "failed", f"{type(e).__name__}: {e}")
         raise
@@ -355,7 +382,8 @@ async def import_backup(
         "ok",
         f"imported {len(report.keys_imported)} keys (skipped {len(report.keys_skipped)} identical), "
         f"{report.presignatures_imported} presignatures (skipped {report.presignatures_skipped}, "
-        f"not restored {report.presignatures_not_restored})",
+        f"not restored {report.presignatures_not_restored})"
+        + (f"; REVIVED retired keys {', '.join(report.keys_revived)}" if report.keys_revived else ""),
     )
     return report
 

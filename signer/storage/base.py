@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
-from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, Snapshot, StoredPresignature
+from signer.storage.records import (
+    AuditQuery,
+    AuditRecord,
+    ImportReport,
+    KeyPage,
+    KeyQuery,
+    KeyRecord,
+    Snapshot,
+    StoredPresignature,
+)
 
 
 class Store(Protocol):
@@ -40,8 +49,21 @@ class Store(Protocol):
 
     async def list_keys(self) -> list[KeyRecord]: ...
 
+    async def list_keys_page(self, query: KeyQuery) -> KeyPage:
+        """One page of keys in key id order, filtered by protocol and state."""
+        ...
+
+    async def retire_key(self, key_id: str, audit: AuditRecord | None = None) -> tuple[KeyRecord, bool]:
+        """In one transaction: erase the key's sealed share and the blobs of its unused
+        presignatures (left as consumed tombstones), mark it RETIRED now, and append `audit` if
+        given; the public record stays. Returns the record and whether this call retired it (False: it already was;
+        idempotent). KeyNotFound if unknown; SuccessorNotStored if a successor of the key is
+        recorded here and none of them is ACTIVE. Before the commit nothing has changed."""
+        ...
+
     async def put_presignature(self, presig: StoredPresignature) -> StoredPresignature:
-        """Store a new available presignature (KeyNotFound if its key is unknown; identical
+        """Store a new available presignature (KeyNotFound if its key is unknown, KeyRetired if
+        it is retired; identical
         repeat = no-op; other content under the id = PresignatureExists)."""
         ...
 
@@ -105,10 +127,14 @@ class Store(Protocol):
         """All keys and all available presignatures, read in one consistent transaction."""
         ...
 
-    async def import_snapshot(self, snapshot: Snapshot, *, restore_presignatures: bool = False) -> ImportReport:
+    async def import_snapshot(
+        self, snapshot: Snapshot, *, restore_presignatures: bool = False, revive: Collection[str] = ()
+    ) -> ImportReport:
         """All-or-nothing import: any key (or presignature) id present with different content
         raises KeyExists (PresignatureExists) and nothing is written. Identical ones are skipped.
-        Presignatures are written only if `restore_presignatures`; one whose id is already
+        A share of a key retired here raises WouldRevive naming every such key, unless `revive`
+        names it (then it is ACTIVE again with the backup's share). Presignatures are written only
+        if `restore_presignatures`, never for a key that stays retired; one whose id is already
         present in any state is skipped, so a consumed presignature is never revived."""
         ...
 

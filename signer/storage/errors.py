@@ -27,6 +27,36 @@ class KeyExists(StorageError):
         super().__init__(f"key(s) already stored with different content: {', '.join(self.key_ids)}")
 
 
+class KeyRetired(StorageError):
+    """The key is retired on this node: its share is gone, nothing can be added to it."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(f"key {key_id} is retired")
+
+
+class SuccessorNotStored(StorageError):
+    """Retiring the key would leave this node without a share of its lineage: a successor of the
+    key is recorded here, and none of its successors holds a share on this node."""
+
+    def __init__(self, key_id: str, successors: Iterable[str]) -> None:
+        self.key_id, self.successors = key_id, tuple(sorted(successors))
+        super().__init__(
+            f"key {key_id} has successor(s) {', '.join(self.successors)} recorded here, none of them holding a share"
+        )
+
+
+class WouldRevive(StorageError):
+    """An import would bring back shares of keys this store records as retired; nothing was written."""
+
+    def __init__(self, key_ids: Iterable[str]) -> None:
+        self.key_ids = tuple(sorted(key_ids))
+        super().__init__(
+            f"the backup holds shares of key(s) retired in this store: {', '.join(self.key_ids)}; "
+            "name each one to revive it, or leave it retired"
+        )
+
+
 class PresignatureExists(StorageError):
     """A different presignature already holds this id; nothing was written."""
 

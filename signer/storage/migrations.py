@@ -53,6 +53,44 @@ BOOTSTRAP: dict[Dialect, str] = {
     "postgresql": _BOOTSTRAP.format(**_TYPES["postgresql"]),
 }
 
+_DIALECTS: tuple[Dialect, ...] = ("sqlite", "postgresql")
+_KEY_LIFECYCLE = (
+    "party_names TEXT NOT NULL DEFAULT '[]'",
+    "self_name TEXT NOT NULL DEFAULT ''",
+    "predecessor_key_id TEXT NOT NULL DEFAULT ''",
+    "state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired'))",
+    "retired_at {ts}",
+)
+_KEY_LIFECYCLE_COLUMNS: dict[Dialect, tuple[str, ...]] = {
+    d: tuple(c.format(**_TYPES[d]) for c in _KEY_LIFECYCLE) for d in _DIALECTS
+}
+# The columns no change may touch; SQLite spells PostgreSQL's `IS DISTINCT FROM` as `IS NOT`.
+_KEY_IDENTITY = (
+    "key_id",
+    "protocol",
+    "party_id",
+    "threshold",
+    "party_ids",
+    "public_key",
+    "chain_code",
+    "sealer_kind",
+    "created_at",
+    "party_names",
+    "self_name",
+    "predecessor_key_id",
+)
+_DISTINCT: dict[Dialect, str] = {"sqlite": "IS NOT", "postgresql": "IS DISTINCT FROM"}
+_KEY_CHANGE_REFUSED: dict[Dialect, str] = {
+    d: "("
+    + " OR ".join(f"NEW.{c} {_DISTINCT[d]} OLD.{c}" for c in _KEY_IDENTITY)
+    + " OR NOT ((OLD.state = 'active' AND NEW.state = 'retired' AND length(NEW.sealed_share) = 0"
+    " AND NEW.retired_at IS NOT NULL)"
+    " OR (OLD.state = 'retired' AND NEW.state = 'active' AND length(NEW.sealed_share) > 0"
+    " AND NEW.retired_at IS NULL)))"
+    for d in _DIALECTS
+}
+_KEY_CHANGE_MESSAGE = "stored keys are immutable but for retirement or an explicit revival"
+
 MIGRATIONS: tuple[Migration, ...] = (
     _neutral(
         1,
@@ -153,6 +191,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             session_id TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
             started_at {ts} NOT NULL)""",
+    ),
+    # Key lifecycle (README "Keys: lookup and retirement"): a key is ACTIVE or RETIRED, keeps the
+    # names of its parties and the key it was refreshed or reshared from. Existing rows become
+    # ACTIVE with their data; their names are unknown ('[]', ''). The immutability guard of step 2
+    # is narrowed to exactly two changes: retirement (the share erased, the time set) and an
+    # operator's explicit revival from a backup (a share back, the time cleared). A key's identity
+    # never changes and a key row is never deleted.
+    Migration(
+        5,
+        "key state, lineage and party names",
+        sqlite=(
+            *(f"ALTER TABLE keys ADD COLUMN {c}" for c in _KEY_LIFECYCLE_COLUMNS["sqlite"]),
+            "DROP TRIGGER keys_immutable",
+            f"""CREATE TRIGGER keys_immutable BEFORE UPDATE ON keys
+               WHEN {_KEY_CHANGE_REFUSED["sqlite"]}
+               BEGIN SELECT RAISE(ABORT, '{_KEY_CHANGE_MESSAGE}'); END""",
+            "CREATE INDEX keys_predecessor ON keys (predecessor_key_id)",
+        ),
+        postgresql=(
+            *(f"ALTER TABLE keys ADD COLUMN {c}" for c in _KEY_LIFECYCLE_COLUMNS["postgresql"]),
+            "DROP TRIGGER keys_immutable ON keys",
+            f"""CREATE FUNCTION mpc_keys_lifecycle() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                 IF TG_OP = 'DELETE' THEN RAISE EXCEPTION 'stored keys are immutable and never deleted'; END IF;
+                 IF {_KEY_CHANGE_REFUSED["postgresql"]} THEN RAISE EXCEPTION '{_KEY_CHANGE_MESSAGE}'; END IF;
+                 RETURN NEW;
+               END $$""",
+            """CREATE TRIGGER keys_immutable BEFORE UPDATE OR DELETE ON keys
+               FOR EACH ROW EXECUTE FUNCTION mpc_keys_lifecycle()""",
+            "CREATE INDEX keys_predecessor ON keys (predecessor_key_id)",
+        ),
     ),
 )
 

@@ -14,7 +14,7 @@ e.g. `?options=-csearch_path%3Dsigner`); tests use a throwaway schema per run.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -24,20 +24,30 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from signer.storage.errors import InvalidRecord, KeyNotFound, StoreUnavailable
+from signer.storage.errors import InvalidRecord, KeyNotFound, KeyRetired, StoreUnavailable
 from signer.storage.migrations import BOOTSTRAP, pending
-from signer.storage.records import Snapshot, check_key_id, check_preparams_id, now_utc, utc
+from signer.storage.records import RETIRED_BY, Snapshot, check_key_id, check_preparams_id, now_utc, utc
 from signer.storage.sql import (
     SnapshotImport,
     Sql,
     SqlStore,
+    check_retirement,
+    key_page,
     settle_key,
     settle_presignature,
     unavailable,
 )
 
 if TYPE_CHECKING:
-    from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, StoredPresignature
+    from signer.storage.records import (
+        AuditQuery,
+        AuditRecord,
+        ImportReport,
+        KeyPage,
+        KeyQuery,
+        KeyRecord,
+        StoredPresignature,
+    )
 
 Conn = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -182,6 +192,32 @@ class PostgresStore(SqlStore):
             rows = await (await conn.execute(_SQL.list_keys)).fetchall()
         return [_SQL.key(r) for r in rows]
 
+    async def list_keys_page(self, query: KeyQuery) -> KeyPage:
+        sql, args = _SQL.list_keys_page(query)
+        async with self._tx() as conn:
+            rows = await (await conn.execute(sql, args)).fetchall()
+        return key_page([_SQL.key(r) for r in rows], query.page_size)
+
+    async def retire_key(self, key_id: str, audit: AuditRecord | None = None) -> tuple[KeyRecord, bool]:
+        check_key_id(key_id)
+        async with self._tx() as conn:
+            # The row lock orders this against a concurrent retirement, and against presignature
+            # inserts (their foreign key check takes a share lock on the key row) and revivals.
+            row = await (await conn.execute(_SQL.get_key + " FOR UPDATE", (key_id,))).fetchone()
+            if row is None:
+                raise KeyNotFound(key_id)
+            key = _SQL.key(row)
+            if key.retired:
+                return key, False
+            successors = await (await conn.execute(_SQL.successors, (key_id,))).fetchall()
+            check_retirement(key, [_SQL.key(r) for r in successors])
+            retired = key.retire(self._clock())
+            await conn.execute(_SQL.burn_presigs, (retired.retired_at, RETIRED_BY, b"", key_id))
+            await conn.execute(_SQL.retire_key, (retired.retired_at, b"", key_id))
+            if audit is not None:
+                await conn.execute(_SQL.append_audit, _SQL.audit_values(audit, audit.time or self._clock()))
+        return retired, True
+
     # --- presignatures ----------------------------------------------------------------------
 
     async def put_presignature(self, presig: StoredPresignature) -> StoredPresignature:
@@ -192,6 +228,11 @@ class PostgresStore(SqlStore):
 
     async def _insert_presig(self, conn: Conn, p: StoredPresignature, at: datetime) -> tuple[StoredPresignature, bool]:
         created = p.created_at or at
+        # FOR SHARE: a retirement (FOR UPDATE on the key row) waits for this insert, or this
+        # insert for the retirement, which it then sees.
+        key = await (await conn.execute(_SQL.key_state + " FOR SHARE", (p.key_id,))).fetchone()
+        if key is not None and key["state"] != "active":
+            raise KeyRetired(p.key_id)
         try:
             async with conn.transaction():  # savepoint: a foreign-key failure must not spoil the outer transaction
                 cur = await conn.execute(
@@ -338,12 +379,15 @@ class PostgresStore(SqlStore):
             presigs = await (await conn.execute(_SQL.export_presigs)).fetchall()
         return Snapshot(tuple(_SQL.key(r) for r in keys), tuple(_SQL.presig(r) for r in presigs))
 
-    async def import_snapshot(self, snapshot: Snapshot, *, restore_presignatures: bool = False) -> ImportReport:
+    async def import_snapshot(
+        self, snapshot: Snapshot, *, restore_presignatures: bool = False, revive: Collection[str] = ()
+    ) -> ImportReport:
         at = self._clock()
-        tally = SnapshotImport(snapshot.presignatures, restore_presignatures)
+        tally = SnapshotImport(snapshot.presignatures, restore_presignatures, revive)
         async with self._tx() as conn:
             for k in snapshot.keys:
-                tally.key(k, *await self._insert_key(conn, k, at))
+                if tally.key(k, *await self._insert_key(conn, k, at)):
+                    await conn.execute(_SQL.revive_key, (k.sealed_share, k.key_id))
             for p in tally.presignatures():
                 tally.presignature(p, *await self._insert_presig(conn, p, at))
         return tally.report()

@@ -18,10 +18,15 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _HEX_RE = re.compile(r"(?:[0-9a-f]{2}){1,128}")
 
-Operation = Literal["dkg", "sign", "presign", "import", "export"]
-OPERATIONS: frozenset[str] = frozenset({"dkg", "sign", "presign", "import", "export"})
+Operation = Literal["dkg", "sign", "presign", "import", "export", "retire"]
+OPERATIONS: frozenset[str] = frozenset({"dkg", "sign", "presign", "import", "export", "retire"})
 Result = Literal["ok", "failed"]
 PresigState = Literal["available", "consumed"]
+KeyState = Literal["active", "retired"]
+KEY_STATES: frozenset[str] = frozenset({"active", "retired"})
+# What a presignature destroyed by its key's retirement records as its consumer: the id stays
+# (a tombstone, so no backup can bring it back), the sealed blob is erased.
+RETIRED_BY = "key-retired"
 
 
 def check_key_id(key_id: str) -> str:
@@ -77,9 +82,33 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def _names(names: tuple[str, ...] | list[str], count: int, self_name: str) -> tuple[str, ...]:
+    """The ordered party names of a key: none (a record written before names were kept), or one
+    per party number, distinct, with this node's among them."""
+    names = tuple(names)
+    if not names:
+        if self_name:
+            raise InvalidRecord("self_name needs party_names")
+        return names
+    for n in names:
+        _check_id("party name", n)
+    if len(set(names)) != len(names) or len(names) != count:
+        raise InvalidRecord("party_names must be distinct, one per party")
+    if self_name not in names:
+        raise InvalidRecord("self_name must be one of party_names")
+    return names
+
+
 @dataclass(frozen=True)
 class KeyRecord:
-    """One party's share of one key. `created_at` is set by the store on first write."""
+    """One party's share of one key. `created_at` is set by the store on first write.
+
+    An ACTIVE key holds its sealed share. A RETIRED key keeps its public record (identity,
+    lineage, retirement time) and holds no share: `sealed_share` is empty. `party_names` are
+    the key generation's ordered party ids and `self_name` this node's; both are empty for a
+    record stored before the names were kept (schema 4 and older). `predecessor_key_id` names
+    the key a refresh or reshare made this one from ("" for a key generation).
+    """
 
     key_id: str
     protocol: str
@@ -91,8 +120,31 @@ class KeyRecord:
     sealer_kind: str
     sealed_share: bytes = field(repr=False)
     created_at: datetime | None = None
+    party_names: tuple[str, ...] = ()
+    self_name: str = ""
+    predecessor_key_id: str = ""
+    state: KeyState = "active"
+    retired_at: datetime | None = None
 
     def __post_init__(self) -> None:
+        self._check_identity()
+        object.__setattr__(self, "party_names", _names(self.party_names, len(self.party_ids), self.self_name))
+        if self.predecessor_key_id:
+            check_key_id(self.predecessor_key_id)
+            if self.predecessor_key_id == self.key_id:
+                raise InvalidRecord("a key cannot be its own predecessor")
+        if self.state not in KEY_STATES:
+            raise InvalidRecord("state must be active or retired")
+        if self.state == "active" and (not self.sealed_share or self.retired_at is not None):
+            raise InvalidRecord("an active key needs its sealed share and no retirement time")
+        if self.state == "retired" and (self.sealed_share or self.retired_at is None):
+            raise InvalidRecord("a retired key holds no sealed share and records when it was retired")
+        for name in ("created_at", "retired_at"):
+            t = getattr(self, name)
+            if t is not None:
+                object.__setattr__(self, name, utc(t))
+
+    def _check_identity(self) -> None:
         check_key_id(self.key_id)
         _check_token("protocol", self.protocol)
         _check_token("sealer kind", self.sealer_kind)
@@ -105,14 +157,26 @@ class KeyRecord:
         for name in ("public_key", "chain_code", "sealed_share"):
             if not isinstance(getattr(self, name), bytes):
                 raise InvalidRecord(f"{name} must be bytes")
-        if not self.public_key or not self.sealed_share:
-            raise InvalidRecord("public_key and sealed_share must not be empty")
-        if self.created_at is not None:
-            object.__setattr__(self, "created_at", utc(self.created_at))
+        if not self.public_key:
+            raise InvalidRecord("public_key must not be empty")
+
+    @property
+    def retired(self) -> bool:
+        return self.state == "retired"
 
     def same_content(self, other: KeyRecord) -> bool:
         """Equal in everything but the store-assigned creation time."""
         return replace(self, created_at=None) == replace(other, created_at=None)
+
+    def same_identity(self, other: KeyRecord) -> bool:
+        """The same key and party, whatever its state: equal in everything but creation time,
+        state, retirement time and sealed share."""
+        strip = {"created_at": None, "state": "active", "retired_at": None, "sealed_share": b"-"}
+        return replace(self, **strip) == replace(other, **strip)  # type: ignore[arg-type]
+
+    def retire(self, at: datetime) -> KeyRecord:
+        """This record as retirement leaves it: no share, RETIRED at `at`."""
+        return replace(self, state="retired", retired_at=at, sealed_share=b"")
 
 
 @dataclass(frozen=True)
@@ -226,3 +290,34 @@ class ImportReport:
     presignatures_imported: int = 0
     presignatures_skipped: int = 0  # already present (identical, or consumed: never revived)
     presignatures_not_restored: int = 0  # in the file, left out because restoring them was not asked for
+    keys_revived: tuple[str, ...] = ()  # retired here, restored ACTIVE from the backup because the operator named them
+    keys_left_active: tuple[str, ...] = ()  # retired in the backup, active here: an import never retires a key
+
+
+@dataclass(frozen=True)
+class KeyQuery:
+    """One page of keys in key id order: those after `after`, of `protocol` and `state` if given."""
+
+    page_size: int
+    after: str = ""
+    protocol: str | None = None
+    state: KeyState | None = None
+
+    def __post_init__(self) -> None:
+        if type(self.page_size) is not int or not 1 <= self.page_size <= 10_000:
+            raise InvalidRecord("page_size must be between 1 and 10000")
+        if self.after:
+            check_key_id(self.after)
+        if self.protocol is not None:
+            _check_token("protocol", self.protocol)
+        if self.state is not None and self.state not in KEY_STATES:
+            raise InvalidRecord("state must be active or retired")
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    """One page of `Store.list_keys_page`: keys in key id order, and the id to continue after
+    ("" on the last page)."""
+
+    keys: tuple[KeyRecord, ...]
+    next_after: str

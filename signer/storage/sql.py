@@ -8,16 +8,25 @@ locking, the transactions and the connection handling stay in `sqlite.py` and `p
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from signer.storage.errors import KeyExists, PresignatureExists, PresignatureUnavailable
+from signer.storage.errors import (
+    KeyExists,
+    PresignatureExists,
+    PresignatureUnavailable,
+    SuccessorNotStored,
+    WouldRevive,
+)
 from signer.storage.records import (
     AuditQuery,
     AuditRecord,
     ImportReport,
+    KeyPage,
+    KeyQuery,
     KeyRecord,
     StoredPresignature,
     check_key_id,
@@ -26,8 +35,12 @@ from signer.storage.records import (
 )
 
 KEY_COLUMNS = (
-    "key_id, protocol, party_id, threshold, party_ids, public_key, chain_code, sealer_kind, sealed_share, created_at"
+    "key_id, protocol, party_id, threshold, party_ids, public_key, chain_code, sealer_kind, sealed_share, created_at,"
+    " party_names, self_name, predecessor_key_id, state, retired_at"
 )
+# ListKeys: page sizes (a page is read in one query, so it is bounded)
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
 PRESIG_COLUMNS = "presig_id, key_id, signer_set, sealer_kind, sealed, state, created_at, consumed_at, consumed_by"
 AUDIT_COLUMNS = "id, at, operation, caller, session_id, key_id, digest, result, culprits, reason"
 _AUDIT_WRITTEN = "at, operation, caller, session_id, key_id, digest, result, culprits, reason"
@@ -54,7 +67,23 @@ class Sql:
         )
         self.get_key = f"SELECT {KEY_COLUMNS} FROM keys WHERE key_id = {p}"
         self.list_keys = f"SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at, key_id"
-        self.insert_key = f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({self.params(10)})"
+        self.insert_key = f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({self.params(15)})"
+        self.retire_key = (
+            f"UPDATE keys SET state = 'retired', retired_at = {p}, sealed_share = {p}"
+            f" WHERE key_id = {p} AND state = 'active'"
+        )
+        self.revive_key = (
+            f"UPDATE keys SET state = 'active', retired_at = NULL, sealed_share = {p}"
+            f" WHERE key_id = {p} AND state = 'retired'"
+        )
+        self.successors = f"SELECT {KEY_COLUMNS} FROM keys WHERE predecessor_key_id = {p} ORDER BY key_id"
+        # Erases the blobs of a retired key's unused presignatures; the rows stay as consumed
+        # tombstones, so no backup can make them available again.
+        self.burn_presigs = (
+            f"UPDATE presignatures SET state = 'consumed', consumed_at = {p}, consumed_by = {p}, sealed = {p}"
+            f" WHERE key_id = {p} AND state = 'available'"
+        )
+        self.key_state = f"SELECT state FROM keys WHERE key_id = {p}"
         self.get_presig = f"SELECT {PRESIG_COLUMNS} FROM presignatures WHERE presig_id = {p}"
         self.get_presig_by_slot = (
             f"SELECT {PRESIG_COLUMNS} FROM presignatures"
@@ -95,6 +124,11 @@ class Sql:
             key.sealer_kind,
             key.sealed_share,
             self.time_in(created),
+            json.dumps(list(key.party_names), separators=(",", ":")),
+            key.self_name,
+            key.predecessor_key_id,
+            key.state,
+            None if key.retired_at is None else self.time_in(key.retired_at),
         )
 
     def presig_values(self, p: StoredPresignature, created: datetime) -> tuple[Any, ...]:
@@ -129,6 +163,11 @@ class Sql:
             sealer_kind=row["sealer_kind"],
             sealed_share=bytes(row["sealed_share"]),
             created_at=self.time_out(row["created_at"]),
+            party_names=tuple(json.loads(row["party_names"])),
+            self_name=row["self_name"],
+            predecessor_key_id=row["predecessor_key_id"],
+            state=row["state"],
+            retired_at=self.time_out(row["retired_at"]),
         )
 
     def presig(self, row: Row) -> StoredPresignature:
@@ -166,6 +205,27 @@ class Sql:
         if signer_set is None:
             return sql, (key_id,)
         return sql + f" AND signer_set = {p}", (key_id, encode_party_set(tuple(sorted(signer_set))))
+
+    def list_keys_page(self, query: KeyQuery) -> tuple[str, list[Any]]:
+        """The SELECT for one page of `query` (key id order; one row more than the page, to know
+        whether another follows) and its parameters."""
+        p = self.placeholder
+        where: list[str] = []
+        args: list[Any] = []
+        if query.after:
+            where.append(f"key_id > {p}")
+            args.append(query.after)
+        if query.protocol is not None:
+            where.append(f"protocol = {p}")
+            args.append(query.protocol)
+        if query.state is not None:
+            where.append(f"state = {p}")
+            args.append(query.state)
+        sql = f"SELECT {KEY_COLUMNS} FROM keys"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        args.append(query.page_size + 1)
+        return sql + f" ORDER BY key_id LIMIT {p}", args
 
     def query_audit(self, query: AuditQuery) -> tuple[str, list[Any]]:
         """The SELECT for `query` (newest first) and its parameters."""
@@ -212,6 +272,19 @@ def settle_key(new: KeyRecord, stored: KeyRecord, inserted: bool) -> KeyRecord:
     return stored
 
 
+def key_page(rows: Sequence[KeyRecord], page_size: int) -> KeyPage:
+    """A page from `list_keys_page`'s rows (one more than the page when another page follows)."""
+    keys = tuple(rows[:page_size])
+    return KeyPage(keys, keys[-1].key_id if len(rows) > page_size else "")
+
+
+def check_retirement(key: KeyRecord, successors: Sequence[KeyRecord]) -> None:
+    """A key with a successor recorded on this node is retired only once one of those successors
+    holds its share here (the successor rule; README "Keys: lookup and retirement")."""
+    if successors and not any(s.state == "active" for s in successors):
+        raise SuccessorNotStored(key.key_id, [s.key_id for s in successors])
+
+
 def settle_presignature(new: StoredPresignature, stored: StoredPresignature, inserted: bool) -> StoredPresignature:
     """A presignature id is written once: an identical available repeat returns the stored record,
     and so does one whose id was consumed in the same slot (a consumed id is never made available
@@ -251,27 +324,64 @@ class SqlStore(ABC):
 
 class SnapshotImport:
     """The tally of one all-or-nothing snapshot import, fed by a backend inside its transaction:
-    every key first (`key`), then, once no key conflicted, the presignatures `presignatures()`
-    names (`presignature`), then `report()`."""
+    every key first (`key`, which says whether to revive the stored record from the backup's),
+    then, once no key conflicted and none would be revived unasked, the presignatures
+    `presignatures()` names (`presignature`), then `report()`.
 
-    def __init__(self, presignatures: Sequence[StoredPresignature], restore_presignatures: bool) -> None:
+    A key this store records as RETIRED is never brought back silently: a backup that holds its
+    share makes the import fail with WouldRevive naming it, unless `revive` names it; then the
+    stored record becomes ACTIVE with the backup's share. A key retired in the backup and active
+    here stays active (an import never destroys a share)."""
+
+    def __init__(
+        self,
+        presignatures: Sequence[StoredPresignature],
+        restore_presignatures: bool,
+        revive: Collection[str] = (),
+    ) -> None:
         self._presigs, self._restore = tuple(presignatures), restore_presignatures
+        self._revive = frozenset(revive)
         self._imported: list[str] = []
         self._skipped: list[str] = []
         self._conflicts: list[str] = []
+        self._would_revive: list[str] = []
+        self._revived: list[str] = []
+        self._left_active: list[str] = []
+        self._retired: set[str] = set()  # retired in the store once the import is done
         self._p_imported = self._p_skipped = 0
 
-    def key(self, new: KeyRecord, stored: KeyRecord, inserted: bool) -> None:
-        if not inserted and not stored.same_content(new):
+    def key(self, new: KeyRecord, stored: KeyRecord, inserted: bool) -> bool:
+        """Tally one key; True if the backend must revive the stored record with `new`'s share."""
+        if inserted:
+            self._imported.append(new.key_id)
+        elif not stored.same_identity(new) or (not stored.retired and not new.retired and not stored.same_content(new)):
             self._conflicts.append(new.key_id)
+        elif stored.retired and not new.retired:
+            if new.key_id in self._revive:
+                self._revived.append(new.key_id)
+                return True
+            self._would_revive.append(new.key_id)
+        elif new.retired and not stored.retired:
+            self._left_active.append(new.key_id)
         else:
-            (self._imported if inserted else self._skipped).append(new.key_id)
+            self._skipped.append(new.key_id)
+        if (stored if not inserted else new).retired:
+            self._retired.add(new.key_id)
+        return False
 
     def presignatures(self) -> tuple[StoredPresignature, ...]:
-        """The presignatures to write; KeyExists naming every conflicting key id if any key conflicted."""
+        """The presignatures to write; KeyExists naming every conflicting key id if any key
+        conflicted, WouldRevive naming every retired key the backup would bring back unasked.
+        Presignatures of keys that stay retired are left out (counted as skipped)."""
         if self._conflicts:
             raise KeyExists(self._conflicts)
-        return self._presigs if self._restore else ()
+        if self._would_revive:
+            raise WouldRevive(self._would_revive)
+        if not self._restore:
+            return ()
+        kept = tuple(p for p in self._presigs if p.key_id not in self._retired)
+        self._p_skipped += len(self._presigs) - len(kept)
+        return kept
 
     def presignature(self, new: StoredPresignature, stored: StoredPresignature, inserted: bool) -> None:
         settle_presignature(new, stored, inserted)
@@ -285,4 +395,6 @@ class SnapshotImport:
             presignatures_imported=self._p_imported,
             presignatures_skipped=self._p_skipped,
             presignatures_not_restored=0 if self._restore else len(self._presigs),
+            keys_revived=tuple(self._revived),
+            keys_left_active=tuple(self._left_active),
         )

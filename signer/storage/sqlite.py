@@ -14,7 +14,7 @@ import asyncio
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -26,17 +26,35 @@ from signer.private_files import NotPrivate, private_dir, private_file, refuse_i
 from signer.storage.errors import (
     InvalidRecord,
     KeyNotFound,
+    KeyRetired,
     PresignatureUnavailable,
     StorageError,
     StoreNotPrivate,
     StoreUnavailable,
 )
 from signer.storage.migrations import BOOTSTRAP, pending
-from signer.storage.records import Snapshot, check_key_id, check_preparams_id, now_utc, utc
-from signer.storage.sql import SnapshotImport, Sql, SqlStore, settle_key, settle_presignature, unavailable
+from signer.storage.records import RETIRED_BY, Snapshot, check_key_id, check_preparams_id, now_utc, utc
+from signer.storage.sql import (
+    SnapshotImport,
+    Sql,
+    SqlStore,
+    check_retirement,
+    key_page,
+    settle_key,
+    settle_presignature,
+    unavailable,
+)
 
 if TYPE_CHECKING:
-    from signer.storage.records import AuditQuery, AuditRecord, ImportReport, KeyRecord, StoredPresignature
+    from signer.storage.records import (
+        AuditQuery,
+        AuditRecord,
+        ImportReport,
+        KeyPage,
+        KeyQuery,
+        KeyRecord,
+        StoredPresignature,
+    )
 
 T = TypeVar("T")
 
@@ -222,6 +240,34 @@ class SqliteStore(SqlStore):
     async def list_keys(self) -> list[KeyRecord]:
         return await self._run(lambda: [_SQL.key(r) for r in self._db.execute(_SQL.list_keys)])
 
+    async def list_keys_page(self, query: KeyQuery) -> KeyPage:
+        sql, args = _SQL.list_keys_page(query)
+        rows = await self._run(lambda: [_SQL.key(r) for r in self._db.execute(sql, args)])
+        return key_page(rows, query.page_size)
+
+    async def retire_key(self, key_id: str, audit: AuditRecord | None = None) -> tuple[KeyRecord, bool]:
+        check_key_id(key_id)
+        return await self._run(self._retire_sync, key_id, audit)
+
+    def _retire_sync(self, key_id: str, audit: AuditRecord | None) -> tuple[KeyRecord, bool]:
+        # BEGIN IMMEDIATE: the write lock is held from the read on, so no presignature of the key
+        # is added or consumed between the checks and the commit.
+        with self._tx() as db:
+            row = db.execute(_SQL.get_key, (key_id,)).fetchone()
+            if row is None:
+                raise KeyNotFound(key_id)
+            key = _SQL.key(row)
+            if key.retired:
+                return key, False
+            check_retirement(key, [_SQL.key(r) for r in db.execute(_SQL.successors, (key_id,))])
+            retired = key.retire(self._clock())
+            at = _ts(retired.retired_at)  # type: ignore[arg-type]
+            db.execute(_SQL.burn_presigs, (at, RETIRED_BY, b"", key_id))
+            db.execute(_SQL.retire_key, (at, b"", key_id))
+            if audit is not None:
+                db.execute(_SQL.append_audit, _SQL.audit_values(audit, audit.time or self._clock()))
+        return retired, True
+
     # --- presignatures ----------------------------------------------------------------------
 
     async def put_presignature(self, presig: StoredPresignature) -> StoredPresignature:
@@ -239,8 +285,11 @@ class SqliteStore(SqlStore):
         row = db.execute(_SQL.get_presig, (p.presig_id,)).fetchone()
         if row is not None:
             return _SQL.presig(row), False
-        if db.execute("SELECT 1 FROM keys WHERE key_id = ?", (p.key_id,)).fetchone() is None:
+        key = db.execute(_SQL.key_state, (p.key_id,)).fetchone()
+        if key is None:
             raise KeyNotFound(p.key_id)
+        if key["state"] != "active":
+            raise KeyRetired(p.key_id)
         created = p.created_at or at
         db.execute(_SQL.insert_presig, _SQL.presig_values(p, created))
         return replace(p, created_at=created), True
@@ -376,13 +425,16 @@ class SqliteStore(SqlStore):
 
         return await self._run(q)
 
-    async def import_snapshot(self, snapshot: Snapshot, *, restore_presignatures: bool = False) -> ImportReport:
+    async def import_snapshot(
+        self, snapshot: Snapshot, *, restore_presignatures: bool = False, revive: Collection[str] = ()
+    ) -> ImportReport:
         def w() -> ImportReport:
             at = self._clock()
-            tally = SnapshotImport(snapshot.presignatures, restore_presignatures)
+            tally = SnapshotImport(snapshot.presignatures, restore_presignatures, revive)
             with self._tx() as db:
                 for k in snapshot.keys:
-                    tally.key(k, *self._insert_key(db, k, at))
+                    if tally.key(k, *self._insert_key(db, k, at)):
+                        db.execute(_SQL.revive_key, (k.sealed_share, k.key_id))
                 for p in tally.presignatures():
                     tally.presignature(p, *self._insert_presig(db, p, at))
             return tally.report()

@@ -26,7 +26,7 @@ ALLOWED_LABELS: dict[str, re.Pattern[str]] = {
     ),
     "protocol": re.compile(r"gg20_secp256k1|frost_ed25519|unspecified|unknown"),
     "kind": re.compile(r"dkg|sign|presign|unspecified|unknown"),
-    "state": re.compile(r"done|failed"),
+    "state": re.compile(r"done|failed|active|retired"),  # a session's final state; a key's state
     "item": re.compile(r"presignature|preparams"),  # single-use items burned by a restart
     "round": re.compile(r"\d{1,2}|other"),
     # the configuration key of the bound that refused a start; why a finished session was forgotten

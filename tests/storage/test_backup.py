@@ -150,7 +150,7 @@ async def test_corrupted_backup_refused_nothing_imported(
         "three newline-terminated lines": good[: len(good) // 2],
         "expected three": header + b"\n" + body + b"\n",
         "format name": good.replace(b"mpc-signer-backup", b"other-backup", 1),
-        "version 2 is not supported": _reseal(header.replace(b'"version":1', b'"version":2'), body),
+        "version 3 is not supported": _reseal(header.replace(b'"version":2', b'"version":3'), body),
         "duplicate key ids": _reseal(header, body.replace(b'"keys":[', b'"keys":[' + _first_key(body) + b",", 1)),
         "not in canonical form": _reseal(header, body.replace(b'"keys":[', b'"keys": [', 1)),
         "key id must be 64": _reseal(header, body.replace(make_key(2).key_id.encode(), b"zz" * 32)),
