@@ -132,6 +132,14 @@ def _protocols(
     # Refresh (a new Paillier key per party from the same warm pool, zero sharings, the proofs
     # of a key generation): the key it starts from is the last one made above.
     refreshes = []
+
+    def new_pair(share: KeyShare) -> Any:  # the fixture primes cycle; a refresh needs new ones
+        old = {a.n for a in share.aux.values()}
+        pair = pool.take(timeout=0)
+        while pair.p * pair.q in old:
+            pair = source(bits)
+        return pair
+
     for rep in range(reps["refresh"]):
         sid = f"bench-refresh-{tag}-{rep}".encode()
         starts = {
@@ -141,7 +149,7 @@ def _protocols(
                 p,
                 parties,
                 threshold,
-                pool.take(timeout=0),
+                new_pair(keys[p]),
                 SYSTEM_RNG,
                 min_modulus_bits=bits,
                 refresh=keys[p],

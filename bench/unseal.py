@@ -39,6 +39,7 @@ from enclave.engine.blobs import ShareRecord
 from enclave.engine.keyids import key_id
 from enclave.engine.validation import validate_key
 from enclave.protocols.frost import wire
+from enclave.protocols.frost.ciphersuite import FROST_ED25519
 from enclave.protocols.gg20 import keygen
 from enclave.sealing import Binding, LocalSealer
 from enclave.tee.identity import EnclaveIdentity
@@ -76,7 +77,8 @@ async def _unseal(work: Path, reps: int) -> dict[str, float]:
         path = work / f"shares-{t}-{n}.json"
         issued = [codec.encode(s) for s in await Unsealer(path).init(n, t)]
         encrypted = [hpke.seal(identity.public_key, s.encode(), hpke.operator_share_info("unseal")) for s in issued[:t]]
-        entry, final = [], []
+        entry: list[float] = []
+        final: list[float] = []
         for _ in range(reps):
             handler = UnsealHandler(Unsealer(path), identity)  # a fresh boot: sealed, nothing entered
             for i, ciphertext in enumerate(encrypted):
@@ -117,8 +119,10 @@ def _validation(reps: int) -> dict[str, float]:
             expected_party_id="p1",  # type: ignore[arg-type]
         )
 
-    keys, public = _our_dkg(2, 3)
-    frost_share = blobs.pack(wire.encode_key_package(keys[1]), wire.encode_public_key_package(public))
+    keys, public = _our_dkg(FROST_ED25519, 2, 3)
+    frost_share = blobs.pack(
+        wire.encode_key_package(FROST_ED25519, keys[1]), wire.encode_public_key_package(FROST_ED25519, public)
+    )
     frost = request(pb.PROTOCOL_FROST_ED25519, "frost-ed25519", keys[1].verifying_key, b"", frost_share)
 
     import json

@@ -59,13 +59,14 @@ from enclave.engine.common import (
     open_share,
     signer_parties,
 )
-from enclave.engine.keyids import key_id, presignature_id
+from enclave.engine.keyids import key_id, presignature_id, successor_key_id
 from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
 from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
 from enclave.errors import BadInput, InvalidEncoding, LocalError, ProtocolFault, RequestRejected
 from enclave.protocols.gg20 import keygen, presign, sign
+from enclave.protocols.gg20.common import framed_hash
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
@@ -76,6 +77,8 @@ from mpc.v1 import enclave_pb2 as pb
 PROTOCOL = PROTOCOL_NAMES[pb.PROTOCOL_GG20_SECP256K1]
 PRESIGN_ROUNDS = 4
 ONLINE_SUFFIX = b"/online"
+SHARES_TAG = b"mpc-signer/gg20/public-shares/v1"  # the new X_j in a refresh's successor key id
+_AVOID_ATTEMPTS = 8
 MESSAGE_HASHES: dict[int, MessageHash] = {
     pb.MESSAGE_HASH_UNSPECIFIED: MessageHash.RAW,
     pb.MESSAGE_HASH_RAW: MessageHash.RAW,
@@ -172,9 +175,21 @@ class Gg20Adapter:
 
         return Prepared(parties, build, wait=self._take_preparams(taken))
 
-    def _take_preparams(self, taken: list[SafePrimePair]) -> Callable[[float], Awaitable[None]]:
+    def _take_preparams(
+        self, taken: list[SafePrimePair], avoid: frozenset[int] = frozenset()
+    ) -> Callable[[float], Awaitable[None]]:
+        """The wait for one pre-parameter pair; a refresh passes its key's old moduli as
+        `avoid` (fresh primes never repeat them; a pool replaying fixed primes can)."""
+
         async def wait(deadline: float) -> None:
-            taken.append(await self._preparams.take(max(0.0, min(self._wait, deadline - self._clock()))))
+            for _ in range(_AVOID_ATTEMPTS):
+                pair = await self._preparams.take(max(0.0, min(self._wait, deadline - self._clock())))
+                if pair.p * pair.q not in avoid:
+                    taken.append(pair)
+                    return
+            raise RequestRejected(
+                pb.ERROR_CODE_RESOURCE_EXHAUSTED, "the pre-parameter pool only offers the key's old Paillier keys"
+            )
 
         return wait
 
@@ -206,6 +221,8 @@ class Gg20Adapter:
         refresh); a new key id for the same public key and chain code."""
         if request.message or request.derivation_path or request.presignature_id or request.message_hash:
             raise invalid("a refresh takes no message, message_hash, derivation_path or presignature_id")
+        if request.taproot_merkle_root or request.result_recipient_key:
+            raise invalid("a refresh takes no taproot_merkle_root or result_recipient_key")
         record, share, _ = self._key(request, {pb.SEALED_BLOB_KIND_KEY_SHARE})
         if tuple(request.party_ids) != record.parties:
             raise invalid("a refresh keeps the key's parties: party_ids must be the key's, in the key's order")
@@ -213,12 +230,15 @@ class Gg20Adapter:
             raise invalid(f"a refresh keeps the key's threshold ({record.threshold})")
         parties = Parties(request.self_party_id, {p: i + 1 for i, p in enumerate(record.parties)})
         sid, source, order = request.session_id, record.key_id, record.parties
-        kid = key_id(PROTOCOL, sid, record.threshold, order, record.public_key)
 
         def finish(value: Any) -> pb.SessionResult:
             assert isinstance(value, KeyShare)
             if (value.public_key, value.chain_code) != (record.public_key, record.chain_code):
                 raise LocalError("refresh changed the key")  # keygen's refresh keeps both
+            shares = framed_hash(SHARES_TAG, *(value.public_shares[k] for k in value.parties))
+            kid = successor_key_id(PROTOCOL, source, sid, record.threshold, order, record.public_key, shares)
+            if kid == source:
+                raise LocalError("a refresh must make a new key id")  # a hash collision, never expected
             result = self._sealed_key(kid, order, value)
             result.predecessor_key_id = source
             return result
@@ -233,7 +253,8 @@ class Gg20Adapter:
             )
             return Plan(Phase(driver, 0, finish), 3)
 
-        return Prepared(parties, build, key_id=source, wait=self._take_preparams(taken))
+        old_moduli = frozenset(a.n for a in share.aux.values())
+        return Prepared(parties, build, key_id=source, wait=self._take_preparams(taken, old_moduli))
 
     # -- presigning -----------------------------------------------------------------------------
 

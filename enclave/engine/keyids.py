@@ -7,6 +7,13 @@ Every party of a DKG session knows all of these once the group key exists, so ev
 computes the same id without another round; two DKG sessions never share an id because the
 session id and the freshly generated public key are in it.
 
+successor key id (a refresh's new key) = SHA-256 over the same framing of
+    "mpc-signer/engine/successor-key-id/v1", protocol name, source key id, session id, u32
+    threshold, u32 number of parties, each party id, group public key, and the digest of the
+    new public shares. The public key is the source's, so the source id and the new shares are
+    what make it new: it never equals the source's id, and two refreshes of one key (even under
+    a reused session id) get different ids because their shares differ.
+
 presignature id = SHA-256 over "mpc-signer/engine/presignature-id/v2", key id, presign session
 id, R (the presignature's nonce point, common to all signers and unpredictable before the
 session ends), the derivation path it was made for (u32 big-endian indices). Equal at every
@@ -35,6 +42,28 @@ def key_id(protocol: str, session_id: str, threshold: int, parties: Sequence[str
     for p in parties:
         h.update(lp32(p.encode("utf-8")))
     h.update(lp32(public_key))
+    return h.hexdigest()
+
+
+SUCCESSOR_KEY_ID_TAG: Final = b"mpc-signer/engine/successor-key-id/v1"
+
+
+def successor_key_id(
+    protocol: str,
+    source: str,
+    session_id: str,
+    threshold: int,
+    parties: Sequence[str],
+    public_key: bytes,
+    new_shares_digest: bytes,
+) -> str:
+    h = hashlib.sha256(lp32(SUCCESSOR_KEY_ID_TAG))
+    for part in (protocol.encode("utf-8"), source.encode("ascii"), session_id.encode("utf-8")):
+        h.update(lp32(part))
+    h.update(u32(threshold) + u32(len(parties)))
+    for p in parties:
+        h.update(lp32(p.encode("utf-8")))
+    h.update(lp32(public_key) + lp32(new_shares_digest))
     return h.hexdigest()
 
 

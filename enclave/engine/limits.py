@@ -227,10 +227,9 @@ def frost_sign(n: int, element: int = ED_POINT) -> list[RoundBound]:
     return _framed([RoundBound(FROST_HEADER + 2 * element, 0), RoundBound(SCALAR, 0)], n)
 
 
-def gg20_keygen(n: int, t: int, m: int) -> list[RoundBound]:
-    r1 = cbor_array(
-        [cbor_bytes(32), cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))]
-    )
+def gg20_keygen(n: int, t: int, m: int, refresh: bool = False) -> list[RoundBound]:
+    fields = [cbor_bytes(32), cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))]
+    r1 = cbor_array([*fields, cbor_bytes(32)] if refresh else fields)  # a refresh adds its source digest
     r2_b = cbor_array([cbor_array([cbor_bytes(POINT)] * t), cbor_bytes(32), cbor_bytes(32), cbor_bytes(SCHNORR_PROOF)])
     r2_d = cbor_array([cbor_int(2 * m), cbor_bytes(fac_proof(m))])
     return _framed([RoundBound(r1, 0), RoundBound(r2_b, r2_d), RoundBound(SCHNORR_PROOF, 0)], n)
@@ -305,16 +304,15 @@ class MessageLimits:
         return peers * worst
 
 
-# A refresh runs the DKG's rounds (one commitment element fewer), so the DKG's bounds hold it.
 _KIND_NAMES: dict[int, str] = {
     pb.SESSION_KIND_DKG: "dkg",
     pb.SESSION_KIND_PRESIGN: "presign",
-    pb.SESSION_KIND_REFRESH: "dkg",
+    pb.SESSION_KIND_REFRESH: "refresh",
 }
 
 
 def kind_name(kind: int) -> str:
-    """`for_session`'s name of an `mpc.v1.enclave.SessionKind` value: "dkg", "presign" or "sign"."""
+    """`for_session`'s name of a SessionKind value: "dkg", "refresh", "presign" or "sign"."""
     return _KIND_NAMES.get(kind, "sign")
 
 
@@ -328,12 +326,15 @@ def for_session(
     element_len: int = ED_POINT,
     signature_len: int = ED_POINT + SCALAR,
 ) -> MessageLimits:
-    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "presign" or "sign"; n parties (signers);
-    for FROST, the suite's element and signature encoding sizes."""
+    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "refresh", "presign" or "sign"; n parties
+    (signers); for FROST, the suite's element and signature encoding sizes. A refresh runs its
+    DKG's rounds; FROST's fits the DKG's bounds (one commitment element fewer, a 32-byte source
+    digest more), GG20's round one carries that digest on top."""
     if protocol == "frost":
-        rounds = frost_dkg(n, threshold, element_len, signature_len) if kind == "dkg" else frost_sign(n, element_len)
-    elif kind == "dkg":
-        rounds = gg20_keygen(n, threshold, modulus_bits)
+        dkg_like = kind in ("dkg", "refresh")
+        rounds = frost_dkg(n, threshold, element_len, signature_len) if dkg_like else frost_sign(n, element_len)
+    elif kind in ("dkg", "refresh"):
+        rounds = gg20_keygen(n, threshold, modulus_bits, refresh=kind == "refresh")
     elif kind == "presign":
         rounds = gg20_presign(n, modulus_bits)
     else:

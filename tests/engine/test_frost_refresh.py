@@ -11,8 +11,10 @@ import pytest
 from nacl.signing import VerifyKey
 
 from enclave.crypto.primes import FixtureSource
+from enclave.engine import Engine, EngineConfig
 from enclave.engine.keyids import key_id
 from enclave.errors import RequestRejected
+from enclave.sealing import generate_key_file
 from mpc.v1 import enclave_pb2 as pb
 from tests.enclave.frost import derivation_rule
 from tests.engine import relay
@@ -58,9 +60,9 @@ async def test_refresh_then_sign_under_the_same_key(tmp_path: Path, prime_source
         first = old["alice"]
         new = relay.results(await _refresh(engines, protocol, PARTIES, 2, old_shares))
         kid = new["alice"].key_id
-        assert kid != first.key_id
-        if protocol in NAMES:
-            assert kid == key_id(NAMES[protocol], "refresh", 2, PARTIES, first.public_key)
+        assert kid != first.key_id and kid != key_id(
+            NAMES.get(protocol, "frost-secp256k1-tr"), "refresh", 2, PARTIES, first.public_key
+        )
         for r in new.values():
             assert (r.key_id, r.public_key, r.chain_code) == (kid, first.public_key, first.chain_code)
             assert r.predecessor_key_id == first.key_id
@@ -162,6 +164,36 @@ async def test_a_bad_zero_share_names_its_dealer(tmp_path: Path, prime_source: F
         assert list(updates["alice"].culprits) == ["carol"]
         out = relay.results(await _sign(engines, protocol, ("alice", "bob"), shares, b"still", "still"))
         verify(protocol, old["alice"].public_key, b"still", out["alice"].signature)
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_a_second_refresh_under_the_same_session_id_gets_another_key_id(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    """Successor key ids cover the new shares: a host replaying a refresh's session id (or the
+    DKG's) after an enclave restart never gets one id for two different sharings, nor the
+    source's own id."""
+    protocol = pb.PROTOCOL_FROST_ED25519
+    sealers = {p: generate_key_file(tmp_path / f"{p}.key") for p in PARTIES}
+
+    def boot() -> dict[str, Engine]:
+        config = EngineConfig(preparams_pool_size=1, workers=2)
+        return {p: Engine(sealers[p], config=config, prime_source=prime_source) for p in PARTIES}
+
+    engines = boot()
+    try:
+        old = await _dkg(engines, protocol, PARTIES, 2, sid="same-id")
+        shares = {p: r.sealed_share for p, r in old.items()}
+        first = relay.results(await _refresh(engines, protocol, PARTIES, 2, shares, sid="again"))
+        for e in engines.values():  # a restart forgets the finished session ids
+            e.close()
+        engines = boot()
+        second = relay.results(await _refresh(engines, protocol, PARTIES, 2, shares, sid="again"))
+        reused = relay.results(await _refresh(engines, protocol, PARTIES, 2, shares, sid="same-id"))
+        ids = [old["alice"].key_id, first["alice"].key_id, second["alice"].key_id, reused["alice"].key_id]
+        assert len(set(ids)) == 4, ids
     finally:
         for e in engines.values():
             e.close()

@@ -33,7 +33,8 @@ async def test_refresh_then_sign_under_the_same_key(gg20_2of3: Key) -> None:
     key = gg20_2of3
     starts = {p: relay.refresh("gg20-refresh", GG20, key.parties, 2, p, key.shares[p]) for p in key.parties}
     new = relay.results(await relay.run(key.engines, starts))
-    kid = key_id("gg20-secp256k1", "gg20-refresh", 2, key.parties, key.public_key)
+    kid = new["alice"].key_id
+    assert kid != key.key_id and kid != key_id("gg20-secp256k1", "gg20-refresh", 2, key.parties, key.public_key)
     for r in new.values():
         assert (r.key_id, r.public_key, r.chain_code, r.predecessor_key_id) == (
             kid,

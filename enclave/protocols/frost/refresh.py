@@ -18,19 +18,27 @@ DKG of `dkg` with the constant term of every polynomial fixed to zero.
 By a dealer (ZF's `compute_refreshing_shares`, `refresh_share`), for a key imported from a
 dealer: the dealer deals a zero sharing with the same commitment convention.
 
+Every round-1 broadcast also carries `source_digest` of the public key package being
+refreshed, and each party compares it with its own: a host that hands the parties shares of
+different generations of the key (one party's from before an earlier refresh) gets an abort
+naming nobody instead of a new key whose shares do not fit together.
+
 A refresh keeps the threshold and the participant set (moving the key to other parties or
-another threshold is a reshare). Nothing here runs the suite's post-DKG hook again: the
-Taproot key is already in its even-Y form, and adding shares of zero keeps the key.
+another threshold is a reshare). Nothing here runs the suite's post-DKG hook again: it already
+ran on the key at its DKG (for Taproot, ZF's tweak), and adding shares of zero keeps the key.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
+from door.encoding import lp32
 from enclave.crypto import polynomial
 from enclave.crypto.rng import Rng
 from enclave.errors import EnclaveError, InvalidParameters
 from enclave.group.base import Element
+from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.dkg import DkgFault, Round1Package, Round1Secret, Round2Secret
 from enclave.protocols.frost.keys import (
@@ -40,6 +48,15 @@ from enclave.protocols.frost.keys import (
     check_public_key_package,
     validate_num_signers,
 )
+
+SOURCE_TAG = b"mpc-signer/frost/refresh/source/v1"
+SOURCE_DIGEST_LEN = 32
+
+
+def source_digest(cs: Ciphersuite, public: PublicKeyPackage) -> bytes:
+    """What every party of a refresh must agree it refreshes: the key's public key package."""
+    encoded = wire.encode_public_key_package(cs, public)
+    return hashlib.sha256(lp32(SOURCE_TAG) + lp32(cs.short_name.encode()) + lp32(encoded)).digest()
 
 
 def check_old_key(key: KeyPackage, public: PublicKeyPackage, identifiers: Sequence[int], min_signers: int) -> None:

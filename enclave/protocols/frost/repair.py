@@ -126,9 +126,12 @@ def check_contribution(
 
 
 def check_delta(cs: Ciphersuite, sender: int, delta: int, commitment: bytes) -> None:
-    """A delta received from `sender` must match the commitment it broadcast for us."""
+    """A delta received from `sender` must match the commitment it broadcast for us (which
+    passed `check_contribution`)."""
     g = cs.group
-    if not 0 <= delta < cs.order or g.encode(g.base_mul(delta)) != commitment:
+    # Compared as elements: a zero delta has no encoding (secp256k1) and matches no commitment,
+    # since check_contribution's strict decode refused the identity.
+    if not 0 <= delta < cs.order or not g.eq(g.base_mul(delta), cs.point(commitment)):
         raise ProtocolFault({sender}, "repair delta does not match its commitment")
 
 

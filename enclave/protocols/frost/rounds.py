@@ -35,6 +35,7 @@ DKG (2 rounds):
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, MutableSet
 from dataclasses import dataclass, field
 
@@ -220,6 +221,7 @@ class _DkgPolynomial:
     enc_secret: int = field(repr=False)
     enc_public: bytes
     package: dkg.Round1Package  # this party's own broadcast, for the chain code
+    source: bytes = b""  # a refresh: refresh.source_digest of the key being refreshed
 
 
 class DkgRound1(Round[tuple[dkg.Round1Package, bytes, bytes], None]):
@@ -239,6 +241,13 @@ class DkgRound1(Round[tuple[dkg.Round1Package, bytes, bytes], None]):
         cs = self.c.setup.suite
         ident = self.c.setup.identifiers[sender]
         n = cs.element_len
+        if self.c.source:
+            # A refresh: ... || encryption key || the sender's source digest. A different one
+            # means the host gave the parties different generations of the key; who holds the
+            # "right" one is not for this party to say, so nobody is named.
+            body, theirs = body[: -refresh.SOURCE_DIGEST_LEN], body[-refresh.SOURCE_DIGEST_LEN :]
+            if not hmac.compare_digest(theirs, self.c.source):
+                raise ProtocolFault(frozenset(), "the parties are refreshing different versions of the key")
         try:
             their_pub = body[-n:]
             if self.c.setup.refresh is None:
@@ -362,6 +371,7 @@ def dkg_driver(setup: DkgSetup) -> Driver:
         secret, package = refresh.part1(cs, me, len(ids), setup.min_signers, setup.rng)
     enc_secret = cs.group.random_scalar(setup.rng)
     enc_public = cs.group.encode(cs.group.base_mul(enc_secret))
-    carry = _DkgPolynomial(setup, secret, enc_secret, enc_public, package)
-    body = wire.encode_round1_package(cs, package) + enc_public
+    source = b"" if setup.refresh is None else refresh.source_digest(cs, setup.refresh[1])
+    carry = _DkgPolynomial(setup, secret, enc_secret, enc_public, package, source)
+    body = wire.encode_round1_package(cs, package) + enc_public + source
     return Driver(setup.session_id, setup.party, setup.identifiers, Next(DkgRound1(carry), (Send(None, body),)), 2)

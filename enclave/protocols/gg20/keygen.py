@@ -25,6 +25,10 @@ with the identity put back: a dealer of anything but zero fails the Feldman chec
 recipient and is named) and round 2 carries no Schnorr proof of u_i (there is no u_i). The
 output keeps the public key and chain code, adds the zero shares to x_i and to every X_j, and
 carries the new Paillier key and every party's new aux info, proven as in a key generation.
+Round 1 also carries `source_digest` of the key being refreshed (public key, chain code, every
+X_j): a host that hands the parties different generations of the key gets an abort naming
+nobody, not honest parties blamed in round 3. A modulus from the key's old aux info is refused
+as a reused one, so every party's aux info really is renewed.
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ from enclave.zk.wire import CborReader
 PROTOCOL = "gg20/keygen"
 _COMMIT_TAG = b"mpc-signer/gg20/keygen/commit/v1"
 _CHAIN_TAG = b"mpc-signer/gg20/chain-code/v1"
+_SOURCE_TAG = b"mpc-signer/gg20/refresh/source/v1"
+
+
+def source_digest(share: KeyShare) -> bytes:
+    """What every party of a refresh must agree it refreshes (public values of the key share)."""
+    shares = [share.public_shares[k] for k in share.parties]
+    return framed_hash(_SOURCE_TAG, share.public_key, share.chain_code, *shares)
 
 
 @dataclass(frozen=True)
@@ -114,9 +125,17 @@ class Round1(Round[_Round1Msg, None]):
         of `check_modulus`, Πmod for N, ring-Pedersen (N, s, t) valid, Πprm for it. Blames
         the sender."""
         setup = self.c.setup
-        r = CborReader(body, 6)
+        old = setup.refresh
+        r = CborReader(body, 6 if old is None else 7)
         v, n, s, t = r.blob(32), r.integer(), r.integer(), r.integer()
         mod_proof, prm_proof = r.proof(mod.Proof), r.proof(prm.Proof)
+        if old is not None:
+            if not hmac.compare_digest(r.blob(32), source_digest(old)):
+                # different generations of the key at different parties: the host's doing, or
+                # the sender's; this party cannot tell which, so it names nobody
+                raise ProtocolFault(frozenset(), "the parties are refreshing different versions of the key")
+            if any(n == a.n for a in old.aux.values()):
+                raise ProtocolFault(sender, "a refresh must bring a new Paillier modulus, not the key's old one")
         reason = check_modulus(n, setup.min_modulus_bits)
         if reason is not None:
             raise ProtocolFault(sender, reason)
@@ -361,6 +380,8 @@ def start(
     key = SecretKey(primes.p, primes.q)
     if key.n.bit_length() < min_modulus_bits:
         raise InvalidParameters("pre-parameters below the configured modulus size")
+    if refresh is not None and any(key.n == a.n for a in refresh.aux.values()):
+        raise InvalidParameters("a refresh needs new pre-parameters, not the key's old Paillier key")
     params, trapdoor = ringpedersen.generate(key, rng)
     aux = AuxInfo(params.n, params.s, params.t)
     coeffs = random_polynomial(g, 0 if refresh is not None else g.random_scalar(rng), threshold, rng)
@@ -381,6 +402,9 @@ def start(
         prm.Witness(trapdoor),
         rng,
     )
-    body = wire.dumps([v, aux.n, aux.s, aux.t, wire.encode(mod_proof), wire.encode(prm_proof)])
+    fields: list[object] = [v, aux.n, aux.s, aux.t, wire.encode(mod_proof), wire.encode(prm_proof)]
+    if refresh is not None:
+        fields.append(source_digest(refresh))
+    body = wire.dumps(fields)
     first = Round1(_Dealing(cfg, _Secrets(tuple(coeffs), key), tuple(commitments), chain, salt, aux))
     return Driver(cfg.session_id, self_id, ids, Next(first, (Send(None, body),)), total_rounds=3)

@@ -135,11 +135,11 @@ def test_a_commitment_with_a_constant_term_is_named(suite: Ciphersuite) -> None:
     kps, public = run_dkg(suite, 3, 2)
     g = suite.group
 
-    def with_constant(body: bytes) -> bytes:
-        n = suite.element_len
-        package = wire.decode_round1_package(suite, body[:-n])
+    def with_constant(body: bytes) -> bytes:  # package || encryption key || source digest
+        tail = suite.element_len + refresh.SOURCE_DIGEST_LEN
+        package = wire.decode_round1_package(suite, body[:-tail])
         longer = dkg.Round1Package((g.encode(g.base_mul(7)), *package.commitment), package.proof_r, package.proof_z)
-        return wire.encode_round1_package(suite, longer) + body[-n:]
+        return wire.encode_round1_package(suite, longer) + body[-tail:]
 
     res = run_refresh(suite, kps, public, [harness.modify(2, 1, with_constant)])
     _aborted_naming(res, [1, 3], 2, "refresh commitment length does not match the threshold")
@@ -156,3 +156,21 @@ def test_dealer_refresh(suite: Ciphersuite) -> None:
     bad = zero[2].__class__(2, (zero[2].signing_share + 1) % suite.order, zero[2].commitment)
     with pytest.raises(InvalidParameters, match="does not match the dealer's commitment"):
         refresh.refresh_share(suite, bad, kps[2])
+
+
+def test_shares_of_different_generations_abort_naming_nobody(suite: Ciphersuite) -> None:
+    """The host refreshes a key once, then starts a second refresh giving party 1 its share from
+    before the first: every party aborts (its source digest differs) instead of finishing with
+    verifying shares that do not fit together."""
+    kps, public = run_dkg(suite, 3, 2)
+    new, new_public = _refreshed(run_refresh(suite, kps, public))
+    ids = {p: p for p in kps}
+    drivers = [rounds.dkg_driver(rounds.DkgSetup(suite, b"r2", 1, ids, 2, SYSTEM_RNG, refresh=(kps[1], public)))] + [
+        rounds.dkg_driver(rounds.DkgSetup(suite, b"r2", p, ids, 2, SYSTEM_RNG, refresh=(new[p], new_public)))
+        for p in (2, 3)
+    ]
+    res = harness.run(drivers)
+    for p in (1, 2, 3):
+        out = res.outcomes[p]
+        assert isinstance(out, Abort) and out.culprits == frozenset(), (p, out)
+        assert out.reason == "the parties are refreshing different versions of the key"

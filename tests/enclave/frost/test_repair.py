@@ -115,6 +115,11 @@ def test_a_cheating_helper_is_named(suite: Ciphersuite) -> None:
         repair.check_delta(suite, 3, (deltas[3][5] + 1) % order, commitments[3][5])
     assert _culprits(e1) == {3}
 
+    # a zero delta matches no commitment (and has no secp256k1 encoding): a fault, not a crash
+    with pytest.raises(ProtocolFault, match="does not match its commitment") as e0:
+        repair.check_delta(suite, 3, 0, commitments[3][5])
+    assert _culprits(e0) == {3}
+
     # helper 5 splits something other than its Lagrange-weighted share, consistently committed
     skewed = dict(deltas[5])
     skewed[1] = (skewed[1] + 7) % order

@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import cbor2
 import eth_keys
 import pytest
 
 from enclave.crypto.polynomial import interpolate
-from enclave.crypto.primes import FixtureSource
+from enclave.crypto.primes import FixtureSource, SafePrimePair
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
 from enclave.group.secp256k1 import ORDER
-from enclave.protocols.driver import Driver, Kind
+from enclave.protocols.driver import Abort, Driver, Frame, Kind
 from enclave.protocols.gg20 import keygen
 from enclave.protocols.gg20.keyshare import KeyShare
 from tests.enclave.gg20.conftest import check_signature, run_presign, run_sign
@@ -25,10 +26,21 @@ from tests.enclave.gg20.test_sign import digest_of
 from tests.harness import Result, Rule, modify, run
 
 
+def new_primes(source: FixtureSource, share: KeyShare) -> SafePrimePair:
+    """A pair from the (cycling) fixture source that is none of the key's old Paillier keys,
+    as fresh primes from a real pool always are."""
+    old = {a.n for a in share.aux.values()}
+    for _ in range(64):
+        pair = source(2048)
+        if pair.p * pair.q not in old:
+            return pair
+    raise AssertionError("the fixture source holds no new primes")
+
+
 def refresh_drivers(source: FixtureSource, keys: dict[int, KeyShare], sid: bytes) -> list[Driver]:
     first = next(iter(keys.values()))
     return [
-        keygen.start(sid, i, first.parties, first.threshold, source(2048), SYSTEM_RNG, refresh=keys[i])
+        keygen.start(sid, i, first.parties, first.threshold, new_primes(source, keys[i]), SYSTEM_RNG, refresh=keys[i])
         for i in sorted(keys)
     ]
 
@@ -79,11 +91,11 @@ def test_refresh_2_of_2(prime_source: FixtureSource, keys_2of2: dict[int, KeySha
 def test_refresh_rules(prime_source: FixtureSource, keys_2of3: dict[int, KeyShare]) -> None:
     share = keys_2of3[1]
     with pytest.raises(InvalidParameters, match="keeps the key's parties"):
-        keygen.start(b"r", 1, (1, 2), 2, prime_source(2048), SYSTEM_RNG, refresh=share)
+        keygen.start(b"r", 1, (1, 2), 2, new_primes(prime_source, share), SYSTEM_RNG, refresh=share)
     with pytest.raises(InvalidParameters, match="keeps the key's parties"):
-        keygen.start(b"r", 1, (1, 2, 3), 3, prime_source(2048), SYSTEM_RNG, refresh=share)
+        keygen.start(b"r", 1, (1, 2, 3), 3, new_primes(prime_source, share), SYSTEM_RNG, refresh=share)
     with pytest.raises(InvalidParameters, match="keeps the key's parties"):
-        keygen.start(b"r", 2, (1, 2, 3), 2, prime_source(2048), SYSTEM_RNG, refresh=share)
+        keygen.start(b"r", 2, (1, 2, 3), 2, new_primes(prime_source, share), SYSTEM_RNG, refresh=share)
 
 
 def test_a_sharing_of_something_other_than_zero_is_named(
@@ -141,3 +153,37 @@ def test_a_bad_aux_info_proof_is_named(prime_source: FixtureSource, keys_2of3: d
     assert_named(run_refresh(prime_source, keys_2of3, b"refresh-badmod", rules), 2, [1, 3], "invalid Πmod")
     rules = [modify(3, 1, edit(edit_proof(5, fewer_prm)))]
     assert_named(run_refresh(prime_source, keys_2of3, b"refresh-badprm", rules), 3, [1, 2], "invalid Πprm")
+
+
+def test_shares_of_different_generations_abort_naming_nobody(
+    prime_source: FixtureSource, keys_2of3: dict[int, KeyShare]
+) -> None:
+    new: dict[int, KeyShare] = run_refresh(prime_source, keys_2of3, b"refresh-gen1").outputs()  # type: ignore[assignment]
+    mixed = {1: keys_2of3[1], 2: new[2], 3: new[3]}
+    result = run(refresh_drivers(prime_source, mixed, b"refresh-gen2"))
+    for p in (1, 2, 3):
+        out = result.outcomes[p]
+        assert isinstance(out, Abort) and out.culprits == frozenset(), (p, out)
+        assert out.reason == "the parties are refreshing different versions of the key"
+
+
+def test_the_keys_old_paillier_modulus_is_refused(prime_source: FixtureSource, keys_2of3: dict[int, KeyShare]) -> None:
+    """Party 2 brings its old Paillier key back (all its proofs are honest for it): named."""
+    old = keys_2of3[2].paillier
+    with pytest.raises(InvalidParameters, match="new pre-parameters"):
+        keygen.start(b"r", 2, (1, 2, 3), 2, SafePrimePair(old.p, old.q), SYSTEM_RNG, refresh=keys_2of3[2])
+    ds = refresh_drivers(prime_source, keys_2of3, b"refresh-oldmod")
+    # a cheating party 2 skips that local check: its round-1 message, made by a plain keygen
+    # start with the old Paillier key (so Πmod and Πprm are honest for it) plus the source digest
+    reused = keygen.start(b"refresh-oldmod", 2, (1, 2, 3), 2, SafePrimePair(old.p, old.q), SYSTEM_RNG)
+    first = reused.take_outgoing()[0].payload
+    frame = Frame.decode(first)
+    items = cbor2.loads(frame.body)
+    items.append(keygen.source_digest(keys_2of3[2]))
+    forged = Frame(frame.round, frame.kind, frame.echo, cbor2.dumps(items)).encode()
+
+    def swap(sender: int, recipient: int, f: Frame) -> list[Frame | bytes] | None:
+        return [forged] if sender == 2 and f.round == 1 else None
+
+    result = run(ds, [swap])
+    assert_named(result, 2, [1, 3], "a refresh must bring a new Paillier modulus, not the key's old one")
