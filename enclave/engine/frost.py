@@ -13,7 +13,8 @@ is the suite and the public encodings:
 Identifiers: a party's FROST identifier is `identifier_from_int(index)`, its party index (DKG:
 1-based position in party_ids; signing: its DKG index from the key share). Sealed protocol
 share: lp(ZF KeyPackage) || lp(ZF PublicKeyPackage) inside the engine's key-share record.
-No chain code (empty) and no derivation; no presigning. Taproot signing may name a script
+No chain code (empty) and no derivation. Presigning (a batch of preprocessed nonces) and the
+one-round signature from one: enclave/engine/frost_presign.py. Taproot signing may name a script
 tree's merkle root (SessionStart.taproot_merkle_root, 32 bytes): the key packages are tweaked
 with it (ZF `sign_with_tweak`) and the result names the tweaked x-only key. The approval
 digest then covers the root (`door.digests.frost_digest`). The signature is checked by the
@@ -38,16 +39,18 @@ from enclave.engine.common import (
     open_share,
     signer_parties,
 )
+from enclave.engine.frost_presign import FrostPresigning
 from enclave.engine.keyids import key_id
-from enclave.engine.limits import MessageLimits, for_session, kind_name
+from enclave.engine.limits import MessageLimits, for_session, frost_preprocessed, kind_name
 from enclave.engine.live import Parties, Phase, Plan
+from enclave.engine.singleuse import SingleUseLedger
 from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.rounds import DkgSetup, SignSetup, dkg_driver, signing_driver
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, MERKLE_ROOT_LEN, tweaked_public_key
-from enclave.sealing import Binding, Sealer
+from enclave.sealing import Binding, LocalSealer, Sealer
 from mpc.v1 import enclave_pb2 as pb
 
 # The FROST protocols and their suites: the engine's adapters and key validation both read it.
@@ -64,15 +67,35 @@ def public_key_bytes(cs: Ciphersuite, verifying_key: bytes) -> bytes:
 
 
 class FrostAdapter:
-    def __init__(self, sealer: Sealer, rng: Rng, suite: Ciphersuite, protocol: pb.Protocol) -> None:
+    def __init__(
+        self,
+        sealer: Sealer,
+        rng: Rng,
+        suite: Ciphersuite,
+        protocol: pb.Protocol,
+        *,
+        boot_sealer: LocalSealer | None = None,
+        used_nonces: SingleUseLedger | None = None,
+    ) -> None:
         self._sealer = sealer
         self._rng = rng
         self.suite = suite
         self.protocol = protocol
         self._name = PROTOCOL_NAMES[protocol]
+        # Preprocessed nonces (enclave/engine/frost_presign.py): only with a per-boot sealer and
+        # a single-use ledger, which the engine owns.
+        self._presigning = (
+            None
+            if boot_sealer is None or used_nonces is None
+            else FrostPresigning(sealer, boot_sealer, used_nonces, rng, suite, self._name)
+        )
 
     def limits(self, request: pb.SessionStart, parties: int, modulus_bits: int) -> MessageLimits:
         """The size bound of each round's messages of this session, for this suite's encodings."""
+        if request.kind == pb.SESSION_KIND_PRESIGN:
+            return frost_preprocessed(parties, self.suite.element_len, request.presign_count)
+        if request.presignature_id:
+            return frost_preprocessed(parties, self.suite.element_len, None)
         return for_session(
             "frost",
             kind_name(request.kind),
@@ -86,9 +109,14 @@ class FrostAdapter:
     def prepare(self, request: pb.SessionStart) -> Prepared:
         if request.kind == pb.SESSION_KIND_DKG:
             return self._dkg(request)
+        if self._presigning is not None:
+            if request.kind == pb.SESSION_KIND_PRESIGN:
+                return self._presigning.presign(request)
+            if request.kind == pb.SESSION_KIND_SIGN and request.presignature_id:
+                return self._presigning.sign(request)
         if request.kind == pb.SESSION_KIND_SIGN:
             return self._sign(request)
-        raise invalid("FROST sessions are DKG or SIGN (no presigning)")
+        raise invalid("FROST sessions are DKG, SIGN or PRESIGN (PRESIGN needs the engine's single-use ledger)")
 
     def _identifiers(self, parties: Parties) -> dict[int, int]:
         return {i: identifier_from_int(i) for i in parties.index.values()}
