@@ -136,7 +136,8 @@ def test_sealed_public_key_package_structural_rejections() -> None:
 
 def test_trusted_decoding_is_reachable_only_from_the_sealed_share_path() -> None:
     """`decode_trusted` is called by wire's sealed reader alone, and the sealed decoders by the
-    engine's FROST adapter alone (after the sealing AEAD opened the share)."""
+    engine's FROST adapter alone (after the sealing AEAD opened the share; its presigning half
+    lives in frost_presign.py)."""
     callers: dict[str, set[str]] = {"decode_trusted": set(), "decode_sealed_": set()}
     for path in (ROOT / "enclave").rglob("*.py"):
         text = path.read_text()
@@ -145,5 +146,5 @@ def test_trusted_decoding_is_reachable_only_from_the_sealed_share_path() -> None
                 callers[name].add(path.relative_to(ROOT).as_posix())
     assert callers == {
         "decode_trusted": {"enclave/protocols/frost/wire.py"},
-        "decode_sealed_": {"enclave/engine/frost.py"},
+        "decode_sealed_": {"enclave/engine/frost.py", "enclave/engine/frost_presign.py"},
     }
