@@ -146,7 +146,8 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
     ):
         raise InvalidArgument("unknown signature_encoding")
     if request.presignature_id:
-        _session_id(request.presignature_id)
+        if not SESSION_ID.fullmatch(request.presignature_id):
+            raise InvalidArgument("presignature_id must be 1-128 characters of [A-Za-z0-9._:-]")
         if protocol in FROST_PROTOCOLS and path:
             raise InvalidArgument("derivation_path does not combine with a FROST presignature_id")
     if request.result_recipient_key:
