@@ -42,7 +42,6 @@ from enclave.errors import EnclaveError, InvalidEncoding, LocalError
 from enclave.protocols.frost import preprocessed, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
-from enclave.protocols.frost.signing import nonces_from_scalars
 from enclave.protocols.frost.taproot import MERKLE_ROOT_LEN, tweaked_public_key
 from enclave.sealing import Binding, LocalSealer, Sealer
 from mpc.v1 import enclave_pb2 as pb
@@ -191,7 +190,8 @@ class FrostPresigning:
                 message,
                 pid,
                 commitment_list,
-                nonces_from_scalars(cs, hiding, binding),
+                hiding,
+                binding,
                 merkle_root=merkle_root,
             )
             return Plan(Phase(preprocessed.one_round_signing_driver(setup), 0, finish), 1)
