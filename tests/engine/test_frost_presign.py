@@ -313,3 +313,25 @@ async def test_zf_frost_aggregates_our_commitments_and_shares(engines: dict[str,
     zf_sig = unb64(call(module(cs).aggregate, message, comms, zshares, b64(public_package)))
     assert zf_sig == out["alice"].signature
     check(ED, keys["alice"].public_key, message, zf_sig)
+
+
+async def test_bad_share_names_its_signer(engines: dict[str, Engine]) -> None:
+    keys = await make_key(engines, ED, PARTIES)
+    shares = {p: r.sealed_share for p, r in keys.items()}
+    signers = ("alice", "bob")
+    nonces = await batch(engines, ED, signers, shares, 1)
+
+    def tamper(to: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+        if m.sender != "bob":
+            return m
+        frame = Frame.decode(m.payload)
+        z = (FROST_ED25519.group.decode_scalar(frame.body) + 1) % FROST_ED25519.order
+        bad = pb.EnclaveMessage()
+        bad.CopyFrom(m)
+        bad.payload = Frame(frame.round, frame.kind, frame.echo, FROST_ED25519.group.encode_scalar(z)).encode()
+        return bad
+
+    starts = {p: relay.sign("bad-z", ED, signers, p, shares[p], b"m", presignature=nonces[p][0]) for p in signers}
+    updates = await relay.run(engines, starts, tamper)
+    assert updates["alice"].state == relay.FAILED and updates["alice"].reason == "invalid signature share"
+    assert list(updates["alice"].culprits) == ["bob"]
