@@ -21,9 +21,10 @@ Live secret state exists only here, in memory, for as long as its session runs. 
   (RESOURCE_EXHAUSTED when the running sessions have reserved it all; enclave/engine/held.py);
 - with a policy verifier configured, requires a valid approval on every SIGN before the
   session is built (no signature share can exist without it): PERMISSION_DENIED otherwise;
-- enforces single use of presignatures, preprocessed FROST nonces and pre-parameter sets itself: they are sealed under
-  this boot's key with a sequence number of its ledgers (enclave/engine/singleuse.py), so a
-  replayed, rolled-back or earlier-boot blob is refused whatever the host does.
+- enforces single use of presignatures, preprocessed FROST nonces and pre-parameter sets
+  itself: they are sealed under this boot's key with a sequence number of its ledgers
+  (enclave/engine/singleuse.py), so a replayed, rolled-back or earlier-boot blob is refused
+  whatever the host does.
 
 Finished sessions keep their public outcome (state, culprits, reason; the result is handed out
 once, in the update that reports DONE) in a bounded list, so late requests get a precise answer.

@@ -232,14 +232,14 @@ def frost_presign_rounds(n: int, element: int, count: int) -> list[RoundBound]:
     return _framed([RoundBound(count * (FROST_HEADER + 2 * element), 0)], n)
 
 
-def frost_one_round(n: int) -> list[RoundBound]:
+def frost_one_round() -> list[RoundBound]:
     # one round: the signature share, in a frame whose echo is the session context digest
     return [RoundBound(FRAME_HEADER + ECHO + SCALAR, 0)]
 
 
 def frost_preprocessed(n: int, element: int, presign_count: int | None) -> MessageLimits:
     """A FROST presigning session of `presign_count` nonces (None: a one-round signature)."""
-    rounds = frost_one_round(n) if presign_count is None else frost_presign_rounds(n, element, presign_count)
+    rounds = frost_one_round() if presign_count is None else frost_presign_rounds(n, element, presign_count)
     return MessageLimits(tuple(rounds))
 
 
