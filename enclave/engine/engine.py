@@ -21,9 +21,10 @@ Live secret state exists only here, in memory, for as long as its session runs. 
   (RESOURCE_EXHAUSTED when the running sessions have reserved it all; enclave/engine/held.py);
 - with a policy verifier configured, requires a valid approval on every SIGN before the
   session is built (no signature share can exist without it): PERMISSION_DENIED otherwise;
-- enforces single use of presignatures and pre-parameter sets itself: they are sealed under
-  this boot's key with a sequence number of its ledgers (enclave/engine/singleuse.py), so a
-  replayed, rolled-back or earlier-boot blob is refused whatever the host does.
+- enforces single use of presignatures, preprocessed FROST nonces and pre-parameter sets
+  itself: they are sealed under this boot's key with a sequence number of its ledgers
+  (enclave/engine/singleuse.py), so a replayed, rolled-back or earlier-boot blob is refused
+  whatever the host does.
 
 Finished sessions keep their public outcome (state, culprits, reason; the result is handed out
 once, in the update that reports DONE) in a bounded list, so late requests get a precise answer.
@@ -151,6 +152,7 @@ class Engine:
         self.boot_sealer = boot_sealer(rng)
         self.used_presignatures = SingleUseLedger("presignature", self.config.single_use_window)
         self.used_preparams = SingleUseLedger("pre-parameter set", self.config.single_use_window)
+        self.used_frost_nonces = SingleUseLedger("FROST nonce", self.config.single_use_window)
         self._preparams_seq: dict[str, int] = {}  # export id -> sequence, while its pair is pooled
         self._preparams_lock = threading.Lock()
         self.pool = PreParamPool(
@@ -163,7 +165,10 @@ class Engine:
         self.held = HeldBudget(self.config.max_held_bytes)
         self.preparams = PreparamsWaiter(self.pool)
         self._adapters: dict[int, FrostAdapter | Gg20Adapter] = {
-            **{p: FrostAdapter(sealer, rng, suite, p) for p, suite in FROST_SUITES.items()},
+            **{
+                p: FrostAdapter(sealer, rng, suite, p, boot_sealer=self.boot_sealer, used_nonces=self.used_frost_nonces)
+                for p, suite in FROST_SUITES.items()
+            },
             pb.PROTOCOL_GG20_SECP256K1: Gg20Adapter(
                 sealer,
                 rng,

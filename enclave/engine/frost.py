@@ -20,7 +20,8 @@ at most 255 levels) derives the key packages by `derive.derive_packages` (the ad
 documented there) before signing; the result names the derived key, and a policy approval
 binds the path (the engine puts request.derivation_path in the approval subject). A key made
 before FROST keys had a chain code (record chain code empty) signs only at the root: a path
-for it is FAILED_PRECONDITION. No presigning. Taproot signing may name a script
+for it is FAILED_PRECONDITION. Presigning (a batch of preprocessed nonces) and the one-round
+signature from one: enclave/engine/frost_presign.py (no derivation path there yet). Taproot signing may name a script
 tree's merkle root (SessionStart.taproot_merkle_root, 32 bytes): the (derived) key packages are
 tweaked with it (ZF `sign_with_tweak`) and the result names the tweaked x-only key. The approval
 digest then covers the root (`door.digests.frost_digest`). The signature is checked by the
@@ -46,18 +47,20 @@ from enclave.engine.common import (
     only_kinds,
     signer_parties,
 )
+from enclave.engine.frost_presign import FrostPresigning
 from enclave.engine.frost_refresh import prepare_refresh
-from enclave.engine.frost_share import open_key, sealed_key_result
+from enclave.engine.frost_share import open_key, public_key_bytes, sealed_key_result
 from enclave.engine.keyids import key_id
-from enclave.engine.limits import MessageLimits, for_session, kind_name
+from enclave.engine.limits import MessageLimits, for_session, frost_preprocessed, kind_name
 from enclave.engine.live import Parties, Phase, Plan
+from enclave.engine.singleuse import SingleUseLedger
 from enclave.errors import InvalidParameters, LocalError, RequestRejected
 from enclave.protocols.frost import derive
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.rounds import DkgSetup, SignSetup, dkg_driver, signing_driver
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, MERKLE_ROOT_LEN, tweaked_public_key
-from enclave.sealing import Sealer
+from enclave.sealing import LocalSealer, Sealer
 from mpc.v1 import enclave_pb2 as pb
 
 # The FROST protocols and their suites: the engine's adapters and key validation both read it.
@@ -74,21 +77,36 @@ SUITES: Final[dict[pb.Protocol, Ciphersuite]] = {
 _LIGHT_PATH_DEPTH: Final = 8
 
 
-def public_key_bytes(cs: Ciphersuite, verifying_key: bytes) -> bytes:
-    """The key as this project's API shows it: BIP340 x-only for Taproot, else the encoding."""
-    return verifying_key[1:] if cs.bip340 else verifying_key
-
-
 class FrostAdapter:
-    def __init__(self, sealer: Sealer, rng: Rng, suite: Ciphersuite, protocol: pb.Protocol) -> None:
+    def __init__(
+        self,
+        sealer: Sealer,
+        rng: Rng,
+        suite: Ciphersuite,
+        protocol: pb.Protocol,
+        *,
+        boot_sealer: LocalSealer | None = None,
+        used_nonces: SingleUseLedger | None = None,
+    ) -> None:
         self._sealer = sealer
         self._rng = rng
         self.suite = suite
         self.protocol = protocol
         self._name = PROTOCOL_NAMES[protocol]
+        # Preprocessed nonces (enclave/engine/frost_presign.py): only with a per-boot sealer and
+        # a single-use ledger, which the engine owns.
+        self._presigning = (
+            None
+            if boot_sealer is None or used_nonces is None
+            else FrostPresigning(sealer, boot_sealer, used_nonces, rng, suite, self._name)
+        )
 
     def limits(self, request: pb.SessionStart, parties: int, modulus_bits: int) -> MessageLimits:
         """The size bound of each round's messages of this session, for this suite's encodings."""
+        if request.kind == pb.SESSION_KIND_PRESIGN:
+            return frost_preprocessed(parties, self.suite.element_len, request.presign_count)
+        if request.presignature_id:
+            return frost_preprocessed(parties, self.suite.element_len, None)
         return for_session(
             "frost",
             kind_name(request.kind),
@@ -102,11 +120,16 @@ class FrostAdapter:
     def prepare(self, request: pb.SessionStart) -> Prepared:
         if request.kind == pb.SESSION_KIND_DKG:
             return self._dkg(request)
+        if self._presigning is not None:
+            if request.kind == pb.SESSION_KIND_PRESIGN:
+                return self._presigning.presign(request)
+            if request.kind == pb.SESSION_KIND_SIGN and request.presignature_id:
+                return self._presigning.sign(request)
         if request.kind == pb.SESSION_KIND_SIGN:
             return self._sign(request)
         if request.kind == pb.SESSION_KIND_REFRESH:
             return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
-        raise invalid("FROST sessions are DKG, SIGN or REFRESH (no presigning)")
+        raise invalid("FROST sessions are DKG, SIGN, PRESIGN or REFRESH (PRESIGN needs the engine's single-use ledger)")
 
     def _signing_key(self, verifying_key: bytes, merkle_root: bytes | None) -> bytes:
         """The public key a signature verifies under, as the API shows it: the (derived) key,

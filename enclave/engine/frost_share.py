@@ -21,6 +21,11 @@ from enclave.sealing import Binding, Sealer
 from mpc.v1 import enclave_pb2 as pb
 
 
+def public_key_bytes(cs: Ciphersuite, verifying_key: bytes) -> bytes:
+    """The key as this project's API shows it: BIP340 x-only for Taproot, else the encoding."""
+    return verifying_key[1:] if cs.bip340 else verifying_key
+
+
 def open_key(
     cs: Ciphersuite, sealer: Sealer, request: pb.SessionStart, name: str
 ) -> tuple[blobs.ShareRecord, KeyPackage, PublicKeyPackage]:
@@ -36,8 +41,10 @@ def open_key(
         public = wire.decode_sealed_public_key_package(cs, public_bytes)
     except EnclaveError:
         raise blob_invalid("key share: unreadable FROST key package") from None
-    shown = key.verifying_key[1:] if cs.bip340 else key.verifying_key
-    if key.identifier != identifier_from_int(record.index) or shown != record.public_key:
+    if (
+        key.identifier != identifier_from_int(record.index)
+        or public_key_bytes(cs, key.verifying_key) != record.public_key
+    ):
         raise blob_invalid("key share: FROST key package does not match its record")
     return record, key, public
 

@@ -227,6 +227,22 @@ def frost_sign(n: int, element: int = ED_POINT) -> list[RoundBound]:
     return _framed([RoundBound(FROST_HEADER + 2 * element, 0), RoundBound(SCALAR, 0)], n)
 
 
+def frost_presign_rounds(n: int, element: int, count: int) -> list[RoundBound]:
+    # one round: `count` SigningCommitments back to back
+    return _framed([RoundBound(count * (FROST_HEADER + 2 * element), 0)], n)
+
+
+def frost_one_round() -> list[RoundBound]:
+    # one round: the signature share, in a frame whose echo is the session context digest
+    return [RoundBound(FRAME_HEADER + ECHO + SCALAR, 0)]
+
+
+def frost_preprocessed(n: int, element: int, presign_count: int | None) -> MessageLimits:
+    """A FROST presigning session of `presign_count` nonces (None: a one-round signature)."""
+    rounds = frost_one_round() if presign_count is None else frost_presign_rounds(n, element, presign_count)
+    return MessageLimits(tuple(rounds))
+
+
 def gg20_keygen(n: int, t: int, m: int, refresh: bool = False) -> list[RoundBound]:
     fields = [cbor_bytes(32), cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))]
     r1 = cbor_array([*fields, cbor_bytes(32)] if refresh else fields)  # a refresh adds its source digest

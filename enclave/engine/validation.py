@@ -31,7 +31,7 @@ from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, ShareRecord
 from enclave.engine.common import invalid
 from enclave.engine.frost import SUITES as FROST_SUITES
-from enclave.engine.frost import public_key_bytes
+from enclave.engine.frost_share import public_key_bytes
 from enclave.engine.keyids import is_key_id
 from enclave.errors import EnclaveError, InvalidEncoding
 from enclave.group.base import Group

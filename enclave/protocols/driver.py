@@ -224,7 +224,12 @@ class Driver:
         start: Next,
         total_rounds: int,
         max_payload: int = 1 << 20,
+        context: bytes | None = None,
     ) -> None:
+        """`context`: a 32-byte digest of input every party must hold the same of (a one-round
+        signature from preprocessed nonces: the commitment list). Round-1 frames then carry it
+        as their echo, and a frame with another aborts naming its sender, as an echo mismatch
+        about this party's own broadcast would."""
         self.session_id = bytes(session_id)
         self.self_id = self_id
         self.parties: frozenset[PartyId] = frozenset(parties)
@@ -245,6 +250,10 @@ class Driver:
         # against) and the digests being collected in the current round.
         self._prev_echo: tuple[bytes, ...] = ()
         self._prev_broadcasters: tuple[PartyId, ...] = ()
+        if context is not None:
+            if len(context) != ECHO_LEN:
+                raise BadInput("a session context is one echo digest")
+            self._prev_echo, self._prev_broadcasters = (bytes(context),), (self_id,)
         self._cur_echo: dict[PartyId, bytes] = {}
         self.result: Output | Abort | None = None
         self._enter(start)

@@ -57,6 +57,7 @@ class SealedBlobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEALED_BLOB_KIND_KEY_SHARE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PRESIGNATURE: _ClassVar[SealedBlobKind]
     SEALED_BLOB_KIND_PREPARAMS: _ClassVar[SealedBlobKind]
+    SEALED_BLOB_KIND_FROST_NONCE: _ClassVar[SealedBlobKind]
 
 class MessageHash(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -107,6 +108,7 @@ SEALED_BLOB_KIND_UNSPECIFIED: SealedBlobKind
 SEALED_BLOB_KIND_KEY_SHARE: SealedBlobKind
 SEALED_BLOB_KIND_PRESIGNATURE: SealedBlobKind
 SEALED_BLOB_KIND_PREPARAMS: SealedBlobKind
+SEALED_BLOB_KIND_FROST_NONCE: SealedBlobKind
 MESSAGE_HASH_UNSPECIFIED: MessageHash
 MESSAGE_HASH_RAW: MessageHash
 MESSAGE_HASH_SHA256: MessageHash
@@ -321,7 +323,7 @@ class PolicyApproval(_message.Message):
     def __init__(self, version: _Optional[int] = ..., expires_at: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash", "presign_count")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -339,6 +341,7 @@ class SessionStart(_message.Message):
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RESULT_RECIPIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_HASH_FIELD_NUMBER: _ClassVar[int]
+    PRESIGN_COUNT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     kind: SessionKind
@@ -356,7 +359,8 @@ class SessionStart(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[EnclaveMessage]
     result_recipient_key: bytes
     message_hash: MessageHash
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[_Union[PolicyApproval, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ...) -> None: ...
+    presign_count: int
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[_Union[PolicyApproval, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ..., presign_count: _Optional[int] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")

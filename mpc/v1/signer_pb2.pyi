@@ -153,14 +153,16 @@ class SignResult(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., recovery_id: _Optional[int] = ..., public_key: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., sealed_signature: _Optional[bytes] = ..., digest: _Optional[bytes] = ...) -> None: ...
 
 class PresignResult(_message.Message):
-    __slots__ = ("key_id", "presignature_id", "derivation_path")
+    __slots__ = ("key_id", "presignature_id", "derivation_path", "presignature_ids")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PRESIGNATURE_ID_FIELD_NUMBER: _ClassVar[int]
     DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    PRESIGNATURE_IDS_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     presignature_id: str
     derivation_path: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
+    presignature_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key_id: _Optional[str] = ..., presignature_id: _Optional[str] = ..., derivation_path: _Optional[_Iterable[int]] = ..., presignature_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SessionResult(_message.Message):
     __slots__ = ("dkg", "sign", "presign")
@@ -307,7 +309,7 @@ class GetSignStatusResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class StartPresignRequest(_message.Message):
-    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages", "derivation_path")
+    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "messages", "derivation_path", "count")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -315,6 +317,7 @@ class StartPresignRequest(_message.Message):
     SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     DERIVATION_PATH_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     key_id: str
@@ -322,7 +325,8 @@ class StartPresignRequest(_message.Message):
     self_party_id: str
     messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
     derivation_path: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., derivation_path: _Optional[_Iterable[int]] = ...) -> None: ...
+    count: int
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., derivation_path: _Optional[_Iterable[int]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class StartPresignResponse(_message.Message):
     __slots__ = ("session_id", "state", "outgoing", "result", "failure")

@@ -142,8 +142,9 @@ class SignerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartPresign(self, request, context):
-        """Starts a presigning session (GG20 only): produces one presignature for a key, stored sealed
-        on this node and consumed by a later StartSign.
+        """Starts a presigning session: GG20 produces one presignature for a key; FROST (every suite)
+        produces a batch of `count` single-use nonce commitments in one broadcast round. Stored
+        sealed on this node and consumed by a later StartSign (FROST: then one call per signer).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -29,6 +29,7 @@ from signer.auth.interceptor import current_caller
 from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from signer.link.client import EnclaveRequestError
 from signer.policy.approvals import signed_digest
+from signer.sessions import convert
 from signer.sessions.quotas import CallerId
 from signer.sessions.registry import HostSession
 from signer.storage import (
@@ -211,10 +212,10 @@ class Operations:
         start.sealed_blobs.append(
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )
-        if start.protocol != epb.PROTOCOL_GG20_SECP256K1 or not start.presignature_id:
-            # Without a named presignature, presigning and signing run in this one session. None is
-            # picked from the pool: a presignature is bound to its derivation path (which the store
-            # does not record) and an approval names the one it is for.
+        if not start.presignature_id:
+            # Without a named presignature, presigning and signing run in this one session (FROST:
+            # two rounds). None is picked from the pool: a presignature is bound to its derivation
+            # path (which the store does not record) and an approval names the one it is for.
             return
         # Consumed durably before the enclave sees it: a presignature is never used twice, even
         # if this process dies right after (it is then lost, which is safe).
@@ -230,7 +231,7 @@ class Operations:
         except StoreUnavailable:
             raise Unavailable("the key store is unavailable; retry") from None
         start.sealed_blobs.append(
-            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=presig.presig_id, data=presig.sealed)
+            epb.SealedBlob(kind=convert.presignature_kind(start.protocol), id=presig.presig_id, data=presig.sealed)
         )
 
     async def prepare_presign(self, session: HostSession) -> None:

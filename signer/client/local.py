@@ -170,9 +170,8 @@ class LocalParty:
             blob = self.node.presignatures.get(spec.key_id, {}).pop(spec.presignature_id, None)  # consumed here
             if blob is None:
                 raise FailedPrecondition(f"presignature {spec.presignature_id} is not available locally")
-            start.sealed_blobs.append(
-                epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_PRESIGNATURE, id=spec.presignature_id, data=blob)
-            )
+            kind = convert.presignature_kind(start.protocol)
+            start.sealed_blobs.append(epb.SealedBlob(kind=kind, id=spec.presignature_id, data=blob))
         return start
 
     def _apply(self, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
@@ -230,10 +229,13 @@ class LocalParty:
             pool = self.node.presignatures.setdefault(start.key_id, {})
             for blob in r.sealed_presignatures:
                 pool[blob.id] = blob.data
-            first = r.sealed_presignatures[0].id if r.sealed_presignatures else ""
+            ids = [blob.id for blob in r.sealed_presignatures]
             return pb.SessionResult(
                 presign=pb.PresignResult(
-                    key_id=start.key_id, presignature_id=first, derivation_path=start.derivation_path
+                    key_id=start.key_id,
+                    presignature_id=ids[0] if ids else "",
+                    derivation_path=start.derivation_path,
+                    presignature_ids=ids,
                 )
             )
         return pb.SessionResult(sign=convert.sign_result(r, pb.SIGNATURE_ENCODING_RAW))

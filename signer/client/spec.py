@@ -28,6 +28,7 @@ class SessionSpec:
     # sign, optional: signer nodes seal the signature to this P-256 key (signer.client.sealed_result)
     result_recipient_key: bytes = b""
     message_hash: pb.MessageHash = pb.MESSAGE_HASH_UNSPECIFIED  # sign (GG20)
+    count: int = 0  # presign, FROST: the batch size (0: one)
 
     def dkg_request(self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()) -> pb.StartDKGRequest:
         return pb.StartDKGRequest(
@@ -66,6 +67,7 @@ class SessionSpec:
             self_party_id=self_party_id,
             messages=messages,
             derivation_path=self.derivation_path,
+            count=self.count,
         )
 
 

@@ -27,6 +27,8 @@ MAX_MESSAGES_PER_SUBMIT = 64
 ECDSA_DIGEST_BYTES = 32
 
 TAPROOT_MERKLE_ROOT_BYTES = 32
+# FROST presigning: most nonces one session makes (the enclave enforces its own bound, the same).
+MAX_FROST_PRESIGN_BATCH = 100
 
 PROTOCOLS = {
     pb.PROTOCOL_GG20_SECP256K1: epb.PROTOCOL_GG20_SECP256K1,
@@ -144,9 +146,10 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
     ):
         raise InvalidArgument("unknown signature_encoding")
     if request.presignature_id:
-        if protocol != epb.PROTOCOL_GG20_SECP256K1:
-            raise InvalidArgument("presignature_id is for GG20 only")
-        _session_id(request.presignature_id)
+        if not SESSION_ID.fullmatch(request.presignature_id):
+            raise InvalidArgument("presignature_id must be 1-128 characters of [A-Za-z0-9._:-]")
+        if protocol in FROST_PROTOCOLS and path:
+            raise InvalidArgument("derivation_path does not combine with a FROST presignature_id")
     if request.result_recipient_key:
         # The enclave checks the point itself; here only what needs no curve arithmetic.
         if len(request.result_recipient_key) not in (33, 65):
@@ -170,17 +173,31 @@ def sign_start(request: pb.StartSignRequest) -> epb.SessionStart:
 
 
 def presign_start(request: pb.StartPresignRequest) -> epb.SessionStart:
-    if _protocol(request.protocol) != epb.PROTOCOL_GG20_SECP256K1:
-        raise InvalidArgument("presigning is for PROTOCOL_GG20_SECP256K1 only")
+    protocol = _protocol(request.protocol)
+    count = 0
+    if protocol in FROST_PROTOCOLS:
+        count = request.count or 1
+        if count > MAX_FROST_PRESIGN_BATCH:
+            raise InvalidArgument(f"count: a FROST batch holds 1..{MAX_FROST_PRESIGN_BATCH} nonces")
+        if request.derivation_path:
+            raise InvalidArgument("derivation_path: FROST presignatures are for the key itself")
+    elif request.count > 1:
+        raise InvalidArgument("count: GG20 presigning makes one presignature (0 or 1)")
     return epb.SessionStart(
         session_id=_session_id(request.session_id),
-        protocol=epb.PROTOCOL_GG20_SECP256K1,
+        protocol=protocol,
         kind=epb.SESSION_KIND_PRESIGN,
         key_id=_key_id(request.key_id),
         party_ids=_parties(request.party_ids, request.self_party_id),
         self_party_id=request.self_party_id,
         derivation_path=_derivation_path(request.derivation_path),
+        presign_count=count,
     )
+
+
+def presignature_kind(protocol: int) -> epb.SealedBlobKind:
+    """The sealed blob kind a stored presignature of this protocol goes to the enclave as."""
+    return epb.SEALED_BLOB_KIND_FROST_NONCE if protocol in FROST_PROTOCOLS else epb.SEALED_BLOB_KIND_PRESIGNATURE
 
 
 def fingerprint(request: pb.StartDKGRequest | pb.StartSignRequest | pb.StartPresignRequest) -> bytes:

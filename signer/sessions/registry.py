@@ -479,7 +479,8 @@ class Sessions:
                 if not result.presignature_id and len(result.sealed_presignatures) > 0:
                     result.presignature_id = result.sealed_presignatures[0].id
                 result.ClearField("sealed_share")
-                del result.sealed_presignatures[:]
+                for blob in result.sealed_presignatures:
+                    blob.ClearField("data")  # the ids (public) stay: PresignResult.presignature_ids
             session.result = result
             self._terminal(session, pb.SESSION_STATE_DONE)
         outgoing = []
@@ -518,7 +519,10 @@ class Sessions:
             return pb.SessionResult(sign=convert.sign_result(r, session.signature_encoding))
         return pb.SessionResult(
             presign=pb.PresignResult(
-                key_id=r.key_id, presignature_id=r.presignature_id, derivation_path=session.start.derivation_path
+                key_id=r.key_id,
+                presignature_id=r.presignature_id,
+                derivation_path=session.start.derivation_path,
+                presignature_ids=[b.id for b in r.sealed_presignatures],
             )
         )
 

@@ -99,6 +99,7 @@ async def test_bad_starts_change_nothing(node, local, connect) -> None:  # type:
                 key_id=key.key_id,
                 party_ids=list(PARTIES),
                 self_party_id="signer-a",
+                count=101,  # a FROST batch holds at most 100 nonces
             )
         ),
     )

@@ -264,8 +264,10 @@ async def test_refusals_match_the_unary_call_and_the_stream_goes_on(node_a, loca
         return {
             "unknown dkg session": client.dkg_status("no-such-dkg"),
             "unknown presign session": client.presign_status("no-such-presign"),
-            "presign of a FROST key": client.start_presign(
-                pb.StartPresignRequest(session_id=sid("frost-pre"), protocol=FROST, key_id=key.key_id, **base)
+            "FROST presign batch too large": client.start_presign(
+                pb.StartPresignRequest(
+                    session_id=sid("frost-pre"), protocol=FROST, key_id=key.key_id, count=101, **base
+                )
             ),
             "GG20 sign with a FROST key": client.start_sign(
                 pb.StartSignRequest(

@@ -107,7 +107,8 @@ def test_bad_dkg(request_: pb.StartDKGRequest, field: str) -> None:
         (sign(derivation_path=[2**31]), "derivation_path"),
         (sign(protocol=pb.PROTOCOL_FROST_ED25519, signature_encoding=pb.SIGNATURE_ENCODING_DER), "DER"),
         (sign(protocol=pb.PROTOCOL_FROST_ED25519, message=b"x" * (64 * 1024 + 1)), "message"),
-        (sign(protocol=pb.PROTOCOL_FROST_ED25519, presignature_id="p1"), "presignature_id"),
+        (sign(protocol=pb.PROTOCOL_FROST_ED25519, presignature_id="p1", derivation_path=[1]), "derivation_path"),
+        (sign(presignature_id="bad id"), "presignature_id"),
         (sign(signature_encoding=7), "signature_encoding"),
         (sign(message_hash=9), "message_hash"),
         (sign(message=b"x" * 33, message_hash=pb.MESSAGE_HASH_RAW), "32-byte digest"),
@@ -120,17 +121,30 @@ def test_bad_sign(request_: pb.StartSignRequest, field: str) -> None:
         convert.sign_start(request_)
 
 
-def test_presign_is_gg20_only() -> None:
-    with pytest.raises(InvalidArgument, match="GG20"):
-        convert.presign_start(
+def test_presign_count_per_protocol() -> None:
+    def presign(protocol: int, count: int, path: tuple[int, ...] = ()) -> epb.SessionStart:
+        return convert.presign_start(
             pb.StartPresignRequest(
                 session_id="p",
-                protocol=pb.PROTOCOL_FROST_ED25519,
+                protocol=protocol,  # type: ignore[arg-type]
                 key_id="f" * 64,
                 party_ids=["a", "b"],
                 self_party_id="a",
+                count=count,
+                derivation_path=path,
             )
         )
+
+    assert presign(pb.PROTOCOL_FROST_ED25519, 0).presign_count == 1
+    assert presign(pb.PROTOCOL_FROST_SECP256K1_TR, 100).presign_count == 100
+    assert presign(pb.PROTOCOL_GG20_SECP256K1, 1).presign_count == 0
+    for protocol, count, path, field in (
+        (pb.PROTOCOL_FROST_ED25519, 101, (), "count"),
+        (pb.PROTOCOL_FROST_ED25519, 1, (1,), "derivation_path"),
+        (pb.PROTOCOL_GG20_SECP256K1, 2, (), "count"),
+    ):
+        with pytest.raises(InvalidArgument, match=field):
+            presign(protocol, count, path)
 
 
 def test_submission_shape() -> None:
