@@ -11,6 +11,7 @@ leave the store as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,8 @@ from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
+from tests.conftest import free_port
+from tests.ops.test_metrics_and_logs import check_labels, scrape, value
 from tests.service.conftest import (
     FROST,
     GG20,
@@ -37,11 +40,13 @@ from tests.service.conftest import (
 )
 
 PARTIES = ("client", "signer-a", "signer-b")
+METRICS_PORT = free_port()
 
 
 @pytest.fixture(scope="module")
 def nodes(start_node: Callable[..., Node]) -> tuple[Node, Node]:
-    return start_node("signer-a", store="sqlite"), start_node("signer-b", store="postgresql")
+    metrics = {"metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"}}
+    return start_node("signer-a", store="sqlite", config=metrics), start_node("signer-b", store="postgresql")
 
 
 def relay_for(local: LocalNode, a: SignerClient, b: SignerClient) -> Relay:
@@ -242,3 +247,20 @@ async def test_refused_refresh_requests(nodes, local, connect) -> None:  # type:
     # the refusals left the key as it was: it refreshes and signs
     new = await refresh(relay_for(local, a, b), key)
     await check_signs(relay_for(local, a, b), new, ("client", "signer-a"), b"after the refusals")
+
+
+async def test_refresh_sessions_are_counted_under_their_kind(nodes, local, connect) -> None:  # type: ignore[no-untyped-def]
+    a_node, b_node = nodes
+    a, b = connect(a_node), connect(b_node)
+    relay = relay_for(local, a, b)
+    key = await dkg(relay, FROST, PARTIES, 2)
+    labels = {"protocol": "frost_ed25519", "kind": "refresh", "state": "done"}
+    before = value(scrape(METRICS_PORT), "mpc_signer_sessions_total", **labels)
+    await refresh(relay, key)
+    deadline = time.monotonic() + 10
+    samples = scrape(METRICS_PORT)
+    while value(samples, "mpc_signer_sessions_total", **labels) != before + 1:
+        assert time.monotonic() < deadline, "the refresh was never counted"
+        await asyncio.sleep(0.1)
+        samples = scrape(METRICS_PORT)
+    check_labels(samples)
