@@ -1,12 +1,12 @@
 """Random request fields and random bodies on every unary session method of SignerService.
 
 Hypothesis fills every field of StartDKG, StartSign, StartPresign, StartRefresh,
-SubmitProtocolMessage and the four status requests with hostile values (control characters, trailing newlines, NUL, long and
-non-ASCII ids, out-of-range enums and integers, duplicate and oversized party lists, envelopes
-with valid HMACs and without), and sends arbitrary bytes as the body of each method. Every call
-carries a valid service JWT over mTLS. The answer is OK or a status from the table, never
-INTERNAL, UNKNOWN, UNAVAILABLE or DEADLINE_EXCEEDED; afterwards both processes are alive, neither
-logged a traceback, and the node signs.
+SubmitProtocolMessage and the four status requests with hostile values (control characters,
+trailing newlines, NUL, long and non-ASCII ids, out-of-range enums and integers, duplicate and
+oversized party lists, envelopes with valid HMACs and without), and sends arbitrary bytes as the
+body of each method. Every call carries a valid service JWT over mTLS. The answer is OK or a
+status from the table, never INTERNAL, UNKNOWN, UNAVAILABLE or DEADLINE_EXCEEDED; afterwards both
+processes are alive, neither logged a traceback, and the node signs.
 """
 
 from __future__ import annotations
