@@ -7,7 +7,7 @@ successor has a new key id and the same public key, chain code, parties and thre
 recovery), the old key still signs until it is retired everywhere, then is refused with
 FAILED_PRECONDITION while the successor signs on. Refusals (unknown, retired, mismatched or
 malformed requests, a retirement while a refresh of the key runs) carry precise statuses and
-leave the store as it was."""
+leave the store as it was. For every suite, the chain code is kept: derived keys do not change."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec
+from signer.client.verify import verify
 from tests.conftest import free_port
 from tests.ops.test_metrics_and_logs import check_labels, scrape, value
 from tests.service.conftest import (
@@ -264,3 +265,33 @@ async def test_refresh_sessions_are_counted_under_their_kind(nodes, local, conne
         await asyncio.sleep(0.1)
         samples = scrape(METRICS_PORT)
     check_labels(samples)
+
+
+SUITES = [
+    pytest.param(FROST, id="frost-ed25519"),
+    pytest.param(pb.PROTOCOL_FROST_SECP256K1, id="frost-secp256k1"),
+    pytest.param(pb.PROTOCOL_FROST_SECP256K1_TR, id="frost-taproot"),
+    pytest.param(GG20, id="gg20"),
+]
+
+
+@pytest.mark.parametrize("protocol", SUITES)
+async def test_derived_keys_survive_a_refresh(nodes, local, connect, protocol: int) -> None:  # type: ignore[no-untyped-def]
+    """The chain code is kept: a child key of the successor is the child of the source key, and
+    the successor's signatures under it verify with an independent verifier."""
+    a_node, b_node = nodes
+    relay = relay_for(local, connect(a_node), connect(b_node))
+    old = await dkg(relay, protocol, PARTIES, 2)
+    new = await refresh(relay, old)
+    assert new.chain_code == old.chain_code and len(new.chain_code) == 32
+    path = (3, 7)
+    children = []
+    for key in (old, new):
+        message = message_for(protocol, b"child of " + key.key_id.encode())
+        result = await sign(relay, protocol, ("client", "signer-b"), key.key_id, message, path=path)
+        if protocol == pb.PROTOCOL_FROST_SECP256K1:  # 65 bytes: compressed R || z (RFC 9591)
+            assert verify(protocol, result.public_key, message, result.signature)
+        else:
+            check_signature(protocol, result.public_key, message, result)
+        children.append(result.public_key)
+    assert children[0] == children[1] != old.public_key
