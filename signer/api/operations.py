@@ -1,7 +1,7 @@
 """What the API adds around sessions that needs the store: key lookup and signer-set checks before
 a signing, presigning or refresh session starts, durable presignature consumption, durable storage
-of a key generation's or a refresh's sealed share and of presignatures before a session reports DONE, and one audit
-record per finished operation.
+of a key generation's or a refresh's sealed share and of presignatures before a session reports
+DONE, and one audit record per finished operation.
 
 Party numbers. The store keeps party sets as integers; the public API names parties with
 strings. A party's number is the first 31 bits of SHA-256("mpc-signer/party-id/v1" || id): a
