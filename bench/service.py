@@ -10,6 +10,9 @@ Measured, milliseconds (p50, p95 over repetitions):
 - frost_dkg, frost_sign: one whole session, from the first start to every party done.
 - gg20_dkg: key generation with pre-parameters ready (fixture safe primes: the prime search is
   not what is measured; every proof about the moduli runs).
+- frost_refresh, gg20_refresh: one whole key refresh (StartRefresh), each from the previous
+  refresh's successor, from the first start to every party done, the successor durably stored;
+  GG20 with pre-parameters ready, as gg20_dkg. The last successor's signature is verified.
 - gg20_presign: producing one presignature (stored sealed by the signer, kept by the local party).
 - gg20_online_sign: signing with a presignature ready (one round), including its durable
   consumption in the store, the enclave hashing the 64-byte message (Keccak-256) and the
@@ -62,6 +65,7 @@ FROST = pb.PROTOCOL_FROST_ED25519
 GG20 = pb.PROTOCOL_GG20_SECP256K1
 SIGN_REPS = 60
 DKG_REPS = {FROST: 10, GG20: 4}
+REFRESH_REPS = {FROST: 10, GG20: 3}
 ONLINE_REPS = 30
 CONCURRENCY = 16
 THROUGHPUT_SECONDS = 8.0
@@ -221,6 +225,25 @@ async def _dkg(relay: Relay, protocol: pb.Protocol, reps: int) -> tuple[dict[str
     return _summary(samples), key
 
 
+async def _refresh(relay: Relay, key: pb.DKGResult, reps: int) -> tuple[dict[str, float], int]:
+    """Refresh `key` `reps` times in a chain; the summary, and 1 if the last successor's
+    signature (outside the timed region) does not verify under the original public key."""
+    samples = []
+    for _ in range(reps):
+        spec = SessionSpec("refresh", _sid("refresh"), key.protocol, PARTIES, key_id=key.key_id)
+        ms, results = await _timed(relay, spec)
+        samples.append(ms)
+        successor = results["signer"].dkg
+        if successor.predecessor_key_id != key.key_id or successor.public_key != key.public_key:
+            raise RuntimeError("refresh answered another key")
+        key = successor
+    message = secrets.token_bytes(32)
+    signed = await _session(
+        relay, SessionSpec("sign", _sid("sign"), key.protocol, PARTIES, key_id=key.key_id, message=message)
+    )
+    return _summary(samples), int(not verify(key.protocol, key.public_key, message, signed["signer"].sign.signature))
+
+
 async def _frost_sign(relay: Relay, key: pb.DKGResult, i: int) -> tuple[float, bytes, bytes]:
     message = f"benchmark {i}".encode()
     ms, results = await _timed(
@@ -262,6 +285,10 @@ async def _bench(relays: dict[str, Relay], cpu_seconds: Any, client: SignerClien
     failures += bad
 
     out["gg20_dkg"], gg20_key = await _dkg(relay, GG20, DKG_REPS[GG20])
+    for protocol, name in ((FROST, "frost_refresh"), (GG20, "gg20_refresh")):
+        source = frost_key if protocol == FROST else gg20_key
+        out[name], failed = await _refresh(relay, source, REFRESH_REPS[protocol])
+        failures += failed
 
     async def presign() -> tuple[float, str]:
         ms, results = await _timed(relay, SessionSpec("presign", _sid("pre"), GG20, PARTIES, key_id=gg20_key.key_id))
@@ -512,6 +539,10 @@ async def _main(work: Path) -> dict[str, Any]:
             "gg20_online_sign_unary",
             "frost_sign_preprocessed",
             "frost_sign_preprocessed_unary",
+            "frost_dkg",
+            "frost_refresh",
+            "gg20_dkg",
+            "gg20_refresh",
         )
     }
     return results

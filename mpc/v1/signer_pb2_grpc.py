@@ -69,6 +69,16 @@ class SignerServiceStub:
                 request_serializer=mpc_dot_v1_dot_signer__pb2.GetPresignStatusRequest.SerializeToString,
                 response_deserializer=mpc_dot_v1_dot_signer__pb2.GetPresignStatusResponse.FromString,
                 _registered_method=True)
+        self.StartRefresh = channel.unary_unary(
+                '/mpc.v1.SignerService/StartRefresh',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.StartRefreshRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.StartRefreshResponse.FromString,
+                _registered_method=True)
+        self.GetRefreshStatus = channel.unary_unary(
+                '/mpc.v1.SignerService/GetRefreshStatus',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusResponse.FromString,
+                _registered_method=True)
         self.SubmitProtocolMessage = channel.unary_unary(
                 '/mpc.v1.SignerService/SubmitProtocolMessage',
                 request_serializer=mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageRequest.SerializeToString,
@@ -157,6 +167,26 @@ class SignerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartRefresh(self, request, context):
+        """Starts a key refresh session (README "Refresh"): new shares of an existing key for the same
+        parties and threshold. It keeps the public key, the chain code (so derived keys and
+        addresses are unchanged), the party set and the threshold; it makes a NEW key id whose
+        DKGResult.predecessor_key_id is the source key. The new share is sealed and durably stored
+        here as a new ACTIVE key record before the session reports DONE. The source key is not
+        touched: it keeps signing until it is retired. Relay rule: retire the source key anywhere
+        (RetireKey) only after GetKey on every party answers KEY_STATE_ACTIVE for the successor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRefreshStatus(self, request, context):
+        """State and result of a refresh session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubmitProtocolMessage(self, request, context):
         """Delivers messages from other parties to a running session of any kind; returns this node's
         resulting outgoing messages.
@@ -166,7 +196,7 @@ class SignerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Exchange(self, request_iterator, context):
-        """The session methods above (all but Ping), and GetKey, ListKeys and RetireKey, over one
+        """The session methods above (all but Ping), StartRefresh, GetRefreshStatus, and GetKey, ListKeys and RetireKey, over one
         long-lived bidirectional stream, for a relay that makes many calls: each call is one message
         each way on an open stream instead of a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
         checks and status codes, and is counted, logged and audited as that method.
@@ -264,6 +294,16 @@ def add_SignerServiceServicer_to_server(servicer, server):
                     servicer.GetPresignStatus,
                     request_deserializer=mpc_dot_v1_dot_signer__pb2.GetPresignStatusRequest.FromString,
                     response_serializer=mpc_dot_v1_dot_signer__pb2.GetPresignStatusResponse.SerializeToString,
+            ),
+            'StartRefresh': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRefresh,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.StartRefreshRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.StartRefreshResponse.SerializeToString,
+            ),
+            'GetRefreshStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRefreshStatus,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusResponse.SerializeToString,
             ),
             'SubmitProtocolMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitProtocolMessage,
@@ -485,6 +525,60 @@ class SignerService:
             '/mpc.v1.SignerService/GetPresignStatus',
             mpc_dot_v1_dot_signer__pb2.GetPresignStatusRequest.SerializeToString,
             mpc_dot_v1_dot_signer__pb2.GetPresignStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRefresh(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/StartRefresh',
+            mpc_dot_v1_dot_signer__pb2.StartRefreshRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.StartRefreshResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRefreshStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/GetRefreshStatus',
+            mpc_dot_v1_dot_signer__pb2.GetRefreshStatusRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.GetRefreshStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,8 @@ METHODS: dict[str, str] = {
     "start_presign": "StartPresign",
     "get_presign_status": "GetPresignStatus",
     "submit_protocol_message": "SubmitProtocolMessage",
+    "start_refresh": "StartRefresh",
+    "get_refresh_status": "GetRefreshStatus",
     "get_key": "GetKey",
     "list_keys": "ListKeys",
     "retire_key": "RetireKey",

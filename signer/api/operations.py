@@ -1,7 +1,7 @@
 """What the API adds around sessions that needs the store: key lookup and signer-set checks before
-a signing or presigning session starts, durable presignature consumption, durable storage of a
-key generation's sealed share and of presignatures before a session reports DONE, and one audit
-record per finished operation.
+a signing, presigning or refresh session starts, durable presignature consumption, durable storage
+of a key generation's or a refresh's sealed share and of presignatures before a session reports
+DONE, and one audit record per finished operation.
 
 Party numbers. The store keeps party sets as integers; the public API names parties with
 strings. A party's number is the first 31 bits of SHA-256("mpc-signer/party-id/v1" || id): a
@@ -52,6 +52,7 @@ AUDIT_OPERATIONS: dict[int, str] = {
     epb.SESSION_KIND_DKG: "dkg",
     epb.SESSION_KIND_SIGN: "sign",
     epb.SESSION_KIND_PRESIGN: "presign",
+    epb.SESSION_KIND_REFRESH: "refresh",
 }
 
 
@@ -240,11 +241,34 @@ class Operations:
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )
 
+    async def prepare_refresh(self, session: HostSession) -> None:
+        """The source key of a refresh, checked against the request before the enclave sees it;
+        its sealed share and threshold go into the start."""
+        start = session.start
+        if start.key_id in self.retiring:
+            raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+        key = await self.key_record(start.key_id)
+        if start.key_id in self.retiring:  # began while the store was read
+            raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+        refuse_retired(key)
+        check_refresh_matches(start, key)
+        start.threshold = key.threshold
+        start.sealed_blobs.append(
+            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+        )
+
     async def persist(self, session: HostSession, result: epb.SessionResult) -> None:
         start = session.start
         store = self.store()
-        if session.kind == epb.SESSION_KIND_DKG:
+        if session.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH):
+            predecessor = ""
+            if session.kind == epb.SESSION_KIND_REFRESH:
+                # The enclave names the source it refreshed; it must be the key this node asked for.
+                if result.predecessor_key_id != start.key_id or result.key_id == start.key_id:
+                    raise ValueError("the enclave's refresh result names another source key")
+                predecessor = start.key_id
             share = result.sealed_share
+            # One insert, one transaction: the record is complete or absent, never half-written.
             await store.put_key(
                 KeyRecord(
                     key_id=result.key_id,
@@ -258,6 +282,7 @@ class Operations:
                     sealed_share=share.data,
                     party_names=tuple(start.party_ids),
                     self_name=start.self_party_id,
+                    predecessor_key_id=predecessor,
                 )
             )
             return
@@ -277,6 +302,8 @@ class Operations:
         ok = session.state == pb.SESSION_STATE_DONE
         key_id = start.key_id or (session.result.key_id if session.result is not None else "") or None
         reason = session.reason
+        if ok and session.kind == epb.SESSION_KIND_REFRESH and session.result is not None:
+            reason = f"successor {session.result.key_id}"
         if session.culprits:
             reason = f"{reason} (culprits: {', '.join(session.culprits)})"
         await self._audit.append(
@@ -309,6 +336,25 @@ class Operations:
             )
         except Exception:
             log.exception("audit record for refused session %s not written", start.session_id)
+
+
+def check_refresh_matches(start: epb.SessionStart, key: KeyRecord) -> None:
+    """A refresh keeps the key's protocol, ordered party set and threshold: the request must
+    state them as they are (INVALID_ARGUMENT otherwise, naming what differs)."""
+    if key.protocol != PROTOCOL_NAMES[start.protocol]:
+        raise InvalidArgument(f"protocol does not match key {key.key_id} ({key.protocol})")
+    # The store keeps the numbers as a set; the order is checked on the names (a key stored
+    # before names were kept is checked for its order by the enclave, whose share binds it).
+    names_differ = bool(key.party_names) and tuple(start.party_ids) != key.party_names
+    if names_differ or tuple(sorted(party_numbers(start.party_ids))) != key.party_ids:
+        shown = f" ({', '.join(key.party_names)})" if key.party_names else ""
+        raise InvalidArgument(
+            f"party_ids must be the full party set of key {key.key_id} in its order{shown}: a refresh keeps the parties"
+        )
+    if party_number(start.self_party_id) != key.party_id:
+        raise InvalidArgument("self_party_id is not this node's party in the key")
+    if start.threshold and start.threshold != key.threshold:
+        raise InvalidArgument(f"threshold must be the key's ({key.threshold}) or 0: a refresh keeps the threshold")
 
 
 def retired_refusal(key: KeyRecord) -> FailedPrecondition:

@@ -95,7 +95,12 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     def _prepare(self, kind: str) -> Hook:
         if self._operations is None:
             raise InvalidArgument("this node has no key store")
-        return self._operations.prepare_sign if kind == "sign" else self._operations.prepare_presign
+        hooks = {
+            "sign": self._operations.prepare_sign,
+            "presign": self._operations.prepare_presign,
+            "refresh": self._operations.prepare_refresh,
+        }
+        return hooks[kind]
 
     async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext[Any, Any]) -> pb.PingResponse:
         if len(request.attestation_nonce) > MAX_ATTESTATION_NONCE_BYTES:
@@ -160,6 +165,21 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     ) -> pb.GetPresignStatusResponse:
         kind = epb.SESSION_KIND_PRESIGN
         return await self._session_status(request.session_id, kind, pb.GetPresignStatusResponse, "presign")
+
+    async def StartRefresh(
+        self, request: pb.StartRefreshRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StartRefreshResponse:
+        start = convert.refresh_start(request)
+        session, outgoing = await self._start(
+            start, convert.fingerprint(request), request.messages, prepare=self._prepare("refresh")
+        )
+        return self._start_response(pb.StartRefreshResponse, session, outgoing, "dkg")
+
+    async def GetRefreshStatus(
+        self, request: pb.GetRefreshStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetRefreshStatusResponse:
+        kind = epb.SESSION_KIND_REFRESH
+        return await self._session_status(request.session_id, kind, pb.GetRefreshStatusResponse, "dkg")
 
     def _start_response(
         self,

@@ -28,7 +28,7 @@ from mpc.v1 import signer_pb2_grpc
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.jwt import load_signing_key, mint_token
 from signer.client.exchange import ExchangeChannel
-from signer.client.spec import Outcome, SessionSpec
+from signer.client.spec import RESULT_FIELDS, Outcome, SessionSpec
 
 TOKEN_REFRESH_MARGIN = 30
 
@@ -218,6 +218,11 @@ class SignerClient:
         self.check_incoming(response.outgoing)
         return response  # type: ignore[no-any-return]
 
+    async def start_refresh(self, request: pb.StartRefreshRequest) -> pb.StartRefreshResponse:
+        response = await self._session_call("start_refresh", self._stub.StartRefresh, request)
+        self.check_incoming(response.outgoing)
+        return response  # type: ignore[no-any-return]
+
     async def start_sign(self, request: pb.StartSignRequest) -> pb.StartSignResponse:
         response = await self._session_call("start_sign", self._stub.StartSign, request)
         self.check_incoming(response.outgoing)
@@ -237,6 +242,10 @@ class SignerClient:
     async def dkg_status(self, session_id: str) -> pb.GetDKGStatusResponse:
         request = pb.GetDKGStatusRequest(session_id=session_id)
         return await self._session_call("get_dkg_status", self._stub.GetDKGStatus, request)  # type: ignore[no-any-return]
+
+    async def refresh_status(self, session_id: str) -> pb.GetRefreshStatusResponse:
+        request = pb.GetRefreshStatusRequest(session_id=session_id)
+        return await self._session_call("get_refresh_status", self._stub.GetRefreshStatus, request)  # type: ignore[no-any-return]
 
     async def sign_status(self, session_id: str) -> pb.GetSignStatusResponse:
         request = pb.GetSignStatusRequest(session_id=session_id)
@@ -264,13 +273,15 @@ class RemoteParty:
         me = self.party_id
         if spec.kind == "dkg":
             response: Any = await self.client.start_dkg(spec.dkg_request(me, initial))
+        elif spec.kind == "refresh":
+            response = await self.client.start_refresh(spec.refresh_request(me, initial))
         elif spec.kind == "sign":
             response = await self.client.start_sign(spec.sign_request(me, initial))
         else:
             response = await self.client.start_presign(spec.presign_request(me, initial))
         self.outcome.state = response.state
         if response.HasField("result"):
-            self.outcome.result = pb.SessionResult(**{spec.kind: response.result})
+            self.outcome.result = pb.SessionResult(**{RESULT_FIELDS[spec.kind]: response.result})
         if response.HasField("failure"):
             self.outcome.failure = response.failure
         return list(response.outgoing)
@@ -294,6 +305,9 @@ class RemoteParty:
         if self._spec.kind == "dkg":
             d = await self.client.dkg_status(sid)
             result = pb.SessionResult(dkg=d.result) if d.HasField("result") else None
+        elif self._spec.kind == "refresh":
+            r = await self.client.refresh_status(sid)
+            d, result = r, (pb.SessionResult(dkg=r.result) if r.HasField("result") else None)  # type: ignore[assignment]
         elif self._spec.kind == "sign":
             s = await self.client.sign_status(sid)
             d, result = s, (pb.SessionResult(sign=s.result) if s.HasField("result") else None)  # type: ignore[assignment]

@@ -43,6 +43,7 @@ class LocalKey:
     public_key: bytes
     chain_code: bytes
     sealed_share: bytes = field(repr=False)
+    predecessor_key_id: str = ""  # the key a refresh made this one from
 
 
 class LocalNode:
@@ -73,6 +74,17 @@ class LocalNode:
 
     def party(self, party_id: str) -> LocalParty:
         return LocalParty(self, party_id)
+
+    def retire_key(self, key_id: str) -> None:
+        """Forget this party's share of `key_id` and its presignatures (after a refresh, once
+        every party holds the successor: README "Refresh"). The caller also drops any copy it
+        exported: a kept sealed blob stays a valid share of the old sharing."""
+        if key_id not in self.keys:
+            raise NotFound(f"key {key_id} is not held by this local party")
+        if not any(k.predecessor_key_id == key_id for k in self.keys.values()):
+            raise FailedPrecondition(f"key {key_id} has no successor held here; retiring it would lose the key")
+        del self.keys[key_id]
+        self.presignatures.pop(key_id, None)
 
     def available_presignatures(self, key_id: str) -> list[str]:
         return list(self.presignatures.get(key_id, {}))
@@ -156,7 +168,12 @@ class LocalParty:
         key = self.node.keys.get(spec.key_id)
         if key is None:
             raise NotFound(f"key {spec.key_id} is not held by this local party")
-        if spec.kind == "presign":
+        if spec.kind == "refresh":
+            start = convert.refresh_start(spec.refresh_request(me))
+            if tuple(start.party_ids) != key.party_ids or start.threshold not in (0, key.threshold):
+                raise InvalidArgument("local party: a refresh keeps the key's ordered party set and threshold")
+            start.threshold = key.threshold
+        elif spec.kind == "presign":
             start = convert.presign_start(spec.presign_request(me))
         else:
             request = spec.sign_request(me)
@@ -205,7 +222,7 @@ class LocalParty:
         start = self._start
         assert start is not None
         protocol = convert.PUBLIC_PROTOCOLS[start.protocol]
-        if start.kind == epb.SESSION_KIND_DKG:
+        if start.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH):
             self.node.keys[r.key_id] = LocalKey(
                 key_id=r.key_id,
                 protocol=protocol,
@@ -214,17 +231,9 @@ class LocalParty:
                 public_key=r.public_key,
                 chain_code=r.chain_code,
                 sealed_share=r.sealed_share.data,
+                predecessor_key_id=r.predecessor_key_id,
             )
-            return pb.SessionResult(
-                dkg=pb.DKGResult(
-                    key_id=r.key_id,
-                    public_key=r.public_key,
-                    chain_code=r.chain_code,
-                    protocol=protocol,
-                    threshold=start.threshold,
-                    party_ids=start.party_ids,
-                )
-            )
+            return pb.SessionResult(dkg=convert.dkg_result(r, start))
         if start.kind == epb.SESSION_KIND_PRESIGN:
             pool = self.node.presignatures.setdefault(start.key_id, {})
             for blob in r.sealed_presignatures:

@@ -8,7 +8,9 @@ from typing import Literal
 
 from mpc.v1 import signer_pb2 as pb
 
-Kind = Literal["dkg", "sign", "presign"]
+Kind = Literal["dkg", "sign", "presign", "refresh"]
+# The SessionResult field each kind's result comes in (a refresh answers with a DKGResult).
+RESULT_FIELDS: dict[str, str] = {"dkg": "dkg", "sign": "sign", "presign": "presign", "refresh": "dkg"}
 
 
 @dataclass(frozen=True)
@@ -19,8 +21,8 @@ class SessionSpec:
     session_id: str
     protocol: pb.Protocol
     party_ids: tuple[str, ...]
-    threshold: int = 0  # dkg
-    key_id: str = ""  # sign, presign
+    threshold: int = 0  # dkg; refresh: the key's, or 0 to let each party take it from its record
+    key_id: str = ""  # sign, presign; refresh: the source key
     message: bytes = b""  # sign: GG20 the message hashed by message_hash (or the 32-byte digest), FROST the message
     derivation_path: tuple[int, ...] = ()  # sign; presign: the path the presignature is bound to
     presignature_id: str = ""
@@ -37,6 +39,19 @@ class SessionSpec:
             threshold=self.threshold,
             party_ids=self.party_ids,
             self_party_id=self_party_id,
+            messages=messages,
+        )
+
+    def refresh_request(
+        self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()
+    ) -> pb.StartRefreshRequest:
+        return pb.StartRefreshRequest(
+            session_id=self.session_id,
+            protocol=self.protocol,
+            key_id=self.key_id,
+            party_ids=self.party_ids,
+            self_party_id=self_party_id,
+            threshold=self.threshold,
             messages=messages,
         )
 

@@ -105,6 +105,24 @@ def dkg_start(request: pb.StartDKGRequest) -> epb.SessionStart:
     )
 
 
+def refresh_start(request: pb.StartRefreshRequest) -> epb.SessionStart:
+    """The enclave start of a refresh, without the source share and, for threshold 0, without
+    the threshold: both come from the key record (signer.api.operations.prepare_refresh), which
+    also checks the party list against the key's."""
+    parties = _parties(request.party_ids, request.self_party_id)
+    if request.threshold and not 2 <= request.threshold <= len(parties):
+        raise InvalidArgument("threshold must be 0 (the key's) or the key's threshold")
+    return epb.SessionStart(
+        session_id=_session_id(request.session_id),
+        protocol=_protocol(request.protocol),
+        kind=epb.SESSION_KIND_REFRESH,
+        key_id=_key_id(request.key_id),
+        party_ids=parties,
+        self_party_id=request.self_party_id,
+        threshold=request.threshold,
+    )
+
+
 def _derivation_path(path: Sequence[int]) -> list[int]:
     if len(path) > MAX_DERIVATION_DEPTH or any(i >= 2**31 for i in path):
         raise InvalidArgument(f"derivation_path: at most {MAX_DERIVATION_DEPTH} non-hardened indices (< 2^31)")
@@ -200,7 +218,9 @@ def presignature_kind(protocol: int) -> epb.SealedBlobKind:
     return epb.SEALED_BLOB_KIND_FROST_NONCE if protocol in FROST_PROTOCOLS else epb.SEALED_BLOB_KIND_PRESIGNATURE
 
 
-def fingerprint(request: pb.StartDKGRequest | pb.StartSignRequest | pb.StartPresignRequest) -> bytes:
+def fingerprint(
+    request: pb.StartDKGRequest | pb.StartSignRequest | pb.StartPresignRequest | pb.StartRefreshRequest,
+) -> bytes:
     """Identity of a start request, for idempotent starts (deterministic serialization)."""
     return hashlib.sha256(type(request).__name__.encode() + request.SerializeToString(deterministic=True)).digest()
 
@@ -238,6 +258,19 @@ def to_enclave_messages(messages: Sequence[pb.ProtocolMessage]) -> list[epb.Encl
     return [
         epb.EnclaveMessage(sender=m.sender, recipient=m.recipient, round=m.round, payload=m.payload) for m in messages
     ]
+
+
+def dkg_result(result: epb.SessionResult, start: epb.SessionStart) -> pb.DKGResult:
+    """The public result of a key generation or a refresh (whose predecessor is the source key)."""
+    return pb.DKGResult(
+        key_id=result.key_id,
+        public_key=result.public_key,
+        chain_code=result.chain_code,
+        protocol=PUBLIC_PROTOCOLS[start.protocol],
+        threshold=start.threshold,
+        party_ids=start.party_ids,
+        predecessor_key_id=result.predecessor_key_id,
+    )
 
 
 def sign_result(result: epb.SessionResult, encoding: int) -> pb.SignResult:

@@ -7,8 +7,8 @@ bounds apply to it, and one to its client as a whole:
   (`sessions.per_client_max`, 0: only the node-wide cap), counted from a start until the session
   finishes (DONE, FAILED, deadline) or its start is refused;
 - expensive starts per caller (`sessions.gg20_starts_per_second`, bursts of
-  `sessions.gg20_starts_burst`): a token bucket charged by every GG20 key generation (Paillier
-  pre-parameters and proofs, 0.6-2.3 s of enclave CPU), every presigning session, and every GG20
+  `sessions.gg20_starts_burst`): a token bucket charged by every GG20 key generation and key
+  refresh (Paillier pre-parameters and proofs, 0.6-2.3 s of enclave CPU), every presigning session, and every GG20
   signing that finds no stored presignature and so presigns in the session.
 
 The subject is chosen by whoever mints the tokens (the relay, with the JWT key), so per-caller
@@ -53,13 +53,14 @@ def _shown(name: str) -> str:
 
 
 def presigns(start: epb.SessionStart) -> bool:
-    """Whether a start runs the expensive GG20 work: key generation, or presigning (a presigning
+    """Whether a start runs the expensive GG20 work: key generation or refresh, or presigning (a presigning
     session, or a signing session without a presignature, known once its start was prepared)."""
     if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
         return False
     if start.kind == epb.SESSION_KIND_SIGN:
         return not start.presignature_id
-    return start.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_PRESIGN)
+    # A refresh takes a fresh Paillier key from the pre-parameter pool, as a key generation does.
+    return start.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH, epb.SESSION_KIND_PRESIGN)
 
 
 @dataclass(slots=True)

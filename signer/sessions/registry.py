@@ -11,8 +11,8 @@ Hooks, all optional, let the API layer add what needs the store without this mod
 - `prepare(session)` runs once per new session, before the enclave sees it (key lookup, signer
   set checks, durable presignature consumption, sealed blobs into the start request). If it
   raises, the session is forgotten as if never started.
-- `persist(session, result)` runs before a session that produced sealed blobs (a DKG's key
-  share, presignatures) reports DONE; without it such a session fails rather than report a key
+- `persist(session, result)` runs before a session that produced sealed blobs (a DKG's or a
+  refresh's key share, presignatures) reports DONE; without it such a session fails rather than report a key
   that is stored nowhere.
 - `finished(session)` runs once when a session reaches DONE or FAILED (audit records). It runs
   in the background: its latency is not the caller's.
@@ -504,17 +504,8 @@ class Sessions:
         if session.state != pb.SESSION_STATE_DONE or session.result is None:
             return None
         r = session.result
-        if session.kind == epb.SESSION_KIND_DKG:
-            return pb.SessionResult(
-                dkg=pb.DKGResult(
-                    key_id=r.key_id,
-                    public_key=r.public_key,
-                    chain_code=r.chain_code,
-                    protocol=convert.PUBLIC_PROTOCOLS[session.start.protocol],
-                    threshold=session.start.threshold,
-                    party_ids=session.start.party_ids,
-                )
-            )
+        if session.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH):
+            return pb.SessionResult(dkg=convert.dkg_result(r, session.start))
         if session.kind == epb.SESSION_KIND_SIGN:
             return pb.SessionResult(sign=convert.sign_result(r, session.signature_encoding))
         return pb.SessionResult(

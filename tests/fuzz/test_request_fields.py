@@ -1,12 +1,12 @@
 """Random request fields and random bodies on every unary session method of SignerService.
 
-Hypothesis fills every field of StartDKG, StartSign, StartPresign, SubmitProtocolMessage and the
-three status requests with hostile values (control characters, trailing newlines, NUL, long and
-non-ASCII ids, out-of-range enums and integers, duplicate and oversized party lists, envelopes
-with valid HMACs and without), and sends arbitrary bytes as the body of each method. Every call
-carries a valid service JWT over mTLS. The answer is OK or a status from the table, never
-INTERNAL, UNKNOWN, UNAVAILABLE or DEADLINE_EXCEEDED; afterwards both processes are alive, neither
-logged a traceback, and the node signs.
+Hypothesis fills every field of StartDKG, StartSign, StartPresign, StartRefresh,
+SubmitProtocolMessage and the four status requests with hostile values (control characters,
+trailing newlines, NUL, long and non-ASCII ids, out-of-range enums and integers, duplicate and
+oversized party lists, envelopes with valid HMACs and without), and sends arbitrary bytes as the
+body of each method. Every call carries a valid service JWT over mTLS. The answer is OK or a
+status from the table, never INTERNAL, UNKNOWN, UNAVAILABLE or DEADLINE_EXCEEDED; afterwards both
+processes are alive, neither logged a traceback, and the node signs.
 """
 
 from __future__ import annotations
@@ -142,6 +142,20 @@ def requests(method: str, fz: Fuzzing) -> st.SearchStrategy[Any]:
         return st.one_of(
             st.builds(pb.StartPresignRequest, **hostile), near_valid(pb.StartPresignRequest, valid, hostile)
         )
+    if method == "StartRefresh":
+        hostile = dict(
+            session_id=ids,
+            protocol=protocols,
+            key_id=key_ids,
+            party_ids=party_lists,
+            self_party_id=ids,
+            threshold=u32,
+            messages=messages,
+        )
+        valid = {**signs, "key_id": KEY_IDS[FROST]}
+        return st.one_of(
+            st.builds(pb.StartRefreshRequest, **hostile), near_valid(pb.StartRefreshRequest, valid, hostile)
+        )
     if method == "SubmitProtocolMessage":
         return st.builds(
             pb.SubmitProtocolMessageRequest,
@@ -156,6 +170,7 @@ def requests(method: str, fz: Fuzzing) -> st.SearchStrategy[Any]:
         "GetDKGStatus": pb.GetDKGStatusRequest,
         "GetSignStatus": pb.GetSignStatusRequest,
         "GetPresignStatus": pb.GetPresignStatusRequest,
+        "GetRefreshStatus": pb.GetRefreshStatusRequest,
     }[method]
     return st.builds(request_type, session_id=ids)
 
@@ -168,6 +183,8 @@ METHODS = [
     "GetDKGStatus",
     "GetSignStatus",
     "GetPresignStatus",
+    "StartRefresh",
+    "GetRefreshStatus",
 ]
 
 

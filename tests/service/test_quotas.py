@@ -28,6 +28,7 @@ from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
 from signer.client.client import SignerClient
 from signer.client.relay import Relay
+from signer.client.spec import SessionSpec
 from signer.ops.devcerts import DevCertPaths, Issued, issue
 from tests.conftest import free_port
 from tests.service.conftest import (
@@ -254,3 +255,23 @@ async def test_gg20_starts_are_rate_limited_per_caller(rate_limited, local, conn
     assert node.raw_sql(
         "SELECT count(*) FROM session_ids WHERE session_id IN (?, ?)", (presign_request.session_id, inline.session_id)
     ) == [(0,)]
+
+
+async def test_a_gg20_refresh_takes_a_token_like_a_gg20_dkg(rate_limited, local, connect) -> None:  # type: ignore[no-untyped-def]
+    node, _port = rate_limited
+    tenant = connect(node, subject="tenant-refresh")
+    relay = Relay({"client": local, "signer-a": tenant})
+    key = await dkg(relay, GG20, PARTIES, 2)  # the first token
+    spec = SessionSpec("refresh", sid("refresh"), GG20, PARTIES, key_id=key.key_id)
+    outcomes = await relay.run(spec)  # the second
+    successor = outcomes["signer-a"].result.dkg  # type: ignore[union-attr]
+    assert outcomes["signer-a"].ok and successor.predecessor_key_id == key.key_id
+    request = pb.StartRefreshRequest(
+        session_id=sid("refresh"), protocol=GG20, key_id=key.key_id, party_ids=PARTIES, self_party_id="signer-a"
+    )
+    code, message = await status_of(tenant.start_refresh(request))
+    assert code == Code.RESOURCE_EXHAUSTED and "sessions.gg20_starts_per_second" in message
+    # a FROST refresh takes none
+    frost_key = await dkg(relay, FROST, PARTIES, 2)
+    frost_spec = SessionSpec("refresh", sid("refresh"), FROST, PARTIES, key_id=frost_key.key_id)
+    assert all(o.ok for o in (await relay.run(frost_spec)).values())

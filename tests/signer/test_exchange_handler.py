@@ -40,6 +40,7 @@ class Servicer:
         raise AssertionError("not called")
 
     StartDKG = StartPresign = GetPresignStatus = SubmitProtocolMessage = _unused
+    StartRefresh = GetRefreshStatus = _unused
     GetKey = ListKeys = RetireKey = _unused
 
 

@@ -91,3 +91,6 @@ def test_which_starts_presign() -> None:
     assert not presigns(start(epb.SESSION_KIND_SIGN, presignature_id="ab" * 32))
     assert not presigns(start(epb.SESSION_KIND_DKG, protocol=epb.PROTOCOL_FROST_ED25519))
     assert not presigns(start(epb.SESSION_KIND_SIGN, protocol=epb.PROTOCOL_FROST_ED25519))
+    # a GG20 refresh takes a fresh Paillier key from the pool, like a key generation
+    assert presigns(start(epb.SESSION_KIND_REFRESH))
+    assert not presigns(start(epb.SESSION_KIND_REFRESH, protocol=epb.PROTOCOL_FROST_ED25519))
