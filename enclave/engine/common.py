@@ -19,7 +19,7 @@ from enclave.engine.blobs import BlobInvalid, ShareRecord
 from enclave.engine.keyids import is_key_id
 from enclave.engine.live import Parties, Plan
 from enclave.errors import InvalidEncoding, RequestRejected
-from enclave.sealing import Sealer
+from enclave.sealing import Binding, Sealer
 from mpc.v1 import enclave_pb2 as pb
 
 SESSION_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -57,6 +57,23 @@ class Prepared:
     # Awaited on the event loop before `build`, with the deadline: what the start must wait for
     # (GG20 pre-parameters), so the wait never holds a worker thread.
     wait: Callable[[float], Awaitable[None]] | None = None
+
+
+def key_result(sealer: Sealer, record: ShareRecord) -> pb.SessionResult:
+    """A new key's result: `record` (this party's share of the key it names) sealed durably under
+    its binding, with the key's public values."""
+    binding = Binding(key_id=record.key_id, protocol=record.protocol, party_id=record.index, purpose="share")
+    return pb.SessionResult(
+        key_id=record.key_id,
+        public_key=record.public_key,
+        chain_code=record.chain_code,
+        sealed_share=pb.SealedBlob(
+            kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
+            id=record.key_id,
+            data=blobs.seal(sealer, record.encode(), binding),
+            sealer_kind=sealer.kind,
+        ),
+    )
 
 
 def check_party_list(party_ids: list[str], self_party_id: str) -> None:

@@ -38,7 +38,6 @@ from enclave.crypto.rng import Rng
 from enclave.engine import blobs
 from enclave.engine.common import (
     HARDENED,
-    MAX_FROST_MESSAGE,
     MAX_PATH_DEPTH,
     Prepared,
     blob_invalid,
@@ -49,7 +48,7 @@ from enclave.engine.common import (
 )
 from enclave.engine.frost_presign import FrostPresigning
 from enclave.engine.frost_refresh import prepare_refresh
-from enclave.engine.frost_share import open_key, public_key_bytes, sealed_key_result
+from enclave.engine.frost_share import open_key, public_key_bytes, sealed_key_result, sign_inputs
 from enclave.engine.keyids import key_id
 from enclave.engine.limits import MessageLimits, for_session, frost_preprocessed, kind_name
 from enclave.engine.live import Parties, Phase, Plan
@@ -59,7 +58,7 @@ from enclave.protocols.frost import derive
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.rounds import DkgSetup, SignSetup, dkg_driver, signing_driver
-from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, MERKLE_ROOT_LEN, tweaked_public_key
+from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, tweaked_public_key
 from enclave.sealing import LocalSealer, Sealer
 from mpc.v1 import enclave_pb2 as pb
 
@@ -197,22 +196,12 @@ class FrostAdapter:
         path = tuple(request.derivation_path)
         if len(path) > MAX_PATH_DEPTH or any(i >= HARDENED for i in path):
             raise invalid(f"derivation_path must be non-hardened indices (< 2^31), at most {MAX_PATH_DEPTH} levels")
-        root = bytes(request.taproot_merkle_root)
-        if root and not cs.bip340:
-            raise invalid("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
-        if root and len(root) != MERKLE_ROOT_LEN:
-            raise invalid(f"taproot_merkle_root must be {MERKLE_ROOT_LEN} bytes")
-        if request.message_hash != pb.MESSAGE_HASH_UNSPECIFIED:
-            raise invalid("message_hash is for GG20: FROST signs the message itself")
-        message = bytes(request.message)
-        if len(message) > MAX_FROST_MESSAGE:
-            raise invalid(f"message must be at most {MAX_FROST_MESSAGE} bytes")
+        merkle_root, message = sign_inputs(cs, request)
         record, key, public = open_key(cs, self._sealer, request, self._name)
         parties = signer_parties(request, record)
         sid, kid = request.session_id, record.key_id
         if path:
             self._check_chain_code(record)
-        merkle_root = root or None
 
         def build(deadline: float) -> Plan:
             # Derivation runs here, after the policy check, and off the event loop for deep paths.

@@ -28,21 +28,20 @@ from enclave.crypto.rng import Rng
 from enclave.engine import blobs
 from enclave.engine.blobs import BlobInvalid, PresignatureContent, ShareRecord
 from enclave.engine.common import (
-    MAX_FROST_MESSAGE,
     Prepared,
     blob_invalid,
     invalid,
     only_kinds,
     signer_parties,
 )
-from enclave.engine.frost_share import open_key, public_key_bytes
+from enclave.engine.frost_share import open_key, public_key_bytes, sign_inputs
 from enclave.engine.live import Parties, Phase, Plan
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
 from enclave.errors import InvalidEncoding, LocalError
 from enclave.protocols.frost import preprocessed
 from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
-from enclave.protocols.frost.taproot import MERKLE_ROOT_LEN, tweaked_public_key
+from enclave.protocols.frost.taproot import tweaked_public_key
 from enclave.sealing import Binding, LocalSealer, Sealer
 from mpc.v1 import enclave_pb2 as pb
 
@@ -133,20 +132,10 @@ class FrostPresigning:
         parties = signer_parties(request, record)
         if request.derivation_path:
             raise invalid("derivation_path is not supported with a FROST presignature: sign in two rounds")
-        root = bytes(request.taproot_merkle_root)
-        if root and not cs.bip340:
-            raise invalid("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
-        if root and len(root) != MERKLE_ROOT_LEN:
-            raise invalid(f"taproot_merkle_root must be {MERKLE_ROOT_LEN} bytes")
-        if request.message_hash != pb.MESSAGE_HASH_UNSPECIFIED:
-            raise invalid("message_hash is for GG20: FROST signs the message itself")
-        message = bytes(request.message)
-        if len(message) > MAX_FROST_MESSAGE:
-            raise invalid(f"message must be at most {MAX_FROST_MESSAGE} bytes")
+        merkle_root, message = sign_inputs(cs, request)
         seq, hiding, binding, commitment_list = self._open_nonce(request, record)
         self._used.check(seq)  # refused now, before the policy and the build, if already used
         sid, kid, pid = request.session_id, record.key_id, request.presignature_id
-        merkle_root = root or None
         signing_key = public_key_bytes(
             cs, key.verifying_key if merkle_root is None else tweaked_public_key(key.verifying_key, merkle_root)
         )

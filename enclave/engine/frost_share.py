@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from enclave.engine import blobs
-from enclave.engine.common import blob_invalid, open_share
+from enclave.engine.common import MAX_FROST_MESSAGE, blob_invalid, invalid, key_result, open_share
 from enclave.errors import EnclaveError
 from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
-from enclave.sealing import Binding, Sealer
+from enclave.protocols.frost.taproot import MERKLE_ROOT_LEN
+from enclave.sealing import Sealer
 from mpc.v1 import enclave_pb2 as pb
 
 
@@ -55,17 +56,20 @@ def sealed_key_result(
     """A key's result: `record` (naming the key; its `share` is replaced) with `key`/`public` as
     its share, sealed under the durable sealer."""
     share = blobs.pack(wire.encode_key_package(cs, key), wire.encode_public_key_package(cs, public))
-    sealed_record = replace(record, share=share)
-    kid = record.key_id
-    binding = Binding(key_id=kid, protocol=record.protocol, party_id=record.index, purpose="share")
-    return pb.SessionResult(
-        key_id=kid,
-        public_key=record.public_key,
-        chain_code=record.chain_code,
-        sealed_share=pb.SealedBlob(
-            kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
-            id=kid,
-            data=blobs.seal(sealer, sealed_record.encode(), binding),
-            sealer_kind=sealer.kind,
-        ),
-    )
+    return key_result(sealer, replace(record, share=share))
+
+
+def sign_inputs(cs: Ciphersuite, request: pb.SessionStart) -> tuple[bytes | None, bytes]:
+    """(Taproot merkle root or None, message) of a FROST SIGN start, after the checks both
+    signing paths (two rounds, or one from a preprocessed nonce) make."""
+    root = bytes(request.taproot_merkle_root)
+    if root and not cs.bip340:
+        raise invalid("taproot_merkle_root is for PROTOCOL_FROST_SECP256K1_TR only")
+    if root and len(root) != MERKLE_ROOT_LEN:
+        raise invalid(f"taproot_merkle_root must be {MERKLE_ROOT_LEN} bytes")
+    if request.message_hash != pb.MESSAGE_HASH_UNSPECIFIED:
+        raise invalid("message_hash is for GG20: FROST signs the message itself")
+    message = bytes(request.message)
+    if len(message) > MAX_FROST_MESSAGE:
+        raise invalid(f"message must be at most {MAX_FROST_MESSAGE} bytes")
+    return root or None, message

@@ -55,6 +55,7 @@ from enclave.engine.common import (
     blob_invalid,
     dkg_parties,
     invalid,
+    key_result,
     only_kinds,
     open_share,
     signer_parties,
@@ -201,18 +202,7 @@ class Gg20Adapter:
         record = ShareRecord(
             PROTOCOL, kid, share.threshold, order, share.index, share.public_key, share.chain_code, share.to_bytes()
         )
-        binding = Binding(key_id=kid, protocol=PROTOCOL, party_id=share.index, purpose="share")
-        return pb.SessionResult(
-            key_id=kid,
-            public_key=share.public_key,
-            chain_code=share.chain_code,
-            sealed_share=pb.SealedBlob(
-                kind=pb.SEALED_BLOB_KIND_KEY_SHARE,
-                id=kid,
-                data=blobs.seal(self._sealer, record.encode(), binding),
-                sealer_kind=self._sealer.kind,
-            ),
-        )
+        return key_result(self._sealer, record)
 
     # -- refresh --------------------------------------------------------------------------------
 
