@@ -332,6 +332,7 @@ class Engine:
             pb.SESSION_KIND_SIGN,
             pb.SESSION_KIND_PRESIGN,
             pb.SESSION_KIND_REFRESH,
+            pb.SESSION_KIND_RESHARE,
         ):
             raise invalid("unknown session kind")
         adapter = self._adapters.get(request.protocol)

@@ -47,6 +47,7 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.frost_refresh import prepare_refresh
+from enclave.engine.frost_reshare import prepare_reshare
 from enclave.engine.frost_share import open_key, sealed_key_result
 from enclave.engine.keyids import key_id
 from enclave.engine.limits import MessageLimits, for_session, kind_name
@@ -106,7 +107,9 @@ class FrostAdapter:
             return self._sign(request)
         if request.kind == pb.SESSION_KIND_REFRESH:
             return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
-        raise invalid("FROST sessions are DKG, SIGN or REFRESH (no presigning)")
+        if request.kind == pb.SESSION_KIND_RESHARE:
+            return prepare_reshare(self._sealer, self._rng, self.suite, self._name, request)
+        raise invalid("FROST sessions are DKG, SIGN, REFRESH or RESHARE (no presigning)")
 
     def _signing_key(self, verifying_key: bytes, merkle_root: bytes | None) -> bytes:
         """The public key a signature verifies under, as the API shows it: the (derived) key,

@@ -222,6 +222,13 @@ def frost_dkg(n: int, t: int, element: int = ED_POINT, signature: int = ED_POINT
     return _framed([RoundBound(package + element, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
 
 
+def frost_reshare(n: int, t: int, element: int = ED_POINT) -> list[RoundBound]:
+    # round 1: this party's ephemeral share-encryption key, the 32-byte view digest and, from a
+    # dealer, its commitment (t elements of the new threshold, no proof); round 2: the ZF
+    # round-2 package under an AEAD from a dealer to a receiver, an empty body otherwise.
+    return _framed([RoundBound(element + 32 + element * t, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
+
+
 def frost_sign(n: int, element: int = ED_POINT) -> list[RoundBound]:
     # round 1: SigningCommitments (header, hiding, binding); round 2: the signature share
     return _framed([RoundBound(FROST_HEADER + 2 * element, 0), RoundBound(SCALAR, 0)], n)
@@ -308,11 +315,12 @@ _KIND_NAMES: dict[int, str] = {
     pb.SESSION_KIND_DKG: "dkg",
     pb.SESSION_KIND_PRESIGN: "presign",
     pb.SESSION_KIND_REFRESH: "refresh",
+    pb.SESSION_KIND_RESHARE: "reshare",
 }
 
 
 def kind_name(kind: int) -> str:
-    """`for_session`'s name of a SessionKind value: "dkg", "refresh", "presign" or "sign"."""
+    """`for_session`'s name of a SessionKind value: "dkg", "refresh", "reshare", "presign" or "sign"."""
     return _KIND_NAMES.get(kind, "sign")
 
 
@@ -326,11 +334,14 @@ def for_session(
     element_len: int = ED_POINT,
     signature_len: int = ED_POINT + SCALAR,
 ) -> MessageLimits:
-    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "refresh", "presign" or "sign"; n parties
-    (signers); for FROST, the suite's element and signature encoding sizes. A refresh runs its
-    DKG's rounds; FROST's fits the DKG's bounds (one commitment element fewer, a 32-byte source
-    digest more), GG20's round one carries that digest on top."""
-    if protocol == "frost":
+    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "refresh", "reshare", "presign" or "sign"; n
+    parties (signers; a reshare's dealers and receivers together, `threshold` the new one); for
+    FROST, the suite's element and signature encoding sizes. A refresh runs its DKG's rounds;
+    FROST's fits the DKG's bounds (one commitment element fewer, a 32-byte source digest more),
+    GG20's round one carries that digest on top. A reshare (FROST only) has its own bounds."""
+    if protocol == "frost" and kind == "reshare":
+        rounds = frost_reshare(n, threshold, element_len)
+    elif protocol == "frost":
         dkg_like = kind in ("dkg", "refresh")
         rounds = frost_dkg(n, threshold, element_len, signature_len) if dkg_like else frost_sign(n, element_len)
     elif kind in ("dkg", "refresh"):

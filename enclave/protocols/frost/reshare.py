@@ -47,6 +47,12 @@ def share_session(session_id: bytes) -> bytes:
     return lp32(SHARE_TAG) + lp32(session_id)
 
 
+def shown_key(cs: Ciphersuite, verifying_key: bytes) -> bytes:
+    """The key as parties compare it: x-only for Taproot, whose keys are known (to a party new to
+    the key) only x-only; the parity comes from the dealers' sum."""
+    return bytes(verifying_key[1:]) if cs.bip340 else bytes(verifying_key)
+
+
 def view_digest(
     cs: Ciphersuite,
     verifying_key: bytes,
@@ -56,9 +62,9 @@ def view_digest(
     min_signers: int,
     context: bytes,
 ) -> bytes:
-    """Digest of the session's view: the key, the old threshold, the dealers (party -> old
+    """Digest of the session's view: the key (`shown_key`), the old threshold, the dealers (party -> old
     identifier), the receivers (party -> new identifier), the new threshold and `context`."""
-    h = hashlib.sha256(lp32(VIEW_TAG) + lp32(cs.short_name.encode()) + lp32(verifying_key))
+    h = hashlib.sha256(lp32(VIEW_TAG) + lp32(cs.short_name.encode()) + lp32(shown_key(cs, verifying_key)))
     h.update(u32(source_threshold) + u32(min_signers))
     for mapping in (dealers, receivers):
         h.update(u32(len(mapping)))

@@ -39,7 +39,9 @@ class ReshareSetup:
     party: PartyId
     dealers: Mapping[PartyId, int]  # party -> its identifier in the source key
     receivers: Mapping[PartyId, int]  # party -> its identifier in the new key
-    verifying_key: bytes  # the source key (its encoding)
+    # The source key (its encoding). Taproot compares it x-only (reshare.shown_key): a party new
+    # to the key may give either parity.
+    verifying_key: bytes
     source_threshold: int
     min_signers: int  # the new threshold
     rng: Rng = field(repr=False)
@@ -114,7 +116,7 @@ class ReshareRound1(Round[Broadcast, None]):
             total = reshare.constant_sum(cs, [commitments[p] for p in sorted(commitments)])
         except InvalidParameters:
             total = b""
-        if not hmac.compare_digest(total, s.verifying_key):
+        if not total or not hmac.compare_digest(reshare.shown_key(cs, total), reshare.shown_key(cs, s.verifying_key)):
             return Abort(frozenset(), "the dealers' contributions do not add up to the key")
         sid = reshare.share_session(s.session_id)
         sends = []
@@ -180,7 +182,7 @@ class ReshareRound2(Round[None, int | None]):
     def finalize(self) -> Next | Output | Abort:
         s, cs = self.c.setup, self.c.setup.suite
         public = reshare.new_public(cs, self.c.commitments, list(s.receivers.values()), s.min_signers)
-        if public.verifying_key != s.verifying_key:
+        if reshare.shown_key(cs, public.verifying_key) != reshare.shown_key(cs, s.verifying_key):
             raise InvalidParameters("reshare changed the key")  # unreachable: round 1 checked the sum
         if s.party not in s.receivers:
             return Output((None, public))

@@ -39,6 +39,9 @@ def setups(
     old_t = next(iter(kps.values())).min_signers
     d = {p: kps[p].identifier for p in dealers}
     r = {p: i + 1 for i, p in enumerate(receivers)}
+    # A party new to the key knows a Taproot key x-only: give it the even-y guess.
+    vk = public.verifying_key
+    guess = b"\x02" + vk[1:] if cs.bip340 else vk
     return {
         p: reshare_rounds.ReshareSetup(
             cs,
@@ -46,7 +49,7 @@ def setups(
             p,
             d,
             r,
-            public.verifying_key,
+            vk if p in dealers else guess,
             old_t,
             t_new,
             SYSTEM_RNG,

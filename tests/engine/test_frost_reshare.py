@@ -1,0 +1,189 @@
+"""FROST reshare through the engine (SESSION_KIND_RESHARE): the 2-of-3 recovery flow for every
+suite (the new client signs with the signer; libsodium, libsecp256k1's BIP340 verifier or ZF
+frost check the signature), 2-of-2 to 2-of-3 with a dealer that leaves, a wrong chain code given
+to the new party, and the request rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enclave.crypto.primes import FixtureSource
+from enclave.engine import Engine
+from enclave.errors import RequestRejected
+from mpc.v1 import enclave_pb2 as pb
+from tests.engine import relay
+from tests.engine.test_frost_refresh import PROTOCOLS, verify
+
+OLD = ("client", "signer", "backup")
+NEW = ("client2", "signer", "backup")
+ALL = ("client", "signer", "backup", "client2")
+
+
+async def _dkg(engines: Any, protocol: int, parties: Any, t: int) -> dict[str, pb.SessionResult]:
+    starts = {p: relay.dkg("dkg", protocol, parties, t, p) for p in parties}
+    return relay.results(await relay.run(engines, starts))
+
+
+def _starts(
+    protocol: int,
+    old: dict[str, pb.SessionResult],
+    source: tuple[Any, int, Any],
+    new: tuple[Any, int],
+    sid: str = "reshare",
+) -> dict[str, pb.SessionStart]:
+    first = next(iter(old.values()))
+    key = (first.key_id, first.public_key, first.chain_code)
+    parties = list(new[0]) + [d for d in source[2] if d not in new[0]]
+    return {
+        p: relay.reshare(sid, protocol, source, new, p, old[p].sealed_share if p in source[2] else None, key)
+        for p in parties
+    }
+
+
+async def _sign(engines: Any, protocol: int, signers: Any, shares: Any, message: bytes, sid: str) -> pb.SessionResult:
+    starts = {p: relay.sign(sid, protocol, signers, p, shares[p], message) for p in signers}
+    return relay.results(await relay.run(engines, starts))[signers[0]]
+
+
+@pytest.mark.parametrize("suite", sorted(PROTOCOLS))
+async def test_recovery_the_new_client_signs_with_the_signer(
+    tmp_path: Path, prime_source: FixtureSource, suite: str
+) -> None:
+    """The client lost its share; signer and backup reshare to {client2, signer, backup}."""
+    protocol = PROTOCOLS[suite]
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        first = old["signer"]
+        new = relay.results(await relay.run(engines, _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))))
+        kid = new["client2"].key_id
+        assert kid != first.key_id
+        for r in new.values():
+            assert (r.key_id, r.public_key, r.chain_code) == (kid, first.public_key, first.chain_code)
+            assert r.predecessor_key_id == first.key_id and r.sealed_share.id == kid
+        shares = {p: r.sealed_share for p, r in new.items()}
+        for k, signers in enumerate([("client2", "signer"), ("client2", "backup"), ("signer", "backup")]):
+            message = f"recovered {k}".encode()
+            out = await _sign(engines, protocol, signers, shares, message, f"new-{k}")
+            assert out.key_id == kid
+            verify(protocol, first.public_key, message, out.signature)
+        # the old key is untouched: it still signs until the host retires it
+        out = await _sign(
+            engines, protocol, ("signer", "backup"), {p: r.sealed_share for p, r in old.items()}, b"o", "o"
+        )
+        verify(protocol, first.public_key, b"o", out.signature)
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_2_of_2_becomes_2_of_3_and_a_leaving_dealer_gets_no_share(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, ("client", "signer"), 2)
+        grown = relay.results(
+            await relay.run(engines, _starts(protocol, old, (("client", "signer"), 2, ("client", "signer")), (OLD, 2)))
+        )
+        shares = {p: r.sealed_share for p, r in grown.items()}
+        verify(
+            protocol,
+            old["client"].public_key,
+            b"g",
+            (await _sign(engines, protocol, ("backup", "signer"), shares, b"g", "g")).signature,
+        )
+        # then the signer node is replaced: client and backup deal to {client, client2, backup}
+        moved = relay.results(
+            await relay.run(
+                engines,
+                _starts(
+                    protocol,
+                    grown,
+                    (OLD, 2, ("client", "signer", "backup")),
+                    (("client", "client2", "backup"), 2),
+                    "mv",
+                ),
+            )
+        )
+        assert not moved["signer"].HasField("sealed_share") and moved["signer"].key_id == moved["client"].key_id
+        assert moved["signer"].predecessor_key_id == grown["client"].key_id
+        shares = {p: r.sealed_share for p, r in moved.items() if p != "signer"}
+        out = await _sign(engines, protocol, ("client2", "backup"), shares, b"m", "m")
+        verify(protocol, old["client"].public_key, b"m", out.signature)
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_a_wrong_chain_code_for_the_new_party_aborts_naming_nobody(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        starts = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        starts["client2"].source_chain_code = bytes(32)
+        updates = await relay.run(engines, starts)
+        assert all(u.state == pb.SESSION_STATE_FAILED and not u.culprits for u in updates.values())
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_reshare_request_rules(tmp_path: Path, prime_source: FixtureSource) -> None:
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        ok = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+
+        async def refused(name: str, change: Any) -> str:
+            start = pb.SessionStart()
+            start.CopyFrom(ok[name])
+            change(start)
+            engine: Engine = engines[name]
+            with pytest.raises(RequestRejected) as exc:
+                await engine.start(start)
+            assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT, exc.value.message
+            return exc.value.message
+
+        def few(s: pb.SessionStart) -> None:
+            del s.source_signers[1:]
+
+        assert "at least source_threshold (2)" in await refused("signer", few)
+        assert "distinct parties of source_party_ids" in await refused(
+            "signer", lambda s: s.source_signers.append("client2")
+        )
+        assert "needs its sealed share" in await refused("signer", lambda s: s.ClearField("sealed_blobs"))
+        assert "only a party of source_signers" in await refused(
+            "client2", lambda s: s.sealed_blobs.append(old["client"].sealed_share)
+        )
+        assert "needs source_public_key" in await refused("client2", lambda s: s.ClearField("source_public_key"))
+        assert "source_chain_code must be 32" in await refused(
+            "client2", lambda s: setattr(s, "source_chain_code", b"x")
+        )
+        assert "threshold (the new key's)" in await refused("signer", lambda s: setattr(s, "threshold", 4))
+        assert "source_threshold must be" in await refused("signer", lambda s: setattr(s, "source_threshold", 1))
+
+        def higher(s: pb.SessionStart) -> None:
+            s.source_threshold = 3
+            s.source_signers.append("client")
+
+        assert "source key's threshold (2)" in await refused("signer", higher)
+        assert "self_party_id must be" in await refused("client2", lambda s: setattr(s, "self_party_id", "nobody"))
+        assert "in the key's order" in await refused(
+            "signer", lambda s: s.source_party_ids.__setitem__(slice(None), ["signer", "client", "backup"])
+        )
+        assert "takes no message" in await refused("signer", lambda s: setattr(s, "message", b"m"))
+        assert "do not match" in await refused("signer", lambda s: setattr(s, "source_public_key", bytes(32)))
+        assert "not a valid key" in await refused("client2", lambda s: setattr(s, "source_public_key", bytes(32)))
+        assert all(e.running() == 0 for e in engines.values())
+    finally:
+        for e in engines.values():
+            e.close()
