@@ -17,6 +17,14 @@ The result: a receiver gets a new sealed share under `keyids.successor_key_id` (
 session id, new threshold, new parties, public key, digest of the new public key package) with
 predecessor_key_id the source key; a dealer not in the new set finishes DONE with that key id
 and no sealed_share. The source share is untouched.
+
+No policy approval is asked yet, and that is a known gap, unlike refresh: a dealer hands each
+receiver g_i(j), and g_i(0) = lambda_i * s_i, so whoever receives t_new of them learns this
+dealer's share. The enclave cannot tell a real receiver from its own host playing one (peers are
+not authenticated enclave to enclave), so a compromised host that can run a reshare, playing the
+other dealers' round-one broadcasts (their commitments only need the right constant points,
+which are public) and every other receiver, extracts the share. The host-side StartReshare must
+not land before the enclave gates RESHARE as it gates SIGN (an approval over the view).
 """
 
 from __future__ import annotations

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from enclave.crypto.primes import FixtureSource
-from enclave.engine import Engine
+from enclave.engine import Engine, limits
 from enclave.errors import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.test_frost_refresh import PROTOCOLS, verify
+from tests.engine.test_message_bounds import Sizes
 
 OLD = ("client", "signer", "backup")
 NEW = ("client2", "signer", "backup")
@@ -58,7 +59,11 @@ async def test_recovery_the_new_client_signs_with_the_signer(
     try:
         old = await _dkg(engines, protocol, OLD, 2)
         first = old["signer"]
-        new = relay.results(await relay.run(engines, _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))))
+        sizes = Sizes()  # every honest message is within the reshare bounds, and they are tight
+        starts = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        new = relay.results(await relay.run(engines, starts, sizes))
+        element = 32 if protocol == pb.PROTOCOL_FROST_ED25519 else 33
+        sizes.check(limits.for_session("frost", "reshare", 3, 2, 2048, element_len=element), 1.0)
         kid = new["client2"].key_id
         assert kid != first.key_id
         for r in new.values():
@@ -184,6 +189,33 @@ async def test_reshare_request_rules(tmp_path: Path, prime_source: FixtureSource
         assert "do not match" in await refused("signer", lambda s: setattr(s, "source_public_key", bytes(32)))
         assert "not a valid key" in await refused("client2", lambda s: setattr(s, "source_public_key", bytes(32)))
         assert all(e.running() == 0 for e in engines.values())
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_a_bad_sub_share_names_its_dealer_and_the_old_key_still_signs(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    protocol = pb.PROTOCOL_FROST_SECP256K1
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+
+        def tamper(recipient: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+            if m.sender == "backup" and m.recipient == "client2" and m.round == 2:
+                bad = pb.EnclaveMessage()
+                bad.CopyFrom(m)
+                bad.payload = m.payload[:-1] + bytes([m.payload[-1] ^ 1])
+                return bad
+            return m
+
+        updates = await relay.run(engines, _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2)), tamper)
+        assert updates["client2"].state == pb.SESSION_STATE_FAILED
+        assert list(updates["client2"].culprits) == ["backup"]
+        shares = {p: r.sealed_share for p, r in old.items()}
+        out = await _sign(engines, protocol, ("signer", "backup"), shares, b"still", "still")
+        verify(protocol, old["signer"].public_key, b"still", out.signature)
     finally:
         for e in engines.values():
             e.close()
