@@ -219,3 +219,23 @@ def test_setup_rules(suite: Ciphersuite) -> None:
             reshare_rounds.reshare_driver(s)
         del name
     assert not isinstance(run(ok).outcomes[2], Abort)
+
+
+def test_malformed_messages_name_their_sender(suite: Ciphersuite) -> None:
+    old = run_dkg(suite, 3, 2)
+    n = suite.element_len
+    cases = [
+        # a party new to the key sends a commitment it cannot have
+        (harness.modify(10, 1, lambda b: b + b[n + 32 :] * 2 if len(b) > n + 32 else b + bytes(n) * 2), 10, 2),
+        # a dealer's commitment one element short
+        (harness.modify(3, 1, lambda b: b[:-n]), 3, 2),
+        # a dealer's commitment element that is no point
+        (harness.modify(3, 1, lambda b: b[:-n] + b"\xff" * n), 3, 2),
+        # a non-empty round-2 message from a party that deals nothing
+        (harness.modify(10, 2, lambda b: b + b"x"), 10, 2),
+        # a sub-share cut short
+        (harness.modify(3, 2, lambda b: b[:-1], to=10), 3, 10),
+    ]
+    for rule, culprit, at in cases:
+        aborts = run(setups(suite, *old, [2, 3], [10, 2, 3], 2), [rule]).aborts()
+        assert aborts[at].culprits == frozenset({culprit}), (culprit, aborts[at])
