@@ -18,13 +18,15 @@ session id, new threshold, new parties, public key, digest of the new public key
 predecessor_key_id the source key; a dealer not in the new set finishes DONE with that key id
 and no sealed_share. The source share is untouched.
 
-No policy approval is asked yet, and that is a known gap, unlike refresh: a dealer hands each
+A dealer asks a policy approval (when a policy is configured), unlike refresh: it hands each
 receiver g_i(j), and g_i(0) = lambda_i * s_i, so whoever receives t_new of them learns this
 dealer's share. The enclave cannot tell a real receiver from its own host playing one (peers are
-not authenticated enclave to enclave), so a compromised host that can run a reshare, playing the
+not authenticated enclave to enclave), so a compromised host that runs a reshare, playing the
 other dealers' round-one broadcasts (their commitments only need the right constant points,
-which are public) and every other receiver, extracts the share. The host-side StartReshare must
-not land before the enclave gates RESHARE as it gates SIGN (an approval over the view).
+which are public) and every other receiver, would extract the share. The approval ("reshare",
+`door.digests.reshare_digest` of the party sets and thresholds, with the source key id and the
+session id) makes that need the policy service's consent, as a signature does. A party new to
+the key risks nothing and asks none. Without a policy configured, nothing gates a reshare.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from door.digests import RESHARE_APPROVAL_HASH, reshare_digest
 from door.encoding import lp32
 from enclave.crypto.rng import Rng
 from enclave.engine import blobs
@@ -184,4 +187,7 @@ def prepare_reshare(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, reques
         )
         return Plan(Phase(reshare_driver(setup), 0, finish), 2)
 
-    return Prepared(parties, build, key_id=src)
+    if source is None:  # a party new to the key gives nothing away
+        return Prepared(parties, build, key_id=src)
+    approved = reshare_digest(old, request.source_threshold, dealers, new, threshold)
+    return Prepared(parties, build, key_id=src, approval_digest=approved, approval_hash=RESHARE_APPROVAL_HASH)

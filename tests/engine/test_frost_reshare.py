@@ -5,14 +5,20 @@ to the new party, and the request rules."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from door.digests import RESHARE_APPROVAL_HASH, reshare_digest
 from enclave.crypto.primes import FixtureSource
 from enclave.engine import Engine, limits
+from enclave.engine.approval import encode_approval
 from enclave.errors import RequestRejected
+from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.test_frost_refresh import PROTOCOLS, verify
@@ -216,6 +222,51 @@ async def test_a_bad_sub_share_names_its_dealer_and_the_old_key_still_signs(
         shares = {p: r.sealed_share for p, r in old.items()}
         out = await _sign(engines, protocol, ("signer", "backup"), shares, b"still", "still")
         verify(protocol, old["signer"].public_key, b"still", out.signature)
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    """A dealer's sub-shares reveal its share to whoever plays t_new receivers (its own host
+    could): with a policy configured the dealer starts only with an approval of these party sets
+    and thresholds; the new party needs none."""
+    protocol = pb.PROTOCOL_FROST_ED25519
+    policy_key = ec.generate_private_key(ec.SECP256R1())
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        for e in engines.values():
+            e.policy = PolicyVerifier(policy_key.public_key())
+        kid = old["signer"].key_id
+
+        def approve(sid: str, digest: bytes) -> pb.PolicyApproval:
+            expires = int(time.time()) + 60
+            signed = approval_message(ApprovalSubject(kid, RESHARE_APPROVAL_HASH, digest, (), "", sid), expires)
+            return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
+
+        dealers = ("signer", "backup")
+        starts = _starts(protocol, old, (OLD, 2, dealers), (NEW, 2), "gated")
+        with pytest.raises(RequestRejected) as exc:
+            await engines["signer"].start(starts["signer"])
+        assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
+        # an approval of another new party set does not do
+        other = reshare_digest(OLD, 2, dealers, ("mallory", "signer", "backup"), 2)
+        starts["signer"].policy_approval.CopyFrom(approve("gated", other))
+        with pytest.raises(RequestRejected) as exc:
+            await engines["signer"].start(starts["signer"])
+        assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
+        good = approve("gated", reshare_digest(OLD, 2, dealers, NEW, 2))
+        for d in dealers:
+            starts[d].policy_approval.CopyFrom(good)
+        new = relay.results(await relay.run(engines, starts))
+        shares = {p: r.sealed_share for p, r in new.items()}
+        for e in engines.values():
+            e.policy = None
+        out = await _sign(engines, protocol, ("client2", "signer"), shares, b"gated", "after-gated")
+        verify(protocol, old["signer"].public_key, b"gated", out.signature)
     finally:
         for e in engines.values():
             e.close()
