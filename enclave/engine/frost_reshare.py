@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from door.digests import RESHARE_APPROVAL_HASH, reshare_digest
-from door.encoding import lp32
 from enclave.crypto.rng import Rng
 from enclave.engine import blobs
-from enclave.engine.common import MAX_PARTIES, PARTY_ID, Prepared, invalid, only_kinds
+from enclave.engine.common import Prepared, invalid
 from enclave.engine.frost_share import open_key, sealed_key_result
-from enclave.engine.keyids import is_key_id, successor_key_id
-from enclave.engine.live import Parties, Phase, Plan
+from enclave.engine.keyids import successor_key_id
+from enclave.engine.live import Phase, Plan
+from enclave.engine.reshare_common import check_shape, session_parties, view_context
 from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import derive, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
@@ -50,43 +50,6 @@ from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.reshare_rounds import ReshareSetup, reshare_driver
 from enclave.sealing import Sealer
 from mpc.v1 import enclave_pb2 as pb
-
-CONTEXT_TAG = b"mpc-signer/engine/frost-reshare/context/v1"
-
-
-def _party_list(ids: list[str], what: str) -> None:
-    if not 2 <= len(ids) <= MAX_PARTIES:
-        raise invalid(f"{what} must list 2..{MAX_PARTIES} parties")
-    if any(not PARTY_ID.fullmatch(p) for p in ids):
-        raise invalid(f"{what}: party ids must be 1-64 characters of [A-Za-z0-9._:-]")
-    if len(set(ids)) != len(ids):
-        raise invalid(f"{what} must be distinct")
-
-
-def _check_shape(request: pb.SessionStart) -> None:
-    """Every rule that needs no sealed share."""
-    only_kinds(request, {pb.SEALED_BLOB_KIND_KEY_SHARE})
-    if request.message or request.derivation_path or request.presignature_id or request.taproot_merkle_root:
-        raise invalid("a reshare takes no message, derivation_path, presignature_id or taproot_merkle_root")
-    if request.message_hash != pb.MESSAGE_HASH_UNSPECIFIED or request.result_recipient_key:
-        raise invalid("a reshare takes no message_hash or result_recipient_key")
-    if not is_key_id(request.key_id):
-        raise invalid("key_id must be 64 lowercase hex characters (the source key)")
-    new, old, dealers = list(request.party_ids), list(request.source_party_ids), list(request.source_signers)
-    _party_list(new, "party_ids")
-    _party_list(old, "source_party_ids")
-    if not 2 <= request.threshold <= len(new):
-        raise invalid("threshold (the new key's) must be at least 2 and at most the number of party_ids")
-    if not 2 <= request.source_threshold <= len(old):
-        raise invalid("source_threshold must be at least 2 and at most the number of source_party_ids")
-    if len(set(dealers)) != len(dealers) or any(d not in old for d in dealers):
-        raise invalid("source_signers must be distinct parties of source_party_ids")
-    if len(dealers) < request.source_threshold:
-        raise invalid(f"source_signers needs at least source_threshold ({request.source_threshold}) parties")
-    if request.self_party_id not in dealers and request.self_party_id not in new:
-        raise invalid("self_party_id must be one of source_signers or party_ids")
-    if len(set(new) | set(dealers)) > MAX_PARTIES:
-        raise invalid(f"a reshare session has at most {MAX_PARTIES} parties")
 
 
 def _source_of_new_party(cs: Ciphersuite, request: pb.SessionStart) -> tuple[bytes, bytes, bytes]:
@@ -106,12 +69,6 @@ def _source_of_new_party(cs: Ciphersuite, request: pb.SessionStart) -> tuple[byt
     except EnclaveError:
         raise invalid("source_public_key is not a valid key of this protocol") from None
     return encoding, shown, chain_code
-
-
-def _context(request: pb.SessionStart, public_key: bytes, chain_code: bytes) -> bytes:
-    parts = [request.key_id, *request.source_party_ids, "|", *request.source_signers, "|", *request.party_ids]
-    body = b"".join(lp32(p.encode("utf-8")) for p in parts)
-    return hashlib.sha256(lp32(CONTEXT_TAG) + body + lp32(public_key) + lp32(chain_code)).digest()
 
 
 @dataclass(frozen=True)
@@ -137,7 +94,7 @@ def _dealer_source(cs: Ciphersuite, sealer: Sealer, name: str, request: pb.Sessi
 
 
 def prepare_reshare(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, request: pb.SessionStart) -> Prepared:
-    _check_shape(request)
+    check_shape(request)
     me, old, new = request.self_party_id, tuple(request.source_party_ids), tuple(request.party_ids)
     dealers = list(request.source_signers)
     if me in dealers:
@@ -147,13 +104,12 @@ def prepare_reshare(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, reques
     else:
         src_key = _Source(*_source_of_new_party(cs, request))
     verifying_key, shown, chain_code, source = src_key.verifying_key, src_key.shown, src_key.chain_code, src_key.share
-    order = list(new) + [d for d in dealers if d not in new]
-    parties = Parties(me, {p: i + 1 for i, p in enumerate(order)})
+    parties = session_parties(request)
     ix = parties.index
     dealer_ids = {ix[d]: identifier_from_int(old.index(d) + 1) for d in dealers}
     receiver_ids = {ix[p]: identifier_from_int(i + 1) for i, p in enumerate(new)}
     sid, src, threshold = request.session_id, request.key_id, request.threshold
-    context = _context(request, shown, chain_code)
+    context = view_context(request, shown, chain_code)
 
     def finish(value: Any) -> pb.SessionResult:
         new_key, new_public = value

@@ -242,6 +242,17 @@ def gg20_keygen(n: int, t: int, m: int, refresh: bool = False) -> list[RoundBoun
     return _framed([RoundBound(r1, 0), RoundBound(r2_b, r2_d), RoundBound(SCHNORR_PROOF, 0)], n)
 
 
+def gg20_reshare(n: int, t: int, m: int) -> list[RoundBound]:
+    # round 1: [view, V, aux] with aux a CBOR-encoded [N, s, t, Πmod, Πprm] inside a byte string;
+    # round 2: a dealer's [C (t points), salt]; direct [Enc(sub-share) or 0, Πfac or b""];
+    # round 3: a receiver's Schnorr proof (others send empty bodies)
+    aux = cbor_array([cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))])
+    r1 = cbor_array([cbor_bytes(32), cbor_bytes(32), cbor_bytes(aux)])
+    r2_b = cbor_array([cbor_array([cbor_bytes(POINT)] * t), cbor_bytes(32)])
+    r2_d = cbor_array([cbor_int(2 * m), cbor_bytes(fac_proof(m))])
+    return _framed([RoundBound(r1, 0), RoundBound(r2_b, r2_d), RoundBound(SCHNORR_PROOF, 0)], n)
+
+
 def gg20_presign(n: int, m: int) -> list[RoundBound]:
     c = cbor_int(2 * m)  # a Paillier ciphertext
     r1 = RoundBound(cbor_array([c, c]), enc_proof(m))
@@ -338,12 +349,14 @@ def for_session(
     parties (signers; a reshare's dealers and receivers together, `threshold` the new one); for
     FROST, the suite's element and signature encoding sizes. A refresh runs its DKG's rounds;
     FROST's fits the DKG's bounds (one commitment element fewer, a 32-byte source digest more),
-    GG20's round one carries that digest on top. A reshare (FROST only) has its own bounds."""
+    GG20's round one carries that digest on top. A reshare has its own bounds."""
     if protocol == "frost" and kind == "reshare":
         rounds = frost_reshare(n, threshold, element_len)
     elif protocol == "frost":
         dkg_like = kind in ("dkg", "refresh")
         rounds = frost_dkg(n, threshold, element_len, signature_len) if dkg_like else frost_sign(n, element_len)
+    elif kind == "reshare":
+        rounds = gg20_reshare(n, threshold, modulus_bits)
     elif kind in ("dkg", "refresh"):
         rounds = gg20_keygen(n, threshold, modulus_bits, refresh=kind == "refresh")
     elif kind == "presign":
