@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import eth_keys
+import pytest
 
 from enclave.crypto.primes import FixtureSource
 from enclave.engine import limits
+from enclave.errors import RequestRejected
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.conftest import GG20, Key
@@ -80,3 +82,38 @@ async def test_a_leaving_dealer_gets_the_key_id_and_no_share(
         "gg20-shrunk",
     )
     assert pb.SESSION_KIND_RESHARE == 5
+
+
+async def test_gg20_reshare_request_rules(tmp_path: Path, prime_source: FixtureSource, gg20_2of3: Key) -> None:
+    key = gg20_2of3
+    dave = relay.make_engines(["dave"], tmp_path, prime_source)
+    try:
+        source = (key.parties, 2, ("bob", "carol"))
+        src = (key.key_id, key.public_key, key.chain_code)
+
+        async def refused(name: str, start: pb.SessionStart) -> str:
+            engine = dave["dave"] if name == "dave" else key.engines[name]
+            with pytest.raises(RequestRejected) as exc:
+                await engine.start(start)
+            assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT, exc.value.message
+            return exc.value.message
+
+        new = (("dave", "bob", "carol"), 2)
+        start = relay.reshare("rr1", GG20, source, new, "dave", None, src)
+        start.source_chain_code = b""
+        assert "source_chain_code (32 bytes)" in await refused("dave", start)
+        start = relay.reshare("rr2", GG20, source, new, "dave", None, src)
+        start.source_public_key = b"\x02" + bytes(32)
+        assert "not a valid key" in await refused("dave", start)
+        start = relay.reshare("rr3", GG20, (key.parties, 3, ("bob", "carol")), new, "bob", key.shares["bob"], src)
+        assert "at least source_threshold (3)" in await refused("bob", start)
+        start = relay.reshare(
+            "rr4", GG20, (("carol", "bob", "alice"), 2, ("bob", "carol")), new, "bob", key.shares["bob"], src
+        )
+        assert "in the key's order" in await refused("bob", start)
+        start = relay.reshare("rr5", GG20, source, new, "bob", None, src)
+        assert "needs its sealed share" in await refused("bob", start)
+        assert all(e.running() == 0 for e in (*key.engines.values(), dave["dave"]))
+    finally:
+        for e in dave.values():
+            e.close()
