@@ -13,12 +13,16 @@ the same digest for the policy request and the audit record, and both call `mess
 A FROST approval covers SHA-256 of the message (which may be up to 64 KiB), named "sha256"; a
 Taproot signature under a script tree's merkle root is made with a key tweaked by that root, so
 its approval covers SHA-256("mpc-signer/approval/taproot/v1" || root || message): `frost_digest`.
-Pure functions; the caller checks lengths (the enclave refuses a RAW digest that is not 32 bytes).
+A reshare dealer hands out its share (split among the new parties), so with a policy configured a
+dealer's enclave asks an approval for it too, named "reshare", over `reshare_digest` of the
+start's source and new party sets and thresholds (the key id and session id are the approval's
+own fields). Pure functions; the caller checks lengths (the enclave refuses a RAW digest that is not 32 bytes).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Final
 
 from Crypto.Hash import keccak
@@ -26,6 +30,8 @@ from Crypto.Hash import keccak
 FROST_APPROVAL_HASH: Final = "sha256"
 TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
 _ETH_PREFIX: Final = b"\x19Ethereum Signed Message:\n"
+RESHARE_APPROVAL_HASH: Final = "reshare"
+RESHARE_APPROVAL_TAG: Final = b"mpc-signer/approval/reshare/v1"
 
 
 def _keccak256(data: bytes) -> bytes:
@@ -52,3 +58,24 @@ def frost_digest(message: bytes, taproot_merkle_root: bytes = b"") -> bytes:
     if taproot_merkle_root:
         return hashlib.sha256(TAPROOT_APPROVAL_TAG + taproot_merkle_root + message).digest()
     return hashlib.sha256(message).digest()
+
+
+def reshare_digest(
+    source_party_ids: Sequence[str],
+    source_threshold: int,
+    source_signers: Sequence[str],
+    party_ids: Sequence[str],
+    threshold: int,
+) -> bytes:
+    """What a reshare approval covers: SHA-256 over the tag, then u32 source threshold, the source
+    parties, the dealers, u32 new threshold and the new parties (each list u32 count and lp(id)s,
+    lengths u32 big-endian)."""
+    h = hashlib.sha256(RESHARE_APPROVAL_TAG)
+    for t, ids in ((source_threshold, source_party_ids), (None, source_signers), (threshold, party_ids)):
+        if t is not None:
+            h.update(t.to_bytes(4, "big"))
+        h.update(len(ids).to_bytes(4, "big"))
+        for p in ids:
+            b = p.encode("utf-8")
+            h.update(len(b).to_bytes(4, "big") + b)
+    return h.digest()

@@ -337,6 +337,7 @@ class Engine:
             pb.SESSION_KIND_SIGN,
             pb.SESSION_KIND_PRESIGN,
             pb.SESSION_KIND_REFRESH,
+            pb.SESSION_KIND_RESHARE,
         ):
             raise invalid("unknown session kind")
         adapter = self._adapters.get(request.protocol)
@@ -365,8 +366,8 @@ class Engine:
         self._running[sid] = session  # reserved: no await since the checks above
         try:
             async with session.lock:
-                if request.kind == pb.SESSION_KIND_SIGN:
-                    self._check_policy(request, prepared)
+                if request.kind == pb.SESSION_KIND_SIGN or prepared.approval_digest is not None:
+                    self._check_policy(request, prepared)  # a signature, or a reshare dealer's share
                 if prepared.wait is not None:
                     await prepared.wait(session.deadline)
                 plan: Plan = await self._step(session, lambda: prepared.build(session.deadline))

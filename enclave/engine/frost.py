@@ -48,6 +48,7 @@ from enclave.engine.common import (
 )
 from enclave.engine.frost_presign import FrostPresigning
 from enclave.engine.frost_refresh import prepare_refresh
+from enclave.engine.frost_reshare import prepare_reshare
 from enclave.engine.frost_share import open_key, public_key_bytes, sealed_key_result, sign_inputs
 from enclave.engine.keyids import key_id
 from enclave.engine.limits import MessageLimits, for_session, frost_preprocessed, kind_name
@@ -128,7 +129,11 @@ class FrostAdapter:
             return self._sign(request)
         if request.kind == pb.SESSION_KIND_REFRESH:
             return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
-        raise invalid("FROST sessions are DKG, SIGN, PRESIGN or REFRESH (PRESIGN needs the engine's single-use ledger)")
+        if request.kind == pb.SESSION_KIND_RESHARE:
+            return prepare_reshare(self._sealer, self._rng, self.suite, self._name, request)
+        raise invalid(
+            "FROST sessions are DKG, SIGN, PRESIGN, REFRESH or RESHARE (PRESIGN needs the engine's single-use ledger)"
+        )
 
     def _signing_key(self, verifying_key: bytes, merkle_root: bytes | None) -> bytes:
         """The public key a signature verifies under, as the API shows it: the (derived) key,

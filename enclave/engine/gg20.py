@@ -60,6 +60,7 @@ from enclave.engine.common import (
     open_share,
     signer_parties,
 )
+from enclave.engine.gg20_reshare import prepare_gg20_reshare
 from enclave.engine.keyids import key_id, presignature_id, successor_key_id
 from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
@@ -152,7 +153,11 @@ class Gg20Adapter:
             return self._sign(request)
         if request.kind == pb.SESSION_KIND_REFRESH:
             return self._refresh(request)
-        raise invalid("GG20 sessions are DKG, PRESIGN, SIGN or REFRESH")
+        if request.kind == pb.SESSION_KIND_RESHARE:
+            return prepare_gg20_reshare(
+                self._sealer, self._rng, PROTOCOL, request, self._take_preparams, self._sealed_key
+            )
+        raise invalid("GG20 sessions are DKG, PRESIGN, SIGN, REFRESH or RESHARE")
 
     # -- key generation -------------------------------------------------------------------------
 

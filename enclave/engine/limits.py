@@ -222,6 +222,13 @@ def frost_dkg(n: int, t: int, element: int = ED_POINT, signature: int = ED_POINT
     return _framed([RoundBound(package + element, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
 
 
+def frost_reshare(n: int, t: int, element: int = ED_POINT) -> list[RoundBound]:
+    # round 1: this party's ephemeral share-encryption key, the 32-byte view digest and, from a
+    # dealer, its commitment (t elements of the new threshold, no proof); round 2: the ZF
+    # round-2 package under an AEAD from a dealer to a receiver, an empty body otherwise.
+    return _framed([RoundBound(element + 32 + element * t, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
+
+
 def frost_sign(n: int, element: int = ED_POINT) -> list[RoundBound]:
     # round 1: SigningCommitments (header, hiding, binding); round 2: the signature share
     return _framed([RoundBound(FROST_HEADER + 2 * element, 0), RoundBound(SCALAR, 0)], n)
@@ -247,6 +254,17 @@ def gg20_keygen(n: int, t: int, m: int, refresh: bool = False) -> list[RoundBoun
     fields = [cbor_bytes(32), cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))]
     r1 = cbor_array([*fields, cbor_bytes(32)] if refresh else fields)  # a refresh adds its source digest
     r2_b = cbor_array([cbor_array([cbor_bytes(POINT)] * t), cbor_bytes(32), cbor_bytes(32), cbor_bytes(SCHNORR_PROOF)])
+    r2_d = cbor_array([cbor_int(2 * m), cbor_bytes(fac_proof(m))])
+    return _framed([RoundBound(r1, 0), RoundBound(r2_b, r2_d), RoundBound(SCHNORR_PROOF, 0)], n)
+
+
+def gg20_reshare(n: int, t: int, m: int) -> list[RoundBound]:
+    # round 1: [view, V, aux] with aux a CBOR-encoded [N, s, t, Πmod, Πprm] inside a byte string;
+    # round 2: a dealer's [C (t points), salt]; direct [Enc(sub-share) or 0, Πfac or b""];
+    # round 3: a receiver's Schnorr proof (others send empty bodies)
+    aux = cbor_array([cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))])
+    r1 = cbor_array([cbor_bytes(32), cbor_bytes(32), cbor_bytes(aux)])
+    r2_b = cbor_array([cbor_array([cbor_bytes(POINT)] * t), cbor_bytes(32)])
     r2_d = cbor_array([cbor_int(2 * m), cbor_bytes(fac_proof(m))])
     return _framed([RoundBound(r1, 0), RoundBound(r2_b, r2_d), RoundBound(SCHNORR_PROOF, 0)], n)
 
@@ -324,11 +342,12 @@ _KIND_NAMES: dict[int, str] = {
     pb.SESSION_KIND_DKG: "dkg",
     pb.SESSION_KIND_PRESIGN: "presign",
     pb.SESSION_KIND_REFRESH: "refresh",
+    pb.SESSION_KIND_RESHARE: "reshare",
 }
 
 
 def kind_name(kind: int) -> str:
-    """`for_session`'s name of a SessionKind value: "dkg", "refresh", "presign" or "sign"."""
+    """`for_session`'s name of a SessionKind value: "dkg", "refresh", "reshare", "presign" or "sign"."""
     return _KIND_NAMES.get(kind, "sign")
 
 
@@ -342,13 +361,18 @@ def for_session(
     element_len: int = ED_POINT,
     signature_len: int = ED_POINT + SCALAR,
 ) -> MessageLimits:
-    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "refresh", "presign" or "sign"; n parties
-    (signers); for FROST, the suite's element and signature encoding sizes. A refresh runs its
-    DKG's rounds; FROST's fits the DKG's bounds (one commitment element fewer, a 32-byte source
-    digest more), GG20's round one carries that digest on top."""
-    if protocol == "frost":
+    """`protocol`: "frost" or "gg20"; `kind`: "dkg", "refresh", "reshare", "presign" or "sign"; n
+    parties (signers; a reshare's dealers and receivers together, `threshold` the new one); for
+    FROST, the suite's element and signature encoding sizes. A refresh runs its DKG's rounds;
+    FROST's fits the DKG's bounds (one commitment element fewer, a 32-byte source digest more),
+    GG20's round one carries that digest on top. A reshare has its own bounds."""
+    if protocol == "frost" and kind == "reshare":
+        rounds = frost_reshare(n, threshold, element_len)
+    elif protocol == "frost":
         dkg_like = kind in ("dkg", "refresh")
         rounds = frost_dkg(n, threshold, element_len, signature_len) if dkg_like else frost_sign(n, element_len)
+    elif kind == "reshare":
+        rounds = gg20_reshare(n, threshold, modulus_bits)
     elif kind in ("dkg", "refresh"):
         rounds = gg20_keygen(n, threshold, modulus_bits, refresh=kind == "refresh")
     elif kind == "presign":

@@ -22,6 +22,7 @@ class SessionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_KIND_SIGN: _ClassVar[SessionKind]
     SESSION_KIND_PRESIGN: _ClassVar[SessionKind]
     SESSION_KIND_REFRESH: _ClassVar[SessionKind]
+    SESSION_KIND_RESHARE: _ClassVar[SessionKind]
 
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -85,6 +86,7 @@ SESSION_KIND_DKG: SessionKind
 SESSION_KIND_SIGN: SessionKind
 SESSION_KIND_PRESIGN: SessionKind
 SESSION_KIND_REFRESH: SessionKind
+SESSION_KIND_RESHARE: SessionKind
 SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_RUNNING: SessionState
 SESSION_STATE_DONE: SessionState
@@ -323,7 +325,7 @@ class PolicyApproval(_message.Message):
     def __init__(self, version: _Optional[int] = ..., expires_at: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash", "presign_count")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash", "presign_count", "source_party_ids", "source_signers", "source_threshold", "source_public_key", "source_chain_code")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -342,6 +344,11 @@ class SessionStart(_message.Message):
     RESULT_RECIPIENT_KEY_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_HASH_FIELD_NUMBER: _ClassVar[int]
     PRESIGN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SIGNERS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     protocol: Protocol
     kind: SessionKind
@@ -360,7 +367,12 @@ class SessionStart(_message.Message):
     result_recipient_key: bytes
     message_hash: MessageHash
     presign_count: int
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[_Union[PolicyApproval, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ..., presign_count: _Optional[int] = ...) -> None: ...
+    source_party_ids: _containers.RepeatedScalarFieldContainer[str]
+    source_signers: _containers.RepeatedScalarFieldContainer[str]
+    source_threshold: int
+    source_public_key: bytes
+    source_chain_code: bytes
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[_Union[PolicyApproval, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ..., presign_count: _Optional[int] = ..., source_party_ids: _Optional[_Iterable[str]] = ..., source_signers: _Optional[_Iterable[str]] = ..., source_threshold: _Optional[int] = ..., source_public_key: _Optional[bytes] = ..., source_chain_code: _Optional[bytes] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")

@@ -105,6 +105,35 @@ def refresh(
     )
 
 
+def reshare(
+    sid: str,
+    protocol: int,
+    source: tuple[Sequence[str], int, Sequence[str]],
+    new: tuple[Sequence[str], int],
+    me: str,
+    share: pb.SealedBlob | None,
+    key: tuple[str, bytes, bytes],
+) -> pb.SessionStart:
+    """`source`: the source key's (parties, threshold, dealers); `new`: (parties, threshold);
+    `key`: the source (key id, public key, chain code); public key and chain code go only to a
+    party with no share, as a host would send them."""
+    return pb.SessionStart(
+        session_id=sid,
+        protocol=protocol,  # type: ignore[arg-type]
+        kind=pb.SESSION_KIND_RESHARE,
+        party_ids=list(new[0]),
+        threshold=new[1],
+        self_party_id=me,
+        key_id=key[0],
+        sealed_blobs=[share] if share is not None else [],
+        source_party_ids=list(source[0]),
+        source_threshold=source[1],
+        source_signers=list(source[2]),
+        source_public_key=b"" if share is not None else key[1],
+        source_chain_code=b"" if share is not None else key[2],
+    )
+
+
 async def run(
     engines: Mapping[str, Engine],
     starts: Mapping[str, pb.SessionStart],
