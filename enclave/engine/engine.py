@@ -43,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
 from enclave.crypto.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
@@ -79,6 +79,13 @@ def preparams_binding(item_id: str) -> Binding:
     return Binding(key_id="", protocol=GG20_PROTOCOL, party_id=0, purpose="preparams", item_id=item_id)
 
 
+RESHARE_DISABLED: Final = (
+    "reshare is disabled in this enclave: its receivers are not authenticated yet, so a host posing as"
+    ' them could rebuild a dealer\'s share (README "Reshare"); it runs only with'
+    " allow_unauthenticated_reshare, for tests"
+)
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     max_sessions: int = 1000
@@ -103,6 +110,13 @@ class EngineConfig:
     single_use_window: int = DEFAULT_WINDOW
     # Sign a bare digest (message_hash RAW) with a presignature: unsafe (CVE-2025-66017), off.
     allow_presigned_bare_digest: bool = False
+    # Run RESHARE sessions. Off, and not to be turned on in production yet: a dealer sends its
+    # sub-shares to receivers the enclave cannot authenticate (their encryption keys come from
+    # the relay), so its own host can pose as enough receivers to rebuild the dealer's share,
+    # policy approval or not; and a party new to the key cannot tell the key it receives from
+    # one its host made. Until receivers prove an attested enclave identity, RESHARE is for
+    # tests and closed lab setups only (README "Reshare").
+    allow_unauthenticated_reshare: bool = False
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1 or self.single_use_window < 1:
@@ -349,6 +363,8 @@ class Engine:
             raise RequestRejected(pb.ERROR_CODE_RESOURCE_EXHAUSTED, "too many sessions running in the enclave")
         if len(request.messages) > self.config.max_messages_per_deliver:
             raise invalid(f"at most {self.config.max_messages_per_deliver} messages per delivery")
+        if request.kind == pb.SESSION_KIND_RESHARE and not self.config.allow_unauthenticated_reshare:
+            raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, RESHARE_DISABLED)
         prepared = adapter.prepare(request)
         timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
         limits = adapter.limits(request, len(prepared.parties.index), self.config.max_modulus_bits)

@@ -29,7 +29,14 @@ def make_engines(
     engines = {}
     for name in names:
         sealer = generate_key_file(tmp / f"{name}.key")
-        cfg = EngineConfig(preparams_pool_size=1, workers=2, **config)
+        # Reshare is off in a real enclave until its receivers are authenticated; these engines
+        # run it (tests/engine/test_frost_reshare.py checks that the default refuses it).
+        defaults: dict[str, int | bool] = {
+            "preparams_pool_size": 1,
+            "workers": 2,
+            "allow_unauthenticated_reshare": True,
+        }
+        cfg = EngineConfig(**(defaults | config))  # type: ignore[arg-type]
         engines[name] = Engine(sealer, config=cfg, prime_source=source, policy=policy)
     return engines
 

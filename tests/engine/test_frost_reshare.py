@@ -270,3 +270,19 @@ async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
     finally:
         for e in engines.values():
             e.close()
+
+
+async def test_reshare_is_refused_by_a_default_enclave(tmp_path: Path, prime_source: FixtureSource) -> None:
+    """Until receivers prove an attested identity, a real enclave refuses every RESHARE start
+    (a host posing as receivers could rebuild a dealer's share), before anything is reserved."""
+    engines = relay.make_engines(ALL, tmp_path, prime_source, allow_unauthenticated_reshare=False)
+    try:
+        start = pb.SessionStart(session_id="r", protocol=pb.PROTOCOL_FROST_ED25519, kind=pb.SESSION_KIND_RESHARE)
+        with pytest.raises(RequestRejected) as exc:
+            await engines[ALL[0]].start(start)
+        assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
+        assert "reshare is disabled" in exc.value.message and "allow_unauthenticated_reshare" in exc.value.message
+        assert engines[ALL[0]].running() == 0
+    finally:
+        for e in engines.values():
+            e.close()
