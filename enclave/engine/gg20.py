@@ -61,6 +61,7 @@ from enclave.engine.common import (
     signer_parties,
 )
 from enclave.engine.gg20_reshare import prepare_gg20_reshare
+from enclave.engine.gg20_share import key_share, new_shares_digest
 from enclave.engine.keyids import key_id, presignature_id, successor_key_id
 from enclave.engine.limits import MessageLimits, for_session, kind_name
 from enclave.engine.live import Parties, Phase, Plan
@@ -68,7 +69,6 @@ from enclave.engine.preparams_wait import PreparamsWaiter
 from enclave.engine.singleuse import SingleUseLedger, check_this_boot
 from enclave.errors import BadInput, InvalidEncoding, LocalError, ProtocolFault, RequestRejected
 from enclave.protocols.gg20 import keygen, presign, sign
-from enclave.protocols.gg20.common import framed_hash
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
@@ -79,7 +79,6 @@ from mpc.v1 import enclave_pb2 as pb
 PROTOCOL = PROTOCOL_NAMES[pb.PROTOCOL_GG20_SECP256K1]
 PRESIGN_ROUNDS = 4
 ONLINE_SUFFIX = b"/online"
-SHARES_TAG = b"mpc-signer/gg20/public-shares/v1"  # the new X_j in a refresh's successor key id
 _AVOID_ATTEMPTS = 8
 MESSAGE_HASHES: dict[int, MessageHash] = {
     pb.MESSAGE_HASH_UNSPECIFIED: MessageHash.RAW,
@@ -230,7 +229,7 @@ class Gg20Adapter:
             assert isinstance(value, KeyShare)
             if (value.public_key, value.chain_code) != (record.public_key, record.chain_code):
                 raise LocalError("refresh changed the key")  # keygen's refresh keeps both
-            shares = framed_hash(SHARES_TAG, *(value.public_shares[k] for k in value.parties))
+            shares = new_shares_digest(value.public_shares, value.parties)
             kid = successor_key_id(PROTOCOL, source, sid, record.threshold, order, record.public_key, shares)
             if kid == source:
                 raise LocalError("a refresh must make a new key id")  # a hash collision, never expected
@@ -257,13 +256,7 @@ class Gg20Adapter:
         only_kinds(request, allowed)
         record = open_share(self._sealer, request, PROTOCOL)
         parties = signer_parties(request, record)
-        try:
-            share = KeyShare.from_bytes(record.share)
-        except InvalidEncoding:
-            raise blob_invalid("key share: unreadable GG20 key share") from None
-        if share.index != record.index or share.public_key != record.public_key:
-            raise blob_invalid("key share: GG20 key share does not match its record")
-        return record, share, parties
+        return record, key_share(record), parties
 
     def _presign(self, request: pb.SessionStart) -> Prepared:
         record, share, parties = self._key(request, {pb.SEALED_BLOB_KIND_KEY_SHARE})

@@ -21,31 +21,24 @@ from typing import Any
 from door.digests import RESHARE_APPROVAL_HASH, reshare_digest
 from enclave.crypto.primes import SafePrimePair
 from enclave.crypto.rng import Rng
-from enclave.engine.common import Prepared, blob_invalid, invalid, open_share
+from enclave.engine.common import Prepared, invalid, open_share
+from enclave.engine.gg20_share import key_share, new_shares_digest
 from enclave.engine.keyids import successor_key_id
 from enclave.engine.live import Phase, Plan
 from enclave.engine.reshare_common import check_shape, session_parties, view_context
-from enclave.errors import EnclaveError, InvalidEncoding, LocalError
+from enclave.errors import EnclaveError, LocalError
 from enclave.group.secp256k1 import Secp256k1Group
 from enclave.protocols.gg20 import reshare
-from enclave.protocols.gg20.common import framed_hash
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.sealing import Sealer
 from mpc.v1 import enclave_pb2 as pb
-
-SHARES_TAG = b"mpc-signer/gg20/public-shares/v1"  # as gg20.SHARES_TAG: the new X_j in the key id
 
 
 def _source_share(sealer: Sealer, name: str, request: pb.SessionStart) -> KeyShare:
     if not request.sealed_blobs:
         raise invalid("a party of source_signers needs its sealed share of the source key")
     record = open_share(sealer, request, name)
-    try:
-        share = KeyShare.from_bytes(record.share)
-    except InvalidEncoding:
-        raise blob_invalid("key share: unreadable GG20 key share") from None
-    if share.index != record.index or share.public_key != record.public_key:
-        raise blob_invalid("key share: GG20 key share does not match its record")
+    share = key_share(record)
     if record.parties != tuple(request.source_party_ids):
         raise invalid("source_party_ids must be the source key's parties, in the key's order")
     if record.threshold != request.source_threshold:
@@ -95,7 +88,7 @@ def prepare_gg20_reshare(
         assert isinstance(public_shares, dict)
         if isinstance(value, KeyShare) and (value.public_key, value.chain_code) != (public_key, chain_code):
             raise LocalError("reshare changed the key")  # the protocol checked the sum; never trust less
-        digest = framed_hash(SHARES_TAG, *(public_shares[k] for k in range(1, len(new) + 1)))
+        digest = new_shares_digest(public_shares, range(1, len(new) + 1))
         kid = successor_key_id(name, src, sid, threshold, new, public_key, digest)
         if kid == src:
             raise LocalError("a reshare must make a new key id")  # a hash collision, never expected

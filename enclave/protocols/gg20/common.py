@@ -6,12 +6,14 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
-from enclave.crypto.paillier import PublicKey
+from enclave.crypto.paillier import PublicKey, check_modulus
 from enclave.crypto.ringpedersen import Params
 from enclave.crypto.transcript import Transcript
-from enclave.errors import InvalidParameters
+from enclave.errors import InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import ORDER
+from enclave.zk import mod, prm
 
 DOMAIN = "mpc-signer/gg20/v1"
 BROADCAST_VERIFIER = 0  # party ids are >= 1, so 0 names "every verifier"
@@ -62,3 +64,34 @@ class AuxInfo:
     @cached_property
     def pedersen(self) -> Params:
         return Params(self.n, self.s, self.t)
+
+
+def verify_aux_info(
+    session_id: bytes,
+    protocol: str,
+    sender: int,
+    fields: tuple[int, int, int, Any, Any],
+    min_modulus_bits: int,
+    old: Iterable[AuxInfo] = (),
+    renewing: str = "refresh",
+) -> AuxInfo:
+    """A peer's round-one aux info (N, s, t, Πmod, Πprm), checked as every protocol that makes
+    one does: N is none of `old` (the key's aux info, which a `renewing` protocol, a refresh or
+    a reshare, must replace), N passes `check_modulus`, Πmod for N, ring-Pedersen (N, s, t)
+    valid, Πprm for it. Blames `sender`."""
+    n, s, t, mod_proof, prm_proof = fields
+    if any(n == a.n for a in old):
+        raise ProtocolFault(sender, f"a {renewing} must bring a new Paillier modulus, not the key's old one")
+    reason = check_modulus(n, min_modulus_bits)
+    if reason is not None:
+        raise ProtocolFault(sender, reason)
+    tr = proof_transcript(session_id, protocol, 1, sender, BROADCAST_VERIFIER, "mod")
+    if not mod.verify(tr, mod.Statement(n), mod_proof):
+        raise ProtocolFault(sender, "invalid Πmod")
+    aux = AuxInfo(n, s, t)
+    if not aux.pedersen.validate():
+        raise ProtocolFault(sender, "invalid ring-Pedersen parameters")
+    tr = proof_transcript(session_id, protocol, 1, sender, BROADCAST_VERIFIER, "prm")
+    if not prm.verify(tr, prm.Statement(aux.pedersen), prm_proof):
+        raise ProtocolFault(sender, "invalid Πprm")
+    return aux

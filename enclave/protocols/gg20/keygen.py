@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from enclave.crypto import ringpedersen
-from enclave.crypto.paillier import DEFAULT_MODULUS_BITS, SecretKey, check_modulus
+from enclave.crypto.paillier import DEFAULT_MODULUS_BITS, SecretKey
 from enclave.crypto.polynomial import commit, commitment_at, evaluate, random_polynomial, verify_share
 from enclave.crypto.primes import SafePrimePair
 from enclave.crypto.ringpedersen import Params
@@ -46,7 +46,14 @@ from enclave.crypto.rng import Rng
 from enclave.errors import InvalidEncoding, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
 from enclave.protocols.driver import Driver, Expect, Next, Output, Round, Send
-from enclave.protocols.gg20.common import BROADCAST_VERIFIER, AuxInfo, check_party_ids, framed_hash, proof_transcript
+from enclave.protocols.gg20.common import (
+    BROADCAST_VERIFIER,
+    AuxInfo,
+    check_party_ids,
+    framed_hash,
+    proof_transcript,
+    verify_aux_info,
+)
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.zk import fac, mod, prm, schnorr, wire
 from enclave.zk.wire import CborReader
@@ -129,25 +136,14 @@ class Round1(Round[_Round1Msg, None]):
         r = CborReader(body, 6 if old is None else 7)
         v, n, s, t = r.blob(32), r.integer(), r.integer(), r.integer()
         mod_proof, prm_proof = r.proof(mod.Proof), r.proof(prm.Proof)
-        if old is not None:
-            if not hmac.compare_digest(r.blob(32), source_digest(old)):
-                # different generations of the key at different parties: the host's doing, or
-                # the sender's; this party cannot tell which, so it names nobody
-                raise ProtocolFault(frozenset(), "the parties are refreshing different versions of the key")
-            if any(n == a.n for a in old.aux.values()):
-                raise ProtocolFault(sender, "a refresh must bring a new Paillier modulus, not the key's old one")
-        reason = check_modulus(n, setup.min_modulus_bits)
-        if reason is not None:
-            raise ProtocolFault(sender, reason)
-        tr = proof_transcript(setup.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "mod")
-        if not mod.verify(tr, mod.Statement(n), mod_proof):
-            raise ProtocolFault(sender, "invalid Πmod")
-        aux = AuxInfo(n, s, t)
-        if not aux.pedersen.validate():
-            raise ProtocolFault(sender, "invalid ring-Pedersen parameters")
-        tr = proof_transcript(setup.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "prm")
-        if not prm.verify(tr, prm.Statement(aux.pedersen), prm_proof):
-            raise ProtocolFault(sender, "invalid Πprm")
+        if old is not None and not hmac.compare_digest(r.blob(32), source_digest(old)):
+            # different generations of the key at different parties: the host's doing, or the
+            # sender's; this party cannot tell which, so it names nobody
+            raise ProtocolFault(frozenset(), "the parties are refreshing different versions of the key")
+        old_aux = old.aux.values() if old is not None else ()
+        aux = verify_aux_info(
+            setup.session_id, PROTOCOL, sender, (n, s, t, mod_proof, prm_proof), setup.min_modulus_bits, old_aux
+        )
         return _Round1Msg(v, aux)
 
     def store_broadcast(self, sender: int, value: _Round1Msg) -> None:

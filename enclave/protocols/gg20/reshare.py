@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from enclave.crypto import ringpedersen
-from enclave.crypto.paillier import DEFAULT_MODULUS_BITS, SecretKey, check_modulus
+from enclave.crypto.paillier import DEFAULT_MODULUS_BITS, SecretKey
 from enclave.crypto.polynomial import (
     commit,
     commitment_at,
@@ -45,7 +45,7 @@ from enclave.crypto.rng import Rng
 from enclave.errors import InvalidEncoding, InvalidParameters, ProtocolFault
 from enclave.group.secp256k1 import Point, Secp256k1Group
 from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, Round, Send
-from enclave.protocols.gg20.common import BROADCAST_VERIFIER, AuxInfo, framed_hash, proof_transcript
+from enclave.protocols.gg20.common import BROADCAST_VERIFIER, AuxInfo, framed_hash, proof_transcript, verify_aux_info
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.zk import fac, mod, prm, schnorr, wire
 from enclave.zk.wire import CborReader
@@ -130,20 +130,9 @@ class Round1(Round[_R1, None]):
         r = CborReader(raw, 5)
         n, ps, pt = r.integer(), r.integer(), r.integer()
         mod_proof, prm_proof = r.proof(mod.Proof), r.proof(prm.Proof)
-        if s.source is not None and any(n == a.n for a in s.source.aux.values()):
-            raise ProtocolFault(sender, "a reshare must bring a new Paillier modulus, not the key's old one")
-        reason = check_modulus(n, s.min_modulus_bits)
-        if reason is not None:
-            raise ProtocolFault(sender, reason)
-        tr = proof_transcript(s.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "mod")
-        if not mod.verify(tr, mod.Statement(n), mod_proof):
-            raise ProtocolFault(sender, "invalid Πmod")
-        aux = AuxInfo(n, ps, pt)
-        if not aux.pedersen.validate():
-            raise ProtocolFault(sender, "invalid ring-Pedersen parameters")
-        tr = proof_transcript(s.session_id, PROTOCOL, 1, sender, BROADCAST_VERIFIER, "prm")
-        if not prm.verify(tr, prm.Statement(aux.pedersen), prm_proof):
-            raise ProtocolFault(sender, "invalid Πprm")
+        old = s.source.aux.values() if s.source is not None else ()
+        fields = (n, ps, pt, mod_proof, prm_proof)
+        aux = verify_aux_info(s.session_id, PROTOCOL, sender, fields, s.min_modulus_bits, old, renewing="reshare")
         return aux
 
     def verify_broadcast(self, sender: int, body: bytes) -> _R1:
