@@ -55,6 +55,10 @@ def enclave_args(key: Path) -> list[str]:
         "--generate-sealing-key",
         "--preparams-pool-size",
         "1",
+        # The process searches fresh safe primes (no fixtures): under a full suite on two cores
+        # one pair can take longer than the 5 s default wait. Stay below the 60 s call timeout.
+        "--preparams-wait-seconds",
+        "50",
         "--max-sessions",
         "16",
     ]
