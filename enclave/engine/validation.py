@@ -38,6 +38,7 @@ from enclave.group.base import Group
 from enclave.group.secp256k1 import SECP256K1
 from enclave.protocols.frost import wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
+from enclave.protocols.frost.derive import CHAIN_CODE_LEN
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.sealing import Sealer
 from mpc.v1 import enclave_pb2 as pb
@@ -90,6 +91,13 @@ def validate_key(sealer: Sealer, request: pb.ValidateKeyRequest) -> pb.KeyValida
         return _verdict(
             pb.KEY_VERDICT_INCONSISTENT_SHARE,
             "the share's group public key is not the public key this node records for the key",
+            record,
+        )
+    if len(record.chain_code) not in (0, CHAIN_CODE_LEN):
+        # Derivation (BIP32-style for GG20, the additive rule for FROST) reads exactly 32 bytes.
+        return _verdict(
+            pb.KEY_VERDICT_INCONSISTENT_SHARE,
+            f"the share's chain code is {len(record.chain_code)} bytes, not {CHAIN_CODE_LEN} (or none)",
             record,
         )
     suite = FROST_SUITES.get(request.protocol)

@@ -152,6 +152,10 @@ async def test_tampered_foreign_and_inconsistent_shares_are_named(nodes, keys, c
         assert answer.validity == pb.KEY_VALIDITY_INCONSISTENT_SHARE, answer.reason
         assert "public share" in answer.reason or "verifying share" in answer.reason
 
+        put_blob(a, key.key_id, _inconsistent(a, key.key_id, protocol, good, chain_code=b"\x07" * 31))
+        answer = await client.validate_key(key.key_id)
+        assert answer.validity == pb.KEY_VALIDITY_INCONSISTENT_SHARE and "chain code is 31 bytes" in answer.reason
+
         put_blob(a, key.key_id, good, public_key=keys[FROST if protocol == GG20 else GG20].public_key)
         answer = await client.validate_key(key.key_id)
         assert answer.validity == pb.KEY_VALIDITY_INCONSISTENT_SHARE and "records for the key" in answer.reason
@@ -165,14 +169,18 @@ async def test_tampered_foreign_and_inconsistent_shares_are_named(nodes, keys, c
     assert answer.validity == pb.KEY_VALIDITY_FAILED_AUTHENTICATION and "sealed under key" in answer.reason
 
 
-def _inconsistent(node: Node, key_id: str, protocol: int, good: bytes) -> bytes:
-    """signer-a's share re-sealed with its own sealing key after changing the secret: it unseals,
-    and only the consistency checks can tell."""
+def _inconsistent(node: Node, key_id: str, protocol: int, good: bytes, chain_code: bytes | None = None) -> bytes:
+    """signer-a's share re-sealed with its own sealing key after changing the secret (or, given
+    `chain_code`, only the record's chain code): it unseals, and only the consistency checks can tell."""
     workdir = node.enclave.workdir
     sealer = LocalSealer.from_key_file(workdir / "sealing.key")
     name = PROTOCOL_NAMES[protocol]
     index, plaintext = blobs.unseal(sealer, good, key_id=key_id, protocol=name, purpose="share")
     record = ShareRecord.decode(plaintext)
+    if chain_code is not None:
+        changed = dataclasses.replace(record, chain_code=chain_code)
+        binding = Binding(key_id=key_id, protocol=name, party_id=index, purpose="share")
+        return blobs.seal(sealer, changed.encode(), binding)
     if protocol in FROST_SUITES:
         cs = FROST_SUITES[protocol]
         key_bytes, public_bytes = blobs.unpack(record.share, 2)
