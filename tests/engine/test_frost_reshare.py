@@ -283,3 +283,133 @@ async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
     finally:
         for e in engines.values():
             e.close()
+
+
+# -- who receives a share: new_party_keys and round-one authentication ---------------------------
+
+
+async def test_the_host_substituting_a_new_partys_key_is_named(tmp_path: Path, prime_source: FixtureSource) -> None:
+    """client2's round-one message changed on the way, or the dealers told another key for
+    client2 (one the host holds): the dealers name client2 and nobody gets a share."""
+    protocol = pb.PROTOCOL_FROST_SECP256K1_TR
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+
+        def flip(recipient: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+            if m.sender == "client2" and m.round == 1:
+                bad = pb.EnclaveMessage()
+                bad.CopyFrom(m)
+                bad.payload = m.payload[:-70] + bytes([m.payload[-70] ^ 1]) + m.payload[-69:]
+                return bad
+            return m
+
+        host_key = EnclaveIdentity.generate().public_key
+        for sid, tamper in (("flipped", flip), ("host-key", None)):
+            starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), sid)
+            if tamper is None:
+                for d in ("signer", "backup"):
+                    starts[d].new_party_keys["client2"] = host_key
+            updates = await relay.run(engines, starts, tamper)
+            for d in ("signer", "backup"):
+                assert updates[d].state == pb.SESSION_STATE_FAILED and list(updates[d].culprits) == ["client2"]
+                assert "not authenticated" in updates[d].reason, updates[d].reason
+            assert not any(u.result.HasField("sealed_share") for u in updates.values())
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_a_round_one_message_replayed_from_another_reshare_is_named(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        first: dict[str, pb.EnclaveMessage] = {}
+
+        def record(recipient: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+            if m.round == 1 and recipient == "signer":
+                first[m.sender] = m
+            return m
+
+        relay.results(
+            await relay.run(
+                engines, _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), "a"), record
+            )
+        )
+        for sender in ("backup", "client2"):
+
+            def replay(recipient: str, m: pb.EnclaveMessage, sender: str = sender) -> pb.EnclaveMessage:
+                return first[sender] if m.sender == sender and m.round == 1 else m
+
+            starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), f"b-{sender}")
+            updates = await relay.run(engines, starts, replay)
+            assert list(updates["signer"].culprits) == [sender] and "not authenticated" in updates["signer"].reason
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_who_is_a_new_party_is_checked_at_start(tmp_path: Path, prime_source: FixtureSource) -> None:
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        ok = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+
+        async def refused(name: str, change: Any, code: int = pb.ERROR_CODE_INVALID_ARGUMENT) -> str:
+            start = pb.SessionStart()
+            start.CopyFrom(ok[name])
+            change(start)
+            with pytest.raises(RequestRejected) as exc:
+                await engines[name].start(start)
+            assert exc.value.code == code, exc.value.message
+            return exc.value.message
+
+        def old_client(s: pb.SessionStart) -> None:  # the host poses as the old client, no dealer
+            s.party_ids[0] = "client"
+            del s.new_party_keys["client2"]
+
+        assert "neither a dealer (source_signers) nor listed" in await refused("signer", old_client)
+        assert "neither a dealer" in await refused("signer", lambda s: s.new_party_keys.clear())
+        key = ok["signer"].new_party_keys["client2"]
+        assert "not one of party_ids" in await refused("signer", lambda s: s.new_party_keys.__setitem__("x", key))
+        assert "is a dealer" in await refused("signer", lambda s: s.new_party_keys.__setitem__("backup", key))
+        for bad in (key[:-1], b"\x04" + bytes(64), b"\x02" + key[1:33]):
+            assert "not a P-256 public key" in await refused(
+                "signer", lambda s, bad=bad: s.new_party_keys.__setitem__("client2", bad)
+            )
+        other = EnclaveIdentity.generate().public_key
+        assert "is not this enclave's identity key" in await refused(
+            "client2", lambda s: s.new_party_keys.__setitem__("client2", other), pb.ERROR_CODE_FAILED_PRECONDITION
+        )
+        assert all(e.running() == 0 for e in engines.values())
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_without_a_policy_a_dealer_refuses_threshold_many_new_parties(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    """Whoever picks t_new listed keys could rebuild a dealer's share: without a policy to approve
+    them a dealer refuses; a party new to the key risks nothing and starts."""
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines((*ALL, "client3"), tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (("client2", "client3", "signer"), 2))
+        assert len(starts["signer"].new_party_keys) == 2
+        for d in ("signer", "backup"):
+            with pytest.raises(RequestRejected) as exc:
+                await engines[d].start(starts[d])
+            assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
+            assert "could rebuild this dealer's share" in exc.value.message and "policy" in exc.value.message
+        update = await engines["client2"].start(starts["client2"])
+        assert update.state == pb.SESSION_STATE_RUNNING
+        assert all(e.running() == 0 for n, e in engines.items() if n != "client2")
+    finally:
+        for e in engines.values():
+            e.close()
