@@ -315,6 +315,15 @@ async def test_the_host_substituting_a_new_partys_key_is_named(tmp_path: Path, p
                 assert updates[d].state == pb.SESSION_STATE_FAILED and list(updates[d].culprits) == ["client2"]
                 assert "not authenticated" in updates[d].reason, updates[d].reason
             assert not any(u.result.HasField("sealed_share") for u in updates.values())
+        # the host key told to one dealer only: the listed keys are part of the view, so the
+        # other dealer aborts too (naming nobody) before it deals
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), "split")
+        starts["signer"].new_party_keys["client2"] = host_key
+        updates = await relay.run(engines, starts)
+        assert list(updates["signer"].culprits) == ["client2"]
+        assert updates["backup"].state == pb.SESSION_STATE_FAILED and not updates["backup"].culprits
+        assert "disagree" in updates["backup"].reason
+        assert not any(u.result.HasField("sealed_share") for u in updates.values())
     finally:
         for e in engines.values():
             e.close()
