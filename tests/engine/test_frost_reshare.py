@@ -21,6 +21,7 @@ from enclave.errors import RequestRejected
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
 from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
+from signer.policy.approvals import signed_digest
 from tests.engine import relay
 from tests.engine.test_frost_refresh import PROTOCOLS, verify
 from tests.engine.test_message_bounds import Sizes
@@ -272,6 +273,8 @@ async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
                 await engines["signer"].start(starts["signer"])
             assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
         good = approve("gated", reshare_digest(OLD, 2, dealers, NEW, 2, keys))
+        # the host asks the policy service for the digest the enclave checks
+        assert signed_digest(starts["signer"]) == (RESHARE_APPROVAL_HASH, reshare_digest(OLD, 2, dealers, NEW, 2, keys))
         for d in dealers:
             starts[d].policy_approval.CopyFrom(good)
         new = relay.results(await relay.run(engines, starts))
