@@ -61,6 +61,7 @@ from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.rounds import DkgSetup, SignSetup, dkg_driver, signing_driver
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR, tweaked_public_key
 from enclave.sealing import LocalSealer, Sealer
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 
 # The FROST protocols and their suites: the engine's adapters and key validation both read it.
@@ -87,12 +88,14 @@ class FrostAdapter:
         *,
         boot_sealer: LocalSealer | None = None,
         used_nonces: SingleUseLedger | None = None,
+        identity: EnclaveIdentity,
     ) -> None:
         self._sealer = sealer
         self._rng = rng
         self.suite = suite
         self.protocol = protocol
         self._name = PROTOCOL_NAMES[protocol]
+        self._identity = identity  # signs a reshare's round one when this party is a listed one
         # Preprocessed nonces (enclave/engine/frost_presign.py): only with a per-boot sealer and
         # a single-use ledger, which the engine owns.
         self._presigning = (
@@ -130,7 +133,7 @@ class FrostAdapter:
         if request.kind == pb.SESSION_KIND_REFRESH:
             return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
         if request.kind == pb.SESSION_KIND_RESHARE:
-            return prepare_reshare(self._sealer, self._rng, self.suite, self._name, request)
+            return prepare_reshare(self._sealer, self._rng, self.suite, self._name, request, self._identity)
         raise invalid(
             "FROST sessions are DKG, SIGN, PRESIGN, REFRESH or RESHARE (PRESIGN needs the engine's single-use ledger)"
         )

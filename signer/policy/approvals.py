@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from door.digests import FROST_APPROVAL_HASH, frost_digest, message_digest
+from door.digests import FROST_APPROVAL_HASH, RESHARE_APPROVAL_HASH, frost_digest, message_digest, reshare_digest
 from mpc.v1 import enclave_pb2 as epb
 from signer.errors import DeadlineExceeded, PermissionDenied, Unavailable
 from signer.policy.client import (
@@ -51,7 +51,18 @@ def signed_digest(start: epb.SessionStart) -> tuple[str, bytes]:
     """(hash rule name, 32-byte digest) of a validated SIGN start: what an approval covers and the
     audit records. GG20: the digest the enclave will sign; FROST: SHA-256 of the message (whose
     message may be long), SHA-256(tag || merkle root || message) for a Taproot signature under a
-    script tree's merkle root."""
+    script tree's merkle root. A RESHARE start (a dealer's): "reshare" and `reshare_digest` of its
+    party sets, thresholds and new_party_keys, as the enclave makes it."""
+    if start.kind == epb.SESSION_KIND_RESHARE:
+        digest = reshare_digest(
+            start.source_party_ids,
+            start.source_threshold,
+            start.source_signers,
+            start.party_ids,
+            start.threshold,
+            start.new_party_keys,
+        )
+        return RESHARE_APPROVAL_HASH, digest
     message = bytes(start.message)
     if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
         return FROST_APPROVAL_HASH, frost_digest(message, start.taproot_merkle_root)

@@ -11,6 +11,7 @@ from enclave.crypto.primes import PrimeSource
 from enclave.engine import Engine, EngineConfig
 from enclave.policy import PolicyVerifier
 from enclave.sealing import generate_key_file
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 
 Tamper = Callable[[str, pb.EnclaveMessage], "pb.EnclaveMessage | None"]
@@ -29,15 +30,11 @@ def make_engines(
     engines = {}
     for name in names:
         sealer = generate_key_file(tmp / f"{name}.key")
-        # Reshare is off in a real enclave until its receivers are authenticated; these engines
-        # run it (tests/engine/test_frost_reshare.py checks that the default refuses it).
-        defaults: dict[str, int | bool] = {
-            "preparams_pool_size": 1,
-            "workers": 2,
-            "allow_unauthenticated_reshare": True,
-        }
+        defaults: dict[str, int | bool] = {"preparams_pool_size": 1, "workers": 2}
         cfg = EngineConfig(**(defaults | config))  # type: ignore[arg-type]
-        engines[name] = Engine(sealer, config=cfg, prime_source=source, policy=policy)
+        # Each party its own identity key, as each enclave has (a reshare's listed parties sign with it).
+        identity = EnclaveIdentity.generate()
+        engines[name] = Engine(sealer, config=cfg, prime_source=source, policy=policy, identity=identity)
     return engines
 
 
@@ -120,10 +117,11 @@ def reshare(
     me: str,
     share: pb.SealedBlob | None,
     key: tuple[str, bytes, bytes],
+    new_party_keys: Mapping[str, bytes],
 ) -> pb.SessionStart:
     """`source`: the source key's (parties, threshold, dealers); `new`: (parties, threshold);
     `key`: the source (key id, public key, chain code); public key and chain code go only to a
-    party with no share, as a host would send them."""
+    party with no share, as a host would send them; `new_party_keys`: see `listed`."""
     return pb.SessionStart(
         session_id=sid,
         protocol=protocol,  # type: ignore[arg-type]
@@ -138,7 +136,14 @@ def reshare(
         source_signers=list(source[2]),
         source_public_key=b"" if share is not None else key[1],
         source_chain_code=b"" if share is not None else key[2],
+        new_party_keys=dict(new_party_keys),
     )
+
+
+def listed(engines: Mapping[str, Engine], parties: Sequence[str], dealers: Sequence[str]) -> dict[str, bytes]:
+    """new_party_keys for a reshare: every new party that deals nothing, with its engine's
+    identity key (what a host reads from InfoResponse.enclave_public_key)."""
+    return {p: engines[p].identity.public_key for p in parties if p not in dealers}
 
 
 async def run(

@@ -19,7 +19,9 @@ from enclave.engine import Engine, limits
 from enclave.engine.approval import encode_approval
 from enclave.errors import RequestRejected
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
+from signer.policy.approvals import signed_digest
 from tests.engine import relay
 from tests.engine.test_frost_refresh import PROTOCOLS, verify
 from tests.engine.test_message_bounds import Sizes
@@ -35,6 +37,7 @@ async def _dkg(engines: Any, protocol: int, parties: Any, t: int) -> dict[str, p
 
 
 def _starts(
+    engines: Any,
     protocol: int,
     old: dict[str, pb.SessionResult],
     source: tuple[Any, int, Any],
@@ -44,8 +47,9 @@ def _starts(
     first = next(iter(old.values()))
     key = (first.key_id, first.public_key, first.chain_code)
     parties = list(new[0]) + [d for d in source[2] if d not in new[0]]
+    keys = relay.listed(engines, new[0], source[2])
     return {
-        p: relay.reshare(sid, protocol, source, new, p, old[p].sealed_share if p in source[2] else None, key)
+        p: relay.reshare(sid, protocol, source, new, p, old[p].sealed_share if p in source[2] else None, key, keys)
         for p in parties
     }
 
@@ -66,7 +70,7 @@ async def test_recovery_the_new_client_signs_with_the_signer(
         old = await _dkg(engines, protocol, OLD, 2)
         first = old["signer"]
         sizes = Sizes()  # every honest message is within the reshare bounds, and they are tight
-        starts = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
         new = relay.results(await relay.run(engines, starts, sizes))
         element = 32 if protocol == pb.PROTOCOL_FROST_ED25519 else 33
         sizes.check(limits.for_session("frost", "reshare", 3, 2, 2048, element_len=element), 1.0)
@@ -99,7 +103,9 @@ async def test_2_of_2_becomes_2_of_3_and_a_leaving_dealer_gets_no_share(
     try:
         old = await _dkg(engines, protocol, ("client", "signer"), 2)
         grown = relay.results(
-            await relay.run(engines, _starts(protocol, old, (("client", "signer"), 2, ("client", "signer")), (OLD, 2)))
+            await relay.run(
+                engines, _starts(engines, protocol, old, (("client", "signer"), 2, ("client", "signer")), (OLD, 2))
+            )
         )
         shares = {p: r.sealed_share for p, r in grown.items()}
         verify(
@@ -113,6 +119,7 @@ async def test_2_of_2_becomes_2_of_3_and_a_leaving_dealer_gets_no_share(
             await relay.run(
                 engines,
                 _starts(
+                    engines,
                     protocol,
                     grown,
                     (OLD, 2, ("client", "signer", "backup")),
@@ -138,7 +145,7 @@ async def test_a_wrong_chain_code_for_the_new_party_aborts_naming_nobody(
     engines = relay.make_engines(ALL, tmp_path, prime_source)
     try:
         old = await _dkg(engines, protocol, OLD, 2)
-        starts = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
         starts["client2"].source_chain_code = bytes(32)
         updates = await relay.run(engines, starts)
         assert all(u.state == pb.SESSION_STATE_FAILED and not u.culprits for u in updates.values())
@@ -152,7 +159,7 @@ async def test_reshare_request_rules(tmp_path: Path, prime_source: FixtureSource
     engines = relay.make_engines(ALL, tmp_path, prime_source)
     try:
         old = await _dkg(engines, protocol, OLD, 2)
-        ok = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        ok = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
 
         async def refused(name: str, change: Any) -> str:
             start = pb.SessionStart()
@@ -216,7 +223,9 @@ async def test_a_bad_sub_share_names_its_dealer_and_the_old_key_still_signs(
                 return bad
             return m
 
-        updates = await relay.run(engines, _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2)), tamper)
+        updates = await relay.run(
+            engines, _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2)), tamper
+        )
         assert updates["client2"].state == pb.SESSION_STATE_FAILED
         assert list(updates["client2"].culprits) == ["backup"]
         shares = {p: r.sealed_share for p, r in old.items()}
@@ -248,17 +257,24 @@ async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
             return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
 
         dealers = ("signer", "backup")
-        starts = _starts(protocol, old, (OLD, 2, dealers), (NEW, 2), "gated")
+        starts = _starts(engines, protocol, old, (OLD, 2, dealers), (NEW, 2), "gated")
         with pytest.raises(RequestRejected) as exc:
             await engines["signer"].start(starts["signer"])
         assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
-        # an approval of another new party set does not do
-        other = reshare_digest(OLD, 2, dealers, ("mallory", "signer", "backup"), 2)
-        starts["signer"].policy_approval.CopyFrom(approve("gated", other))
-        with pytest.raises(RequestRejected) as exc:
-            await engines["signer"].start(starts["signer"])
-        assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
-        good = approve("gated", reshare_digest(OLD, 2, dealers, NEW, 2))
+        keys = dict(starts["signer"].new_party_keys)
+        # an approval of another new party set, or of another key for client2, does not do
+        mallory = EnclaveIdentity.generate().public_key
+        for other in (
+            reshare_digest(OLD, 2, dealers, ("mallory", "signer", "backup"), 2, {"mallory": keys["client2"]}),
+            reshare_digest(OLD, 2, dealers, NEW, 2, {"client2": mallory}),
+        ):
+            starts["signer"].policy_approval.CopyFrom(approve("gated", other))
+            with pytest.raises(RequestRejected) as exc:
+                await engines["signer"].start(starts["signer"])
+            assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
+        good = approve("gated", reshare_digest(OLD, 2, dealers, NEW, 2, keys))
+        # the host asks the policy service for the digest the enclave checks
+        assert signed_digest(starts["signer"]) == (RESHARE_APPROVAL_HASH, reshare_digest(OLD, 2, dealers, NEW, 2, keys))
         for d in dealers:
             starts[d].policy_approval.CopyFrom(good)
         new = relay.results(await relay.run(engines, starts))
@@ -272,17 +288,140 @@ async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
             e.close()
 
 
-async def test_reshare_is_refused_by_a_default_enclave(tmp_path: Path, prime_source: FixtureSource) -> None:
-    """Until receivers prove an attested identity, a real enclave refuses every RESHARE start
-    (a host posing as receivers could rebuild a dealer's share), before anything is reserved."""
-    engines = relay.make_engines(ALL, tmp_path, prime_source, allow_unauthenticated_reshare=False)
+# -- who receives a share: new_party_keys and round-one authentication ---------------------------
+
+
+async def test_the_host_substituting_a_new_partys_key_is_named(tmp_path: Path, prime_source: FixtureSource) -> None:
+    """client2's round-one message changed on the way, or the dealers told another key for
+    client2 (one the host holds): the dealers name client2 and nobody gets a share."""
+    protocol = pb.PROTOCOL_FROST_SECP256K1_TR
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
     try:
-        start = pb.SessionStart(session_id="r", protocol=pb.PROTOCOL_FROST_ED25519, kind=pb.SESSION_KIND_RESHARE)
-        with pytest.raises(RequestRejected) as exc:
-            await engines[ALL[0]].start(start)
-        assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
-        assert "reshare is disabled" in exc.value.message and "allow_unauthenticated_reshare" in exc.value.message
-        assert engines[ALL[0]].running() == 0
+        old = await _dkg(engines, protocol, OLD, 2)
+
+        def flip(recipient: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+            if m.sender == "client2" and m.round == 1:
+                bad = pb.EnclaveMessage()
+                bad.CopyFrom(m)
+                bad.payload = m.payload[:-70] + bytes([m.payload[-70] ^ 1]) + m.payload[-69:]
+                return bad
+            return m
+
+        host_key = EnclaveIdentity.generate().public_key
+        for sid, tamper in (("flipped", flip), ("host-key", None)):
+            starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), sid)
+            if tamper is None:
+                for d in ("signer", "backup"):
+                    starts[d].new_party_keys["client2"] = host_key
+            updates = await relay.run(engines, starts, tamper)
+            for d in ("signer", "backup"):
+                assert updates[d].state == pb.SESSION_STATE_FAILED and list(updates[d].culprits) == ["client2"]
+                assert "not authenticated" in updates[d].reason, updates[d].reason
+            assert not any(u.result.HasField("sealed_share") for u in updates.values())
+        # the host key told to one dealer only: the listed keys are part of the view, so the
+        # other dealer aborts too (naming nobody) before it deals
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), "split")
+        starts["signer"].new_party_keys["client2"] = host_key
+        updates = await relay.run(engines, starts)
+        assert list(updates["signer"].culprits) == ["client2"]
+        assert updates["backup"].state == pb.SESSION_STATE_FAILED and not updates["backup"].culprits
+        assert "disagree" in updates["backup"].reason
+        assert not any(u.result.HasField("sealed_share") for u in updates.values())
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_a_round_one_message_replayed_from_another_reshare_is_named(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        first: dict[str, pb.EnclaveMessage] = {}
+
+        def record(recipient: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+            if m.round == 1 and recipient == "signer":
+                first[m.sender] = m
+            return m
+
+        relay.results(
+            await relay.run(
+                engines, _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), "a"), record
+            )
+        )
+        for sender in ("backup", "client2"):
+
+            def replay(recipient: str, m: pb.EnclaveMessage, sender: str = sender) -> pb.EnclaveMessage:
+                return first[sender] if m.sender == sender and m.round == 1 else m
+
+            starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), f"b-{sender}")
+            updates = await relay.run(engines, starts, replay)
+            assert list(updates["signer"].culprits) == [sender] and "not authenticated" in updates["signer"].reason
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_who_is_a_new_party_is_checked_at_start(tmp_path: Path, prime_source: FixtureSource) -> None:
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        ok = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+
+        async def refused(name: str, change: Any, code: int = pb.ERROR_CODE_INVALID_ARGUMENT) -> str:
+            start = pb.SessionStart()
+            start.CopyFrom(ok[name])
+            change(start)
+            with pytest.raises(RequestRejected) as exc:
+                await engines[name].start(start)
+            assert exc.value.code == code, exc.value.message
+            return exc.value.message
+
+        def old_client(s: pb.SessionStart) -> None:  # the host poses as the old client, no dealer
+            s.party_ids[0] = "client"
+            del s.new_party_keys["client2"]
+
+        assert "neither a dealer (source_signers) nor listed" in await refused("signer", old_client)
+        assert "neither a dealer" in await refused("signer", lambda s: s.new_party_keys.clear())
+        key = ok["signer"].new_party_keys["client2"]
+        assert "not one of party_ids" in await refused("signer", lambda s: s.new_party_keys.__setitem__("x", key))
+        assert "is a dealer" in await refused("signer", lambda s: s.new_party_keys.__setitem__("backup", key))
+        for bad in (key[:-1], b"\x04" + bytes(64), b"\x02" + key[1:33]):
+            assert "not a P-256 public key" in await refused(
+                "signer", lambda s, bad=bad: s.new_party_keys.__setitem__("client2", bad)
+            )
+        other = EnclaveIdentity.generate().public_key
+        assert "is not this enclave's identity key" in await refused(
+            "client2", lambda s: s.new_party_keys.__setitem__("client2", other), pb.ERROR_CODE_FAILED_PRECONDITION
+        )
+        assert all(e.running() == 0 for e in engines.values())
+    finally:
+        for e in engines.values():
+            e.close()
+
+
+async def test_without_a_policy_a_dealer_refuses_threshold_many_new_parties(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    """Whoever picks t_new listed keys could rebuild a dealer's share: without a policy to approve
+    them a dealer refuses; a party new to the key risks nothing and starts."""
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines((*ALL, "client3"), tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (("client2", "client3", "signer"), 2))
+        assert len(starts["signer"].new_party_keys) == 2
+        for d in ("signer", "backup"):
+            with pytest.raises(RequestRejected) as exc:
+                await engines[d].start(starts[d])
+            assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
+            assert "could rebuild this dealer's share" in exc.value.message and "policy" in exc.value.message
+        update = await engines["client2"].start(starts["client2"])
+        assert update.state == pb.SESSION_STATE_RUNNING
+        assert all(e.running() == 0 for n, e in engines.items() if n != "client2")
     finally:
         for e in engines.values():
             e.close()

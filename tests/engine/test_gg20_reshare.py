@@ -32,9 +32,10 @@ async def test_recovery_through_engines(tmp_path: Path, prime_source: FixtureSou
         new_parties = ("dave", "bob", "carol")
         source = (key.parties, 2, ("bob", "carol"))
         src = (key.key_id, key.public_key, key.chain_code)
+        keys = relay.listed(engines, new_parties, source[2])
         starts = {
             p: relay.reshare(
-                "gg20-reshare", GG20, source, (new_parties, 2), p, key.shares.get(p) if p != "dave" else None, src
+                "gg20-reshare", GG20, source, (new_parties, 2), p, key.shares.get(p) if p != "dave" else None, src, keys
             )
             for p in new_parties
         }
@@ -69,7 +70,7 @@ async def test_a_leaving_dealer_gets_the_key_id_and_no_share(
     source = (key.parties, 2, ("alice", "bob", "carol"))
     src = (key.key_id, key.public_key, key.chain_code)
     starts = {
-        p: relay.reshare("gg20-shrink", GG20, source, (new_parties, 2), p, key.shares[p], src) for p in key.parties
+        p: relay.reshare("gg20-shrink", GG20, source, (new_parties, 2), p, key.shares[p], src, {}) for p in key.parties
     }
     out = relay.results(await relay.run(key.engines, starts))
     assert not out["carol"].HasField("sealed_share") and out["carol"].key_id == out["alice"].key_id
@@ -99,21 +100,66 @@ async def test_gg20_reshare_request_rules(tmp_path: Path, prime_source: FixtureS
             return exc.value.message
 
         new = (("dave", "bob", "carol"), 2)
-        start = relay.reshare("rr1", GG20, source, new, "dave", None, src)
+        keys = {"dave": dave["dave"].identity.public_key}
+        start = relay.reshare("rr1", GG20, source, new, "dave", None, src, keys)
         start.source_chain_code = b""
         assert "source_chain_code (32 bytes)" in await refused("dave", start)
-        start = relay.reshare("rr2", GG20, source, new, "dave", None, src)
+        start = relay.reshare("rr2", GG20, source, new, "dave", None, src, keys)
         start.source_public_key = b"\x02" + bytes(32)
         assert "not a valid key" in await refused("dave", start)
-        start = relay.reshare("rr3", GG20, (key.parties, 3, ("bob", "carol")), new, "bob", key.shares["bob"], src)
+        start = relay.reshare("rr3", GG20, (key.parties, 3, ("bob", "carol")), new, "bob", key.shares["bob"], src, keys)
         assert "at least source_threshold (3)" in await refused("bob", start)
         start = relay.reshare(
-            "rr4", GG20, (("carol", "bob", "alice"), 2, ("bob", "carol")), new, "bob", key.shares["bob"], src
+            "rr4", GG20, (("carol", "bob", "alice"), 2, ("bob", "carol")), new, "bob", key.shares["bob"], src, keys
         )
         assert "in the key's order" in await refused("bob", start)
-        start = relay.reshare("rr5", GG20, source, new, "bob", None, src)
+        start = relay.reshare("rr5", GG20, source, new, "bob", None, src, keys)
         assert "needs its sealed share" in await refused("bob", start)
         assert all(e.running() == 0 for e in (*key.engines.values(), dave["dave"]))
+    finally:
+        for e in dave.values():
+            e.close()
+
+
+async def test_gg20_a_new_partys_changed_round_one_message_is_named(
+    tmp_path: Path, prime_source: FixtureSource, gg20_2of3: Key
+) -> None:
+    """The host changes dave's round-one message (where its Paillier key rides) on the way: bob
+    and carol name dave before they encrypt anything to it; nobody gets a share. Without a policy
+    a dealer refuses to list two new parties for a threshold of two."""
+    key = gg20_2of3
+    dave = relay.make_engines(["dave", "erin"], tmp_path, prime_source)
+    engines = {**key.engines, **dave}
+    try:
+        new_parties = ("dave", "bob", "carol")
+        source = (key.parties, 2, ("bob", "carol"))
+        src = (key.key_id, key.public_key, key.chain_code)
+        keys = relay.listed(engines, new_parties, source[2])
+        starts = {
+            p: relay.reshare("gg20-flip", GG20, source, (new_parties, 2), p, key.shares.get(p), src, keys)
+            for p in new_parties
+        }
+
+        def flip(recipient: str, m: pb.EnclaveMessage) -> pb.EnclaveMessage:
+            if m.sender == "dave" and m.round == 1:
+                bad = pb.EnclaveMessage()
+                bad.CopyFrom(m)
+                bad.payload = m.payload[:-100] + bytes([m.payload[-100] ^ 1]) + m.payload[-99:]
+                return bad
+            return m
+
+        updates = await relay.run(engines, starts, flip)
+        for d in ("bob", "carol"):
+            assert list(updates[d].culprits) == ["dave"] and "not authenticated" in updates[d].reason
+        assert not any(u.result.HasField("sealed_share") for u in updates.values())
+
+        two = ("dave", "erin", "bob")
+        start = relay.reshare(
+            "gg20-two", GG20, source, (two, 2), "bob", key.shares["bob"], src, relay.listed(engines, two, source[2])
+        )
+        with pytest.raises(RequestRejected) as exc:
+            await key.engines["bob"].start(start)
+        assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION and "policy" in exc.value.message
     finally:
         for e in dave.values():
             e.close()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from coincurve import PublicKey
@@ -229,3 +230,43 @@ def test_passphrase_sealer_and_cli_pass_through(tmp_path: Path) -> None:
     vsock = parser.parse_args(["enclave", "--listen", "vsock://any:5000"])
     with pytest.raises(SetupError, match="no sealing key"):
         open_parts(vsock)
+
+
+async def test_the_enclave_process_joins_a_reshare_under_its_attested_identity(
+    tmp_path: Path, prime_source: FixtureSource, start_enclave: Callable[..., EnclaveProcess]
+) -> None:
+    """Two in-process parties move their FROST key to {a, b, remote}; the enclave process is new
+    to the key and listed with InfoResponse.enclave_public_key (the key attestation binds), so its
+    round-one signature is made by the key its boot created; then it signs with a (libsodium
+    verifies). Listed with any other key, it refuses the start."""
+    proc = start_enclave(extra_args=enclave_args(tmp_path / "remote.key"))
+    remote = Remote(proc.address)
+    local = relay.make_engines(["a", "b"], tmp_path, prime_source)
+    parties: dict[str, Any] = {**local, "remote": remote}
+    try:
+        info = await remote.client.info()
+        old = relay.results(await relay.run(local, {p: relay.dkg("r-dkg", FROST, ("a", "b"), 2, p) for p in local}))
+        src = (old["a"].key_id, old["a"].public_key, old["a"].chain_code)
+        source, new = (("a", "b"), 2, ("a", "b")), (("a", "b", "remote"), 2)
+
+        def starts(sid: str, key: bytes) -> dict[str, pb.SessionStart]:
+            shares = {p: old[p].sealed_share for p in local}
+            return {p: relay.reshare(sid, FROST, source, new, p, shares.get(p), src, {"remote": key}) for p in new[0]}
+
+        with pytest.raises(EnclaveRequestError) as exc:
+            await remote.start(starts("r-wrong", relay.listed(local, ("a",), ())["a"])["remote"])
+        assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION and "identity key" in exc.value.message
+        moved = relay.results(await relay.run(parties, starts("r-move", info.enclave_public_key)))
+        assert moved["remote"].public_key == old["a"].public_key and moved["remote"].HasField("sealed_share")
+        shares = {p: r.sealed_share for p, r in moved.items()}
+        signers = ("remote", "a")
+        out = relay.results(
+            await relay.run(
+                parties, {p: relay.sign("r-sign", FROST, signers, p, shares[p], b"joined") for p in signers}
+            )
+        )
+        VerifyKey(old["a"].public_key).verify(b"joined", out["remote"].signature)
+    finally:
+        await remote.client.close()
+        for e in local.values():
+            e.close()
