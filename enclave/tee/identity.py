@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,10 @@ class EnclaveIdentity:
         return self.private_key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
+
+    def sign(self, message: bytes) -> bytes:
+        """ECDSA P-256 over SHA-256(message), r || s (32 bytes each), deterministic (RFC 6979):
+        what a reshare party listed in new_party_keys puts on its round-one message."""
+        der = self.private_key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+        r, s = decode_dss_signature(der)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
