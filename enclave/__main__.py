@@ -24,7 +24,6 @@ from enclave.engine.validation import KeyValidator
 from enclave.service import EnclaveService
 from enclave.tee.attestation import NITRO_MODE
 from enclave.tee.channel_key import AttestedKeyReceiver
-from enclave.tee.identity import EnclaveIdentity
 from enclave.transport.server import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -93,7 +92,8 @@ async def serve(args: argparse.Namespace, parts: options.EngineParts) -> None:
     psk = load_psk(args.psk_file) if args.psk_file else None
     # The session engine (sealer, policy and limits checked by run() before listening).
     engine = build_engine(parts)
-    identity = EnclaveIdentity.generate()
+    # One identity key per boot: the one attestation binds is the one a repaired party signs with.
+    identity = engine.identity
 
     def gauges() -> dict[str, int]:
         return {**engine.gauges(), **server.gauges()}

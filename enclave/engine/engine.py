@@ -63,6 +63,7 @@ from enclave.engine.singleuse import DEFAULT_WINDOW, SingleUseLedger, check_this
 from enclave.errors import InvalidEncoding, InvalidParameters, RequestRejected
 from enclave.policy import ApprovalRejected, ApprovalSubject, PolicyVerifier
 from enclave.sealing import Binding, Sealer, SealingError, boot_sealer
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -157,9 +158,13 @@ class Engine:
         prime_source: PrimeSource | None = None,
         policy: PolicyVerifier | None = None,
         clock: Callable[[], float] = time.monotonic,
+        identity: EnclaveIdentity | None = None,
     ) -> None:
+        """`identity`: this boot's identity key, the one InfoResponse shows and attestation binds
+        (default: a new one, for an engine no one attests)."""
         self.config = config or EngineConfig()
         self.policy = policy
+        self.identity = identity if identity is not None else EnclaveIdentity.generate()
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="mpc-session")
         # Single-use items: sealed under a key of this boot only, used at most once in it.
@@ -180,7 +185,15 @@ class Engine:
         self.preparams = PreparamsWaiter(self.pool)
         self._adapters: dict[int, FrostAdapter | Gg20Adapter] = {
             **{
-                p: FrostAdapter(sealer, rng, suite, p, boot_sealer=self.boot_sealer, used_nonces=self.used_frost_nonces)
+                p: FrostAdapter(
+                    sealer,
+                    rng,
+                    suite,
+                    p,
+                    boot_sealer=self.boot_sealer,
+                    used_nonces=self.used_frost_nonces,
+                    identity=self.identity,
+                )
                 for p, suite in FROST_SUITES.items()
             },
             pb.PROTOCOL_GG20_SECP256K1: Gg20Adapter(
@@ -352,6 +365,7 @@ class Engine:
             pb.SESSION_KIND_PRESIGN,
             pb.SESSION_KIND_REFRESH,
             pb.SESSION_KIND_RESHARE,
+            pb.SESSION_KIND_REPAIR,
         ):
             raise invalid("unknown session kind")
         adapter = self._adapters.get(request.protocol)
