@@ -15,16 +15,17 @@ Taproot signature under a script tree's merkle root is made with a key tweaked b
 its approval covers SHA-256("mpc-signer/approval/taproot/v1" || root || message): `frost_digest`.
 A reshare dealer hands out its share (split among the new parties), so with a policy configured a
 dealer's enclave asks an approval for it too, named "reshare", over `reshare_digest` of the
-start's source and new party sets and thresholds (the key id and session id are the approval's
-own fields). A FROST repair helper rebuilds a party's share for whoever holds the key listed for
-that party, so it asks one too, named "repair", over `repair_digest`. Pure functions; the caller
-checks lengths (the enclave refuses a RAW digest that is not 32 bytes).
+start's source and new party sets and thresholds and of the keys its new parties sign with
+(new_party_keys; the key id and session id are the approval's own fields). A FROST repair helper
+rebuilds a party's share for whoever holds the key listed for that party, so it asks one too,
+named "repair", over `repair_digest`. Pure functions; the caller checks lengths (the enclave
+refuses a RAW digest that is not 32 bytes).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from Crypto.Hash import keccak
@@ -33,7 +34,7 @@ FROST_APPROVAL_HASH: Final = "sha256"
 TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
 _ETH_PREFIX: Final = b"\x19Ethereum Signed Message:\n"
 RESHARE_APPROVAL_HASH: Final = "reshare"
-RESHARE_APPROVAL_TAG: Final = b"mpc-signer/approval/reshare/v1"
+RESHARE_APPROVAL_TAG: Final = b"mpc-signer/approval/reshare/v2"
 REPAIR_APPROVAL_HASH: Final = "repair"
 REPAIR_APPROVAL_TAG: Final = b"mpc-signer/approval/repair/v1"
 
@@ -70,10 +71,12 @@ def reshare_digest(
     source_signers: Sequence[str],
     party_ids: Sequence[str],
     threshold: int,
+    new_party_keys: Mapping[str, bytes],
 ) -> bytes:
     """What a reshare approval covers: SHA-256 over the tag, then u32 source threshold, the source
     parties, the dealers, u32 new threshold and the new parties (each list u32 count and lp(id)s,
-    lengths u32 big-endian)."""
+    lengths u32 big-endian), then u32 count and lp(id) || lp(key) of every listed party's key,
+    sorted by party id: whoever picks those keys receives those parties' sub-shares."""
     h = hashlib.sha256(RESHARE_APPROVAL_TAG)
     for t, ids in ((source_threshold, source_party_ids), (None, source_signers), (threshold, party_ids)):
         if t is not None:
@@ -82,6 +85,10 @@ def reshare_digest(
         for p in ids:
             b = p.encode("utf-8")
             h.update(len(b).to_bytes(4, "big") + b)
+    h.update(len(new_party_keys).to_bytes(4, "big"))
+    for p, key in sorted(new_party_keys.items()):
+        b = p.encode("utf-8")
+        h.update(len(b).to_bytes(4, "big") + b + len(key).to_bytes(4, "big") + bytes(key))
     return h.digest()
 
 

@@ -24,6 +24,7 @@ from enclave.engine.validation import KeyValidator
 from enclave.service import EnclaveService
 from enclave.tee.attestation import NITRO_MODE
 from enclave.tee.channel_key import AttestedKeyReceiver
+from enclave.tee.identity import EnclaveIdentity
 from enclave.transport.server import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -81,19 +82,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_arguments(parser)
 
 
-def build_engine(parts: options.EngineParts) -> Engine:
-    """The session engine from the checked parts. Tests replace this function in their own entry
+def build_engine(parts: options.EngineParts, identity: EnclaveIdentity) -> Engine:
+    """The session engine from the checked parts and this boot's identity key (a reshare party
+    listed in new_party_keys signs with it). Tests replace this function in their own entry
     points (tests/service/fixture_enclave.py) to give the engine fixture primes."""
-    return Engine(parts.sealer, config=parts.config, policy=parts.policy)
+    return Engine(parts.sealer, config=parts.config, policy=parts.policy, identity=identity)
 
 
 async def serve(args: argparse.Namespace, parts: options.EngineParts) -> None:
     address = parse_address(args.listen)
     psk = load_psk(args.psk_file) if args.psk_file else None
     # The session engine (sealer, policy and limits checked by run() before listening).
-    engine = build_engine(parts)
-    # One identity key per boot: the one attestation binds is the one a repaired party signs with.
-    identity = engine.identity
+    # This boot's identity key first: attestation binds it, and the engine signs with it.
+    identity = EnclaveIdentity.generate()
+    engine = build_engine(parts, identity)
 
     def gauges() -> dict[str, int]:
         return {**engine.gauges(), **server.gauges()}

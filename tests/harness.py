@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from enclave.errors import BadInput
 from enclave.protocols.driver import Abort, Driver, Frame, Kind, Output, PartyId
+from enclave.tee.identity import EnclaveIdentity
 
 Rule = Callable[[PartyId, PartyId, Frame], "list[Frame | bytes] | None"]
 
@@ -47,6 +48,15 @@ class Result:
 
     def aborts(self) -> dict[PartyId, Abort]:
         return {p: o for p, o in self.outcomes.items() if isinstance(o, Abort)}
+
+
+_IDENTITIES: dict[PartyId, EnclaveIdentity] = {}
+
+
+def identity(party: PartyId) -> EnclaveIdentity:
+    """A P-256 identity key per party id (a reshare's listed parties sign with it), the same for
+    every setup in one test run, so two setups of one party agree on its key."""
+    return _IDENTITIES.setdefault(party, EnclaveIdentity.generate())
 
 
 def _match(frame: Frame, sender: PartyId, s: PartyId, rnd: int, to: PartyId | None, recipient: PartyId) -> bool:

@@ -19,8 +19,13 @@ Live secret state exists only here, in memory, for as long as its session runs. 
   its round (enclave/engine/limits.py), at most one round ahead, and the bytes held for later
   rounds by a reservation each session makes at start against `max_held_bytes`
   (RESOURCE_EXHAUSTED when the running sessions have reserved it all; enclave/engine/held.py);
-- with a policy verifier configured, requires a valid approval on every SIGN before the
-  session is built (no signature share can exist without it): PERMISSION_DENIED otherwise;
+- with a policy verifier configured, requires a valid approval on every SIGN (and of a reshare
+  dealer) before the session is built (no signature share can exist without it):
+  PERMISSION_DENIED otherwise; without one, refuses a reshare dealer a start that lists as many
+  parties in new_party_keys as the new threshold (FAILED_PRECONDITION: whoever picks those keys
+  could rebuild the dealer's share);
+- holds this boot's identity key (enclave/tee/identity.py, the key attestation binds), with
+  which a reshare party listed in new_party_keys signs its round-one message;
 - enforces single use of presignatures, preprocessed FROST nonces and pre-parameter sets
   itself: they are sealed under this boot's key with a sequence number of its ledgers
   (enclave/engine/singleuse.py), so a replayed, rolled-back or earlier-boot blob is refused
@@ -45,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from door.digests import RESHARE_APPROVAL_HASH
 from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
 from enclave.crypto.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
 from enclave.crypto.rng import SYSTEM_RNG, Rng
@@ -75,16 +81,17 @@ PREPARAMS_EXPORT_MAX = 64
 _PREPARAMS_ID = re.compile(r"[0-9a-f]{32}")
 
 
+# Without a policy the host decides who the new parties are (as it decides what to sign); with
+# t_new listed keys it would decide enough of them to rebuild a dealer's share.
+RESHARE_NEEDS_POLICY: Final = (
+    "new_party_keys lists the new threshold or more parties: whoever picks those keys could rebuild this"
+    " dealer's share; configure a policy to approve them"
+)
+
+
 def preparams_binding(item_id: str) -> Binding:
     """Pre-parameters exist before any key: no key id, party 0, told apart by their random id."""
     return Binding(key_id="", protocol=GG20_PROTOCOL, party_id=0, purpose="preparams", item_id=item_id)
-
-
-RESHARE_DISABLED: Final = (
-    "reshare is disabled in this enclave: its receivers are not authenticated yet, so a host posing as"
-    ' them could rebuild a dealer\'s share (README "Reshare"); it runs only with'
-    " allow_unauthenticated_reshare, for tests"
-)
 
 
 @dataclass(frozen=True)
@@ -111,13 +118,6 @@ class EngineConfig:
     single_use_window: int = DEFAULT_WINDOW
     # Sign a bare digest (message_hash RAW) with a presignature: unsafe (CVE-2025-66017), off.
     allow_presigned_bare_digest: bool = False
-    # Run RESHARE sessions. Off, and not to be turned on in production yet: a dealer sends its
-    # sub-shares to receivers the enclave cannot authenticate (their encryption keys come from
-    # the relay), so its own host can pose as enough receivers to rebuild the dealer's share,
-    # policy approval or not; and a party new to the key cannot tell the key it receives from
-    # one its host made. Until receivers prove an attested enclave identity, RESHARE is for
-    # tests and closed lab setups only (README "Reshare").
-    allow_unauthenticated_reshare: bool = False
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1 or self.single_use_window < 1:
@@ -206,6 +206,7 @@ class Engine:
                 clock,
                 max_modulus_bits=self.config.max_modulus_bits,
                 allow_presigned_bare_digest=self.config.allow_presigned_bare_digest,
+                identity=self.identity,
             ),
         }
         self._sealer = sealer
@@ -377,8 +378,6 @@ class Engine:
             raise RequestRejected(pb.ERROR_CODE_RESOURCE_EXHAUSTED, "too many sessions running in the enclave")
         if len(request.messages) > self.config.max_messages_per_deliver:
             raise invalid(f"at most {self.config.max_messages_per_deliver} messages per delivery")
-        if request.kind == pb.SESSION_KIND_RESHARE and not self.config.allow_unauthenticated_reshare:
-            raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, RESHARE_DISABLED)
         prepared = adapter.prepare(request)
         timeout_ms = min(request.timeout_ms or self.config.default_timeout_ms, self.config.max_timeout_ms)
         limits = adapter.limits(request, len(prepared.parties.index), self.config.max_modulus_bits)
@@ -417,6 +416,8 @@ class Engine:
 
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
         if self.policy is None:
+            if prepared.approval_hash == RESHARE_APPROVAL_HASH and len(request.new_party_keys) >= request.threshold:
+                raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, RESHARE_NEEDS_POLICY)
             return
         assert prepared.approval_digest is not None
         subject = ApprovalSubject(

@@ -96,7 +96,7 @@ class FrostAdapter:
         self.suite = suite
         self.protocol = protocol
         self._name = PROTOCOL_NAMES[protocol]
-        self._identity = identity  # signs a repair's round one when this party is the repaired one
+        self._identity = identity  # signs round one of a reshare (a listed party) or a repair (the repaired one)
         # Preprocessed nonces (enclave/engine/frost_presign.py): only with a per-boot sealer and
         # a single-use ledger, which the engine owns.
         self._presigning = (
@@ -137,7 +137,7 @@ class FrostAdapter:
         if request.kind == pb.SESSION_KIND_REFRESH:
             return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
         if request.kind == pb.SESSION_KIND_RESHARE:
-            return prepare_reshare(self._sealer, self._rng, self.suite, self._name, request)
+            return prepare_reshare(self._sealer, self._rng, self.suite, self._name, request, self._identity)
         if request.kind == pb.SESSION_KIND_REPAIR:
             return prepare_repair(self._sealer, self._rng, self.suite, self._name, request, self._identity)
         raise invalid(

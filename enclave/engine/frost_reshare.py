@@ -18,15 +18,14 @@ session id, new threshold, new parties, public key, digest of the new public key
 predecessor_key_id the source key; a dealer not in the new set finishes DONE with that key id
 and no sealed_share. The source share is untouched.
 
-A dealer asks a policy approval (when a policy is configured), unlike refresh: it hands each
-receiver g_i(j), and g_i(0) = lambda_i * s_i, so whoever receives t_new of them learns this
-dealer's share. The enclave cannot tell a real receiver from its own host playing one (peers are
-not authenticated enclave to enclave), so a compromised host that runs a reshare, playing the
-other dealers' round-one broadcasts (their commitments only need the right constant points,
-which are public) and every other receiver, would extract the share. The approval ("reshare",
-`door.digests.reshare_digest` of the party sets and thresholds, with the source key id and the
-session id) makes that need the policy service's consent, as a signature does. A party new to
-the key risks nothing and asks none. Without a policy configured, nothing gates a reshare.
+Round one is authenticated (enclave.protocols.reshare_auth, the rules in reshare_common): a
+dealer proves its source share, a party listed in new_party_keys signs with its key (this
+enclave's identity key when it is the one listed). A dealer hands each receiver g_i(j), and
+g_i(0) = lambda_i * s_i, so whoever holds the keys of t_new receivers learns this dealer's
+share: with a policy configured a dealer asks an approval ("reshare",
+`door.digests.reshare_digest` of the party sets, thresholds and new_party_keys, with the source
+key id and the session id); without one the engine refuses a dealer a start that lists t_new or
+more keys. A party new to the key risks nothing and asks none.
 """
 
 from __future__ import annotations
@@ -42,13 +41,14 @@ from enclave.engine.common import Prepared, invalid
 from enclave.engine.frost_share import open_key, sealed_key_result
 from enclave.engine.keyids import successor_key_id
 from enclave.engine.live import Phase, Plan
-from enclave.engine.reshare_common import check_shape, session_parties, view_context
+from enclave.engine.reshare_common import check_shape, listed_keys, session_parties, view_context
 from enclave.errors import EnclaveError, LocalError
 from enclave.protocols.frost import derive, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite, identifier_from_int
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.reshare_rounds import ReshareSetup, reshare_driver
 from enclave.sealing import Sealer
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 
 
@@ -93,7 +93,9 @@ def _dealer_source(cs: Ciphersuite, sealer: Sealer, name: str, request: pb.Sessi
     return _Source(key.verifying_key, record.public_key, record.chain_code, (key, public))
 
 
-def prepare_reshare(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, request: pb.SessionStart) -> Prepared:
+def prepare_reshare(
+    sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, request: pb.SessionStart, identity: EnclaveIdentity
+) -> Prepared:
     check_shape(request)
     me, old, new = request.self_party_id, tuple(request.source_party_ids), tuple(request.party_ids)
     dealers = list(request.source_signers)
@@ -106,6 +108,7 @@ def prepare_reshare(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, reques
     verifying_key, shown, chain_code, source = src_key.verifying_key, src_key.shown, src_key.chain_code, src_key.share
     parties = session_parties(request)
     ix = parties.index
+    keys = listed_keys(request, parties, identity.public_key)
     dealer_ids = {ix[d]: identifier_from_int(old.index(d) + 1) for d in dealers}
     receiver_ids = {ix[p]: identifier_from_int(i + 1) for i, p in enumerate(new)}
     sid, src, threshold = request.session_id, request.key_id, request.threshold
@@ -140,10 +143,12 @@ def prepare_reshare(sealer: Sealer, rng: Rng, cs: Ciphersuite, name: str, reques
             rng,
             source,
             context,
+            new_party_keys=keys,
+            sign=identity.sign if me in request.new_party_keys else None,
         )
         return Plan(Phase(reshare_driver(setup), 0, finish), 2)
 
     if source is None:  # a party new to the key gives nothing away
         return Prepared(parties, build, key_id=src)
-    approved = reshare_digest(old, request.source_threshold, dealers, new, threshold)
+    approved = reshare_digest(old, request.source_threshold, dealers, new, threshold, request.new_party_keys)
     return Prepared(parties, build, key_id=src, approval_digest=approved, approval_hash=RESHARE_APPROVAL_HASH)

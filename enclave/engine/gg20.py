@@ -74,6 +74,7 @@ from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import Signature
 from enclave.sealing import Binding, LocalSealer, Sealer
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 
 PROTOCOL = PROTOCOL_NAMES[pb.PROTOCOL_GG20_SECP256K1]
@@ -121,6 +122,7 @@ class Gg20Adapter:
         *,
         max_modulus_bits: int = DEFAULT_MODULUS_BITS,
         allow_presigned_bare_digest: bool = False,
+        identity: EnclaveIdentity,
     ) -> None:
         self._sealer = sealer  # durable: key shares
         self._boot = boot_sealer  # this boot only: presignatures
@@ -131,6 +133,7 @@ class Gg20Adapter:
         self._clock = clock
         self._max_modulus_bits = max_modulus_bits
         self._allow_bare = allow_presigned_bare_digest
+        self._identity = identity  # signs a reshare's round one when this party is a listed one
 
     def limits(self, request: pb.SessionStart, parties: int, modulus_bits: int) -> MessageLimits:
         """The size bound of each round's messages of this session, moduli up to `modulus_bits`."""
@@ -154,7 +157,7 @@ class Gg20Adapter:
             return self._refresh(request)
         if request.kind == pb.SESSION_KIND_RESHARE:
             return prepare_gg20_reshare(
-                self._sealer, self._rng, PROTOCOL, request, self._take_preparams, self._sealed_key
+                self._sealer, self._rng, PROTOCOL, request, self._take_preparams, self._sealed_key, self._identity
             )
         raise invalid("GG20 sessions are DKG, PRESIGN, SIGN, REFRESH or RESHARE")
 

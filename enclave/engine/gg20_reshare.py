@@ -5,9 +5,10 @@ and source_* describe the source key, party_ids/threshold the new one; a dealer 
 sealed share, a party new to the key source_public_key (33 bytes compressed) and
 source_chain_code (32 bytes). Session numbers: the new parties 1..n in party_ids order (their new
 indices), then the dealers that leave. A receiver takes a new Paillier key from the pre-parameter
-pool (not one of the source key's); a dealer that leaves needs none. With a policy configured a
-dealer asks an approval, as FROST's does (its sub-shares reveal its share to whoever plays
-t_new receivers).
+pool (not one of the source key's); a dealer that leaves needs none. Round one is authenticated
+as FROST's (a dealer's proof of its share, a listed party's signature with its identity key),
+and a dealer asks an approval over the same digest when a policy is configured (its sub-shares
+reveal its share to whoever holds t_new receivers' keys).
 
 Result: a receiver's new sealed share under `keyids.successor_key_id` (the digest of the new X_j
 as a refresh's), predecessor_key_id the source; a dealer that leaves: that key id, no share.
@@ -25,12 +26,13 @@ from enclave.engine.common import Prepared, invalid, open_share
 from enclave.engine.gg20_share import key_share, new_shares_digest
 from enclave.engine.keyids import successor_key_id
 from enclave.engine.live import Phase, Plan
-from enclave.engine.reshare_common import check_shape, session_parties, view_context
+from enclave.engine.reshare_common import check_shape, listed_keys, session_parties, view_context
 from enclave.errors import EnclaveError, LocalError
 from enclave.group.secp256k1 import Secp256k1Group
 from enclave.protocols.gg20 import reshare
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.sealing import Sealer
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 
 
@@ -71,6 +73,7 @@ def prepare_gg20_reshare(
     request: pb.SessionStart,
     take_preparams: Callable[[list[SafePrimePair], frozenset[int]], Callable[[float], Awaitable[None]]],
     sealed_key: Callable[[str, tuple[str, ...], KeyShare], pb.SessionResult],
+    identity: EnclaveIdentity,
 ) -> Prepared:
     check_shape(request)
     me, old, new = request.self_party_id, list(request.source_party_ids), tuple(request.party_ids)
@@ -78,6 +81,7 @@ def prepare_gg20_reshare(
     source = _source_share(sealer, name, request) if me in dealers else None
     public_key, chain_code = (source.public_key, source.chain_code) if source else _new_party_source(request)
     parties = session_parties(request)
+    keys = listed_keys(request, parties, identity.public_key)
     dealer_ids = {parties.index[d]: old.index(d) + 1 for d in dealers}
     sid, src, threshold = request.session_id, request.key_id, request.threshold
     context = view_context(request, public_key, chain_code)
@@ -113,6 +117,8 @@ def prepare_gg20_reshare(
             rng,
             source,
             context,
+            new_party_keys=keys,
+            sign=identity.sign if me in request.new_party_keys else None,
         )
         return Plan(Phase(reshare.start(setup, taken.pop() if receives else None), 0, finish), 3)
 
@@ -120,7 +126,7 @@ def prepare_gg20_reshare(
     wait = take_preparams(taken, old_moduli) if receives else None
     if source is None:
         return Prepared(parties, build, key_id=src, wait=wait)
-    approved = reshare_digest(old, request.source_threshold, dealers, new, threshold)
+    approved = reshare_digest(old, request.source_threshold, dealers, new, threshold, request.new_party_keys)
     return Prepared(
         parties, build, key_id=src, wait=wait, approval_digest=approved, approval_hash=RESHARE_APPROVAL_HASH
     )

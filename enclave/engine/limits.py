@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from enclave.crypto.params import EPSILON, L_PRIME, REPETITIONS, L
+from enclave.protocols.reshare_auth import SIGNATURE_LEN as P256_SIGNATURE
 from mpc.v1 import enclave_pb2 as pb
 
 MESSAGE_CEILING = 1 << 20
@@ -222,11 +223,18 @@ def frost_dkg(n: int, t: int, element: int = ED_POINT, signature: int = ED_POINT
     return _framed([RoundBound(package + element, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
 
 
+def reshare_auth(element: int) -> int:
+    """Round one's authentication (enclave/protocols/reshare_auth.py): two 4-byte length prefixes
+    and a dealer's Schnorr proof (element || scalar) or a listed party's P-256 r || s."""
+    return 8 + max(element + SCALAR, P256_SIGNATURE)
+
+
 def frost_reshare(n: int, t: int, element: int = ED_POINT) -> list[RoundBound]:
     # round 1: this party's ephemeral share-encryption key, the 32-byte view digest and, from a
-    # dealer, its commitment (t elements of the new threshold, no proof); round 2: the ZF
-    # round-2 package under an AEAD from a dealer to a receiver, an empty body otherwise.
-    return _framed([RoundBound(element + 32 + element * t, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
+    # dealer, its commitment (t elements of the new threshold), with its authentication; round
+    # 2: the ZF round-2 package under an AEAD from a dealer to a receiver, an empty body otherwise.
+    r1 = element + 32 + element * t + reshare_auth(element)
+    return _framed([RoundBound(r1, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
 
 
 def frost_repair(n: int, n_key: int, t: int, element: int = ED_POINT) -> list[RoundBound]:
@@ -274,11 +282,12 @@ def gg20_keygen(n: int, t: int, m: int, refresh: bool = False) -> list[RoundBoun
 
 
 def gg20_reshare(n: int, t: int, m: int) -> list[RoundBound]:
-    # round 1: [view, V, aux] with aux a CBOR-encoded [N, s, t, Πmod, Πprm] inside a byte string;
+    # round 1: [view, V, aux] with aux a CBOR-encoded [N, s, t, Πmod, Πprm] inside a byte string,
+    # with its authentication;
     # round 2: a dealer's [C (t points), salt]; direct [Enc(sub-share) or 0, Πfac or b""];
     # round 3: a receiver's Schnorr proof (others send empty bodies)
     aux = cbor_array([cbor_int(m), cbor_int(m), cbor_int(m), cbor_bytes(mod_proof(m)), cbor_bytes(prm_proof(m))])
-    r1 = cbor_array([cbor_bytes(32), cbor_bytes(32), cbor_bytes(aux)])
+    r1 = cbor_array([cbor_bytes(32), cbor_bytes(32), cbor_bytes(aux)]) + reshare_auth(POINT)
     r2_b = cbor_array([cbor_array([cbor_bytes(POINT)] * t), cbor_bytes(32)])
     r2_d = cbor_array([cbor_int(2 * m), cbor_bytes(fac_proof(m))])
     return _framed([RoundBound(r1, 0), RoundBound(r2_b, r2_d), RoundBound(SCHNORR_PROOF, 0)], n)

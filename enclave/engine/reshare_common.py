@@ -4,19 +4,27 @@ the engine's part of the view every party must agree on.
 
 Session parties: the new party_ids in order (so a receiver's session number is its new index),
 then the dealers not among them, in source_signers order.
+
+Who a party is: every party of party_ids is either a dealer (in source_signers: it proves its
+round-one message with its share of the source key) or listed in new_party_keys with the P-256
+key that signs its round-one message (enclave.protocols.reshare_auth), never both, never
+neither. A listed party signs with this enclave's identity key, so its listed key must be that.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from door.encoding import lp32
 from enclave.engine.common import MAX_PARTIES, PARTY_ID, invalid, only_kinds
 from enclave.engine.keyids import is_key_id
 from enclave.engine.live import Parties
+from enclave.errors import InvalidEncoding, RequestRejected
+from enclave.protocols.reshare_auth import decode_p256
 from mpc.v1 import enclave_pb2 as pb
 
-CONTEXT_TAG = b"mpc-signer/engine/reshare/context/v1"
+CONTEXT_TAG = b"mpc-signer/engine/reshare/context/v2"
 
 
 def _party_list(ids: list[str], what: str) -> None:
@@ -54,6 +62,30 @@ def check_shape(request: pb.SessionStart) -> None:
         raise invalid(f"a reshare session has at most {MAX_PARTIES} parties")
 
 
+def listed_keys(request: pb.SessionStart, parties: Parties, identity_key: bytes) -> dict[int, bytes]:
+    """new_party_keys by session party number, after the rules above (INVALID_ARGUMENT;
+    FAILED_PRECONDITION when this party is listed with a key that is not its identity key)."""
+    new, dealers, keys = list(request.party_ids), set(request.source_signers), dict(request.new_party_keys)
+    for p in sorted(keys):
+        if p not in new:
+            raise invalid(f"new_party_keys lists {p!r}, which is not one of party_ids")
+        if p in dealers:
+            raise invalid(f"{p!r} is a dealer (source_signers): it proves its share and takes no new_party_keys entry")
+        try:
+            decode_p256(keys[p])
+        except InvalidEncoding:
+            raise invalid(f"new_party_keys[{p!r}] is not a P-256 public key (SEC1 uncompressed, 65 bytes)") from None
+    for p in new:
+        if p not in dealers and p not in keys:
+            raise invalid(f"{p!r} of party_ids is neither a dealer (source_signers) nor listed in new_party_keys")
+    me = request.self_party_id
+    if me in keys and not hmac.compare_digest(keys[me], identity_key):
+        raise RequestRejected(
+            pb.ERROR_CODE_FAILED_PRECONDITION, "new_party_keys[self_party_id] is not this enclave's identity key"
+        )
+    return {parties.index[p]: bytes(k) for p, k in keys.items()}
+
+
 def session_parties(request: pb.SessionStart) -> Parties:
     new = list(request.party_ids)
     order = new + [d for d in request.source_signers if d not in new]
@@ -63,4 +95,6 @@ def session_parties(request: pb.SessionStart) -> Parties:
 def view_context(request: pb.SessionStart, public_key: bytes, chain_code: bytes) -> bytes:
     parts = [request.key_id, *request.source_party_ids, "|", *request.source_signers, "|", *request.party_ids]
     body = b"".join(lp32(p.encode("utf-8")) for p in parts)
-    return hashlib.sha256(lp32(CONTEXT_TAG) + body + lp32(public_key) + lp32(chain_code)).digest()
+    # The listed keys too: parties handed different keys for one party abort naming nobody.
+    keys = b"".join(lp32(p.encode("utf-8")) + lp32(k) for p, k in sorted(request.new_party_keys.items()))
+    return hashlib.sha256(lp32(CONTEXT_TAG) + body + lp32(public_key) + lp32(chain_code) + keys).digest()

@@ -25,6 +25,7 @@ from enclave.crypto.rng import SYSTEM_RNG
 from enclave.engine import Engine, EngineConfig
 from enclave.errors import RequestRejected
 from enclave.sealing import KEK_LEN, LocalSealer, Sealer
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
@@ -65,12 +66,24 @@ class LocalNode:
         pre-parameters come from (default: generated here, which takes CPU time)."""
         self.hmac = hmac
         self.sealer = sealer if sealer is not None else LocalSealer(SYSTEM_RNG.random_bytes(KEK_LEN))
+        # This node's identity key: a reshare lists `identity_public_key` in new_party_keys for a
+        # local party new to the key, which signs its round-one message with it.
+        self._identity = EnclaveIdentity.generate()
         self.engine = Engine(
-            self.sealer, config=config or EngineConfig(preparams_pool_size=1), prime_source=prime_source
+            self.sealer,
+            config=config or EngineConfig(preparams_pool_size=1),
+            prime_source=prime_source,
+            identity=self._identity,
         )
         self.keys: dict[str, LocalKey] = {}
         # key id -> presignature id -> sealed blob; popped (consumed) before use
         self.presignatures: dict[str, dict[str, bytes]] = {}
+
+    @property
+    def identity_public_key(self) -> bytes:
+        """The P-256 key (SEC1 uncompressed, 65 bytes) this node's parties sign a reshare's round
+        one with, when listed in new_party_keys; new for every node object."""
+        return self._identity.public_key
 
     def party(self, party_id: str) -> LocalParty:
         return LocalParty(self, party_id)

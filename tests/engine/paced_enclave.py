@@ -15,6 +15,7 @@ import enclave.__main__ as enclave_main
 from enclave import options
 from enclave.crypto.primes import PrimeSource, SafePrimePair
 from enclave.engine.engine import Engine
+from enclave.tee.identity import EnclaveIdentity
 from tests.service.fixture_enclave import prime_slice
 
 
@@ -33,13 +34,13 @@ def paced(source: PrimeSource, at_once: int, seconds: float) -> PrimeSource:
     return search
 
 
-def _build_engine(parts: options.EngineParts) -> Engine:
+def _build_engine(parts: options.EngineParts, identity: EnclaveIdentity) -> Engine:
     source = paced(
         prime_slice(int(os.environ.get("MPC_TEST_PRIME_SLICE", "1"))),
         int(os.environ.get("MPC_TEST_PAIRS_AT_ONCE", "1")),
         float(os.environ.get("MPC_TEST_PAIR_SECONDS", "0")),
     )
-    return Engine(parts.sealer, config=parts.config, policy=parts.policy, prime_source=source)
+    return Engine(parts.sealer, config=parts.config, policy=parts.policy, prime_source=source, identity=identity)
 
 
 if __name__ == "__main__":

@@ -30,15 +30,10 @@ def make_engines(
     engines = {}
     for name in names:
         sealer = generate_key_file(tmp / f"{name}.key")
-        # Reshare is off in a real enclave until its receivers are authenticated; these engines
-        # run it (tests/engine/test_frost_reshare.py checks that the default refuses it).
-        defaults: dict[str, int | bool] = {
-            "preparams_pool_size": 1,
-            "workers": 2,
-            "allow_unauthenticated_reshare": True,
-        }
+        defaults: dict[str, int | bool] = {"preparams_pool_size": 1, "workers": 2}
         cfg = EngineConfig(**(defaults | config))  # type: ignore[arg-type]
-        # Each party its own identity key, as each enclave has (a repaired party signs with it).
+        # Each party its own identity key, as each enclave has (reshare's listed parties and a
+        # repaired party sign with it).
         identity = EnclaveIdentity.generate()
         engines[name] = Engine(sealer, config=cfg, prime_source=source, policy=policy, identity=identity)
     return engines
@@ -123,10 +118,11 @@ def reshare(
     me: str,
     share: pb.SealedBlob | None,
     key: tuple[str, bytes, bytes],
+    new_party_keys: Mapping[str, bytes],
 ) -> pb.SessionStart:
     """`source`: the source key's (parties, threshold, dealers); `new`: (parties, threshold);
     `key`: the source (key id, public key, chain code); public key and chain code go only to a
-    party with no share, as a host would send them."""
+    party with no share, as a host would send them; `new_party_keys`: see `listed`."""
     return pb.SessionStart(
         session_id=sid,
         protocol=protocol,  # type: ignore[arg-type]
@@ -141,6 +137,7 @@ def reshare(
         source_signers=list(source[2]),
         source_public_key=b"" if share is not None else key[1],
         source_chain_code=b"" if share is not None else key[2],
+        new_party_keys=dict(new_party_keys),
     )
 
 
@@ -172,6 +169,12 @@ def repair(
         source_public_key=b"" if share is not None else result.public_key,
         source_chain_code=b"" if share is not None else result.chain_code,
     )
+
+
+def listed(engines: Mapping[str, Engine], parties: Sequence[str], dealers: Sequence[str]) -> dict[str, bytes]:
+    """new_party_keys for a reshare: every new party that deals nothing, with its engine's
+    identity key (what a host reads from InfoResponse.enclave_public_key)."""
+    return {p: engines[p].identity.public_key for p in parties if p not in dealers}
 
 
 async def run(

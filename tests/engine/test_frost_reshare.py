@@ -19,6 +19,7 @@ from enclave.engine import Engine, limits
 from enclave.engine.approval import encode_approval
 from enclave.errors import RequestRejected
 from enclave.policy import ApprovalSubject, PolicyVerifier, approval_message
+from enclave.tee.identity import EnclaveIdentity
 from mpc.v1 import enclave_pb2 as pb
 from tests.engine import relay
 from tests.engine.test_frost_refresh import PROTOCOLS, verify
@@ -35,6 +36,7 @@ async def _dkg(engines: Any, protocol: int, parties: Any, t: int) -> dict[str, p
 
 
 def _starts(
+    engines: Any,
     protocol: int,
     old: dict[str, pb.SessionResult],
     source: tuple[Any, int, Any],
@@ -44,8 +46,9 @@ def _starts(
     first = next(iter(old.values()))
     key = (first.key_id, first.public_key, first.chain_code)
     parties = list(new[0]) + [d for d in source[2] if d not in new[0]]
+    keys = relay.listed(engines, new[0], source[2])
     return {
-        p: relay.reshare(sid, protocol, source, new, p, old[p].sealed_share if p in source[2] else None, key)
+        p: relay.reshare(sid, protocol, source, new, p, old[p].sealed_share if p in source[2] else None, key, keys)
         for p in parties
     }
 
@@ -66,7 +69,7 @@ async def test_recovery_the_new_client_signs_with_the_signer(
         old = await _dkg(engines, protocol, OLD, 2)
         first = old["signer"]
         sizes = Sizes()  # every honest message is within the reshare bounds, and they are tight
-        starts = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
         new = relay.results(await relay.run(engines, starts, sizes))
         element = 32 if protocol == pb.PROTOCOL_FROST_ED25519 else 33
         sizes.check(limits.for_session("frost", "reshare", 3, 2, 2048, element_len=element), 1.0)
@@ -99,7 +102,9 @@ async def test_2_of_2_becomes_2_of_3_and_a_leaving_dealer_gets_no_share(
     try:
         old = await _dkg(engines, protocol, ("client", "signer"), 2)
         grown = relay.results(
-            await relay.run(engines, _starts(protocol, old, (("client", "signer"), 2, ("client", "signer")), (OLD, 2)))
+            await relay.run(
+                engines, _starts(engines, protocol, old, (("client", "signer"), 2, ("client", "signer")), (OLD, 2))
+            )
         )
         shares = {p: r.sealed_share for p, r in grown.items()}
         verify(
@@ -113,6 +118,7 @@ async def test_2_of_2_becomes_2_of_3_and_a_leaving_dealer_gets_no_share(
             await relay.run(
                 engines,
                 _starts(
+                    engines,
                     protocol,
                     grown,
                     (OLD, 2, ("client", "signer", "backup")),
@@ -138,7 +144,7 @@ async def test_a_wrong_chain_code_for_the_new_party_aborts_naming_nobody(
     engines = relay.make_engines(ALL, tmp_path, prime_source)
     try:
         old = await _dkg(engines, protocol, OLD, 2)
-        starts = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
         starts["client2"].source_chain_code = bytes(32)
         updates = await relay.run(engines, starts)
         assert all(u.state == pb.SESSION_STATE_FAILED and not u.culprits for u in updates.values())
@@ -152,7 +158,7 @@ async def test_reshare_request_rules(tmp_path: Path, prime_source: FixtureSource
     engines = relay.make_engines(ALL, tmp_path, prime_source)
     try:
         old = await _dkg(engines, protocol, OLD, 2)
-        ok = _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
+        ok = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2))
 
         async def refused(name: str, change: Any) -> str:
             start = pb.SessionStart()
@@ -216,7 +222,9 @@ async def test_a_bad_sub_share_names_its_dealer_and_the_old_key_still_signs(
                 return bad
             return m
 
-        updates = await relay.run(engines, _starts(protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2)), tamper)
+        updates = await relay.run(
+            engines, _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2)), tamper
+        )
         assert updates["client2"].state == pb.SESSION_STATE_FAILED
         assert list(updates["client2"].culprits) == ["backup"]
         shares = {p: r.sealed_share for p, r in old.items()}
@@ -248,17 +256,22 @@ async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
             return encode_approval(expires, policy_key.sign(signed, ec.ECDSA(hashes.SHA256())))
 
         dealers = ("signer", "backup")
-        starts = _starts(protocol, old, (OLD, 2, dealers), (NEW, 2), "gated")
+        starts = _starts(engines, protocol, old, (OLD, 2, dealers), (NEW, 2), "gated")
         with pytest.raises(RequestRejected) as exc:
             await engines["signer"].start(starts["signer"])
         assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
-        # an approval of another new party set does not do
-        other = reshare_digest(OLD, 2, dealers, ("mallory", "signer", "backup"), 2)
-        starts["signer"].policy_approval.CopyFrom(approve("gated", other))
-        with pytest.raises(RequestRejected) as exc:
-            await engines["signer"].start(starts["signer"])
-        assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
-        good = approve("gated", reshare_digest(OLD, 2, dealers, NEW, 2))
+        keys = dict(starts["signer"].new_party_keys)
+        # an approval of another new party set, or of another key for client2, does not do
+        mallory = EnclaveIdentity.generate().public_key
+        for other in (
+            reshare_digest(OLD, 2, dealers, ("mallory", "signer", "backup"), 2, {"mallory": keys["client2"]}),
+            reshare_digest(OLD, 2, dealers, NEW, 2, {"client2": mallory}),
+        ):
+            starts["signer"].policy_approval.CopyFrom(approve("gated", other))
+            with pytest.raises(RequestRejected) as exc:
+                await engines["signer"].start(starts["signer"])
+            assert exc.value.code == pb.ERROR_CODE_PERMISSION_DENIED
+        good = approve("gated", reshare_digest(OLD, 2, dealers, NEW, 2, keys))
         for d in dealers:
             starts[d].policy_approval.CopyFrom(good)
         new = relay.results(await relay.run(engines, starts))
@@ -267,22 +280,6 @@ async def test_with_a_policy_every_dealer_needs_an_approval_of_this_reshare(
             e.policy = None
         out = await _sign(engines, protocol, ("client2", "signer"), shares, b"gated", "after-gated")
         verify(protocol, old["signer"].public_key, b"gated", out.signature)
-    finally:
-        for e in engines.values():
-            e.close()
-
-
-async def test_reshare_is_refused_by_a_default_enclave(tmp_path: Path, prime_source: FixtureSource) -> None:
-    """Until receivers prove an attested identity, a real enclave refuses every RESHARE start
-    (a host posing as receivers could rebuild a dealer's share), before anything is reserved."""
-    engines = relay.make_engines(ALL, tmp_path, prime_source, allow_unauthenticated_reshare=False)
-    try:
-        start = pb.SessionStart(session_id="r", protocol=pb.PROTOCOL_FROST_ED25519, kind=pb.SESSION_KIND_RESHARE)
-        with pytest.raises(RequestRejected) as exc:
-            await engines[ALL[0]].start(start)
-        assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
-        assert "reshare is disabled" in exc.value.message and "allow_unauthenticated_reshare" in exc.value.message
-        assert engines[ALL[0]].running() == 0
     finally:
         for e in engines.values():
             e.close()

@@ -32,9 +32,10 @@ async def test_recovery_through_engines(tmp_path: Path, prime_source: FixtureSou
         new_parties = ("dave", "bob", "carol")
         source = (key.parties, 2, ("bob", "carol"))
         src = (key.key_id, key.public_key, key.chain_code)
+        keys = relay.listed(engines, new_parties, source[2])
         starts = {
             p: relay.reshare(
-                "gg20-reshare", GG20, source, (new_parties, 2), p, key.shares.get(p) if p != "dave" else None, src
+                "gg20-reshare", GG20, source, (new_parties, 2), p, key.shares.get(p) if p != "dave" else None, src, keys
             )
             for p in new_parties
         }
@@ -69,7 +70,7 @@ async def test_a_leaving_dealer_gets_the_key_id_and_no_share(
     source = (key.parties, 2, ("alice", "bob", "carol"))
     src = (key.key_id, key.public_key, key.chain_code)
     starts = {
-        p: relay.reshare("gg20-shrink", GG20, source, (new_parties, 2), p, key.shares[p], src) for p in key.parties
+        p: relay.reshare("gg20-shrink", GG20, source, (new_parties, 2), p, key.shares[p], src, {}) for p in key.parties
     }
     out = relay.results(await relay.run(key.engines, starts))
     assert not out["carol"].HasField("sealed_share") and out["carol"].key_id == out["alice"].key_id
@@ -99,19 +100,20 @@ async def test_gg20_reshare_request_rules(tmp_path: Path, prime_source: FixtureS
             return exc.value.message
 
         new = (("dave", "bob", "carol"), 2)
-        start = relay.reshare("rr1", GG20, source, new, "dave", None, src)
+        keys = {"dave": dave["dave"].identity.public_key}
+        start = relay.reshare("rr1", GG20, source, new, "dave", None, src, keys)
         start.source_chain_code = b""
         assert "source_chain_code (32 bytes)" in await refused("dave", start)
-        start = relay.reshare("rr2", GG20, source, new, "dave", None, src)
+        start = relay.reshare("rr2", GG20, source, new, "dave", None, src, keys)
         start.source_public_key = b"\x02" + bytes(32)
         assert "not a valid key" in await refused("dave", start)
-        start = relay.reshare("rr3", GG20, (key.parties, 3, ("bob", "carol")), new, "bob", key.shares["bob"], src)
+        start = relay.reshare("rr3", GG20, (key.parties, 3, ("bob", "carol")), new, "bob", key.shares["bob"], src, keys)
         assert "at least source_threshold (3)" in await refused("bob", start)
         start = relay.reshare(
-            "rr4", GG20, (("carol", "bob", "alice"), 2, ("bob", "carol")), new, "bob", key.shares["bob"], src
+            "rr4", GG20, (("carol", "bob", "alice"), 2, ("bob", "carol")), new, "bob", key.shares["bob"], src, keys
         )
         assert "in the key's order" in await refused("bob", start)
-        start = relay.reshare("rr5", GG20, source, new, "bob", None, src)
+        start = relay.reshare("rr5", GG20, source, new, "bob", None, src, keys)
         assert "needs its sealed share" in await refused("bob", start)
         assert all(e.running() == 0 for e in (*key.engines.values(), dave["dave"]))
     finally:

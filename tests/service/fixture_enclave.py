@@ -17,6 +17,7 @@ import enclave.__main__ as enclave_main
 from enclave import options
 from enclave.crypto.primes import FixtureSource, SafePrimePair
 from enclave.engine.engine import Engine
+from enclave.tee.identity import EnclaveIdentity
 from tests.enclave import safe_primes
 
 SLICES = 3  # the caller's local party and up to two signer nodes never share a prime
@@ -35,12 +36,12 @@ def never(modulus_bits: int) -> SafePrimePair:
     raise AssertionError("unreachable")
 
 
-def _build_engine(parts: options.EngineParts) -> Engine:
+def _build_engine(parts: options.EngineParts, identity: EnclaveIdentity) -> Engine:
     if os.environ.get("MPC_TEST_PRIME_SOURCE") == "never":
         config = dataclasses.replace(parts.config, preparams_wait_seconds=3.0)
-        return Engine(parts.sealer, config=config, policy=parts.policy, prime_source=never)
+        return Engine(parts.sealer, config=config, policy=parts.policy, prime_source=never, identity=identity)
     source = prime_slice(int(os.environ.get("MPC_TEST_PRIME_SLICE", "1")))
-    return Engine(parts.sealer, config=parts.config, policy=parts.policy, prime_source=source)
+    return Engine(parts.sealer, config=parts.config, policy=parts.policy, prime_source=source, identity=identity)
 
 
 if __name__ == "__main__":

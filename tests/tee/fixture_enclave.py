@@ -29,6 +29,7 @@ import enclave.__main__ as enclave_main
 from enclave import options
 from enclave.engine.engine import Engine
 from enclave.tee.attestation import NONE_MODE, Attestor, NoneAttestor
+from enclave.tee.identity import EnclaveIdentity
 from enclave.tee.kms_http import Connector
 from tests.service.fixture_enclave import prime_slice
 from tests.tee.nitro_docs import CaChain
@@ -73,12 +74,12 @@ def _kms_connector(port: int) -> Connector:
     return connect
 
 
-def _build_engine(parts: options.EngineParts) -> Engine:
+def _build_engine(parts: options.EngineParts, identity: EnclaveIdentity) -> Engine:
     config = parts.config
     if "MPC_TEST_FINISHED_RETENTION" in os.environ:
         config = replace(config, finished_retention=int(os.environ["MPC_TEST_FINISHED_RETENTION"]))
     source = prime_slice(int(os.environ.get("MPC_TEST_PRIME_SLICE", "1")))
-    return Engine(parts.sealer, config=config, policy=parts.policy, prime_source=source)
+    return Engine(parts.sealer, config=config, policy=parts.policy, prime_source=source, identity=identity)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Session parties (driver ids) are D ∪ R. The driver needs every party to send t
 in every round, so parties with nothing to say send the minimum:
 
 1. broadcast, everyone: ephemeral encryption key (one element) || view digest (32) || for a
-   dealer, its commitment C_i (t_new elements). A different view digest aborts naming nobody
+   dealer, its commitment C_i (t_new elements), sealed by enclave.protocols.reshare_auth (a
+   dealer's proof of its source share, a listed party's signature; a bad one names the sender,
+   before anything else of the message is looked at). A different view digest aborts naming nobody
    (the host gave the parties different sessions; who holds the right one is not for this party
    to say). A dealer checks every other dealer's C_i[0] against the source key (names it);
    everyone checks sum C_i[0] == the key (names nobody: a party new to the key cannot tell who).
@@ -30,6 +32,7 @@ from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, PartyI
 from enclave.protocols.frost import dkg, reshare, wire
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage, validate_num_signers
+from enclave.protocols.reshare_auth import ReshareAuth, Sign
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,16 @@ class ReshareSetup:
     # A dealer's share of the source key; None for a party new to the key.
     source: tuple[KeyPackage, PublicKeyPackage] | None = field(default=None, repr=False)
     context: bytes = b""  # the engine's part of the view (names, key id, chain code)
+    # The parties that deal nothing, each with the P-256 key that signs its round-one message;
+    # every other party is a dealer and proves its message with its source share.
+    new_party_keys: Mapping[PartyId, bytes] = field(kw_only=True)
+    sign: Sign | None = field(default=None, kw_only=True, repr=False)  # this party's, if listed
 
 
 @dataclass(frozen=True)
 class _Round1Carry:
     setup: ReshareSetup
+    auth: ReshareAuth
     view: bytes
     enc_secret: int = field(repr=False)
     enc_public: bytes
@@ -80,6 +88,7 @@ class ReshareRound1(Round[Broadcast, None]):
         share (checked by dealers). Blames the sender, except for a different view."""
         s, cs = self.c.setup, self.c.setup.suite
         n, v = cs.element_len, reshare.VIEW_DIGEST_LEN
+        body = self.c.auth.open(sender, body)
         if len(body) < n + v:
             raise ProtocolFault(sender, "malformed reshare round-1 message")
         their_pub, theirs, rest = body[:n], body[n : n + v], body[n + v :]
@@ -201,6 +210,8 @@ def _check_setup(s: ReshareSetup) -> None:
     validate_num_signers(s.min_signers, len(s.receivers))
     if sorted(s.receivers.values()) != list(range(1, len(s.receivers) + 1)):
         raise InvalidParameters("new identifiers must be 1..number of receivers")
+    if set(s.new_party_keys) != set(s.receivers) - set(s.dealers):
+        raise InvalidParameters("every receiver that deals nothing, and only such a party, is listed with a key")
     if (s.source is not None) != (s.party in s.dealers):
         raise InvalidParameters("a dealer needs its source share, and only a dealer has one")
     if s.source is not None:
@@ -208,6 +219,28 @@ def _check_setup(s: ReshareSetup) -> None:
         if key.identifier != s.dealers[s.party] or key.verifying_key != s.verifying_key:
             raise InvalidParameters("the source share is not this dealer's share of the key")
         reshare.check_source(key, public, list(s.dealers.values()), s.source_threshold)
+
+
+def round_one_auth(s: ReshareSetup) -> ReshareAuth:
+    """Round one's authentication: a dealer knows every dealer's verifying share (and proves
+    its own signing share), a party new to the key only the listed keys."""
+    cs = s.suite
+    shares = {}
+    if s.source is not None:
+        public = s.source[1]
+        shares = {p: cs.point(public.verifying_shares[ident]) for p, ident in s.dealers.items()}
+    return ReshareAuth(
+        cs.group,
+        f"frost-{cs.short_name}/reshare",
+        s.session_id,
+        s.party,
+        frozenset(s.dealers),
+        s.new_party_keys,
+        s.rng,
+        shares,
+        s.source[0].signing_share if s.source is not None else None,
+        s.sign,
+    )
 
 
 def reshare_driver(setup: ReshareSetup) -> Driver:
@@ -223,7 +256,8 @@ def reshare_driver(setup: ReshareSetup) -> Driver:
         coefficients, commitment = reshare.deal(cs, s.source[0], list(s.dealers.values()), s.min_signers, n_new, s.rng)
     enc_secret = cs.group.random_scalar(s.rng)
     enc_public = cs.group.encode(cs.group.base_mul(enc_secret))
-    carry = _Round1Carry(s, view, enc_secret, enc_public, coefficients, commitment)
-    body = enc_public + view + b"".join(commitment)
+    auth = round_one_auth(s)
+    carry = _Round1Carry(s, auth, view, enc_secret, enc_public, coefficients, commitment)
+    body = auth.seal(enc_public + view + b"".join(commitment))
     parties = sorted(set(s.dealers) | set(s.receivers))
     return Driver(s.session_id, s.party, parties, Next(ReshareRound1(carry), (Send(None, body),)), 2)

@@ -5,7 +5,9 @@ Lagrange-weighted shares lambda_i * x_i (lambda over the dealers' old indices) t
 (the new parties, session ids 1..|R| = their new indices; leaving dealers come after). Every
 receiver brings a new Paillier key with its aux info, as in a key generation.
 
-Round 1 (broadcast, everyone): [view, V, aux]. `view` is the digest of what the session is
+Round 1 (broadcast, everyone): [view, V, aux], sealed by enclave.protocols.reshare_auth (a
+    dealer's proof of its source share, a listed party's signature; a bad one names the
+    sender before anything else of the message is looked at). `view` is the digest of what the session is
     about (key, chain code, thresholds, dealers, receivers, the caller's context): a different
     one aborts naming nobody. V (dealers only) = H(sid, i, C_i, salt) commits to the dealer's
     Feldman commitments; aux (receivers only) = [N, s, t, Πmod, Πprm], checked as keygen does.
@@ -47,6 +49,7 @@ from enclave.group.secp256k1 import Point, Secp256k1Group
 from enclave.protocols.driver import Abort, Driver, Expect, Next, Output, Round, Send
 from enclave.protocols.gg20.common import BROADCAST_VERIFIER, AuxInfo, framed_hash, proof_transcript, verify_aux_info
 from enclave.protocols.gg20.keyshare import KeyShare
+from enclave.protocols.reshare_auth import ReshareAuth, Sign
 from enclave.zk import fac, mod, prm, schnorr, wire
 from enclave.zk.wire import CborReader
 
@@ -70,6 +73,10 @@ class ReshareSetup:
     context: bytes = b""
     min_modulus_bits: int = DEFAULT_MODULUS_BITS
     group: Secp256k1Group = field(default_factory=Secp256k1Group)
+    # The parties that deal nothing, each with the P-256 key that signs its round-one message;
+    # every other party is a dealer and proves its message with its source share.
+    new_party_keys: Mapping[int, bytes] = field(kw_only=True)
+    sign: Sign | None = field(default=None, kw_only=True, repr=False)  # this party's, if listed
 
     @property
     def new_parties(self) -> tuple[int, ...]:
@@ -118,8 +125,8 @@ class _R1:
 class Round1(Round[_R1, None]):
     number = 1
 
-    def __init__(self, setup: ReshareSetup, mine: _Mine, view: bytes) -> None:
-        self.s, self.m, self.view = setup, mine, view
+    def __init__(self, setup: ReshareSetup, mine: _Mine, view: bytes, auth: ReshareAuth) -> None:
+        self.s, self.m, self.view, self.auth = setup, mine, view, auth
         self.got: dict[int, _R1] = {}
 
     def expects(self) -> Expect:
@@ -139,7 +146,7 @@ class Round1(Round[_R1, None]):
         """[view, V, aux]: the same view (else nobody is named), V iff the sender deals, aux
         with valid proofs iff it receives. Blames the sender."""
         s = self.s
-        r = CborReader(body, 3)
+        r = CborReader(self.auth.open(sender, body), 3)
         view, v, aux_raw = r.blob(32), r.blob(), r.blob()
         if not hmac.compare_digest(view, self.view):
             raise ProtocolFault(frozenset(), "the parties disagree on the reshare (key, parties or thresholds)")
@@ -331,6 +338,27 @@ class Round3(Round[None, None]):
         return Output(self.share if self.share is not None else dict(self.public_shares))
 
 
+def round_one_auth(s: ReshareSetup) -> ReshareAuth:
+    """Round one's authentication: a dealer knows every dealer's public share of the source key
+    (and proves its own share), a party new to the key only the listed keys."""
+    g = s.group
+    shares = {}
+    if s.source is not None:
+        shares = {p: g.decode(s.source.public_shares[i]) for p, i in s.dealers.items()}
+    return ReshareAuth(
+        g,
+        PROTOCOL,
+        s.session_id,
+        s.self_id,
+        frozenset(s.dealers),
+        s.new_party_keys,
+        s.rng,
+        shares,
+        s.source.secret if s.source is not None else None,
+        s.sign,
+    )
+
+
 def _check(s: ReshareSetup) -> None:
     if s.self_id not in s.parties:
         raise InvalidParameters("this party is neither a dealer nor a receiver")
@@ -341,6 +369,8 @@ def _check(s: ReshareSetup) -> None:
         raise InvalidParameters("a reshare needs at least the source threshold of distinct dealers")
     if any(not 1 <= p <= s.receivers + len(s.dealers) for p in s.dealers):
         raise InvalidParameters("dealers that leave come right after the receivers")
+    if set(s.new_party_keys) != set(s.new_parties) - set(s.dealers):
+        raise InvalidParameters("every receiver that deals nothing, and only such a party, is listed with a key")
     if (s.source is not None) != (s.self_id in s.dealers):
         raise InvalidParameters("a dealer needs its source share, and only a dealer has one")
     if s.source is not None:
@@ -384,5 +414,6 @@ def start(setup: ReshareSetup, primes: SafePrimePair | None) -> Driver:
         aux_raw = wire.dumps([aux.n, aux.s, aux.t, wire.encode(mod_proof), wire.encode(prm_proof)])
     view = view_digest(s)
     mine = _Mine(coeffs, key, commitments, salt, aux)
-    body = wire.dumps([view, v, aux_raw])
-    return Driver(s.session_id, s.self_id, s.parties, Next(Round1(s, mine, view), (Send(None, body),)), 3)
+    auth = round_one_auth(s)
+    body = auth.seal(wire.dumps([view, v, aux_raw]))
+    return Driver(s.session_id, s.self_id, s.parties, Next(Round1(s, mine, view, auth), (Send(None, body),)), 3)

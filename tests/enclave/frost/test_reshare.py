@@ -17,10 +17,12 @@ import pytest
 from enclave.crypto import polynomial
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.errors import InvalidParameters
-from enclave.protocols.driver import Abort, Driver
+from enclave.protocols import reshare_auth
+from enclave.protocols.driver import Abort, Driver, Output
 from enclave.protocols.frost import reshare_rounds
 from enclave.protocols.frost.ciphersuite import Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
+from enclave.tee.identity import EnclaveIdentity
 from tests import harness
 from tests.enclave.frost.common import run_dkg, sign_drivers, verify_independently
 
@@ -35,6 +37,7 @@ def setups(
     receivers: list[int],
     t_new: int,
     context: bytes = b"ctx",
+    sid: bytes = b"reshare-session",
 ) -> dict[int, reshare_rounds.ReshareSetup]:
     old_t = next(iter(kps.values())).min_signers
     d = {p: kps[p].identifier for p in dealers}
@@ -42,10 +45,11 @@ def setups(
     # A party new to the key knows a Taproot key x-only: give it the even-y guess.
     vk = public.verifying_key
     guess = b"\x02" + vk[1:] if cs.bip340 else vk
+    listed = {p: harness.identity(p).public_key for p in receivers if p not in dealers}
     return {
         p: reshare_rounds.ReshareSetup(
             cs,
-            b"reshare-session",
+            sid,
             p,
             d,
             r,
@@ -55,6 +59,8 @@ def setups(
             SYSTEM_RNG,
             (kps[p], public) if p in dealers else None,
             context,
+            new_party_keys=listed,
+            sign=None if p in dealers else harness.identity(p).sign,
         )
         for p in sorted(set(dealers) | set(receivers))
     }
@@ -144,6 +150,13 @@ def test_threshold_change_2_of_3_to_3_of_4_and_a_dealer_that_leaves(suite: Ciphe
     signs(suite, *new, [10, 11, 3])
 
 
+def resealed(setup: reshare_rounds.ReshareSetup, fn: Any) -> Any:
+    """A round-one change made by the sending party itself: `fn` on the payload, then the
+    sender's own valid proof or signature over the changed payload."""
+    auth = reshare_rounds.round_one_auth(setup)
+    return lambda body: auth.seal(fn(reshare_auth.unframe(body)[0]))
+
+
 def _shift_constant(cs: Ciphersuite) -> Any:
     def fn(body: bytes) -> bytes:
         g, n = cs.group, cs.element_len
@@ -155,7 +168,8 @@ def _shift_constant(cs: Ciphersuite) -> Any:
 
 def test_a_wrong_lagrange_contribution_is_named_and_the_old_key_untouched(suite: Ciphersuite) -> None:
     old = run_dkg(suite, 3, 2)
-    res = run(setups(suite, *old, [2, 3], [10, 2, 3], 2), [harness.modify(3, 1, _shift_constant(suite))])
+    s = setups(suite, *old, [2, 3], [10, 2, 3], 2)
+    res = run(s, [harness.modify(3, 1, resealed(s[3], _shift_constant(suite)))])
     aborts = res.aborts()
     assert aborts[2].culprits == frozenset({3}) and "Lagrange" in aborts[2].reason
     # the new party cannot tell who: only the sum fails there
@@ -224,18 +238,94 @@ def test_setup_rules(suite: Ciphersuite) -> None:
 def test_malformed_messages_name_their_sender(suite: Ciphersuite) -> None:
     old = run_dkg(suite, 3, 2)
     n = suite.element_len
+    s = setups(suite, *old, [2, 3], [10, 2, 3], 2)
     cases = [
         # a party new to the key sends a commitment it cannot have
-        (harness.modify(10, 1, lambda b: b + b[n + 32 :] * 2 if len(b) > n + 32 else b + bytes(n) * 2), 10, 2),
+        (harness.modify(10, 1, resealed(s[10], lambda b: b + bytes(n) * 2)), 10, 2),
         # a dealer's commitment one element short
-        (harness.modify(3, 1, lambda b: b[:-n]), 3, 2),
+        (harness.modify(3, 1, resealed(s[3], lambda b: b[:-n])), 3, 2),
         # a dealer's commitment element that is no point
-        (harness.modify(3, 1, lambda b: b[:-n] + b"\xff" * n), 3, 2),
+        (harness.modify(3, 1, resealed(s[3], lambda b: b[:-n] + b"\xff" * n)), 3, 2),
+        # round one's framing cut short
+        (harness.modify(3, 1, lambda b: b[:-1]), 3, 2),
         # a non-empty round-2 message from a party that deals nothing
         (harness.modify(10, 2, lambda b: b + b"x"), 10, 2),
         # a sub-share cut short
         (harness.modify(3, 2, lambda b: b[:-1], to=10), 3, 10),
     ]
     for rule, culprit, at in cases:
-        aborts = run(setups(suite, *old, [2, 3], [10, 2, 3], 2), [rule]).aborts()
+        aborts = run(s, [rule]).aborts()
         assert aborts[at].culprits == frozenset({culprit}), (culprit, aborts[at])
+
+
+# -- round one is authenticated (enclave.protocols.reshare_auth) ---------------------------------
+
+
+def _aborted_naming(res: harness.Result, culprit: int, parties: Any, text: str) -> None:
+    aborts = res.aborts()
+    for p in parties:
+        assert aborts[p].culprits == frozenset({culprit}) and text in aborts[p].reason, (p, aborts.get(p))
+    assert not any(isinstance(o, Output) for o in res.outcomes.values())  # no share anywhere
+
+
+def test_a_new_partys_key_substituted_by_the_host_is_named(suite: Ciphersuite) -> None:
+    """The host replaces 10's round-one message (its encryption key) by one of its own, signed by
+    another key, or changes the payload under 10's signature: every party names 10, no share."""
+    old = run_dkg(suite, 3, 2)
+    s = setups(suite, *old, [2, 3], [10, 2, 3], 2)
+    mallory = EnclaveIdentity.generate()
+    forged = replace(s[10], sign=mallory.sign, new_party_keys={10: mallory.public_key})
+    resigned = resealed(forged, lambda b: suite.group.encode(suite.group.base_mul(7)) + b[suite.element_len :])
+    for rule in (resigned, lambda b: b[:4] + bytes([b[4] ^ 1]) + b[5:]):
+        _aborted_naming(run(s, [harness.modify(10, 1, rule)]), 10, (2, 3), "not authenticated")
+
+
+def test_a_dealers_proof_under_another_share_is_named(suite: Ciphersuite) -> None:
+    """Dealer 3's message proved with a share that is not its own (what a host posing as dealer 3
+    can do): the dealers name 3."""
+    old = run_dkg(suite, 3, 2)
+    s = setups(suite, *old, [2, 3], [10, 2, 3], 2)
+    g, x = suite.group, 12345
+    other = reshare_auth.ReshareAuth(
+        g,
+        f"frost-{suite.short_name}/reshare",
+        b"reshare-session",
+        3,
+        frozenset({3}),
+        {},
+        SYSTEM_RNG,
+        {3: g.base_mul(x)},
+        x,
+    )
+    rule = harness.modify(3, 1, lambda b: other.seal(reshare_auth.unframe(b)[0]))
+    _aborted_naming(run(s, [rule]), 3, (2,), "not authenticated")
+
+
+def test_a_round_one_message_replayed_from_another_session_is_named(suite: Ciphersuite) -> None:
+    old = run_dkg(suite, 3, 2)
+    seen: dict[int, bytes] = {}
+
+    def record(sender: int, recipient: int, frame: Any) -> None:
+        if frame.round == 1 and recipient == 2:
+            seen[sender] = frame.body
+
+    run(setups(suite, *old, [2, 3], [10, 2, 3], 2, sid=b"first"), [record])
+    second = setups(suite, *old, [2, 3], [10, 2, 3], 2, sid=b"second")
+    for sender in (3, 10):
+        rule = harness.modify(sender, 1, lambda b, sender=sender: seen[sender])
+        _aborted_naming(run(second, [rule]), sender, (2,), "not authenticated")
+
+
+def test_every_receiver_that_deals_nothing_is_listed(suite: Ciphersuite) -> None:
+    kps, public = run_dkg(suite, 3, 2)
+    ok = setups(suite, kps, public, [2, 3], [10, 2, 3], 2)
+    key = harness.identity(10).public_key
+    for s in (
+        replace(ok[2], new_party_keys={}),  # 10 not listed
+        replace(ok[2], new_party_keys={10: key, 3: key}),  # a dealer listed
+        replace(ok[10], sign=None),  # listed, nothing to sign with
+        replace(ok[10], sign=EnclaveIdentity.generate().sign),  # signs with a key not its own
+        replace(ok[2], new_party_keys={10: b"\x04" + bytes(64)}),  # not a point
+    ):
+        with pytest.raises(InvalidParameters):
+            reshare_rounds.reshare_driver(s)
