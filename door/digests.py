@@ -16,8 +16,10 @@ its approval covers SHA-256("mpc-signer/approval/taproot/v1" || root || message)
 A reshare dealer hands out its share (split among the new parties), so with a policy configured a
 dealer's enclave asks an approval for it too, named "reshare", over `reshare_digest` of the
 start's source and new party sets and thresholds and of the keys its new parties sign with
-(new_party_keys; the key id and session id are the approval's own fields). Pure functions; the
-caller checks lengths (the enclave refuses a RAW digest that is not 32 bytes).
+(new_party_keys; the key id and session id are the approval's own fields). A FROST repair helper
+rebuilds a party's share for whoever holds the key listed for that party, so it asks one too,
+named "repair", over `repair_digest`. Pure functions; the caller checks lengths (the enclave
+refuses a RAW digest that is not 32 bytes).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ TAPROOT_APPROVAL_TAG: Final = b"mpc-signer/approval/taproot/v1"
 _ETH_PREFIX: Final = b"\x19Ethereum Signed Message:\n"
 RESHARE_APPROVAL_HASH: Final = "reshare"
 RESHARE_APPROVAL_TAG: Final = b"mpc-signer/approval/reshare/v2"
+REPAIR_APPROVAL_HASH: Final = "repair"
+REPAIR_APPROVAL_TAG: Final = b"mpc-signer/approval/repair/v1"
 
 
 def _keccak256(data: bytes) -> bytes:
@@ -85,4 +89,21 @@ def reshare_digest(
     for p, key in sorted(new_party_keys.items()):
         b = p.encode("utf-8")
         h.update(len(b).to_bytes(4, "big") + b + len(key).to_bytes(4, "big") + bytes(key))
+    return h.digest()
+
+
+def _lp(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def repair_digest(
+    party_ids: Sequence[str], threshold: int, helpers: Sequence[str], repair_party_id: str, party_key: bytes
+) -> bytes:
+    """What a repair approval covers: SHA-256 over the tag, then u32 threshold, the key's parties,
+    the helpers (each list u32 count and lp(id)s), lp(repaired party id) and lp(its listed P-256
+    key, SEC1 uncompressed), lengths u32 big-endian."""
+    h = hashlib.sha256(REPAIR_APPROVAL_TAG + threshold.to_bytes(4, "big"))
+    for ids in (party_ids, helpers):
+        h.update(len(ids).to_bytes(4, "big") + b"".join(_lp(p.encode("utf-8")) for p in ids))
+    h.update(_lp(repair_party_id.encode("utf-8")) + _lp(party_key))
     return h.digest()

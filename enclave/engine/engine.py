@@ -366,6 +366,7 @@ class Engine:
             pb.SESSION_KIND_PRESIGN,
             pb.SESSION_KIND_REFRESH,
             pb.SESSION_KIND_RESHARE,
+            pb.SESSION_KIND_REPAIR,
         ):
             raise invalid("unknown session kind")
         adapter = self._adapters.get(request.protocol)

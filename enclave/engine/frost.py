@@ -48,10 +48,11 @@ from enclave.engine.common import (
 )
 from enclave.engine.frost_presign import FrostPresigning
 from enclave.engine.frost_refresh import prepare_refresh
+from enclave.engine.frost_repair import prepare_repair
 from enclave.engine.frost_reshare import prepare_reshare
 from enclave.engine.frost_share import open_key, public_key_bytes, sealed_key_result, sign_inputs
 from enclave.engine.keyids import key_id
-from enclave.engine.limits import MessageLimits, for_session, frost_preprocessed, kind_name
+from enclave.engine.limits import MessageLimits, for_session, frost_preprocessed, frost_repair, kind_name
 from enclave.engine.live import Parties, Phase, Plan
 from enclave.engine.singleuse import SingleUseLedger
 from enclave.errors import InvalidParameters, LocalError, RequestRejected
@@ -95,7 +96,7 @@ class FrostAdapter:
         self.suite = suite
         self.protocol = protocol
         self._name = PROTOCOL_NAMES[protocol]
-        self._identity = identity  # signs a reshare's round one when this party is a listed one
+        self._identity = identity  # signs round one of a reshare (a listed party) or a repair (the repaired one)
         # Preprocessed nonces (enclave/engine/frost_presign.py): only with a per-boot sealer and
         # a single-use ledger, which the engine owns.
         self._presigning = (
@@ -110,6 +111,9 @@ class FrostAdapter:
             return frost_preprocessed(parties, self.suite.element_len, request.presign_count)
         if request.presignature_id:
             return frost_preprocessed(parties, self.suite.element_len, None)
+        if request.kind == pb.SESSION_KIND_REPAIR:
+            rounds = frost_repair(parties, len(request.party_ids), request.threshold, self.suite.element_len)
+            return MessageLimits(tuple(rounds))
         return for_session(
             "frost",
             kind_name(request.kind),
@@ -134,8 +138,11 @@ class FrostAdapter:
             return prepare_refresh(self._sealer, self._rng, self.suite, self._name, request)
         if request.kind == pb.SESSION_KIND_RESHARE:
             return prepare_reshare(self._sealer, self._rng, self.suite, self._name, request, self._identity)
+        if request.kind == pb.SESSION_KIND_REPAIR:
+            return prepare_repair(self._sealer, self._rng, self.suite, self._name, request, self._identity)
         raise invalid(
-            "FROST sessions are DKG, SIGN, PRESIGN, REFRESH or RESHARE (PRESIGN needs the engine's single-use ledger)"
+            "FROST sessions are DKG, SIGN, PRESIGN, REFRESH, RESHARE or REPAIR (PRESIGN needs the engine's"
+            " single-use ledger)"
         )
 
     def _signing_key(self, verifying_key: bytes, merkle_root: bytes | None) -> bytes:

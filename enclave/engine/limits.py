@@ -237,6 +237,21 @@ def frost_reshare(n: int, t: int, element: int = ED_POINT) -> list[RoundBound]:
     return _framed([RoundBound(r1, 0), RoundBound(0, FROST_HEADER + SCALAR + AEAD_TAG)], n)
 
 
+def frost_repair(n: int, n_key: int, t: int, element: int = ED_POINT) -> list[RoundBound]:
+    # n session parties (n - 1 helpers and the repaired party) of a key of n_key parties.
+    # round 1, authenticated (lp32(payload) || lp32(a Schnorr proof, or an r || s signature)):
+    # the ephemeral key, the 32-byte view digest and, from a helper, one delta commitment per
+    # helper and the key's ZF public key package (header, n_key identifier/share pairs, the key,
+    # min_signers); rounds 2 and 3: a bare scalar under an AEAD, or an empty body.
+    package = FROST_HEADER + _varint_len(n_key) + n_key * (SCALAR + element) + element + 1 + _varint_len(t)
+    payload = element + 32 + element * (n - 1) + package
+    sealed = 8 + payload + max(element + SCALAR, 64)
+    direct = SCALAR + AEAD_TAG
+    # Round 3's frames echo round 2's broadcasters, and round 2 has none.
+    two = _framed([RoundBound(sealed, 0), RoundBound(0, direct)], n)
+    return [*two, RoundBound(0, FRAME_HEADER + direct)]
+
+
 def frost_sign(n: int, element: int = ED_POINT) -> list[RoundBound]:
     # round 1: SigningCommitments (header, hiding, binding); round 2: the signature share
     return _framed([RoundBound(FROST_HEADER + 2 * element, 0), RoundBound(SCALAR, 0)], n)

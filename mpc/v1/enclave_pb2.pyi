@@ -23,6 +23,7 @@ class SessionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_KIND_PRESIGN: _ClassVar[SessionKind]
     SESSION_KIND_REFRESH: _ClassVar[SessionKind]
     SESSION_KIND_RESHARE: _ClassVar[SessionKind]
+    SESSION_KIND_REPAIR: _ClassVar[SessionKind]
 
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -87,6 +88,7 @@ SESSION_KIND_SIGN: SessionKind
 SESSION_KIND_PRESIGN: SessionKind
 SESSION_KIND_REFRESH: SessionKind
 SESSION_KIND_RESHARE: SessionKind
+SESSION_KIND_REPAIR: SessionKind
 SESSION_STATE_UNSPECIFIED: SessionState
 SESSION_STATE_RUNNING: SessionState
 SESSION_STATE_DONE: SessionState
@@ -325,7 +327,7 @@ class PolicyApproval(_message.Message):
     def __init__(self, version: _Optional[int] = ..., expires_at: _Optional[int] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash", "presign_count", "source_party_ids", "source_signers", "source_threshold", "source_public_key", "source_chain_code", "new_party_keys")
+    __slots__ = ("session_id", "protocol", "kind", "party_ids", "self_party_id", "threshold", "sealed_blobs", "message", "derivation_path", "taproot_merkle_root", "presignature_id", "key_id", "timeout_ms", "policy_approval", "messages", "result_recipient_key", "message_hash", "presign_count", "source_party_ids", "source_signers", "source_threshold", "source_public_key", "repair_party_id", "source_chain_code", "new_party_keys")
     class NewPartyKeysEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -355,6 +357,7 @@ class SessionStart(_message.Message):
     SOURCE_SIGNERS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    REPAIR_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
     NEW_PARTY_KEYS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
@@ -379,9 +382,10 @@ class SessionStart(_message.Message):
     source_signers: _containers.RepeatedScalarFieldContainer[str]
     source_threshold: int
     source_public_key: bytes
+    repair_party_id: str
     source_chain_code: bytes
     new_party_keys: _containers.ScalarMap[str, bytes]
-    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[_Union[PolicyApproval, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ..., presign_count: _Optional[int] = ..., source_party_ids: _Optional[_Iterable[str]] = ..., source_signers: _Optional[_Iterable[str]] = ..., source_threshold: _Optional[int] = ..., source_public_key: _Optional[bytes] = ..., source_chain_code: _Optional[bytes] = ..., new_party_keys: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., kind: _Optional[_Union[SessionKind, str]] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., sealed_blobs: _Optional[_Iterable[_Union[SealedBlob, _Mapping]]] = ..., message: _Optional[bytes] = ..., derivation_path: _Optional[_Iterable[int]] = ..., taproot_merkle_root: _Optional[bytes] = ..., presignature_id: _Optional[str] = ..., key_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., policy_approval: _Optional[_Union[PolicyApproval, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[EnclaveMessage, _Mapping]]] = ..., result_recipient_key: _Optional[bytes] = ..., message_hash: _Optional[_Union[MessageHash, str]] = ..., presign_count: _Optional[int] = ..., source_party_ids: _Optional[_Iterable[str]] = ..., source_signers: _Optional[_Iterable[str]] = ..., source_threshold: _Optional[int] = ..., source_public_key: _Optional[bytes] = ..., repair_party_id: _Optional[str] = ..., source_chain_code: _Optional[bytes] = ..., new_party_keys: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
 
 class SessionDeliver(_message.Message):
     __slots__ = ("session_id", "messages")

@@ -32,7 +32,8 @@ def make_engines(
         sealer = generate_key_file(tmp / f"{name}.key")
         defaults: dict[str, int | bool] = {"preparams_pool_size": 1, "workers": 2}
         cfg = EngineConfig(**(defaults | config))  # type: ignore[arg-type]
-        # Each party its own identity key, as each enclave has (a reshare's listed parties sign with it).
+        # Each party its own identity key, as each enclave has (reshare's listed parties and a
+        # repaired party sign with it).
         identity = EnclaveIdentity.generate()
         engines[name] = Engine(sealer, config=cfg, prime_source=source, policy=policy, identity=identity)
     return engines
@@ -137,6 +138,36 @@ def reshare(
         source_public_key=b"" if share is not None else key[1],
         source_chain_code=b"" if share is not None else key[2],
         new_party_keys=dict(new_party_keys),
+    )
+
+
+def repair(
+    sid: str,
+    protocol: int,
+    key: tuple[Sequence[str], int, pb.SessionResult],
+    helpers: Sequence[str],
+    repaired: tuple[str, bytes],
+    me: str,
+    share: pb.SealedBlob | None,
+) -> pb.SessionStart:
+    """`key`: the key's (parties, threshold, a DKG result naming it); `repaired`: (the party whose
+    share is rebuilt, its identity key). Public key and chain code go only to the repaired party,
+    as a host would send them."""
+    parties, threshold, result = key
+    return pb.SessionStart(
+        session_id=sid,
+        protocol=protocol,  # type: ignore[arg-type]
+        kind=pb.SESSION_KIND_REPAIR,
+        party_ids=list(parties),
+        threshold=threshold,
+        self_party_id=me,
+        key_id=result.key_id,
+        sealed_blobs=[share] if share is not None else [],
+        source_signers=list(helpers),
+        repair_party_id=repaired[0],
+        new_party_keys={repaired[0]: repaired[1]},
+        source_public_key=b"" if share is not None else result.public_key,
+        source_chain_code=b"" if share is not None else result.chain_code,
     )
 
 

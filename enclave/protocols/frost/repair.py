@@ -29,6 +29,7 @@ r a wrong share:
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Mapping, Sequence
 
 from enclave.crypto import polynomial
@@ -143,3 +144,34 @@ def check_sigma(cs: Ciphersuite, sender: int, sigma: int, commitments: Mapping[i
     column = g.sum([cs.point(by_helper[sender]) for by_helper in commitments.values()])
     if not 0 <= sigma < cs.order or not g.eq(g.base_mul(sigma), column):
         raise ProtocolFault({sender}, "repair sigma does not match the deltas committed for it")
+
+
+# -- the repaired party's trust in the key's public key package ------------------------------------
+
+
+def check_package(
+    cs: Ciphersuite, public: PublicKeyPackage, shown_key: bytes, min_signers: int, identifiers: Sequence[int]
+) -> None:
+    """InvalidParameters unless `public` is a package of the key shown as `shown_key` (x-only for
+    Taproot) with exactly `identifiers` and threshold `min_signers`, whose verifying shares all
+    lie on one polynomial of degree min_signers - 1 in the exponent with the verifying key at 0.
+
+    That last check is what lets a party holding nothing trust a package: a host that makes one
+    up for the key knows at most min_signers - 1 of its shares' discrete logs (knowing
+    min_signers would give it the key's secret), so it cannot prove round one for every helper
+    under the made-up shares."""
+    g = cs.group
+    if sorted(public.verifying_shares) != sorted(identifiers) or public.min_signers != min_signers:
+        raise InvalidParameters("the public key package does not list the key's parties and threshold")
+    shown = public.verifying_key[1:] if cs.bip340 else public.verifying_key
+    if not hmac.compare_digest(shown, shown_key):
+        raise InvalidParameters("the public key package is not of the expected key")
+    ids = sorted(identifiers)
+    base, order = ids[:min_signers], cs.order
+    shares = {i: cs.point(public.verifying_shares[i]) for i in base}
+    targets = [(0, cs.point(public.verifying_key))]
+    targets += [(x, cs.point(public.verifying_shares[x])) for x in ids[min_signers:]]
+    for x, want in targets:
+        got = g.sum([g.mul(shares[i], polynomial.lagrange_coefficient(order, i, base, at=x)) for i in base])
+        if not g.eq(got, want):
+            raise InvalidParameters("the public key package's verifying shares do not interpolate to its key")
