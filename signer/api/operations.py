@@ -26,12 +26,12 @@ from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.interceptor import current_caller
-from signer.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from signer.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from signer.link.client import EnclaveRequestError
 from signer.policy.approvals import signed_digest
 from signer.sessions import convert
 from signer.sessions.quotas import CallerId
-from signer.sessions.registry import HostSession
+from signer.sessions.registry import USED_SESSION_ID, HostSession
 from signer.storage import (
     AuditRecord,
     KeyNotFound,
@@ -207,6 +207,10 @@ class Operations:
         start = session.start
         key = await self._key(start)
         if self._approve is not None:
+            if start.presignature_id:
+                # The id is claimed only with the presignature, below: a used one is refused
+                # before the policy is asked (the claim below stays the final word).
+                await self._refuse_used_id(start.session_id)
             # After the key check (no policy request for keys this node lacks), before a
             # presignature is consumed (a refusal must not burn one).
             await self._approve(start)
@@ -219,10 +223,12 @@ class Operations:
             # path (which the store does not record) and an approval names the one it is for.
             return
         # Consumed durably before the enclave sees it: a presignature is never used twice, even
-        # if this process dies right after (it is then lost, which is safe).
+        # if this process dies right after (it is then lost, which is safe). The session id is
+        # claimed in the same transaction (the registry left the claim to this hook): one
+        # durable commit for both, and a refusal of either leaves neither.
         try:
-            presig = await self.store().consume_presignature(
-                key.key_id, party_numbers(start.party_ids), start.session_id, start.presignature_id
+            presig = await self.store().claim_and_consume(
+                start.session_id, "sign", key.key_id, party_numbers(start.party_ids), start.presignature_id
             )
         except PresignatureUnavailable:
             raise FailedPrecondition(
@@ -231,9 +237,20 @@ class Operations:
             ) from None
         except StoreUnavailable:
             raise Unavailable("the key store is unavailable; retry") from None
+        if presig is None:
+            raise AlreadyExists(USED_SESSION_ID)
+        session.claimed = True
         start.sealed_blobs.append(
             epb.SealedBlob(kind=convert.presignature_kind(start.protocol), id=presig.presig_id, data=presig.sealed)
         )
+
+    async def _refuse_used_id(self, session_id: str) -> None:
+        try:
+            used = await self.store().session_id_used(session_id)
+        except StoreUnavailable:
+            raise Unavailable("the key store is unavailable; retry") from None
+        if used:
+            raise AlreadyExists(USED_SESSION_ID)
 
     async def prepare_presign(self, session: HostSession) -> None:
         key = await self._key(session.start)
@@ -286,16 +303,21 @@ class Operations:
                 )
             )
             return
-        for blob in result.sealed_presignatures:
-            await store.put_presignature(
+        # One transaction for the batch (a FROST presigning session makes up to 100 nonces):
+        # one commit, and none of them is stored unless all are.
+        signers = party_numbers(start.party_ids)
+        await store.put_presignatures(
+            [
                 StoredPresignature(
                     presig_id=blob.id,
                     key_id=start.key_id,
-                    signer_set=party_numbers(start.party_ids),
+                    signer_set=signers,
                     sealer_kind=blob.sealer_kind,
                     sealed=blob.data,
                 )
-            )
+                for blob in result.sealed_presignatures
+            ]
+        )
 
     async def audit(self, session: HostSession) -> None:
         start = session.start

@@ -24,7 +24,8 @@ id that is no longer in memory is refused before it reaches the enclave (FAILED_
 a relay replaying an old session's HMAC'd messages into a new session of the same id cannot make
 it abort and blame an honest party. A claim is released only when the enclave certainly never
 ran the session (the start failed before it was sent, no connection could be made, or the
-enclave refused it).
+enclave refused it). A signing start that consumes a stored presignature leaves the claim to its
+`prepare` hook, which makes it in the presignature's transaction (`claims_with_presignature`).
 
 Deadlines: every session must finish within `deadline_seconds` of its start. A background sweep
 (`run_sweeper`) fails overdue sessions with reason "session deadline exceeded" and tells the
@@ -76,6 +77,7 @@ from signer.sessions.retention import FinishedSession, FinishedSessions
 log = logging.getLogger(__name__)
 
 DEADLINE_REASON = "session deadline exceeded"
+USED_SESSION_ID = "session_id was already used on this node; a session id runs once: start a new one"
 
 
 @dataclass
@@ -97,6 +99,9 @@ class HostSession:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     caller_id: CallerId | None = None
     sequences: SenderSequences = field(default_factory=SenderSequences, repr=False)
+    # The session id is durably claimed (by the registry, or by `prepare` for a start that
+    # consumes a stored presignature: see `claims_with_presignature`).
+    claimed: bool = False
 
     @property
     def finished(self) -> bool:
@@ -214,18 +219,19 @@ class Sessions:
             session.caller_id = caller_id
         self._sessions[session.session_id] = session
         self._running += 1
-        in_enclave = False
-        claimed = sent = False
+        in_enclave = sent = False
         try:
             async with session.lock:
-                if self._ids is not None:
+                deferred = prepare is not None and claims_with_presignature(start)
+                if self._ids is not None and not deferred:
                     if not await self._ids.claim(session.session_id, session.kind):
-                        raise AlreadyExists(
-                            "session_id was already used on this node; a session id runs once: start a new one"
-                        )
-                    claimed = True
+                        raise AlreadyExists(USED_SESSION_ID)
+                    session.claimed = True
                 if prepare is not None:
                     await prepare(session)
+                if self._ids is not None and not session.claimed:
+                    # Fail closed: no session reaches the enclave with an unclaimed id.
+                    raise RuntimeError("prepare did not claim the session id of a start that consumes a presignature")
                 if session.caller_id is not None and start.kind == epb.SESSION_KIND_SIGN and presigns(start):
                     assert self._quotas is not None
                     self._quotas.charge(session.caller_id)
@@ -246,8 +252,8 @@ class Sessions:
                     self._retained.set_first_outgoing(session.session_id, outgoing)
         except BaseException as exc:
             # Nothing started: the id stays free for a retry, unless the enclave may have run it.
-            if claimed and not in_enclave and (not sent or isinstance(exc, EnclaveNotReached | EnclaveRequestError)):
-                assert self._ids is not None
+            never_ran = not in_enclave and (not sent or isinstance(exc, EnclaveNotReached | EnclaveRequestError))
+            if session.claimed and self._ids is not None and never_ran:
                 with contextlib.suppress(Exception):
                     await self._ids.release(session.session_id)
             if self._sessions.get(session.session_id) is session:
@@ -516,6 +522,14 @@ class Sessions:
                 presignature_ids=[b.id for b in r.sealed_presignatures],
             )
         )
+
+
+def claims_with_presignature(start: epb.SessionStart) -> bool:
+    """A signing start that names a stored presignature (or FROST nonce) has its id claimed by
+    the `prepare` hook, in the transaction that consumes the presignature (`Store.
+    claim_and_consume`): one durable commit instead of two on the one-call signing path. The
+    registry refuses to send such a start unless `prepare` set `HostSession.claimed`."""
+    return start.kind == epb.SESSION_KIND_SIGN and bool(start.presignature_id)
 
 
 def _finished_refusal(session: Answering) -> str:

@@ -67,6 +67,11 @@ class Store(Protocol):
         repeat = no-op; other content under the id = PresignatureExists)."""
         ...
 
+    async def put_presignatures(self, presigs: Sequence[StoredPresignature]) -> list[StoredPresignature]:
+        """`put_presignature` for a batch (a presigning session's), all or nothing in one
+        transaction: one commit for the batch instead of one per presignature."""
+        ...
+
     async def consume_presignature(
         self,
         key_id: str,
@@ -80,6 +85,21 @@ class Store(Protocol):
         `sealer_kind`, the oldest sealed by that sealer (the enclave's current boot: others can
         never be used). Exactly one concurrent caller gets a given presignature;
         PresignatureUnavailable otherwise. The blob is erased from the row as it is consumed."""
+        ...
+
+    async def claim_and_consume(
+        self,
+        session_id: str,
+        kind: str,
+        key_id: str,
+        signer_set: tuple[int, ...],
+        presig_id: str | None = None,
+        sealer_kind: str | None = None,
+    ) -> StoredPresignature | None:
+        """`claim_session_id` and `consume_presignature` in one transaction (one durable commit
+        where there were two): None if `session_id` was used before, and then nothing changed;
+        PresignatureUnavailable if none is available, and then the id is not claimed either.
+        Otherwise both are committed before the coroutine returns."""
         ...
 
     async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int: ...

@@ -226,6 +226,57 @@ class PostgresStore(SqlStore):
         async with self._tx() as conn:
             return settle_presignature(presig, *await self._insert_presig(conn, presig, self._clock()))
 
+    async def _put_presignatures(self, presigs: Sequence[StoredPresignature]) -> list[StoredPresignature]:
+        at = self._clock()
+        async with self._tx() as conn:
+            stored: dict[str, StoredPresignature] = {}
+            for key_id in dict.fromkeys(p.key_id for p in presigs):
+                # FOR SHARE, as for one presignature: a retirement waits for this batch or the
+                # batch sees it. A known key row also rules out the foreign-key failure.
+                key = await (await conn.execute(_SQL.key_state + " FOR SHARE", (key_id,))).fetchone()
+                if key is None:
+                    raise KeyNotFound(key_id)
+                if key["state"] != "active":
+                    raise KeyRetired(key_id)
+            async with conn.cursor() as cur:
+                # executemany pipelines the rows: one round trip for the batch, not one per row.
+                await cur.executemany(
+                    _SQL.insert_presig + " ON CONFLICT (presig_id) DO NOTHING RETURNING presig_id, created_at",
+                    [_SQL.presig_values(p, p.created_at or at) for p in presigs],
+                    returning=True,
+                )
+                inserted: dict[str, datetime] = {}
+                async for result in cur.results():
+                    for row in await result.fetchall():
+                        inserted[row["presig_id"]] = row["created_at"]
+            others = [p.presig_id for p in presigs if p.presig_id not in inserted]
+            if others:
+                rows = await (await conn.execute(_SQL.get_presigs, (others,))).fetchall()
+                stored = {r["presig_id"]: _SQL.presig(r) for r in rows}
+            return self._settle_batch(presigs, inserted, stored)
+
+    @staticmethod
+    def _settle_batch(
+        presigs: Sequence[StoredPresignature], inserted: dict[str, datetime], stored: dict[str, StoredPresignature]
+    ) -> list[StoredPresignature]:
+        """Each as `put_presignature` settles it; an id repeated within the batch is settled
+        against its first occurrence (written by this batch, or stored before)."""
+        out: list[StoredPresignature] = []
+        first: dict[str, StoredPresignature] = {}
+        for p in presigs:
+            if p.presig_id in first:
+                out.append(settle_presignature(p, first[p.presig_id], False))
+                continue
+            if p.presig_id in inserted:
+                settled = settle_presignature(p, replace(p, created_at=utc(inserted[p.presig_id])), True)
+            elif p.presig_id in stored:
+                settled = settle_presignature(p, stored[p.presig_id], False)
+            else:
+                raise StoreUnavailable(f"presignature {p.presig_id} conflicted but cannot be read")
+            first[p.presig_id] = settled
+            out.append(settled)
+        return out
+
     async def _insert_presig(self, conn: Conn, p: StoredPresignature, at: datetime) -> tuple[StoredPresignature, bool]:
         created = p.created_at or at
         # FOR SHARE: a retirement (FOR UPDATE on the key row) waits for this insert, or this
@@ -252,6 +303,24 @@ class PostgresStore(SqlStore):
     async def _consume(
         self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
     ) -> StoredPresignature:
+        async with self._tx() as conn:
+            return await self._take(conn, key_id, sset, session_id, presig_id, sealer_kind)
+
+    async def _claim_and_consume(
+        self, session_id: str, kind: str, key_id: str, sset: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature | None:
+        # One transaction, one commit: an unavailable presignature raises inside it, which rolls
+        # the claim back; a used id writes nothing.
+        async with self._tx() as conn:
+            cur = await conn.execute(_SQL.claim_session_id, (session_id, kind, self._clock()))
+            if cur.rowcount != 1:
+                return None
+            return await self._take(conn, key_id, sset, session_id, presig_id, sealer_kind)
+
+    async def _take(
+        self, conn: Conn, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature:
+        """The single-use take inside the caller's transaction."""
         if presig_id is None:
             target = (
                 "SELECT presig_id, sealed FROM presignatures WHERE key_id = %(key)s AND signer_set = %(sset)s"
@@ -279,8 +348,7 @@ class PostgresStore(SqlStore):
             "session": session_id,
             "kind": sealer_kind,
         }
-        async with self._tx() as conn:
-            row = await (await conn.execute(sql, params)).fetchone()
+        row = await (await conn.execute(sql, params)).fetchone()
         if row is None:
             raise unavailable(key_id, sset, presig_id)
         return _SQL.presig(row)

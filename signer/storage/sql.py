@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from signer.storage.errors import (
+    InvalidRecord,
     KeyExists,
     PresignatureExists,
     PresignatureUnavailable,
@@ -85,6 +86,8 @@ class Sql:
         )
         self.key_state = f"SELECT state FROM keys WHERE key_id = {p}"
         self.get_presig = f"SELECT {PRESIG_COLUMNS} FROM presignatures WHERE presig_id = {p}"
+        # PostgreSQL only (an array parameter): the stored rows among a batch's ids
+        self.get_presigs = f"SELECT {PRESIG_COLUMNS} FROM presignatures WHERE presig_id = ANY({p})"
         self.get_presig_by_slot = (
             f"SELECT {PRESIG_COLUMNS} FROM presignatures"
             f" WHERE key_id = {p} AND signer_set = {p} AND state = 'available'"
@@ -313,6 +316,37 @@ class SqlStore(ABC):
         """`Store.consume_presignature`: the arguments are checked here, the single-use take is `_consume`."""
         sset = consume_target(key_id, signer_set, session_id)
         return await self._consume(key_id, sset, session_id, presig_id, sealer_kind)
+
+    async def claim_and_consume(
+        self,
+        session_id: str,
+        kind: str,
+        key_id: str,
+        signer_set: Sequence[int],
+        presig_id: str | None = None,
+        sealer_kind: str | None = None,
+    ) -> StoredPresignature | None:
+        """`Store.claim_and_consume`: the arguments are checked here, the transaction is `_claim_and_consume`."""
+        sset = consume_target(key_id, signer_set, session_id)
+        return await self._claim_and_consume(session_id, kind, key_id, sset, presig_id, sealer_kind)
+
+    async def put_presignatures(self, presigs: Sequence[StoredPresignature]) -> list[StoredPresignature]:
+        """`Store.put_presignatures`: every record is checked before the transaction."""
+        for p in presigs:
+            if p.state != "available":
+                raise InvalidRecord("only available presignatures can be put")
+        return await self._put_presignatures(presigs) if presigs else []
+
+    @abstractmethod
+    async def _claim_and_consume(
+        self, session_id: str, kind: str, key_id: str, sset: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature | None:
+        """In one transaction: claim `session_id` (None, nothing written, if it was used), then
+        `_consume`'s take; an unavailable presignature rolls the claim back."""
+
+    @abstractmethod
+    async def _put_presignatures(self, presigs: Sequence[StoredPresignature]) -> list[StoredPresignature]:
+        """Insert each as `put_presignature` does, settled alike, in one transaction."""
 
     @abstractmethod
     async def _consume(

@@ -279,6 +279,15 @@ class SqliteStore(SqlStore):
         with self._tx() as db:
             return settle_presignature(presig, *self._insert_presig(db, presig, self._clock()))
 
+    async def _put_presignatures(self, presigs: Sequence[StoredPresignature]) -> list[StoredPresignature]:
+        def w() -> list[StoredPresignature]:
+            at = self._clock()
+            # In-process statements are cheap; the commit (an fsync) is what one per row cost.
+            with self._tx() as db:
+                return [settle_presignature(p, *self._insert_presig(db, p, at)) for p in presigs]
+
+        return await self._run(w)
+
     def _insert_presig(
         self, db: sqlite3.Connection, p: StoredPresignature, at: datetime
     ) -> tuple[StoredPresignature, bool]:
@@ -303,25 +312,51 @@ class SqliteStore(SqlStore):
         self, key_id: str, sset: str, session_id: str, presig_id: str | None, sealer_kind: str | None
     ) -> StoredPresignature:
         with self._tx() as db:
-            if presig_id is None:
-                row = db.execute(
-                    f"{_SQL.get_presig_by_slot}"
-                    " AND (? IS NULL OR sealer_kind = ?) ORDER BY created_at, presig_id LIMIT 1",
-                    (key_id, sset, sealer_kind, sealer_kind),
-                ).fetchone()
-            else:
-                row = db.execute(f"{_SQL.get_presig_by_slot} AND presig_id = ?", (key_id, sset, presig_id)).fetchone()
-            if row is None:
-                raise unavailable(key_id, sset, presig_id)
-            at = self._clock()
-            cur = db.execute(
-                "UPDATE presignatures SET state = 'consumed', consumed_at = ?, consumed_by = ?, sealed = X''"
-                " WHERE presig_id = ? AND state = 'available'",
-                (_ts(at), session_id, row["presig_id"]),
-            )
-            if cur.rowcount != 1:  # cannot happen under the write lock; refuse rather than guess
-                raise PresignatureUnavailable(f"presignature {row['presig_id']} was consumed concurrently")
-            consumed = _SQL.presig(row)
+            return self._take(db, key_id, sset, session_id, presig_id, sealer_kind)
+
+    async def _claim_and_consume(
+        self, session_id: str, kind: str, key_id: str, sset: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature | None:
+        return await self._run(self._claim_and_consume_sync, session_id, kind, key_id, sset, presig_id, sealer_kind)
+
+    def _claim_and_consume_sync(
+        self, session_id: str, kind: str, key_id: str, sset: str, presig_id: str | None, sealer_kind: str | None
+    ) -> StoredPresignature | None:
+        # One BEGIN IMMEDIATE ... COMMIT: the claim and the take are durable together or not at
+        # all (an unavailable presignature raises inside the transaction, which rolls back).
+        with self._tx() as db:
+            if db.execute(_SQL.claim_session_id, (session_id, kind, _ts(self._clock()))).rowcount != 1:
+                return None
+            return self._take(db, key_id, sset, session_id, presig_id, sealer_kind)
+
+    def _take(
+        self,
+        db: sqlite3.Connection,
+        key_id: str,
+        sset: str,
+        session_id: str,
+        presig_id: str | None,
+        sealer_kind: str | None,
+    ) -> StoredPresignature:
+        """The single-use take inside the caller's write transaction."""
+        if presig_id is None:
+            row = db.execute(
+                f"{_SQL.get_presig_by_slot} AND (? IS NULL OR sealer_kind = ?) ORDER BY created_at, presig_id LIMIT 1",
+                (key_id, sset, sealer_kind, sealer_kind),
+            ).fetchone()
+        else:
+            row = db.execute(f"{_SQL.get_presig_by_slot} AND presig_id = ?", (key_id, sset, presig_id)).fetchone()
+        if row is None:
+            raise unavailable(key_id, sset, presig_id)
+        at = self._clock()
+        cur = db.execute(
+            "UPDATE presignatures SET state = 'consumed', consumed_at = ?, consumed_by = ?, sealed = X''"
+            " WHERE presig_id = ? AND state = 'available'",
+            (_ts(at), session_id, row["presig_id"]),
+        )
+        if cur.rowcount != 1:  # cannot happen under the write lock; refuse rather than guess
+            raise PresignatureUnavailable(f"presignature {row['presig_id']} was consumed concurrently")
+        consumed = _SQL.presig(row)
         return replace(consumed, state="consumed", consumed_at=utc(at), consumed_by=session_id)
 
     async def count_available(self, key_id: str, signer_set: tuple[int, ...] | None = None) -> int:

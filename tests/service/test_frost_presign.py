@@ -39,10 +39,13 @@ async def presign_batch(relay: Relay, protocol: int, key_id: str, count: int) ->
     return ids
 
 
-async def one_call_sign(local, client, protocol: int, key_id: str, message: bytes, pid: str) -> pb.SignResult:  # type: ignore[no-untyped-def]
+async def one_call_sign(
+    local, client, protocol: int, key_id: str, message: bytes, pid: str, session_id: str = ""
+) -> pb.SignResult:  # type: ignore[no-untyped-def]
     """The caller's party first, then exactly one call to the signer node, then the caller's
     party takes the node's share."""
-    spec = SessionSpec("sign", sid("fsign"), protocol, PARTIES, key_id=key_id, message=message, presignature_id=pid)  # type: ignore[arg-type]
+    session_id = session_id or sid("fsign")
+    spec = SessionSpec("sign", session_id, protocol, PARTIES, key_id=key_id, message=message, presignature_id=pid)  # type: ignore[arg-type]
     mine = local.party("client")
     share = await mine.start(spec)
     assert len(share) == 1 and share[0].round == 1
@@ -85,6 +88,56 @@ async def test_batch_of_five_then_one_call_per_signature(start_node, local, conn
         await client.start_sign(spec.sign_request("signer-a"))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "FROST nonce already used" in (err.value.details() or "")
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_one_transaction_claims_the_id_and_takes_the_nonce(store, start_node, local, connect) -> None:  # type: ignore[no-untyped-def]
+    """The id claim and the nonce take are one transaction: a used id takes no nonce, an
+    unavailable nonce claims no id, and neither refusal reaches the enclave."""
+    node = start_node("signer-tx", store=store)
+    client = connect(node)
+    relay = Relay({"client": local, "signer-a": client})
+    key = await dkg(relay, ED, PARTIES, 2)
+    ids = await presign_batch(relay, ED, key.key_id, 3)
+    used = sid("used")
+    result = await one_call_sign(local, client, ED, key.key_id, b"first", ids[0], session_id=used)
+    check(ED, key.public_key, b"first", result.signature)
+    claimed = "SELECT kind FROM session_ids WHERE session_id = ?"
+
+    def state(pid: str) -> tuple[str, str | None]:
+        ((row),) = node.raw_sql("SELECT state, consumed_by FROM presignatures WHERE presig_id = ?", (pid,))
+        return (row[0], row[1])
+
+    assert node.raw_sql(claimed, (used,)) == [("sign",)]
+    assert state(ids[0]) == ("consumed", used)
+
+    # The host forgets its finished sessions (a restart of the signer alone; the enclave keeps
+    # its boot, so the nonces stay usable): the store's record is what refuses the used id now.
+    node.signer.stop()
+    node.signer.start()
+    node.signer.wait_health(health_pb2.HealthCheckResponse.SERVING, timeout=20)
+    client = connect(node)
+
+    def request(session_id: str, pid: str) -> pb.StartSignRequest:
+        spec = SessionSpec("sign", session_id, ED, PARTIES, key_id=key.key_id, message=b"m", presignature_id=pid)  # type: ignore[arg-type]
+        return spec.sign_request("signer-a")
+
+    # the used id with a fresh nonce: refused, and the nonce stays available
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.start_sign(request(used, ids[1]))
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and "already used" in (err.value.details() or "")
+    assert state(ids[1]) == ("available", None)
+    # a fresh id with the used nonce: refused, and the id stays free for a retry
+    fresh = sid("fresh")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.start_sign(request(fresh, ids[0]))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not available" in (err.value.details() or "")
+    assert node.raw_sql(claimed, (fresh,)) == []
+    result = await one_call_sign(local, client, ED, key.key_id, b"retry", ids[1], session_id=fresh)
+    check(ED, key.public_key, b"retry", result.signature)
+    assert node.raw_sql(claimed, (fresh,)) == [("sign",)]
+    assert state(ids[1]) == ("consumed", fresh)
+    assert "already used" not in node.enclave.log()  # neither refusal reached the enclave
 
 
 async def test_enclave_restart_makes_the_batch_unusable(start_node, local, connect) -> None:  # type: ignore[no-untyped-def]

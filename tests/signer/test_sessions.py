@@ -321,3 +321,63 @@ async def test_local_party_start_refused_leaves_its_messages_usable_for_a_retry(
         assert party.outcome.failure is not None and list(party.outcome.failure.culprits) == ["client"]
     finally:
         await node.close()
+
+
+class MemoryIds:
+    """The sessions layer's record of used ids, in memory (the store's is tested in tests/storage)."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        self.claims: list[str] = []
+
+    async def claim(self, session_id: str, kind: int) -> bool:
+        self.claims.append(session_id)
+        if session_id in self.taken:
+            return False
+        self.taken.add(session_id)
+        return True
+
+    async def release(self, session_id: str) -> None:
+        self.taken.discard(session_id)
+
+    async def used(self, session_id: str) -> bool:
+        return session_id in self.taken
+
+
+def sign_start(session_id: str, presignature_id: str) -> epb.SessionStart:
+    return epb.SessionStart(
+        session_id=session_id,
+        kind=epb.SESSION_KIND_SIGN,
+        protocol=epb.PROTOCOL_FROST_ED25519,
+        party_ids=["client", "signer"],
+        self_party_id="signer",
+        key_id="ab" * 32,
+        message=b"m",
+        presignature_id=presignature_id,
+    )
+
+
+async def test_a_start_that_consumes_a_presignature_is_claimed_by_its_prepare(channel) -> None:
+    """Issue 17: the one-call signing path claims its id in the presignature's transaction (the
+    prepare hook); the registry then claims nothing itself, and sends nothing unclaimed."""
+    engine, client = channel
+    ids = MemoryIds()
+    sessions = Sessions(client, KEYS, deadline_seconds=60, max_concurrent=10, ids=ids)  # type: ignore[arg-type]
+
+    async def forgets(session) -> None:  # type: ignore[no-untyped-def]
+        pass  # a prepare hook that does not claim
+
+    with pytest.raises(RuntimeError, match="did not claim"):
+        await sessions.start(sign_start("s-1", "nonce-1"), b"f1", prepare=forgets)
+    assert "s-1" not in engine.sessions and ids.claims == []
+
+    async def claims(session) -> None:  # type: ignore[no-untyped-def]
+        ids.taken.add(session.session_id)  # as Store.claim_and_consume does, with the take
+        session.claimed = True
+
+    session, _ = await sessions.start(sign_start("s-2", "nonce-2"), b"f2", prepare=claims)
+    assert session.state == pb.SESSION_STATE_RUNNING and "s-2" in engine.sessions
+    assert ids.claims == []  # the registry did not claim it a second time
+    # a start without a presignature is still claimed by the registry, before its prepare
+    session, _ = await sessions.start(sign_start("s-3", ""), b"f3", prepare=forgets)
+    assert ids.claims == ["s-3"] and "s-3" in engine.sessions

@@ -330,6 +330,33 @@ async def test_gg20_approval_binds_rule_digest_path_and_presignature(  # type: i
     assert result.presignature_id == pid and callback.requests[-1]["presignature_id"] == pid
     check_signature(GG20, ckd_pub(key.public_key, key.chain_code, path), keccak(text), result)
 
+    # A used session id (one that ran before a restart of the host: only the store remembers it)
+    # with a fresh presignature: refused before the policy is asked, and the presignature is kept
+    # (the id is claimed with the presignature's take, after the approval; issue 17).
+    node.raw_sql(
+        "INSERT INTO session_ids (session_id, kind, started_at) VALUES (?, 'sign', '2026-01-01T00:00:00.000000Z')",
+        ("g-ran-before",),
+    )
+    pid = await presign(relay, PARTIES, key.key_id, path)
+    asked_before = len(callback.requests)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.start_sign(
+            pb.StartSignRequest(
+                session_id="g-ran-before",
+                protocol=GG20,
+                key_id=key.key_id,
+                message=text,
+                party_ids=PARTIES,
+                self_party_id=NODE,
+                presignature_id=pid,
+                derivation_path=path,
+                message_hash=KECCAK,
+            )
+        )
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS and "already used" in (err.value.details() or "")
+    assert len(callback.requests) == asked_before
+    assert node.raw_sql("SELECT state FROM presignatures WHERE presig_id = ?", (pid,)) == [("available",)]
+
 
 async def test_host_without_a_callback_gets_nothing(start_tee_node, callback, local, connect, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The enclave enforces the policy whatever the host is configured to do."""
