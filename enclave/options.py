@@ -27,6 +27,9 @@ service from those parts. Nothing below the composition root reads options.
                                     presignature; off by default, since the enclave then signs with
                                     a nonce fixed in advance a hash whose message it never saw
                                     (CVE-2025-66017; README "Presignatures bound to what they sign")
+    --allow-reshare-without-policy  deal in a reshare or help a repair with no policy key; off
+                                    by default, since the host and relay then decide who receives
+                                    this party's shares (README "Reshare")
     --attestation none|nitro        none (default): no TEE, said plainly; nitro: documents from
                                     the Nitro Secure Module (/dev/nsm), NSM entropy mixed in at start
     --kms-key-id ARN                seal with AWS KMS (needs --attestation nitro); a local key, if
@@ -146,6 +149,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="UNSAFE: sign a bare digest (message_hash RAW) with a presignature; the enclave then signs, with a"
         " nonce fixed in advance, a hash whose message it never saw (CVE-2025-66017)",
     )
+    g.add_argument(
+        "--allow-reshare-without-policy",
+        action="store_true",
+        help="UNSAFE: deal in a reshare or help a repair with no policy configured; the host and relay then"
+        " decide who receives this party's shares",
+    )
     t = parser.add_argument_group("TEE")
     t.add_argument(
         "--attestation",
@@ -204,6 +213,7 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
             preparams_wait_seconds=args.preparams_wait_seconds,
             max_held_bytes=args.max_held_bytes,
             allow_presigned_bare_digest=getattr(args, "allow_presigned_bare_digest", False),
+            allow_reshare_without_policy=getattr(args, "allow_reshare_without_policy", False),
         )
     except ValueError as exc:
         raise SetupError(str(exc)) from None
@@ -220,6 +230,8 @@ def open_parts(args: argparse.Namespace) -> EngineParts:
         log.warning("listening on vsock without --attestation nitro: fine for testing; nothing attests this process")
     if config.allow_presigned_bare_digest:
         log.warning("--allow-presigned-bare-digest: bare digests are signed with presignatures (CVE-2025-66017)")
+    if config.allow_reshare_without_policy and not (args.policy_key or args.policy_key_b64):
+        log.warning("--allow-reshare-without-policy: the host and relay decide who receives this party's shares")
     credentials = CredentialsHolder() if args.kms_key_id else None
     unsealer = _unsealer(args, attestor)
     sealer = GatedSealer(unsealer) if unsealer is not None else _sealer(args, attestor, credentials)

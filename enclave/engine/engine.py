@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from door.digests import RESHARE_APPROVAL_HASH
+from door.digests import REPAIR_APPROVAL_HASH, RESHARE_APPROVAL_HASH
 from enclave.crypto.paillier import DEFAULT_MODULUS_BITS
 from enclave.crypto.primes import PreParamPool, PrimeSource, SafePrimePair, decode_pair, encode_pair, system_source
 from enclave.crypto.rng import SYSTEM_RNG, Rng
@@ -89,6 +89,18 @@ RESHARE_NEEDS_POLICY: Final = (
 )
 
 
+# Without a policy nothing outside the host vouches for a new party's key: a host (or relay) that
+# lists its own key for one new party gets that party's new share, and one more reshare in which
+# that share deals (it proves itself with the share the host now knows) hands the host this
+# dealer's sub-shares too; a repair hands over a whole share. So a dealer or helper needs a policy,
+# unless the operator accepts that its host and relay decide who receives shares.
+DEALING_NEEDS_POLICY: Final = (
+    "a reshare dealer or repair helper needs a policy configured (its approval vouches for who receives"
+    " shares); without one the host could list its own keys and collect this party's share. The enclave's"
+    " --allow-reshare-without-policy lets the host and relay decide instead"
+)
+
+
 def preparams_binding(item_id: str) -> Binding:
     """Pre-parameters exist before any key: no key id, party 0, told apart by their random id."""
     return Binding(key_id="", protocol=GG20_PROTOCOL, party_id=0, purpose="preparams", item_id=item_id)
@@ -118,6 +130,9 @@ class EngineConfig:
     single_use_window: int = DEFAULT_WINDOW
     # Sign a bare digest (message_hash RAW) with a presignature: unsafe (CVE-2025-66017), off.
     allow_presigned_bare_digest: bool = False
+    # Deal in a reshare or help a repair with no policy configured: unsafe against the host and
+    # relay (DEALING_NEEDS_POLICY says why), off.
+    allow_reshare_without_policy: bool = False
 
     def __post_init__(self) -> None:
         if self.max_sessions < 1 or self.workers < 1 or self.preparams_pool_size < 1 or self.single_use_window < 1:
@@ -416,8 +431,11 @@ class Engine:
 
     def _check_policy(self, request: pb.SessionStart, prepared: Prepared) -> None:
         if self.policy is None:
-            if prepared.approval_hash == RESHARE_APPROVAL_HASH and len(request.new_party_keys) >= request.threshold:
-                raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, RESHARE_NEEDS_POLICY)
+            if prepared.approval_hash in (RESHARE_APPROVAL_HASH, REPAIR_APPROVAL_HASH):
+                if not self.config.allow_reshare_without_policy:
+                    raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, DEALING_NEEDS_POLICY)
+                if prepared.approval_hash == RESHARE_APPROVAL_HASH and len(request.new_party_keys) >= request.threshold:
+                    raise RequestRejected(pb.ERROR_CODE_FAILED_PRECONDITION, RESHARE_NEEDS_POLICY)
             return
         assert prepared.approval_digest is not None
         subject = ApprovalSubject(

@@ -30,7 +30,7 @@ def make_engines(
     engines = {}
     for name in names:
         sealer = generate_key_file(tmp / f"{name}.key")
-        defaults: dict[str, int | bool] = {"preparams_pool_size": 1, "workers": 2}
+        defaults: dict[str, int | bool] = {"preparams_pool_size": 1, "workers": 2, "allow_reshare_without_policy": True}
         cfg = EngineConfig(**(defaults | config))  # type: ignore[arg-type]
         # Each party its own identity key, as each enclave has (reshare's listed parties and a
         # repaired party sign with it).

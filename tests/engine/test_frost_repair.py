@@ -225,3 +225,26 @@ async def test_repair_request_rules(tmp_path: Path, prime_source: FixtureSource)
     finally:
         for e in engines.values():
             e.close()
+
+
+async def test_with_no_policy_a_helper_refuses_unless_the_operator_allows_it(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    """The default: no policy, no --allow-reshare-without-policy. Whoever lists the repaired
+    party's key would get that party's whole share, so a helper refuses before it deals; the
+    repaired party itself gives nothing away and may start."""
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(PARTIES, tmp_path, prime_source, allow_reshare_without_policy=False)
+    try:
+        old = await _dkg(engines, protocol)
+        starts = _starts(protocol, old, engines["client"].identity.public_key)
+        for h in HELPERS:
+            with pytest.raises(RequestRejected) as exc:
+                await engines[h].start(starts[h])
+            assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
+            assert "needs a policy configured" in exc.value.message, exc.value.message
+        update = await engines["client"].start(starts["client"])
+        assert update.state == pb.SESSION_STATE_RUNNING
+    finally:
+        for e in engines.values():
+            e.close()

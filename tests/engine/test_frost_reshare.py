@@ -425,3 +425,26 @@ async def test_without_a_policy_a_dealer_refuses_threshold_many_new_parties(
     finally:
         for e in engines.values():
             e.close()
+
+
+async def test_with_no_policy_a_dealer_refuses_unless_the_operator_allows_it(
+    tmp_path: Path, prime_source: FixtureSource
+) -> None:
+    """The default: no policy, no --allow-reshare-without-policy. A host listing its own key for
+    one new party gets that party's share, and a second reshare in which that share deals hands it
+    this dealer's sub-shares: a dealer refuses. A party new to the key risks nothing and starts."""
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines(ALL, tmp_path, prime_source, allow_reshare_without_policy=False)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (NEW, 2), "no-policy")
+        for d in ("signer", "backup"):
+            with pytest.raises(RequestRejected) as exc:
+                await engines[d].start(starts[d])
+            assert exc.value.code == pb.ERROR_CODE_FAILED_PRECONDITION
+            assert "needs a policy configured" in exc.value.message, exc.value.message
+        update = await engines["client2"].start(starts["client2"])
+        assert update.state == pb.SESSION_STATE_RUNNING
+    finally:
+        for e in engines.values():
+            e.close()
