@@ -79,6 +79,16 @@ class SignerServiceStub:
                 request_serializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusRequest.SerializeToString,
                 response_deserializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusResponse.FromString,
                 _registered_method=True)
+        self.StartReshare = channel.unary_unary(
+                '/mpc.v1.SignerService/StartReshare',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.StartReshareRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.StartReshareResponse.FromString,
+                _registered_method=True)
+        self.GetReshareStatus = channel.unary_unary(
+                '/mpc.v1.SignerService/GetReshareStatus',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusResponse.FromString,
+                _registered_method=True)
         self.SubmitProtocolMessage = channel.unary_unary(
                 '/mpc.v1.SignerService/SubmitProtocolMessage',
                 request_serializer=mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageRequest.SerializeToString,
@@ -187,6 +197,28 @@ class SignerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartReshare(self, request, context):
+        """Starts a reshare session (README "Reshare (recovery)"): a quorum of the source key's parties
+        (the dealers, source_signers) moves the key to a new ordered party set and/or threshold, for
+        the same public key and chain code, under a NEW key id whose DKGResult.predecessor_key_id is
+        the source key. A dealer brings its sealed share of the source key; a party new to the key
+        brings none (and needs source_public_key, source_party_ids and source_threshold in the
+        request). A party of the new set seals and durably stores its new share here as a new ACTIVE
+        key record before the session reports DONE; a dealer that leaves the set stores nothing and
+        keeps its source key ACTIVE until the relay retires it. Relay rule as for a refresh: retire
+        the source key anywhere only after GetKey on every party of the new set answers ACTIVE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReshareStatus(self, request, context):
+        """State and result of a reshare session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubmitProtocolMessage(self, request, context):
         """Delivers messages from other parties to a running session of any kind; returns this node's
         resulting outgoing messages.
@@ -196,7 +228,8 @@ class SignerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Exchange(self, request_iterator, context):
-        """The session methods above (all but Ping), StartRefresh, GetRefreshStatus, and GetKey, ListKeys and RetireKey, over one
+        """The session methods above (all but Ping), StartRefresh, GetRefreshStatus, StartReshare,
+        GetReshareStatus, and GetKey, ListKeys and RetireKey, over one
         long-lived bidirectional stream, for a relay that makes many calls: each call is one message
         each way on an open stream instead of a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
         checks and status codes, and is counted, logged and audited as that method.
@@ -304,6 +337,16 @@ def add_SignerServiceServicer_to_server(servicer, server):
                     servicer.GetRefreshStatus,
                     request_deserializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusRequest.FromString,
                     response_serializer=mpc_dot_v1_dot_signer__pb2.GetRefreshStatusResponse.SerializeToString,
+            ),
+            'StartReshare': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartReshare,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.StartReshareRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.StartReshareResponse.SerializeToString,
+            ),
+            'GetReshareStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReshareStatus,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusResponse.SerializeToString,
             ),
             'SubmitProtocolMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitProtocolMessage,
@@ -579,6 +622,60 @@ class SignerService:
             '/mpc.v1.SignerService/GetRefreshStatus',
             mpc_dot_v1_dot_signer__pb2.GetRefreshStatusRequest.SerializeToString,
             mpc_dot_v1_dot_signer__pb2.GetRefreshStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartReshare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/StartReshare',
+            mpc_dot_v1_dot_signer__pb2.StartReshareRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.StartReshareResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReshareStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/GetReshareStatus',
+            mpc_dot_v1_dot_signer__pb2.GetReshareStatusRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.GetReshareStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

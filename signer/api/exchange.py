@@ -48,6 +48,8 @@ METHODS: dict[str, str] = {
     "submit_protocol_message": "SubmitProtocolMessage",
     "start_refresh": "StartRefresh",
     "get_refresh_status": "GetRefreshStatus",
+    "start_reshare": "StartReshare",
+    "get_reshare_status": "GetReshareStatus",
     "get_key": "GetKey",
     "list_keys": "ListKeys",
     "retire_key": "RetireKey",

@@ -1,7 +1,12 @@
 """What the API adds around sessions that needs the store: key lookup and signer-set checks before
-a signing, presigning or refresh session starts, durable presignature consumption, durable storage
-of a key generation's or a refresh's sealed share and of presignatures before a session reports
-DONE, and one audit record per finished operation.
+a signing, presigning, refresh or reshare session starts, durable presignature consumption, durable
+storage of a key generation's, a refresh's or a reshare's sealed share and of presignatures before
+a session reports DONE, and one audit record per finished operation.
+
+A dealer that leaves the key in a reshare finishes DONE with no share: it records nothing of the
+successor (no key record: GetKey of the successor is NOT_FOUND there, as on any node that is not
+one of its parties), and its source key stays ACTIVE, signing with the old parties, until the
+relay retires it; the audit record says so.
 
 Party numbers. The store keeps party sets as integers; the public API names parties with
 strings. A party's number is the first 31 bits of SHA-256("mpc-signer/party-id/v1" || id): a
@@ -16,15 +21,16 @@ early with a precise status.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
+from signer.api.parties import check_distinct_numbers, party_number, party_numbers
+from signer.api.reshare import check_without_record, fill_from_record
 from signer.auth.interceptor import current_caller
 from signer.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from signer.link.client import EnclaveRequestError
@@ -42,31 +48,20 @@ from signer.storage import (
     StoreUnavailable,
 )
 
+__all__ = ["Operations", "check_distinct_numbers", "party_number", "party_numbers"]
+
 log = logging.getLogger(__name__)
 
 KEY_CACHE_SIZE = 1024
 KEY_CACHE_SECONDS = 2.0
 
-_PARTY_DOMAIN = b"mpc-signer/party-id/v1"
 AUDIT_OPERATIONS: dict[int, str] = {
     epb.SESSION_KIND_DKG: "dkg",
     epb.SESSION_KIND_SIGN: "sign",
     epb.SESSION_KIND_PRESIGN: "presign",
     epb.SESSION_KIND_REFRESH: "refresh",
+    epb.SESSION_KIND_RESHARE: "reshare",
 }
-
-
-def party_number(party_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(_PARTY_DOMAIN + party_id.encode("utf-8")).digest()[:4], "big") >> 1
-
-
-def party_numbers(party_ids: Sequence[str]) -> tuple[int, ...]:
-    return tuple(party_number(p) for p in party_ids)
-
-
-def check_distinct_numbers(party_ids: Sequence[str]) -> None:
-    if len(set(party_numbers(party_ids))) != len(party_ids):
-        raise InvalidArgument("party_ids: two ids map to the same party number; rename one of them")
 
 
 def audit_digest(start: epb.SessionStart) -> str:
@@ -274,15 +269,47 @@ class Operations:
             epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
         )
 
+    async def prepare_reshare(self, session: HostSession) -> None:
+        """The source key of a reshare as this node records it (signer.api.reshare): a dealer's
+        sealed share goes into the start, a record fills and checks the source's description, and
+        a node with no record must be new to the key. Nothing reaches the enclave before this."""
+        start = session.start
+        if start.key_id in self.retiring:
+            raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+        check_distinct_numbers(start.party_ids)
+        try:
+            key: KeyRecord | None = await self.key_record(start.key_id)
+        except NotFound:
+            key = None
+        if key is None:
+            if start.self_party_id in start.source_signers:
+                raise NotFound(
+                    f"key {start.key_id} is not known on this node, which is one of source_signers (a dealer needs "
+                    "its share of the source key)"
+                )
+            check_without_record(start)
+            return
+        if start.key_id in self.retiring:  # began while the store was read
+            raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+        refuse_retired(key)
+        fill_from_record(start, key)
+        if start.self_party_id in start.source_signers:
+            start.sealed_blobs.append(
+                epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+            )
+
     async def persist(self, session: HostSession, result: epb.SessionResult) -> None:
         start = session.start
         store = self.store()
-        if session.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH):
+        if session.kind in convert.KEY_MAKING_KINDS:
             predecessor = ""
-            if session.kind == epb.SESSION_KIND_REFRESH:
-                # The enclave names the source it refreshed; it must be the key this node asked for.
+            if session.kind != epb.SESSION_KIND_DKG:
+                # The enclave names the source it refreshed or reshared; it must be the key this
+                # node asked for, and the new key a new id.
                 if result.predecessor_key_id != start.key_id or result.key_id == start.key_id:
-                    raise ValueError("the enclave's refresh result names another source key")
+                    raise ValueError("the enclave's result names another source key")
+                if start.self_party_id not in start.party_ids:
+                    raise ValueError("the enclave returned a share to a party that leaves the key")
                 predecessor = start.key_id
             share = result.sealed_share
             # One insert, one transaction: the record is complete or absent, never half-written.
@@ -324,8 +351,12 @@ class Operations:
         ok = session.state == pb.SESSION_STATE_DONE
         key_id = start.key_id or (session.result.key_id if session.result is not None else "") or None
         reason = session.reason
-        if ok and session.kind == epb.SESSION_KIND_REFRESH and session.result is not None:
+        if ok and session.kind in (epb.SESSION_KIND_REFRESH, epb.SESSION_KIND_RESHARE) and session.result is not None:
             reason = f"successor {session.result.key_id}"
+            if session.start.self_party_id not in session.start.party_ids:
+                # A dealer that leaves the set records nothing of the successor; its source key
+                # stays ACTIVE until the relay retires it.
+                reason += " (this node leaves the key: no share stored)"
         if session.culprits:
             reason = f"{reason} (culprits: {', '.join(session.culprits)})"
         await self._audit.append(

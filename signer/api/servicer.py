@@ -99,6 +99,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             "sign": self._operations.prepare_sign,
             "presign": self._operations.prepare_presign,
             "refresh": self._operations.prepare_refresh,
+            "reshare": self._operations.prepare_reshare,
         }
         return hooks[kind]
 
@@ -180,6 +181,21 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     ) -> pb.GetRefreshStatusResponse:
         kind = epb.SESSION_KIND_REFRESH
         return await self._session_status(request.session_id, kind, pb.GetRefreshStatusResponse, "dkg")
+
+    async def StartReshare(
+        self, request: pb.StartReshareRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StartReshareResponse:
+        start = convert.reshare_start(request)
+        session, outgoing = await self._start(
+            start, convert.fingerprint(request), request.messages, prepare=self._prepare("reshare")
+        )
+        return self._start_response(pb.StartReshareResponse, session, outgoing, "dkg")
+
+    async def GetReshareStatus(
+        self, request: pb.GetReshareStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetReshareStatusResponse:
+        kind = epb.SESSION_KIND_RESHARE
+        return await self._session_status(request.session_id, kind, pb.GetReshareStatusResponse, "dkg")
 
     def _start_response(
         self,

@@ -223,6 +223,21 @@ class SignerClient:
         self.check_incoming(response.outgoing)
         return response  # type: ignore[no-any-return]
 
+    async def start_reshare(self, request: pb.StartReshareRequest) -> pb.StartReshareResponse:
+        response = await self._session_call("start_reshare", self._stub.StartReshare, request)
+        self.check_incoming(response.outgoing)
+        return response  # type: ignore[no-any-return]
+
+    async def identity_key(self) -> bytes:
+        """This node's enclave identity key (PingResponse.enclave_public_key), which a reshare
+        names in new_party_keys for it as a party new to the key. In attestation mode "nitro",
+        check it with `signer.client.attestation` before trusting it; mode "none" vouches for
+        nothing."""
+        response = await self.ping()
+        if not response.enclave_public_key:
+            raise RuntimeError(f"node {response.node_id}: its enclave does not answer, so it has no identity key now")
+        return response.enclave_public_key
+
     async def start_sign(self, request: pb.StartSignRequest) -> pb.StartSignResponse:
         response = await self._session_call("start_sign", self._stub.StartSign, request)
         self.check_incoming(response.outgoing)
@@ -246,6 +261,10 @@ class SignerClient:
     async def refresh_status(self, session_id: str) -> pb.GetRefreshStatusResponse:
         request = pb.GetRefreshStatusRequest(session_id=session_id)
         return await self._session_call("get_refresh_status", self._stub.GetRefreshStatus, request)  # type: ignore[no-any-return]
+
+    async def reshare_status(self, session_id: str) -> pb.GetReshareStatusResponse:
+        request = pb.GetReshareStatusRequest(session_id=session_id)
+        return await self._session_call("get_reshare_status", self._stub.GetReshareStatus, request)  # type: ignore[no-any-return]
 
     async def sign_status(self, session_id: str) -> pb.GetSignStatusResponse:
         request = pb.GetSignStatusRequest(session_id=session_id)
@@ -275,6 +294,8 @@ class RemoteParty:
             response: Any = await self.client.start_dkg(spec.dkg_request(me, initial))
         elif spec.kind == "refresh":
             response = await self.client.start_refresh(spec.refresh_request(me, initial))
+        elif spec.kind == "reshare":
+            response = await self.client.start_reshare(spec.reshare_request(me, initial))
         elif spec.kind == "sign":
             response = await self.client.start_sign(spec.sign_request(me, initial))
         else:
@@ -308,6 +329,9 @@ class RemoteParty:
         elif self._spec.kind == "refresh":
             r = await self.client.refresh_status(sid)
             d, result = r, (pb.SessionResult(dkg=r.result) if r.HasField("result") else None)  # type: ignore[assignment]
+        elif self._spec.kind == "reshare":
+            t = await self.client.reshare_status(sid)
+            d, result = t, (pb.SessionResult(dkg=t.result) if t.HasField("result") else None)  # type: ignore[assignment]
         elif self._spec.kind == "sign":
             s = await self.client.sign_status(sid)
             d, result = s, (pb.SessionResult(sign=s.result) if s.HasField("result") else None)  # type: ignore[assignment]

@@ -44,7 +44,7 @@ class LocalKey:
     public_key: bytes
     chain_code: bytes
     sealed_share: bytes = field(repr=False)
-    predecessor_key_id: str = ""  # the key a refresh made this one from
+    predecessor_key_id: str = ""  # the key a refresh or reshare made this one from
 
 
 class LocalNode:
@@ -88,9 +88,16 @@ class LocalNode:
     def party(self, party_id: str) -> LocalParty:
         return LocalParty(self, party_id)
 
+    async def identity_key(self) -> bytes:
+        """The key that signs this party's round-one message as a party new to a key (reshare)."""
+        key: bytes | None = getattr(self, "identity_public_key", None)
+        if not key:
+            raise FailedPrecondition("this LocalNode has no identity key, so it cannot join a reshare as a new party")
+        return key
+
     def retire_key(self, key_id: str) -> None:
-        """Forget this party's share of `key_id` and its presignatures (after a refresh, once
-        every party holds the successor: README "Refresh"). The caller also drops any copy it
+        """Forget this party's share of `key_id` and its presignatures (after a refresh or a
+        reshare, once every party holds the successor: README "Refresh"). The caller also drops any copy it
         exported: a kept sealed blob stays a valid share of the old sharing."""
         if key_id not in self.keys:
             raise NotFound(f"key {key_id} is not held by this local party")
@@ -157,7 +164,7 @@ class LocalParty:
         for index, m in enumerate(messages):
             if m.session_id != self._start.session_id:
                 raise InvalidArgument(f"messages[{index}]: another session")
-        convert.check_routing(messages, self._start.party_ids, self.party_id)
+        convert.check_routing(messages, convert.session_parties(self._start), self.party_id)
         self._sequences.accept(messages)
         return convert.to_enclave_messages(messages)
 
@@ -178,6 +185,8 @@ class LocalParty:
         me = self.party_id
         if spec.kind == "dkg":
             return convert.dkg_start(spec.dkg_request(me))
+        if spec.kind == "reshare":
+            return self._reshare_start(spec)
         key = self.node.keys.get(spec.key_id)
         if key is None:
             raise NotFound(f"key {spec.key_id} is not held by this local party")
@@ -202,6 +211,32 @@ class LocalParty:
                 raise FailedPrecondition(f"presignature {spec.presignature_id} is not available locally")
             kind = convert.presignature_kind(start.protocol)
             start.sealed_blobs.append(epb.SealedBlob(kind=kind, id=spec.presignature_id, data=blob))
+        return start
+
+    def _reshare_start(self, spec: SessionSpec) -> epb.SessionStart:
+        """A dealer brings its share; a party that holds the source key here fills what the spec
+        left out from it; a party new to the key needs the spec to describe it (as on a node)."""
+        start = convert.reshare_start(spec.reshare_request(self.party_id))
+        key = self.node.keys.get(spec.key_id)
+        if key is None:
+            if self.party_id in start.source_signers:
+                raise NotFound(f"key {spec.key_id} is not held by this local party, which is one of source_signers")
+            if not (start.source_party_ids and start.source_threshold and start.source_public_key):
+                raise InvalidArgument(
+                    "local party: new to the key, it needs source_party_ids, source_threshold and source_public_key"
+                )
+            return start
+        if start.protocol != convert.PROTOCOLS[key.protocol]:  # type: ignore[index]
+            raise InvalidArgument("local party: protocol does not match the source key")
+        if not start.source_party_ids:
+            start.source_party_ids.extend(key.party_ids)
+        start.source_threshold = start.source_threshold or key.threshold
+        start.source_public_key = start.source_public_key or key.public_key
+        start.source_chain_code = start.source_chain_code or key.chain_code
+        if self.party_id in start.source_signers:
+            start.sealed_blobs.append(
+                epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+            )
         return start
 
     def _apply(self, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
@@ -235,7 +270,9 @@ class LocalParty:
         start = self._start
         assert start is not None
         protocol = convert.PUBLIC_PROTOCOLS[start.protocol]
-        if start.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH):
+        if start.kind in convert.KEY_MAKING_KINDS:
+            if not r.HasField("sealed_share"):  # a dealer leaving the key in a reshare: nothing to keep
+                return pb.SessionResult(dkg=convert.dkg_result(r, start))
             self.node.keys[r.key_id] = LocalKey(
                 key_id=r.key_id,
                 protocol=protocol,

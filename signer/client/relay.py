@@ -11,6 +11,7 @@ HMAC'd envelopes and opaque payloads; it needs no secret of any party.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -45,6 +46,10 @@ class Node(Protocol):
 
     def party(self, party_id: str) -> Party: ...
 
+    async def identity_key(self) -> bytes:
+        """The P-256 key that signs this node's round-one message as a party new to a key (reshare)."""
+        ...
+
 
 async def _all(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
     """`asyncio.gather` of the calls, without its tasks when there is only one (the common case
@@ -66,11 +71,15 @@ class Relay:
         self.nodes = dict(nodes)
 
     async def run(self, spec: SessionSpec, timeout: float = 60.0) -> dict[str, Outcome]:
-        """Relay `spec` among its parties until every one has finished; per-party outcomes."""
-        missing = set(spec.party_ids) - set(self.nodes)
+        """Relay `spec` among its parties until every one has finished; per-party outcomes. For a
+        reshare without new_party_keys, the relay asks each new party's node for its identity key
+        first (`Node.identity_key`)."""
+        missing = set(spec.session_parties) - set(self.nodes)
         if missing:
             raise ValueError(f"no node for parties {sorted(missing)}")
-        parties = [self.nodes[p].party(p) for p in spec.party_ids]
+        if spec.kind == "reshare" and not spec.new_party_keys:
+            spec = dataclasses.replace(spec, new_party_keys=await self.new_party_keys(spec))
+        parties = [self.nodes[p].party(p) for p in spec.session_parties]
         by_id = {p.party_id: p for p in parties}
         local = {p.party_id: p for p in parties if not p.remote}
         try:
@@ -105,6 +114,14 @@ class Relay:
                 raise RelayError(f"session {spec.session_id} did not finish within {timeout}s") from None
             raise
         return {p.party_id: p.outcome for p in parties}
+
+    async def new_party_keys(self, spec: SessionSpec) -> dict[str, bytes]:
+        """The identity key of every new party of a reshare that deals nothing, from its node.
+        Whoever runs the relay decides who a new party is: without a signing policy, nothing else
+        vouches that a key belongs to the party it is listed for (README "Reshare (recovery)")."""
+        new = [p for p in spec.party_ids if p not in spec.source_signers]
+        keys = await _all([self.nodes[p].identity_key() for p in new])
+        return dict(zip(new, keys, strict=True))
 
     @staticmethod
     def _route(

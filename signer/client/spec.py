@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from mpc.v1 import signer_pb2 as pb
 
-Kind = Literal["dkg", "sign", "presign", "refresh"]
-# The SessionResult field each kind's result comes in (a refresh answers with a DKGResult).
-RESULT_FIELDS: dict[str, str] = {"dkg": "dkg", "sign": "sign", "presign": "presign", "refresh": "dkg"}
+Kind = Literal["dkg", "sign", "presign", "refresh", "reshare"]
+# The SessionResult field each kind's result comes in (a refresh or reshare answers with a DKGResult).
+RESULT_FIELDS: dict[str, str] = {"dkg": "dkg", "sign": "sign", "presign": "presign", "refresh": "dkg", "reshare": "dkg"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,22 @@ class SessionSpec:
     result_recipient_key: bytes = b""
     message_hash: pb.MessageHash = pb.MESSAGE_HASH_UNSPECIFIED  # sign (GG20)
     count: int = 0  # presign, FROST: the batch size (0: one)
+    # reshare: party_ids and threshold are the new key's, key_id the source; the source key as a
+    # party new to it needs it described (`reshare_spec` fills these from the source key).
+    source_party_ids: tuple[str, ...] = ()
+    source_signers: tuple[str, ...] = ()  # the dealers
+    source_threshold: int = 0
+    source_public_key: bytes = b""
+    source_chain_code: bytes = b""
+    # reshare: each new party that deals nothing -> its identity key; empty: the relay gathers them
+    new_party_keys: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def session_parties(self) -> tuple[str, ...]:
+        """Every party of the session: party_ids, and for a reshare the dealers leaving the key."""
+        if self.kind != "reshare":
+            return self.party_ids
+        return self.party_ids + tuple(d for d in self.source_signers if d not in self.party_ids)
 
     def dkg_request(self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()) -> pb.StartDKGRequest:
         return pb.StartDKGRequest(
@@ -53,6 +69,25 @@ class SessionSpec:
             self_party_id=self_party_id,
             threshold=self.threshold,
             messages=messages,
+        )
+
+    def reshare_request(
+        self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()
+    ) -> pb.StartReshareRequest:
+        return pb.StartReshareRequest(
+            session_id=self.session_id,
+            protocol=self.protocol,
+            key_id=self.key_id,
+            party_ids=self.party_ids,
+            self_party_id=self_party_id,
+            threshold=self.threshold,
+            messages=messages,
+            source_party_ids=self.source_party_ids,
+            source_signers=self.source_signers,
+            source_threshold=self.source_threshold,
+            source_public_key=self.source_public_key,
+            source_chain_code=self.source_chain_code,
+            new_party_keys=dict(self.new_party_keys),
         )
 
     def sign_request(self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()) -> pb.StartSignRequest:
@@ -84,6 +119,30 @@ class SessionSpec:
             derivation_path=self.derivation_path,
             count=self.count,
         )
+
+
+def reshare_spec(
+    session_id: str,
+    source: pb.DKGResult | pb.KeyInfo,
+    party_ids: Sequence[str],
+    threshold: int,
+    dealers: Sequence[str],
+) -> SessionSpec:
+    """A reshare of `source` (a DKGResult or a KeyInfo from GetKey) to `party_ids` with
+    `threshold`, dealt by `dealers`, described fully so that a party new to the key can join."""
+    return SessionSpec(
+        "reshare",
+        session_id,
+        source.protocol,
+        tuple(party_ids),
+        threshold=threshold,
+        key_id=source.key_id,
+        source_party_ids=tuple(source.party_ids),
+        source_signers=tuple(dealers),
+        source_threshold=source.threshold,
+        source_public_key=source.public_key,
+        source_chain_code=source.chain_code,
+    )
 
 
 @dataclass

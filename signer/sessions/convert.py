@@ -47,6 +47,8 @@ MESSAGE_HASHES = {
     pb.MESSAGE_HASH_ETH_PERSONAL: epb.MESSAGE_HASH_ETH_PERSONAL,
 }
 MAX_GG20_MESSAGE_BYTES = 64 * 1024
+# The session kinds whose result is a key (a DKGResult), stored as a new key record.
+KEY_MAKING_KINDS = frozenset({epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH, epb.SESSION_KIND_RESHARE})
 STATES = {
     epb.SESSION_STATE_RUNNING: pb.SESSION_STATE_RUNNING,
     epb.SESSION_STATE_DONE: pb.SESSION_STATE_DONE,
@@ -121,6 +123,97 @@ def refresh_start(request: pb.StartRefreshRequest) -> epb.SessionStart:
         self_party_id=request.self_party_id,
         threshold=request.threshold,
     )
+
+
+IDENTITY_KEY_BYTES = 65  # P-256, SEC1 uncompressed
+MAX_SOURCE_KEY_BYTES = 33
+CHAIN_CODE_BYTES = 32
+
+
+def _party_list(ids: Sequence[str], what: str) -> list[str]:
+    parties = list(ids)
+    if not 2 <= len(parties) <= MAX_PARTIES:
+        raise InvalidArgument(f"{what} must list 2..{MAX_PARTIES} parties")
+    if any(not PARTY_ID.fullmatch(p) for p in parties):
+        raise InvalidArgument(f"{what} must be 1-64 characters of [A-Za-z0-9._:-]")
+    if len(set(parties)) != len(parties):
+        raise InvalidArgument(f"{what} must be distinct")
+    return parties
+
+
+def _new_party_keys(request: pb.StartReshareRequest, parties: Sequence[str], dealers: Sequence[str]) -> None:
+    """Exactly the new parties that do not deal are listed, each with a key of the right shape (the
+    enclave checks that it is a point)."""
+    listed, needed = set(request.new_party_keys), {p for p in parties if p not in dealers}
+    if listed - needed:
+        raise InvalidArgument(
+            f"new_party_keys lists {', '.join(sorted(listed - needed))}: only parties of party_ids that are not"
+            " source_signers are listed"
+        )
+    if needed - listed:
+        raise InvalidArgument(
+            f"new_party_keys must give the identity key of {', '.join(sorted(needed - listed))} (a party of"
+            " party_ids that deals nothing)"
+        )
+    for party, key in request.new_party_keys.items():
+        if len(key) != IDENTITY_KEY_BYTES or key[0] != 4:
+            raise InvalidArgument(f"new_party_keys[{party}] must be a P-256 public key, SEC1 uncompressed (65 bytes)")
+
+
+def reshare_start(request: pb.StartReshareRequest) -> epb.SessionStart:
+    """The enclave start of a reshare, without the source share and, where the request leaves
+    them to this node's record, without the source party set and threshold: those come from
+    signer.api.operations.prepare_reshare, which also checks them against the record."""
+    parties = _party_list(request.party_ids, "party_ids")
+    dealers = _party_list(request.source_signers, "source_signers")
+    if request.source_party_ids:
+        old = _party_list(request.source_party_ids, "source_party_ids")
+        if any(d not in old for d in dealers):
+            raise InvalidArgument("source_signers must be parties of source_party_ids")
+        if request.source_threshold and not 2 <= request.source_threshold <= len(old):
+            raise InvalidArgument("source_threshold must be 0 (the key's) or 2..len(source_party_ids)")
+    if request.source_threshold == 1 or request.source_threshold > MAX_PARTIES:
+        raise InvalidArgument("source_threshold must be 0 (the key's) or the source key's threshold (at least 2)")
+    if request.source_threshold and len(dealers) < request.source_threshold:
+        raise InvalidArgument(
+            f"source_signers must list at least source_threshold ({request.source_threshold}) parties"
+        )
+    if request.self_party_id not in parties and request.self_party_id not in dealers:
+        raise InvalidArgument("self_party_id must be one of party_ids or source_signers")
+    if not 2 <= request.threshold <= len(parties):
+        raise InvalidArgument("threshold (the new key's) must be at least 2 and at most the number of party_ids")
+    if len(set(parties) | set(dealers)) > MAX_PARTIES:
+        raise InvalidArgument(f"a reshare session has at most {MAX_PARTIES} parties (party_ids and source_signers)")
+    if len(request.source_public_key) > MAX_SOURCE_KEY_BYTES:
+        raise InvalidArgument("source_public_key is longer than any key of this service")
+    if len(request.source_chain_code) not in (0, CHAIN_CODE_BYTES):
+        raise InvalidArgument(f"source_chain_code must be {CHAIN_CODE_BYTES} bytes or empty")
+    _new_party_keys(request, parties, dealers)
+    start = epb.SessionStart(
+        session_id=_session_id(request.session_id),
+        protocol=_protocol(request.protocol),
+        kind=epb.SESSION_KIND_RESHARE,
+        key_id=_key_id(request.key_id),
+        party_ids=parties,
+        self_party_id=request.self_party_id,
+        threshold=request.threshold,
+        source_party_ids=request.source_party_ids,
+        source_signers=dealers,
+        source_threshold=request.source_threshold,
+        source_public_key=request.source_public_key,
+        source_chain_code=request.source_chain_code,
+    )
+    start.new_party_keys.update(request.new_party_keys)
+    return start
+
+
+def session_parties(start: epb.SessionStart) -> list[str]:
+    """Who takes part in a session (sends and receives its messages): its party_ids, and for a
+    reshare also the dealers that leave the set."""
+    parties = list(start.party_ids)
+    if start.kind == epb.SESSION_KIND_RESHARE:
+        parties += [d for d in start.source_signers if d not in parties]
+    return parties
 
 
 def _derivation_path(path: Sequence[int]) -> list[int]:
@@ -219,7 +312,11 @@ def presignature_kind(protocol: int) -> epb.SealedBlobKind:
 
 
 def fingerprint(
-    request: pb.StartDKGRequest | pb.StartSignRequest | pb.StartPresignRequest | pb.StartRefreshRequest,
+    request: pb.StartDKGRequest
+    | pb.StartSignRequest
+    | pb.StartPresignRequest
+    | pb.StartRefreshRequest
+    | pb.StartReshareRequest,
 ) -> bytes:
     """Identity of a start request, for idempotent starts (deterministic serialization)."""
     return hashlib.sha256(type(request).__name__.encode() + request.SerializeToString(deterministic=True)).digest()
@@ -261,7 +358,8 @@ def to_enclave_messages(messages: Sequence[pb.ProtocolMessage]) -> list[epb.Encl
 
 
 def dkg_result(result: epb.SessionResult, start: epb.SessionStart) -> pb.DKGResult:
-    """The public result of a key generation or a refresh (whose predecessor is the source key)."""
+    """The public result of a key generation, a refresh or a reshare (whose predecessor is the
+    source key; a reshare's party_ids and threshold are the new key's)."""
     return pb.DKGResult(
         key_id=result.key_id,
         public_key=result.public_key,

@@ -53,14 +53,20 @@ def _shown(name: str) -> str:
 
 
 def presigns(start: epb.SessionStart) -> bool:
-    """Whether a start runs the expensive GG20 work: key generation or refresh, or presigning (a presigning
+    """Whether a start runs the expensive GG20 work: key generation, refresh or reshare, or presigning (a presigning
     session, or a signing session without a presignature, known once its start was prepared)."""
     if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
         return False
     if start.kind == epb.SESSION_KIND_SIGN:
         return not start.presignature_id
-    # A refresh takes a fresh Paillier key from the pre-parameter pool, as a key generation does.
-    return start.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH, epb.SESSION_KIND_PRESIGN)
+    # A refresh takes a fresh Paillier key from the pre-parameter pool, as a key generation does;
+    # so does a reshare's receiver, and every party of one checks the receivers' proofs.
+    return start.kind in (
+        epb.SESSION_KIND_DKG,
+        epb.SESSION_KIND_REFRESH,
+        epb.SESSION_KIND_RESHARE,
+        epb.SESSION_KIND_PRESIGN,
+    )
 
 
 @dataclass(slots=True)

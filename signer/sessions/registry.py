@@ -11,9 +11,9 @@ Hooks, all optional, let the API layer add what needs the store without this mod
 - `prepare(session)` runs once per new session, before the enclave sees it (key lookup, signer
   set checks, durable presignature consumption, sealed blobs into the start request). If it
   raises, the session is forgotten as if never started.
-- `persist(session, result)` runs before a session that produced sealed blobs (a DKG's or a
-  refresh's key share, presignatures) reports DONE; without it such a session fails rather than report a key
-  that is stored nowhere.
+- `persist(session, result)` runs before a session that produced sealed blobs (a DKG's, a
+  refresh's or a reshare's key share, presignatures) reports DONE; without it such a session
+  fails rather than report a key that is stored nowhere.
 - `finished(session)` runs once when a session reaches DONE or FAILED (audit records). It runs
   in the background: its latency is not the caller's.
 
@@ -300,7 +300,7 @@ class Sessions:
             if convert.submitted_session(messages) != start.session_id:
                 raise InvalidArgument("messages must belong to the session being started")
             self._keyring.verify_all(messages)
-            convert.check_routing(messages, start.party_ids, start.self_party_id)
+            convert.check_routing(messages, convert.session_parties(start), start.self_party_id)
 
     def running_with_key(self, key_id: str) -> list[str]:
         """The ids of the sessions running on this node with `key_id` as their key (RetireKey
@@ -342,7 +342,7 @@ class Sessions:
             self._check_deadline(session)
             if session.finished:
                 raise FailedPrecondition(_finished_refusal(session))
-            convert.check_routing(messages, session.start.party_ids, session.start.self_party_id)
+            convert.check_routing(messages, convert.session_parties(session.start), session.start.self_party_id)
             session.sequences.accept(messages)
             return session, await self._deliver(session, messages)
 
@@ -510,7 +510,7 @@ class Sessions:
         if session.state != pb.SESSION_STATE_DONE or session.result is None:
             return None
         r = session.result
-        if session.kind in (epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH):
+        if session.kind in convert.KEY_MAKING_KINDS:
             return pb.SessionResult(dkg=convert.dkg_result(r, session.start))
         if session.kind == epb.SESSION_KIND_SIGN:
             return pb.SessionResult(sign=convert.sign_result(r, session.signature_encoding))

@@ -25,7 +25,7 @@ ALLOWED_LABELS: dict[str, re.Pattern[str]] = {
         "|".join([f.name for f in epb.Request.DESCRIPTOR.oneofs_by_name["body"].fields] + ["unknown"])
     ),
     "protocol": re.compile(r"gg20_secp256k1|frost_ed25519|unspecified|unknown"),
-    "kind": re.compile(r"dkg|sign|presign|refresh|unspecified|unknown"),
+    "kind": re.compile(r"dkg|sign|presign|refresh|reshare|unspecified|unknown"),
     "state": re.compile(r"done|failed|active|retired"),  # a session's final state; a key's state
     "item": re.compile(r"presignature|preparams"),  # single-use items burned by a restart
     "round": re.compile(r"\d{1,2}|other"),
