@@ -27,7 +27,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,9 +146,10 @@ def start_node(
         store: str = "sqlite",
         sessions: Mapping[str, Any] | None = None,
         config: Mapping[str, Mapping[str, Any]] | None = None,
+        enclave_args: Sequence[str] = (),
     ) -> Node:
         workdir = tmp_path_factory.mktemp(f"node-{name}")
-        enclave = FixtureEnclave(f"unix://{workdir}/e.sock", workdir)
+        enclave = FixtureEnclave(f"unix://{workdir}/e.sock", workdir, extra_args=enclave_args)
         enclave.prime_slice = next(slices)
         enclave.start()
         if store == "postgresql":

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
 from eth_keys import keys as eth_keys
 
 from enclave.crypto.primes import FixtureSource
+from enclave.engine import EngineConfig
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
 from signer.client.client import SignerClient
@@ -53,7 +54,24 @@ METRICS_PORT = free_port()
 @pytest.fixture(scope="module")
 def nodes(start_node: Callable[..., Node]) -> tuple[Node, Node]:
     metrics = {"metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"}}
-    return start_node("signer", store="sqlite", config=metrics), start_node("backup", store="postgresql")
+    # No policy service in these tests: the operator's explicit consent that the relay decides who
+    # receives shares (README "Reshare"); test_a_dealer_without_a_policy_refuses shows the default.
+    unsafe = ["--allow-reshare-without-policy"]
+    return (
+        start_node("signer", store="sqlite", config=metrics, enclave_args=unsafe),
+        start_node("backup", store="postgresql", enclave_args=unsafe),
+    )
+
+
+UNSAFE_LOCAL = EngineConfig(preparams_pool_size=1, allow_reshare_without_policy=True)
+
+
+@pytest.fixture
+async def local(ring: HmacKeyRing) -> AsyncIterator[LocalNode]:
+    """The caller's local party, allowed to deal without a policy as the nodes are."""
+    node = LocalNode(ring, prime_source=prime_slice(0), config=UNSAFE_LOCAL)
+    yield node
+    await node.close()
 
 
 def fresh_primes() -> FixtureSource:
@@ -102,7 +120,7 @@ async def test_recovery_of_a_lost_client_share(nodes, local, connect, ring: Hmac
     old = await dkg(Relay({"client": local, "signer": s, "backup": b}), protocol, PARTIES, 2)
     # the client's share is lost: its node takes no further part
 
-    client = LocalNode(ring, prime_source=fresh_primes())
+    client = LocalNode(ring, prime_source=fresh_primes(), config=UNSAFE_LOCAL)
     try:
         relay = Relay({"client": client, "signer": s, "backup": b})
         began = time.perf_counter()
