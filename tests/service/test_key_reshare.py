@@ -1,8 +1,9 @@
 """StartReshare / GetReshareStatus through real processes: two signers over mTLS with the real
 enclave, "signer" on SQLite and "backup" on PostgreSQL, and the caller's party in process.
 
-The 2-of-3 recovery flow: the client loses its share; signer and backup deal the key to
-{client', signer, backup}, where client' is a fresh local party new to the key. Every party
+The README's lifecycle (make, refresh, recover, with one public key); a dead signer node replaced
+by a new one; the 2-of-3 recovery flow: the client loses its share; signer and backup deal the
+key to {client', signer, backup}, where client' is a fresh local party new to the key. Every party
 reports the same successor (new key id, same public key and chain code, the source as
 predecessor), each node holds it ACTIVE, the new client signs with the signer (libsodium /
 libsecp256k1, and for GG20 the same EVM address by eth_keys), the old key signs until it is
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import grpc
 import pytest
@@ -351,3 +352,91 @@ async def test_identity_key_is_the_enclaves(nodes, connect) -> None:  # type: ig
     client: SignerClient = connect(nodes[0])
     key = await client.identity_key()
     assert len(key) == 65 and key[0] == 4 and key == (await client.ping()).enclave_public_key
+
+
+async def retire_everywhere(parties: Mapping[str, SignerClient | LocalNode], key_id: str) -> None:
+    """The relay's rule (README "Reshare (recovery)"): retire a key only where it is still held."""
+    for party in parties.values():
+        if isinstance(party, LocalNode):
+            if key_id in party.keys:
+                party.retire_key(key_id)
+        else:
+            assert (await party.retire_key(key_id)).state == pb.KEY_STATE_RETIRED
+
+
+async def check_successor_everywhere(parties: Mapping[str, SignerClient | LocalNode], key: pb.DKGResult) -> None:
+    """Step 3 of the relay's steps: every party of the successor holds it ACTIVE, same public key."""
+    for party in parties.values():
+        if isinstance(party, LocalNode):
+            assert party.keys[key.key_id].public_key == key.public_key
+        else:
+            info = await party.get_key(key.key_id)
+            assert (info.state, info.public_key) == (pb.KEY_STATE_ACTIVE, key.public_key)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_the_readme_lifecycle_keeps_one_public_key(
+    nodes, local, connect, ring: HmacKeyRing, protocol: int
+) -> None:  # type: ignore[no-untyped-def]
+    """README "Reshare (recovery)", as a new user runs it: make a 2-of-3 key, sign, refresh, sign,
+    lose the client's share, recover it by a reshare, sign; retiring each old key on the way."""
+    s_node, b_node = nodes
+    s, b = connect(s_node), connect(b_node)
+    parties: dict[str, SignerClient | LocalNode] = {"client": local, "signer": s, "backup": b}
+    key = await dkg(Relay(parties), protocol, PARTIES, 2)
+    await check_signs(Relay(parties), key, ("client", "signer"), b"made")
+
+    outcome = all_ok(await Relay(parties).run(SessionSpec("refresh", sid("rf"), protocol, PARTIES, key_id=key.key_id)))
+    refreshed = outcome["signer"].dkg
+    assert refreshed.public_key == key.public_key and refreshed.predecessor_key_id == key.key_id
+    await check_successor_everywhere(parties, refreshed)
+    await retire_everywhere(parties, key.key_id)
+    await check_signs(Relay(parties), refreshed, ("client", "signer"), b"refreshed")
+
+    client = LocalNode(ring, prime_source=fresh_primes(), config=UNSAFE_LOCAL)  # the lost share's owner
+    try:
+        parties["client"] = client
+        relay = Relay(parties)
+        recovered = await reshare(relay, reshare_spec(sid("rc"), refreshed, PARTIES, 2, ("signer", "backup")))
+        await check_successor_everywhere(parties, recovered)
+        await retire_everywhere(parties, refreshed.key_id)
+        await check_signs(relay, recovered, ("client", "signer"), b"recovered")
+        assert recovered.public_key == refreshed.public_key == key.public_key
+        assert recovered.chain_code == key.chain_code
+        if protocol == GG20:
+            assert evm_address(recovered.public_key) == evm_address(key.public_key)
+        for c in (s, b):
+            assert [(await c.get_key(k)).state for k in (key.key_id, refreshed.key_id, recovered.key_id)] == [
+                pb.KEY_STATE_RETIRED,
+                pb.KEY_STATE_RETIRED,
+                pb.KEY_STATE_ACTIVE,
+            ]
+    finally:
+        await client.close()
+
+
+async def test_a_dead_signer_node_is_replaced(start_node, nodes, local, connect) -> None:  # type: ignore[no-untyped-def]
+    """The signer node of a 2-of-3 key is lost with its store; a new node with an empty store
+    takes its party id: the client and the backup deal it a share of the same key. FROST only: the
+    fixture primes have three disjoint slices, all in use, and a third enclave would bring a used
+    Paillier modulus (GG20's node new to the key is test_2_of_2_becomes_2_of_3_...)."""
+    protocol = FROST
+    s_node, b_node = nodes
+    s, b = connect(s_node), connect(b_node)
+    old = await dkg(Relay({"client": local, "signer": s, "backup": b}), protocol, PARTIES, 2)
+    replacement_node = start_node(f"replacement-{protocol}", enclave_args=["--allow-reshare-without-policy"])
+    replacement = connect(replacement_node)
+    code, _ = await status_of(replacement.get_key(old.key_id))
+    assert code == grpc.StatusCode.NOT_FOUND
+    parties: dict[str, SignerClient | LocalNode] = {"client": local, "signer": replacement, "backup": b}
+    relay = Relay(parties)
+    new = await reshare(relay, reshare_spec(sid("replace"), old, PARTIES, 2, ("client", "backup")))
+    assert new.public_key == old.public_key
+    info = await replacement.get_key(new.key_id)
+    assert (info.state, info.self_party_id, info.predecessor_key_id) == (pb.KEY_STATE_ACTIVE, "signer", old.key_id)
+    assert (await replacement.validate_key(new.key_id)).validity == pb.KEY_VALIDITY_VALID
+    await check_signs(relay, new, ("client", "signer"), b"the replacement signs with the client")
+    await check_signs(relay, new, ("signer", "backup"), b"and with the backup")
+    # the old signer's share alone is below the threshold once client and backup retire theirs
+    await retire_everywhere({"client": local, "backup": b}, old.key_id)
+    assert (await s.get_key(old.key_id)).state == pb.KEY_STATE_ACTIVE  # the lost node is never asked
