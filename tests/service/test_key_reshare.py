@@ -440,3 +440,23 @@ async def test_a_dead_signer_node_is_replaced(start_node, nodes, local, connect)
     # the old signer's share alone is below the threshold once client and backup retire theirs
     await retire_everywhere({"client": local, "backup": b}, old.key_id)
     assert (await s.get_key(old.key_id)).state == pb.KEY_STATE_ACTIVE  # the lost node is never asked
+
+
+async def test_a_dealer_without_a_policy_refuses(start_node, nodes, local, connect) -> None:  # type: ignore[no-untyped-def]
+    """An enclave started without --allow-reshare-without-policy (the default) and without a policy
+    deals nothing: FAILED_PRECONDITION at the start, the session never runs, the key is untouched."""
+    strict_node = start_node("strict")
+    strict, b = connect(strict_node), connect(nodes[1])
+    relay = Relay({"client": local, "signer": strict, "backup": b})
+    key = await dkg(relay, FROST, PARTIES, 2)
+    spec = reshare_spec(sid("strict"), key, PARTIES, 2, ("signer", "backup"))
+    spec = dataclasses.replace(spec, new_party_keys=await relay.new_party_keys(spec))
+    before = key_rows(strict_node)
+    code, text = await status_of(strict.start_reshare(spec.reshare_request("signer")))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "needs a policy configured" in text, text
+    assert "--allow-reshare-without-policy" in text
+    assert key_rows(strict_node) == before
+    code, _ = await status_of(strict.reshare_status(spec.session_id))
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert (await strict.get_key(key.key_id)).state == pb.KEY_STATE_ACTIVE
+    await check_signs(relay, key, ("client", "signer"), b"the key still signs")
