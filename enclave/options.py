@@ -29,7 +29,7 @@ service from those parts. Nothing below the composition root reads options.
                                     (CVE-2025-66017; README "Presignatures bound to what they sign")
     --allow-reshare-without-policy  deal in a reshare or help a repair with no policy key; off
                                     by default, since the host and relay then decide who receives
-                                    this party's shares (README "Reshare")
+                                    this party's shares (README "Reshare (recovery)")
     --attestation none|nitro        none (default): no TEE, said plainly; nitro: documents from
                                     the Nitro Secure Module (/dev/nsm), NSM entropy mixed in at start
     --kms-key-id ARN                seal with AWS KMS (needs --attestation nitro); a local key, if

@@ -56,7 +56,7 @@ METRICS_PORT = free_port()
 def nodes(start_node: Callable[..., Node]) -> tuple[Node, Node]:
     metrics = {"metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"}}
     # No policy service in these tests: the operator's explicit consent that the relay decides who
-    # receives shares (README "Reshare"); test_a_dealer_without_a_policy_refuses shows the default.
+    # receives shares (README "Reshare (recovery)"); test_a_dealer_without_a_policy_refuses shows the default.
     unsafe = ["--allow-reshare-without-policy"]
     return (
         start_node("signer", store="sqlite", config=metrics, enclave_args=unsafe),
