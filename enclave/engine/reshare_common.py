@@ -78,6 +78,15 @@ def listed_keys(request: pb.SessionStart, parties: Parties, identity_key: bytes)
     for p in new:
         if p not in dealers and p not in keys:
             raise invalid(f"{p!r} of party_ids is neither a dealer (source_signers) nor listed in new_party_keys")
+    # One identity signs for one party: a key listed twice would hand one holder two shares while
+    # the dealers count two parties (and a policy reading the digest two approvals' worth).
+    holders: dict[bytes, str] = {}
+    for p in sorted(keys):
+        if keys[p] in holders:
+            raise invalid(
+                f"new_party_keys lists one key for both {holders[keys[p]]!r} and {p!r}: each party has its own"
+            )
+        holders[keys[p]] = p
     me = request.self_party_id
     if me in keys and not hmac.compare_digest(keys[me], identity_key):
         raise RequestRejected(

@@ -403,6 +403,31 @@ async def test_who_is_a_new_party_is_checked_at_start(tmp_path: Path, prime_sour
             e.close()
 
 
+async def test_two_new_parties_may_not_share_one_key(tmp_path: Path, prime_source: FixtureSource) -> None:
+    """A host listing one identity key for two new parties would have one holder receive two
+    shares while every dealer counts two parties: refused at start, at every party."""
+    protocol = pb.PROTOCOL_FROST_ED25519
+    engines = relay.make_engines((*ALL, "client3"), tmp_path, prime_source)
+    try:
+        old = await _dkg(engines, protocol, OLD, 2)
+        new = ("client2", "client3", "signer", "backup")
+        starts = _starts(engines, protocol, old, (OLD, 2, ("signer", "backup")), (new, 3))
+        for name in ("signer", "backup", "client3"):
+            start = pb.SessionStart()
+            start.CopyFrom(starts[name])
+            start.new_party_keys["client3"] = start.new_party_keys["client2"]
+            with pytest.raises(RequestRejected) as exc:
+                await engines[name].start(start)
+            assert exc.value.code == pb.ERROR_CODE_INVALID_ARGUMENT
+            assert "one key for both 'client2' and 'client3'" in exc.value.message, exc.value.message
+        assert all(e.running() == 0 for e in engines.values())
+        # with a key each, the same reshare runs
+        relay.results(await relay.run(engines, starts))
+    finally:
+        for e in engines.values():
+            e.close()
+
+
 async def test_without_a_policy_a_dealer_refuses_threshold_many_new_parties(
     tmp_path: Path, prime_source: FixtureSource
 ) -> None:
