@@ -7,7 +7,9 @@ it is also the one host module allowed to start the enclave in-process (`mpc-sig
     mpc-signer certs --out DIR [--force]    development CA, certificates, JWT and HMAC keys
     mpc-signer token                        a development service JWT, signed with var/certs/jwt.key
     mpc-signer ping                         calls Ping over mTLS and prints the answer as JSON
-    mpc-signer demo [--target HOST:PORT]    2-of-2 key generation and signatures, both protocols, verified
+    mpc-signer demo [--target HOST:PORT] [--lifecycle]
+                                            2-of-2 key generation and signatures, both protocols, verified;
+                                            --lifecycle: a 2-of-3 key made, refreshed, recovered
     mpc-signer audit | backup | enclave-ping | validate   operator commands (signer.ops.cli)
     mpc-signer unseal-status | unseal-init | unseal | rekey   operator shares (signer.ops.unseal)
 """
@@ -121,7 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             hmac_key_id=args.hmac_key_id,
             server_name=args.server_name or None,
         )
-    return main(target)
+    return main(target, lifecycle=args.lifecycle)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hmac-key", default="var/certs/hmac.key", help="hex HMAC key shared with the signer")
     p.add_argument("--hmac-key-id", default="dev")
     p.add_argument("--server-name", default="", help="TLS name to expect if it differs from the target host")
+    p.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help="2-of-3: make a key, refresh it, recover a lost client share, signing after each step",
+    )
     p.set_defaults(func=cmd_demo)
 
     from signer.ops.cli import add_subcommands as add_ops_subcommands

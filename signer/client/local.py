@@ -60,10 +60,13 @@ class LocalNode:
         sealer: Sealer | None = None,
         prime_source: PrimeSource | None = None,
         config: EngineConfig | None = None,
+        deal_without_policy: bool = False,
     ) -> None:
         """`sealer`: default, a fresh random key-encryption key held only by this object (the
         sealed blobs are then useless once it is gone). `prime_source`: where GG20 Paillier
-        pre-parameters come from (default: generated here, which takes CPU time)."""
+        pre-parameters come from (default: generated here, which takes CPU time).
+        `deal_without_policy` (with the default config): deal in a reshare with no policy, the
+        enclave's --allow-reshare-without-policy (README "Reshare (recovery)")."""
         self.hmac = hmac
         self.sealer = sealer if sealer is not None else LocalSealer(SYSTEM_RNG.random_bytes(KEK_LEN))
         # This node's identity key: a reshare lists `identity_public_key` in new_party_keys for a
@@ -71,7 +74,7 @@ class LocalNode:
         self._identity = EnclaveIdentity.generate()
         self.engine = Engine(
             self.sealer,
-            config=config or EngineConfig(preparams_pool_size=1),
+            config=config or EngineConfig(preparams_pool_size=1, allow_reshare_without_policy=deal_without_policy),
             prime_source=prime_source,
             identity=self._identity,
         )

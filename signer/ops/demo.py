@@ -44,6 +44,7 @@ from signer.client.local import LocalNode
 from signer.client.relay import Relay, RelayError
 from signer.client.spec import Outcome, SessionSpec
 from signer.client.verify import verify
+from signer.ops.lifecycle_demo import LIFECYCLE_PROTOCOLS, default_local_factory, lifecycle_verified, run_lifecycle
 
 CLIENT_PARTY = "client"
 SIGNER_PARTY = "signer"
@@ -75,7 +76,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def enclave_command(listen: str, workdir: Path) -> list[str]:
+def enclave_command(listen: str, workdir: Path, extra: tuple[str, ...] = ()) -> list[str]:
     """The enclave process the embedded demo starts: a fresh sealing key in the temp dir."""
     return [
         sys.executable,
@@ -86,11 +87,12 @@ def enclave_command(listen: str, workdir: Path) -> list[str]:
         "--sealing-key-file",
         str(workdir / "sealing.key"),
         "--generate-sealing-key",
+        *extra,
     ]
 
 
 @contextlib.asynccontextmanager
-async def embedded_signer() -> AsyncIterator[Target]:
+async def embedded_signer(enclave_args: tuple[str, ...] = ()) -> AsyncIterator[Target]:
     """An enclave child process and an in-process signer host, torn down on exit."""
     from signer.config.loader import load_config
     from signer.ops.devcerts import write_dev_certs
@@ -101,7 +103,7 @@ async def embedded_signer() -> AsyncIterator[Target]:
         certs = write_dev_certs(work / "certs")
         socket_path = work / "enclave.sock"
         log = open(work / "enclave.log", "wb")  # noqa: SIM115 - closed below
-        enclave = subprocess.Popen(enclave_command(f"unix://{socket_path}", work), stdout=log, stderr=log)
+        enclave = subprocess.Popen(enclave_command(f"unix://{socket_path}", work, enclave_args), stdout=log, stderr=log)
         port = _free_port()
         config_path = work / "signer.toml"
         config_path.write_text(
@@ -275,10 +277,12 @@ async def preprocessed_sign(
     }
 
 
-async def demo(target: Target | None) -> list[dict[str, Any]]:
+async def demo(target: Target | None, lifecycle: bool = False) -> list[dict[str, Any]]:
     async with contextlib.AsyncExitStack() as stack:
         if target is None:
-            target = await stack.enter_async_context(embedded_signer())
+            # the lifecycle's signer deals a reshare with no policy service (a development setup)
+            extra = ("--allow-reshare-without-policy",) if lifecycle else ()
+            target = await stack.enter_async_context(embedded_signer(extra))
         ring = HmacKeyRing({target.hmac_key_id: read_hex_secret(target.hmac_key)}, target.hmac_key_id)
         client = SignerClient.connect(
             target.address,
@@ -291,6 +295,9 @@ async def demo(target: Target | None) -> list[dict[str, Any]]:
             exchange=True,  # one stream for all the session calls
         )
         stack.push_async_callback(client.close)
+        if lifecycle:
+            make_local = default_local_factory(ring)
+            return [await run_lifecycle(protocol, client, make_local) for protocol in LIFECYCLE_PROTOCOLS]
         local = LocalNode(ring)
         stack.push_async_callback(local.close)
         summary = []
@@ -301,9 +308,9 @@ async def demo(target: Target | None) -> list[dict[str, Any]]:
         return summary
 
 
-def main(target: Target | None) -> int:
+def main(target: Target | None, lifecycle: bool = False) -> int:
     try:
-        summary = asyncio.run(demo(target))
+        summary = asyncio.run(demo(target, lifecycle))
     except grpc.aio.AioRpcError as exc:
         print(f"mpc-signer demo: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1
@@ -311,4 +318,6 @@ def main(target: Target | None) -> int:
         print(f"mpc-signer demo: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
+    if lifecycle:
+        return 0 if lifecycle_verified(summary) else 1
     return 0 if summary and all(item["verified"] for item in summary) else 1
