@@ -44,7 +44,6 @@ from signer.client.local import LocalNode
 from signer.client.relay import Relay, RelayError
 from signer.client.spec import Outcome, SessionSpec
 from signer.client.verify import verify
-from signer.ops.lifecycle_demo import LIFECYCLE_PROTOCOLS, default_local_factory, lifecycle_verified, run_lifecycle
 
 CLIENT_PARTY = "client"
 SIGNER_PARTY = "signer"
@@ -164,7 +163,7 @@ async def embedded_signer(enclave_args: tuple[str, ...] = ()) -> AsyncIterator[T
             log.close()
 
 
-def _ok(outcomes: dict[str, Outcome], what: str) -> dict[str, Outcome]:
+def require_ok(outcomes: dict[str, Outcome], what: str) -> dict[str, Outcome]:
     failed = {p: o.failure for p, o in outcomes.items() if not o.ok}
     if failed:
         raise RuntimeError(f"{what} failed: {failed}")
@@ -176,7 +175,7 @@ async def run_protocol(protocol: pb.Protocol, relay: Relay, message: bytes) -> d
     tag = secrets.token_hex(6)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    dkg = _ok(await relay.run(SessionSpec("dkg", f"demo-dkg-{tag}", protocol, parties, threshold=2)), "DKG")
+    dkg = require_ok(await relay.run(SessionSpec("dkg", f"demo-dkg-{tag}", protocol, parties, threshold=2)), "DKG")
     timings["dkg_ms"] = (time.perf_counter() - t0) * 1000
     results = [o.result.dkg for o in dkg.values() if o.result is not None]
     key = results[0]
@@ -186,7 +185,7 @@ async def run_protocol(protocol: pb.Protocol, relay: Relay, message: bytes) -> d
     presignature_id = ""
     if protocol == pb.PROTOCOL_GG20_SECP256K1:
         t0 = time.perf_counter()
-        pre = _ok(
+        pre = require_ok(
             await relay.run(SessionSpec("presign", f"demo-pre-{tag}", protocol, parties, key_id=key.key_id)),
             "presigning",
         )
@@ -196,7 +195,7 @@ async def run_protocol(protocol: pb.Protocol, relay: Relay, message: bytes) -> d
     # GG20: the message goes to the enclaves with its hash rule (a presignature never signs a bare
     # digest), and each returns the digest it made.
     rule = pb.MESSAGE_HASH_SHA256 if protocol == pb.PROTOCOL_GG20_SECP256K1 else pb.MESSAGE_HASH_UNSPECIFIED
-    sign = _ok(
+    sign = require_ok(
         await relay.run(
             SessionSpec(
                 "sign",
@@ -246,7 +245,7 @@ async def preprocessed_sign(
     tag = secrets.token_hex(6)
     t0 = time.perf_counter()
     batch = SessionSpec("presign", f"demo-nonces-{tag}", protocol, parties, key_id=key.key_id, count=PRESIGN_BATCH)
-    pre = _ok(await relay.run(batch), "FROST presigning")
+    pre = require_ok(await relay.run(batch), "FROST presigning")
     timings["presign_batch_ms"] = (time.perf_counter() - t0) * 1000
     ids = list(pre[SIGNER_PARTY].result.presign.presignature_ids)  # type: ignore[union-attr]
     if len(ids) != PRESIGN_BATCH or any(list(o.result.presign.presignature_ids) != ids for o in pre.values()):  # type: ignore[union-attr]
@@ -296,6 +295,8 @@ async def demo(target: Target | None, lifecycle: bool = False) -> list[dict[str,
         )
         stack.push_async_callback(client.close)
         if lifecycle:
+            from signer.ops.lifecycle_demo import LIFECYCLE_PROTOCOLS, default_local_factory, run_lifecycle
+
             make_local = default_local_factory(ring)
             return [await run_lifecycle(protocol, client, make_local) for protocol in LIFECYCLE_PROTOCOLS]
         local = LocalNode(ring)
@@ -319,5 +320,7 @@ def main(target: Target | None, lifecycle: bool = False) -> int:
         return 1
     print(json.dumps(summary, indent=2))
     if lifecycle:
+        from signer.ops.lifecycle_demo import lifecycle_verified
+
         return 0 if lifecycle_verified(summary) else 1
     return 0 if summary and all(item["verified"] for item in summary) else 1

@@ -39,6 +39,7 @@ from signer.client.local import LocalNode
 from signer.client.relay import Relay
 from signer.client.spec import Outcome, SessionSpec, reshare_spec
 from signer.client.verify import verify
+from signer.ops.demo import require_ok
 
 PARTIES = ("client", "signer", "backup")
 LIFECYCLE_PROTOCOLS: tuple[pb.Protocol, ...] = (pb.PROTOCOL_FROST_ED25519, pb.PROTOCOL_GG20_SECP256K1)
@@ -47,15 +48,8 @@ Parties = dict[str, SignerClient | LocalNode]
 LocalFactory = Callable[[str], LocalNode]  # party name -> a new local party
 
 
-def _ok(outcomes: dict[str, Outcome], what: str) -> dict[str, Outcome]:
-    failed = {p: o.failure for p, o in outcomes.items() if not o.ok}
-    if failed:
-        raise RuntimeError(f"{what} failed: {failed}")
-    return outcomes
-
-
 def _agreed_key(outcomes: dict[str, Outcome], what: str) -> pb.DKGResult:
-    keys = [o.result.dkg for o in _ok(outcomes, what).values() if o.result is not None]
+    keys = [o.result.dkg for o in require_ok(outcomes, what).values() if o.result is not None]
     if not keys or any(k != keys[0] for k in keys):
         raise RuntimeError(f"{what}: the parties disagree on the new key")
     return keys[0]
@@ -73,7 +67,7 @@ async def _sign(parties: Parties, key: pb.DKGResult, signers: tuple[str, str], t
         message=message,
         message_hash=pb.MESSAGE_HASH_SHA256 if gg20 else pb.MESSAGE_HASH_UNSPECIFIED,
     )
-    outcomes = _ok(await Relay(parties).run(spec), "signing")
+    outcomes = require_ok(await Relay(parties).run(spec), "signing")
     signature = outcomes[signers[1]].result.sign.signature  # type: ignore[union-attr]
     signed = hashlib.sha256(message).digest() if gg20 else message
     same = all(o.result is not None and o.result.sign.signature == signature for o in outcomes.values())
@@ -85,7 +79,7 @@ async def _sign(parties: Parties, key: pb.DKGResult, signers: tuple[str, str], t
     }
 
 
-async def _successor_everywhere(parties: Parties, key: pb.DKGResult) -> None:
+async def check_successor_everywhere(parties: Parties, key: pb.DKGResult) -> None:
     """The relay's rule before any retirement: every party holds the successor ACTIVE."""
     for name, party in parties.items():
         if isinstance(party, LocalNode):
@@ -97,7 +91,8 @@ async def _successor_everywhere(parties: Parties, key: pb.DKGResult) -> None:
             raise RuntimeError(f"{name} does not hold key {key.key_id}: the old key is kept")
 
 
-async def _retire(parties: Parties, key_id: str) -> None:
+async def retire_everywhere(parties: Parties, key_id: str) -> None:
+    """Retire a key wherever it is still held (a lost party is not among `parties`)."""
     for party in parties.values():
         if isinstance(party, LocalNode):
             if key_id in party.keys:
@@ -133,8 +128,8 @@ async def run_lifecycle(protocol: pb.Protocol, signer: SignerClient, new_local: 
         began = time.perf_counter()
         spec = SessionSpec("refresh", f"demo-life-refresh-{tag}", protocol, PARTIES, key_id=key.key_id)
         refreshed = _agreed_key(await Relay(parties).run(spec), "refresh")
-        await _successor_everywhere(parties, refreshed)
-        await _retire(parties, key.key_id)
+        await check_successor_everywhere(parties, refreshed)
+        await retire_everywhere(parties, key.key_id)
         steps.append(
             _step("refresh", refreshed, began, await _sign(parties, refreshed, ("client", "signer"), "refreshed"))
         )
@@ -145,8 +140,8 @@ async def run_lifecycle(protocol: pb.Protocol, signer: SignerClient, new_local: 
         began = time.perf_counter()
         spec = reshare_spec(f"demo-life-recover-{tag}", refreshed, PARTIES, 2, ("signer", "backup"))
         recovered = _agreed_key(await Relay(parties).run(spec), "recovery (reshare)")
-        await _successor_everywhere(parties, recovered)
-        await _retire(parties, refreshed.key_id)
+        await check_successor_everywhere(parties, recovered)
+        await retire_everywhere(parties, refreshed.key_id)
         signed = await _sign(parties, recovered, ("client", "signer"), "recovered")
         steps.append(_step("recover", recovered, began, signed))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
@@ -31,6 +31,7 @@ from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay
 from signer.client.spec import SessionSpec, reshare_spec
+from signer.ops.lifecycle_demo import check_successor_everywhere, retire_everywhere
 from tests.conftest import free_port
 from tests.ops.test_metrics_and_logs import scrape, value
 from tests.service.conftest import (
@@ -352,26 +353,6 @@ async def test_identity_key_is_the_enclaves(nodes, connect) -> None:  # type: ig
     client: SignerClient = connect(nodes[0])
     key = await client.identity_key()
     assert len(key) == 65 and key[0] == 4 and key == (await client.ping()).enclave_public_key
-
-
-async def retire_everywhere(parties: Mapping[str, SignerClient | LocalNode], key_id: str) -> None:
-    """The relay's rule (README "Reshare (recovery)"): retire a key only where it is still held."""
-    for party in parties.values():
-        if isinstance(party, LocalNode):
-            if key_id in party.keys:
-                party.retire_key(key_id)
-        else:
-            assert (await party.retire_key(key_id)).state == pb.KEY_STATE_RETIRED
-
-
-async def check_successor_everywhere(parties: Mapping[str, SignerClient | LocalNode], key: pb.DKGResult) -> None:
-    """Step 3 of the relay's steps: every party of the successor holds it ACTIVE, same public key."""
-    for party in parties.values():
-        if isinstance(party, LocalNode):
-            assert party.keys[key.key_id].public_key == key.public_key
-        else:
-            info = await party.get_key(key.key_id)
-            assert (info.state, info.public_key) == (pb.KEY_STATE_ACTIVE, key.public_key)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
