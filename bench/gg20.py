@@ -20,6 +20,8 @@ The reshare (enclave/protocols/gg20/reshare.py) makes a 2-of-3 key: from the 2-o
 and 3 to {1', 2, 3} with party 1' new (`recovery_2of3`, a lost share recovered); from the 2-of-2
 key, dealers 1 and 2 to {1, 2, 3} with party 3 new (`grow_2of2_to_2of3`). Every receiver takes a
 new Paillier key from the warm pool; the last successor presigns and signs (outside timing).
+A refresh or reshare the fixture holds too few distinct moduli for (it needs as many new to the
+key as it has receivers) is skipped and says so: at 3072 bits the fixture has four pairs.
 """
 
 from __future__ import annotations
@@ -118,9 +120,17 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _too_few(held: int) -> dict[str, str]:
+    return {"skipped": f"the fixture holds {held} pairs of safe primes of this size, too few moduli new to the key"}
+
+
 def _protocols(
     source: FixtureSource, bits: int, parties: list[int], threshold: int, reps: dict[str, int], tag: str
 ) -> dict[str, Any]:
+    # Moduli new to the key: a refresh needs one per party, a reshare one per receiver (three).
+    held = source.count(bits // 2) // 2
+    reps = {**reps, "refresh": reps["refresh"] if held >= 2 * len(parties) else 0}
+    reps["reshare"] = reps["reshare"] if held >= len(parties) + 3 else 0
     pool = PreParamPool(source, bits, size=len(parties) * (reps["keygen"] + reps["refresh"]) + 3 * reps["reshare"])
     pool.fill_now()
     keygens = []
@@ -140,8 +150,10 @@ def _protocols(
     # of a key generation): the key it starts from is the last one made above.
     refreshes = []
 
-    def new_pair(share: KeyShare) -> Any:  # the fixture primes cycle; a refresh needs new ones
-        old = {a.n for a in share.aux.values()}
+    def new_pair(share: KeyShare, taken: frozenset[int] = frozenset()) -> Any:
+        """The fixture primes cycle; a refresh or reshare needs moduli new to the key (and to
+        the session: `taken`)."""
+        old = {a.n for a in share.aux.values()} | taken
         pair = pool.take(timeout=0)
         while pair.p * pair.q in old:
             pair = source(bits)
@@ -190,11 +202,15 @@ def _protocols(
             )
             for p in (1, 2, 3)
         }
-        reshares.append(_run({p: partial(reshare.start, s, new_pair(first)) for p, s in setups.items()}))
-    successor = reshares[-1]["outputs"]
-    if any(k.public_key != first.public_key for k in successor.values()):
-        raise RuntimeError("reshare changed the key")
-    signs_independently(successor, (new_party, 2), f"bench-reshared-{tag}".encode())
+        pairs: dict[int, Any] = {}
+        for p in setups:
+            pairs[p] = new_pair(first, frozenset(q.p * q.q for q in pairs.values()))
+        reshares.append(_run({p: partial(reshare.start, s, pairs[p]) for p, s in setups.items()}))
+    if reshares:
+        successor = reshares[-1]["outputs"]
+        if any(k.public_key != first.public_key for k in successor.values()):
+            raise RuntimeError("reshare changed the key")
+        signs_independently(successor, (new_party, 2), f"bench-reshared-{tag}".encode())
     signers = parties[:threshold]
     presigns, signs = [], []
     for rep in range(reps["presign"]):
@@ -221,8 +237,8 @@ def _protocols(
         cold.append(_run({p: partial(presign.start, sid, fresh[p], signers, SYSTEM_RNG) for p in signers}))
     return {
         "keygen": _summary(keygens),
-        "refresh": _summary(refreshes),
-        f"reshare_{move}": _summary(reshares),
+        "refresh": _summary(refreshes) if refreshes else _too_few(held),
+        f"reshare_{move}": _summary(reshares) if reshares else _too_few(held),
         "presign": _summary(presigns),
         "presign_share_just_unsealed": _summary(cold),
         "sign": _summary(signs),
