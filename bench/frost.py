@@ -18,6 +18,11 @@ Measured per configuration (t-of-n), median over repetitions, milliseconds:
 - refresh: this project's refresh by DKG (zero-constant polynomials, the same two rounds)
   against its own DKG of the same configuration, measured alternately in the same run
   (frost_rs 1.0.0 has no refresh); target: refresh at most 2x the DKG.
+- reshare: this project's reshare (enclave/protocols/frost/reshare.py) for two moves to a 2-of-3
+  key, `recovery_2of3` (dealers 2 and 3 of a 2-of-3 key deal to {1', 2, 3}, 1' new) and
+  `grow_2of2_to_2of3` (dealers 1 and 2 of a 2-of-2 key, party 3 new), against a 2-of-3 DKG,
+  measured alternately: the critical path (the slowest party's CPU per message wave, summed, as
+  bench/gg20.py measures it) and every party's CPU summed. frost_rs 1.0.0 has no reshare.
 Operations of the two implementations are measured alternately, so load changes hit both
 alike. Each produced signature is verified independently (libsodium, coincurve's BIP340
 verifier, or ZF's own verifier for FROST(secp256k1)).
@@ -30,6 +35,7 @@ import gc
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -37,11 +43,13 @@ import nacl.signing
 from coincurve import PublicKeyXOnly
 
 from enclave.crypto.rng import SYSTEM_RNG
-from enclave.protocols.frost import rounds, signing, wire
+from enclave.protocols.frost import reshare_rounds, rounds, signing, wire
 from enclave.protocols.frost.ciphersuite import FROST_ED25519, FROST_SECP256K1, Ciphersuite
 from enclave.protocols.frost.keys import KeyPackage, PublicKeyPackage
 from enclave.protocols.frost.taproot import FROST_SECP256K1_TR
 from tests import harness
+from tests.enclave.frost.test_reshare import setups as reshare_setups
+from tests.enclave.frost.test_reshare import signs
 
 CONFIGS = [(2, 2), (2, 3), (7, 10)]
 SUITES: list[Ciphersuite] = [FROST_ED25519, FROST_SECP256K1, FROST_SECP256K1_TR]
@@ -251,6 +259,45 @@ def _refresh_vs_dkg(cs: Ciphersuite, t: int, n: int, reps: int) -> dict[str, flo
     }
 
 
+# (old t, old n, dealers, receivers): session party 10 is the party new to the key.
+RESHARES = {"recovery_2of3": (2, 3, [2, 3], [10, 2, 3]), "grow_2of2_to_2of3": (2, 2, [1, 2], [1, 2, 10])}
+
+
+def _reshare_vs_dkg(cs: Ciphersuite, move: str, reps: int) -> dict[str, float]:
+    """A reshare's critical path and total CPU against a 2-of-3 DKG's, alternately (one source key)."""
+    from bench.gg20 import _run  # the critical-path runner (per-party thread time by message wave)
+
+    t, n, dealers, receivers = RESHARES[move]
+    old = _our_dkg(cs, t, n)
+    ids = {p: p for p in range(1, 4)}
+    runs: dict[str, list[dict[str, Any]]] = {"reshare": [], "dkg": []}
+    for rep in range(reps):
+        setups = reshare_setups(cs, *old, dealers, receivers, 2, sid=f"bench-reshare-{rep}".encode())
+        runs["reshare"].append(_run({p: partial(reshare_rounds.reshare_driver, s) for p, s in setups.items()}))
+        dkgs = {p: rounds.DkgSetup(cs, f"bench-dkg-{rep}".encode(), p, ids, 2, SYSTEM_RNG) for p in ids}
+        runs["dkg"].append(_run({p: partial(rounds.dkg_driver, s) for p, s in dkgs.items()}))
+    outs = runs["reshare"][-1]["outputs"]
+    public = outs[receivers[0]][1]
+    if public.verifying_key != old[1].verifying_key:
+        raise RuntimeError("reshare changed the key")
+    signs(cs, {p: outs[p][0] for p in receivers}, public, [10, receivers[1]])  # the new party signs
+    med = {
+        (kind, what): statistics.median(
+            r["critical_path_ms"] if what == "path" else sum(r["per_party_cpu_ms"].values()) for r in runs[kind]
+        )
+        for kind in runs
+        for what in ("path", "cpu")
+    }
+    return {
+        "reshare_critical_path_ms": round(med["reshare", "path"], 3),
+        "dkg_critical_path_ms": round(med["dkg", "path"], 3),
+        "ratio": round(med["reshare", "path"] / med["dkg", "path"], 3),
+        "reshare_total_cpu_ms": round(med["reshare", "cpu"], 3),
+        "dkg_total_cpu_ms": round(med["dkg", "cpu"], 3),
+        "ratio_total_cpu": round(med["reshare", "cpu"] / med["dkg", "cpu"], 3),
+    }
+
+
 def run(reps: int = 80) -> dict[str, Any]:
     return {
         "unit": "ms, median of interleaved runs",
@@ -260,6 +307,12 @@ def run(reps: int = 80) -> dict[str, Any]:
             "suites": {
                 cs.short_name: {f"{t}-of-{n}": _refresh_vs_dkg(cs, t, n, max(7, reps // (4 * n))) for t, n in CONFIGS}
                 for cs in SUITES
+            },
+        },
+        "reshare": {
+            "compared_with": "2-of-3 DKG, same suite",
+            "suites": {
+                cs.short_name: {m: _reshare_vs_dkg(cs, m, max(7, reps // 8)) for m in RESHARES} for cs in SUITES
             },
         },
     }

@@ -1,5 +1,5 @@
-"""GG20 benchmark: keygen and key refresh (warm pre-parameter pool), presign and online sign, at 2048- and
-3072-bit Paillier moduli, plus safe-prime pre-parameter generation time and the enclave's
+"""GG20 benchmark: keygen, key refresh and reshare (warm pre-parameter pool), presign and online sign, at
+2048- and 3072-bit Paillier moduli, plus safe-prime pre-parameter generation time and the enclave's
 single-use bookkeeping on an online signature (`single_use`: per-boot sealing, used-record) and
 the cost of re-randomizing the presignature by what is signed (`rerandomize`: the hash to δ,
 R' = δ·R and δ^-1, per party, against the whole online signature's CPU per party).
@@ -15,6 +15,13 @@ The warm pool is a `PreParamPool` filled before timing from the committed fixtur
 (tests/vectors/safe_primes.json): key generation timing excludes the prime search, which is
 measured separately (`preparams`, fresh primes from the system RNG; the 3072-bit figure is a
 single sample because one search takes tens of seconds to minutes on these machines).
+
+The reshare (enclave/protocols/gg20/reshare.py) makes a 2-of-3 key: from the 2-of-3 key, dealers 2
+and 3 to {1', 2, 3} with party 1' new (`recovery_2of3`, a lost share recovered); from the 2-of-2
+key, dealers 1 and 2 to {1, 2, 3} with party 3 new (`grow_2of2_to_2of3`). Every receiver takes a
+new Paillier key from the warm pool; the last successor presigns and signs (outside timing).
+A refresh or reshare the fixture holds too few distinct moduli for (it needs as many new to the
+key as it has receivers) is skipped and says so: at 3072 bits the fixture has four pairs.
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ from enclave.crypto.primes import FixtureSource, PreParamPool, system_source
 from enclave.crypto.rng import SYSTEM_RNG
 from enclave.group.secp256k1 import Secp256k1Group
 from enclave.protocols.driver import Driver, Output
-from enclave.protocols.gg20 import keygen, presign, sign
+from enclave.protocols.gg20 import keygen, presign, reshare, sign
 from enclave.protocols.gg20.keyshare import KeyShare
 from enclave.protocols.gg20.message import MessageHash, digest_of
 from enclave.protocols.gg20.presignature import Presignature
 from enclave.protocols.gg20.sign import rerandomizer
+from tests.enclave.gg20.test_refresh import _sign as signs_independently
+from tests.harness import identity
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "safe_primes.json"
 TARGETS = {
@@ -111,10 +120,18 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _too_few(held: int) -> dict[str, str]:
+    return {"skipped": f"the fixture holds {held} pairs of safe primes of this size, too few moduli new to the key"}
+
+
 def _protocols(
     source: FixtureSource, bits: int, parties: list[int], threshold: int, reps: dict[str, int], tag: str
 ) -> dict[str, Any]:
-    pool = PreParamPool(source, bits, size=len(parties) * (reps["keygen"] + reps["refresh"]))
+    # Moduli new to the key: a refresh needs one per party, a reshare one per receiver (three).
+    held = source.count(bits // 2) // 2
+    reps = {**reps, "refresh": reps["refresh"] if held >= 2 * len(parties) else 0}
+    reps["reshare"] = reps["reshare"] if held >= len(parties) + 3 else 0
+    pool = PreParamPool(source, bits, size=len(parties) * (reps["keygen"] + reps["refresh"]) + 3 * reps["reshare"])
     pool.fill_now()
     keygens = []
     keys: dict[int, KeyShare] = {}
@@ -133,8 +150,10 @@ def _protocols(
     # of a key generation): the key it starts from is the last one made above.
     refreshes = []
 
-    def new_pair(share: KeyShare) -> Any:  # the fixture primes cycle; a refresh needs new ones
-        old = {a.n for a in share.aux.values()}
+    def new_pair(share: KeyShare, taken: frozenset[int] = frozenset()) -> Any:
+        """The fixture primes cycle; a refresh or reshare needs moduli new to the key (and to
+        the session: `taken`)."""
+        old = {a.n for a in share.aux.values()} | taken
         pair = pool.take(timeout=0)
         while pair.p * pair.q in old:
             pair = source(bits)
@@ -157,6 +176,41 @@ def _protocols(
             for p in parties
         }
         refreshes.append(_run(starts))
+    # Reshare to a 2-of-3 key (the module's docstring); session ids 1..3 are the new indices.
+    move, dealers, new_party = (
+        ("recovery_2of3", {2: 2, 3: 3}, 1) if len(parties) == 3 else ("grow_2of2_to_2of3", {1: 1, 2: 2}, 3)
+    )
+    reshares = []
+    first = keys[parties[0]]
+    for rep in range(reps["reshare"]):
+        setups = {
+            p: reshare.ReshareSetup(
+                f"bench-reshare-{tag}-{rep}".encode(),
+                p,
+                3,
+                dealers,
+                2,
+                threshold,
+                first.public_key,
+                first.chain_code,
+                SYSTEM_RNG,
+                keys[dealers[p]] if p in dealers else None,
+                b"bench",
+                bits,
+                new_party_keys={new_party: identity(new_party).public_key},
+                sign=identity(p).sign if p == new_party else None,
+            )
+            for p in (1, 2, 3)
+        }
+        pairs: dict[int, Any] = {}
+        for p in setups:
+            pairs[p] = new_pair(first, frozenset(q.p * q.q for q in pairs.values()))
+        reshares.append(_run({p: partial(reshare.start, s, pairs[p]) for p, s in setups.items()}))
+    if reshares:
+        successor = reshares[-1]["outputs"]
+        if any(k.public_key != first.public_key for k in successor.values()):
+            raise RuntimeError("reshare changed the key")
+        signs_independently(successor, (new_party, 2), f"bench-reshared-{tag}".encode())
     signers = parties[:threshold]
     presigns, signs = [], []
     for rep in range(reps["presign"]):
@@ -183,7 +237,8 @@ def _protocols(
         cold.append(_run({p: partial(presign.start, sid, fresh[p], signers, SYSTEM_RNG) for p in signers}))
     return {
         "keygen": _summary(keygens),
-        "refresh": _summary(refreshes),
+        "refresh": _summary(refreshes) if refreshes else _too_few(held),
+        f"reshare_{move}": _summary(reshares) if reshares else _too_few(held),
         "presign": _summary(presigns),
         "presign_share_just_unsealed": _summary(cold),
         "sign": _summary(signs),
@@ -305,8 +360,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     doc = json.loads(FIXTURES.read_text())
     source = FixtureSource(int(h, 16) for h in doc["primes"]["1024"] + doc["primes"]["1536"])
     results: dict[str, Any] = {"targets": TARGETS, "method": __doc__.split("\n\n")[1].replace("\n", " ")}
-    reps_2048 = {"keygen": 1 if quick else 2, "refresh": 1 if quick else 2, "presign": 2 if quick else 5}
-    reps_3072 = {"keygen": 1, "refresh": 1, "presign": 1 if quick else 2}
+    reps_2048 = {"keygen": 1 if quick else 2, "refresh": 1 if quick else 2, "reshare": 1 if quick else 2}
+    reps_2048["presign"] = 2 if quick else 5
+    reps_3072 = {"keygen": 1, "refresh": 1, "reshare": 1, "presign": 1 if quick else 2}
     for bits, reps in ((2048, reps_2048), (3072, reps_3072)):
         results[f"modulus_{bits}"] = {
             "2of2": _protocols(source, bits, [1, 2], 2, reps, f"{bits}-2of2"),

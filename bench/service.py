@@ -13,6 +13,14 @@ Measured, milliseconds (p50, p95 over repetitions):
 - frost_refresh, gg20_refresh: one whole key refresh (StartRefresh), each from the previous
   refresh's successor, from the first start to every party done, the successor durably stored;
   GG20 with pre-parameters ready, as gg20_dkg. The last successor's signature is verified.
+- frost_reshare_*, gg20_reshare_*: one whole reshare (StartReshare) to a 2-of-3 key, from the
+  first start to every party done, every successor durably stored; a second local party in this
+  process ("backup") is the third party. `grow_2of2_to_2of3`: client and signer deal a 2-of-2
+  key (a new one per repetition, not timed) to {client, signer, backup}, backup new to the key.
+  `recovery_2of3`: signer and backup deal the 2-of-3 key to {client', signer, backup}, client' a
+  fresh local party each time (the client lost its share), each from the previous successor.
+  Both local parties share this process's one core and GIL with the relay, so these figures
+  are an upper bound on a deployment's. The last successor of each signs with the new party.
 - gg20_presign: producing one presignature (stored sealed by the signer, kept by the local party).
 - gg20_online_sign: signing with a presignature ready (one round), including its durable
   consumption in the store, the enclave hashing the 64-byte message (Keccak-256) and the
@@ -49,23 +57,30 @@ from typing import Any
 from Crypto.Hash import keccak
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from enclave.crypto.primes import FixtureSource
+from enclave.engine import EngineConfig
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
 from signer.auth.jwt import read_hex_secret
 from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay
-from signer.client.spec import SessionSpec
+from signer.client.spec import SessionSpec, reshare_spec
 from signer.client.verify import verify
 from signer.ops.devcerts import write_dev_certs
 
 REPO = Path(__file__).resolve().parent.parent
 PARTIES = ("client", "signer")
+RESHARED = ("client", "signer", "backup")  # the 2-of-3 key a reshare makes
 FROST = pb.PROTOCOL_FROST_ED25519
 GG20 = pb.PROTOCOL_GG20_SECP256K1
 SIGN_REPS = 60
 DKG_REPS = {FROST: 10, GG20: 4}
 REFRESH_REPS = {FROST: 10, GG20: 3}
+RESHARE_REPS = {FROST: 6, GG20: 2}
+# The local parties may deal a reshare with no policy key, as the enclave does with
+# --allow-reshare-without-policy (Service.start): a benchmark has no policy service.
+LOCAL_CONFIG = EngineConfig(preparams_pool_size=1, allow_reshare_without_policy=True)
 ONLINE_REPS = 30
 CONCURRENCY = 16
 THROUGHPUT_SECONDS = 8.0
@@ -109,10 +124,12 @@ def _connectable(port: int) -> bool:
 class Service:
     """An enclave process and a signer process in a temporary directory."""
 
-    def __init__(self, work: Path, extra_config: tuple[str, ...] = ()) -> None:
-        """`extra_config`: more TOML lines for the signer's configuration (whole sections)."""
+    def __init__(self, work: Path, extra_config: tuple[str, ...] = (), enclave_args: tuple[str, ...] = ()) -> None:
+        """`extra_config`: more TOML lines for the signer's configuration (whole sections);
+        `enclave_args`: more command-line options for the enclave."""
         self.work = work
         self.extra_config = extra_config
+        self.enclave_args = enclave_args
         self.certs = write_dev_certs(work / "certs")
         self.port = _free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -133,6 +150,7 @@ class Service:
                     "--sealing-key-file",
                     str(self.work / "sealing.key"),
                     "--generate-sealing-key",
+                    *self.enclave_args,
                 ],
                 cwd=REPO,
                 stdout=log,
@@ -237,11 +255,56 @@ async def _refresh(relay: Relay, key: pb.DKGResult, reps: int) -> tuple[dict[str
         if successor.predecessor_key_id != key.key_id or successor.public_key != key.public_key:
             raise RuntimeError("refresh answered another key")
         key = successor
+    return _summary(samples), await _fails_to_sign(relay, key, PARTIES)
+
+
+async def _fails_to_sign(relay: Relay, key: pb.DKGResult, signers: tuple[str, ...]) -> int:
+    """1 if `signers`' signature with `key` (a 32-byte message: GG20 signs it as a digest) does
+    not verify under its public key, else 0."""
     message = secrets.token_bytes(32)
     signed = await _session(
-        relay, SessionSpec("sign", _sid("sign"), key.protocol, PARTIES, key_id=key.key_id, message=message)
+        relay, SessionSpec("sign", _sid("sign"), key.protocol, signers, key_id=key.key_id, message=message)
     )
-    return _summary(samples), int(not verify(key.protocol, key.public_key, message, signed["signer"].sign.signature))
+    return int(not verify(key.protocol, key.public_key, message, signed["signer"].sign.signature))
+
+
+async def _reshared(relay: Relay, spec: SessionSpec) -> tuple[float, pb.DKGResult]:
+    """One timed reshare; the successor, checked to be the same key at every party."""
+    ms, results = await _timed(relay, spec)
+    successors = {r.dkg.SerializeToString(deterministic=True) for r in results.values()}
+    successor = results["signer"].dkg
+    if len(successors) != 1 or (successor.predecessor_key_id, successor.public_key) != (
+        spec.key_id,
+        spec.source_public_key,
+    ):
+        raise RuntimeError("the parties disagree on the reshare's successor, or it is another key")
+    return ms, successor
+
+
+async def _reshare(
+    relay: Relay, protocol: pb.Protocol, new_client: Any, reps: int
+) -> tuple[dict[str, dict[str, float]], int]:
+    """Both moves `reps` times (see the module's docstring); the summaries, and how many of the
+    two last successors' signatures with their new party (outside the timed region) fail."""
+    grow, recovery = [], []
+    for _ in range(reps):
+        _ms, results = await _timed(relay, SessionSpec("dkg", _sid("dkg"), protocol, PARTIES, threshold=2))
+        spec = reshare_spec(_sid("grow"), results["signer"].dkg, RESHARED, 2, PARTIES)
+        ms, key = await _reshared(relay, spec)
+        grow.append(ms)
+    failures = await _fails_to_sign(relay, key, ("signer", "backup"))
+    clients = []
+    try:
+        for _ in range(reps):
+            clients.append(new_client())
+            fresh = Relay({**relay.nodes, "client": clients[-1]})
+            ms, key = await _reshared(fresh, reshare_spec(_sid("recover"), key, RESHARED, 2, ("signer", "backup")))
+            recovery.append(ms)
+        failures += await _fails_to_sign(fresh, key, ("client", "signer"))
+    finally:
+        for c in clients:
+            await c.close()
+    return {"grow_2of2_to_2of3": _summary(grow), "recovery_2of3": _summary(recovery)}, failures
 
 
 async def _frost_sign(relay: Relay, key: pb.DKGResult, i: int) -> tuple[float, bytes, bytes]:
@@ -263,9 +326,10 @@ async def _rpc_floor(client: SignerClient, reps: int = 300) -> dict[str, float]:
     return _summary(samples)
 
 
-async def _bench(relays: dict[str, Relay], cpu_seconds: Any, client: SignerClient) -> dict[str, Any]:
+async def _bench(relays: dict[str, Relay], cpu_seconds: Any, client: SignerClient, new_client: Any) -> dict[str, Any]:
     """`relays["exchange"]` reaches the signer over one Exchange stream, `relays["unary"]` with a
-    unary RPC per call; sign latencies are sampled alternately on both, so drift hits both alike."""
+    unary RPC per call; sign latencies are sampled alternately on both, so drift hits both alike.
+    Both relays also hold the backup local party; `new_client()` makes a client party new to a key."""
     out: dict[str, Any] = {}
     failures = 0
     relay = relays["exchange"]
@@ -288,6 +352,10 @@ async def _bench(relays: dict[str, Relay], cpu_seconds: Any, client: SignerClien
     for protocol, name in ((FROST, "frost_refresh"), (GG20, "gg20_refresh")):
         source = frost_key if protocol == FROST else gg20_key
         out[name], failed = await _refresh(relay, source, REFRESH_REPS[protocol])
+        failures += failed
+    for protocol, prefix in ((FROST, "frost_reshare"), (GG20, "gg20_reshare")):
+        moves, failed = await _reshare(relay, protocol, new_client, RESHARE_REPS[protocol])
+        out.update({f"{prefix}_{move}": summary for move, summary in moves.items()})
         failures += failed
 
     async def presign() -> tuple[float, str]:
@@ -471,7 +539,8 @@ async def _throughput(one: Any, concurrency: int, seconds: float, cpu_seconds: A
 
 
 async def _main(work: Path) -> dict[str, Any]:
-    service = Service(work)
+    # No policy service here: the operator's consent that the relay decides who receives shares.
+    service = Service(work, enclave_args=("--allow-reshare-without-policy",))
     service.start()
     try:
         c = service.certs
@@ -490,14 +559,26 @@ async def _main(work: Path) -> dict[str, Any]:
         }
         from tests.service.fixture_enclave import prime_slice
 
-        local = LocalNode(ring, prime_source=prime_slice(0))
+        # One prime slice for the client and every client' that replaces it, so a new client
+        # never brings the Paillier key of the one it replaces; the backup has a slice of its own.
+        client_primes: FixtureSource = prime_slice(0)
+        local = LocalNode(ring, prime_source=client_primes, config=LOCAL_CONFIG)
+        backup = LocalNode(ring, prime_source=prime_slice(2), config=LOCAL_CONFIG)
         try:
-            relays = {name: Relay({"client": local, "signer": client}) for name, client in clients.items()}
-            results = await _bench(relays, service.cpu_seconds, clients["unary"])
+            relays = {
+                name: Relay({"client": local, "signer": client, "backup": backup}) for name, client in clients.items()
+            }
+            results = await _bench(
+                relays,
+                service.cpu_seconds,
+                clients["unary"],
+                lambda: LocalNode(ring, prime_source=client_primes, config=LOCAL_CONFIG),
+            )
         finally:
             for client in clients.values():
                 await client.close()
             await local.close()
+            await backup.close()
     finally:
         service.stop()
     results["setup"] = (
@@ -543,6 +624,10 @@ async def _main(work: Path) -> dict[str, Any]:
             "frost_refresh",
             "gg20_dkg",
             "gg20_refresh",
+            "frost_reshare_grow_2of2_to_2of3",
+            "frost_reshare_recovery_2of3",
+            "gg20_reshare_grow_2of2_to_2of3",
+            "gg20_reshare_recovery_2of3",
         )
     }
     return results
