@@ -161,3 +161,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.state == pb.SESSION_STATE_DONE
+
+
+def require_ok(outcomes: Mapping[str, Outcome], what: str) -> Mapping[str, Outcome]:
+    """`outcomes` if every party finished DONE; else RuntimeError naming each failed party."""
+    failed = {p: o.failure for p, o in outcomes.items() if not o.ok}
+    if failed:
+        raise RuntimeError(f"{what} failed: {failed}")
+    return outcomes

@@ -42,8 +42,9 @@ from signer.auth.jwt import read_hex_secret
 from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay, RelayError
-from signer.client.spec import Outcome, SessionSpec
+from signer.client.spec import SessionSpec, require_ok
 from signer.client.verify import verify
+from signer.ops.lifecycle_demo import LIFECYCLE_PROTOCOLS, default_local_factory, lifecycle_verified, run_lifecycle
 
 CLIENT_PARTY = "client"
 SIGNER_PARTY = "signer"
@@ -161,13 +162,6 @@ async def embedded_signer(enclave_args: tuple[str, ...] = ()) -> AsyncIterator[T
             except subprocess.TimeoutExpired:
                 enclave.kill()
             log.close()
-
-
-def require_ok(outcomes: dict[str, Outcome], what: str) -> dict[str, Outcome]:
-    failed = {p: o.failure for p, o in outcomes.items() if not o.ok}
-    if failed:
-        raise RuntimeError(f"{what} failed: {failed}")
-    return outcomes
 
 
 async def run_protocol(protocol: pb.Protocol, relay: Relay, message: bytes) -> dict[str, Any]:
@@ -295,8 +289,6 @@ async def demo(target: Target | None, lifecycle: bool = False) -> list[dict[str,
         )
         stack.push_async_callback(client.close)
         if lifecycle:
-            from signer.ops.lifecycle_demo import LIFECYCLE_PROTOCOLS, default_local_factory, run_lifecycle
-
             make_local = default_local_factory(ring)
             return [await run_lifecycle(protocol, client, make_local) for protocol in LIFECYCLE_PROTOCOLS]
         local = LocalNode(ring)
@@ -320,7 +312,5 @@ def main(target: Target | None, lifecycle: bool = False) -> int:
         return 1
     print(json.dumps(summary, indent=2))
     if lifecycle:
-        from signer.ops.lifecycle_demo import lifecycle_verified
-
         return 0 if lifecycle_verified(summary) else 1
     return 0 if summary and all(item["verified"] for item in summary) else 1

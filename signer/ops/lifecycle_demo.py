@@ -29,7 +29,7 @@ import contextlib
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from door.protocols import PROTOCOL_NAMES
@@ -37,9 +37,8 @@ from mpc.v1 import signer_pb2 as pb
 from signer.client.client import SignerClient
 from signer.client.local import LocalNode
 from signer.client.relay import Relay
-from signer.client.spec import Outcome, SessionSpec, reshare_spec
+from signer.client.spec import Outcome, SessionSpec, require_ok, reshare_spec
 from signer.client.verify import verify
-from signer.ops.demo import require_ok
 
 PARTIES = ("client", "signer", "backup")
 LIFECYCLE_PROTOCOLS: tuple[pb.Protocol, ...] = (pb.PROTOCOL_FROST_ED25519, pb.PROTOCOL_GG20_SECP256K1)
@@ -48,7 +47,7 @@ Parties = dict[str, SignerClient | LocalNode]
 LocalFactory = Callable[[str], LocalNode]  # party name -> a new local party
 
 
-def _agreed_key(outcomes: dict[str, Outcome], what: str) -> pb.DKGResult:
+def _agreed_key(outcomes: Mapping[str, Outcome], what: str) -> pb.DKGResult:
     keys = [o.result.dkg for o in require_ok(outcomes, what).values() if o.result is not None]
     if not keys or any(k != keys[0] for k in keys):
         raise RuntimeError(f"{what}: the parties disagree on the new key")
@@ -92,7 +91,8 @@ async def check_successor_everywhere(parties: Parties, key: pb.DKGResult) -> Non
 
 
 async def retire_everywhere(parties: Parties, key_id: str) -> None:
-    """Retire a key wherever it is still held (a lost party is not among `parties`)."""
+    """RetireKey at every party in `parties` (a lost party is left out by the caller); a local
+    party that never held the key is skipped, a node that does not know it answers NOT_FOUND."""
     for party in parties.values():
         if isinstance(party, LocalNode):
             if key_id in party.keys:

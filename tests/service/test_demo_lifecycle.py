@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 
 import coincurve
+import grpc
 import nacl.signing
+import pytest
 
 from mpc.v1 import signer_pb2 as pb
 from signer.auth.envelope import HmacKeyRing
@@ -64,9 +66,11 @@ async def test_lifecycle_stops_at_a_signer_that_may_not_deal(start_node, connect
     def make(name: str) -> LocalNode:
         return LocalNode(ring, prime_source=sources[name], deal_without_policy=name == "backup")
 
-    try:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
         await run_lifecycle(pb.PROTOCOL_FROST_ED25519, signer, make)
-    except Exception as exc:  # the reason is what is checked
-        assert "--allow-reshare-without-policy" in str(exc), exc
-    else:
-        raise AssertionError("the recovery ran on a signer with no policy")
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "--allow-reshare-without-policy" in (refused.value.details() or "")
+    keys = (await signer.list_keys(protocol=pb.PROTOCOL_FROST_ED25519)).keys
+    active = [k for k in keys if k.state == pb.KEY_STATE_ACTIVE]
+    assert len(keys) == 2 and len(active) == 1, keys  # the made key (retired) and its refresh
+    assert active[0].predecessor_key_id and all(k.public_key == active[0].public_key for k in keys)
