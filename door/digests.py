@@ -65,6 +65,43 @@ def frost_digest(message: bytes, taproot_merkle_root: bytes = b"") -> bytes:
     return hashlib.sha256(message).digest()
 
 
+def _lp(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def _ids(ids: Sequence[str]) -> bytes:
+    return len(ids).to_bytes(4, "big") + b"".join(_lp(p.encode("utf-8")) for p in ids)
+
+
+def reshare_preimage(
+    source_party_ids: Sequence[str],
+    source_threshold: int,
+    source_signers: Sequence[str],
+    party_ids: Sequence[str],
+    threshold: int,
+    new_party_keys: Mapping[str, bytes],
+) -> bytes:
+    """What `reshare_digest` hashes, which the host sends a policy service as the request's message
+    (so that it can read what it approves and recompute the digest): the tag, then u32 source
+    threshold, the source parties, the dealers, u32 new threshold and the new parties (each list
+    u32 count and lp(id)s, lengths u32 big-endian), then u32 count and lp(id) || lp(key) of every
+    listed party's key, sorted by party id: whoever picks those keys receives those parties'
+    sub-shares."""
+    keys = b"".join(_lp(p.encode("utf-8")) + _lp(bytes(k)) for p, k in sorted(new_party_keys.items()))
+    return b"".join(
+        (
+            RESHARE_APPROVAL_TAG,
+            source_threshold.to_bytes(4, "big"),
+            _ids(source_party_ids),
+            _ids(source_signers),
+            threshold.to_bytes(4, "big"),
+            _ids(party_ids),
+            len(new_party_keys).to_bytes(4, "big"),
+            keys,
+        )
+    )
+
+
 def reshare_digest(
     source_party_ids: Sequence[str],
     source_threshold: int,
@@ -73,37 +110,33 @@ def reshare_digest(
     threshold: int,
     new_party_keys: Mapping[str, bytes],
 ) -> bytes:
-    """What a reshare approval covers: SHA-256 over the tag, then u32 source threshold, the source
-    parties, the dealers, u32 new threshold and the new parties (each list u32 count and lp(id)s,
-    lengths u32 big-endian), then u32 count and lp(id) || lp(key) of every listed party's key,
-    sorted by party id: whoever picks those keys receives those parties' sub-shares."""
-    h = hashlib.sha256(RESHARE_APPROVAL_TAG)
-    for t, ids in ((source_threshold, source_party_ids), (None, source_signers), (threshold, party_ids)):
-        if t is not None:
-            h.update(t.to_bytes(4, "big"))
-        h.update(len(ids).to_bytes(4, "big"))
-        for p in ids:
-            b = p.encode("utf-8")
-            h.update(len(b).to_bytes(4, "big") + b)
-    h.update(len(new_party_keys).to_bytes(4, "big"))
-    for p, key in sorted(new_party_keys.items()):
-        b = p.encode("utf-8")
-        h.update(len(b).to_bytes(4, "big") + b + len(key).to_bytes(4, "big") + bytes(key))
-    return h.digest()
+    """What a reshare approval covers: SHA-256 of `reshare_preimage`."""
+    preimage = reshare_preimage(
+        source_party_ids, source_threshold, source_signers, party_ids, threshold, new_party_keys
+    )
+    return hashlib.sha256(preimage).digest()
 
 
-def _lp(data: bytes) -> bytes:
-    return len(data).to_bytes(4, "big") + data
+def repair_preimage(
+    party_ids: Sequence[str], threshold: int, helpers: Sequence[str], repair_party_id: str, party_key: bytes
+) -> bytes:
+    """What `repair_digest` hashes, sent to a policy service as the request's message: the tag,
+    then u32 threshold, the key's parties, the helpers (each list u32 count and lp(id)s),
+    lp(repaired party id) and lp(its listed P-256 key, SEC1 uncompressed), lengths u32 big-endian."""
+    return b"".join(
+        (
+            REPAIR_APPROVAL_TAG,
+            threshold.to_bytes(4, "big"),
+            _ids(party_ids),
+            _ids(helpers),
+            _lp(repair_party_id.encode("utf-8")),
+            _lp(bytes(party_key)),
+        )
+    )
 
 
 def repair_digest(
     party_ids: Sequence[str], threshold: int, helpers: Sequence[str], repair_party_id: str, party_key: bytes
 ) -> bytes:
-    """What a repair approval covers: SHA-256 over the tag, then u32 threshold, the key's parties,
-    the helpers (each list u32 count and lp(id)s), lp(repaired party id) and lp(its listed P-256
-    key, SEC1 uncompressed), lengths u32 big-endian."""
-    h = hashlib.sha256(REPAIR_APPROVAL_TAG + threshold.to_bytes(4, "big"))
-    for ids in (party_ids, helpers):
-        h.update(len(ids).to_bytes(4, "big") + b"".join(_lp(p.encode("utf-8")) for p in ids))
-    h.update(_lp(repair_party_id.encode("utf-8")) + _lp(party_key))
-    return h.digest()
+    """What a repair approval covers: SHA-256 of `repair_preimage`."""
+    return hashlib.sha256(repair_preimage(party_ids, threshold, helpers, repair_party_id, party_key)).digest()

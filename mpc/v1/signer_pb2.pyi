@@ -365,6 +365,66 @@ class GetReshareStatusResponse(_message.Message):
     failure: SessionFailure
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
+class StartRepairRequest(_message.Message):
+    __slots__ = ("session_id", "protocol", "key_id", "party_ids", "self_party_id", "threshold", "messages", "helpers", "repair_party_id", "public_key", "chain_code", "repair_party_key")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTY_IDS_FIELD_NUMBER: _ClassVar[int]
+    SELF_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    HELPERS_FIELD_NUMBER: _ClassVar[int]
+    REPAIR_PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_CODE_FIELD_NUMBER: _ClassVar[int]
+    REPAIR_PARTY_KEY_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    protocol: Protocol
+    key_id: str
+    party_ids: _containers.RepeatedScalarFieldContainer[str]
+    self_party_id: str
+    threshold: int
+    messages: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    helpers: _containers.RepeatedScalarFieldContainer[str]
+    repair_party_id: str
+    public_key: bytes
+    chain_code: bytes
+    repair_party_key: bytes
+    def __init__(self, session_id: _Optional[str] = ..., protocol: _Optional[_Union[Protocol, str]] = ..., key_id: _Optional[str] = ..., party_ids: _Optional[_Iterable[str]] = ..., self_party_id: _Optional[str] = ..., threshold: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., helpers: _Optional[_Iterable[str]] = ..., repair_party_id: _Optional[str] = ..., public_key: _Optional[bytes] = ..., chain_code: _Optional[bytes] = ..., repair_party_key: _Optional[bytes] = ...) -> None: ...
+
+class StartRepairResponse(_message.Message):
+    __slots__ = ("session_id", "state", "outgoing", "result", "failure")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OUTGOING_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    outgoing: _containers.RepeatedCompositeFieldContainer[ProtocolMessage]
+    result: DKGResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
+
+class GetRepairStatusRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetRepairStatusResponse(_message.Message):
+    __slots__ = ("session_id", "state", "result", "failure")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: SessionState
+    result: DKGResult
+    failure: SessionFailure
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., result: _Optional[_Union[DKGResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
+
 class StartSignRequest(_message.Message):
     __slots__ = ("session_id", "protocol", "key_id", "message", "derivation_path", "taproot_merkle_root", "party_ids", "self_party_id", "presignature_id", "signature_encoding", "messages", "result_recipient_key", "message_hash")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -500,7 +560,7 @@ class SubmitProtocolMessageResponse(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., state: _Optional[_Union[SessionState, str]] = ..., outgoing: _Optional[_Iterable[_Union[ProtocolMessage, _Mapping]]] = ..., result: _Optional[_Union[SessionResult, _Mapping]] = ..., failure: _Optional[_Union[SessionFailure, _Mapping]] = ...) -> None: ...
 
 class ExchangeRequest(_message.Message):
-    __slots__ = ("call_id", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message", "start_refresh", "get_refresh_status", "start_reshare", "get_reshare_status", "get_key", "list_keys", "retire_key")
+    __slots__ = ("call_id", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message", "start_refresh", "get_refresh_status", "start_reshare", "get_reshare_status", "start_repair", "get_repair_status", "get_key", "list_keys", "retire_key")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     START_DKG_FIELD_NUMBER: _ClassVar[int]
     GET_DKG_STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -513,6 +573,8 @@ class ExchangeRequest(_message.Message):
     GET_REFRESH_STATUS_FIELD_NUMBER: _ClassVar[int]
     START_RESHARE_FIELD_NUMBER: _ClassVar[int]
     GET_RESHARE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_REPAIR_FIELD_NUMBER: _ClassVar[int]
+    GET_REPAIR_STATUS_FIELD_NUMBER: _ClassVar[int]
     GET_KEY_FIELD_NUMBER: _ClassVar[int]
     LIST_KEYS_FIELD_NUMBER: _ClassVar[int]
     RETIRE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -528,13 +590,15 @@ class ExchangeRequest(_message.Message):
     get_refresh_status: GetRefreshStatusRequest
     start_reshare: StartReshareRequest
     get_reshare_status: GetReshareStatusRequest
+    start_repair: StartRepairRequest
+    get_repair_status: GetRepairStatusRequest
     get_key: GetKeyRequest
     list_keys: ListKeysRequest
     retire_key: RetireKeyRequest
-    def __init__(self, call_id: _Optional[int] = ..., start_dkg: _Optional[_Union[StartDKGRequest, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusRequest, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignRequest, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusRequest, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignRequest, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusRequest, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageRequest, _Mapping]] = ..., start_refresh: _Optional[_Union[StartRefreshRequest, _Mapping]] = ..., get_refresh_status: _Optional[_Union[GetRefreshStatusRequest, _Mapping]] = ..., start_reshare: _Optional[_Union[StartReshareRequest, _Mapping]] = ..., get_reshare_status: _Optional[_Union[GetReshareStatusRequest, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyRequest, _Mapping]] = ..., list_keys: _Optional[_Union[ListKeysRequest, _Mapping]] = ..., retire_key: _Optional[_Union[RetireKeyRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, call_id: _Optional[int] = ..., start_dkg: _Optional[_Union[StartDKGRequest, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusRequest, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignRequest, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusRequest, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignRequest, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusRequest, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageRequest, _Mapping]] = ..., start_refresh: _Optional[_Union[StartRefreshRequest, _Mapping]] = ..., get_refresh_status: _Optional[_Union[GetRefreshStatusRequest, _Mapping]] = ..., start_reshare: _Optional[_Union[StartReshareRequest, _Mapping]] = ..., get_reshare_status: _Optional[_Union[GetReshareStatusRequest, _Mapping]] = ..., start_repair: _Optional[_Union[StartRepairRequest, _Mapping]] = ..., get_repair_status: _Optional[_Union[GetRepairStatusRequest, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyRequest, _Mapping]] = ..., list_keys: _Optional[_Union[ListKeysRequest, _Mapping]] = ..., retire_key: _Optional[_Union[RetireKeyRequest, _Mapping]] = ...) -> None: ...
 
 class ExchangeResponse(_message.Message):
-    __slots__ = ("call_id", "code", "message", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message", "start_refresh", "get_refresh_status", "start_reshare", "get_reshare_status", "get_key", "list_keys", "retire_key")
+    __slots__ = ("call_id", "code", "message", "start_dkg", "get_dkg_status", "start_sign", "get_sign_status", "start_presign", "get_presign_status", "submit_protocol_message", "start_refresh", "get_refresh_status", "start_reshare", "get_reshare_status", "start_repair", "get_repair_status", "get_key", "list_keys", "retire_key")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -549,6 +613,8 @@ class ExchangeResponse(_message.Message):
     GET_REFRESH_STATUS_FIELD_NUMBER: _ClassVar[int]
     START_RESHARE_FIELD_NUMBER: _ClassVar[int]
     GET_RESHARE_STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_REPAIR_FIELD_NUMBER: _ClassVar[int]
+    GET_REPAIR_STATUS_FIELD_NUMBER: _ClassVar[int]
     GET_KEY_FIELD_NUMBER: _ClassVar[int]
     LIST_KEYS_FIELD_NUMBER: _ClassVar[int]
     RETIRE_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -566,10 +632,12 @@ class ExchangeResponse(_message.Message):
     get_refresh_status: GetRefreshStatusResponse
     start_reshare: StartReshareResponse
     get_reshare_status: GetReshareStatusResponse
+    start_repair: StartRepairResponse
+    get_repair_status: GetRepairStatusResponse
     get_key: GetKeyResponse
     list_keys: ListKeysResponse
     retire_key: RetireKeyResponse
-    def __init__(self, call_id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., start_dkg: _Optional[_Union[StartDKGResponse, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusResponse, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignResponse, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusResponse, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignResponse, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusResponse, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageResponse, _Mapping]] = ..., start_refresh: _Optional[_Union[StartRefreshResponse, _Mapping]] = ..., get_refresh_status: _Optional[_Union[GetRefreshStatusResponse, _Mapping]] = ..., start_reshare: _Optional[_Union[StartReshareResponse, _Mapping]] = ..., get_reshare_status: _Optional[_Union[GetReshareStatusResponse, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyResponse, _Mapping]] = ..., list_keys: _Optional[_Union[ListKeysResponse, _Mapping]] = ..., retire_key: _Optional[_Union[RetireKeyResponse, _Mapping]] = ...) -> None: ...
+    def __init__(self, call_id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., start_dkg: _Optional[_Union[StartDKGResponse, _Mapping]] = ..., get_dkg_status: _Optional[_Union[GetDKGStatusResponse, _Mapping]] = ..., start_sign: _Optional[_Union[StartSignResponse, _Mapping]] = ..., get_sign_status: _Optional[_Union[GetSignStatusResponse, _Mapping]] = ..., start_presign: _Optional[_Union[StartPresignResponse, _Mapping]] = ..., get_presign_status: _Optional[_Union[GetPresignStatusResponse, _Mapping]] = ..., submit_protocol_message: _Optional[_Union[SubmitProtocolMessageResponse, _Mapping]] = ..., start_refresh: _Optional[_Union[StartRefreshResponse, _Mapping]] = ..., get_refresh_status: _Optional[_Union[GetRefreshStatusResponse, _Mapping]] = ..., start_reshare: _Optional[_Union[StartReshareResponse, _Mapping]] = ..., get_reshare_status: _Optional[_Union[GetReshareStatusResponse, _Mapping]] = ..., start_repair: _Optional[_Union[StartRepairResponse, _Mapping]] = ..., get_repair_status: _Optional[_Union[GetRepairStatusResponse, _Mapping]] = ..., get_key: _Optional[_Union[GetKeyResponse, _Mapping]] = ..., list_keys: _Optional[_Union[ListKeysResponse, _Mapping]] = ..., retire_key: _Optional[_Union[RetireKeyResponse, _Mapping]] = ...) -> None: ...
 
 class ValidateKeyRequest(_message.Message):
     __slots__ = ("key_id", "self_party_id")

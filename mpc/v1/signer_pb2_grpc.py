@@ -89,6 +89,16 @@ class SignerServiceStub:
                 request_serializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusRequest.SerializeToString,
                 response_deserializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusResponse.FromString,
                 _registered_method=True)
+        self.StartRepair = channel.unary_unary(
+                '/mpc.v1.SignerService/StartRepair',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.StartRepairRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.StartRepairResponse.FromString,
+                _registered_method=True)
+        self.GetRepairStatus = channel.unary_unary(
+                '/mpc.v1.SignerService/GetRepairStatus',
+                request_serializer=mpc_dot_v1_dot_signer__pb2.GetRepairStatusRequest.SerializeToString,
+                response_deserializer=mpc_dot_v1_dot_signer__pb2.GetRepairStatusResponse.FromString,
+                _registered_method=True)
         self.SubmitProtocolMessage = channel.unary_unary(
                 '/mpc.v1.SignerService/SubmitProtocolMessage',
                 request_serializer=mpc_dot_v1_dot_signer__pb2.SubmitProtocolMessageRequest.SerializeToString,
@@ -219,6 +229,26 @@ class SignerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartRepair(self, request, context):
+        """Starts a FROST share repair (README "Repair (FROST)"): helpers, at least the key's threshold of
+        its parties, let repair_party_id rebuild the share it lost under its same identifier, for the
+        SAME key id, without anyone learning it (ZF frost's repairable threshold scheme). A helper
+        brings its sealed share and keeps it; the repaired party's node must hold no record of the key
+        (a node that lost its store, or a replacement node under the same party id) and seals and
+        durably stores the rebuilt share as an ACTIVE record of the key before it reports DONE. GG20
+        keys are refused (recover a GG20 share by a reshare).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRepairStatus(self, request, context):
+        """State and result of a repair session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SubmitProtocolMessage(self, request, context):
         """Delivers messages from other parties to a running session of any kind; returns this node's
         resulting outgoing messages.
@@ -229,7 +259,7 @@ class SignerServiceServicer:
 
     def Exchange(self, request_iterator, context):
         """The session methods above (all but Ping), StartRefresh, GetRefreshStatus, StartReshare,
-        GetReshareStatus, and GetKey, ListKeys and RetireKey, over one
+        GetReshareStatus, StartRepair, GetRepairStatus, and GetKey, ListKeys and RetireKey, over one
         long-lived bidirectional stream, for a relay that makes many calls: each call is one message
         each way on an open stream instead of a whole RPC, which is cheaper for both sides. Every call has the unary method's semantics,
         checks and status codes, and is counted, logged and audited as that method.
@@ -347,6 +377,16 @@ def add_SignerServiceServicer_to_server(servicer, server):
                     servicer.GetReshareStatus,
                     request_deserializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusRequest.FromString,
                     response_serializer=mpc_dot_v1_dot_signer__pb2.GetReshareStatusResponse.SerializeToString,
+            ),
+            'StartRepair': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRepair,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.StartRepairRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.StartRepairResponse.SerializeToString,
+            ),
+            'GetRepairStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRepairStatus,
+                    request_deserializer=mpc_dot_v1_dot_signer__pb2.GetRepairStatusRequest.FromString,
+                    response_serializer=mpc_dot_v1_dot_signer__pb2.GetRepairStatusResponse.SerializeToString,
             ),
             'SubmitProtocolMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitProtocolMessage,
@@ -676,6 +716,60 @@ class SignerService:
             '/mpc.v1.SignerService/GetReshareStatus',
             mpc_dot_v1_dot_signer__pb2.GetReshareStatusRequest.SerializeToString,
             mpc_dot_v1_dot_signer__pb2.GetReshareStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRepair(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/StartRepair',
+            mpc_dot_v1_dot_signer__pb2.StartRepairRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.StartRepairResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRepairStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.v1.SignerService/GetRepairStatus',
+            mpc_dot_v1_dot_signer__pb2.GetRepairStatusRequest.SerializeToString,
+            mpc_dot_v1_dot_signer__pb2.GetRepairStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,8 @@ METHODS: dict[str, str] = {
     "get_refresh_status": "GetRefreshStatus",
     "start_reshare": "StartReshare",
     "get_reshare_status": "GetReshareStatus",
+    "start_repair": "StartRepair",
+    "get_repair_status": "GetRepairStatus",
     "get_key": "GetKey",
     "list_keys": "ListKeys",
     "retire_key": "RetireKey",

@@ -1,7 +1,10 @@
 """What the API adds around sessions that needs the store: key lookup and signer-set checks before
-a signing, presigning, refresh or reshare session starts, durable presignature consumption, durable
-storage of a key generation's, a refresh's or a reshare's sealed share and of presignatures before
-a session reports DONE, and one audit record per finished operation.
+a signing, presigning, refresh, reshare or repair session starts, durable presignature consumption,
+durable storage of a key generation's, a refresh's, a reshare's or a repair's sealed share and of
+presignatures before a session reports DONE, and one audit record per finished operation.
+
+A repair's repaired party stores its rebuilt share under the key's own id, in a store that held
+no record of the key (signer.api.repair); a helper stores nothing.
 
 A dealer that leaves the key in a reshare finishes DONE with no share: it records nothing of the
 successor (no key record: GetKey of the successor is NOT_FOUND there, as on any node that is not
@@ -30,6 +33,7 @@ from door.protocols import PROTOCOL_NAMES
 from mpc.v1 import enclave_pb2 as epb
 from mpc.v1 import signer_pb2 as pb
 from signer.api.parties import check_distinct_numbers, party_number, party_numbers
+from signer.api.repair import check_helper, check_repaired
 from signer.api.reshare import check_without_record, fill_from_record
 from signer.auth.interceptor import current_caller
 from signer.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
@@ -61,6 +65,7 @@ AUDIT_OPERATIONS: dict[int, str] = {
     epb.SESSION_KIND_PRESIGN: "presign",
     epb.SESSION_KIND_REFRESH: "refresh",
     epb.SESSION_KIND_RESHARE: "reshare",
+    epb.SESSION_KIND_REPAIR: "repair",
 }
 
 
@@ -294,16 +299,54 @@ class Operations:
         refuse_retired(key)
         fill_from_record(start, key)
         if start.self_party_id in start.source_signers:
+            if self._approve is not None:
+                # A dealer hands the new parties its share's worth: with a policy configured, the
+                # policy service decides (the enclave refuses to deal without its approval).
+                await self._approve(start)
             start.sealed_blobs.append(
                 epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
             )
 
+    async def prepare_repair(self, session: HostSession) -> None:
+        """A FROST repair's key as this node records it (signer.api.repair): a helper's record
+        checks the start and its sealed share goes in; the repaired party's node must hold no
+        record. Nothing reaches the enclave before this."""
+        start = session.start
+        if start.key_id in self.retiring:
+            raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+        check_distinct_numbers(start.party_ids)
+        try:
+            key: KeyRecord | None = await self.key_record(start.key_id)
+        except NotFound:
+            key = None
+        if start.self_party_id == start.repair_party_id:
+            check_repaired(start, key)
+            return
+        if key is None:
+            raise NotFound(
+                f"key {start.key_id} is not known on this node, which is one of helpers (a helper needs its share)"
+            )
+        if start.key_id in self.retiring:  # began while the store was read
+            raise FailedPrecondition(f"key {start.key_id} is being retired on this node")
+        refuse_retired(key)
+        check_helper(start, key)
+        if self._approve is not None:
+            # The repaired share goes to whoever holds repair_party_key: the policy decides who.
+            await self._approve(start)
+        start.sealed_blobs.append(
+            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+        )
+
     async def persist(self, session: HostSession, result: epb.SessionResult) -> None:
         start = session.start
         store = self.store()
-        if session.kind in convert.KEY_MAKING_KINDS:
+        if session.kind in convert.KEY_RESULT_KINDS:
             predecessor = ""
-            if session.kind != epb.SESSION_KIND_DKG:
+            if session.kind == epb.SESSION_KIND_REPAIR:
+                # The rebuilt share is of the key this node asked about, and only its party gets one.
+                if result.key_id != start.key_id or start.self_party_id != start.repair_party_id:
+                    raise ValueError("the enclave's repair result is for another key or party")
+            elif session.kind != epb.SESSION_KIND_DKG:
                 # The enclave names the source it refreshed or reshared; it must be the key this
                 # node asked for, and the new key a new id.
                 if result.predecessor_key_id != start.key_id or result.key_id == start.key_id:
@@ -357,6 +400,14 @@ class Operations:
                 # A dealer that leaves the set records nothing of the successor; its source key
                 # stays ACTIVE until the relay retires it.
                 reason += " (this node leaves the key: no share stored)"
+        if session.kind == epb.SESSION_KIND_REPAIR:
+            r = session.start.repair_party_id
+            if not ok:
+                reason = f"repair of {r}: {reason}"
+            elif session.start.self_party_id == r:
+                reason = "share rebuilt and stored"
+            else:
+                reason = f"helped rebuild the share of {r}"
         if session.culprits:
             reason = f"{reason} (culprits: {', '.join(session.culprits)})"
         await self._audit.append(

@@ -100,6 +100,7 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
             "presign": self._operations.prepare_presign,
             "refresh": self._operations.prepare_refresh,
             "reshare": self._operations.prepare_reshare,
+            "repair": self._operations.prepare_repair,
         }
         return hooks[kind]
 
@@ -196,6 +197,21 @@ class SignerServicer(signer_pb2_grpc.SignerServiceServicer):
     ) -> pb.GetReshareStatusResponse:
         kind = epb.SESSION_KIND_RESHARE
         return await self._session_status(request.session_id, kind, pb.GetReshareStatusResponse, "dkg")
+
+    async def StartRepair(
+        self, request: pb.StartRepairRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StartRepairResponse:
+        start = convert.repair_start(request)
+        session, outgoing = await self._start(
+            start, convert.fingerprint(request), request.messages, prepare=self._prepare("repair")
+        )
+        return self._start_response(pb.StartRepairResponse, session, outgoing, "dkg")
+
+    async def GetRepairStatus(
+        self, request: pb.GetRepairStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetRepairStatusResponse:
+        kind = epb.SESSION_KIND_REPAIR
+        return await self._session_status(request.session_id, kind, pb.GetRepairStatusResponse, "dkg")
 
     def _start_response(
         self,

@@ -228,9 +228,15 @@ class SignerClient:
         self.check_incoming(response.outgoing)
         return response  # type: ignore[no-any-return]
 
+    async def start_repair(self, request: pb.StartRepairRequest) -> pb.StartRepairResponse:
+        response = await self._session_call("start_repair", self._stub.StartRepair, request)
+        self.check_incoming(response.outgoing)
+        return response  # type: ignore[no-any-return]
+
     async def identity_key(self) -> bytes:
         """This node's enclave identity key (PingResponse.enclave_public_key), which a reshare
-        names in new_party_keys for it as a party new to the key. In attestation mode "nitro",
+        names in new_party_keys for it as a party new to the key, and a repair as
+        repair_party_key for it as the repaired party. In attestation mode "nitro",
         check it with `signer.client.attestation` before trusting it; mode "none" vouches for
         nothing."""
         response = await self.ping()
@@ -266,6 +272,10 @@ class SignerClient:
         request = pb.GetReshareStatusRequest(session_id=session_id)
         return await self._session_call("get_reshare_status", self._stub.GetReshareStatus, request)  # type: ignore[no-any-return]
 
+    async def repair_status(self, session_id: str) -> pb.GetRepairStatusResponse:
+        request = pb.GetRepairStatusRequest(session_id=session_id)
+        return await self._session_call("get_repair_status", self._stub.GetRepairStatus, request)  # type: ignore[no-any-return]
+
     async def sign_status(self, session_id: str) -> pb.GetSignStatusResponse:
         request = pb.GetSignStatusRequest(session_id=session_id)
         return await self._session_call("get_sign_status", self._stub.GetSignStatus, request)  # type: ignore[no-any-return]
@@ -296,6 +306,8 @@ class RemoteParty:
             response = await self.client.start_refresh(spec.refresh_request(me, initial))
         elif spec.kind == "reshare":
             response = await self.client.start_reshare(spec.reshare_request(me, initial))
+        elif spec.kind == "repair":
+            response = await self.client.start_repair(spec.repair_request(me, initial))
         elif spec.kind == "sign":
             response = await self.client.start_sign(spec.sign_request(me, initial))
         else:
@@ -332,6 +344,9 @@ class RemoteParty:
         elif self._spec.kind == "reshare":
             t = await self.client.reshare_status(sid)
             d, result = t, (pb.SessionResult(dkg=t.result) if t.HasField("result") else None)  # type: ignore[assignment]
+        elif self._spec.kind == "repair":
+            u = await self.client.repair_status(sid)
+            d, result = u, (pb.SessionResult(dkg=u.result) if u.HasField("result") else None)  # type: ignore[assignment]
         elif self._spec.kind == "sign":
             s = await self.client.sign_status(sid)
             d, result = s, (pb.SessionResult(sign=s.result) if s.HasField("result") else None)  # type: ignore[assignment]

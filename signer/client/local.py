@@ -190,6 +190,8 @@ class LocalParty:
             return convert.dkg_start(spec.dkg_request(me))
         if spec.kind == "reshare":
             return self._reshare_start(spec)
+        if spec.kind == "repair":
+            return self._repair_start(spec)
         key = self.node.keys.get(spec.key_id)
         if key is None:
             raise NotFound(f"key {spec.key_id} is not held by this local party")
@@ -242,6 +244,28 @@ class LocalParty:
             )
         return start
 
+    def _repair_start(self, spec: SessionSpec) -> epb.SessionStart:
+        """A helper brings its share of the key, which the spec must describe as it is; the
+        repaired party must hold nothing of it here (as on a node: signer.api.repair)."""
+        start = convert.repair_start(spec.repair_request(self.party_id))
+        key = self.node.keys.get(spec.key_id)
+        if self.party_id == start.repair_party_id:
+            if key is not None:
+                raise FailedPrecondition(
+                    f"local party: it holds a share of key {spec.key_id}; a repair rebuilds a lost one"
+                )
+            if not start.source_public_key:
+                raise InvalidArgument("local party: the repaired party needs the key's public_key")
+            return start
+        if key is None:
+            raise NotFound(f"key {spec.key_id} is not held by this local party, which is one of helpers")
+        if tuple(start.party_ids) != key.party_ids or start.threshold != key.threshold:
+            raise InvalidArgument("local party: party_ids and threshold must be the key's (party_ids in its order)")
+        start.sealed_blobs.append(
+            epb.SealedBlob(kind=epb.SEALED_BLOB_KIND_KEY_SHARE, id=key.key_id, data=key.sealed_share)
+        )
+        return start
+
     def _apply(self, update: epb.SessionUpdate) -> list[pb.ProtocolMessage]:
         start = self._start
         assert start is not None
@@ -273,8 +297,9 @@ class LocalParty:
         start = self._start
         assert start is not None
         protocol = convert.PUBLIC_PROTOCOLS[start.protocol]
-        if start.kind in convert.KEY_MAKING_KINDS:
-            if not r.HasField("sealed_share"):  # a dealer leaving the key in a reshare: nothing to keep
+        if start.kind in convert.KEY_RESULT_KINDS:
+            # A dealer leaving the key in a reshare, a repair's helper: nothing to keep.
+            if not r.HasField("sealed_share"):
                 return pb.SessionResult(dkg=convert.dkg_result(r, start))
             self.node.keys[r.key_id] = LocalKey(
                 key_id=r.key_id,

@@ -47,7 +47,8 @@ class Node(Protocol):
     def party(self, party_id: str) -> Party: ...
 
     async def identity_key(self) -> bytes:
-        """The P-256 key that signs this node's round-one message as a party new to a key (reshare)."""
+        """The P-256 key that signs this node's round-one message as a party new to a key (reshare)
+        or as a repaired party."""
         ...
 
 
@@ -73,11 +74,11 @@ class Relay:
     async def run(self, spec: SessionSpec, timeout: float = 60.0) -> dict[str, Outcome]:
         """Relay `spec` among its parties until every one has finished; per-party outcomes. For a
         reshare without new_party_keys, the relay asks each new party's node for its identity key
-        first (`Node.identity_key`)."""
+        first (`Node.identity_key`); for a repair, the repaired party's node."""
         missing = set(spec.session_parties) - set(self.nodes)
         if missing:
             raise ValueError(f"no node for parties {sorted(missing)}")
-        if spec.kind == "reshare" and not spec.new_party_keys:
+        if spec.kind in ("reshare", "repair") and not spec.new_party_keys:
             spec = dataclasses.replace(spec, new_party_keys=await self.new_party_keys(spec))
         parties = [self.nodes[p].party(p) for p in spec.session_parties]
         by_id = {p.party_id: p for p in parties}
@@ -116,10 +117,14 @@ class Relay:
         return {p.party_id: p.outcome for p in parties}
 
     async def new_party_keys(self, spec: SessionSpec) -> dict[str, bytes]:
-        """The identity key of every new party of a reshare that deals nothing, from its node.
-        Whoever runs the relay decides who a new party is: without a signing policy, nothing else
-        vouches that a key belongs to the party it is listed for (README "Reshare (recovery)")."""
-        new = [p for p in spec.party_ids if p not in spec.source_signers]
+        """The identity key of every new party of a reshare that deals nothing (of the repaired
+        party of a repair), from its node. Whoever runs the relay decides who a new party is:
+        without a signing policy, nothing else vouches that a key belongs to the party it is
+        listed for (README "Reshare (recovery)")."""
+        if spec.kind == "repair":
+            new = [spec.repair_party_id]
+        else:
+            new = [p for p in spec.party_ids if p not in spec.source_signers]
         keys = await _all([self.nodes[p].identity_key() for p in new])
         return dict(zip(new, keys, strict=True))
 

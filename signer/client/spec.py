@@ -8,9 +8,16 @@ from typing import Literal
 
 from mpc.v1 import signer_pb2 as pb
 
-Kind = Literal["dkg", "sign", "presign", "refresh", "reshare"]
-# The SessionResult field each kind's result comes in (a refresh or reshare answers with a DKGResult).
-RESULT_FIELDS: dict[str, str] = {"dkg": "dkg", "sign": "sign", "presign": "presign", "refresh": "dkg", "reshare": "dkg"}
+Kind = Literal["dkg", "sign", "presign", "refresh", "reshare", "repair"]
+# The SessionResult field each kind's result comes in (a refresh, reshare or repair answers with a DKGResult).
+RESULT_FIELDS: dict[str, str] = {
+    "dkg": "dkg",
+    "sign": "sign",
+    "presign": "presign",
+    "refresh": "dkg",
+    "reshare": "dkg",
+    "repair": "dkg",
+}
 
 
 @dataclass(frozen=True)
@@ -38,12 +45,19 @@ class SessionSpec:
     source_threshold: int = 0
     source_public_key: bytes = b""
     source_chain_code: bytes = b""
-    # reshare: each new party that deals nothing -> its identity key; empty: the relay gathers them
+    # reshare: each new party that deals nothing -> its identity key; empty: the relay gathers them.
+    # repair: the repaired party -> its identity key (repair_party_key), likewise.
     new_party_keys: Mapping[str, bytes] = field(default_factory=dict)
+    # repair: party_ids and threshold are the key's, source_signers the helpers, source_public_key
+    # and source_chain_code the key's (`repair_spec` fills them from the key).
+    repair_party_id: str = ""
 
     @property
     def session_parties(self) -> tuple[str, ...]:
-        """Every party of the session: party_ids, and for a reshare the dealers leaving the key."""
+        """Every party of the session: party_ids, for a reshare also the dealers leaving the key,
+        and for a repair only the helpers and the repaired party."""
+        if self.kind == "repair":
+            return (*self.source_signers, self.repair_party_id)
         if self.kind != "reshare":
             return self.party_ids
         return self.party_ids + tuple(d for d in self.source_signers if d not in self.party_ids)
@@ -88,6 +102,22 @@ class SessionSpec:
             source_public_key=self.source_public_key,
             source_chain_code=self.source_chain_code,
             new_party_keys=dict(self.new_party_keys),
+        )
+
+    def repair_request(self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()) -> pb.StartRepairRequest:
+        return pb.StartRepairRequest(
+            session_id=self.session_id,
+            protocol=self.protocol,
+            key_id=self.key_id,
+            party_ids=self.party_ids,
+            self_party_id=self_party_id,
+            threshold=self.threshold,
+            messages=messages,
+            helpers=self.source_signers,
+            repair_party_id=self.repair_party_id,
+            public_key=self.source_public_key,
+            chain_code=self.source_chain_code,
+            repair_party_key=self.new_party_keys.get(self.repair_party_id, b""),
         )
 
     def sign_request(self, self_party_id: str, messages: Sequence[pb.ProtocolMessage] = ()) -> pb.StartSignRequest:
@@ -142,6 +172,26 @@ def reshare_spec(
         source_threshold=source.threshold,
         source_public_key=source.public_key,
         source_chain_code=source.chain_code,
+    )
+
+
+def repair_spec(
+    session_id: str, key: pb.DKGResult | pb.KeyInfo, helpers: Sequence[str], repair_party_id: str
+) -> SessionSpec:
+    """A FROST repair of `repair_party_id`'s share of `key` (a DKGResult or a KeyInfo from GetKey),
+    helped by `helpers` (at least the key's threshold of its other parties). The relay gathers the
+    repaired party's identity key from its node."""
+    return SessionSpec(
+        "repair",
+        session_id,
+        key.protocol,
+        tuple(key.party_ids),
+        threshold=key.threshold,
+        key_id=key.key_id,
+        source_signers=tuple(helpers),
+        source_public_key=key.public_key,
+        source_chain_code=key.chain_code,
+        repair_party_id=repair_party_id,
     )
 
 

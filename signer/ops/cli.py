@@ -296,7 +296,7 @@ def cmd_enclave_ping(args: argparse.Namespace) -> int:
 def add_subcommands(sub: Any, with_config: Any) -> None:
     p = with_config(sub.add_parser("audit", help="print audit records from the configured store as JSON lines"))
     p.add_argument("--key-id", help="only records of this key (64 hex characters)")
-    operations = ("dkg", "sign", "presign", "refresh", "reshare", "import", "export", "retire")
+    operations = ("dkg", "sign", "presign", "refresh", "reshare", "repair", "import", "export", "retire")
     p.add_argument("--operation", choices=operations)
     p.add_argument("--since", type=_since, help="only records at or after this ISO 8601 time (UTC if no zone)")
     p.add_argument("--limit", type=int, default=100, help="at most this many records, newest first (1..10000)")

@@ -1,4 +1,5 @@
-"""The signing-policy step of a SIGN session on the host: fetch an approval, hand it to the enclave.
+"""The signing-policy step of a SIGN session on the host (and of a reshare's dealer or a repair's
+helper, which give a share's worth away): fetch an approval, hand it to the enclave.
 
 Runs in the session's prepare hook (signer/api/operations.py), after the key lookup and before
 any presignature is consumed or the enclave sees the start. The host only relays: the enclave
@@ -18,9 +19,18 @@ DEADLINE_EXCEEDED, anything else UNAVAILABLE, each with the policy client's mess
 
 from __future__ import annotations
 
-from typing import Final
+import hashlib
+from typing import Any, Final
 
-from door.digests import FROST_APPROVAL_HASH, RESHARE_APPROVAL_HASH, frost_digest, message_digest, reshare_digest
+from door.digests import (
+    FROST_APPROVAL_HASH,
+    REPAIR_APPROVAL_HASH,
+    RESHARE_APPROVAL_HASH,
+    frost_digest,
+    message_digest,
+    repair_preimage,
+    reshare_preimage,
+)
 from mpc.v1 import enclave_pb2 as epb
 from signer.errors import DeadlineExceeded, PermissionDenied, Unavailable
 from signer.policy.client import (
@@ -52,17 +62,13 @@ def signed_digest(start: epb.SessionStart) -> tuple[str, bytes]:
     audit records. GG20: the digest the enclave will sign; FROST: SHA-256 of the message (whose
     message may be long), SHA-256(tag || merkle root || message) for a Taproot signature under a
     script tree's merkle root. A RESHARE start (a dealer's): "reshare" and `reshare_digest` of its
-    party sets, thresholds and new_party_keys, as the enclave makes it."""
-    if start.kind == epb.SESSION_KIND_RESHARE:
-        digest = reshare_digest(
-            start.source_party_ids,
-            start.source_threshold,
-            start.source_signers,
-            start.party_ids,
-            start.threshold,
-            start.new_party_keys,
-        )
-        return RESHARE_APPROVAL_HASH, digest
+    party sets, thresholds and new_party_keys, as the enclave makes it. A REPAIR start (a
+    helper's): "repair" and `repair_digest` of the key's parties and threshold, the helpers, the
+    repaired party and the key listed for it."""
+    if start.kind in (epb.SESSION_KIND_REPAIR, epb.SESSION_KIND_RESHARE):
+        # door.digests' repair_digest / reshare_digest: SHA-256 of these bytes, as the enclave makes it.
+        name, preimage = _share_preimage(start)
+        return name, hashlib.sha256(preimage).digest()
     message = bytes(start.message)
     if start.protocol != epb.PROTOCOL_GG20_SECP256K1:
         return FROST_APPROVAL_HASH, frost_digest(message, start.taproot_merkle_root)
@@ -70,12 +76,35 @@ def signed_digest(start: epb.SessionStart) -> tuple[str, bytes]:
     return name, message_digest(name, message)
 
 
+def _share_fields(start: epb.SessionStart) -> tuple[Any, ...]:
+    if start.kind == epb.SESSION_KIND_REPAIR:
+        r = start.repair_party_id
+        return (start.party_ids, start.threshold, start.source_signers, r, start.new_party_keys[r])
+    return (
+        start.source_party_ids,
+        start.source_threshold,
+        start.source_signers,
+        start.party_ids,
+        start.threshold,
+        start.new_party_keys,
+    )
+
+
+def _share_preimage(start: epb.SessionStart) -> tuple[str, bytes]:
+    """A reshare dealer's or a repair helper's approval: its name and the bytes its digest hashes
+    (door.digests), which the policy service is sent as the message to read and rehash."""
+    if start.kind == epb.SESSION_KIND_REPAIR:
+        return REPAIR_APPROVAL_HASH, repair_preimage(*_share_fields(start))
+    return RESHARE_APPROVAL_HASH, reshare_preimage(*_share_fields(start))
+
+
 def approval_request(start: epb.SessionStart) -> ApprovalRequest:
     name, digest = signed_digest(start)
+    shared = start.kind in (epb.SESSION_KIND_REPAIR, epb.SESSION_KIND_RESHARE)
     return ApprovalRequest(
         key_id=start.key_id,
         message_hash=name,
-        message=bytes(start.message),
+        message=_share_preimage(start)[1] if shared else bytes(start.message),
         digest=digest,
         derivation_path=tuple(start.derivation_path),
         presignature_id=start.presignature_id,

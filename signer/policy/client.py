@@ -17,8 +17,12 @@ Wire format (JSON, UTF-8). Request: {"version": 2, "node_id", "request_id" (rand
 the enclave will hash by that rule; for "raw" the digest itself), "digest" (hex: the digest the
 host computed; a policy service recomputes it from the message rather than trust the host),
 "derivation_path" (list of ints), "presignature_id" (empty when presigning and signing run in one
-session), "session_id"}. Answer: {"decision": "approve", "expires_at": int, "signature": base64
-DER over the v2 approval message of docs/nitro.md §7} or {"decision": "reject", "reason": str}.
+session), "session_id"}. A reshare dealer's request has "message_hash" "reshare" and a repair
+helper's "repair": "message" is then the bytes the digest is SHA-256 of (door.digests
+`reshare_preimage` / `repair_preimage`: party sets, thresholds and the P-256 keys of the parties
+that receive shares), for the service to read and rehash. Answer: {"decision": "approve",
+"expires_at": int, "signature": base64 DER over the v2 approval message of docs/nitro.md §7} or
+{"decision": "reject", "reason": str}.
 """
 
 from __future__ import annotations

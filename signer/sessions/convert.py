@@ -49,6 +49,9 @@ MESSAGE_HASHES = {
 MAX_GG20_MESSAGE_BYTES = 64 * 1024
 # The session kinds whose result is a key (a DKGResult), stored as a new key record.
 KEY_MAKING_KINDS = frozenset({epb.SESSION_KIND_DKG, epb.SESSION_KIND_REFRESH, epb.SESSION_KIND_RESHARE})
+# The session kinds whose public result is a DKGResult: those, and a repair (the same key, whose
+# repaired party stores its rebuilt share under the key's own id).
+KEY_RESULT_KINDS = KEY_MAKING_KINDS | {epb.SESSION_KIND_REPAIR}
 STATES = {
     epb.SESSION_STATE_RUNNING: pb.SESSION_STATE_RUNNING,
     epb.SESSION_STATE_DONE: pb.SESSION_STATE_DONE,
@@ -207,9 +210,57 @@ def reshare_start(request: pb.StartReshareRequest) -> epb.SessionStart:
     return start
 
 
+def repair_start(request: pb.StartRepairRequest) -> epb.SessionStart:
+    """The enclave start of a FROST repair, without a helper's sealed share (it comes from the
+    key record: signer.api.operations.prepare_repair, which also checks the request against it)."""
+    protocol = _protocol(request.protocol)
+    if protocol not in FROST_PROTOCOLS:
+        raise InvalidArgument("a repair is for FROST keys; recover a GG20 share by a reshare (StartReshare)")
+    parties = _party_list(request.party_ids, "party_ids")
+    if not 2 <= request.threshold <= len(parties):
+        raise InvalidArgument("threshold (the key's) must be at least 2 and at most the number of party_ids")
+    if len(request.helpers) < request.threshold:
+        raise InvalidArgument(f"helpers must list at least the key's threshold ({request.threshold}) of parties")
+    helpers = _party_list(request.helpers, "helpers")
+    r = request.repair_party_id
+    if r not in parties:
+        raise InvalidArgument("repair_party_id must be one of party_ids")
+    if any(h not in parties for h in helpers):
+        raise InvalidArgument("helpers must be parties of party_ids")
+    if r in helpers:
+        raise InvalidArgument("repair_party_id cannot be one of helpers: its share is the one lost")
+    if request.self_party_id != r and request.self_party_id not in helpers:
+        raise InvalidArgument("self_party_id must be repair_party_id or one of helpers")
+    if len(request.public_key) > MAX_SOURCE_KEY_BYTES:
+        raise InvalidArgument("public_key is longer than any key of this service")
+    if len(request.chain_code) not in (0, CHAIN_CODE_BYTES):
+        raise InvalidArgument(f"chain_code must be {CHAIN_CODE_BYTES} bytes or empty")
+    key = request.repair_party_key
+    if len(key) != IDENTITY_KEY_BYTES or key[0] != 4:
+        raise InvalidArgument("repair_party_key must be a P-256 public key, SEC1 uncompressed (65 bytes)")
+    start = epb.SessionStart(
+        session_id=_session_id(request.session_id),
+        protocol=protocol,
+        kind=epb.SESSION_KIND_REPAIR,
+        key_id=_key_id(request.key_id),
+        party_ids=parties,
+        self_party_id=request.self_party_id,
+        threshold=request.threshold,
+        source_signers=helpers,
+        repair_party_id=r,
+        source_public_key=request.public_key,
+        source_chain_code=request.chain_code,
+    )
+    start.new_party_keys[r] = key
+    return start
+
+
 def session_parties(start: epb.SessionStart) -> list[str]:
-    """Who takes part in a session (sends and receives its messages): its party_ids, and for a
-    reshare also the dealers that leave the set."""
+    """Who takes part in a session (sends and receives its messages): its party_ids, for a
+    reshare also the dealers that leave the set, and for a repair only the helpers and the
+    repaired party (the key's other parties take no part)."""
+    if start.kind == epb.SESSION_KIND_REPAIR:
+        return [*start.source_signers, start.repair_party_id]
     parties = list(start.party_ids)
     if start.kind == epb.SESSION_KIND_RESHARE:
         parties += [d for d in start.source_signers if d not in parties]
@@ -316,7 +367,8 @@ def fingerprint(
     | pb.StartSignRequest
     | pb.StartPresignRequest
     | pb.StartRefreshRequest
-    | pb.StartReshareRequest,
+    | pb.StartReshareRequest
+    | pb.StartRepairRequest,
 ) -> bytes:
     """Identity of a start request, for idempotent starts (deterministic serialization)."""
     return hashlib.sha256(type(request).__name__.encode() + request.SerializeToString(deterministic=True)).digest()
@@ -359,7 +411,8 @@ def to_enclave_messages(messages: Sequence[pb.ProtocolMessage]) -> list[epb.Encl
 
 def dkg_result(result: epb.SessionResult, start: epb.SessionStart) -> pb.DKGResult:
     """The public result of a key generation, a refresh or a reshare (whose predecessor is the
-    source key; a reshare's party_ids and threshold are the new key's)."""
+    source key; a reshare's party_ids and threshold are the new key's), or a repair (the key
+    itself: its own id, no predecessor)."""
     return pb.DKGResult(
         key_id=result.key_id,
         public_key=result.public_key,

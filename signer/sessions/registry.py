@@ -510,7 +510,7 @@ class Sessions:
         if session.state != pb.SESSION_STATE_DONE or session.result is None:
             return None
         r = session.result
-        if session.kind in convert.KEY_MAKING_KINDS:
+        if session.kind in convert.KEY_RESULT_KINDS:
             return pb.SessionResult(dkg=convert.dkg_result(r, session.start))
         if session.kind == epb.SESSION_KIND_SIGN:
             return pb.SessionResult(sign=convert.sign_result(r, session.signature_encoding))

@@ -18,8 +18,10 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _HEX_RE = re.compile(r"(?:[0-9a-f]{2}){1,128}")
 
-Operation = Literal["dkg", "sign", "presign", "refresh", "reshare", "import", "export", "retire"]
-OPERATIONS: frozenset[str] = frozenset({"dkg", "sign", "presign", "refresh", "reshare", "import", "export", "retire"})
+Operation = Literal["dkg", "sign", "presign", "refresh", "reshare", "repair", "import", "export", "retire"]
+OPERATIONS: frozenset[str] = frozenset(
+    {"dkg", "sign", "presign", "refresh", "reshare", "repair", "import", "export", "retire"}
+)
 Result = Literal["ok", "failed"]
 PresigState = Literal["available", "consumed"]
 KeyState = Literal["active", "retired"]

@@ -1,7 +1,7 @@
 """Random request fields and random bodies on every unary session method of SignerService.
 
-Hypothesis fills every field of StartDKG, StartSign, StartPresign, StartRefresh,
-SubmitProtocolMessage and the four status requests with hostile values (control characters,
+Hypothesis fills every field of StartDKG, StartSign, StartPresign, StartRefresh, StartRepair,
+SubmitProtocolMessage and the five status requests with hostile values (control characters,
 trailing newlines, NUL, long and non-ASCII ids, out-of-range enums and integers, duplicate and
 oversized party lists, envelopes with valid HMACs and without), and sends arbitrary bytes as the
 body of each method. Every call carries a valid service JWT over mTLS. The answer is OK or a
@@ -156,6 +156,25 @@ def requests(method: str, fz: Fuzzing) -> st.SearchStrategy[Any]:
         return st.one_of(
             st.builds(pb.StartRefreshRequest, **hostile), near_valid(pb.StartRefreshRequest, valid, hostile)
         )
+    if method == "StartRepair":
+        hostile = dict(
+            session_id=ids,
+            protocol=protocols,
+            key_id=key_ids,
+            party_ids=party_lists,
+            self_party_id=ids,
+            threshold=u32,
+            messages=messages,
+            helpers=party_lists,
+            repair_party_id=ids,
+            public_key=st.binary(max_size=40),
+            chain_code=st.binary(max_size=40),
+            repair_party_key=st.one_of(
+                st.binary(max_size=80), st.binary(min_size=64, max_size=64).map(b"\x04".__add__)
+            ),
+        )
+        valid = {**signs, "key_id": KEY_IDS[FROST], "threshold": 2, "helpers": list(PARTIES), "repair_party_id": "x"}
+        return st.one_of(st.builds(pb.StartRepairRequest, **hostile), near_valid(pb.StartRepairRequest, valid, hostile))
     if method == "SubmitProtocolMessage":
         return st.builds(
             pb.SubmitProtocolMessageRequest,
@@ -171,6 +190,7 @@ def requests(method: str, fz: Fuzzing) -> st.SearchStrategy[Any]:
         "GetSignStatus": pb.GetSignStatusRequest,
         "GetPresignStatus": pb.GetPresignStatusRequest,
         "GetRefreshStatus": pb.GetRefreshStatusRequest,
+        "GetRepairStatus": pb.GetRepairStatusRequest,
     }[method]
     return st.builds(request_type, session_id=ids)
 
@@ -185,6 +205,8 @@ METHODS = [
     "GetPresignStatus",
     "StartRefresh",
     "GetRefreshStatus",
+    "StartRepair",
+    "GetRepairStatus",
 ]
 
 

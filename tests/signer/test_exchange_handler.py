@@ -40,7 +40,7 @@ class Servicer:
         raise AssertionError("not called")
 
     StartDKG = StartPresign = GetPresignStatus = SubmitProtocolMessage = _unused
-    StartRefresh = GetRefreshStatus = StartReshare = GetReshareStatus = _unused
+    StartRefresh = GetRefreshStatus = StartReshare = GetReshareStatus = StartRepair = GetRepairStatus = _unused
     GetKey = ListKeys = RetireKey = _unused
 
 

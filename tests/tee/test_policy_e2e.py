@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -38,9 +39,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2
 
+from door.digests import REPAIR_APPROVAL_TAG, RESHARE_APPROVAL_TAG
 from mpc.v1 import signer_pb2 as pb
+from signer.auth.envelope import HmacKeyRing
+from signer.client.local import LocalNode
 from signer.client.relay import Relay
-from signer.client.spec import SessionSpec
+from signer.client.spec import SessionSpec, repair_spec, reshare_spec
 from signer.policy.client import NODE_HEADER, REQUEST_DOMAIN, SIGNATURE_HEADER
 from tests.engine.test_gg20 import ckd_pub
 from tests.service.conftest import FROST, GG20, KECCAK, all_ok, check_signature, dkg, keccak, presign, sign
@@ -128,6 +132,8 @@ def recompute(rule: str, message: bytes) -> bytes:
     """The digest rules as an operator's policy service would write them (hashlib, pycryptodome)."""
     if rule == "raw":
         return message
+    if rule in ("reshare", "repair"):  # the message is the digest's preimage (door.digests)
+        return hashlib.sha256(message).digest()
     if rule == "sha256":
         return hashlib.sha256(message).digest()
     if rule == "double-sha256":
@@ -457,3 +463,57 @@ async def test_approval_replayed_after_an_enclave_restart_is_fenced(  # type: ig
         nacl.signing.VerifyKey(dkg_result.public_key).verify(other, result.signature)
     finally:
         callback.mode, callback.lifetime = "approve", 120
+
+
+async def test_a_repair_helper_and_a_reshare_dealer_ask_the_policy(node, connect, callback, ring: HmacKeyRing) -> None:  # type: ignore[no-untyped-def]
+    """With a policy configured, a repair helper's host asks the callback ("repair") before its
+    enclave rebuilds a party's share for the key listed for it, and a reshare dealer's host asks
+    too ("reshare"): the request's message is the digest's preimage, which names the P-256 key the
+    share goes to, so the service can read what it approves. Approved, both finish and the key
+    signs (PyNaCl); rejected, the start is PERMISSION_DENIED and nothing runs."""
+    parties = ("client", NODE, "backup")
+    callback.mode = "approve"
+    n = connect(node)
+    # the backup is a local party allowed to deal without a policy; the node has one
+    backup, client = LocalNode(ring, deal_without_policy=True), LocalNode(ring)
+    fresh, spare, recovered = LocalNode(ring), LocalNode(ring), LocalNode(ring)
+    try:
+        key = await dkg(Relay({"client": client, NODE: n, "backup": backup}), FROST, parties, 2)
+        relay = Relay({"client": fresh, NODE: n, "backup": backup})
+        spec = repair_spec(f"repair-{secrets.token_hex(6)}", key, (NODE, "backup"), "client")
+        results = all_ok(await relay.run(spec))
+        assert {r.dkg.key_id for r in results.values()} == {key.key_id}
+        asked = callback.requests[-1]
+        assert (asked["message_hash"], asked["session_id"], asked["key_id"]) == ("repair", spec.session_id, key.key_id)
+        preimage = bytes.fromhex(asked["message"])
+        assert hashlib.sha256(preimage).hexdigest() == asked["digest"] and preimage.startswith(REPAIR_APPROVAL_TAG)
+        assert preimage.endswith(len(fresh.identity_public_key).to_bytes(4, "big") + fresh.identity_public_key)
+        signed = await relay_sign(relay, key.key_id, b"repaired under a policy", f"s-{secrets.token_hex(6)}")
+        nacl.signing.VerifyKey(key.public_key).verify(b"repaired under a policy", signed.signature)
+
+        callback.mode = "reject"
+        try:
+            refused = repair_spec(f"repair-{secrets.token_hex(6)}", key, (NODE, "backup"), "client")
+            request = dataclasses.replace(refused, new_party_keys={"client": spare.identity_public_key})
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await n.start_repair(request.repair_request(NODE))
+        finally:
+            callback.mode = "approve"
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "amount above the daily limit" in (err.value.details() or "")
+        assert callback.requests[-1]["message_hash"] == "repair"
+
+        relay = Relay({"client": recovered, NODE: n, "backup": backup})
+        spec = reshare_spec(f"reshare-{secrets.token_hex(6)}", key, parties, 2, (NODE, "backup"))
+        new = all_ok(await relay.run(spec))[NODE].dkg
+        assert new.public_key == key.public_key and new.predecessor_key_id == key.key_id
+        asked = callback.requests[-1]
+        assert (asked["message_hash"], asked["session_id"]) == ("reshare", spec.session_id)
+        preimage = bytes.fromhex(asked["message"])
+        assert hashlib.sha256(preimage).hexdigest() == asked["digest"] and preimage.startswith(RESHARE_APPROVAL_TAG)
+        assert recovered.identity_public_key in preimage
+        signed = await relay_sign(relay, new.key_id, b"reshared under a policy", f"s-{secrets.token_hex(6)}")
+        nacl.signing.VerifyKey(key.public_key).verify(b"reshared under a policy", signed.signature)
+    finally:
+        for local_node in (backup, client, fresh, spare, recovered):
+            await local_node.close()
